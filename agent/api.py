@@ -1,0 +1,134 @@
+"""The till API (shared/spec/contract.md): what POS programs call on the outlet's agent.
+
+Promises: every endpoint answers from the local replica without waiting for the network
+(invariant 3); bodies are validated before anything is written; when the agent listens
+beyond loopback every call needs the till token. Must never: call HQ in a request.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Response
+from pydantic import Field
+
+from agent import customers, gifts, httperrors, identification, sales
+from agent.outlet import Outlet
+from agent.status import outlet_status
+from schema.api import (
+    CustomerIn,
+    CustomerPatch,
+    IdentifierIn,
+    IdentifyIn,
+    QuoteIn,
+    RedemptionIn,
+    SaleIn,
+    Strict,
+)
+from schema.errors import Unauthorized
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+class PinIn(Strict):
+    pin: str = Field(pattern=r"^\d{4,8}$")
+
+
+class IdentifierStatusIn(Strict):
+    kind: str = Field(max_length=20)
+    value: str = Field(min_length=1, max_length=200)
+    status: str = Field(pattern=r"^(active|blocked|lost)$")
+
+
+class StockMoveIn(Strict):
+    qty: int = Field(ge=-100_000, le=100_000)
+    reason: str = Field(pattern=r"^(receipt|transfer_in|transfer_out|correction)$")
+    reference: str = Field("", max_length=200)
+
+
+def create_app(outlet: Outlet, till_token: str | None = None,
+               extra_status: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        if till_token is None:
+            return
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), till_token.encode()):
+            raise Unauthorized("this agent needs the till token (Authorization: Bearer ...)")
+
+    app = FastAPI(title=f"Loyalty agent {outlet.outlet_id}", version="1",
+                  dependencies=[Depends(authorised)])
+    httperrors.install(app)
+    app.state.outlet = outlet
+
+    @app.get("/v1/status")
+    def status() -> dict[str, Any]:
+        return {**outlet_status(outlet), **(extra_status() if extra_status else {})}
+
+    @app.post("/v1/customers", status_code=201)
+    def register(body: CustomerIn) -> dict[str, str]:
+        return customers.register(outlet, body)
+
+    @app.get("/v1/customers")
+    def search(q: Annotated[str, Query(min_length=1, max_length=100)]) -> list[dict[str, Any]]:
+        return customers.search(outlet, q)
+
+    @app.get("/v1/customers/{customer_id}")
+    def customer(customer_id: str) -> dict[str, Any]:
+        return customers.profile(outlet, customer_id)
+
+    @app.patch("/v1/customers/{customer_id}")
+    def edit(customer_id: str, body: CustomerPatch) -> dict[str, Any]:
+        return customers.update(outlet, customer_id, body)
+
+    @app.post("/v1/customers/{customer_id}/identifiers", status_code=201)
+    def add_identifier(customer_id: str, body: IdentifierIn) -> dict[str, str]:
+        customers.add_identifier(outlet, customer_id, body)
+        return {"kind": body.kind, "status": "active"}
+
+    @app.post("/v1/identifiers/status")
+    def identifier_status(body: IdentifierStatusIn) -> dict[str, str]:
+        customers.set_identifier_status(outlet, body.kind, body.value, body.status)
+        return {"kind": body.kind, "status": body.status}
+
+    @app.post("/v1/customers/{customer_id}/pin", status_code=204)
+    def set_pin(customer_id: str, body: PinIn) -> Response:
+        customers.set_pin(outlet, customer_id, body.pin)
+        return Response(status_code=204)
+
+    @app.post("/v1/identify")
+    def identify(body: IdentifyIn) -> dict[str, Any]:
+        return identification.identify(outlet, body.kind, body.value, body.till_id, body.pin)
+
+    @app.post("/v1/quotes", status_code=201)
+    def quote(body: QuoteIn) -> dict[str, Any]:
+        return sales.quote(outlet, body)
+
+    @app.post("/v1/sales", status_code=201)
+    def sell(body: SaleIn, response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+        answer, fresh = sales.sell(outlet, body, key)
+        if not fresh:
+            response.headers["Idempotent-Replayed"] = "true"
+        return answer
+
+    @app.post("/v1/redemptions", status_code=201)
+    def redeem(body: RedemptionIn, key: IdempotencyKey = None) -> dict[str, Any]:
+        return gifts.redeem(outlet, body, key)
+
+    @app.get("/v1/gifts")
+    def gift_stock() -> list[dict[str, Any]]:
+        return gifts.stock(outlet)
+
+    @app.post("/v1/gifts/{sku}/stock")
+    def move_stock(sku: str, body: StockMoveIn) -> dict[str, Any]:
+        left = gifts.move_stock(outlet, sku, body.qty, body.reason, body.reference)
+        return {"sku": sku, "stock": left}
+
+    @app.get("/v1/tills/{till_id}/identification", response_model=None)
+    async def next_read(till_id: str, wait: Annotated[float, Query(ge=0, le=60)] = 0) -> Any:
+        read = await outlet.tills.next(till_id, wait)
+        return Response(status_code=204) if read is None else read
+
+    return app
+

@@ -1,0 +1,116 @@
+"""The `loyalty` command: a thin layer over the library (shared/spec/contract.md).
+
+The one place errors become CLI output: `error [code]: message` on stderr, exit status 1
+(2 for a usage mistake). Output meant for scripts (tokens) is on the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+from schema.errors import LoyaltyError
+
+
+class LoyaltyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LoyaltyError as exc:
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=LoyaltyGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """Offline-first loyalty for retail and hospitality chains."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--link", type=click.Choice(["router", "modem"]), default="router",
+              show_default=True, help="How the demo outlets reach headquarters.")
+def demo(link: str) -> None:
+    """Run a scripted day of a small chain on temporary SQLite files."""
+    from agent.demo import run_demo
+
+    run_demo(link=link, out=click.echo)
+
+
+@main.group(cls=LoyaltyGroup)
+def agent() -> None:
+    """The outlet agent."""
+
+
+@agent.command("serve")
+@click.option("--db", help="The outlet's SQLite file (created if new).")
+@click.option("--outlet", help="This outlet's id (needed for a new database).")
+@click.option("--hq", help="Headquarters URL, e.g. http://hq.example:8700.")
+@click.option("--token", help="This outlet's token from `loyalty hq outlet-add`.")
+@click.option("--host", help="Address of the till API [127.0.0.1].")
+@click.option("--port", type=int, help="Port of the till API [8701].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML configuration file; options given here win over it.")
+@click.option("--till-token", help="Token tills must send when listening beyond loopback.")
+@click.option("--card-range", type=int, help="This outlet's card number range (from HQ).")
+def agent_serve(config_path: str | None, **options: Any) -> None:
+    """Serve the till API, run the sync loop and the card readers."""
+    from agent import config
+    from agent.runtime import serve
+
+    serve(config.load(config_path, **options))
+
+
+@main.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(db: str, as_json: bool) -> None:
+    """The store manager's view: sync state, pending events, counts, errors."""
+    from agent.replica import open_replica
+    from agent.status import replica_status
+
+    replica = open_replica(db)
+    try:
+        figures = replica_status(replica)
+    finally:
+        replica.close()
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    click.echo(render_status(figures))
+
+
+def render_status(figures: dict[str, Any]) -> str:
+    counts = figures.get("counts", {})
+    rows = [
+        ("Outlet", figures["outlet_id"]),
+        ("Link", figures.get("link")),
+        ("Pending events", figures["pending_events"]),
+        ("Oldest pending", figures.get("oldest_pending_at") or "-"),
+        ("Queue stuck", "YES - check the link to HQ" if figures.get("queue_stuck") else "no"),
+        ("Last sync", figures.get("last_sync_at") or "never"),
+        ("Last sync error", figures.get("last_sync_error") or "-"),
+        ("Cursor", figures["cursor"]),
+        ("Last sale", figures.get("last_sale_at") or "-"),
+        ("Customers", counts.get("customers", 0)),
+        ("Sales", counts.get("sales", 0)),
+        ("Redemptions", counts.get("redemptions", 0)),
+    ]
+    for key in ("next_dial_at", "last_session"):
+        if key in figures:
+            rows.append((key.replace("_", " ").capitalize(), figures[key]))
+    for reader in figures.get("readers", []):
+        rows.append((f"Reader {reader.get('name')}", f"{reader.get('state')} "
+                     f"{reader.get('last_error') or ''}".strip()))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

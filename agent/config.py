@@ -1,0 +1,71 @@
+"""The agent's configuration file (TOML, `--config`), validated with pydantic.
+
+Options given on the command line win over the file. Promises: an invalid file is a
+`config_error` that names the key and says what is expected. Must never: log the token.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schema.errors import ConfigError
+
+
+class ReaderEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["magstripe", "barcode", "callerid", "key", "pcsc"]
+    port: str | None = None
+    reader: str | None = None
+    till: str = Field(min_length=1, max_length=40)
+    name: str | None = None
+    baudrate: int = 9600
+
+
+class ModemEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    port: str
+    number: str
+    init: str = "ATZ"
+    schedule: str = "every 2h"
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outlet: str | None = None
+    db: str | None = None
+    hq: str | None = None
+    token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8701
+    till_token: str | None = None
+    card_range: int | None = Field(None, ge=1, le=9999)
+    readers: list[ReaderEntry] = []
+    modem: ModemEntry | None = None
+
+    def __repr__(self) -> str:  # the tokens never reach a log line
+        return f"AgentConfig(outlet={self.outlet!r}, db={self.db!r}, hq={self.hq!r})"
+
+
+def load(path: str | Path | None, **overrides: Any) -> AgentConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"no config file at {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path or 'options'}: {where}: {first['msg']}") from exc

@@ -1,0 +1,222 @@
+"""Customers and their identifiers at the outlet: register, edit, look up, search, PINs.
+
+Every change is a fact in the outbox written in the same transaction as its local effect.
+Promises: a registered customer gets a club card number from this outlet's range; a
+picture is stored only if it is a PNG/JPEG of at most 300x300; a PIN only as a salted
+slow hash, locked after `pin.MAX_FAILURES` wrong tries. Must never: return or log a PIN
+or its hash, or give two customers the same identifier.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from agent import cardnumber, pin, picture
+from agent.replica import meta_in, set_meta
+from schema import tallystore
+from schema.api import CustomerIn, CustomerPatch, IdentifierIn
+from schema.errors import Conflict, CustomerUnknown, InvalidRequest, PinInvalid, PinLocked
+from schema.events import (
+    CustomerRegistered,
+    CustomerUpdated,
+    IdentifierAdded,
+    IdentifierStatusChanged,
+    PinSet,
+    Profile,
+    new_id,
+)
+from sync import outbox
+
+if TYPE_CHECKING:
+    from agent.outlet import Outlet
+
+PROFILE_COLUMNS = [name for name in Profile.model_fields if name != "picture"]
+
+
+def search_key(fields: dict[str, Any]) -> str:
+    parts = (fields.get("surname"), fields.get("given_name"), fields.get("name"))
+    return " ".join(p.lower() for p in parts if p)
+
+
+def register(outlet: Outlet, body: CustomerIn) -> dict[str, str]:
+    category = body.category or outlet.default_category()
+    outlet.require_category(category, body.promo_category)
+    if body.picture:
+        picture.decode(body.picture)
+    pin_hash = pin.hash_pin(body.pin) if body.pin else None
+    profile = Profile(**body.model_dump(exclude={"pin", "category"}), category=category)
+    with outlet.db.write() as conn:
+        serial = int(meta_in(conn, "card_serial", "0") or 0) + 1
+        card = cardnumber.make(outlet.card_range(conn), serial)
+        set_meta(conn, "card_serial", serial)
+        customer_id = new_id()
+        event = outbox.append(conn, outlet.outlet_id, CustomerRegistered(
+            customer_id=customer_id, card_number=card, profile=profile))
+        upsert_customer(conn, customer_id, profile.model_dump(exclude_none=True),
+                        created_at=event.at, origin=outlet.outlet_id)
+        put_identifier(conn, customer_id, "card", card, "active")
+        if pin_hash:
+            outbox.append(conn, outlet.outlet_id, PinSet(customer_id=customer_id, pin_hash=pin_hash))
+            conn.execute("UPDATE customers SET pin_hash = ? WHERE customer_id = ?",
+                         (pin_hash, customer_id))
+    outlet.committed()
+    return {"customer_id": customer_id, "card_number": card}
+
+
+def upsert_customer(conn: sqlite3.Connection, customer_id: str, fields: dict[str, Any],
+                    created_at: str, origin: str | None = None) -> None:
+    """Creates or updates a customer row from profile fields (local or from HQ)."""
+    values = {k: v for k, v in fields.items() if k in PROFILE_COLUMNS or k == "status"}
+    if "approved_actions" in values:
+        values["approved_actions"] = json.dumps(values["approved_actions"])
+    if "picture" in fields:
+        values["picture"] = base64.b64decode(fields["picture"]) if fields["picture"] else None
+    exists = conn.execute("SELECT 1 FROM customers WHERE customer_id = ?", (customer_id,)).fetchone()
+    if exists is None:
+        values.setdefault("kind", "person")
+        values.setdefault("category", "D")
+        cols = ["customer_id", "created_at", "origin_outlet", *values]
+        conn.execute(
+            f"INSERT INTO customers ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [customer_id, created_at, origin, *values.values()],
+        )
+    elif values:
+        conn.execute(
+            f"UPDATE customers SET {', '.join(f'{k} = ?' for k in values)} WHERE customer_id = ?",
+            [*values.values(), customer_id],
+        )
+    row = conn.execute("SELECT surname, given_name, name FROM customers WHERE customer_id = ?",
+                       (customer_id,)).fetchone()
+    conn.execute("UPDATE customers SET search_name = ? WHERE customer_id = ?",
+                 (search_key(dict(row)), customer_id))
+
+
+def put_identifier(conn: sqlite3.Connection, customer_id: str, kind: str, value: str,
+                   status: str) -> None:
+    owner = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
+                         (kind, value)).fetchone()
+    if owner is not None and owner[0] != customer_id:
+        raise Conflict(f"this {kind} already belongs to another customer", kind=kind)
+    conn.execute(
+        "INSERT INTO identifiers (kind, value, customer_id, status) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (kind, value) DO UPDATE SET status = excluded.status",
+        (kind, value, customer_id, status),
+    )
+
+
+def update(outlet: Outlet, customer_id: str, patch: CustomerPatch) -> dict[str, Any]:
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidRequest("nothing to change")
+    if patch.picture:
+        picture.decode(patch.picture)
+    with outlet.db.write() as conn:
+        require_customer(conn, customer_id)
+        outbox.append(conn, outlet.outlet_id, CustomerUpdated(
+            customer_id=customer_id, changes=Profile(**changes)))
+        upsert_customer(conn, customer_id, changes, created_at="")
+    outlet.committed()
+    return profile(outlet, customer_id)
+
+
+def add_identifier(outlet: Outlet, customer_id: str, ident: IdentifierIn) -> None:
+    with outlet.db.write() as conn:
+        require_customer(conn, customer_id)
+        put_identifier(conn, customer_id, ident.kind, ident.value, "active")
+        outbox.append(conn, outlet.outlet_id, IdentifierAdded(
+            customer_id=customer_id, kind=ident.kind, value=ident.value))
+    outlet.committed()
+
+
+def set_identifier_status(outlet: Outlet, kind: str, value: str, status: str) -> None:
+    with outlet.db.write() as conn:
+        row = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
+                           (kind, value)).fetchone()
+        if row is None:
+            raise InvalidRequest(f"no such {kind}", kind=kind)
+        conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
+                     (status, kind, value))
+        outbox.append(conn, outlet.outlet_id, IdentifierStatusChanged(
+            kind=kind, value=value, status=status))  # type: ignore[arg-type]
+    outlet.committed()
+
+
+def set_pin(outlet: Outlet, customer_id: str, new_pin: str) -> None:
+    pin_hash = pin.hash_pin(new_pin)
+    with outlet.db.write() as conn:
+        require_customer(conn, customer_id)
+        outbox.append(conn, outlet.outlet_id, PinSet(customer_id=customer_id, pin_hash=pin_hash))
+        conn.execute("UPDATE customers SET pin_hash = ?, pin_failures = 0 WHERE customer_id = ?",
+                     (pin_hash, customer_id))
+    outlet.committed()
+
+
+def check_pin(outlet: Outlet, customer_id: str, given: str) -> None:
+    """Verifies a PIN; counts failures and locks after MAX_FAILURES (reset by a new PIN)."""
+    row = outlet.db.one("SELECT pin_hash, pin_failures FROM customers WHERE customer_id = ?",
+                        (customer_id,))
+    if row is None or row["pin_hash"] is None:
+        return
+    if row["pin_failures"] >= pin.MAX_FAILURES:
+        raise PinLocked("PIN locked after repeated failures; set a new PIN at the desk")
+    ok = pin.verify(given, row["pin_hash"])
+    with outlet.db.write() as conn:
+        conn.execute("UPDATE customers SET pin_failures = ? WHERE customer_id = ?",
+                     (0 if ok else row["pin_failures"] + 1, customer_id))
+    if not ok:
+        raise PinInvalid("wrong PIN")
+
+
+def require_customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (customer_id,)).fetchone()
+    if row is None:
+        raise CustomerUnknown("no such customer", customer=customer_id)
+    return row
+
+
+def profile(outlet: Outlet, customer_id: str) -> dict[str, Any]:
+    with outlet.db.read() as conn:
+        row = require_customer(conn, customer_id)
+        tally = tallystore.load(conn, customer_id)
+        idents = conn.execute(
+            "SELECT kind, value, status FROM identifiers WHERE customer_id = ? ORDER BY kind, value",
+            (customer_id,)).fetchall()
+    data = {k: row[k] for k in PROFILE_COLUMNS if row[k] is not None}
+    data["approved_actions"] = json.loads(row["approved_actions"])
+    data["email_consent"] = bool(row["email_consent"])
+    limit = outlet.credit_limit(row["category"])
+    return {
+        "customer_id": customer_id,
+        **data,
+        "status": row["status"],
+        "category": row["category"],
+        "has_picture": row["picture"] is not None,
+        "has_pin": row["pin_hash"] is not None,
+        "identifiers": [dict(i) for i in idents],
+        "points_balance": tally.points_balance,
+        "credit_balance": tally.credit_outstanding,
+        "credit_limit": limit,
+        "credit_available": max(0, limit - tally.credit_outstanding),
+        "statistics": tally.statistics(),
+    }
+
+
+def search(outlet: Outlet, text: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Customers whose surname, given name or organisation name starts with `text`."""
+    needle = text.strip().lower()
+    if not needle:
+        raise InvalidRequest("say what to search for")
+    rows = outlet.db.all(
+        "SELECT customer_id, kind, given_name, surname, name, status, category, room FROM customers "
+        "WHERE search_name >= ? AND search_name < ? OR search_name LIKE ? ORDER BY search_name LIMIT ?",
+        (needle, needle + "\uffff", f"% {needle}%", limit))
+    return [dict(r) for r in rows]
+
+
+def display_name(row: sqlite3.Row | dict[str, Any]) -> str:
+    if row["kind"] == "organisation":
+        return str(row["name"])
+    return f"{row['given_name']} {row['surname']}"

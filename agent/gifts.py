@@ -1,0 +1,107 @@
+"""Gifts at the reception desk: stock per outlet and redemptions for points.
+
+Promises: a redemption takes the points and the stock in one transaction together with
+its fact (which is the hand-out's tax evidence), or refuses with `insufficient_points`,
+`out_of_stock`, `gift_unknown`; stock moves (receipts, transfers) are facts too. Must
+never: let stock go below zero, or hand out a gift twice for one Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from agent import identification, receipts
+from schema import tallystore
+from schema.api import RedemptionIn
+from schema.errors import GiftUnknown, InsufficientPoints, InvalidRequest, OutOfStock
+from schema.events import GiftRedeemed, StockMoved, new_id
+from schema.ledger import tally_of
+from sync import outbox
+
+if TYPE_CHECKING:
+    from agent.outlet import Outlet
+
+
+def receive(conn: sqlite3.Connection, outlet_id: str, sku: str, qty: int, reason: str,
+            reference: str = "") -> None:
+    """Moves `qty` (negative: out) of a gift's stock at this outlet, as a fact."""
+    have = stock_in(conn, sku)
+    if have + qty < 0:
+        raise OutOfStock(f"only {have} in stock", gift=sku)
+    outbox.append(conn, outlet_id, StockMoved(gift_sku=sku, qty=qty, reason=reason,  # type: ignore[arg-type]
+                                              reference=reference))
+    conn.execute("INSERT INTO gift_stock (gift_sku, qty) VALUES (?, ?) "
+                 "ON CONFLICT (gift_sku) DO UPDATE SET qty = qty + excluded.qty", (sku, qty))
+
+
+def stock_in(conn: sqlite3.Connection, sku: str) -> int:
+    row = conn.execute("SELECT qty FROM gift_stock WHERE gift_sku = ?", (sku,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def move_stock(outlet: Outlet, sku: str, qty: int, reason: str, reference: str = "") -> int:
+    if sku not in outlet.programme.gifts:
+        raise GiftUnknown("no such gift", gift=sku)
+    if qty == 0:
+        raise InvalidRequest("a stock move needs a non-zero quantity")
+    with outlet.db.write() as conn:
+        receive(conn, outlet.outlet_id, sku, qty, reason, reference)
+        left = stock_in(conn, sku)
+    outlet.committed()
+    return left
+
+
+def stock(outlet: Outlet) -> list[dict[str, Any]]:
+    rows = {r["gift_sku"]: r["qty"] for r in outlet.db.all("SELECT * FROM gift_stock")}
+    return [{"sku": g.sku, "name": g.name, "points_cost": g.points_cost, "stock": rows.get(g.sku, 0)}
+            for g in outlet.programme.gifts.values()]
+
+
+def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None) -> dict[str, Any]:
+    gift = outlet.programme.gifts.get(body.gift_sku)
+    if gift is None:
+        raise GiftUnknown("no such gift", gift=body.gift_sku)
+    cost = gift.points_cost * body.qty
+    with outlet.db.write() as conn:
+        if idempotency_key:
+            done = conn.execute("SELECT response FROM redemptions WHERE idempotency_key = ?",
+                                (idempotency_key,)).fetchone()
+            if done is not None:
+                return json.loads(done[0])  # type: ignore[no-any-return]
+        customer = identification.resolve(conn, "card", body.card)
+        customer_id = customer["customer_id"]
+        balance = tallystore.points_balance(conn, customer_id)
+        if balance < cost:
+            raise InsufficientPoints(f"needs {cost} points, the card has {balance}",
+                                     points_needed=cost, points_balance=balance)
+        outlet.check_offline_points(conn, customer, cost)
+        have = stock_in(conn, gift.sku)
+        if have < body.qty:
+            raise OutOfStock(f"{gift.name}: {have} left", gift=gift.sku)
+        fact = GiftRedeemed(redemption_id=new_id(), customer_id=customer_id, gift_sku=gift.sku,
+                            gift_name=gift.name, qty=body.qty, points_spent=cost,
+                            till_id=body.till_id)
+        event = outbox.append(conn, outlet.outlet_id, fact)
+        conn.execute("UPDATE gift_stock SET qty = qty - ? WHERE gift_sku = ?", (body.qty, gift.sku))
+        tallystore.add(conn, customer_id, tally_of(fact, event.at))
+        conn.execute("INSERT INTO ledger (seq, customer_id, kind, points, at) VALUES (?, ?, ?, ?, ?)",
+                     (event.seq, customer_id, "points_spent", -cost, event.at))
+        new_balance = balance - cost
+        answer = {
+            "redemption_id": fact.redemption_id,
+            "gift_sku": gift.sku,
+            "qty": body.qty,
+            "points_spent": cost,
+            "points_balance": new_balance,
+            "receipt_lines": receipts.redemption(outlet.outlet_id, body.card, gift.name, body.qty,
+                                                 cost, new_balance, event.at),
+        }
+        conn.execute(
+            "INSERT INTO redemptions (redemption_id, idempotency_key, seq, customer_id, gift_sku, "
+            "gift_name, qty, points_spent, till_id, at, response) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (fact.redemption_id, idempotency_key, event.seq, customer_id, gift.sku, gift.name,
+             body.qty, cost, body.till_id, event.at, json.dumps(answer)))
+    outlet.committed()
+    return answer

@@ -1,0 +1,88 @@
+"""Identifying a customer from anything they present: card, stripe, chip, key, phone...
+
+Promises: an identifier resolves to exactly one customer or to a clear refusal —
+`card_unknown`, `card_banned` (customer banned), `card_blocked`, `card_lost` — never to a
+new customer. A successful identification at a till records a visit (a fact). Works from
+the local replica alone. Must never: log a full card number.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from agent import cardnumber
+from agent.customers import check_pin, display_name
+from schema import tallystore
+from schema.errors import CardBanned, CardBlocked, CardLost, CardUnknown, mask_card
+from schema.events import VisitRecorded
+from sync import outbox
+
+if TYPE_CHECKING:
+    from agent.outlet import Outlet
+
+# A bare "card" value may be any physical card: try the club number first.
+CARD_KINDS = ("card", "barcode", "magstripe", "smartcard", "key")
+
+
+def normalise(kind: str, value: str) -> tuple[str, str]:
+    value = value.strip()
+    if kind == "phone":
+        digits = "".join(c for c in value if c.isdigit())
+        return kind, ("+" + digits if value.startswith("+") else digits)
+    if kind == "room":
+        return kind, value.upper()
+    if kind == "smartcard":
+        return kind, value.upper().replace(" ", "").replace(":", "")
+    return kind, value
+
+
+def resolve(conn: sqlite3.Connection, kind: str, value: str) -> sqlite3.Row:
+    """The customer behind an identifier, refusing unknown, lost, blocked and banned."""
+    kind, value = normalise(kind, value)
+    kinds = CARD_KINDS if kind == "card" else (kind,)
+    ident = None
+    for k in kinds:
+        ident = conn.execute(
+            "SELECT customer_id, status FROM identifiers WHERE kind = ? AND value = ?", (k, value)
+        ).fetchone()
+        if ident is not None:
+            break
+    masked = mask_card(value)
+    if ident is None:
+        hint = " (check digit wrong: re-scan)" if kind == "card" and value.isdigit() and len(
+            value) == cardnumber.LENGTH and not cardnumber.is_valid(value) else ""
+        raise CardUnknown(f"no customer has this {kind}{hint}", card=masked)
+    if ident["status"] == "lost":
+        raise CardLost(f"this {kind} was reported lost", card=masked)
+    if ident["status"] == "blocked":
+        raise CardBlocked(f"this {kind} is blocked", card=masked)
+    customer = conn.execute(
+        "SELECT * FROM customers WHERE customer_id = ?", (ident["customer_id"],)
+    ).fetchone()
+    if customer["status"] == "banned":
+        raise CardBanned("this customer is banned", card=masked)
+    return customer  # type: ignore[no-any-return]
+
+
+def identify(outlet: Outlet, kind: str, value: str, till_id: str | None = None,
+             pin: str | None = None) -> dict[str, Any]:
+    with outlet.db.read() as conn:
+        customer = resolve(conn, kind, value)
+    if pin is not None:
+        check_pin(outlet, customer["customer_id"], pin)
+    with outlet.db.write() as conn:
+        event = outbox.append(conn, outlet.outlet_id, VisitRecorded(
+            customer_id=customer["customer_id"], till_id=till_id, via=kind))  # type: ignore[arg-type]
+        conn.execute("INSERT INTO visits (seq, customer_id, till_id, via, at) VALUES (?, ?, ?, ?, ?)",
+                     (event.seq, customer["customer_id"], till_id, kind, event.at))
+        balance = tallystore.points_balance(conn, customer["customer_id"])
+    outlet.committed()
+    return {
+        "customer_id": customer["customer_id"],
+        "display_name": display_name(customer),
+        "kind": customer["kind"],
+        "status": customer["status"],
+        "category": customer["category"],
+        "points_balance": balance,
+    }

@@ -1,0 +1,113 @@
+"""One outlet's running state: its replica, programme, quotes, tills and commit listeners.
+
+The operations live in their own modules (customers, identification, sales, gifts) and
+take an `Outlet`; this object only holds what they share, and the policies that need it
+(categories, credit limits, offline floor limits). Promises: after every committed local
+fact the commit listeners run (the sync pushes from there), outside the transaction and
+never able to fail the till's request. Must never: perform network I/O itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.programme import Programme, seed_defaults
+from agent.quotes import QuoteBook
+from agent.replica import get_meta, meta_in, open_replica, set_meta
+from agent.tills import TillBoard
+from schema.errors import InvalidRequest, OfflineLimitExceeded
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CARD_RANGE = 1
+
+
+class Outlet:
+    def __init__(self, path: str | Path, outlet_id: str | None = None,
+                 card_range: int | None = None, chain: bool = False) -> None:
+        self.db = open_replica(path, outlet_id)
+        self.outlet_id = str(get_meta(self.db, "outlet_id"))
+        with self.db.write() as conn:
+            if card_range is not None:
+                set_meta(conn, "card_range", card_range)
+            if chain:
+                set_meta(conn, "chain", 1)
+            elif meta_in(conn, "chain") is None:
+                seed_defaults(conn, self.outlet_id)
+        self.programme = Programme.load(self.db)
+        self.quotes = QuoteBook()
+        self.tills = TillBoard()
+        self._listeners: list[Callable[[], None]] = []
+
+    # --- commit listeners -------------------------------------------------------------
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def committed(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:  # a listener must never fail a sale that is already durable
+                log.exception("commit listener failed")
+
+    # --- programme --------------------------------------------------------------------
+    def reload_programme(self) -> None:
+        self.programme = Programme.load(self.db)
+
+    def default_category(self) -> str:
+        return self.programme.default_category
+
+    def require_category(self, category: str, promo: str | None = None) -> None:
+        if category not in self.programme.categories:
+            known = ", ".join(sorted(self.programme.categories))
+            raise InvalidRequest(f"unknown category {category!r} (known: {known})")
+        if promo is not None and self.programme.rules.promotion(promo) is None:
+            raise InvalidRequest(f"unknown promotion category {promo!r}")
+
+    def credit_limit(self, category: str) -> int:
+        doc = self.programme.categories.get(category)
+        return 0 if doc is None else doc.credit_limit
+
+    def card_range(self, conn: sqlite3.Connection) -> int:
+        return int(meta_in(conn, "card_range") or DEFAULT_CARD_RANGE)
+
+    # --- offline floor limits (DESIGN.md invariant 5) ----------------------------------
+    def is_chain(self, conn: sqlite3.Connection) -> bool:
+        return meta_in(conn, "chain") is not None
+
+    def _unconfirmed(self, conn: sqlite3.Connection, customer: sqlite3.Row, kind: str,
+                     column: str) -> int:
+        row = conn.execute(
+            f"SELECT COALESCE(SUM(ABS({column})), 0) FROM ledger "
+            "WHERE customer_id = ? AND kind = ? AND seq > ?",
+            (customer["customer_id"], kind, customer["confirmed_through"])).fetchone()
+        return int(row[0])
+
+    def check_offline_points(self, conn: sqlite3.Connection, customer: sqlite3.Row,
+                             points: int) -> None:
+        """Refuses spending more points than HQ has confirmed plus the card's floor limit."""
+        if not self.is_chain(conn):
+            return
+        floor = self.programme.categories[customer["category"]].floor_points
+        spent = self._unconfirmed(conn, customer, "points_spent", "points")
+        if spent + points > floor:
+            raise OfflineLimitExceeded(
+                f"{spent + points} points not yet confirmed by HQ; offline limit is {floor}: "
+                "wait for the sync or ask HQ", floor_points=floor)
+
+    def check_offline_credit(self, conn: sqlite3.Connection, customer: sqlite3.Row,
+                             amount: int) -> None:
+        if not self.is_chain(conn):
+            return
+        floor = self.programme.categories[customer["category"]].floor_credit
+        charged = self._unconfirmed(conn, customer, "credit_charge", "amount")
+        if charged + amount > floor:
+            raise OfflineLimitExceeded(
+                f"{charged + amount} credit not yet confirmed by HQ; offline limit is {floor}",
+                floor_credit=floor)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,58 @@
+"""Quotes a till asked for, kept in memory until they are sold or expire.
+
+A quote is a priced basket bound to one customer; `POST /v1/sales` with its `quote_id`
+sells exactly what was quoted. Promises: a quote lives `TTL_S` seconds and is forgotten
+after; a restart forgets all quotes (the POS re-quotes on `quote_unknown`). Must never:
+be the only record of anything sold (sales are in the database).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from schema.errors import QuoteUnknown
+from schema.events import new_id
+
+TTL_S = 15 * 60
+MAX_QUOTES = 10_000
+
+
+@dataclass(frozen=True)
+class HeldQuote:
+    quote_id: str
+    customer_id: str
+    card: str
+    request: dict[str, Any]
+    priced: Any
+    created: float
+
+
+class QuoteBook:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._quotes: dict[str, HeldQuote] = {}
+
+    def hold(self, customer_id: str, card: str, request: dict[str, Any], priced: Any) -> HeldQuote:
+        quote = HeldQuote(new_id(), customer_id, card, request, priced, time.monotonic())
+        with self._lock:
+            self._expire()
+            self._quotes[quote.quote_id] = quote
+        return quote
+
+    def get(self, quote_id: str) -> HeldQuote:
+        with self._lock:
+            quote = self._quotes.get(quote_id)
+        if quote is None or time.monotonic() - quote.created > TTL_S:
+            raise QuoteUnknown("no such quote (expired or from before a restart): quote again")
+        return quote
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        stale = [q for q, h in self._quotes.items() if now - h.created > TTL_S]
+        for quote_id in stale:
+            del self._quotes[quote_id]
+        while len(self._quotes) >= MAX_QUOTES:
+            del self._quotes[next(iter(self._quotes))]

@@ -1,0 +1,46 @@
+"""The loyalty part of a receipt: short lines a till printer prints as they are (pure).
+
+Promises: every line is at most `WIDTH` characters; a card number appears masked to its
+last 4 digits. Must never: print a full card number, a PIN, or a customer's picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from schema.errors import mask_card
+
+WIDTH = 40
+
+
+def money(minor: int, decimals: int = 2) -> str:
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**decimals)
+    return f"{sign}{whole}.{frac:0{decimals}d}" if decimals else f"{sign}{whole}"
+
+
+def pair(left: str, right: str) -> str:
+    room = WIDTH - len(right) - 1
+    return f"{left[:room]:<{room}} {right}"
+
+
+def header(outlet_id: str, card: str, at: str) -> list[str]:
+    return [pair(f"Club card {mask_card(card)}", ""), pair(f"Outlet {outlet_id}", at[:16].replace("T", " "))]
+
+
+def sale(outlet_id: str, card: str, at: str, priced_lines: Sequence[str],
+         points_earned: int, points_balance: int, payments: Sequence[tuple[str, int]]) -> list[str]:
+    lines = header(outlet_id, card, at) + [line[:WIDTH] for line in priced_lines]
+    lines += [pair(f"Paid {mode}", money(amount)) for mode, amount in payments]
+    lines += [pair("Points earned", str(points_earned)), pair("Points balance", str(points_balance))]
+    return [line.rstrip() for line in lines]
+
+
+def redemption(outlet_id: str, card: str, gift_name: str, qty: int, points_spent: int,
+               points_balance: int, at: str) -> list[str]:
+    lines = header(outlet_id, card, at) + [
+        pair(f"Gift {qty} x {gift_name}", ""),
+        pair("Points spent", str(points_spent)),
+        pair("Points balance", str(points_balance)),
+    ]
+    return [line.rstrip() for line in lines]

@@ -1,0 +1,78 @@
+"""The outlet's SQLite replica: opening it, its identity, and master data in it.
+
+Promises: an outlet database belongs to exactly one outlet id (opening it as another is a
+ConfigError); master data (categories, promotion categories, actions, gifts) is stored as
+HQ publishes it, one JSON document per entity, and a new replica starts with the default
+programme so a fresh install already earns points. Must never: change a fact or a
+balance (those come only from events).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from schema.agent_tables import migrations
+from schema.database import Database
+from schema.errors import ConfigError
+
+MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift")
+
+
+def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:
+    """Opens (creating if new) the replica at `path` for `outlet_id`."""
+    db = Database(path, migrations)
+    known = get_meta(db, "outlet_id")
+    if outlet_id and known and outlet_id != known:
+        db.close()
+        raise ConfigError(
+            f"{path} is outlet {known}'s database, not {outlet_id}'s", outlet=outlet_id
+        )
+    if known is None:
+        if not outlet_id:
+            db.close()
+            raise ConfigError(f"{path} is a new database: say which outlet it is (--outlet)")
+        with db.write() as conn:
+            set_meta(conn, "outlet_id", outlet_id)
+    return db
+
+
+def get_meta(db: Database, key: str, default: str | None = None) -> str | None:
+    value = db.scalar("SELECT value FROM meta WHERE key = ?", (key,))
+    return default if value is None else str(value)
+
+
+def meta_in(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return default if row is None else str(row[0])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, str(value)),
+    )
+
+
+def put_master(conn: sqlite3.Connection, kind: str, key: str, data: dict[str, Any]) -> None:
+    if kind not in MASTER_KINDS:
+        raise ValueError(f"unknown master data kind {kind}")
+    conn.execute(
+        "INSERT INTO master (kind, key, data) VALUES (?, ?, ?) "
+        "ON CONFLICT (kind, key) DO UPDATE SET data = excluded.data",
+        (kind, key, json.dumps(data, sort_keys=True)),
+    )
+
+
+def delete_master(conn: sqlite3.Connection, kind: str, key: str) -> None:
+    conn.execute("DELETE FROM master WHERE kind = ? AND key = ?", (kind, key))
+
+
+def master(db: Database, kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        r["key"]: json.loads(r["data"])
+        for r in db.all("SELECT key, data FROM master WHERE kind = ? ORDER BY key", (kind,))
+    }

@@ -1,0 +1,54 @@
+"""The store manager's view of an outlet: sync state, pending facts, counts, errors.
+
+Read-only. Promises: the same figures for `GET /v1/status` and `loyalty status`, the
+contract's names (`outlet_id`, `pending_events`, `last_sync_at`, `last_sync_error`,
+`cursor`) always present. Must never: write to the replica.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from schema.database import Database
+from sync import outbox
+
+if TYPE_CHECKING:
+    from agent.outlet import Outlet
+
+STUCK_AFTER_S = 300
+
+
+def replica_status(db: Database) -> dict[str, Any]:
+    with db.read() as conn:
+        meta = {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM meta")}
+        pending = outbox.pending_count(conn)
+        oldest = outbox.oldest_pending_at(conn)
+        counts = {
+            "customers": conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0],
+            "sales": conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0],
+            "redemptions": conn.execute("SELECT COUNT(*) FROM redemptions").fetchone()[0],
+            "events": outbox.last_seq(conn),
+        }
+        last_sale = conn.execute("SELECT MAX(at) FROM sales").fetchone()[0]
+    stuck = False
+    if oldest:
+        age = (datetime.now(UTC) - datetime.fromisoformat(oldest.replace("Z", "+00:00")))
+        stuck = age.total_seconds() > STUCK_AFTER_S and meta.get("chain") is not None
+    return {
+        "outlet_id": meta.get("outlet_id"),
+        "pending_events": pending,
+        "oldest_pending_at": oldest,
+        "queue_stuck": stuck,
+        "last_sync_at": meta.get("last_sync_at"),
+        "last_sync_error": meta.get("last_sync_error"),
+        "cursor": int(meta.get("cursor", 0)),
+        "hq_epoch": meta.get("hq_epoch"),
+        "link": meta.get("link", "router" if meta.get("chain") else "none"),
+        "last_sale_at": last_sale,
+        "counts": counts,
+    }
+
+
+def outlet_status(outlet: Outlet) -> dict[str, Any]:
+    return replica_status(outlet.db)

@@ -1,0 +1,170 @@
+"""The outlet agent's SQLite tables, as forward-only named migrations.
+
+Never edit a migration that has shipped: add a new one. `tests/schema` opens a database
+written by the first version (kept in tests/fixtures) to prove nothing is lost on upgrade.
+
+What the tables hold:
+- `outbox`: every local fact, in gap-free local sequence, until HQ has it (the outlet's
+  event log; rows are kept after acknowledgement for local reports).
+- `customers`, `identifiers`: the replica of master data plus local registrations.
+- `customer_tally`, `customer_items`, `customer_gifts`: the cashier's view of each
+  customer = HQ-confirmed tally (kept as JSON in `customers.confirmed_tally`) ⊕ the tally
+  of local events after `customers.confirmed_through`.
+- `master`: categories, promotion categories, actions and gifts as HQ publishes them.
+- `sales`, `sale_lines`, `payments`, `ledger`, `redemptions`, `visits`, `gift_stock`:
+  local projections of local facts, written in the same transaction as the fact.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("loyalty-agent")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            customer_id TEXT,
+            at TEXT NOT NULL,
+            event TEXT NOT NULL,
+            acked INTEGER NOT NULL DEFAULT 0,
+            result TEXT
+        );
+        CREATE INDEX outbox_customer ON outbox (customer_id, seq);
+
+        CREATE TABLE customers (
+            customer_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            given_name TEXT, surname TEXT, name TEXT,
+            business_domain TEXT, contact_person TEXT,
+            date_of_birth TEXT, address TEXT, phone TEXT, fax TEXT,
+            email TEXT, email_consent INTEGER,
+            preferences TEXT, room TEXT, code TEXT,
+            status TEXT NOT NULL DEFAULT 'approved',
+            category TEXT NOT NULL,
+            promo_category TEXT,
+            approved_actions TEXT NOT NULL DEFAULT '[]',
+            note TEXT, picture BLOB,
+            pin_hash TEXT, pin_failures INTEGER NOT NULL DEFAULT 0,
+            origin_outlet TEXT,
+            created_at TEXT NOT NULL,
+            search_name TEXT NOT NULL DEFAULT '',
+            confirmed_through INTEGER NOT NULL DEFAULT 0,
+            confirmed_tally TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX customers_search ON customers (search_name);
+
+        CREATE TABLE identifiers (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            customer_id TEXT NOT NULL REFERENCES customers (customer_id),
+            status TEXT NOT NULL DEFAULT 'active',
+            PRIMARY KEY (kind, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX identifiers_customer ON identifiers (customer_id);
+
+        CREATE TABLE customer_tally (
+            customer_id TEXT PRIMARY KEY,
+            purchases_total INTEGER NOT NULL DEFAULT 0,
+            purchases_count INTEGER NOT NULL DEFAULT 0,
+            items_count INTEGER NOT NULL DEFAULT 0,
+            points_earned INTEGER NOT NULL DEFAULT 0,
+            points_used INTEGER NOT NULL DEFAULT 0,
+            discount_total INTEGER NOT NULL DEFAULT 0,
+            paid_cash INTEGER NOT NULL DEFAULT 0,
+            paid_card INTEGER NOT NULL DEFAULT 0,
+            paid_credit INTEGER NOT NULL DEFAULT 0,
+            credit_repaid INTEGER NOT NULL DEFAULT 0,
+            gifts_count INTEGER NOT NULL DEFAULT 0,
+            last_purchase_at TEXT NOT NULL DEFAULT '',
+            best_purchase_total INTEGER NOT NULL DEFAULT 0,
+            best_purchase_id TEXT NOT NULL DEFAULT ''
+        ) WITHOUT ROWID;
+        CREATE TABLE customer_items (
+            customer_id TEXT NOT NULL,
+            sku TEXT NOT NULL,
+            name TEXT NOT NULL,
+            qty INTEGER NOT NULL,
+            max_unit_price INTEGER NOT NULL,
+            PRIMARY KEY (customer_id, sku)
+        ) WITHOUT ROWID;
+        CREATE TABLE customer_gifts (
+            customer_id TEXT NOT NULL,
+            sku TEXT NOT NULL,
+            qty INTEGER NOT NULL,
+            PRIMARY KEY (customer_id, sku)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE master (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE gift_stock (gift_sku TEXT PRIMARY KEY, qty INTEGER NOT NULL);
+
+        CREATE TABLE sales (
+            sale_id TEXT PRIMARY KEY,
+            idempotency_key TEXT UNIQUE,
+            request_hash TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            customer_id TEXT NOT NULL,
+            till_id TEXT,
+            at TEXT NOT NULL,
+            total_gross INTEGER NOT NULL,
+            total_discount INTEGER NOT NULL,
+            total_net INTEGER NOT NULL,
+            points_earned INTEGER NOT NULL,
+            response TEXT NOT NULL
+        );
+        CREATE INDEX sales_at ON sales (at);
+        CREATE INDEX sales_customer ON sales (customer_id, at);
+        CREATE TABLE sale_lines (
+            sale_id TEXT NOT NULL,
+            line_no INTEGER NOT NULL,
+            sku TEXT NOT NULL, name TEXT NOT NULL, division TEXT,
+            qty INTEGER NOT NULL, unit_price INTEGER NOT NULL,
+            gross INTEGER NOT NULL, discount INTEGER NOT NULL, net INTEGER NOT NULL,
+            actions TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (sale_id, line_no)
+        ) WITHOUT ROWID;
+        CREATE TABLE payments (
+            sale_id TEXT NOT NULL, mode TEXT NOT NULL, amount INTEGER NOT NULL
+        );
+        CREATE INDEX payments_sale ON payments (sale_id);
+        CREATE TABLE ledger (
+            entry_id INTEGER PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            customer_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            points INTEGER NOT NULL DEFAULT 0,
+            amount INTEGER NOT NULL DEFAULT 0,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX ledger_customer ON ledger (customer_id, seq);
+
+        CREATE TABLE redemptions (
+            redemption_id TEXT PRIMARY KEY,
+            idempotency_key TEXT UNIQUE,
+            seq INTEGER NOT NULL,
+            customer_id TEXT NOT NULL,
+            gift_sku TEXT NOT NULL, gift_name TEXT NOT NULL,
+            qty INTEGER NOT NULL, points_spent INTEGER NOT NULL,
+            till_id TEXT, at TEXT NOT NULL,
+            response TEXT NOT NULL
+        );
+        CREATE TABLE visits (
+            seq INTEGER PRIMARY KEY, customer_id TEXT NOT NULL,
+            till_id TEXT, via TEXT NOT NULL, at TEXT NOT NULL
+        );
+        """
+    )

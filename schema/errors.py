@@ -1,0 +1,193 @@
+"""The error hierarchy: every refusal the product makes, with a stable code.
+
+A `LoyaltyError` carries a snake_case `code` that integrators rely on (see
+shared/spec/contract.md), a human message that says what to do, and context fields
+(card, outlet, port, ...) that are safe to log: card numbers are masked by `mask_card`
+before they get here. Errors are turned into HTTP answers and CLI messages in exactly
+one place each (`agent.httperrors`, `agent.cli`); nothing else formats them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def mask_card(value: str | None) -> str:
+    """Masks a card number or track for logs and receipts, keeping the last 4 digits."""
+    if not value:
+        return ""
+    value = str(value)
+    if len(value) <= 4:
+        return "*" * len(value)
+    return "*" * (len(value) - 4) + value[-4:]
+
+
+class LoyaltyError(Exception):
+    """Base of every error the product reports. Subclasses fix `code` and `status`."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = {k: v for k, v in context.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.context:
+            body["context"] = self.context
+        return body
+
+    def __str__(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.context.items())
+        return f"{self.code}: {self.message}" + (f" ({extra})" if extra else "")
+
+
+class InvalidRequest(LoyaltyError):
+    code = "invalid_request"
+    status = 422
+
+
+class Unauthorized(LoyaltyError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(LoyaltyError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(LoyaltyError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(LoyaltyError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(LoyaltyError):
+    code = "payload_too_large"
+    status = 413
+
+
+# --- identification -------------------------------------------------------------------
+
+
+class CardUnknown(NotFound):
+    code = "card_unknown"
+
+
+class CardBanned(Forbidden):
+    """The customer is banned: refused everywhere, at identification and at sale."""
+
+    code = "card_banned"
+
+
+class CardBlocked(Forbidden):
+    code = "card_blocked"
+
+
+class CardLost(Forbidden):
+    code = "card_lost"
+
+
+class CustomerUnknown(NotFound):
+    code = "customer_unknown"
+
+
+class PinLocked(Forbidden):
+    code = "pin_locked"
+
+
+class PinInvalid(Unauthorized):
+    code = "pin_invalid"
+
+
+# --- selling --------------------------------------------------------------------------
+
+
+class QuoteUnknown(NotFound):
+    code = "quote_unknown"
+
+
+class QuoteExpired(Conflict):
+    code = "quote_expired"
+
+
+class PaymentMismatch(InvalidRequest):
+    code = "payment_mismatch"
+
+
+class CreditLimitExceeded(LoyaltyError):
+    code = "credit_limit_exceeded"
+    status = 402
+
+
+class CreditBlocked(Forbidden):
+    code = "credit_blocked"
+
+
+class InsufficientPoints(LoyaltyError):
+    code = "insufficient_points"
+    status = 402
+
+
+class OfflineLimitExceeded(LoyaltyError):
+    """Spending beyond what HQ last confirmed plus the card's offline floor limit."""
+
+    code = "offline_limit_exceeded"
+    status = 402
+
+
+class GiftUnknown(NotFound):
+    code = "gift_unknown"
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+
+
+class IdempotencyConflict(Conflict):
+    """The same Idempotency-Key was sent with a different request body."""
+
+    code = "idempotency_conflict"
+
+
+# --- sync and devices -----------------------------------------------------------------
+
+
+class SyncError(LoyaltyError):
+    code = "sync_failed"
+    status = 502
+
+
+class ProtocolError(InvalidRequest):
+    """A malformed, oversized or unknown-version sync message."""
+
+    code = "protocol_error"
+
+
+class OutletMismatch(Forbidden):
+    """An outlet pushed events that claim another outlet."""
+
+    code = "outlet_mismatch"
+
+
+class DeviceError(LoyaltyError):
+    code = "device_error"
+    status = 503
+
+
+class ReadError(InvalidRequest):
+    """A card read that cannot be parsed: a garbled swipe, a bad check digit."""
+
+    code = "read_error"
+
+
+class ConfigError(LoyaltyError):
+    code = "config_error"
+    status = 500

@@ -1,0 +1,224 @@
+"""Facts: the append-only events every balance is derived from (DESIGN.md invariant 1).
+
+An event is created once, where it happened, with a UUIDv7 `event_id`, the outlet that
+made it and that outlet's gap-free sequence number. Bodies are versioned per type: a
+reader must keep accepting every version listed in `BODIES` while outlets in the field
+still send it. Events are never edited; a correction is a new event.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from uuid6 import uuid7
+
+from schema.errors import ProtocolError
+
+MAX_NOTE = 1024
+
+IdentifierKind = Literal["card", "magstripe", "smartcard", "key", "barcode", "phone", "room"]
+IdentifierStatus = Literal["active", "blocked", "lost"]
+PaymentMode = Literal["cash", "card", "credit"]
+
+
+def new_id() -> str:
+    return str(uuid7())
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Profile(Body):
+    """The editable part of a customer: every field is optional in an update."""
+
+    kind: Literal["person", "organisation"] | None = None
+    given_name: str | None = Field(None, max_length=100)
+    surname: str | None = Field(None, max_length=100)
+    name: str | None = Field(None, max_length=200)
+    business_domain: str | None = Field(None, max_length=200)
+    contact_person: str | None = Field(None, max_length=200)
+    date_of_birth: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    address: str | None = Field(None, max_length=300)
+    phone: str | None = Field(None, max_length=40)
+    fax: str | None = Field(None, max_length=40)
+    email: str | None = Field(None, max_length=200)
+    email_consent: bool | None = None
+    preferences: str | None = Field(None, max_length=1024)
+    room: str | None = Field(None, max_length=20)
+    code: str | None = Field(None, max_length=40)
+    category: str | None = Field(None, max_length=10)
+    promo_category: str | None = Field(None, max_length=20)
+    approved_actions: list[str] | None = None
+    note: str | None = Field(None, max_length=MAX_NOTE)
+    picture: str | None = None  # base64 PNG/JPEG, validated at the edge
+
+
+class CustomerRegistered(Body):
+    customer_id: str
+    card_number: str
+    profile: Profile
+
+
+class CustomerUpdated(Body):
+    """Fields changed at one place; HQ's order decides per field (last writer at HQ wins)."""
+
+    customer_id: str
+    changes: Profile
+
+
+class CustomerStatusChanged(Body):
+    customer_id: str
+    status: Literal["approved", "banned"]
+    reason: str = ""
+
+
+class IdentifierAdded(Body):
+    customer_id: str
+    kind: IdentifierKind
+    value: str
+    status: IdentifierStatus = "active"
+
+
+class IdentifierStatusChanged(Body):
+    kind: IdentifierKind
+    value: str
+    status: IdentifierStatus
+
+
+class PinSet(Body):
+    customer_id: str
+    pin_hash: str
+
+
+class VisitRecorded(Body):
+    customer_id: str
+    till_id: str | None
+    via: IdentifierKind
+
+
+class SaleLine(Body):
+    sku: str
+    name: str
+    qty: int
+    unit_price: int
+    division: str | None = None
+    gross: int
+    discount: int
+    net: int
+    actions: list[str] = []
+
+
+class Payment(Body):
+    mode: PaymentMode
+    amount: int
+
+
+class SaleRecorded(Body):
+    sale_id: str
+    customer_id: str
+    till_id: str | None
+    currency: str
+    lines: list[SaleLine]
+    payments: list[Payment]
+    total_gross: int
+    total_discount: int
+    total_net: int
+    points_earned: int
+
+
+class GiftRedeemed(Body):
+    redemption_id: str
+    customer_id: str
+    gift_sku: str
+    gift_name: str
+    qty: int
+    points_spent: int
+    till_id: str | None = None
+
+
+class CreditRepaid(Body):
+    """A consolidated invoice (or part of one) paid at the till."""
+
+    payment_id: str
+    customer_id: str
+    amount: int
+    invoice_id: str | None = None
+
+
+class StockMoved(Body):
+    """Gift stock received into an outlet (+) or sent away (-); hand-outs are redemptions."""
+
+    gift_sku: str
+    qty: int
+    reason: Literal["receipt", "transfer_in", "transfer_out", "correction"]
+    reference: str = ""
+
+
+BODIES: dict[tuple[str, int], type[Body]] = {
+    ("customer.registered", 1): CustomerRegistered,
+    ("customer.updated", 1): CustomerUpdated,
+    ("customer.status_changed", 1): CustomerStatusChanged,
+    ("identifier.added", 1): IdentifierAdded,
+    ("identifier.status_changed", 1): IdentifierStatusChanged,
+    ("pin.set", 1): PinSet,
+    ("visit.recorded", 1): VisitRecorded,
+    ("sale.recorded", 1): SaleRecorded,
+    ("gift.redeemed", 1): GiftRedeemed,
+    ("credit.repaid", 1): CreditRepaid,
+    ("stock.moved", 1): StockMoved,
+}
+TYPE_OF: dict[type[Body], str] = {cls: name for (name, _v), cls in BODIES.items()}
+CURRENT_VERSION: dict[str, int] = {}
+for (_name, _version) in BODIES:
+    CURRENT_VERSION[_name] = max(_version, CURRENT_VERSION.get(_name, 0))
+
+
+class Event(BaseModel):
+    """The envelope that travels: who made the fact, where, when, and what it says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(min_length=36, max_length=36)
+    outlet_id: str = Field(min_length=1, max_length=40)
+    seq: int = Field(ge=1)
+    type: str
+    version: int = Field(ge=1)
+    at: str
+    customer_id: str | None = None
+    body: dict[str, Any]
+
+    def parsed(self) -> Body:
+        """The body as its typed model; an unknown type/version is a ProtocolError."""
+        cls = BODIES.get((self.type, self.version))
+        if cls is None:
+            raise ProtocolError(
+                f"unknown event type {self.type!r} version {self.version}",
+                event_id=self.event_id,
+            )
+        try:
+            return cls.model_validate(self.body)
+        except ValidationError as exc:
+            raise ProtocolError(
+                f"malformed {self.type} body: {exc.errors()[0]['msg']}", event_id=self.event_id
+            ) from exc
+
+
+def make_event(outlet_id: str, seq: int, body: Body, at: str | None = None) -> Event:
+    kind = TYPE_OF[type(body)]
+    return Event(
+        event_id=new_id(),
+        outlet_id=outlet_id,
+        seq=seq,
+        type=kind,
+        version=CURRENT_VERSION[kind],
+        at=at or utc_now(),
+        customer_id=getattr(body, "customer_id", None),
+        body=body.model_dump(mode="json", exclude_none=True),
+    )

@@ -1,0 +1,1 @@
+"""Sync between outlets and headquarters: protocol, transports and the modem link."""
