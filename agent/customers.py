@@ -9,16 +9,15 @@ or its hash, or give two customers the same identifier.
 
 from __future__ import annotations
 
-import base64
-import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from agent import cardnumber, pin, picture
 from agent.replica import meta_in, set_meta
 from schema import tallystore
+from schema.customerstore import identifiers_of, profile_of, put_identifier, upsert_customer
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
-from schema.errors import Conflict, CustomerUnknown, InvalidRequest, PinInvalid, PinLocked
+from schema.errors import CustomerUnknown, InvalidRequest, PinInvalid, PinLocked
 from schema.events import (
     CustomerRegistered,
     CustomerUpdated,
@@ -32,13 +31,6 @@ from sync import outbox
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
-
-PROFILE_COLUMNS = [name for name in Profile.model_fields if name != "picture"]
-
-
-def search_key(fields: dict[str, Any]) -> str:
-    parts = (fields.get("surname"), fields.get("given_name"), fields.get("name"))
-    return " ".join(p.lower() for p in parts if p)
 
 
 def register(outlet: Outlet, body: CustomerIn) -> dict[str, str]:
@@ -64,47 +56,6 @@ def register(outlet: Outlet, body: CustomerIn) -> dict[str, str]:
                          (pin_hash, customer_id))
     outlet.committed()
     return {"customer_id": customer_id, "card_number": card}
-
-
-def upsert_customer(conn: sqlite3.Connection, customer_id: str, fields: dict[str, Any],
-                    created_at: str, origin: str | None = None) -> None:
-    """Creates or updates a customer row from profile fields (local or from HQ)."""
-    values = {k: v for k, v in fields.items() if k in PROFILE_COLUMNS or k == "status"}
-    if "approved_actions" in values:
-        values["approved_actions"] = json.dumps(values["approved_actions"])
-    if "picture" in fields:
-        values["picture"] = base64.b64decode(fields["picture"]) if fields["picture"] else None
-    exists = conn.execute("SELECT 1 FROM customers WHERE customer_id = ?", (customer_id,)).fetchone()
-    if exists is None:
-        values.setdefault("kind", "person")
-        values.setdefault("category", "D")
-        cols = ["customer_id", "created_at", "origin_outlet", *values]
-        conn.execute(
-            f"INSERT INTO customers ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-            [customer_id, created_at, origin, *values.values()],
-        )
-    elif values:
-        conn.execute(
-            f"UPDATE customers SET {', '.join(f'{k} = ?' for k in values)} WHERE customer_id = ?",
-            [*values.values(), customer_id],
-        )
-    row = conn.execute("SELECT surname, given_name, name FROM customers WHERE customer_id = ?",
-                       (customer_id,)).fetchone()
-    conn.execute("UPDATE customers SET search_name = ? WHERE customer_id = ?",
-                 (search_key(dict(row)), customer_id))
-
-
-def put_identifier(conn: sqlite3.Connection, customer_id: str, kind: str, value: str,
-                   status: str) -> None:
-    owner = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
-                         (kind, value)).fetchone()
-    if owner is not None and owner[0] != customer_id:
-        raise Conflict(f"this {kind} already belongs to another customer", kind=kind)
-    conn.execute(
-        "INSERT INTO identifiers (kind, value, customer_id, status) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (kind, value) DO UPDATE SET status = excluded.status",
-        (kind, value, customer_id, status),
-    )
 
 
 def update(outlet: Outlet, customer_id: str, patch: CustomerPatch) -> dict[str, Any]:
@@ -181,21 +132,16 @@ def profile(outlet: Outlet, customer_id: str) -> dict[str, Any]:
     with outlet.db.read() as conn:
         row = require_customer(conn, customer_id)
         tally = tallystore.load(conn, customer_id)
-        idents = conn.execute(
-            "SELECT kind, value, status FROM identifiers WHERE customer_id = ? ORDER BY kind, value",
-            (customer_id,)).fetchall()
-    data = {k: row[k] for k in PROFILE_COLUMNS if row[k] is not None}
-    data["approved_actions"] = json.loads(row["approved_actions"])
-    data["email_consent"] = bool(row["email_consent"])
+        idents = identifiers_of(conn, customer_id)
     limit = outlet.credit_limit(row["category"])
     return {
         "customer_id": customer_id,
-        **data,
+        **profile_of(row),
         "status": row["status"],
         "category": row["category"],
         "has_picture": row["picture"] is not None,
         "has_pin": row["pin_hash"] is not None,
-        "identifiers": [dict(i) for i in idents],
+        "identifiers": idents,
         "points_balance": tally.points_balance,
         "credit_balance": tally.credit_outstanding,
         "credit_limit": limit,

@@ -1,0 +1,173 @@
+"""Headquarters' SQLite tables, as forward-only named migrations.
+
+- `events`: every fact from every outlet, once (dedupe by `event_id`), in HQ's own order
+  (`hq_seq`): the chain-wide ledger. Outlet timestamps are kept but never used to order.
+- `outlets`: registered outlets, their hashed tokens, card ranges and `last_seq` (the
+  highest contiguous local sequence applied, updated in the same transaction).
+- `customers`, `identifiers`, `customer_tally`/`_items`/`_gifts`, `master`: the
+  authoritative state, derived from events (tallies) or owned by HQ (master data, bans).
+- `changes`: the compacted change log outlets pull: one row per entity, its `seq` bumped
+  on every change, so a bootstrap reads the chain's current size, not its history.
+- `flags`: facts applied but needing review (overspent points, unknown customers...).
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("loyalty-hq")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE admin_tokens (
+            token_hash TEXT PRIMARY KEY, created_at TEXT NOT NULL, label TEXT
+        );
+        CREATE TABLE outlets (
+            outlet_id TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            card_range INTEGER NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            last_push_at TEXT,
+            last_pull_at TEXT,
+            link TEXT
+        );
+        CREATE TABLE events (
+            hq_seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            outlet_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            customer_id TEXT,
+            at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            event TEXT NOT NULL,
+            result TEXT NOT NULL,
+            reason TEXT,
+            UNIQUE (outlet_id, seq)
+        );
+        CREATE INDEX events_customer ON events (customer_id, hq_seq);
+        CREATE INDEX events_type ON events (type, at);
+
+        CREATE TABLE customers (
+            customer_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            given_name TEXT, surname TEXT, name TEXT,
+            business_domain TEXT, contact_person TEXT,
+            date_of_birth TEXT, address TEXT, phone TEXT, fax TEXT,
+            email TEXT, email_consent INTEGER,
+            preferences TEXT, room TEXT, code TEXT,
+            status TEXT NOT NULL DEFAULT 'approved',
+            category TEXT NOT NULL,
+            promo_category TEXT,
+            approved_actions TEXT NOT NULL DEFAULT '[]',
+            note TEXT, picture BLOB,
+            pin_hash TEXT,
+            origin_outlet TEXT,
+            created_at TEXT NOT NULL,
+            search_name TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX customers_search ON customers (search_name);
+        CREATE TABLE identifiers (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            PRIMARY KEY (kind, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX identifiers_customer ON identifiers (customer_id);
+
+        CREATE TABLE customer_tally (
+            customer_id TEXT PRIMARY KEY,
+            purchases_total INTEGER NOT NULL DEFAULT 0,
+            purchases_count INTEGER NOT NULL DEFAULT 0,
+            items_count INTEGER NOT NULL DEFAULT 0,
+            points_earned INTEGER NOT NULL DEFAULT 0,
+            points_used INTEGER NOT NULL DEFAULT 0,
+            discount_total INTEGER NOT NULL DEFAULT 0,
+            paid_cash INTEGER NOT NULL DEFAULT 0,
+            paid_card INTEGER NOT NULL DEFAULT 0,
+            paid_credit INTEGER NOT NULL DEFAULT 0,
+            credit_repaid INTEGER NOT NULL DEFAULT 0,
+            gifts_count INTEGER NOT NULL DEFAULT 0,
+            last_purchase_at TEXT NOT NULL DEFAULT '',
+            best_purchase_total INTEGER NOT NULL DEFAULT 0,
+            best_purchase_id TEXT NOT NULL DEFAULT ''
+        ) WITHOUT ROWID;
+        CREATE TABLE customer_items (
+            customer_id TEXT NOT NULL, sku TEXT NOT NULL, name TEXT NOT NULL,
+            qty INTEGER NOT NULL, max_unit_price INTEGER NOT NULL,
+            PRIMARY KEY (customer_id, sku)
+        ) WITHOUT ROWID;
+        CREATE TABLE customer_gifts (
+            customer_id TEXT NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL,
+            PRIMARY KEY (customer_id, sku)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE master (
+            kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE gift_stock (
+            outlet_id TEXT NOT NULL, gift_sku TEXT NOT NULL, qty INTEGER NOT NULL,
+            PRIMARY KEY (outlet_id, gift_sku)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE changes (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            seq INTEGER NOT NULL UNIQUE,
+            urgent INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE flags (
+            flag_id INTEGER PRIMARY KEY,
+            event_id TEXT,
+            customer_id TEXT,
+            outlet_id TEXT,
+            reason TEXT NOT NULL,
+            detail TEXT,
+            at TEXT NOT NULL,
+            resolved_at TEXT
+        );
+        CREATE INDEX flags_open ON flags (resolved_at, flag_id);
+
+        CREATE TABLE sales (
+            sale_id TEXT PRIMARY KEY,
+            hq_seq INTEGER NOT NULL,
+            outlet_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            till_id TEXT,
+            at TEXT NOT NULL,
+            total_gross INTEGER NOT NULL,
+            total_discount INTEGER NOT NULL,
+            total_net INTEGER NOT NULL,
+            points_earned INTEGER NOT NULL,
+            paid_credit INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX sales_at ON sales (at);
+        CREATE INDEX sales_customer ON sales (customer_id, at);
+        CREATE TABLE sale_lines (
+            sale_id TEXT NOT NULL, line_no INTEGER NOT NULL,
+            sku TEXT NOT NULL, name TEXT NOT NULL, division TEXT,
+            qty INTEGER NOT NULL, unit_price INTEGER NOT NULL,
+            gross INTEGER NOT NULL, discount INTEGER NOT NULL, net INTEGER NOT NULL,
+            PRIMARY KEY (sale_id, line_no)
+        ) WITHOUT ROWID;
+        CREATE TABLE redemptions (
+            redemption_id TEXT PRIMARY KEY,
+            hq_seq INTEGER NOT NULL,
+            outlet_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            gift_sku TEXT NOT NULL, gift_name TEXT NOT NULL,
+            qty INTEGER NOT NULL, points_spent INTEGER NOT NULL,
+            at TEXT NOT NULL
+        );
+        """
+    )

@@ -1,0 +1,76 @@
+"""The sync protocol's messages (DESIGN.md §3): the same on the router and modem links.
+
+Every message carries `protocol`; HQ accepts every version in `ACCEPTED`. Sizes are
+bounded so a bad or hostile batch is refused before it is applied.
+
+- hello: who HQ thinks the outlet is, HQ's epoch, what HQ holds of it (`last_seq`) and how
+  far its change log goes (`head`); an outlet compares these with what it remembers to
+  notice HQ went back in time.
+- push: outbox events in local sequence order -> `acked_through` plus a result per event.
+- pull: changes after a cursor, compacted (latest version per entity), with the new
+  cursor and `incorporated_through` (this outlet's highest local sequence reflected in
+  the state sent: drives invariant 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schema.events import Event
+
+PROTOCOL = 1
+ACCEPTED = {1}
+MAX_BATCH = 1000
+MAX_PAGE = 5000
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: int = PROTOCOL
+
+
+class Hello(Message):
+    outlet_id: str
+    epoch: str
+    last_seq: int
+    head: int
+    card_range: int
+
+
+class PushRequest(Message):
+    outlet_id: str = Field(min_length=1, max_length=40)
+    events: list[Event] = Field(max_length=MAX_BATCH)
+
+
+class EventResult(BaseModel):
+    event_id: str
+    seq: int
+    result: Literal["applied", "duplicate", "flagged"]
+    reason: str | None = None
+
+
+class PushResponse(Message):
+    epoch: str
+    acked_through: int
+    results: list[EventResult]
+
+
+class Change(BaseModel):
+    """One entity's latest state; `data` None means the entity was withdrawn."""
+
+    kind: str
+    key: str
+    seq: int
+    data: dict[str, Any] | None
+
+
+class PullResponse(Message):
+    epoch: str
+    cursor: int
+    head: int
+    incorporated_through: int
+    more: bool
+    changes: list[Change]
