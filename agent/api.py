@@ -14,7 +14,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Query, Response
 from pydantic import Field
 
-from agent import customers, gifts, httperrors, identification, sales
+from agent import customers, gifts, identification, sales
+from schema import httperrors
 from agent.outlet import Outlet
 from agent.status import outlet_status
 from schema.api import (

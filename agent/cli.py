@@ -112,5 +112,49 @@ def render_status(figures: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+@main.command()
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
+def sync(db: str) -> None:
+    """One sync round now; exit 0 when everything pending was acknowledged."""
+    from agent.outlet import Outlet
+    from agent.progress import Progress
+    from agent.replica import get_meta
+    from agent.replication import OutletReplica
+    from schema.errors import ConfigError
+    from sync.client import run_once
+    from sync.router import RouterTransport
+
+    outlet = Outlet(db)
+    try:
+        url, token = get_meta(outlet.db, "hq_url"), get_meta(outlet.db, "hq_token")
+        if not url or not token:
+            raise ConfigError(f"{db} has never been served with --hq: no HQ to sync with")
+        link = RouterTransport(url, token)
+        with Progress("pull") as progress:
+            report = run_once(OutletReplica(outlet), link, progress=progress.update)
+        link.close()
+    finally:
+        outlet.close()
+    click.echo(f"pushed {report.pushed} ({report.duplicates} already at HQ, {report.flagged} "
+               f"flagged), pulled {report.pulled}, pending {report.pending_after}")
+    if report.pending_after:
+        raise click.exceptions.Exit(1)
+
+
+def _seed() -> list[tuple[str, dict[str, Any]]]:
+    from agent.programme import default_documents
+
+    return default_documents()
+
+
+def _register_hq() -> None:
+    from hq.cli import group
+
+    main.add_command(group(_seed, cls=LoyaltyGroup), name="hq")
+
+
+_register_hq()
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -73,16 +73,28 @@ def update(outlet: Outlet, customer_id: str, patch: CustomerPatch) -> dict[str, 
     return profile(outlet, customer_id)
 
 
+def _normalised(kind: str, value: str) -> str:
+    """The identifier as `identification.resolve` looks it up (phone digits, room upper...)."""
+    from agent.identification import normalise  # identification imports this module
+
+    value = normalise(kind, value)[1]
+    if not value:
+        raise InvalidRequest(f"this {kind} has nothing to identify by", kind=kind)
+    return value
+
+
 def add_identifier(outlet: Outlet, customer_id: str, ident: IdentifierIn) -> None:
+    value = _normalised(ident.kind, ident.value)
     with outlet.db.write() as conn:
         require_customer(conn, customer_id)
-        put_identifier(conn, customer_id, ident.kind, ident.value, "active")
+        put_identifier(conn, customer_id, ident.kind, value, "active")
         outbox.append(conn, outlet.outlet_id, IdentifierAdded(
-            customer_id=customer_id, kind=ident.kind, value=ident.value))
+            customer_id=customer_id, kind=ident.kind, value=value))
     outlet.committed()
 
 
 def set_identifier_status(outlet: Outlet, kind: str, value: str, status: str) -> None:
+    value = _normalised(kind, value)
     with outlet.db.write() as conn:
         row = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
                            (kind, value)).fetchone()

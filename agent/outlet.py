@@ -18,7 +18,7 @@ from agent.programme import Programme, seed_defaults
 from agent.quotes import QuoteBook
 from agent.replica import get_meta, meta_in, open_replica, set_meta
 from agent.tills import TillBoard
-from schema.errors import InvalidRequest, OfflineLimitExceeded
+from schema.errors import ConfigError, InvalidRequest, OfflineLimitExceeded
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,13 @@ class Outlet:
         return 0 if doc is None else doc.credit_limit
 
     def card_range(self, conn: sqlite3.Connection) -> int:
-        return int(meta_in(conn, "card_range") or DEFAULT_CARD_RANGE)
+        """This outlet's card number range; a chain outlet learns it from HQ's hello."""
+        known = meta_in(conn, "card_range")
+        if known is None and self.is_chain(conn):
+            raise ConfigError("this outlet has not reached HQ yet, so it has no card number "
+                              "range: wait for the first sync or start it with --card-range",
+                              outlet=self.outlet_id)
+        return int(known or DEFAULT_CARD_RANGE)
 
     # --- offline floor limits (DESIGN.md invariant 5) ----------------------------------
     def is_chain(self, conn: sqlite3.Connection) -> bool:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from agent import defaults, gifts
 from agent.pricing import Action, Category, PromotionCategory, Rules
 from agent.replica import master, put_master
 from schema.database import Database
-from schema.masterdata import ActionDoc, CategoryDoc, GiftDoc, PromoCategoryDoc
+from schema.masterdata import DOCS, ActionDoc, CategoryDoc, GiftDoc, PromoCategoryDoc, key_of
 
 
 @dataclass(frozen=True)
@@ -47,31 +48,41 @@ class Programme:
         return cls(rules, categories, gifts, default)
 
 
+def default_documents() -> list[tuple[str, dict[str, Any]]]:
+    """The default programme as master data documents (kind, document): what a new chain's
+    HQ and a standalone outlet start with."""
+    data = defaults.default_rules()
+    limits = {lim.category: lim for lim in data.limits}
+    docs: list[tuple[str, dict[str, Any]]] = []
+    for c in data.rules.categories:
+        lim = limits[c.code]
+        docs.append(("category", CategoryDoc(
+            code=c.code, name=c.name, discount_bp=c.discount_bp, points_per_100=c.points_per_100,
+            credit_limit=lim.credit_limit, floor_points=lim.floor_points,
+            floor_credit=lim.floor_credit).model_dump(mode="json")))
+    for p in data.rules.promotions:
+        docs.append(("promo_category", PromoCategoryDoc(
+            code=p.code, name=p.name, discount_bp=p.discount_bp,
+            points_bonus_bp=p.points_bonus_bp).model_dump(mode="json")))
+    for a in data.rules.actions:
+        docs.append(("action", ActionDoc(
+            action_id=a.action_id, name=a.name, valid_from=a.valid_from, valid_to=a.valid_to,
+            discount_bp=a.discount_bp, skus=sorted(a.skus), divisions=sorted(a.divisions),
+            categories=sorted(a.categories), customer_codes=sorted(a.customer_codes),
+            stackable=a.stackable).model_dump(mode="json")))
+    for g in data.gifts:
+        docs.append(("gift", GiftDoc(sku=g.sku, name=g.name,
+                                     points_cost=g.points_cost).model_dump(mode="json")))
+    return docs
+
+
 def seed_defaults(conn: sqlite3.Connection, outlet_id: str) -> bool:
     """Writes the default programme into an empty replica, with the sample gifts' opening
     stock received as facts; False if it had master data already."""
     if conn.execute("SELECT 1 FROM master LIMIT 1").fetchone() is not None:
         return False
-    data = defaults.default_rules()
-    limits = {lim.category: lim for lim in data.limits}
-    for c in data.rules.categories:
-        lim = limits[c.code]
-        doc = CategoryDoc(code=c.code, name=c.name, discount_bp=c.discount_bp,
-                          points_per_100=c.points_per_100, credit_limit=lim.credit_limit,
-                          floor_points=lim.floor_points, floor_credit=lim.floor_credit)
-        put_master(conn, "category", c.code, doc.model_dump(mode="json"))
-    for p in data.rules.promotions:
-        put_master(conn, "promo_category", p.code, PromoCategoryDoc(
-            code=p.code, name=p.name, discount_bp=p.discount_bp,
-            points_bonus_bp=p.points_bonus_bp).model_dump(mode="json"))
-    for a in data.rules.actions:
-        put_master(conn, "action", a.action_id, ActionDoc(
-            action_id=a.action_id, name=a.name, valid_from=a.valid_from, valid_to=a.valid_to,
-            discount_bp=a.discount_bp, skus=sorted(a.skus), divisions=sorted(a.divisions),
-            categories=sorted(a.categories), customer_codes=sorted(a.customer_codes),
-            stackable=a.stackable).model_dump(mode="json"))
-    for g in data.gifts:
-        put_master(conn, "gift", g.sku, GiftDoc(sku=g.sku, name=g.name,
-                                                points_cost=g.points_cost).model_dump(mode="json"))
+    for kind, doc in default_documents():
+        put_master(conn, kind, key_of(kind, DOCS[kind].model_validate(doc)), doc)
+    for g in defaults.default_rules().gifts:
         gifts.receive(conn, outlet_id, g.sku, g.initial_stock, "receipt", "opening stock")
     return True

@@ -23,7 +23,10 @@ MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift"
 
 def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:
     """Opens (creating if new) the replica at `path` for `outlet_id`."""
-    db = Database(path, migrations)
+    try:
+        db = Database(path, migrations)
+    except sqlite3.DatabaseError as exc:  # not SQLite at all, unreadable, a directory...
+        raise ConfigError(f"{path} is not an outlet database ({exc})") from exc
     known = get_meta(db, "outlet_id")
     if outlet_id and known and outlet_id != known:
         db.close()

@@ -1,25 +1,76 @@
-"""Composing a running agent: replica, till API, sync loop and card readers.
+"""Composing a running agent: replica, till API, sync loop, schedule and card readers.
 
 Promises: the till API serves even when HQ is unreachable or a reader is broken; the
-agent refuses to listen beyond loopback without a till token (invariant 8).
+agent refuses to listen beyond loopback without a till token (invariant 8); periodic work
+(the timer-driven push retry, WAL checkpoints off the till's path, the stuck-queue check)
+runs on APScheduler. Must never: put network I/O in a till request.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi import FastAPI
 
 from agent import serving
 from agent.api import create_app
 from agent.config import AgentConfig
 from agent.outlet import Outlet
+from agent.replica import set_meta
+from agent.replication import OutletReplica
+from agent.status import outlet_status
 from schema.errors import ConfigError
+from sync.loop import RouterLoop
+from sync.router import RouterTransport
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+RETRY_EVERY_S = 5
+CHECKPOINT_EVERY_S = 30
+HEALTH_EVERY_S = 60
 
 
-def build(cfg: AgentConfig) -> tuple[Outlet, object]:
+@dataclass
+class Agent:
+    outlet: Outlet
+    app: FastAPI
+    loop: RouterLoop | None = None
+    scheduler: BackgroundScheduler = field(
+        default_factory=lambda: BackgroundScheduler(timezone=UTC))
+
+    def start(self) -> None:
+        if self.loop is not None:
+            self.loop.start()
+            self.scheduler.add_job(self.loop.kick, "interval", seconds=RETRY_EVERY_S,
+                                   id="push-retry")
+        self.scheduler.add_job(self.outlet.db.checkpoint, "interval", seconds=CHECKPOINT_EVERY_S,
+                               id="wal-checkpoint")
+        self.scheduler.add_job(self.health, "interval", seconds=HEALTH_EVERY_S, id="health")
+        self.scheduler.start()
+
+    def health(self) -> None:
+        figures = outlet_status(self.outlet)
+        if figures["queue_stuck"]:
+            log.error("sync queue stuck: %d events pending since %s (last error: %s)",
+                      figures["pending_events"], figures["oldest_pending_at"],
+                      figures["last_sync_error"])
+
+    def extra_status(self) -> dict[str, Any]:
+        return {"sync_loop": dict(self.loop.state)} if self.loop else {}
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        if self.loop is not None:
+            self.loop.stop()
+        self.outlet.close()
+
+
+def build(cfg: AgentConfig) -> Agent:
     if not cfg.db:
         raise ConfigError("say where the outlet's database is (--db or db = ... in the config)")
     if cfg.host not in LOOPBACK and not cfg.till_token:
@@ -27,14 +78,26 @@ def build(cfg: AgentConfig) -> tuple[Outlet, object]:
     if cfg.hq and not cfg.token:
         raise ConfigError("--hq needs this outlet's --token (from `loyalty hq outlet-add`)")
     outlet = Outlet(cfg.db, cfg.outlet, card_range=cfg.card_range, chain=bool(cfg.hq))
-    app = create_app(outlet, till_token=cfg.till_token)
-    return outlet, app
+    loop = None
+    if cfg.hq and cfg.token:
+        hq_url, token = cfg.hq, cfg.token
+        with outlet.db.write() as conn:  # so `loyalty sync --db` can reach HQ too
+            set_meta(conn, "hq_url", hq_url)
+            set_meta(conn, "hq_token", token)
+            set_meta(conn, "link", "router")
+        loop = RouterLoop(OutletReplica(outlet), lambda: RouterTransport(hq_url, token))
+        outlet.on_commit(loop.kick)
+    agent = Agent(outlet, FastAPI())
+    agent.app = create_app(outlet, till_token=cfg.till_token, extra_status=agent.extra_status)
+    agent.loop = loop
+    return agent
 
 
 def serve(cfg: AgentConfig) -> None:
-    outlet, app = build(cfg)
-    log.info("outlet %s serving the till API on %s:%s", outlet.outlet_id, cfg.host, cfg.port)
+    agent = build(cfg)
+    agent.start()
+    log.info("outlet %s serving the till API on %s:%s", agent.outlet.outlet_id, cfg.host, cfg.port)
     try:
-        serving.run(app, cfg.host, cfg.port)  # type: ignore[arg-type]
+        serving.run(agent.app, cfg.host, cfg.port)
     finally:
-        outlet.close()
+        agent.stop()

@@ -99,7 +99,7 @@ class PinSet(Body):
 
 class VisitRecorded(Body):
     customer_id: str
-    till_id: str | None
+    till_id: str | None = None  # events are dumped without None fields: needs its default
     via: IdentifierKind
 
 
@@ -123,7 +123,7 @@ class Payment(Body):
 class SaleRecorded(Body):
     sale_id: str
     customer_id: str
-    till_id: str | None
+    till_id: str | None = None  # events are dumped without None fields: needs its default
     currency: str
     lines: list[SaleLine]
     payments: list[Payment]

@@ -18,7 +18,11 @@ from schema.events import Body, Event, make_event
 
 
 def append(conn: sqlite3.Connection, outlet_id: str, body: Body, at: str | None = None) -> Event:
-    seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
+    # seq_floor: HQ holds events numbered past this database's (it was restored).
+    seq = conn.execute(
+        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM outbox), 0),"
+        " COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq_floor'), 0)) + 1"
+    ).fetchone()[0]
     event = make_event(outlet_id, seq, body, at)
     conn.execute(
         "INSERT INTO outbox (seq, event_id, type, customer_id, at, event) VALUES (?, ?, ?, ?, ?, ?)",

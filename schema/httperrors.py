@@ -1,6 +1,6 @@
 """The one place errors become HTTP answers: `{"error": {"code", "message"}}`.
 
-Used by both FastAPI apps (agent and HQ). Promises: every refusal has a stable code;
+The wire shape of errors, used by both FastAPI apps (agent and HQ). Promises: every refusal has a stable code;
 validation failures are `invalid_request` (422) naming the field; an oversized body is
 `payload_too_large` (413) and is never parsed; an unexpected failure is `internal_error`
 (500) with no internals leaked. Must never: echo secrets or full card numbers.
@@ -9,13 +9,13 @@ validation failures are `invalid_request` (422) naming the field; an oversized b
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schema.errors import LoyaltyError, PayloadTooLarge
 
@@ -49,7 +49,8 @@ def install(app: FastAPI, max_body: int = MAX_BODY) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
+                413: "payload_too_large"}.get(
             exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
@@ -58,11 +59,36 @@ def install(app: FastAPI, max_body: int = MAX_BODY) -> None:
         log.exception("unexpected error")
         return error_response(500, "internal_error", "unexpected error; see the server log")
 
-    @app.middleware("http")
-    async def limit_body(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            exc = PayloadTooLarge(f"request body over {max_body} bytes")
-            return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_body=max_body)
+
+
+class BodyLimit:
+    """Refuses a body over `max_body` bytes before it is parsed: a declared Content-Length
+    at once, a chunked body as soon as its streamed bytes pass the limit."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            exc = PayloadTooLarge(f"request body over {self.max_body} bytes")
+            await JSONResponse({"error": exc.to_dict()}, status_code=exc.status)(
+                scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:  # FastAPI re-raises HTTPException from body reading
+                    raise StarletteHTTPException(413, f"request body over {self.max_body} bytes")
+            return message
+
+        await self.app(scope, limited, send)

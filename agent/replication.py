@@ -1,0 +1,153 @@
+"""The outlet's side of sync: what HQ's answers do to the replica (DESIGN.md invariant 4).
+
+Implements `sync.client.Replica`. Promises:
+- a pulled page and its cursor are applied in one transaction;
+- a customer's view = HQ's confirmed state ⊕ this outlet's facts about the customer that
+  HQ had not folded in (`seq > incorporated_through`); the confirmed part and its
+  `confirmed_through` are kept so the offline floor limits know what is unconfirmed;
+- when HQ went back in time (a new epoch, fewer of our events than it acknowledged, or a
+  shorter change log than our cursor) every event after what HQ holds is queued again
+  with its original id and the replica re-pulls from scratch;
+- if HQ holds more of our events than this database has (the outlet's database was
+  restored), local numbering continues after HQ's so nothing collides.
+Must never: drop a local fact, count one twice, or move the cursor without the page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
+from schema import tallystore
+from schema.customerstore import apply_entity, put_identifier, upsert_customer
+from schema.events import (
+    CustomerUpdated,
+    Event,
+    IdentifierAdded,
+    IdentifierStatusChanged,
+    PinSet,
+    utc_now,
+)
+from schema.ledger import Tally, tally_of
+from schema.sync import Change, Hello, PullResponse, PushResponse
+from sync import outbox
+from sync.client import EpochChanged
+
+if TYPE_CHECKING:
+    from agent.outlet import Outlet
+
+log = logging.getLogger(__name__)
+
+
+class OutletReplica:
+    def __init__(self, outlet: Outlet) -> None:
+        self.outlet = outlet
+        self.outlet_id = outlet.outlet_id
+        self.db = outlet.db
+
+    # --- hello ------------------------------------------------------------------------
+    def reconcile(self, hello: Hello) -> bool:
+        """Compares HQ with what we remember; True if HQ went back in time."""
+        with self.db.write() as conn:
+            known = meta_in(conn, "hq_epoch")
+            acked = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE acked = 1")
+                        .fetchone()[0])
+            cursor = int(meta_in(conn, "cursor", "0") or 0)
+            went_back = known is not None and (
+                known != hello.epoch or hello.last_seq < acked or hello.head < cursor)
+            if went_back:
+                requeued = outbox.mark_all_unacked(conn, after=hello.last_seq)
+                set_meta(conn, "cursor", 0)
+                set_meta(conn, "hq_resets", int(meta_in(conn, "hq_resets", "0") or 0) + 1)
+                log.warning("HQ went back in time (epoch %s -> %s): re-sending %d events and "
+                            "re-pulling", known, hello.epoch, requeued)
+            if hello.last_seq > outbox.last_seq(conn):
+                set_meta(conn, "seq_floor", hello.last_seq)
+            set_meta(conn, "hq_epoch", hello.epoch)
+            if meta_in(conn, "card_range") is None:
+                set_meta(conn, "card_range", hello.card_range)
+        return went_back
+
+    def _check_epoch(self, epoch: str) -> None:
+        with self.db.read() as conn:
+            known = meta_in(conn, "hq_epoch")
+        if known is not None and known != epoch:
+            raise EpochChanged("HQ's epoch changed during the exchange")
+
+    # --- push -------------------------------------------------------------------------
+    def pending(self, limit: int) -> list[Event]:
+        with self.db.read() as conn:
+            return outbox.pending(conn, limit)
+
+    def acknowledge(self, response: PushResponse) -> None:
+        self._check_epoch(response.epoch)
+        flagged = [r.model_dump() for r in response.results if r.result == "flagged"]
+        with self.db.write() as conn:
+            outbox.mark_acked(conn, response.acked_through, flagged)
+
+    # --- pull -------------------------------------------------------------------------
+    def cursor(self) -> int:
+        with self.db.read() as conn:
+            return int(meta_in(conn, "cursor", "0") or 0)
+
+    def apply(self, page: PullResponse) -> None:
+        self._check_epoch(page.epoch)
+        master_changed = False
+        with self.db.write() as conn:
+            for change in page.changes:
+                if change.kind == "customer":
+                    self._apply_customer(conn, change, page.incorporated_through)
+                elif change.kind in MASTER_KINDS:
+                    self._apply_master(conn, change)
+                    master_changed = True
+            set_meta(conn, "cursor", page.cursor)
+        if master_changed:
+            self.outlet.reload_programme()
+
+    def _apply_master(self, conn: sqlite3.Connection, change: Change) -> None:
+        if change.data is None:
+            delete_master(conn, change.kind, change.key)
+        else:
+            put_master(conn, change.kind, change.key, change.data)
+
+    def _apply_customer(self, conn: sqlite3.Connection, change: Change, through: int) -> None:
+        doc = change.data
+        if doc is None:
+            return
+        customer_id = doc["customer_id"]
+        apply_entity(conn, doc)
+        confirmed = Tally.from_dict(doc["tally"])
+        view = confirmed
+        for event in outbox.events_for(conn, customer_id, through):
+            body = event.parsed()
+            view = view.combine(tally_of(body, event.at))
+            _reapply_profile(conn, body)
+        tallystore.replace(conn, customer_id, view)
+        conn.execute("UPDATE customers SET confirmed_through = ?, confirmed_tally = ? "
+                     "WHERE customer_id = ?",
+                     (through, json.dumps(confirmed.to_dict()), customer_id))
+
+    def note_sync(self, error: str | None) -> None:
+        with self.db.write() as conn:
+            if error is None:
+                set_meta(conn, "last_sync_at", utc_now())
+                conn.execute("DELETE FROM meta WHERE key = 'last_sync_error'")
+            else:
+                set_meta(conn, "last_sync_error", f"{utc_now()} {error}"[:500])
+
+
+def _reapply_profile(conn: sqlite3.Connection, body: Any) -> None:
+    """Local edits HQ has not seen yet stay visible on top of HQ's version."""
+    if isinstance(body, CustomerUpdated):
+        upsert_customer(conn, body.customer_id, body.changes.model_dump(exclude_none=True), "")
+    elif isinstance(body, IdentifierAdded):
+        put_identifier(conn, body.customer_id, body.kind, body.value, body.status)
+    elif isinstance(body, IdentifierStatusChanged):
+        conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
+                     (body.status, body.kind, body.value))
+    elif isinstance(body, PinSet):
+        conn.execute("UPDATE customers SET pin_hash = ? WHERE customer_id = ?",
+                     (body.pin_hash, body.customer_id))

@@ -1,0 +1,1 @@
+"""Headquarters: the authority over the chain (ledger, master data, bans, sync server)."""

@@ -1,0 +1,126 @@
+"""Head-office operations: outlets, bans, identifiers, profiles, master data, views.
+
+Every change bumps the entity in the change log so outlets receive it; bans and blocked
+or lost identifiers are urgent (they travel first). Promises: a ban takes effect at every
+online outlet with the next long-poll answer. Must never: edit a balance (balances are
+the fold of facts; a correction is a new fact).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from hq.chain import Chain
+from schema import tallystore
+from schema.customerstore import identifiers_of, profile_of, upsert_customer
+from schema.errors import CustomerUnknown, InvalidRequest, NotFound
+from schema.masterdata import DOCS
+
+
+def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (customer_id,)).fetchone()
+    if row is None:
+        raise CustomerUnknown("no such customer at HQ", customer=customer_id)
+    return row  # type: ignore[no-any-return]
+
+
+def set_status(chain: Chain, customer_id: str, status: str) -> dict[str, Any]:
+    with chain.db.write() as conn:
+        _customer(conn, customer_id)
+        conn.execute("UPDATE customers SET status = ? WHERE customer_id = ?", (status, customer_id))
+        chain.bump(conn, "customer", customer_id, urgent=status == "banned")
+    chain.waiters.notify()
+    return customer_view(chain, customer_id)
+
+
+def set_identifier_status(chain: Chain, kind: str, value: str, status: str) -> None:
+    if status not in ("active", "blocked", "lost"):
+        raise InvalidRequest("status is active, blocked or lost")
+    with chain.db.write() as conn:
+        row = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
+                           (kind, value)).fetchone()
+        if row is None:
+            raise NotFound(f"no such {kind}")
+        conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
+                     (status, kind, value))
+        chain.bump(conn, "customer", row[0], urgent=status != "active")
+    chain.waiters.notify()
+
+
+def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Profile and category edits made at HQ: the latest applied at HQ wins, per field."""
+    category = changes.get("category")
+    with chain.db.write() as conn:
+        _customer(conn, customer_id)
+        if category is not None and conn.execute(
+                "SELECT 1 FROM master WHERE kind = 'category' AND key = ?", (category,)).fetchone() is None:
+            raise InvalidRequest(f"unknown category {category!r}")
+        upsert_customer(conn, customer_id, changes, created_at="")
+        chain.bump(conn, "customer", customer_id)
+    chain.waiters.notify()
+    return customer_view(chain, customer_id)
+
+
+def customer_view(chain: Chain, customer_id: str) -> dict[str, Any]:
+    with chain.db.read() as conn:
+        row = _customer(conn, customer_id)
+        tally = tallystore.load(conn, customer_id)
+        idents = identifiers_of(conn, customer_id)
+        open_flags = [dict(r) for r in conn.execute(
+            "SELECT flag_id, reason, outlet_id, at FROM flags WHERE customer_id = ? "
+            "AND resolved_at IS NULL ORDER BY flag_id", (customer_id,))]
+    return {
+        "customer_id": customer_id,
+        **profile_of(row),
+        "status": row["status"],
+        "category": row["category"],
+        "origin_outlet": row["origin_outlet"],
+        "identifiers": idents,
+        "points_balance": tally.points_balance,
+        "credit_balance": tally.credit_outstanding,
+        "statistics": tally.statistics(),
+        "flags": open_flags,
+    }
+
+
+def search(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    needle = text.strip().lower()
+    rows = chain.db.all(
+        "SELECT customer_id, kind, given_name, surname, name, status, category FROM customers "
+        "WHERE search_name >= ? AND search_name < ? ORDER BY search_name LIMIT ?",
+        (needle, needle + "\uffff", limit))
+    return [dict(r) for r in rows]
+
+
+def put_master(chain: Chain, kind: str, doc: dict[str, Any]) -> str:
+    if kind not in DOCS:
+        raise InvalidRequest(f"unknown master data kind {kind!r} (one of {', '.join(DOCS)})")
+    with chain.db.write() as conn:
+        key = chain.put_master(conn, kind, DOCS[kind].model_validate(doc).model_dump(mode="json"))
+    chain.waiters.notify()
+    return key
+
+
+def delete_master(chain: Chain, kind: str, key: str) -> None:
+    with chain.db.write() as conn:
+        if conn.execute("DELETE FROM master WHERE kind = ? AND key = ?", (kind, key)).rowcount == 0:
+            raise NotFound(f"no {kind} {key}")
+        chain.bump(conn, kind, key)
+    chain.waiters.notify()
+
+
+def outlets(chain: Chain) -> list[dict[str, Any]]:
+    rows = chain.db.all("SELECT outlet_id, card_range, created_at, last_seq, last_push_at, "
+                        "last_pull_at FROM outlets ORDER BY outlet_id")
+    return [dict(r) for r in rows]
+
+
+def resolve_flag(chain: Chain, flag_id: int, note: str = "") -> None:
+    from schema.events import utc_now
+
+    with chain.db.write() as conn:
+        if conn.execute("UPDATE flags SET resolved_at = ?, detail = COALESCE(detail || ' ', '') || ? "
+                        "WHERE flag_id = ? AND resolved_at IS NULL",
+                        (utc_now(), note, flag_id)).rowcount == 0:
+            raise NotFound(f"no open flag {flag_id}")

@@ -1,0 +1,125 @@
+"""HQ's HTTP API (shared/spec/contract.md): the sync endpoints and the admin endpoints.
+
+Promises: sync endpoints need an outlet token and act only for that outlet; admin
+endpoints need an admin token and refuse outlet tokens; a pull with `wait` long-polls
+until something changes or the wait runs out, without holding a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from schema import httperrors
+from hq import admin, credentials, feed, ingest
+from hq.chain import Chain
+from schema.errors import ProtocolError
+from schema.sync import Hello, PullResponse, PushRequest, PushResponse
+
+MAX_PUSH_BYTES = 8 * 1024 * 1024
+
+
+class BanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=500)
+
+
+class IdentifierStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(max_length=20)
+    value: str = Field(min_length=1, max_length=200)
+    status: Literal["active", "blocked", "lost"]
+
+
+def create_app(chain: Chain) -> FastAPI:
+    app = FastAPI(title="Loyalty headquarters", version="1")
+    httperrors.install(app, max_body=MAX_PUSH_BYTES)
+
+    def outlet(authorization: Annotated[str | None, Header()] = None) -> str:
+        return credentials.outlet_for(chain.db, credentials.bearer(authorization))
+
+    def admin_only(authorization: Annotated[str | None, Header()] = None) -> None:
+        credentials.require_admin(chain.db, credentials.bearer(authorization))
+
+    Admin = [Depends(admin_only)]
+
+    @app.get("/v1/sync/hello")
+    def hello(outlet_id: str = Depends(outlet)) -> Hello:
+        with chain.db.read() as conn:
+            row = conn.execute("SELECT last_seq, card_range FROM outlets WHERE outlet_id = ?",
+                               (outlet_id,)).fetchone()
+            head = chain.head(conn)
+        return Hello(outlet_id=outlet_id, epoch=chain.epoch, last_seq=row["last_seq"],
+                     head=head, card_range=row["card_range"])
+
+    @app.post("/v1/sync/push")
+    async def push(request: Request, outlet_id: str = Depends(outlet)) -> PushResponse:
+        raw = await request.body()
+        try:
+            batch = PushRequest.model_validate_json(raw)
+        except ValueError as exc:
+            raise ProtocolError(f"malformed push batch: {str(exc).splitlines()[0]}") from exc
+        return await run_in_threadpool(ingest.push, chain, outlet_id, batch)
+
+    @app.get("/v1/sync/pull")
+    async def pull(outlet_id: str = Depends(outlet), cursor: Annotated[int, Query(ge=0)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+                   wait: Annotated[float, Query(ge=0, le=60)] = 0) -> PullResponse:
+        woken = chain.waiters.register() if wait > 0 else None
+        page = await run_in_threadpool(feed.pull, chain, outlet_id, cursor, limit)
+        if page.changes or woken is None:
+            return page
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken, wait)
+        return await run_in_threadpool(feed.pull, chain, outlet_id, cursor, limit)
+
+    @app.post("/v1/admin/customers/{customer_id}/ban", dependencies=Admin)
+    def ban(customer_id: str, body: BanIn | None = None) -> dict[str, Any]:
+        return admin.set_status(chain, customer_id, "banned")
+
+    @app.post("/v1/admin/customers/{customer_id}/unban", dependencies=Admin)
+    def unban(customer_id: str) -> dict[str, Any]:
+        return admin.set_status(chain, customer_id, "approved")
+
+    @app.get("/v1/admin/customers/{customer_id}", dependencies=Admin)
+    def customer(customer_id: str) -> dict[str, Any]:
+        return admin.customer_view(chain, customer_id)
+
+    @app.patch("/v1/admin/customers/{customer_id}", dependencies=Admin)
+    def edit(customer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        from schema.events import Profile
+
+        valid = Profile.model_validate(changes).model_dump(exclude_unset=True)
+        return admin.edit_customer(chain, customer_id, valid)
+
+    @app.get("/v1/admin/customers", dependencies=Admin)
+    def search(q: Annotated[str, Query(min_length=1, max_length=100)]) -> list[dict[str, Any]]:
+        return admin.search(chain, q)
+
+    @app.post("/v1/admin/identifiers/status", dependencies=Admin)
+    def identifier_status(body: IdentifierStatusIn) -> dict[str, str]:
+        admin.set_identifier_status(chain, body.kind, body.value, body.status)
+        return {"status": body.status}
+
+    @app.put("/v1/admin/master/{kind}", dependencies=Admin)
+    def put_master(kind: str, doc: dict[str, Any]) -> dict[str, str]:
+        return {"kind": kind, "key": admin.put_master(chain, kind, doc)}
+
+    @app.delete("/v1/admin/master/{kind}/{key}", dependencies=Admin, status_code=204)
+    def delete_master(kind: str, key: str) -> None:
+        admin.delete_master(chain, kind, key)
+
+    @app.get("/v1/admin/outlets", dependencies=Admin)
+    def outlets() -> list[dict[str, Any]]:
+        return admin.outlets(chain)
+
+    @app.get("/v1/admin/flags", dependencies=Admin)
+    def flags(all: bool = False) -> list[dict[str, object]]:
+        return ingest.flags(chain, open_only=not all)
+
+    return app

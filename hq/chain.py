@@ -1,0 +1,101 @@
+"""The chain as HQ holds it: the database, its epoch, the change log and who waits on it.
+
+Promises: the epoch is fixed when the database is created and changes only when HQ is
+restored from a backup (`restore_epoch`), so outlets can tell HQ went back in time; every
+entity change bumps its row in the compacted change log inside the caller's transaction;
+`notify` wakes long-polling outlets after a commit. Must never: reuse a change sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from schema.database import Database
+from schema.hq_tables import migrations
+from schema.masterdata import DOCS, key_of
+
+MasterSeed = Iterable[tuple[str, dict[str, Any]]]
+
+
+class Waiters:
+    """Long-poll waiters across threads: `notify` (any thread) wakes every waiting pull."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def register(self) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            self._futures.append((loop, future))
+        return future
+
+    def notify(self) -> None:
+        with self._lock:
+            futures, self._futures = self._futures, []
+        for loop, future in futures:
+            loop.call_soon_threadsafe(_wake, future)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Chain:
+    def __init__(self, path: str | Path, seed: MasterSeed = ()) -> None:
+        self.db = Database(path, migrations)
+        self.waiters = Waiters()
+        with self.db.write() as conn:
+            if self.meta(conn, "epoch") is None:
+                self.set_meta(conn, "epoch", uuid.uuid4().hex)
+                for kind, doc in seed:
+                    self.put_master(conn, kind, DOCS[kind].model_validate(doc).model_dump(mode="json"))
+        self.epoch = str(self.db.scalar("SELECT value FROM meta WHERE key = 'epoch'"))
+
+    @staticmethod
+    def meta(conn: sqlite3.Connection, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                     "DO UPDATE SET value = excluded.value", (key, str(value)))
+
+    @staticmethod
+    def bump(conn: sqlite3.Connection, kind: str, key: str, urgent: bool = False) -> int:
+        seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM changes").fetchone()[0])
+        conn.execute("INSERT INTO changes (kind, key, seq, urgent) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq, "
+                     "urgent = excluded.urgent", (kind, key, seq, int(urgent)))
+        return seq
+
+    def put_master(self, conn: sqlite3.Connection, kind: str, doc: dict[str, Any]) -> str:
+        key = key_of(kind, DOCS[kind].model_validate(doc))
+        import json
+
+        conn.execute("INSERT INTO master (kind, key, data) VALUES (?, ?, ?) ON CONFLICT (kind, key) "
+                     "DO UPDATE SET data = excluded.data", (kind, key, json.dumps(doc, sort_keys=True)))
+        self.bump(conn, kind, key)
+        return key
+
+    def head(self, conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+
+    def restore_epoch(self) -> str:
+        """After restoring this database from a backup: a new epoch tells every outlet."""
+        with self.db.write() as conn:
+            self.epoch = uuid.uuid4().hex
+            self.set_meta(conn, "epoch", self.epoch)
+        return self.epoch
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,77 @@
+"""Outlet and admin tokens: issued once, stored only as hashes (invariant 8).
+
+A token is `lo_` (outlet) or `la_` (admin) plus 48 hex digits: safe on a command line
+(never a leading `-`) and 192 bits of entropy, so a plain SHA-256 is a sufficient hash.
+Must never: store or log a token, or compare hashes except in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+
+from schema.database import Database
+from schema.errors import Conflict, Forbidden, InvalidRequest, Unauthorized
+from schema.events import utc_now
+
+OUTLET_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+
+
+def new_token(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_outlet(conn: sqlite3.Connection, outlet_id: str, card_range: int | None = None) -> tuple[str, int]:
+    """Registers an outlet; returns its token and card range."""
+    import re
+
+    if not re.match(OUTLET_ID, outlet_id) or outlet_id == "HQ":
+        raise InvalidRequest("an outlet id is 1-40 letters, digits, _ or - (and not HQ)")
+    if conn.execute("SELECT 1 FROM outlets WHERE outlet_id = ?", (outlet_id,)).fetchone():
+        raise Conflict(f"outlet {outlet_id} is registered already", outlet=outlet_id)
+    if card_range is None:
+        card_range = conn.execute("SELECT COALESCE(MAX(card_range), 0) + 1 FROM outlets").fetchone()[0]
+    token = new_token("lo")
+    conn.execute(
+        "INSERT INTO outlets (outlet_id, token_hash, card_range, created_at) VALUES (?, ?, ?, ?)",
+        (outlet_id, digest(token), card_range, utc_now()))
+    return token, int(card_range)  # type: ignore[arg-type]
+
+
+def add_admin(conn: sqlite3.Connection, label: str = "") -> str:
+    token = new_token("la")
+    conn.execute("INSERT INTO admin_tokens (token_hash, created_at, label) VALUES (?, ?, ?)",
+                 (digest(token), utc_now(), label))
+    return token
+
+
+def bearer(authorization: str | None) -> str:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthorized("send Authorization: Bearer TOKEN")
+    return authorization.removeprefix("Bearer ").strip()
+
+
+def outlet_for(db: Database, token: str) -> str:
+    row = db.one("SELECT outlet_id, token_hash FROM outlets WHERE token_hash = ?", (digest(token),))
+    if row is None or not hmac.compare_digest(row["token_hash"], digest(token)):
+        if token.startswith("la_") and is_admin(db, token):
+            raise Forbidden("an admin token cannot speak for an outlet")
+        raise Unauthorized("unknown outlet token")
+    return str(row["outlet_id"])
+
+
+def is_admin(db: Database, token: str) -> bool:
+    return db.one("SELECT 1 FROM admin_tokens WHERE token_hash = ?", (digest(token),)) is not None
+
+
+def require_admin(db: Database, token: str) -> None:
+    if not is_admin(db, token):
+        if db.one("SELECT 1 FROM outlets WHERE token_hash = ?", (digest(token),)):
+            raise Forbidden("outlet tokens cannot use admin operations")
+        raise Unauthorized("unknown admin token")

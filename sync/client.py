@@ -1,0 +1,109 @@
+"""One sync pass: hello, push everything pending, pull everything new (DESIGN.md §3).
+
+The pass is separate from the loops that repeat it (sync.loop) and from the links that
+carry it (sync.transport): `loyalty sync`, the router loop and a modem session all run
+these functions. The outlet side is reached through the small `Replica` interface, so
+this module knows nothing of the agent's tables.
+Promises: a push batch is acknowledged in the replica only with HQ's answer in hand; a
+pulled page is applied with its cursor in one transaction (the replica's promise); HQ
+going back in time (new epoch, or holding less than it acknowledged) is reconciled before
+anything else is exchanged. Must never: skip an event, or advance a cursor past a page
+that was not applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from schema.errors import SyncError
+from schema.events import Event
+from schema.sync import Hello, PullResponse, PushRequest, PushResponse
+from sync.transport import Transport
+
+PUSH_BATCH = 500
+PULL_PAGE = 1000
+
+Progress = Callable[[int, int], None]
+
+
+class EpochChanged(SyncError):
+    """HQ's epoch changed under a running exchange: start again with a hello."""
+
+    code = "hq_epoch_changed"
+
+
+class Replica(Protocol):
+    outlet_id: str
+
+    def reconcile(self, hello: Hello) -> bool: ...
+
+    def pending(self, limit: int) -> list[Event]: ...
+
+    def acknowledge(self, response: PushResponse) -> None: ...
+
+    def cursor(self) -> int: ...
+
+    def apply(self, page: PullResponse) -> None: ...
+
+    def note_sync(self, error: str | None) -> None: ...
+
+
+@dataclass
+class PassReport:
+    pushed: int = 0
+    duplicates: int = 0
+    flagged: int = 0
+    pulled: int = 0
+    reset: bool = False
+    pending_after: int = 0
+
+    def merge_push(self, response: PushResponse) -> None:
+        for result in response.results:
+            if result.result == "duplicate":
+                self.duplicates += 1
+            else:
+                self.pushed += 1
+                self.flagged += result.result == "flagged"
+
+
+def push_pending(replica: Replica, link: Transport, report: PassReport,
+                 batch: int = PUSH_BATCH) -> None:
+    while True:
+        events = replica.pending(batch)
+        if not events:
+            return
+        response = link.push(PushRequest(outlet_id=replica.outlet_id, events=events))
+        replica.acknowledge(response)
+        report.merge_push(response)
+        if response.acked_through < events[-1].seq:
+            return  # HQ stopped at a gap: the next pass resends from its acked_through
+
+
+def pull_new(replica: Replica, link: Transport, report: PassReport, wait: float = 0,
+             limit: int = PULL_PAGE, progress: Progress | None = None) -> None:
+    while True:
+        page = link.pull(replica.cursor(), limit, wait)
+        replica.apply(page)
+        report.pulled += len(page.changes)
+        if progress is not None:
+            progress(page.cursor, page.head)
+        if not page.more:
+            return
+        wait = 0
+
+
+def run_once(replica: Replica, link: Transport, progress: Progress | None = None) -> PassReport:
+    """One complete round; records the outcome in the replica either way."""
+    report = PassReport()
+    try:
+        report.reset = replica.reconcile(link.hello())
+        push_pending(replica, link, report)
+        pull_new(replica, link, report, progress=progress)
+        report.pending_after = len(replica.pending(1))
+    except Exception as exc:
+        replica.note_sync(f"{getattr(exc, 'code', type(exc).__name__)}: {exc}")
+        raise
+    replica.note_sync(None)
+    return report

@@ -1,0 +1,130 @@
+"""The router link's loops: push right after local commits, long-poll pulls, back-off.
+
+Two threads beside the till, never in its path (invariant 3):
+- the pusher wakes on `kick()` (the agent calls it after every commit; waits `debounce`
+  so a burst of sales travels in one batch) or on the scheduler's timer, and pushes
+  everything pending;
+- the puller keeps one long-poll pull open, so changes anywhere reach this outlet in well
+  under a second, and re-checks HQ's epoch with a hello after every failure.
+When HQ is unreachable each loop backs off exponentially up to `max_backoff` and keeps
+retrying; the till keeps selling. Must never: raise into the caller, or spin without
+waiting after a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sync.client import PassReport, Replica, pull_new, push_pending
+from sync.transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    def __init__(self, first: float = 0.2, cap: float = 30.0) -> None:
+        self.first, self.cap, self.delay = first, cap, 0.0
+
+    def failed(self) -> float:
+        self.delay = min(self.cap, self.delay * 2 if self.delay else self.first)
+        return self.delay
+
+    def succeeded(self) -> None:
+        self.delay = 0.0
+
+
+class RouterLoop:
+    def __init__(self, replica: Replica, connect: Callable[[], Transport], *,
+                 debounce: float = 0.005, long_poll: float = 25.0, max_backoff: float = 30.0,
+                 on_master_change: Callable[[], None] | None = None) -> None:
+        self.replica = replica
+        self.connect = connect
+        self.debounce = debounce
+        self.long_poll = long_poll
+        self._kick = threading.Event()
+        self._stop = threading.Event()
+        self._push_backoff = Backoff(cap=max_backoff)
+        self._pull_backoff = Backoff(cap=max_backoff)
+        self._threads: list[threading.Thread] = []
+        self.state: dict[str, Any] = {"push": "starting", "pull": "starting"}
+
+    def start(self) -> None:
+        for name, target in (("sync-push", self._push_loop), ("sync-pull", self._pull_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.kick()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._kick.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _push_loop(self) -> None:
+        link: Transport | None = None
+        hello_done = False
+        while not self._stop.is_set():
+            self._kick.wait()
+            self._kick.clear()
+            if self._stop.is_set():
+                break
+            self._sleep(self.debounce)
+            try:
+                link = link or self.connect()
+                if not hello_done:
+                    self.replica.reconcile(link.hello())
+                    hello_done = True
+                report = PassReport()
+                push_pending(self.replica, link, report)
+                self._push_backoff.succeeded()
+                self.state["push"] = "ok"
+                if report.pushed or report.duplicates:
+                    self.replica.note_sync(None)
+            except Exception as exc:  # keep selling whatever went wrong
+                delay = self._push_backoff.failed()
+                self.state["push"] = f"retrying in {delay:.1f}s: {exc}"
+                self.replica.note_sync(f"push: {getattr(exc, 'code', type(exc).__name__)}: {exc}")
+                log.warning("push failed (%s); retrying in %.1fs", exc, delay)
+                if link is not None:
+                    link.close()
+                    link = None
+                hello_done = False
+                self._sleep(delay)
+                self._kick.set()
+        if link is not None:
+            link.close()
+
+    def _pull_loop(self) -> None:
+        link: Transport | None = None
+        while not self._stop.is_set():
+            try:
+                if link is None:
+                    link = self.connect()
+                    if self.replica.reconcile(link.hello()):
+                        self.kick()
+                report = PassReport()
+                pull_new(self.replica, link, report, wait=self.long_poll)
+                self._pull_backoff.succeeded()
+                self.state["pull"] = "ok"
+                if report.pulled:
+                    self.replica.note_sync(None)
+            except Exception as exc:
+                delay = self._pull_backoff.failed()
+                self.state["pull"] = f"retrying in {delay:.1f}s: {exc}"
+                log.warning("pull failed (%s); retrying in %.1fs", exc, delay)
+                if link is not None:
+                    link.close()
+                    link = None
+                self._sleep(delay)
+        if link is not None:
+            link.close()

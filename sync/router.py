@@ -1,0 +1,80 @@
+"""The router link: the sync protocol over HTTP(S) to HQ with requests.
+
+Promises: one kept-alive session per transport; a request that meets a connection HQ
+closed while idle is retried once (uvicorn drops idle keep-alives); unreachable HQ is
+`LinkDown`; an HQ refusal is re-raised as the same `LoyaltyError` code HQ sent.
+Must never: log the token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from schema import errors
+from schema.sync import Hello, PullResponse, PushRequest, PushResponse
+from sync.transport import LinkDown
+
+CODES: dict[str, type[errors.LoyaltyError]] = {
+    cls.code: cls
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, errors.LoyaltyError)
+}
+
+
+class RouterTransport:
+    def __init__(self, base_url: str, token: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def __repr__(self) -> str:
+        return f"RouterTransport({self.base_url!r})"
+
+    def _call(self, method: str, path: str, timeout: float | None = None, **kw: Any) -> Any:
+        url = self.base_url + path
+        for attempt in (1, 2):
+            try:
+                answer = self.session.request(method, url, timeout=timeout or self.timeout, **kw)
+                break
+            except requests.ConnectionError as exc:
+                if attempt == 2:
+                    raise LinkDown(f"HQ unreachable at {self.base_url}: {type(exc).__name__}") from exc
+            except requests.Timeout as exc:
+                raise LinkDown(f"HQ at {self.base_url} did not answer in time") from exc
+        if answer.status_code >= 500 and answer.status_code != 502:
+            raise LinkDown(f"HQ answered {answer.status_code}")
+        if answer.status_code >= 400:
+            raise _refusal(answer)
+        return answer.json()
+
+    def hello(self) -> Hello:
+        return Hello.model_validate(self._call("GET", "/v1/sync/hello"))
+
+    def push(self, request: PushRequest) -> PushResponse:
+        body = request.model_dump_json().encode()
+        data = self._call("POST", "/v1/sync/push", data=body,
+                          headers={"Content-Type": "application/json"})
+        return PushResponse.model_validate(data)
+
+    def pull(self, cursor: int, limit: int, wait: float) -> PullResponse:
+        data = self._call("GET", "/v1/sync/pull", timeout=self.timeout + wait,
+                          params={"cursor": cursor, "limit": limit, "wait": wait})
+        return PullResponse.model_validate(data)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _refusal(answer: requests.Response) -> errors.LoyaltyError:
+    try:
+        error = answer.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "sync_failed", f"HQ answered {answer.status_code}"
+    cls = CODES.get(code, errors.SyncError)
+    exc = cls(message)
+    exc.code = code
+    return exc
