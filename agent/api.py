@@ -43,6 +43,11 @@ class IdentifierStatusIn(Strict):
     status: str = Field(pattern=r"^(active|blocked|lost)$")
 
 
+class SmartcardIn(Strict):
+    reader: str = Field(min_length=1, max_length=100, description="PC/SC reader name substring")
+    pin: str | None = Field(None, pattern=r"^\d{4,8}$")
+
+
 class StockMoveIn(Strict):
     qty: int = Field(ge=-100_000, le=100_000)
     reason: str = Field(pattern=r"^(receipt|transfer_in|transfer_out|correction)$")
@@ -97,6 +102,13 @@ def create_app(outlet: Outlet, till_token: str | None = None,
     def set_pin(customer_id: str, body: PinIn) -> Response:
         customers.set_pin(outlet, customer_id, body.pin)
         return Response(status_code=204)
+
+    @app.post("/v1/customers/{customer_id}/smartcard", status_code=201)
+    def personalise_smartcard(customer_id: str, body: SmartcardIn) -> dict[str, str]:
+        """Writes the customer's club card number (and PIN) onto a blank smart card."""
+        from agent.smartcards import personalise
+
+        return personalise(outlet, customer_id, body.reader, body.pin)
 
     @app.post("/v1/identify")
     def identify(body: IdentifyIn) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from agent import serving
 from agent.api import create_app
 from agent.config import AgentConfig
 from agent.outlet import Outlet
+from agent.readers import TillReaders
 from agent.replica import set_meta
 from agent.replication import OutletReplica
 from agent.status import outlet_status
@@ -33,6 +34,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 RETRY_EVERY_S = 5
 CHECKPOINT_EVERY_S = 30
 HEALTH_EVERY_S = 60
+READER_HEALTH_EVERY_S = 10
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Agent:
     outlet: Outlet
     app: FastAPI
     loop: RouterLoop | None = None
+    readers: TillReaders | None = None
     scheduler: BackgroundScheduler = field(
         default_factory=lambda: BackgroundScheduler(timezone=UTC))
 
@@ -51,6 +54,10 @@ class Agent:
         self.scheduler.add_job(self.outlet.db.checkpoint, "interval", seconds=CHECKPOINT_EVERY_S,
                                id="wal-checkpoint")
         self.scheduler.add_job(self.health, "interval", seconds=HEALTH_EVERY_S, id="health")
+        if self.readers is not None:
+            self.readers.start()
+            self.scheduler.add_job(self.readers.persist_health, "interval",
+                                   seconds=READER_HEALTH_EVERY_S, id="reader-health")
         self.scheduler.start()
 
     def health(self) -> None:
@@ -61,10 +68,17 @@ class Agent:
                       figures["last_sync_error"])
 
     def extra_status(self) -> dict[str, Any]:
-        return {"sync_loop": dict(self.loop.state)} if self.loop else {}
+        extra: dict[str, Any] = {}
+        if self.loop is not None:
+            extra["sync_loop"] = dict(self.loop.state)
+        if self.readers is not None:
+            extra["readers"] = self.readers.health()
+        return extra
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
+        if self.readers is not None:
+            self.readers.stop()
         if self.loop is not None:
             self.loop.stop()
         self.outlet.close()
@@ -90,6 +104,8 @@ def build(cfg: AgentConfig) -> Agent:
     agent = Agent(outlet, FastAPI())
     agent.app = create_app(outlet, till_token=cfg.till_token, extra_status=agent.extra_status)
     agent.loop = loop
+    if cfg.readers:
+        agent.readers = TillReaders(outlet, cfg.readers)
     return agent
 
 

@@ -7,6 +7,7 @@ contract's names (`outlet_id`, `pending_events`, `last_sync_at`, `last_sync_erro
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ def replica_status(db: Database) -> dict[str, Any]:
         "link": meta.get("link", "router" if meta.get("chain") else "none"),
         "last_sale_at": last_sale,
         "counts": counts,
+        "readers": json.loads(meta.get("readers_health", "[]")),
     }
 
 

@@ -1,0 +1,38 @@
+"""Issuing a smart card at the reception desk: our loyalty applet personalised with the
+customer's club card number (hardware.loyaltycard), and its PIN if one is given.
+
+Promises: only a blank card is written (a card already carrying a number is refused with
+`card_not_blank`); the PIN goes onto the card and, hashed, into the customer's record.
+Must never: log the PIN or the full card number.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agent import customers
+from hardware.loyaltycard import CardError
+from hardware.loyaltycard import personalise as write_card
+from schema.errors import DeviceError, InvalidRequest, mask_card
+
+if TYPE_CHECKING:
+    from agent.outlet import Outlet
+
+
+def personalise(outlet: Outlet, customer_id: str, reader: str, pin: str | None) -> dict[str, str]:
+    row = outlet.db.one("SELECT value FROM identifiers WHERE customer_id = ? AND kind = 'card' "
+                        "AND status = 'active'", (customer_id,))
+    if row is None:
+        raise InvalidRequest("this customer has no active club card number", customer=customer_id)
+    card = str(row["value"])
+    try:
+        write_card(reader, card, pin=pin)
+    except CardError as exc:
+        error = DeviceError(str(exc), reader=reader, card=mask_card(card))
+        error.code = exc.code
+        raise error from exc
+    except Exception as exc:  # pcscd down, no reader, no card: the desk must see why
+        raise DeviceError(f"cannot write the card in reader {reader!r}: {exc}", reader=reader) from exc
+    if pin is not None:
+        customers.set_pin(outlet, customer_id, pin)
+    return {"customer_id": customer_id, "card_number": mask_card(card), "reader": reader}
