@@ -30,7 +30,8 @@ def header(outlet_id: str, card: str, at: str) -> list[str]:
 
 def sale(outlet_id: str, card: str, at: str, priced_lines: Sequence[str],
          points_earned: int, points_balance: int, payments: Sequence[tuple[str, int]]) -> list[str]:
-    lines = header(outlet_id, card, at) + [line[:WIDTH] for line in priced_lines]
+    lines = header(outlet_id, card, at) + [
+        line[:WIDTH] for line in priced_lines if not line.startswith("Points to earn")]
     lines += [pair(f"Paid {mode}", money(amount)) for mode, amount in payments]
     lines += [pair("Points earned", str(points_earned)), pair("Points balance", str(points_balance))]
     return [line.rstrip() for line in lines]

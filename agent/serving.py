@@ -10,11 +10,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
 KEEP_ALIVE_S = 75
+GRACE_S = 2  # long polls in flight at shutdown are cut after this
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -25,18 +28,35 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def config(app: FastAPI, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                          timeout_keep_alive=KEEP_ALIVE_S, access_log=False)
+                          timeout_keep_alive=KEEP_ALIVE_S, access_log=False,
+                          timeout_graceful_shutdown=GRACE_S)
 
 
-def run(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
-    uvicorn.Server(config(app, host, port, log_level)).run()
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the app when shutdown starts (so long polls end now)."""
+
+    def __init__(self, cfg: uvicorn.Config, on_exit: Callable[[], None] | None = None) -> None:
+        super().__init__(cfg)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.on_exit is not None:
+            self.on_exit()
+        super().handle_exit(sig, frame)
+
+
+def run(app: FastAPI, host: str, port: int, log_level: str = "info",
+        on_exit: Callable[[], None] | None = None) -> None:
+    Server(config(app, host, port, log_level), on_exit).run()
 
 
 class Background:
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None,
+                 on_exit: Callable[[], None] | None = None) -> None:
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
-        self.server = uvicorn.Server(config(app, host, self.port))
+        self.on_exit = on_exit
+        self.server = Server(config(app, host, self.port), on_exit)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -46,5 +66,7 @@ class Background:
             time.sleep(0.01)
 
     def stop(self) -> None:
+        if self.on_exit is not None:
+            self.on_exit()
         self.server.should_exit = True
         self.thread.join(timeout=10)

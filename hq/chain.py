@@ -29,13 +29,23 @@ class Waiters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._closing = False
 
     def register(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            self._futures.append((loop, future))
+            if self._closing:
+                future.set_result(None)
+            else:
+                self._futures.append((loop, future))
         return future
+
+    def close(self) -> None:
+        """HQ is shutting down: answer every long poll now, and every later one at once."""
+        with self._lock:
+            self._closing = True
+        self.notify()
 
     def notify(self) -> None:
         with self._lock:

@@ -38,7 +38,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         the_chain = chain(db)
         click.echo(f"HQ serving {db} on http://{host}:{port} (epoch {the_chain.epoch})", err=True)
         try:
-            serving.run(create_app(the_chain), host, port)
+            serving.run(create_app(the_chain), host, port, on_exit=the_chain.waiters.close)
         finally:
             the_chain.close()
 

@@ -61,7 +61,9 @@ class RouterLoop:
     def kick(self) -> None:
         self._kick.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stops both loops; a pull blocked in a long poll is left to end on its own
+        (its thread is a daemon and exits at its next step)."""
         self._stop.set()
         self._kick.set()
         for thread in self._threads:
@@ -91,6 +93,8 @@ class RouterLoop:
                 if report.pushed or report.duplicates:
                     self.replica.note_sync(None)
             except Exception as exc:  # keep selling whatever went wrong
+                if self._stop.is_set():
+                    break
                 delay = self._push_backoff.failed()
                 self.state["push"] = f"retrying in {delay:.1f}s: {exc}"
                 self.replica.note_sync(f"push: {getattr(exc, 'code', type(exc).__name__)}: {exc}")
@@ -119,6 +123,8 @@ class RouterLoop:
                 if report.pulled:
                     self.replica.note_sync(None)
             except Exception as exc:
+                if self._stop.is_set():
+                    break
                 delay = self._pull_backoff.failed()
                 self.state["pull"] = f"retrying in {delay:.1f}s: {exc}"
                 log.warning("pull failed (%s); retrying in %.1fs", exc, delay)
