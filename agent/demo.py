@@ -107,6 +107,14 @@ class Chainlet:
         return Client(server.url)
 
 
+def _refuses(client: Client, card: str) -> Callable[[], bool]:
+    def check() -> bool:
+        answer = client.http.post(client.url + "/v1/identify",
+                                  json={"kind": "card", "value": card}, timeout=5)
+        return answer.status_code == 403
+    return check
+
+
 def run_demo(link: str = "router", out: Out = print) -> None:
     if link != "router":
         raise DemoFailed("the modem link is not available in this version yet")
@@ -177,9 +185,7 @@ def _day(out: Out, hq: Client, north: Client, south: Client) -> None:
 
     hq.call("POST", f"/v1/admin/customers/{customer_id}/ban", 200, json={"reason": "demo"})
     for name, client in (("NORTH", north), ("SOUTH", south)):
-        took = until(f"the ban reaching {name}", lambda c=client: c.http.post(
-            c.url + "/v1/identify", json={"kind": "card", "value": card},
-            timeout=5).status_code == 403)
+        took = until(f"the ban reaching {name}", _refuses(client, card))
         refusal = client.http.post(client.url + "/v1/identify", json={"kind": "card", "value": card})
         out(f"{name}: after the ban at HQ ({took * 1000:.0f} ms): "
             f"{refusal.json()['error']['code']}")

@@ -62,7 +62,7 @@ def resolve(conn: sqlite3.Connection, kind: str, value: str) -> sqlite3.Row:
     ).fetchone()
     if customer["status"] == "banned":
         raise CardBanned("this customer is banned", card=masked)
-    return customer  # type: ignore[no-any-return]
+    return customer
 
 
 def identify(outlet: Outlet, kind: str, value: str, till_id: str | None = None,

@@ -19,7 +19,7 @@ class Progress:
     def __init__(self, name: str) -> None:
         self.name = name
         self.tty = sys.stderr.isatty()
-        self.bar: tqdm | None = None  # type: ignore[type-arg]
+        self.bar: tqdm | None = None
         self.last = 0.0
 
     def __enter__(self) -> Progress:

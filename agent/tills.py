@@ -62,7 +62,7 @@ class TillBoard:
                 return read
             self._waiters[till_id].append((loop, future))
         try:
-            return await asyncio.wait_for(future, wait_s)  # type: ignore[no-any-return]
+            return await asyncio.wait_for(future, wait_s)
         except TimeoutError:
             with self._lock:
                 return self._take(till_id)

@@ -22,7 +22,7 @@ def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (customer_id,)).fetchone()
     if row is None:
         raise CustomerUnknown("no such customer at HQ", customer=customer_id)
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def set_status(chain: Chain, customer_id: str, status: str) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def add_outlet(conn: sqlite3.Connection, outlet_id: str, card_range: int | None 
     conn.execute(
         "INSERT INTO outlets (outlet_id, token_hash, card_range, created_at) VALUES (?, ?, ?, ?)",
         (outlet_id, digest(token), card_range, utc_now()))
-    return token, int(card_range)  # type: ignore[arg-type]
+    return token, int(card_range)
 
 
 def add_admin(conn: sqlite3.Connection, label: str = "") -> str:

@@ -31,7 +31,7 @@ def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | No
             return None
         return entity(conn, row, tallystore.load(conn, key).to_dict())
     row = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-    return None if row is None else json.loads(row[0])  # type: ignore[no-any-return]
+    return None if row is None else json.loads(row[0])
 
 
 def pull(chain: Chain, outlet_id: str, cursor: int, limit: int = 1000) -> PullResponse:
