@@ -56,6 +56,19 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         click.echo(f"outlet {outlet_id} registered, card range {rng}; its token:")
         click.echo(token)
 
+    @hq.command("outlet-token")
+    @click.option("--db", required=True)
+    @click.argument("outlet_id")
+    def outlet_token(db: str, outlet_id: str) -> None:
+        """Replace an outlet's token (lost or leaked); prints the new one on the last line."""
+        from hq import credentials
+
+        the_chain = chain(db)
+        with the_chain.db.write() as conn:
+            token = credentials.rotate_outlet(conn, outlet_id)
+        click.echo(f"outlet {outlet_id}: old token revoked; its new token:")
+        click.echo(token)
+
     @hq.command("admin-token")
     @click.option("--db", required=True)
     @click.option("--label", default="", help="Who gets this token (kept beside its hash).")

@@ -44,6 +44,15 @@ def add_outlet(conn: sqlite3.Connection, outlet_id: str, card_range: int | None 
     return token, int(card_range)
 
 
+def rotate_outlet(conn: sqlite3.Connection, outlet_id: str) -> str:
+    """A new token for an outlet (lost or leaked); the old one stops working at once."""
+    token = new_token("lo")
+    if conn.execute("UPDATE outlets SET token_hash = ? WHERE outlet_id = ?",
+                    (digest(token), outlet_id)).rowcount == 0:
+        raise InvalidRequest(f"no outlet {outlet_id} is registered", outlet=outlet_id)
+    return token
+
+
 def add_admin(conn: sqlite3.Connection, label: str = "") -> str:
     token = new_token("la")
     conn.execute("INSERT INTO admin_tokens (token_hash, created_at, label) VALUES (?, ?, ?)",
