@@ -168,3 +168,27 @@ def m001_initial(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m002_invoices(db: Database) -> None:
+    """Consolidated invoices replicated from HQ so a till can take their payment, and the
+    per-customer credit block HQ sets for customers past their payment term."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN credit_blocked INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE invoices (
+            invoice_id TEXT PRIMARY KEY,
+            number TEXT NOT NULL UNIQUE,
+            customer_id TEXT NOT NULL,
+            period_from TEXT NOT NULL,
+            period_to TEXT NOT NULL,
+            issued_on TEXT NOT NULL,
+            due_on TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            paid_amount INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL
+        );
+        CREATE INDEX invoices_customer ON invoices (customer_id, status);
+        """
+    )

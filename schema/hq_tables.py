@@ -68,6 +68,7 @@ def m001_initial(db: Database) -> None:
             approved_actions TEXT NOT NULL DEFAULT '[]',
             note TEXT, picture BLOB,
             pin_hash TEXT,
+            credit_blocked INTEGER NOT NULL DEFAULT 0,
             origin_outlet TEXT,
             created_at TEXT NOT NULL,
             search_name TEXT NOT NULL DEFAULT ''
@@ -159,6 +160,31 @@ def m001_initial(db: Database) -> None:
             qty INTEGER NOT NULL, unit_price INTEGER NOT NULL,
             gross INTEGER NOT NULL, discount INTEGER NOT NULL, net INTEGER NOT NULL,
             PRIMARY KEY (sale_id, line_no)
+        ) WITHOUT ROWID;
+        CREATE TABLE invoices (
+            invoice_id TEXT PRIMARY KEY,
+            number TEXT NOT NULL UNIQUE,
+            customer_id TEXT NOT NULL,
+            period_from TEXT NOT NULL,
+            period_to TEXT NOT NULL,
+            issued_on TEXT NOT NULL,
+            due_on TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            paid_amount INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'unpaid',
+            paid_on TEXT,
+            paid_via TEXT,
+            bank_reference TEXT,
+            UNIQUE (customer_id, period_from)
+        );
+        CREATE INDEX invoices_status ON invoices (status, due_on);
+        CREATE TABLE invoice_items (
+            invoice_id TEXT NOT NULL,
+            sale_id TEXT NOT NULL UNIQUE,
+            outlet_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            PRIMARY KEY (invoice_id, sale_id)
         ) WITHOUT ROWID;
         CREATE TABLE redemptions (
             redemption_id TEXT PRIMARY KEY,
