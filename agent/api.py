@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Query, Response
 from pydantic import Field
 
-from agent import customers, gifts, identification, sales
+from agent import credit, customers, gifts, identification, sales
 from schema import httperrors
 from agent.outlet import Outlet
 from agent.status import outlet_status
@@ -46,6 +46,11 @@ class IdentifierStatusIn(Strict):
 class SmartcardIn(Strict):
     reader: str = Field(min_length=1, max_length=100, description="PC/SC reader name substring")
     pin: str | None = Field(None, pattern=r"^\d{4,8}$")
+
+
+class InvoicePaymentIn(Strict):
+    amount: int = Field(gt=0, le=10**12)
+    till_id: str | None = Field(None, max_length=40)
 
 
 class StockMoveIn(Strict):
@@ -128,6 +133,14 @@ def create_app(outlet: Outlet, till_token: str | None = None,
     @app.post("/v1/redemptions", status_code=201)
     def redeem(body: RedemptionIn, key: IdempotencyKey = None) -> dict[str, Any]:
         return gifts.redeem(outlet, body, key)
+
+    @app.get("/v1/customers/{customer_id}/invoices")
+    def customer_invoices(customer_id: str) -> list[dict[str, Any]]:
+        return credit.invoices_of(outlet, customer_id)
+
+    @app.post("/v1/invoices/{number}/payments", status_code=201)
+    def pay_invoice(number: str, body: InvoicePaymentIn) -> dict[str, Any]:
+        return credit.pay(outlet, number, body.amount, body.till_id)
 
     @app.get("/v1/gifts")
     def gift_stock() -> list[dict[str, Any]]:

@@ -100,6 +100,8 @@ class OutletReplica:
             for change in page.changes:
                 if change.kind == "customer":
                     self._apply_customer(conn, change, page.incorporated_through)
+                elif change.kind == "invoice":
+                    _apply_invoice(conn, change)
                 elif change.kind in MASTER_KINDS:
                     self._apply_master(conn, change)
                     master_changed = True
@@ -137,6 +139,17 @@ class OutletReplica:
                 conn.execute("DELETE FROM meta WHERE key = 'last_sync_error'")
             else:
                 set_meta(conn, "last_sync_error", f"{utc_now()} {error}"[:500])
+
+
+def _apply_invoice(conn: sqlite3.Connection, change: Change) -> None:
+    doc = change.data
+    if doc is None:
+        conn.execute("DELETE FROM invoices WHERE invoice_id = ?", (change.key,))
+        return
+    cols = ["invoice_id", "number", "customer_id", "period_from", "period_to", "issued_on",
+            "due_on", "amount", "paid_amount", "status"]
+    conn.execute(f"INSERT OR REPLACE INTO invoices ({', '.join(cols)}) "
+                 f"VALUES ({', '.join('?' for _ in cols)})", [doc[c] for c in cols])
 
 
 def _reapply_profile(conn: sqlite3.Connection, body: Any) -> None:

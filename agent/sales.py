@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agent import identification, pricing, receipts
 from schema import tallystore
 from schema.api import LineIn, QuoteIn, SaleIn
-from schema.errors import Conflict, CreditLimitExceeded, IdempotencyConflict, PaymentMismatch
+from schema.errors import Conflict, CreditBlocked, CreditLimitExceeded, IdempotencyConflict, PaymentMismatch
 from schema.events import Payment, SaleLine, SaleRecorded, new_id
 from schema.ledger import tally_of
 from sync import outbox
@@ -122,6 +122,8 @@ def _check_credit(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Ro
                   credit: int) -> None:
     if credit == 0:
         return
+    if customer["credit_blocked"]:
+        raise CreditBlocked("internal credit is blocked: an invoice is past its payment term")
     limit = outlet.credit_limit(customer["category"])
     owed = tallystore.load(conn, customer["customer_id"]).credit_outstanding
     if owed + credit > limit:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -16,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from schema import httperrors
-from hq import admin, credentials, feed, ingest
+from hq import admin, credentials, feed, ingest, invoices
 from hq.chain import Chain
 from schema.errors import ProtocolError
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
@@ -27,6 +28,24 @@ MAX_PUSH_BYTES = 8 * 1024 * 1024
 class BanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field("", max_length=500)
+
+
+class CloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period_from: date
+    period_to: date
+    issued_on: date
+
+
+class BankPaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: int = Field(gt=0)
+    reference: str = Field(min_length=1, max_length=100)
+
+
+class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    today: date
 
 
 class IdentifierStatusIn(BaseModel):
@@ -121,5 +140,25 @@ def create_app(chain: Chain) -> FastAPI:
     @app.get("/v1/admin/flags", dependencies=Admin)
     def flags(all: bool = False) -> list[dict[str, object]]:
         return ingest.flags(chain, open_only=not all)
+
+    @app.post("/v1/admin/invoices/close", dependencies=Admin, status_code=201)
+    def close_period(body: CloseIn) -> list[dict[str, Any]]:
+        return invoices.close_period(chain, body.period_from, body.period_to, body.issued_on)
+
+    @app.post("/v1/admin/invoices/refresh", dependencies=Admin)
+    def refresh(body: RefreshIn) -> dict[str, int]:
+        return invoices.refresh(chain, body.today)
+
+    @app.get("/v1/admin/invoices", dependencies=Admin)
+    def list_invoices(customer: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        return invoices.invoices(chain, customer, status)
+
+    @app.get("/v1/admin/invoices/{number}", dependencies=Admin)
+    def get_invoice(number: str) -> dict[str, Any]:
+        return invoices.invoice(chain, number)
+
+    @app.post("/v1/admin/invoices/{number}/bank-payment", dependencies=Admin)
+    def bank_payment(number: str, body: BankPaymentIn) -> dict[str, Any]:
+        return invoices.pay_at_bank(chain, number, body.amount, body.reference)
 
     return app

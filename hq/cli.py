@@ -33,13 +33,16 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
     def serve(db: str, host: str, port: int) -> None:
         """Serve the sync and admin API."""
         from agent import serving
+        from hq import schedule
         from hq.api import create_app
 
         the_chain = chain(db)
+        scheduler = schedule.start(the_chain)
         click.echo(f"HQ serving {db} on http://{host}:{port} (epoch {the_chain.epoch})", err=True)
         try:
             serving.run(create_app(the_chain), host, port, on_exit=the_chain.waiters.close)
         finally:
+            scheduler.shutdown(wait=False)
             the_chain.close()
 
     @hq.command("outlet-add")

@@ -30,6 +30,10 @@ def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | No
         if row is None:
             return None
         return entity(conn, row, tallystore.load(conn, key).to_dict())
+    if kind == "invoice":
+        from hq.invoices import document
+
+        return document(conn, key)
     row = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?", (kind, key)).fetchone()
     return None if row is None else json.loads(row[0])
 

@@ -26,6 +26,7 @@ from schema.events import (
     Body,
     CustomerRegistered,
     CustomerStatusChanged,
+    CreditRepaid,
     CustomerUpdated,
     Event,
     GiftRedeemed,
@@ -169,6 +170,9 @@ def _apply(chain: Chain, conn: sqlite3.Connection, event: Event, body: Body,
                      (body.redemption_id, hq_seq, event.outlet_id, customer_id, body.gift_sku,
                       body.gift_name, body.qty, body.points_spent, event.at))
         _move_stock(conn, event.outlet_id, body.gift_sku, -body.qty)
+    elif isinstance(body, CreditRepaid) and body.invoice_id:
+        via = "bank" if event.outlet_id == HQ_OUTLET else "till"
+        _pay_invoice(chain, conn, body.invoice_id, body.amount, event.at[:10], via, None)
     elif isinstance(body, StockMoved):
         _move_stock(conn, event.outlet_id, body.gift_sku, body.qty)
         return "applied", None
@@ -216,6 +220,39 @@ def _move_stock(conn: sqlite3.Connection, outlet_id: str, sku: str, qty: int) ->
     conn.execute("INSERT INTO gift_stock (outlet_id, gift_sku, qty) VALUES (?, ?, ?) "
                  "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = qty + excluded.qty",
                  (outlet_id, sku, qty))
+
+
+HQ_OUTLET = "HQ"
+
+
+def record_hq_fact(chain: Chain, conn: sqlite3.Connection, body: Body) -> Event:
+    """A fact made at HQ itself (a bank payment, a points correction): numbered in HQ's
+    own sequence under outlet id "HQ" and folded like any outlet's fact."""
+    from schema.events import make_event
+
+    seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE outlet_id = ?",
+                           (HQ_OUTLET,)).fetchone()[0])
+    event = make_event(HQ_OUTLET, seq, body)
+    hq_seq = _record(conn, event)
+    verdict, reason = _apply(chain, conn, event, body, hq_seq)
+    if verdict == "flagged":
+        _flag(conn, event, hq_seq, reason or "")
+    return event
+
+
+def _pay_invoice(chain: Chain, conn: sqlite3.Connection, invoice_id: str, amount: int,
+                 paid_on: str, via: str, reference: str | None) -> None:
+    row = conn.execute("SELECT amount, paid_amount FROM invoices WHERE invoice_id = ?",
+                       (invoice_id,)).fetchone()
+    if row is None:
+        return
+    paid = row["paid_amount"] + amount
+    conn.execute(
+        "UPDATE invoices SET paid_amount = ?, paid_via = ?, bank_reference = COALESCE(?, bank_reference),"
+        " paid_on = CASE WHEN ? >= amount THEN ? ELSE paid_on END,"
+        " status = CASE WHEN ? >= amount THEN 'paid' ELSE status END WHERE invoice_id = ?",
+        (paid, via, reference, paid, paid_on, paid, invoice_id))
+    chain.bump(conn, "invoice", invoice_id)
 
 
 def flags(chain: Chain, open_only: bool = True) -> list[dict[str, object]]:

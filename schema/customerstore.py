@@ -26,7 +26,7 @@ def search_key(fields: dict[str, Any]) -> str:
 def upsert_customer(conn: sqlite3.Connection, customer_id: str, fields: dict[str, Any],
                     created_at: str, origin: str | None = None) -> None:
     """Creates or updates a customer row from profile fields (only those given change)."""
-    values = {k: v for k, v in fields.items() if k in PROFILE_COLUMNS or k in ("status", "pin_hash")}
+    values = {k: v for k, v in fields.items() if k in PROFILE_COLUMNS or k in ("status", "pin_hash", "credit_blocked")}
     if "approved_actions" in values:
         values["approved_actions"] = json.dumps(values["approved_actions"])
     if "picture" in fields:
@@ -86,6 +86,7 @@ def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any]) ->
         "customer_id": row["customer_id"],
         "profile": profile_of(row),
         "status": row["status"],
+        "credit_blocked": bool(row["credit_blocked"]),
         "pin_hash": row["pin_hash"],
         "picture": base64.b64encode(picture).decode() if picture else None,
         "origin_outlet": row["origin_outlet"],
@@ -99,7 +100,7 @@ def apply_entity(conn: sqlite3.Connection, doc: dict[str, Any]) -> None:
     """Writes a published customer document (not its tally) into a replica."""
     customer_id = doc["customer_id"]
     fields = {**doc["profile"], "status": doc["status"], "pin_hash": doc.get("pin_hash"),
-              "picture": doc.get("picture")}
+              "picture": doc.get("picture"), "credit_blocked": int(doc.get("credit_blocked", False))}
     upsert_customer(conn, customer_id, fields, created_at=doc.get("created_at") or "",
                     origin=doc.get("origin_outlet"))
     conn.execute("DELETE FROM identifiers WHERE customer_id = ?", (customer_id,))

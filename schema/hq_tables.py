@@ -174,10 +174,10 @@ def m001_initial(db: Database) -> None:
             status TEXT NOT NULL DEFAULT 'unpaid',
             paid_on TEXT,
             paid_via TEXT,
-            bank_reference TEXT,
-            UNIQUE (customer_id, period_from)
+            bank_reference TEXT
         );
         CREATE INDEX invoices_status ON invoices (status, due_on);
+        CREATE INDEX invoices_customer ON invoices (customer_id, issued_on);
         CREATE TABLE invoice_items (
             invoice_id TEXT NOT NULL,
             sale_id TEXT NOT NULL UNIQUE,

@@ -1,0 +1,159 @@
+"""Consolidated invoices for cards used as internal credit (issue 6).
+
+At the end of each period (APScheduler at HQ; `close_period` with explicit dates), every
+customer with credit purchases in the period gets ONE invoice listing them, with a number,
+issue date, amount, payment term and the period. Payments are facts: at a till (an
+outlet's `credit.repaid` with the invoice id) or at the bank (an operator with the
+statement reference, recorded as HQ's own fact). `refresh` moves invoices along
+unpaid -> overdue (due date passed) -> past_term (grace passed too) on the date it is
+given (a controlled clock in tests), and blocks credit for customers past term when the
+policy says so; the block travels to every till.
+Promises: a credit sale is on exactly one invoice; an invoice's amount is the sum of its
+items; closing the same period twice adds nothing new, except a supplementary invoice for
+credit sales that reached HQ after the first close (an outlet offline over the period's
+end). Must never: read the wall clock itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from hq.chain import Chain
+from hq.ingest import record_hq_fact
+from schema.errors import InvalidRequest, NotFound
+from schema.events import CreditRepaid, new_id
+
+
+@dataclass(frozen=True)
+class Policy:
+    term_days: int = 14
+    grace_days: int = 30
+    block_credit_past_term: bool = True
+
+
+def close_period(chain: Chain, period_from: date, period_to: date, issued_on: date,
+                 policy: Policy = Policy()) -> list[dict[str, Any]]:
+    """Invoices every credit purchase in [period_from, period_to) not yet invoiced."""
+    if period_to <= period_from:
+        raise InvalidRequest("a period ends after it starts")
+    start, end = period_from.isoformat(), period_to.isoformat()
+    made = []
+    with chain.db.write() as conn:
+        rows = conn.execute(
+            "SELECT s.customer_id, s.sale_id, s.outlet_id, s.at, s.paid_credit FROM sales s "
+            "LEFT JOIN invoice_items i ON i.sale_id = s.sale_id "
+            "WHERE s.paid_credit > 0 AND s.at >= ? AND s.at < ? AND i.sale_id IS NULL "
+            "ORDER BY s.customer_id, s.at", (start, end)).fetchall()
+        by_customer: dict[str, list[sqlite3.Row]] = {}
+        for row in rows:
+            by_customer.setdefault(row["customer_id"], []).append(row)
+        for customer_id, items in by_customer.items():
+            made.append(_issue(chain, conn, customer_id, items, period_from, period_to,
+                               issued_on, policy))
+    chain.waiters.notify()
+    return made
+
+
+def _issue(chain: Chain, conn: sqlite3.Connection, customer_id: str, items: list[sqlite3.Row],
+           period_from: date, period_to: date, issued_on: date, policy: Policy) -> dict[str, Any]:
+    year = issued_on.year
+    count = conn.execute("SELECT COUNT(*) FROM invoices WHERE number LIKE ?",
+                         (f"{year}-%",)).fetchone()[0]
+    number = f"{year}-{count + 1:06d}"
+    invoice_id = new_id()
+    amount = sum(r["paid_credit"] for r in items)
+    due_on = issued_on + timedelta(days=policy.term_days)
+    conn.execute(
+        "INSERT INTO invoices (invoice_id, number, customer_id, period_from, period_to, issued_on,"
+        " due_on, amount) VALUES (?,?,?,?,?,?,?,?)",
+        (invoice_id, number, customer_id, period_from.isoformat(), period_to.isoformat(),
+         issued_on.isoformat(), due_on.isoformat(), amount))
+    conn.executemany("INSERT INTO invoice_items (invoice_id, sale_id, outlet_id, at, amount) "
+                     "VALUES (?,?,?,?,?)",
+                     [(invoice_id, r["sale_id"], r["outlet_id"], r["at"], r["paid_credit"])
+                      for r in items])
+    chain.bump(conn, "invoice", invoice_id)
+    return {"invoice_id": invoice_id, "number": number, "customer_id": customer_id,
+            "amount": amount, "due_on": due_on.isoformat(), "items": len(items)}
+
+
+def pay_at_bank(chain: Chain, number: str, amount: int, reference: str) -> dict[str, Any]:
+    if amount <= 0:
+        raise InvalidRequest("a payment is a positive amount")
+    if not reference.strip():
+        raise InvalidRequest("a bank payment needs the bank statement reference")
+    with chain.db.write() as conn:
+        row = conn.execute("SELECT invoice_id, customer_id FROM invoices WHERE number = ?",
+                           (number,)).fetchone()
+        if row is None:
+            raise NotFound(f"no invoice {number}")
+        record_hq_fact(chain, conn, CreditRepaid(payment_id=new_id(), customer_id=row["customer_id"],
+                                                 amount=amount, invoice_id=row["invoice_id"]))
+        conn.execute("UPDATE invoices SET bank_reference = ? WHERE invoice_id = ?",
+                     (reference.strip(), row["invoice_id"]))
+        _unblock_if_clear(chain, conn, row["customer_id"])
+    chain.waiters.notify()
+    return invoice(chain, number)
+
+
+def refresh(chain: Chain, today: date, policy: Policy = Policy()) -> dict[str, int]:
+    """Moves unpaid invoices to overdue / past_term as of `today`; blocks credit past term."""
+    overdue_from = today.isoformat()
+    past_term_from = (today - timedelta(days=policy.grace_days)).isoformat()
+    moved = {"overdue": 0, "past_term": 0}
+    with chain.db.write() as conn:
+        for status, before in (("past_term", past_term_from), ("overdue", overdue_from)):
+            rows = conn.execute(
+                "SELECT invoice_id, customer_id FROM invoices WHERE status IN ('unpaid', 'overdue')"
+                " AND status != ? AND due_on < ?", (status, before)).fetchall()
+            for row in rows:
+                conn.execute("UPDATE invoices SET status = ? WHERE invoice_id = ?",
+                             (status, row["invoice_id"]))
+                chain.bump(conn, "invoice", row["invoice_id"])
+                moved[status] += 1
+                if status == "past_term" and policy.block_credit_past_term:
+                    conn.execute("UPDATE customers SET credit_blocked = 1 WHERE customer_id = ?",
+                                 (row["customer_id"],))
+                    chain.bump(conn, "customer", row["customer_id"], urgent=True)
+    chain.waiters.notify()
+    return moved
+
+
+def _unblock_if_clear(chain: Chain, conn: sqlite3.Connection, customer_id: str) -> None:
+    left = conn.execute("SELECT 1 FROM invoices WHERE customer_id = ? AND status = 'past_term'",
+                        (customer_id,)).fetchone()
+    if left is None and conn.execute(
+            "UPDATE customers SET credit_blocked = 0 WHERE customer_id = ? AND credit_blocked = 1",
+            (customer_id,)).rowcount:
+        chain.bump(conn, "customer", customer_id)
+
+
+def invoice(chain: Chain, number: str) -> dict[str, Any]:
+    with chain.db.read() as conn:
+        row = conn.execute("SELECT * FROM invoices WHERE number = ?", (number,)).fetchone()
+        if row is None:
+            raise NotFound(f"no invoice {number}")
+        items = conn.execute("SELECT sale_id, outlet_id, at, amount FROM invoice_items "
+                             "WHERE invoice_id = ? ORDER BY at", (row["invoice_id"],)).fetchall()
+    return {**dict(row), "items": [dict(i) for i in items]}
+
+
+def invoices(chain: Chain, customer_id: str | None = None,
+             status: str | None = None) -> list[dict[str, Any]]:
+    where = [("customer_id = ?", customer_id), ("status = ?", status)]
+    chosen = [(clause, value) for clause, value in where if value]
+    sql = " AND ".join(["1 = 1", *(clause for clause, _ in chosen)])
+    rows = chain.db.all(f"SELECT * FROM invoices WHERE {sql} ORDER BY number",
+                        [value for _, value in chosen])
+    return [dict(r) for r in rows]
+
+
+def document(conn: sqlite3.Connection, invoice_id: str) -> dict[str, Any] | None:
+    """The invoice as outlets receive it (so a till can take its payment)."""
+    row = conn.execute("SELECT invoice_id, number, customer_id, period_from, period_to, issued_on,"
+                       " due_on, amount, paid_amount, status FROM invoices WHERE invoice_id = ?",
+                       (invoice_id,)).fetchone()
+    return None if row is None else dict(row)

@@ -1,0 +1,54 @@
+"""HQ's periodic work on APScheduler: invoice period closing and invoice status moves.
+
+By default the period is a calendar month: on the 1st at 00:05 UTC the previous month is
+closed; every day at 00:15 UTC overdue and past-term invoices are moved on (and credit
+blocked per policy). Both jobs are idempotent, so a missed or repeated run is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from hq import invoices
+from hq.chain import Chain
+
+log = logging.getLogger(__name__)
+
+
+def previous_month(today: date) -> tuple[date, date]:
+    first = today.replace(day=1)
+    return (first - timedelta(days=1)).replace(day=1), first
+
+
+CATCH_UP_MONTHS = 3
+
+
+def close_last_month(chain: Chain) -> None:
+    """Closes the previous month, and re-closes the ones before it so credit sales that
+    arrived late (an outlet offline over a month's end) get a supplementary invoice."""
+    today = datetime.now(UTC).date()
+    end = today
+    for _ in range(CATCH_UP_MONTHS):
+        start, end = previous_month(end)
+        made = invoices.close_period(chain, start, end, today)
+        log.info("closed %s..%s: %d invoices", start, end, len(made))
+        end = start
+
+
+def refresh_statuses(chain: Chain) -> None:
+    moved = invoices.refresh(chain, datetime.now(UTC).date())
+    log.info("invoice statuses: %s", moved)
+
+
+def start(chain: Chain) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(close_last_month, "cron", day=1, hour=0, minute=5, args=[chain],
+                      id="invoice-close", misfire_grace_time=6 * 3600, coalesce=True)
+    scheduler.add_job(refresh_statuses, "cron", hour=0, minute=15, args=[chain],
+                      id="invoice-refresh", misfire_grace_time=6 * 3600, coalesce=True)
+    scheduler.add_job(chain.db.checkpoint, "interval", seconds=30, id="wal-checkpoint")
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,166 @@
+"""Consolidated invoices: period boundaries, payment at the till and at the bank, overdue
+and past-term moves on a controlled clock, and the credit block reaching the till."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from agent import credit, customers, sales
+from agent.outlet import Outlet
+from agent.programme import default_documents
+from agent.replication import OutletReplica
+from agent.serving import Background
+from hq import credentials, ingest, invoices
+from hq.api import create_app
+from hq.chain import Chain
+from schema.api import CustomerIn, PaymentIn, QuoteIn, SaleIn
+from schema.errors import CreditBlocked
+from schema.events import CustomerRegistered, Payment, Profile, SaleLine, SaleRecorded, make_event
+from schema.sync import PushRequest
+from sync.client import run_once
+from sync.router import RouterTransport
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[Chain]:
+    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+    with the_chain.db.write() as conn:
+        credentials.add_outlet(conn, "X")
+    yield the_chain
+    the_chain.close()
+
+
+def credit_sale(seq: int, customer_id: str, at: str, amount: int) -> SaleRecorded:
+    line = SaleLine(sku="S", name="Stuff", qty=1, unit_price=amount, gross=amount, discount=0,
+                    net=amount)
+    return SaleRecorded(sale_id=f"sale-{seq}", customer_id=customer_id, till_id="T1",
+                        currency="EUR", lines=[line], payments=[Payment(mode="credit", amount=amount)],
+                        total_gross=amount, total_discount=0, total_net=amount, points_earned=0)
+
+
+def push_facts(chain: Chain, facts: list[tuple[object, str]]) -> None:
+    events = [make_event("X", i + 1, body, at) for i, (body, at) in enumerate(facts)]  # type: ignore[arg-type]
+    ingest.push(chain, "X", PushRequest(outlet_id="X", events=events))
+
+
+CUSTOMER = "c-0001"
+
+
+def registered() -> tuple[CustomerRegistered, str]:
+    profile = Profile(kind="person", given_name="Ana", surname="Novak", category="A")
+    return CustomerRegistered(customer_id=CUSTOMER, card_number="2900010000015",
+                              profile=profile), "2026-09-01T10:00:00Z"
+
+
+def test_invoice_covers_only_its_period_and_closing_twice_adds_nothing(chain: Chain) -> None:
+    push_facts(chain, [
+        registered(),
+        (credit_sale(2, CUSTOMER, "", 1000), "2026-09-30T23:59:59.999999Z"),
+        (credit_sale(3, CUSTOMER, "", 2500), "2026-10-01T00:00:00Z"),
+        (credit_sale(4, CUSTOMER, "", 700), "2026-10-31T23:59:59Z"),
+        (credit_sale(5, CUSTOMER, "", 900), "2026-11-01T00:00:00Z"),
+    ])
+    made = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1), date(2026, 11, 1))
+    assert [(m["amount"], m["items"]) for m in made] == [(3200, 2)]
+    again = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1), date(2026, 11, 1))
+    assert again == []
+    october = invoices.invoice(chain, made[0]["number"])
+    assert [i["sale_id"] for i in october["items"]] == ["sale-3", "sale-4"]
+    assert october["amount"] == sum(i["amount"] for i in october["items"])
+    assert october["due_on"] == "2026-11-15" and october["status"] == "unpaid"
+    september = invoices.close_period(chain, date(2026, 9, 1), date(2026, 10, 1), date(2026, 10, 1))
+    assert [m["amount"] for m in september] == [1000]
+
+
+def test_a_credit_sale_arriving_after_the_close_gets_a_supplementary_invoice(chain: Chain) -> None:
+    push_facts(chain, [registered(), (credit_sale(2, CUSTOMER, "", 1200), "2026-10-05T09:00:00Z")])
+    first = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1), date(2026, 11, 1))
+    late = make_event("X", 3, credit_sale(3, CUSTOMER, "", 800), "2026-10-31T22:00:00Z")
+    ingest.push(chain, "X", PushRequest(outlet_id="X", events=[late]))
+    second = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1), date(2026, 11, 3))
+    assert [m["amount"] for m in first] == [1200] and [m["amount"] for m in second] == [800]
+    assert first[0]["number"] != second[0]["number"]
+    total = chain.db.scalar("SELECT SUM(amount) FROM invoices WHERE customer_id = ?", (CUSTOMER,))
+    assert total == 2000
+
+
+def test_invoice_moves_overdue_then_past_term_and_credit_is_blocked_until_paid(chain: Chain) -> None:
+    push_facts(chain, [registered(), (credit_sale(2, CUSTOMER, "", 5000), "2026-10-10T12:00:00Z")])
+    number = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1),
+                                   date(2026, 11, 1))[0]["number"]
+    assert invoices.refresh(chain, date(2026, 11, 15)) == {"overdue": 0, "past_term": 0}
+    assert invoices.refresh(chain, date(2026, 11, 16)) == {"overdue": 1, "past_term": 0}
+    assert invoices.invoice(chain, number)["status"] == "overdue"
+    assert invoices.refresh(chain, date(2026, 12, 15)) == {"overdue": 0, "past_term": 0}
+    assert invoices.refresh(chain, date(2026, 12, 16)) == {"overdue": 0, "past_term": 1}
+    blocked = chain.db.scalar("SELECT credit_blocked FROM customers WHERE customer_id = ?", (CUSTOMER,))
+    assert blocked == 1
+    partial = invoices.pay_at_bank(chain, number, 2000, "STMT-17/3")
+    assert partial["status"] == "past_term" and partial["paid_amount"] == 2000
+    paid = invoices.pay_at_bank(chain, number, 3000, "STMT-17/4")
+    assert paid["status"] == "paid" and paid["paid_via"] == "bank"
+    assert paid["bank_reference"] == "STMT-17/4" and paid["paid_on"] is not None
+    assert chain.db.scalar("SELECT credit_blocked FROM customers WHERE customer_id = ?",
+                           (CUSTOMER,)) == 0
+    view = chain.db.one("SELECT paid_credit, credit_repaid FROM customer_tally WHERE customer_id = ?",
+                        (CUSTOMER,))
+    assert (view["paid_credit"], view["credit_repaid"]) == (5000, 5000)
+
+
+def test_invoice_paid_at_the_till_is_marked_paid_at_hq_and_a_block_reaches_the_till(
+        chain: Chain, tmp_path: Path) -> None:
+    with chain.db.write() as conn:
+        token, _ = credentials.add_outlet(conn, "SHOP")
+    server = Background(create_app(chain), on_exit=chain.waiters.close)
+    outlet = Outlet(tmp_path / "shop.db", "SHOP", chain=True)
+    replica, link = OutletReplica(outlet), RouterTransport(server.url, token)
+    try:
+        run_once(replica, link)
+        joined = customers.register(
+            outlet, CustomerIn(kind="person", given_name="Ana", surname="Novak", category="A"))
+        card = joined["card_number"]
+        lines = [{"sku": "S", "name": "Stuff", "qty": 1, "unit_price": 10000}]
+        quote = sales.quote(outlet, QuoteIn(
+            card=card, lines=lines))
+        sales.sell(outlet, SaleIn(quote_id=quote["quote_id"], payments=[
+            PaymentIn(mode="credit", amount=quote["total_net"])]), "k1")
+        run_once(replica, link)
+        sold_at = chain.db.scalar("SELECT at FROM sales")
+        day = date.fromisoformat(sold_at[:10])
+        made = invoices.close_period(chain, day, date.fromordinal(day.toordinal() + 1), day)
+        assert made[0]["amount"] == quote["total_net"]
+        run_once(replica, link)
+        local = credit.invoices_of(outlet, joined["customer_id"])
+        assert [(i["number"], i["status"]) for i in local] == [(made[0]["number"], "unpaid")]
+
+        answer = credit.pay(outlet, made[0]["number"], quote["total_net"], "T1")
+        assert answer["left_to_pay"] == 0
+        run_once(replica, link)
+        at_hq = invoices.invoice(chain, made[0]["number"])
+        assert (at_hq["status"], at_hq["paid_via"]) == ("paid", "till")
+
+        # A second credit sale, invoiced and left unpaid past its term: the till refuses credit.
+        quote2 = sales.quote(outlet, QuoteIn(
+            card=card, lines=lines))
+        sales.sell(outlet, SaleIn(quote_id=quote2["quote_id"], payments=[
+            PaymentIn(mode="credit", amount=quote2["total_net"])]), "k2")
+        run_once(replica, link)
+        invoices.close_period(chain, day, date.fromordinal(day.toordinal() + 1), day)
+        invoices.refresh(chain, date.fromordinal(day.toordinal() + 60))
+        run_once(replica, link)
+        quote3 = sales.quote(outlet, QuoteIn(
+            card=card, lines=lines))
+        with pytest.raises(CreditBlocked):
+            sales.sell(outlet, SaleIn(quote_id=quote3["quote_id"], payments=[
+                PaymentIn(mode="credit", amount=quote3["total_net"])]), "k3")
+        cash, _ = sales.sell(outlet, SaleIn(quote_id=quote3["quote_id"], payments=[
+            PaymentIn(mode="cash", amount=quote3["total_net"])]), "k4")
+        assert cash["total_net"] == quote3["total_net"]
+    finally:
+        link.close()
+        server.stop()
+        outlet.close()
