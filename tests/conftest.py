@@ -1,0 +1,69 @@
+"""Shared fixtures: a REAL agent process over HTTP, a till client, an in-process outlet.
+
+`agent_server` runs `loyalty agent serve` from this virtual environment as a subprocess (the
+way an outlet runs it), waits until `GET /v1/status` answers and kills it at teardown. Its
+stderr is kept in a file and attached to the report of any test that fails while using it.
+The helpers themselves live in agentkit.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agentkit import AgentProcess, Till
+
+
+# --- pytest plumbing -------------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        agents = value if isinstance(value, list) else [value]
+        for agent in agents:
+            if isinstance(agent, AgentProcess):
+                report.sections.append((f"agent {agent.url} stderr", agent.stderr()))
+
+
+@pytest.fixture(scope="session")
+def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    """One real agent process for the session (tests use their own customers)."""
+    agent = AgentProcess(tmp_path_factory.mktemp("agent") / "outlet.db", "T")
+    agent.start()
+    yield agent
+    agent.kill()
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path) -> Iterator[Any]:
+    """A factory for agents of one test (own database, own options); all killed after."""
+    started: list[AgentProcess] = []
+
+    def start(db: Path | None = None, outlet: str = "T", **kw: Any) -> AgentProcess:
+        agent = AgentProcess(db or tmp_path / f"outlet{len(started)}.db", outlet, **kw)
+        started.append(agent)
+        return agent.start()
+
+    yield start
+    for agent in started:
+        agent.kill()
+
+
+@pytest.fixture
+def till(agent_server: AgentProcess) -> Till:
+    return agent_server.till("T1")
+
+
+@pytest.fixture
+def outlet(tmp_path: Path) -> Iterator[Any]:
+    """An in-process outlet on a temporary file, for domain-level tests."""
+    from agent.outlet import Outlet
+
+    shop = Outlet(tmp_path / "outlet.db", "T")
+    yield shop
+    shop.close()
