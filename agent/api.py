@@ -15,9 +15,9 @@ from fastapi import Depends, FastAPI, Header, Query, Response
 from pydantic import Field
 
 from agent import credit, customers, gifts, identification, sales
-from schema import httperrors
 from agent.outlet import Outlet
 from agent.status import outlet_status
+from schema import httperrors
 from schema.api import (
     CustomerIn,
     CustomerPatch,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import cardnumber, pin, picture
+from agent import cardnumber, picture, pin
 from agent.replica import meta_in, set_meta
 from schema import tallystore
-from schema.customerstore import identifiers_of, profile_of, put_identifier, upsert_customer
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
+from schema.customerstore import identifiers_of, profile_of, put_identifier, upsert_customer
 from schema.errors import CustomerUnknown, InvalidRequest, PinInvalid, PinLocked
 from schema.events import (
     CustomerRegistered,

@@ -8,6 +8,7 @@ never: let stock go below zero, or hand out a gift twice for one Idempotency-Key
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from agent import identification, receipts
 from schema import tallystore
 from schema.api import RedemptionIn
-from schema.errors import GiftUnknown, InsufficientPoints, InvalidRequest, OutOfStock
+from schema.errors import (
+    GiftUnknown,
+    IdempotencyConflict,
+    InsufficientPoints,
+    InvalidRequest,
+    OutOfStock,
+)
 from schema.events import GiftRedeemed, StockMoved, new_id
 from schema.ledger import tally_of
 from sync import outbox
@@ -64,12 +71,15 @@ def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None) -> d
     if gift is None:
         raise GiftUnknown("no such gift", gift=body.gift_sku)
     cost = gift.points_cost * body.qty
+    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     with outlet.db.write() as conn:
         if idempotency_key:
-            done = conn.execute("SELECT response FROM redemptions WHERE idempotency_key = ?",
-                                (idempotency_key,)).fetchone()
+            done = conn.execute("SELECT request_hash, response FROM redemptions "
+                                "WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
             if done is not None:
-                return json.loads(done[0])
+                if done["request_hash"] not in (None, digest):
+                    raise IdempotencyConflict("this Idempotency-Key was used for another redemption")
+                return json.loads(done["response"])
         customer = identification.resolve(conn, "card", body.card)
         customer_id = customer["customer_id"]
         balance = tallystore.points_balance(conn, customer_id)
@@ -100,8 +110,9 @@ def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None) -> d
         }
         conn.execute(
             "INSERT INTO redemptions (redemption_id, idempotency_key, seq, customer_id, gift_sku, "
-            "gift_name, qty, points_spent, till_id, at, response) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "gift_name, qty, points_spent, till_id, at, response, request_hash)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (fact.redemption_id, idempotency_key, event.seq, customer_id, gift.sku, gift.name,
-             body.qty, cost, body.till_id, event.at, json.dumps(answer)))
+             body.qty, cost, body.till_id, event.at, json.dumps(answer), digest))
     outlet.committed()
     return answer

@@ -22,7 +22,10 @@ MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift"
 
 
 def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:
-    """Opens (creating if new) the replica at `path` for `outlet_id`."""
+    """Opens (creating if new) the replica at `path` for `outlet_id`; without an outlet id
+    only an existing outlet database is opened (nothing is written into another file)."""
+    if outlet_id is None:
+        _require_outlet_database(path)
     try:
         db = Database(path, migrations)
     except sqlite3.DatabaseError as exc:  # not SQLite at all, unreadable, a directory...
@@ -40,6 +43,20 @@ def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:
         with db.write() as conn:
             set_meta(conn, "outlet_id", outlet_id)
     return db
+
+
+def _require_outlet_database(path: str | Path) -> None:
+    try:
+        probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = probe.execute("SELECT 1 FROM _sqlite_migrations WHERE migration_set = ?",
+                                  (migrations.name,)).fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path} is not an outlet database ({exc})") from exc
+    if found is None:
+        raise ConfigError(f"{path} is not an outlet database")
 
 
 def get_meta(db: Database, key: str, default: str | None = None) -> str | None:

@@ -71,9 +71,12 @@ class OutletReplica:
                 set_meta(conn, "card_range", hello.card_range)
         return went_back
 
-    def _check_epoch(self, epoch: str) -> None:
-        with self.db.read() as conn:
-            known = meta_in(conn, "hq_epoch")
+    @staticmethod
+    def _check_epoch(conn: sqlite3.Connection, epoch: str) -> None:
+        """Inside the write transaction that uses the answer: a reconcile (the other sync
+        thread) between a check and the write would otherwise let an answer of the old HQ
+        mark events acknowledged that the restored HQ lacks, or move the reset cursor."""
+        known = meta_in(conn, "hq_epoch")
         if known is not None and known != epoch:
             raise EpochChanged("HQ's epoch changed during the exchange")
 
@@ -83,9 +86,9 @@ class OutletReplica:
             return outbox.pending(conn, limit)
 
     def acknowledge(self, response: PushResponse) -> None:
-        self._check_epoch(response.epoch)
         flagged = [r.model_dump() for r in response.results if r.result == "flagged"]
         with self.db.write() as conn:
+            self._check_epoch(conn, response.epoch)
             outbox.mark_acked(conn, response.acked_through, flagged)
 
     # --- pull -------------------------------------------------------------------------
@@ -94,9 +97,9 @@ class OutletReplica:
             return int(meta_in(conn, "cursor", "0") or 0)
 
     def apply(self, page: PullResponse) -> None:
-        self._check_epoch(page.epoch)
         master_changed = False
         with self.db.write() as conn:
+            self._check_epoch(conn, page.epoch)
             for change in page.changes:
                 if change.kind == "customer":
                     self._apply_customer(conn, change, page.incorporated_through)

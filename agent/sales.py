@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from agent import identification, pricing, receipts
 from schema import tallystore
 from schema.api import LineIn, QuoteIn, SaleIn
-from schema.errors import Conflict, CreditBlocked, CreditLimitExceeded, IdempotencyConflict, PaymentMismatch
+from schema.errors import (
+    Conflict,
+    CreditBlocked,
+    CreditLimitExceeded,
+    IdempotencyConflict,
+    PaymentMismatch,
+)
 from schema.events import Payment, SaleLine, SaleRecorded, new_id
 from schema.ledger import tally_of
 from sync import outbox

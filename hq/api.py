@@ -14,11 +14,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schema import httperrors
 from hq import admin, credentials, feed, ingest, invoices
 from hq.chain import Chain
+from schema import httperrors
 from schema.errors import ProtocolError
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 
@@ -58,6 +59,15 @@ class IdentifierStatusIn(BaseModel):
 def create_app(chain: Chain) -> FastAPI:
     app = FastAPI(title="Loyalty headquarters", version="1")
     httperrors.install(app, max_body=MAX_PUSH_BYTES)
+
+    @app.exception_handler(ValidationError)
+    async def invalid_document(_: Request, exc: ValidationError) -> JSONResponse:
+        # master data and profile edits are validated inside the handlers: a bad document
+        # is the caller's mistake (422), not a crash (500)
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return httperrors.error_response(422, "invalid_request",
+                                         f"{where}: {first['msg']}" if where else first["msg"])
 
     def outlet(authorization: Annotated[str | None, Header()] = None) -> str:
         return credentials.outlet_for(chain.db, credentials.bearer(authorization))

@@ -24,9 +24,9 @@ from schema.customerstore import put_identifier, upsert_customer
 from schema.errors import Conflict, OutletMismatch, ProtocolError
 from schema.events import (
     Body,
+    CreditRepaid,
     CustomerRegistered,
     CustomerStatusChanged,
-    CreditRepaid,
     CustomerUpdated,
     Event,
     GiftRedeemed,

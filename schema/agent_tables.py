@@ -172,11 +172,14 @@ def m001_initial(db: Database) -> None:
 
 @migrations()
 def m002_invoices(db: Database) -> None:
-    """Consolidated invoices replicated from HQ so a till can take their payment, and the
-    per-customer credit block HQ sets for customers past their payment term."""
+    """Consolidated invoices replicated from HQ so a till can take their payment, the
+    per-customer credit block HQ sets for customers past their payment term, and the
+    fingerprint of a redemption request (an Idempotency-Key reused for another gift is a
+    conflict, not a silent replay)."""
     db.executescript(
         """
         ALTER TABLE customers ADD COLUMN credit_blocked INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE redemptions ADD COLUMN request_hash TEXT;
         CREATE TABLE invoices (
             invoice_id TEXT PRIMARY KEY,
             number TEXT NOT NULL UNIQUE,

@@ -1,0 +1,49 @@
+"""Gift redemptions at the desk: idempotency and stock, from the domain layer."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import customers, gifts, sales
+from schema.api import CustomerIn, PaymentIn, QuoteIn, RedemptionIn, SaleIn
+from schema.errors import ConfigError, IdempotencyConflict
+
+
+def rich_customer(outlet: Any) -> str:
+    card = customers.register(outlet, CustomerIn(kind="person", given_name="A", surname="B",
+                                                 category="A"))["card_number"]
+    quote = sales.quote(outlet, QuoteIn(card=card, lines=[
+        {"sku": "X", "name": "X", "qty": 1, "unit_price": 200_000}]))  # type: ignore[list-item]
+    sales.sell(outlet, SaleIn(quote_id=quote["quote_id"],
+                              payments=[PaymentIn(mode="cash", amount=quote["total_net"])]), None)
+    return str(card)
+
+
+def test_reusing_a_redemption_key_for_another_gift_is_a_conflict_and_hands_out_nothing(
+        outlet: Any) -> None:
+    card = rich_customer(outlet)
+    first = gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), "desk-1")
+    assert gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), "desk-1") == first
+    stock_before = {g["sku"]: g["stock"] for g in gifts.stock(outlet)}
+    with pytest.raises(IdempotencyConflict):
+        gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-TOTE"), "desk-1")
+    assert {g["sku"]: g["stock"] for g in gifts.stock(outlet)} == stock_before
+    assert outlet.db.scalar("SELECT COUNT(*) FROM redemptions") == 1
+
+
+def test_status_never_writes_into_a_database_that_is_not_an_outlets(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    from agent.replica import open_replica
+
+    with pytest.raises(ConfigError):
+        open_replica(other)
+    assert other.read_bytes() == before
