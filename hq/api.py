@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hq import admin, credentials, feed, ingest, invoices
+from hq import admin, categories, credentials, feed, ingest, invoices
 from hq.chain import Chain
 from schema import httperrors
 from schema.errors import ProtocolError
@@ -150,6 +150,10 @@ def create_app(chain: Chain) -> FastAPI:
     @app.get("/v1/admin/flags", dependencies=Admin)
     def flags(all: bool = False) -> list[dict[str, object]]:
         return ingest.flags(chain, open_only=not all)
+
+    @app.post("/v1/admin/categories/assign", dependencies=Admin)
+    def assign_categories(body: RefreshIn) -> dict[str, int]:
+        return categories.assign(chain, body.today)
 
     @app.post("/v1/admin/invoices/close", dependencies=Admin, status_code=201)
     def close_period(body: CloseIn) -> list[dict[str, Any]]:

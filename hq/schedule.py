@@ -1,8 +1,10 @@
-"""HQ's periodic work on APScheduler: invoice period closing and invoice status moves.
+"""HQ's periodic work on APScheduler: invoice period closing, invoice status moves and
+category assignment.
 
 By default the period is a calendar month: on the 1st at 00:05 UTC the previous month is
 closed; every day at 00:15 UTC overdue and past-term invoices are moved on (and credit
-blocked per policy). Both jobs are idempotent, so a missed or repeated run is harmless.
+blocked per policy), and at 01:00 UTC the category rules are applied. Every job is
+idempotent, so a missed or repeated run is harmless.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hq import invoices
+from hq import categories, invoices
 from hq.chain import Chain
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,18 @@ def refresh_statuses(chain: Chain) -> None:
     log.info("invoice statuses: %s", moved)
 
 
+def assign_categories(chain: Chain) -> None:
+    log.info("category assignment: %s", categories.assign(chain, datetime.now(UTC).date()))
+
+
 def start(chain: Chain) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(close_last_month, "cron", day=1, hour=0, minute=5, args=[chain],
                       id="invoice-close", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(refresh_statuses, "cron", hour=0, minute=15, args=[chain],
                       id="invoice-refresh", misfire_grace_time=6 * 3600, coalesce=True)
+    scheduler.add_job(assign_categories, "cron", hour=1, minute=0, args=[chain],
+                      id="category-assignment", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(chain.db.checkpoint, "interval", seconds=30, id="wal-checkpoint")
     scheduler.start()
     return scheduler

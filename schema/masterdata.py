@@ -54,6 +54,15 @@ class DivisionPromoDoc(Doc):
     promo: str = Field(pattern=CODE)
 
 
+class CategoryRuleDoc(Doc):
+    """Issuer rule: a customer whose net purchases over the last `window_days` reach
+    `min_turnover` belongs to `category` (the highest threshold met wins)."""
+
+    category: str = Field(pattern=CODE)
+    min_turnover: int = Field(ge=0)
+    window_days: int = Field(365, ge=1, le=3660)
+
+
 class GiftDoc(Doc):
     sku: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=80)
@@ -66,10 +75,11 @@ DOCS: dict[str, type[Doc]] = {
     "action": ActionDoc,
     "division_promo": DivisionPromoDoc,
     "gift": GiftDoc,
+    "category_rule": CategoryRuleDoc,
 }
 
 
 def key_of(kind: str, doc: Doc) -> str:
     field = {"category": "code", "promo_category": "code", "action": "action_id",
-             "division_promo": "division", "gift": "sku"}[kind]
+             "division_promo": "division", "gift": "sku", "category_rule": "category"}[kind]
     return str(getattr(doc, field))

@@ -1,0 +1,76 @@
+"""Category assignment by the issuer's turnover rules, on a controlled clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.programme import default_documents
+from hq import admin, categories, credentials, feed, ingest
+from hq.chain import Chain
+from schema.events import CustomerRegistered, Payment, Profile, SaleLine, SaleRecorded, make_event
+from schema.masterdata import CategoryRuleDoc
+from schema.sync import PushRequest
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[Chain]:
+    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+    with the_chain.db.write() as conn:
+        credentials.add_outlet(conn, "X")
+    for category, threshold in (("A", 100_000), ("B", 50_000), ("C", 10_000)):
+        admin.put_master(the_chain, "category_rule",
+                         {"category": category, "min_turnover": threshold, "window_days": 365})
+    yield the_chain
+    the_chain.close()
+
+
+def sale(n: int, customer_id: str, amount: int) -> SaleRecorded:
+    line = SaleLine(sku="S", name="S", qty=1, unit_price=amount, gross=amount, discount=0, net=amount)
+    return SaleRecorded(sale_id=f"s{n}", customer_id=customer_id, till_id=None, currency="EUR",
+                        lines=[line], payments=[Payment(mode="cash", amount=amount)],
+                        total_gross=amount, total_discount=0, total_net=amount, points_earned=0)
+
+
+def register(n: int, customer_id: str) -> CustomerRegistered:
+    return CustomerRegistered(customer_id=customer_id, card_number=f"card-{n}", profile=Profile(
+        kind="person", given_name="G", surname=f"S{n}", category="D"))
+
+
+def test_customers_move_to_the_highest_category_their_turnover_reaches(chain: Chain) -> None:
+    facts = [(register(1, "big"), "2026-01-02T00:00:00Z"), (register(2, "mid"), "2026-01-02T00:00:00Z"),
+             (register(3, "old"), "2026-01-02T00:00:00Z"),
+             (sale(1, "big", 60_000), "2026-10-01T10:00:00Z"), (sale(2, "big", 40_000), "2026-11-01T10:00:00Z"),
+             (sale(3, "mid", 55_000), "2026-11-20T10:00:00Z"),
+             (sale(4, "old", 90_000), "2025-06-01T10:00:00Z")]  # outside the 365-day window
+    events = [make_event("X", i + 1, body, at) for i, (body, at) in enumerate(facts)]
+    ingest.push(chain, "X", PushRequest(outlet_id="X", events=events))
+    cursor = chain.head(chain.db.conn)
+
+    assert categories.assign(chain, date(2026, 11, 22)) == {"changed": 2, "checked": 3}
+    got = {r["customer_id"]: r["category"] for r in chain.db.all("SELECT * FROM customers")}
+    assert got == {"big": "A", "mid": "B", "old": "D"}
+    recorded = chain.db.all("SELECT customer_id, type FROM events WHERE outlet_id = 'HQ'")
+    assert sorted((r["customer_id"], r["type"]) for r in recorded) == [
+        ("big", "customer.updated"), ("mid", "customer.updated")]
+    page = feed.pull(chain, "X", cursor)
+    pushed = {c.key: c.data["profile"]["category"] for c in page.changes
+              if c.kind == "customer" and c.data}
+    assert pushed == {"big": "A", "mid": "B"}
+    assert categories.assign(chain, date(2026, 11, 22)) == {"changed": 0, "checked": 3}
+
+
+@given(st.integers(min_value=0, max_value=10**7))
+def test_the_target_is_the_highest_threshold_reached(turnover: int) -> None:
+    rules = sorted([CategoryRuleDoc(category="A", min_turnover=100_000),
+                    CategoryRuleDoc(category="B", min_turnover=50_000),
+                    CategoryRuleDoc(category="C", min_turnover=10_000)],
+                   key=lambda r: -r.min_turnover)
+    wanted = categories.target(turnover, rules)
+    reached = [r for r in rules if turnover >= r.min_turnover]
+    assert wanted == (reached[0].category if reached else None)
