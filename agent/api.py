@@ -134,6 +134,11 @@ def create_app(outlet: Outlet, till_token: str | None = None,
     def redeem(body: RedemptionIn, key: IdempotencyKey = None) -> dict[str, Any]:
         return gifts.redeem(outlet, body, key)
 
+    @app.get("/v1/customers/{customer_id}/statement")
+    def statement(customer_id: str) -> dict[str, Any]:
+        """The total card status printout for the customer (receipt-width lines)."""
+        return {"receipt_lines": customers.statement(outlet, customer_id)}
+
     @app.get("/v1/customers/{customer_id}/invoices")
     def customer_invoices(customer_id: str) -> list[dict[str, Any]]:
         return credit.invoices_of(outlet, customer_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import cardnumber, picture, pin
+from agent import cardnumber, picture, pin, receipts
 from agent.replica import meta_in, set_meta
 from schema import tallystore
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
@@ -26,6 +26,7 @@ from schema.events import (
     PinSet,
     Profile,
     new_id,
+    utc_now,
 )
 from sync import outbox
 
@@ -178,3 +179,14 @@ def display_name(row: sqlite3.Row | dict[str, Any]) -> str:
     if row["kind"] == "organisation":
         return str(row["name"])
     return f"{row['given_name']} {row['surname']}"
+
+
+def statement(outlet: Outlet, customer_id: str) -> list[str]:
+    view = profile(outlet, customer_id)
+    card = next((i["value"] for i in view["identifiers"] if i["kind"] == "card"), "")
+    invoices = outlet.db.all("SELECT number, status, amount, paid_amount FROM invoices "
+                             "WHERE customer_id = ? AND status != 'paid' ORDER BY number",
+                             (customer_id,))
+    return receipts.statement(outlet.outlet_id, card, utc_now(), display_name(view),
+                              view["category"], view["statistics"], view["points_balance"],
+                              view["credit_balance"], [dict(i) for i in invoices])

@@ -45,3 +45,25 @@ def redemption(outlet_id: str, card: str, gift_name: str, qty: int, points_spent
         pair("Points balance", str(points_balance)),
     ]
     return [line.rstrip() for line in lines]
+
+
+def statement(outlet_id: str, card: str, at: str, name: str, category: str,
+              stats: dict[str, object], points_balance: int, credit_owed: int,
+              invoices: Sequence[dict[str, object]]) -> list[str]:
+    """The customer's total card status, printed at the desk on request."""
+    lines = header(outlet_id, card, at) + [
+        pair("Card status", ""),
+        pair(name, f"cat. {category}"),
+        pair("Points balance", str(points_balance)),
+        pair("Points earned", str(stats["total_points_earned"])),
+        pair("Points used", str(stats["total_points_used"])),
+        pair("Purchases", str(stats["purchases_count"])),
+        pair("Total spent", money(int(str(stats["total_purchases"])))),
+        pair("Discount received", money(int(str(stats["total_discount"])))),
+        pair("Gifts collected", str(stats["gifts_collected"])),
+        pair("Credit owed", money(credit_owed)),
+    ]
+    for invoice in invoices:
+        owed = int(str(invoice["amount"])) - int(str(invoice["paid_amount"]))
+        lines.append(pair(f"Inv {invoice['number']} {invoice['status']}", money(owed)))
+    return [line.rstrip() for line in lines]

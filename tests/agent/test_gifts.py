@@ -47,3 +47,16 @@ def test_status_never_writes_into_a_database_that_is_not_an_outlets(tmp_path: Pa
     with pytest.raises(ConfigError):
         open_replica(other)
     assert other.read_bytes() == before
+
+
+def test_card_status_printout_shows_balances_and_masks_the_card(outlet: Any) -> None:
+    card = rich_customer(outlet)
+    gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), None)
+    customer_id = outlet.db.scalar("SELECT customer_id FROM identifiers WHERE value = ?", (card,))
+    lines = customers.statement(outlet, customer_id)
+    text = "\n".join(lines)
+    balance = customers.profile(outlet, customer_id)["points_balance"]
+    assert card not in text and card[-4:] in text
+    assert any(line.startswith("Points balance") and line.split()[-1] == str(balance)
+               for line in lines)
+    assert "Gifts collected" in text and all(len(line) <= 40 for line in lines)
