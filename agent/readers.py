@@ -18,12 +18,15 @@ from agent.config import ReaderEntry
 from agent.replica import set_meta
 from hardware.readers import ReaderConfig, ReaderSet
 from hardware.reads import CardRead
-from schema.errors import LoyaltyError, mask_card
+from schema.errors import ConfigError, LoyaltyError, mask_card
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
 
 log = logging.getLogger(__name__)
+
+# A device or pcscd that is away is health (`GET /v1/status`), not a read for the cashier.
+DEVICE_OUTAGES = frozenset({"device_lost", "device_unavailable", "device_error", "no_service"})
 
 
 def identifier_kind(read: CardRead) -> str:
@@ -39,11 +42,12 @@ class TillReaders:
     def __init__(self, outlet: Outlet, entries: list[ReaderEntry]) -> None:
         self.outlet = outlet
         self._tills: dict[str, str] = {}
-        configs = []
-        for entry in entries:
-            config = ReaderConfig.from_dict(entry.model_dump(exclude_none=True))
-            configs.append(config)
-        self.readers = ReaderSet(configs, self.on_read, self.on_error)
+        try:  # ReaderConfig checks what pydantic cannot (port or reader by kind, names)
+            configs = [ReaderConfig.from_dict(entry.model_dump(exclude_none=True))
+                       for entry in entries]
+            self.readers = ReaderSet(configs, self.on_read, self.on_error)
+        except ValueError as exc:
+            raise ConfigError(f"readers: {exc}") from exc
 
     def start(self) -> None:
         self.readers.start()
@@ -72,9 +76,10 @@ class TillReaders:
         code = getattr(exc, "code", "device_error")
         log.warning("reader %s: %s", reader, exc)
         till = self._till_of(reader)
-        if till is not None and code not in ("device_lost", "device_error", "no_service"):
+        if till is not None and code not in DEVICE_OUTAGES:
             self.outlet.tills.publish(till, {"reader": reader, "till_id": till, "error": {
-                "code": "read_error", "message": f"{exc} - read the card again"}})
+                "code": "read_error", "reason": code,
+                "message": f"{exc} - read the card again"}})
 
     def _till_of(self, reader: str) -> str | None:
         for health in self.readers.health():

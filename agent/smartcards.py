@@ -13,10 +13,17 @@ from typing import TYPE_CHECKING
 from agent import customers
 from hardware.loyaltycard import CardError
 from hardware.loyaltycard import personalise as write_card
-from schema.errors import DeviceError, InvalidRequest, mask_card
+from schema.errors import Conflict, DeviceError, Forbidden, InvalidRequest, LoyaltyError, mask_card
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
+
+# What the card refused is the desk's to sort out (another card, the right PIN): a 4xx with
+# the card's code. Anything else (pcscd down, no card, a card that does not answer) is 503.
+_REFUSALS: dict[str, type[LoyaltyError]] = {
+    "card_not_blank": Conflict, "not_loyalty_card": Conflict,
+    "pin_required": Forbidden, "pin_wrong": Forbidden, "pin_blocked": Forbidden,
+}
 
 
 def personalise(outlet: Outlet, customer_id: str, reader: str, pin: str | None) -> dict[str, str]:
@@ -28,7 +35,8 @@ def personalise(outlet: Outlet, customer_id: str, reader: str, pin: str | None) 
     try:
         write_card(reader, card, pin=pin)
     except CardError as exc:
-        error = DeviceError(str(exc), reader=reader, card=mask_card(card))
+        error = _REFUSALS.get(exc.code, DeviceError)(exc.message, reader=reader,
+                                                     card=mask_card(card))
         error.code = exc.code
         raise error from exc
     except Exception as exc:  # pcscd down, no reader, no card: the desk must see why
