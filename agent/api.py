@@ -8,13 +8,14 @@ beyond loopback every call needs the till token. Must never: call HQ in a reques
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from pydantic import Field
 
-from agent import credit, customers, gifts, identification, sales
+from agent import credit, customers, gifts, identification, sales, web
 from agent.outlet import Outlet
 from agent.status import outlet_status
 from schema import httperrors
@@ -29,6 +30,8 @@ from schema.api import (
     Strict,
 )
 from schema.errors import Unauthorized
+
+POLL_SLICE_S = 0.5
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
@@ -157,9 +160,22 @@ def create_app(outlet: Outlet, till_token: str | None = None,
         return {"sku": sku, "stock": left}
 
     @app.get("/v1/tills/{till_id}/identification", response_model=None)
-    async def next_read(till_id: str, wait: Annotated[float, Query(ge=0, le=60)] = 0) -> Any:
-        read = await outlet.tills.next(till_id, wait)
-        return Response(status_code=204) if read is None else read
+    async def next_read(till_id: str, request: Request,
+                        wait: Annotated[float, Query(ge=0, le=60)] = 0) -> Any:
+        # Waits in slices so a POS that hung up is noticed and never handed a read.
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            read = await outlet.tills.next(till_id, min(remaining, POLL_SLICE_S))
+            gone = await request.is_disconnected()
+            if read is not None:
+                if gone:
+                    outlet.tills.give_back(till_id, read)
+                    return Response(status_code=204)
+                return read
+            if gone or remaining <= POLL_SLICE_S:
+                return Response(status_code=204)
 
+    app.mount("/manager", web.app(outlet))  # store manager's pages, loopback only (agent/web.py)
     return app
 

@@ -127,18 +127,59 @@ def sync(db: str) -> None:
     outlet = Outlet(db)
     try:
         url, token = get_meta(outlet.db, "hq_url"), get_meta(outlet.db, "hq_token")
-        if not url or not token:
-            raise ConfigError(f"{db} has never been served with --hq: no HQ to sync with")
-        link = RouterTransport(url, token)
-        with Progress("pull") as progress:
-            report = run_once(OutletReplica(outlet), link, progress=progress.update)
-        link.close()
+        modem = get_meta(outlet.db, "modem")
+        if get_meta(outlet.db, "link") == "modem" and modem and token:
+            from agent.config import ModemEntry
+            from agent.runtime import modem_dialer
+
+            dialer = modem_dialer(outlet, ModemEntry.model_validate_json(modem), token)
+            with Progress("pull") as progress:
+                report = dialer.call(progress=progress.update)
+        elif url and token:
+            link = RouterTransport(url, token)
+            try:
+                with Progress("pull") as progress:
+                    report = run_once(OutletReplica(outlet), link, progress=progress.update)
+            finally:
+                link.close()
+        else:
+            raise ConfigError(f"{db} has never been served with a link to HQ: nothing to sync with")
     finally:
         outlet.close()
     click.echo(f"pushed {report.pushed} ({report.duplicates} already at HQ, {report.flagged} "
                f"flagged), pulled {report.pulled}, pending {report.pending_after}")
     if report.pending_after:
         raise click.exceptions.Exit(1)
+
+
+@main.command()
+@click.argument("name", type=click.Choice(["turnover", "discounts", "receipts", "frequency",
+                                           "payment-discipline", "gifts", "points-liability"]))
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="An HQ or an outlet database (detected from its tables).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
+              show_default=True, help="csv: a header row, amounts in minor units.")
+@click.option("--from", "date_from", metavar="DATE", help="First day, inclusive (YYYY-MM-DD, UTC).")
+@click.option("--to", "date_to", metavar="DATE", help="Last day, inclusive (YYYY-MM-DD, UTC).")
+@click.option("--by", type=click.Choice(["category"]), help="Group by customer category.")
+@click.option("--outlet", help="Only this outlet (HQ database).")
+@click.option("--category", help="Only customers now in this category.")
+@click.option("--customer", help="Only this customer (required by `receipts`).")
+def report(name: str, db: str, fmt: str, **filters: Any) -> None:
+    """A report on an HQ or outlet database (docs/reports.md)."""
+    from agent.progress import Progress
+    from schema import reports
+
+    conn = reports.connect(db)
+    try:
+        with Progress(f"report {name}") as progress:
+            result = reports.run(conn, name, reports.Filters(**filters), progress=progress.update)
+    finally:
+        conn.close()
+    if fmt == "csv":
+        click.echo(reports.render_csv(result), nl=False)
+    else:
+        click.echo(reports.render_table(result))
 
 
 def _seed() -> list[tuple[str, dict[str, Any]]]:

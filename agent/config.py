@@ -27,12 +27,17 @@ class ReaderEntry(BaseModel):
 
 
 class ModemEntry(BaseModel):
+    """The outlet's modem: dial `number` on `port` on `schedule` (docs/modem.md)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    port: str
-    number: str
-    init: str = "ATZ"
+    port: str = Field(min_length=1)
+    number: str = Field(pattern=r"^[0-9*#,WwPpTt+ -]{1,40}$")
+    init: list[str] = ["ATZ", "ATE0V1"]
+    guard_s: float = Field(1.0, gt=0, le=5)
     schedule: str = "every 2h"
+    window_minutes: int = Field(30, ge=1, le=24 * 60)
+    dial_timeout_s: float = Field(60, gt=0, le=300)
 
 
 class AgentConfig(BaseModel):

@@ -37,7 +37,8 @@ class Outlet:
                 set_meta(conn, "chain", 1)
             elif meta_in(conn, "chain") is None:
                 seed_defaults(conn, self.outlet_id)
-        self.programme = Programme.load(self.db)
+        self._programme = Programme.load(self.db)
+        self._programme_version = self._master_version()
         self.quotes = QuoteBook()
         self.tills = TillBoard()
         self._listeners: list[Callable[[], None]] = []
@@ -54,8 +55,22 @@ class Outlet:
                 log.exception("commit listener failed")
 
     # --- programme --------------------------------------------------------------------
+    @property
+    def programme(self) -> Programme:
+        """The programme in force; reloaded when master data changed, even when another
+        process (`loyalty sync`) wrote it."""
+        version = self._master_version()
+        if version != self._programme_version:
+            self._programme = Programme.load(self.db)
+            self._programme_version = version
+        return self._programme
+
+    def _master_version(self) -> str | None:
+        return get_meta(self.db, "master_version")
+
     def reload_programme(self) -> None:
-        self.programme = Programme.load(self.db)
+        self._programme = Programme.load(self.db)
+        self._programme_version = self._master_version()
 
     def default_category(self) -> str:
         return self.programme.default_category

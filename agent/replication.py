@@ -113,6 +113,7 @@ class OutletReplica:
             self.outlet.reload_programme()
 
     def _apply_master(self, conn: sqlite3.Connection, change: Change) -> None:
+        set_meta(conn, "master_version", change.seq)
         if change.data is None:
             delete_master(conn, change.kind, change.key)
         else:

@@ -8,6 +8,7 @@ runs on APScheduler. Must never: put network I/O in a till request.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -18,14 +19,16 @@ from fastapi import FastAPI
 
 from agent import serving
 from agent.api import create_app
-from agent.config import AgentConfig
+from agent.config import AgentConfig, ModemEntry
 from agent.outlet import Outlet
 from agent.readers import TillReaders
 from agent.replica import set_meta
 from agent.replication import OutletReplica
 from agent.status import outlet_status
 from schema.errors import ConfigError
+from sync.dialer import Dialer
 from sync.loop import RouterLoop
+from sync.modem import ModemSettings, ModemTransport
 from sync.router import RouterTransport
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,8 @@ class Agent:
     app: FastAPI
     loop: RouterLoop | None = None
     readers: TillReaders | None = None
+    dialer: Dialer | None = None
+    dial_schedule: str = "every 2h"
     scheduler: BackgroundScheduler = field(
         default_factory=lambda: BackgroundScheduler(timezone=UTC))
 
@@ -54,6 +59,8 @@ class Agent:
         self.scheduler.add_job(self.outlet.db.checkpoint, "interval", seconds=CHECKPOINT_EVERY_S,
                                id="wal-checkpoint")
         self.scheduler.add_job(self.health, "interval", seconds=HEALTH_EVERY_S, id="health")
+        if self.dialer is not None:
+            self.dialer.schedule(self.scheduler, self.dial_schedule)
         if self.readers is not None:
             self.readers.start()
             self.scheduler.add_job(self.readers.persist_health, "interval",
@@ -77,6 +84,8 @@ class Agent:
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
+        if self.dialer is not None:
+            self.dialer.stop()
         if self.readers is not None:
             self.readers.stop()
         if self.loop is not None:
@@ -84,14 +93,35 @@ class Agent:
         self.outlet.close()
 
 
+def modem_dialer(outlet: Outlet, entry: ModemEntry, token: str) -> Dialer:
+    """The outlet's dialer; remembers its settings so `loyalty sync --db` can dial too."""
+    settings = ModemSettings(entry.port, entry.number, tuple(entry.init), entry.guard_s,
+                             entry.dial_timeout_s)
+    with outlet.db.write() as conn:
+        set_meta(conn, "link", "modem")
+        set_meta(conn, "modem", entry.model_dump_json())
+        set_meta(conn, "hq_token", token)
+
+    def record(figures: dict[str, Any]) -> None:
+        with outlet.db.write() as conn:
+            for key, value in figures.items():
+                set_meta(conn, key, json.dumps(value) if isinstance(value, dict) else value or "")
+
+    return Dialer(OutletReplica(outlet), lambda: ModemTransport(settings, token), record,
+                  window_s=entry.window_minutes * 60)
+
+
 def build(cfg: AgentConfig) -> Agent:
     if not cfg.db:
         raise ConfigError("say where the outlet's database is (--db or db = ... in the config)")
     if cfg.host not in LOOPBACK and not cfg.till_token:
         raise ConfigError(f"listening on {cfg.host} needs a till token (--till-token)")
-    if cfg.hq and not cfg.token:
-        raise ConfigError("--hq needs this outlet's --token (from `loyalty hq outlet-add`)")
-    outlet = Outlet(cfg.db, cfg.outlet, card_range=cfg.card_range, chain=bool(cfg.hq))
+    if (cfg.hq or cfg.modem) and not cfg.token:
+        raise ConfigError("a chain outlet needs its --token (from `loyalty hq outlet-add`)")
+    if cfg.hq and cfg.modem:
+        raise ConfigError("choose one link to HQ: hq = URL (router) or [modem]")
+    outlet = Outlet(cfg.db, cfg.outlet, card_range=cfg.card_range,
+                    chain=bool(cfg.hq or cfg.modem))
     loop = None
     if cfg.hq and cfg.token:
         hq_url, token = cfg.hq, cfg.token
@@ -104,6 +134,9 @@ def build(cfg: AgentConfig) -> Agent:
     agent = Agent(outlet, FastAPI())
     agent.app = create_app(outlet, till_token=cfg.till_token, extra_status=agent.extra_status)
     agent.loop = loop
+    if cfg.modem and cfg.token:
+        agent.dialer = modem_dialer(outlet, cfg.modem, cfg.token)
+        agent.dial_schedule = cfg.modem.schedule
     if cfg.readers:
         agent.readers = TillReaders(outlet, cfg.readers)
     return agent

@@ -49,7 +49,15 @@ def replica_status(db: Database) -> dict[str, Any]:
         "last_sale_at": last_sale,
         "counts": counts,
         "readers": json.loads(meta.get("readers_health", "[]")),
+        **_modem(meta),
     }
+
+
+def _modem(meta: dict[str, str]) -> dict[str, Any]:
+    if meta.get("link") != "modem":
+        return {}
+    session = json.loads(meta["last_session"]) if meta.get("last_session") else None
+    return {"next_dial_at": meta.get("next_dial_at") or None, "last_session": session}
 
 
 def outlet_status(outlet: Outlet) -> dict[str, Any]:

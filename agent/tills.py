@@ -67,6 +67,11 @@ class TillBoard:
             with self._lock:
                 return self._take(till_id)
 
+    def give_back(self, till_id: str, read: dict[str, Any]) -> None:
+        """A read whose poll went away before it was answered: first in line again."""
+        with self._lock:
+            self._queues[till_id].appendleft((time.monotonic(), read))
+
     def pending(self) -> dict[str, int]:
         with self._lock:
             return {till: len(q) for till, q in self._queues.items() if q}

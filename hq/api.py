@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hq import admin, categories, credentials, feed, ingest, invoices
+from hq import admin, categories, credentials, feed, ingest, invoices, web
 from hq.chain import Chain
 from schema import httperrors
 from schema.errors import ProtocolError
@@ -79,12 +79,7 @@ def create_app(chain: Chain) -> FastAPI:
 
     @app.get("/v1/sync/hello")
     def hello(outlet_id: str = Depends(outlet)) -> Hello:
-        with chain.db.read() as conn:
-            row = conn.execute("SELECT last_seq, card_range FROM outlets WHERE outlet_id = ?",
-                               (outlet_id,)).fetchone()
-            head = chain.head(conn)
-        return Hello(outlet_id=outlet_id, epoch=chain.epoch, last_seq=row["last_seq"],
-                     head=head, card_range=row["card_range"])
+        return feed.hello(chain, outlet_id)
 
     @app.post("/v1/sync/push")
     async def push(request: Request, outlet_id: str = Depends(outlet)) -> PushResponse:
@@ -175,4 +170,5 @@ def create_app(chain: Chain) -> FastAPI:
     def bank_payment(number: str, body: BankPaymentIn) -> dict[str, Any]:
         return invoices.pay_at_bank(chain, number, body.amount, body.reference)
 
+    app.mount("/office", web.app(chain))  # the staff back office (hq/web.py)
     return app

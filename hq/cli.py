@@ -30,18 +30,31 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
     @click.option("--db", required=True, help="HQ's SQLite file (created if new).")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=8700, show_default=True, type=int)
-    def serve(db: str, host: str, port: int) -> None:
-        """Serve the sync and admin API."""
+    @click.option("--modem", "modems", multiple=True, metavar="PORT",
+                  help="A modem line answering outlets' calls (repeat for a modem bank).")
+    @click.option("--modem-init", default="ATZ;ATE0V1", show_default=True,
+                  help="The modems' init commands, separated by ';'.")
+    @click.option("--modem-guard", default=1.0, show_default=True, type=float,
+                  help="Escape guard time in seconds (the modems' S12 / 50).")
+    def serve(db: str, host: str, port: int, modems: tuple[str, ...], modem_init: str,
+              modem_guard: float) -> None:
+        """Serve the sync and admin API (and answer modem calls with --modem)."""
         from agent import serving
         from hq import schedule
         from hq.api import create_app
+        from hq.modembank import LineSettings, ModemBank
 
         the_chain = chain(db)
         scheduler = schedule.start(the_chain)
-        click.echo(f"HQ serving {db} on http://{host}:{port} (epoch {the_chain.epoch})", err=True)
+        init = tuple(c.strip() for c in modem_init.split(";") if c.strip())
+        bank = ModemBank(the_chain, [LineSettings(m, init, modem_guard) for m in modems])
+        bank.start()
+        click.echo(f"HQ serving {db} on http://{host}:{port} (epoch {the_chain.epoch}); "
+                   f"{len(modems)} modem line(s)", err=True)
         try:
             serving.run(create_app(the_chain), host, port, on_exit=the_chain.waiters.close)
         finally:
+            bank.stop()
             scheduler.shutdown(wait=False)
             the_chain.close()
 
@@ -133,4 +146,4 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         epoch = chain(db).restore_epoch()
         click.echo(f"new epoch {epoch}")
 
-    return hq
+

@@ -19,7 +19,7 @@ from hq.chain import Chain
 from schema import tallystore
 from schema.customerstore import entity
 from schema.events import utc_now
-from schema.sync import MAX_PAGE, Change, PullResponse
+from schema.sync import MAX_PAGE, Change, Hello, PullResponse
 
 URGENT_PER_PAGE = 200
 
@@ -36,6 +36,16 @@ def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | No
         return document(conn, key)
     row = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?", (kind, key)).fetchone()
     return None if row is None else json.loads(row[0])
+
+
+def hello(chain: Chain, outlet_id: str) -> Hello:
+    """What HQ holds of this outlet and how far its change log goes (first in every pass)."""
+    with chain.db.read() as conn:
+        row = conn.execute("SELECT last_seq, card_range FROM outlets WHERE outlet_id = ?",
+                           (outlet_id,)).fetchone()
+        head = chain.head(conn)
+    return Hello(outlet_id=outlet_id, epoch=chain.epoch, last_seq=row["last_seq"], head=head,
+                 card_range=row["card_range"])
 
 
 def pull(chain: Chain, outlet_id: str, cursor: int, limit: int = 1000) -> PullResponse:

@@ -94,12 +94,13 @@ def pull_new(replica: Replica, link: Transport, report: PassReport, wait: float 
         wait = 0
 
 
-def run_once(replica: Replica, link: Transport, progress: Progress | None = None) -> PassReport:
+def run_once(replica: Replica, link: Transport, progress: Progress | None = None,
+             push_batch: int = PUSH_BATCH) -> PassReport:
     """One complete round; records the outcome in the replica either way."""
     report = PassReport()
     try:
         report.reset = replica.reconcile(link.hello())
-        push_pending(replica, link, report)
+        push_pending(replica, link, report, batch=push_batch)
         pull_new(replica, link, report, progress=progress)
         report.pending_after = len(replica.pending(1))
     except Exception as exc:

@@ -393,3 +393,21 @@ def test_pcscd_stopping_never_stops_the_agent_and_reads_resume(chips: PcscRig) -
     chips.agent.wait_reader("chip-T2", "connected", timeout=20)
     chips.insert(LoyaltyCard(card_number=person["card_number"]), slot=0)
     assert identification(chips.t1)["customer"]["customer_id"] == person["customer_id"]
+
+
+def test_a_read_is_not_lost_to_a_pos_that_hung_up_mid_poll(
+    lone_reader: tuple[ReaderAgent, PtyDevice],
+) -> None:
+    import socket
+
+    agent, device = lone_reader
+    till = agent.till("T1")
+    person = customer(till)
+    host, port = agent.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as pos:  # a POS that then crashes
+        pos.sendall(b"GET /v1/tills/T1/identification?wait=30 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)
+    time.sleep(0.2)
+    device.send(swipe(person["card_number"]))
+    read = identification(till, wait=5)
+    assert read["customer"]["customer_id"] == person["customer_id"]

@@ -124,3 +124,4 @@ def test_the_long_poll_over_http_hands_a_read_to_its_till(served: tuple[Outlet, 
     shop.tills.publish("T2", read(8))
     answer = requests.get(f"{url}/v1/tills/T2/identification", timeout=10)
     assert answer.status_code == 200 and answer.json() == read(8)
+
