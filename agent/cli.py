@@ -86,6 +86,14 @@ def status(db: str, as_json: bool) -> None:
     click.echo(render_status(figures))
 
 
+def describe_call(session: dict[str, Any] | None) -> str:
+    if not session:
+        return "none yet"
+    return (f"{session['result']} at {session['ended_at'][:19].replace('T', ' ')}, "
+            f"{session.get('bytes_sent', 0)} B sent, {session.get('bytes_received', 0)} B received"
+            + (f", {session['connect_bps']} bit/s" if session.get("connect_bps") else ""))
+
+
 def render_status(figures: dict[str, Any]) -> str:
     counts = figures.get("counts", {})
     rows = [
@@ -102,9 +110,9 @@ def render_status(figures: dict[str, Any]) -> str:
         ("Sales", counts.get("sales", 0)),
         ("Redemptions", counts.get("redemptions", 0)),
     ]
-    for key in ("next_dial_at", "last_session"):
-        if key in figures:
-            rows.append((key.replace("_", " ").capitalize(), figures[key]))
+    if "next_dial_at" in figures:
+        rows.append(("Next dial", figures["next_dial_at"] or "not scheduled"))
+        rows.append(("Last call", describe_call(figures.get("last_session"))))
     for reader in figures.get("readers", []):
         rows.append((f"Reader {reader.get('name')}", f"{reader.get('state')} "
                      f"{reader.get('last_error') or ''}".strip()))

@@ -21,14 +21,19 @@ import requests
 from agent import serving
 from agent.api import create_app
 from agent.cli import render_status
+from agent.config import ModemEntry
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replica import set_meta
 from agent.replication import OutletReplica
+from agent.runtime import modem_dialer
 from hq import credentials
 from hq.api import create_app as create_hq_app
 from hq.chain import Chain
+from hq.modembank import LineSettings, ModemBank
 from sync.client import run_once
+from sync.dialer import Dialer
+from sync.linesim import LineSimulator, Timing
 from sync.loop import RouterLoop
 from sync.router import RouterTransport
 
@@ -73,8 +78,14 @@ def until(what: str, check: Callable[[], bool], limit_s: float = 10.0) -> float:
     return time.monotonic() - started
 
 
+HQ_NUMBER = "5550100"
+MODEM_INIT = ("ATZ", "ATE0V1", "ATS12=10")  # 0.2 s escape guard: quick hang-ups
+GUARD_S = 0.2
+
+
 class Chainlet:
-    """HQ plus outlets, each a real HTTP service, on temporary files."""
+    """HQ plus outlets, each a real HTTP service, on temporary files; with the modem link,
+    HQ answers on two simulated modem lines and every outlet has its own modem."""
 
     def __init__(self, tmp: Path, stack: ExitStack, link: str) -> None:
         self.chain = Chain(tmp / "hq.db", seed=default_documents())
@@ -85,6 +96,23 @@ class Chainlet:
         stack.callback(self.hq.stop)
         self.stack, self.tmp, self.link = stack, tmp, link
         self.outlets: dict[str, Outlet] = {}
+        self.dialers: list[Dialer] = []
+        if link == "modem":
+            self.line = LineSimulator(speed_bps=33_600, timing=Timing(
+                dial_delay_s=0.1, ring_interval_s=0.3, connect_delay_s=0.1))
+            self.line.start()
+            stack.callback(self.line.stop)
+            lines = [LineSettings(self.line.add_modem(f"hq{n}"), MODEM_INIT, GUARD_S)
+                     for n in (1, 2)]
+            self.line.register_number(HQ_NUMBER, ["hq1", "hq2"])
+            bank = ModemBank(self.chain, lines)
+            bank.start()
+            stack.callback(bank.stop)
+
+    def sync(self) -> None:
+        """With the modem link, every outlet dials HQ now (in the field: on its schedule)."""
+        for dialer in self.dialers:
+            dialer.call()
 
     def open_outlet(self, outlet_id: str) -> Client:
         with self.chain.db.write() as conn:
@@ -100,7 +128,13 @@ class Chainlet:
             loop.start()
             self.stack.callback(loop.stop)
             self.stack.callback(self.chain.waiters.close)  # runs first: ends the long poll
-        run_once(replica, RouterTransport(self.hq.url, token))  # bootstrap: range and programme
+            run_once(replica, RouterTransport(self.hq.url, token))  # range and programme
+        else:
+            entry = ModemEntry(port=self.line.add_modem(outlet_id.lower()), number=HQ_NUMBER,
+                               init=list(MODEM_INIT), guard_s=GUARD_S)
+            dialer = modem_dialer(outlet, entry, token)
+            self.dialers.append(dialer)
+            dialer.call()  # the first call: card range and programme
         server = serving.Background(create_app(outlet))
         self.stack.callback(server.stop)
         self.outlets[outlet_id] = outlet
@@ -116,21 +150,19 @@ def _refuses(client: Client, card: str) -> Callable[[], bool]:
 
 
 def run_demo(link: str = "router", out: Out = print) -> None:
-    if link != "router":
-        raise DemoFailed("the modem link is not available in this version yet")
     with tempfile.TemporaryDirectory(prefix="loyalty-demo-") as tmp, ExitStack() as stack:
         chainlet = Chainlet(Path(tmp), stack, link)
         hq = Client(chainlet.hq.url, chainlet.admin_token)
         north, south = chainlet.open_outlet("NORTH"), chainlet.open_outlet("SOUTH")
         out(f"Headquarters and outlets NORTH, SOUTH are up (link: {link}).\n")
-        _day(out, hq, north, south)
+        _day(out, hq, north, south, chainlet.sync)
         out("\nStore managers' status:")
         for name, client in (("NORTH", north), ("SOUTH", south)):
             out(render_status(client.call("GET", "/v1/status", 200)))
             out("")
 
 
-def _day(out: Out, hq: Client, north: Client, south: Client) -> None:
+def _day(out: Out, hq: Client, north: Client, south: Client, sync: Callable[[], None]) -> None:
     out("NORTH reception desk: a new customer joins the club.")
     joined = north.call("POST", "/v1/customers", 201, json={
         "kind": "person", "given_name": "Ana", "surname": "Novak", "category": "B",
@@ -162,11 +194,12 @@ def _day(out: Out, hq: Client, north: Client, south: Client) -> None:
     balance = north.call("GET", f"/v1/customers/{customer_id}", 200)["points_balance"]
     out(f"NORTH: 4 sales, {balance} points on the card.")
 
+    sync()
     seen = until("the card reaching SOUTH", lambda: south.http.post(
         south.url + "/v1/identify", json={"kind": "card", "value": card}, timeout=5).status_code == 200)
     until("NORTH's points reaching SOUTH", lambda: south.call(
         "GET", f"/v1/customers/{customer_id}", 200)["points_balance"] == balance)
-    out(f"SOUTH: the card works {seen * 1000:.0f} ms after issue, with {balance} points.")
+    out(f"SOUTH: the card works {seen * 1000:.0f} ms after the sync, with {balance} points.")
 
     south.call("POST", "/v1/gifts/GIFT-MUG/stock", 200, json={"qty": 5, "reason": "receipt",
                                                               "reference": "delivery 7"})
@@ -174,6 +207,7 @@ def _day(out: Out, hq: Client, north: Client, south: Client) -> None:
                       json={"card": card, "gift_sku": "GIFT-MUG", "qty": 1, "till_id": "S1"})
     receipt(out, "SOUTH - GIFT", gift["receipt_lines"])
 
+    sync()
     until("every outlet's facts reaching HQ", lambda: all(
         c.call("GET", "/v1/status", 200)["pending_events"] == 0 for c in (north, south)))
     view = hq.call("GET", f"/v1/admin/customers/{customer_id}", 200)
@@ -184,6 +218,7 @@ def _day(out: Out, hq: Client, north: Client, south: Client) -> None:
         raise DemoFailed(f"HQ balance {view['points_balance']} != SOUTH {gift['points_balance']}")
 
     hq.call("POST", f"/v1/admin/customers/{customer_id}/ban", 200, json={"reason": "demo"})
+    sync()
     for name, client in (("NORTH", north), ("SOUTH", south)):
         took = until(f"the ban reaching {name}", _refuses(client, card))
         refusal = client.http.post(client.url + "/v1/identify", json={"kind": "card", "value": card})

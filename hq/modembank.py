@@ -31,7 +31,7 @@ from sync.modemchannel import ChannelConfig, ChannelError, ModemChannel
 log = logging.getLogger(__name__)
 
 IDLE_S = 120.0
-WAIT_FOR_CALL_S = 5.0  # so stop() is noticed promptly
+WAIT_FOR_CALL_S = 1.0  # so stop() is noticed promptly
 LINGER_S = 1.0
 
 
