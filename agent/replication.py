@@ -49,15 +49,23 @@ class OutletReplica:
         self.db = outlet.db
 
     # --- hello ------------------------------------------------------------------------
-    def reconcile(self, hello: Hello) -> bool:
-        """Compares HQ with what we remember; True if HQ went back in time."""
+    def acked_through(self) -> int:
+        with self.db.read() as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE acked = 1")
+                       .fetchone()[0])
+
+    def reconcile(self, hello: Hello, acked_before: int | None = None) -> bool:
+        """Compares HQ with what we remember; True if HQ went back in time.
+
+        `acked_before` is what HQ had acknowledged before this hello was asked for (the
+        other sync thread may acknowledge more meanwhile, which is no sign of anything):
+        an HQ holding less than that lost events and must get them again."""
         with self.db.write() as conn:
             known = meta_in(conn, "hq_epoch")
-            acked = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE acked = 1")
-                        .fetchone()[0])
             cursor = int(meta_in(conn, "cursor", "0") or 0)
+            lost_events = acked_before is not None and hello.last_seq < acked_before
             went_back = known is not None and (
-                known != hello.epoch or hello.last_seq < acked or hello.head < cursor)
+                known != hello.epoch or hello.head < cursor or lost_events)
             if went_back:
                 requeued = outbox.mark_all_unacked(conn, after=hello.last_seq)
                 set_meta(conn, "cursor", 0)

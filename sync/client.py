@@ -37,7 +37,9 @@ class EpochChanged(SyncError):
 class Replica(Protocol):
     outlet_id: str
 
-    def reconcile(self, hello: Hello) -> bool: ...
+    def acked_through(self) -> int: ...
+
+    def reconcile(self, hello: Hello, acked_before: int | None = None) -> bool: ...
 
     def pending(self, limit: int) -> list[Event]: ...
 
@@ -66,6 +68,13 @@ class PassReport:
             else:
                 self.pushed += 1
                 self.flagged += result.result == "flagged"
+
+
+def greet(replica: Replica, link: Transport) -> bool:
+    """Hello, and reconcile with it; True if HQ went back in time. What we had acknowledged
+    is read BEFORE asking, so acknowledgements racing the hello are no false alarm."""
+    acked_before = replica.acked_through()
+    return replica.reconcile(link.hello(), acked_before)
 
 
 def push_pending(replica: Replica, link: Transport, report: PassReport,
@@ -99,7 +108,7 @@ def run_once(replica: Replica, link: Transport, progress: Progress | None = None
     """One complete round; records the outcome in the replica either way."""
     report = PassReport()
     try:
-        report.reset = replica.reconcile(link.hello())
+        report.reset = greet(replica, link)
         push_pending(replica, link, report, batch=push_batch)
         pull_new(replica, link, report, progress=progress)
         report.pending_after = len(replica.pending(1))

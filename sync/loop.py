@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sync.client import PassReport, Replica, pull_new, push_pending
+from sync.client import PassReport, Replica, greet, pull_new, push_pending
 from sync.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class RouterLoop:
             try:
                 link = link or self.connect()
                 if not hello_done:
-                    self.replica.reconcile(link.hello())
+                    greet(self.replica, link)
                     hello_done = True
                 report = PassReport()
                 push_pending(self.replica, link, report)
@@ -114,7 +114,7 @@ class RouterLoop:
             try:
                 if link is None:
                     link = self.connect()
-                    if self.replica.reconcile(link.hello()):
+                    if greet(self.replica, link):
                         self.kick()
                 report = PassReport()
                 pull_new(self.replica, link, report, wait=self.long_poll)
