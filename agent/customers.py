@@ -104,7 +104,7 @@ def set_identifier_status(outlet: Outlet, kind: str, value: str, status: str) ->
         conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
                      (status, kind, value))
         outbox.append(conn, outlet.outlet_id, IdentifierStatusChanged(
-            kind=kind, value=value, status=status))  # type: ignore[arg-type]
+            kind=kind, value=value, status=status))
     outlet.committed()
 
 

@@ -37,7 +37,7 @@ def receive(conn: sqlite3.Connection, outlet_id: str, sku: str, qty: int, reason
     have = stock_in(conn, sku)
     if have + qty < 0:
         raise OutOfStock(f"only {have} in stock", gift=sku)
-    outbox.append(conn, outlet_id, StockMoved(gift_sku=sku, qty=qty, reason=reason,  # type: ignore[arg-type]
+    outbox.append(conn, outlet_id, StockMoved(gift_sku=sku, qty=qty, reason=reason,
                                               reference=reference))
     conn.execute("INSERT INTO gift_stock (gift_sku, qty) VALUES (?, ?) "
                  "ON CONFLICT (gift_sku) DO UPDATE SET qty = qty + excluded.qty", (sku, qty))

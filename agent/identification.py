@@ -73,7 +73,7 @@ def identify(outlet: Outlet, kind: str, value: str, till_id: str | None = None,
         check_pin(outlet, customer["customer_id"], pin)
     with outlet.db.write() as conn:
         event = outbox.append(conn, outlet.outlet_id, VisitRecorded(
-            customer_id=customer["customer_id"], till_id=till_id, via=kind))  # type: ignore[arg-type]
+            customer_id=customer["customer_id"], till_id=till_id, via=kind))
         conn.execute("INSERT INTO visits (seq, customer_id, till_id, via, at) VALUES (?, ?, ?, ?, ?)",
                      (event.seq, customer["customer_id"], till_id, kind, event.at))
         balance = tallystore.points_balance(conn, customer["customer_id"])

@@ -72,7 +72,7 @@ def push(chain: Chain, outlet_id: str, request: PushRequest) -> PushResponse:
             if verdict == "flagged":
                 _flag(conn, event, hq_seq, reason or "")
             results.append(EventResult(event_id=event.event_id, seq=event.seq,
-                                       result=verdict, reason=reason))  # type: ignore[arg-type]
+                                       result=verdict, reason=reason))
             last = event.seq
         conn.execute("UPDATE outlets SET last_seq = ?, last_push_at = ? WHERE outlet_id = ?",
                      (last, utc_now(), outlet_id))

@@ -122,7 +122,10 @@ class Dialer:
                            connect_bps=link.stats.connect_bps)
         if report is not None:
             session.update(pushed=report.pushed, pulled=report.pulled)
-        self.record({"last_session": session, "next_dial_at": self.next_dial_at()})
+        figures: dict[str, Any] = {"last_session": session}
+        if getattr(self, "_trigger", None) is not None:  # a one-off call (`loyalty sync`)
+            figures["next_dial_at"] = self.next_dial_at()  # keeps the agent's schedule
+        self.record(figures)
 
 
 def _iso(moment: datetime | None) -> str | None:
