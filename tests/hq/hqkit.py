@@ -1,0 +1,115 @@
+"""Talking to a real HQ as an outlet would, with hand-made events (tests/hq).
+
+`HQClient` pushes raw JSON, so a test can send anything a broken or hostile outlet might;
+`snapshot` reads HQ's file to prove a refused request changed nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from typing import Any
+
+import requests
+from chainkit import HQProcess
+
+from schema.events import (
+    Body,
+    CustomerRegistered,
+    Event,
+    GiftRedeemed,
+    Payment,
+    Profile,
+    SaleLine,
+    SaleRecorded,
+    make_event,
+    new_id,
+)
+
+
+class HQClient:
+    def __init__(self, hq: HQProcess, outlet_id: str, token: str) -> None:
+        self.hq = hq
+        self.outlet_id = outlet_id
+        self.token = token
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def hello(self) -> dict[str, Any]:
+        answer = self.http.get(self.hq.url + "/v1/sync/hello", timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def next_seq(self) -> int:
+        return int(self.hello()["last_seq"]) + 1
+
+    def event(self, body: Body, seq: int | None = None) -> Event:
+        return make_event(self.outlet_id, seq if seq is not None else self.next_seq(), body)
+
+    def events(self, *bodies: Body) -> list[Event]:
+        first = self.next_seq()
+        return [make_event(self.outlet_id, first + i, body) for i, body in enumerate(bodies)]
+
+    def push_raw(self, payload: Any = None, data: bytes | None = None,
+                 **kw: Any) -> requests.Response:
+        if data is None:
+            return self.http.post(self.hq.url + "/v1/sync/push", json=payload, timeout=30, **kw)
+        return self.http.post(self.hq.url + "/v1/sync/push", data=data, timeout=30,
+                              headers={"Content-Type": "application/json"}, **kw)
+
+    def push(self, events: list[Event], outlet_id: str | None = None, protocol: int = 1,
+             ) -> requests.Response:
+        payload = {"protocol": protocol, "outlet_id": outlet_id or self.outlet_id,
+                   "events": [e.model_dump(mode="json") for e in events]}
+        return self.push_raw(payload)
+
+    def pushed(self, events: list[Event]) -> dict[str, Any]:
+        answer = self.push(events)
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def pull(self, cursor: int = 0, **params: Any) -> requests.Response:
+        return self.http.get(self.hq.url + "/v1/sync/pull",
+                             params={"cursor": cursor, **params}, timeout=30)
+
+
+def registered(name: str = "Test") -> CustomerRegistered:
+    card = "".join(random.choice("0123456789") for _ in range(13))
+    return CustomerRegistered(customer_id=new_id(), card_number=card,
+                              profile=Profile(kind="person", given_name=name, surname="Hq",
+                                              category="A"))
+
+
+def sale(customer_id: str, net: int = 10_000, points: int = 200) -> SaleRecorded:
+    return SaleRecorded(
+        sale_id=new_id(), customer_id=customer_id, currency="EUR",
+        lines=[SaleLine(sku="X", name="X", qty=1, unit_price=net, gross=net, discount=0,
+                        net=net)],
+        payments=[Payment(mode="cash", amount=net)], total_gross=net, total_discount=0,
+        total_net=net, points_earned=points)
+
+
+def redeemed(customer_id: str, points: int) -> GiftRedeemed:
+    return GiftRedeemed(redemption_id=new_id(), customer_id=customer_id, gift_sku="GIFT-MUG",
+                        gift_name="Club mug", qty=1, points_spent=points)
+
+
+def snapshot(hq: HQProcess) -> dict[str, Any]:
+    """Everything a refused push must leave alone."""
+    conn = sqlite3.connect(hq.db, timeout=10)
+    try:
+        return {
+            "events": conn.execute("SELECT COUNT(*) FROM events").fetchone()[0],
+            "flags": conn.execute("SELECT COUNT(*) FROM flags").fetchone()[0],
+            "customers": conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0],
+            "identifiers": conn.execute("SELECT COUNT(*) FROM identifiers").fetchone()[0],
+            "sales": conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0],
+            "tallies": conn.execute("SELECT * FROM customer_tally ORDER BY customer_id")
+            .fetchall(),
+            "last_seq": conn.execute("SELECT outlet_id, last_seq FROM outlets ORDER BY 1")
+            .fetchall(),
+            "changes": conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0],
+            "stock": conn.execute("SELECT * FROM gift_stock ORDER BY 1, 2").fetchall(),
+        }
+    finally:
+        conn.close()
