@@ -52,9 +52,9 @@ CATEGORIES = (
 
 LIMITS = (
     CategoryLimits("A", credit_limit=500_000, floor_points=2_000, floor_credit=50_000),
-    CategoryLimits("B", credit_limit=200_000, floor_points=1_000, floor_credit=20_000),
-    CategoryLimits("C", credit_limit=50_000, floor_points=500, floor_credit=5_000),
-    CategoryLimits("D", credit_limit=0, floor_points=200, floor_credit=0),
+    CategoryLimits("B", credit_limit=200_000, floor_points=1_500, floor_credit=20_000),
+    CategoryLimits("C", credit_limit=50_000, floor_points=1_500, floor_credit=5_000),
+    CategoryLimits("D", credit_limit=0, floor_points=1_500, floor_credit=0),
 )
 
 PROMOTIONS = (

@@ -7,7 +7,7 @@ Two threads beside the till, never in its path (invariant 3):
 - the puller keeps one long-poll pull open, so changes anywhere reach this outlet in well
   under a second, and re-checks HQ's epoch with a hello after every failure.
 When HQ is unreachable each loop backs off exponentially up to `max_backoff` and keeps
-retrying; the till keeps selling. Must never: raise into the caller, or spin without
+retrying; the till keeps selling; whichever loop reaches HQ again first wakes the other. Must never: raise into the caller, or spin without
 waiting after a failure.
 """
 
@@ -38,13 +38,16 @@ class Backoff:
 
 class RouterLoop:
     def __init__(self, replica: Replica, connect: Callable[[], Transport], *,
-                 debounce: float = 0.005, long_poll: float = 25.0, max_backoff: float = 30.0,
+                 debounce: float = 0.005, long_poll: float = 25.0, max_backoff: float = 10.0,
                  on_master_change: Callable[[], None] | None = None) -> None:
         self.replica = replica
         self.connect = connect
         self.debounce = debounce
         self.long_poll = long_poll
         self._kick = threading.Event()
+        # Whichever loop reaches HQ again first wakes the other out of its back-off.
+        self._pull_wake = threading.Event()
+        self._push_wake = threading.Event()
         self._stop = threading.Event()
         self._push_backoff = Backoff(cap=max_backoff)
         self._pull_backoff = Backoff(cap=max_backoff)
@@ -66,6 +69,8 @@ class RouterLoop:
         (its thread is a daemon and exits at its next step)."""
         self._stop.set()
         self._kick.set()
+        self._pull_wake.set()
+        self._push_wake.set()
         for thread in self._threads:
             thread.join(timeout)
 
@@ -89,6 +94,8 @@ class RouterLoop:
                 report = PassReport()
                 push_pending(self.replica, link, report)
                 self._push_backoff.succeeded()
+                if self._pull_backoff.delay:
+                    self._pull_wake.set()
                 self.state["push"] = "ok"
                 if report.pushed or report.duplicates:
                     self.replica.note_sync(None)
@@ -103,7 +110,8 @@ class RouterLoop:
                     link.close()
                     link = None
                 hello_done = False
-                self._sleep(delay)
+                self._push_wake.wait(delay)
+                self._push_wake.clear()
                 self._kick.set()
         if link is not None:
             link.close()
@@ -119,6 +127,8 @@ class RouterLoop:
                 report = PassReport()
                 pull_new(self.replica, link, report, wait=self.long_poll)
                 self._pull_backoff.succeeded()
+                if self._push_backoff.delay:
+                    self._push_wake.set()
                 self.state["pull"] = "ok"
                 if report.pulled:
                     self.replica.note_sync(None)
@@ -131,6 +141,7 @@ class RouterLoop:
                 if link is not None:
                     link.close()
                     link = None
-                self._sleep(delay)
+                self._pull_wake.wait(delay)
+                self._pull_wake.clear()
         if link is not None:
             link.close()
