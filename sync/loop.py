@@ -6,9 +6,9 @@ Two threads beside the till, never in its path (invariant 3):
   everything pending;
 - the puller keeps one long-poll pull open, so changes anywhere reach this outlet in well
   under a second, and re-checks HQ's epoch with a hello after every failure.
-When HQ is unreachable each loop backs off exponentially up to `max_backoff` and keeps
-retrying; the till keeps selling; whichever loop reaches HQ again first wakes the other. Must never: raise into the caller, or spin without
-waiting after a failure.
+When HQ is unreachable each loop backs off exponentially up to `max_backoff` (10 s) and
+keeps retrying; the till keeps selling; whichever loop reaches HQ again first wakes the
+other. Must never: raise into the caller, or spin without waiting after a failure.
 """
 
 from __future__ import annotations
