@@ -197,3 +197,35 @@ def m001_initial(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m002_staff(db: Database) -> None:
+    """Head-office staff accounts for the web back office (hq/web.py): a username and a
+    scrypt hash of the password, never the password; `session_gen` is bumped on logout or a
+    password change so every session cookie issued before stops working."""
+    db.executescript(
+        """
+        CREATE TABLE staff (
+            username TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            session_gen INTEGER NOT NULL DEFAULT 0,
+            disabled INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+@migrations()
+def m003_report_indexes(db: Database) -> None:
+    """Indexes for the reports (schema/reports.py, docs/reports.md): per-customer figures
+    over a period read one covering index in customer order instead of every sales row, and
+    a customer's category is found without reading the customer's row."""
+    db.executescript(
+        """
+        CREATE INDEX IF NOT EXISTS sales_customer_totals
+            ON sales (customer_id, at, total_gross, total_discount, total_net);
+        CREATE INDEX IF NOT EXISTS customers_category ON customers (customer_id, category);
+        """
+    )

@@ -44,11 +44,16 @@ class RouterTransport:
                     raise LinkDown(f"HQ unreachable at {self.base_url}: {type(exc).__name__}") from exc
             except requests.Timeout as exc:
                 raise LinkDown(f"HQ at {self.base_url} did not answer in time") from exc
-        if answer.status_code >= 500 and answer.status_code != 502:
-            raise LinkDown(f"HQ answered {answer.status_code}")
+            except requests.RequestException as exc:  # e.g. the answer cut off midway
+                raise LinkDown(f"HQ's answer was cut off: {type(exc).__name__}") from exc
+        if answer.status_code >= 500 and (answer.status_code != 502 or not _is_error(answer)):
+            raise LinkDown(f"HQ answered {answer.status_code}")  # a bare 502: a gateway's
         if answer.status_code >= 400:
             raise _refusal(answer)
-        return answer.json()
+        try:
+            return answer.json()
+        except ValueError as exc:  # a body cut short (the connection dropped midway)
+            raise LinkDown(f"HQ's answer was cut off ({len(answer.content)} bytes)") from exc
 
     def hello(self) -> Hello:
         return Hello.model_validate(self._call("GET", "/v1/sync/hello"))
@@ -66,6 +71,14 @@ class RouterTransport:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _is_error(answer: requests.Response) -> bool:
+    """An answer of HQ's own (`{"error": {...}}`), not of a proxy in front of it."""
+    try:
+        return isinstance(answer.json().get("error"), dict)
+    except (ValueError, AttributeError):
+        return False
 
 
 def _refusal(answer: requests.Response) -> errors.LoyaltyError:

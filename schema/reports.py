@@ -1,0 +1,629 @@
+"""Reports over an HQ or an outlet database (issue 6; `loyalty report NAME`, contract.md).
+
+One library for both kinds of database: only SQL over the tables of schema/hq_tables.py and
+schema/agent_tables.py, so it imports nothing from agent/ or hq/. The kind is detected from
+the tables (HQ has `outlets` and `events`; an outlet has `outbox`).
+
+Reports (docs/reports.md has the details and examples):
+- `turnover`: receipts, gross, discount, net; by outlet at HQ, by till at an outlet; with
+  `by="category"` per customer category with buying customers and receipts per customer.
+- `discounts`: discount given; by action at an outlet (sale_lines.actions), by outlet at HQ
+  (HQ keeps no per-line actions); or by category.
+- `receipts`: one customer's receipts, line by line (needs `customer`).
+- `frequency`: how many customers made 0, 1, 2, ... receipts in the period; or by category.
+- `payment-discipline`: consolidated invoices per customer: issued, paid on time, paid
+  late, unpaid, overdue, past term, outstanding.
+- `gifts`: gifts handed out, per gift and outlet (HQ) or per gift (outlet): qty and points.
+- `points-liability`: outstanding points now (customer_tally: earned - used).
+
+Filters: period (`date_from`/`date_to`, both dates INCLUSIVE, UTC: rows with
+`date_from <= at < date_to + 1 day`), outlet (HQ only), category (the customer's CURRENT
+category), customer. Amounts are integers in minor units; ratios are integers in
+hundredths (rendered with 2 decimals). Promises: every figure is one SQL aggregate over the
+rows the filters select (no Python loop over sales); the database is never written.
+Must never: use floats for money, or count a receipt twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from schema.errors import InvalidRequest, NotFound
+
+NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
+         "points-liability")
+ProgressFn = Callable[[int, int], None]
+PROGRESS_AFTER_S = 1.0  # short reports stay silent
+PROGRESS_EVERY_OPS = 100_000  # SQLite VM instructions between progress checks
+
+
+@dataclass(frozen=True)
+class Filters:
+    date_from: str | None = None  # YYYY-MM-DD, inclusive
+    date_to: str | None = None  # YYYY-MM-DD, inclusive (the whole day)
+    outlet: str | None = None
+    category: str | None = None
+    customer: str | None = None
+    by: str | None = None  # None or "category"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # CSV header
+    kind: str = "int"  # text | int | money (minor units) | ratio (hundredths)
+    label: str = ""  # table header (defaults to name)
+
+
+@dataclass
+class Report:
+    name: str
+    title: str
+    kind: str  # "hq" or "outlet"
+    columns: list[Column]
+    rows: list[tuple[Any, ...]]
+    totals: tuple[Any, ...] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip((c.name for c in self.columns), row, strict=True)) for row in self.rows]
+
+
+# --- opening ------------------------------------------------------------------------------
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A read-only use of an existing database (no migrations run, nothing written)."""
+    if not Path(path).is_file():
+        raise NotFound(f"no database at {path}")
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA query_only=ON")
+    # Reports read much of the file: a big page cache and memory-mapped reads (read-only
+    # use, so mmap cannot corrupt anything) keep index lookups out of system calls.
+    conn.execute("PRAGMA cache_size=-262144")
+    conn.execute("PRAGMA mmap_size=4294967296")
+    return conn
+
+
+def kind_of(conn: sqlite3.Connection) -> str:
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise InvalidRequest(f"not a loyalty database: {exc}") from exc
+    if {"outlets", "events"} <= tables:
+        return "hq"
+    if "outbox" in tables:
+        return "outlet"
+    raise InvalidRequest("not a loyalty database (neither HQ's nor an outlet's tables)")
+
+
+# --- running ------------------------------------------------------------------------------
+class _Ctx:
+    """What every report needs: the connection, its kind, the checked filters, progress."""
+
+    def __init__(self, conn: sqlite3.Connection, kind: str, f: Filters, steps: int,
+                 progress: ProgressFn | None) -> None:
+        self.conn, self.kind, self.f = conn, kind, f
+        self.lo, self.hi = _period(f)
+        self.steps, self.done = steps, 0
+        self.progress = progress
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    @property
+    def hq(self) -> bool:
+        return self.kind == "hq"
+
+    def indexed(self, name: str) -> str:
+        """`INDEXED BY name` when the database has that index (HQ after m003), else ''."""
+        found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                                  (name,)).fetchone()
+        return f" INDEXED BY {name}" if found else ""
+
+    def customers(self) -> str:
+        """`customers c` read through the narrow (customer_id, category) index if present."""
+        return "customers c" + self.indexed("customers_category")
+
+    def _tick(self) -> int:
+        now = time.monotonic()
+        if now - self.started >= PROGRESS_AFTER_S and now - self.last >= 0.25:
+            self.last = now
+            assert self.progress is not None
+            self.progress(self.done, self.steps)
+        return 0
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One step of the report: an aggregate query, reported as progress if it is long."""
+        if self.progress is not None:
+            self.conn.set_progress_handler(self._tick, PROGRESS_EVERY_OPS)
+        try:
+            rows = [tuple(r) for r in self.conn.execute(sql, list(params)).fetchall()]
+        finally:
+            if self.progress is not None:
+                self.conn.set_progress_handler(None, 0)
+        self.done += 1
+        if self.progress is not None and time.monotonic() - self.started >= PROGRESS_AFTER_S:
+            self.progress(self.done, max(self.steps, self.done))
+        return rows
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        return self.query(sql, params)[0]
+
+    def scope(self, alias: str, *, at: str | None = "at", outlet: bool = True,
+              join_category: bool = False, by_customer: bool = False
+              ) -> tuple[str, str, list[Any]]:
+        """(JOIN clause, WHERE clause, parameters) selecting the rows of `alias` in scope.
+
+        by_customer: the rows are aggregated per customer, so the period must not steer
+        SQLite to the `at` index (a unary + keeps it on the customer-ordered covering index,
+        sales_customer_totals, instead of one table lookup per sale)."""
+        where: list[str] = []
+        params: list[Any] = []
+        plus = "+" if by_customer else ""
+        if at and self.lo:
+            where.append(f"{plus}{alias}.{at} >= ?")
+            params.append(self.lo)
+        if at and self.hi:
+            where.append(f"{plus}{alias}.{at} < ?")
+            params.append(self.hi)
+        if outlet and self.f.outlet and self.hq:
+            where.append(f"{alias}.outlet_id = ?")
+            params.append(self.f.outlet)
+        if self.f.customer:
+            where.append(f"{alias}.customer_id = ?")
+            params.append(self.f.customer)
+        join = ""
+        if join_category:
+            join = f" JOIN {self.customers()} ON c.customer_id = {alias}.customer_id"
+        if self.f.category and join_category:
+            where.append("c.category = ?")
+            params.append(self.f.category)
+        elif self.f.category:  # one set of ids, probed per row: no lookup per row
+            where.append(f"{alias}.customer_id IN (SELECT customer_id FROM customers"
+                         " WHERE category = ?)")
+            params.append(self.f.category)
+        return join, (" WHERE " + " AND ".join(where)) if where else "", params
+
+
+def _period(f: Filters) -> tuple[str | None, str | None]:
+    def day(value: str | None, what: str) -> date | None:
+        if value is None:
+            return None
+        try:
+            if len(value) != 10:
+                raise ValueError
+            return date.fromisoformat(value)
+        except ValueError:
+            raise InvalidRequest(f"{what} must be a date YYYY-MM-DD, got {value!r}") from None
+
+    lo, hi = day(f.date_from, "--from"), day(f.date_to, "--to")
+    if lo and hi and hi < lo:
+        raise InvalidRequest(f"the period ends ({hi}) before it starts ({lo})")
+    return (lo.isoformat() if lo else None,
+            (hi + timedelta(days=1)).isoformat() if hi else None)
+
+
+def run(conn: sqlite3.Connection, name: str, filters: Filters = Filters(),
+        progress: ProgressFn | None = None) -> Report:
+    """Runs report `name` over the database behind `conn` (HQ's or an outlet's)."""
+    if name not in NAMES:
+        raise InvalidRequest(f"unknown report {name!r} (known: {', '.join(NAMES)})")
+    if filters.by not in (None, "category"):
+        raise InvalidRequest(f"reports can be grouped by category only, not {filters.by!r}")
+    if filters.by and name == "receipts":
+        raise InvalidRequest("the receipts report lists one customer's lines: --by does not apply")
+    kind = kind_of(conn)
+    if filters.outlet and kind == "outlet":
+        own = conn.execute("SELECT value FROM meta WHERE key = 'outlet_id'").fetchone()
+        if own is None or own[0] != filters.outlet:
+            raise InvalidRequest("an outlet's database holds only its own figures: "
+                                 f"--outlet {filters.outlet} needs HQ's database")
+    builder, steps = _REPORTS[name]
+    ctx = _Ctx(conn, kind, filters, steps, progress)
+    report = builder(ctx)
+    report.notes[:0] = _describe(ctx)
+    return report
+
+
+def _describe(ctx: _Ctx) -> list[str]:
+    f = ctx.f
+    where = "headquarters (whole chain)" if ctx.hq else "this outlet"
+    parts = [f"database: {where}"]
+    if ctx.lo or ctx.hi:
+        parts.append(f"period: {f.date_from or 'start'} .. {f.date_to or 'now'} (inclusive, UTC)")
+    for label, value in (("outlet", f.outlet), ("category", f.category),
+                         ("customer", f.customer)):
+        if value:
+            parts.append(f"{label}: {value}")
+    return ["; ".join(parts)]
+
+
+def _hundredths(num: int, den: int) -> int:
+    """num/den in hundredths, rounded half up (integers only)."""
+    if den == 0:
+        return 0
+    return (200 * num + den) // (2 * den)
+
+
+def _pct(part: int, whole: int) -> int:
+    """part as a percentage of whole, in hundredths of a percent (12.34 % -> 1234)."""
+    return _hundredths(100 * part, whole)
+
+
+def _avg(num: int, den: int) -> int:
+    """num/den rounded half up to a minor unit."""
+    return 0 if den == 0 else (2 * num + den) // (2 * den)
+
+
+# --- the reports --------------------------------------------------------------------------
+def _turnover(ctx: _Ctx) -> Report:
+    if ctx.f.by == "category":
+        rows = ctx.query(
+            "SELECT c.category, COUNT(*), SUM(a.n), SUM(a.g), SUM(a.d), SUM(a.t)"
+            f" FROM ({_per_customer(ctx)}) a JOIN {ctx.customers()}"
+            " ON c.customer_id = a.customer_id GROUP BY c.category ORDER BY c.category",
+            _per_customer_params(ctx))
+        out: list[tuple[Any, ...]] = [(cat, cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust))
+               for cat, cust, n, g, d, t in rows]
+        cust, n = sum(r[1] for r in out), sum(r[2] for r in out)
+        g, d, t = (sum(r[i] for r in out) for i in (4, 5, 6))
+        return Report("turnover", "Turnover by customer category", ctx.kind, [
+            Column("category", "text"), Column("customers"), Column("receipts"),
+            Column("receipts_per_customer", "ratio"), Column("gross", "money"),
+            Column("discount", "money"), Column("net", "money"),
+            Column("net_per_customer", "money")],
+            out, ("TOTAL", cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust)),
+            [("customers = customers with at least one receipt in the period, by their current "
+             "category; receipts_per_customer = buying frequency")])
+    key, label = ("outlet_id", "outlet") if ctx.hq else ("COALESCE(till_id, '-')", "till")
+    join, where, params = ctx.scope("s")
+    rows = ctx.query(
+        f"SELECT {key}, COUNT(*), SUM(s.total_gross), SUM(s.total_discount), SUM(s.total_net)"
+        f" FROM sales s{join}{where} GROUP BY 1 ORDER BY 1", params)
+    out = [(k, n, g, d, t, _avg(t, n)) for k, n, g, d, t in rows]
+    n, g, d, t = (sum(r[i] for r in out) for i in (1, 2, 3, 4))
+    return Report("turnover", f"Turnover by {label}", ctx.kind, [
+        Column(label, "text"), Column("receipts"), Column("gross", "money"),
+        Column("discount", "money"), Column("net", "money"), Column("average_receipt", "money")],
+        out, ("TOTAL", n, g, d, t, _avg(t, n)))
+
+
+def _per_customer(ctx: _Ctx) -> str:
+    """Receipts and totals per customer in scope, read in customer order (covering index)."""
+    _, where, _ = ctx.scope("s", by_customer=True)
+    return ("SELECT s.customer_id, COUNT(*) AS n, SUM(s.total_gross) AS g,"
+            " SUM(s.total_discount) AS d, SUM(s.total_net) AS t, SUM(s.total_discount > 0) AS nd"
+            f" FROM sales s{where} GROUP BY s.customer_id")
+
+
+def _per_customer_params(ctx: _Ctx) -> list[Any]:
+    return ctx.scope("s", by_customer=True)[2]
+
+
+def _action_label(actions: str) -> str:
+    try:
+        labels = json.loads(actions)
+    except (TypeError, ValueError):
+        labels = [str(actions)]
+    return " + ".join(labels) if labels else "(no discount)"
+
+
+def _discounts(ctx: _Ctx) -> Report:
+    columns = [Column("receipts"), Column("discounted_receipts"), Column("gross", "money"),
+               Column("discount", "money"), Column("discount_pct", "ratio")]
+    if ctx.f.by == "category" or ctx.hq:
+        by_cat = ctx.f.by == "category"
+        label = "category" if by_cat else "outlet"
+        if by_cat:
+            rows = ctx.query(
+                "SELECT c.category, SUM(a.n), SUM(a.nd), SUM(a.g), SUM(a.d)"
+                f" FROM ({_per_customer(ctx)}) a JOIN {ctx.customers()}"
+                " ON c.customer_id = a.customer_id GROUP BY 1", _per_customer_params(ctx))
+        else:
+            join, where, params = ctx.scope("s")
+            rows = ctx.query(
+                "SELECT s.outlet_id, COUNT(*), SUM(s.total_discount > 0), SUM(s.total_gross),"
+                f" SUM(s.total_discount) FROM sales s{join}{where} GROUP BY 1", params)
+        out = sorted(((k, n, nd, g, d, _pct(d, g)) for k, n, nd, g, d in rows),
+                     key=lambda r: (-r[4], str(r[0])))
+        n, nd, g, d = (sum(r[i] for r in out) for i in (1, 2, 3, 4))
+        notes = [] if by_cat else [
+            ("HQ keeps no per-line action names (sale_lines has no actions column): discounts "
+            "are shown per outlet; an outlet's own report shows them per action")]
+        return Report("discounts", f"Discounts by {label}", ctx.kind,
+                      [Column(label, "text"), *columns], out,
+                      ("TOTAL", n, nd, g, d, _pct(d, g)), notes)
+    join, where, params = ctx.scope("s")
+    rows = ctx.query(
+        "SELECT l.actions, COUNT(*), COUNT(DISTINCT l.sale_id), SUM(l.gross), SUM(l.discount)"
+        f" FROM sales s JOIN sale_lines l ON l.sale_id = s.sale_id{join}{where}"
+        " GROUP BY l.actions", params)
+    merged: dict[str, list[int]] = {}
+    for actions, lines, receipts, g, d in rows:
+        acc = merged.setdefault(_action_label(actions), [0, 0, 0, 0])
+        for i, v in enumerate((lines, receipts, g, d)):
+            acc[i] += v
+    out = sorted(((k, ln, r, g, d, _pct(d, g)) for k, (ln, r, g, d) in merged.items()),
+                 key=lambda r: (-r[4], r[0]))
+    tot = ctx.one(f"SELECT COUNT(*), SUM(s.total_discount > 0), COALESCE(SUM(s.total_gross), 0),"
+                  f" COALESCE(SUM(s.total_discount), 0) FROM sales s{join}{where}", params)
+    return Report("discounts", "Discounts by action", ctx.kind, [
+        Column("action", "text"), Column("lines"), Column("receipts"), Column("gross", "money"),
+        Column("discount", "money"), Column("discount_pct", "ratio")],
+        out, ("TOTAL", sum(r[1] for r in out), tot[0], tot[2], tot[3], _pct(tot[3], tot[2])),
+        [("a line priced by several rules counts under their combination; "
+         f"receipts with a discount: {tot[1]}")])
+
+
+def _receipts(ctx: _Ctx) -> Report:
+    customer = ctx.f.customer
+    if not customer:
+        raise InvalidRequest("the receipts report needs --customer CUSTOMER_ID")
+    who = ctx.query("SELECT kind, given_name, surname, name FROM customers WHERE customer_id = ?",
+                    (customer,))
+    join, where, params = ctx.scope("s")
+    place = "s.outlet_id" if ctx.hq else "COALESCE(s.till_id, '-')"
+    found = ctx.query(
+        f"SELECT s.at, {place}, s.sale_id, l.line_no + 1, l.sku, l.name, l.qty, l.unit_price,"
+        " l.gross, l.discount, l.net, s.total_gross, s.total_discount, s.total_net,"
+        " s.points_earned FROM sales s JOIN sale_lines l ON l.sale_id = s.sale_id"
+        f"{join}{where} ORDER BY s.at, s.sale_id, l.line_no", params)
+    if not who and not found:
+        raise NotFound(f"no customer {customer}")
+    rows = [r[:11] for r in found]
+    receipts = {r[2]: r[11:] for r in found}  # the receipt's own totals, once per receipt
+    head = (len(receipts), *(sum(t[i] for t in receipts.values()) for i in range(4)))
+    name = ""
+    if who:
+        kind, given, surname, org = who[0]
+        name = org if kind == "organisation" else f"{given or ''} {surname or ''}".strip()
+    qty = sum(r[6] for r in rows)
+    return Report("receipts", f"Receipts of customer {customer}", ctx.kind, [
+        Column("at", "text"), Column("outlet" if ctx.hq else "till", "text"),
+        Column("sale_id", "text"), Column("line"), Column("sku", "text"), Column("name", "text"),
+        Column("qty"), Column("unit_price", "money"), Column("gross", "money"),
+        Column("discount", "money"), Column("net", "money")],
+        rows, ("TOTAL", "", f"{head[0]} receipts", None, "", "", qty, None, head[1], head[2],
+               head[3]),
+        [f"customer {customer} {name}".rstrip() + f": {head[0]} receipts, "
+         f"{head[4]} points earned"])
+
+
+def _frequency(ctx: _Ctx) -> Report:
+    by_cat = ctx.f.by == "category"
+    per_customer, params = _per_customer(ctx), _per_customer_params(ctx)
+    cwhere, cparams = [], []
+    if ctx.f.category:
+        cwhere.append("category = ?")
+        cparams.append(ctx.f.category)
+    if ctx.f.customer:
+        cwhere.append("customer_id = ?")
+        cparams.append(ctx.f.customer)
+    cw = (" WHERE " + " AND ".join(cwhere)) if cwhere else ""
+    if by_cat:
+        rows = ctx.query(f"SELECT c.category, COUNT(*), SUM(a.n), SUM(a.t) FROM ({per_customer})"
+                         f" a JOIN {ctx.customers()} ON c.customer_id = a.customer_id"
+                         " GROUP BY 1", params)
+        members = dict(ctx.query(f"SELECT category, COUNT(*) FROM {ctx.customers()}{cw}"
+                                 " GROUP BY category", cparams))
+        active = {r[0]: r[1:] for r in rows}
+        out: list[tuple[Any, ...]] = []
+        for cat in sorted(set(members) | set(active)):
+            a, n, t = active.get(cat, (0, 0, 0))
+            out.append((cat, members.get(cat, 0), a, n, _hundredths(n, a), t, _avg(t, a)))
+        tc, ta, tn, tt = (sum(r[i] for r in out) for i in (1, 2, 3, 5))
+        return Report("frequency", "Purchase frequency by customer category", ctx.kind, [
+            Column("category", "text"), Column("customers"), Column("buying_customers"),
+            Column("receipts"), Column("receipts_per_buying_customer", "ratio"),
+            Column("net", "money"), Column("net_per_buying_customer", "money")],
+            out, ("TOTAL", tc, ta, tn, _hundredths(tn, ta), tt, _avg(tt, ta)))
+    rows = ctx.query(f"SELECT n, COUNT(*), SUM(t) FROM ({per_customer}) GROUP BY n ORDER BY n",
+                     params)
+    everyone = int(ctx.one(f"SELECT COUNT(*) FROM {ctx.customers()}{cw}", cparams)[0])
+    active = sum(r[1] for r in rows)
+    receipts = sum(r[0] * r[1] for r in rows)
+    net = sum(r[2] for r in rows)
+    dist: list[tuple[Any, ...]] = [(0, max(everyone - active, 0), 0, 0)]
+    dist += [(n, c, n * c, t) for n, c, t in rows]
+    return Report("frequency", "Purchase frequency: customers by number of receipts", ctx.kind, [
+        Column("receipts_per_customer"), Column("customers"), Column("receipts"),
+        Column("net", "money")],
+        dist, ("TOTAL", sum(r[1] for r in dist), receipts, net),
+        [(f"buying customers: {active} of {everyone}; receipts per buying customer: "
+         f"{_fmt_ratio(_hundredths(receipts, active))}")])
+
+
+def _payment_discipline(ctx: _Ctx) -> Report:
+    by_cat = ctx.f.by == "category"
+    join, where, params = ctx.scope("i", at="issued_on", outlet=False, join_category=by_cat)
+    if ctx.f.outlet and ctx.hq:
+        raise InvalidRequest("invoices are consolidated over every outlet: --outlet does not "
+                             "apply to payment-discipline")
+    has_paid_on = ctx.hq
+    on_time = ("SUM(i.status = 'paid' AND substr(i.paid_on, 1, 10) <= i.due_on), "
+               "SUM(i.status = 'paid' AND substr(i.paid_on, 1, 10) > i.due_on)"
+               if has_paid_on else "NULL, NULL")
+    key = "c.category" if by_cat else "i.customer_id"
+    figures = (f"SELECT {key} AS k, COUNT(*), SUM(i.amount), SUM(i.status = 'paid'), {on_time},"
+               " SUM(i.status = 'unpaid'), SUM(i.status = 'overdue'),"
+               " SUM(i.status = 'past_term'),"
+               " SUM(CASE WHEN i.status = 'paid' THEN 0 ELSE i.amount - i.paid_amount END)"
+               f" FROM invoices i{join}{where} GROUP BY 1")
+    if by_cat:
+        rows = ctx.query(f"SELECT a.k, NULL, a.* FROM ({figures}) a ORDER BY 1", params)
+        rows = [(r[0], r[1], *r[3:]) for r in rows]
+    else:  # names looked up once per customer, after the figures
+        rows = ctx.query(f"SELECT a.k, {_name_sql('c')}, a.* FROM ({figures}) a LEFT JOIN"
+                         " customers c ON c.customer_id = a.k ORDER BY 1", params)
+        rows = [(r[0], r[1], *r[3:]) for r in rows]
+    cols = [Column("category" if by_cat else "customer_id", "text")]
+    if not by_cat:
+        cols.append(Column("name", "text"))
+    cols += [Column("invoices"), Column("amount", "money"), Column("paid"),
+             Column("paid_on_time"), Column("paid_late"), Column("unpaid"), Column("overdue"),
+             Column("past_term"), Column("outstanding", "money")]
+    out = [r if not by_cat else (r[0], *r[2:]) for r in rows]
+    first = 1 if by_cat else 2
+    totals: list[Any] = ["TOTAL"] + ([""] if not by_cat else [])
+    for i in range(first, len(cols)):
+        vals = [r[i] for r in out]
+        totals.append(None if vals and vals[0] is None else sum(v or 0 for v in vals))
+    notes = [("period filters on the invoice's issue date; paid on time = paid in full on or "
+             "before the due date")]
+    if not has_paid_on:
+        notes.append("an outlet's copy of invoices has no payment date: paid_on_time and "
+                     "paid_late need HQ's database")
+    return Report("payment-discipline", "Payment discipline (consolidated invoices)", ctx.kind,
+                  cols, out, tuple(totals), notes)
+
+
+def _name_sql(alias: str) -> str:
+    return (f"CASE WHEN {alias}.kind = 'organisation' THEN {alias}.name ELSE "
+            f"trim(COALESCE({alias}.given_name, '') || ' ' || COALESCE({alias}.surname, '')) END")
+
+
+def _gifts(ctx: _Ctx) -> Report:
+    by_cat = ctx.f.by == "category"
+    join, where, params = ctx.scope("r", join_category=by_cat)
+    second = ("c.category", "category") if by_cat else (
+        ("r.outlet_id", "outlet") if ctx.hq else (None, None))
+    cols_sql = "r.gift_sku, MAX(r.gift_name)" + (f", {second[0]}" if second[0] else "")
+    group = "r.gift_sku" + (f", {second[0]}" if second[0] else "")
+    rows = ctx.query(f"SELECT {cols_sql}, COUNT(*), SUM(r.qty), SUM(r.points_spent)"
+                     f" FROM redemptions r{join}{where} GROUP BY {group} ORDER BY {group}", params)
+    cols = [Column("gift_sku", "text"), Column("gift_name", "text")]
+    if second[1]:
+        cols.append(Column(second[1], "text"))
+    cols += [Column("handouts"), Column("qty"), Column("points")]
+    width = len(cols)
+    totals = ("TOTAL", "", *([""] if second[1] else []),
+              *(sum(r[i] for r in rows) for i in range(width - 3, width)))
+    per_gift: dict[str, list[int]] = {}
+    for r in rows:
+        acc = per_gift.setdefault(r[0], [0, 0])
+        acc[0] += r[-2]
+        acc[1] += r[-1]
+    notes = ["per gift: " + ", ".join(f"{sku} {q} for {p} points"
+                                      for sku, (q, p) in sorted(per_gift.items()))] if (
+        second[1] and per_gift) else []
+    title = "Gifts handed out" + (f" by gift and {second[1]}" if second[1] else " by gift")
+    return Report("gifts", title, ctx.kind, cols, rows, totals, notes)
+
+
+def _points_liability(ctx: _Ctx) -> Report:
+    if ctx.lo or ctx.hi:
+        raise InvalidRequest("points-liability is the balance outstanding now: --from/--to do "
+                             "not apply")
+    if ctx.f.outlet and ctx.hq:
+        raise InvalidRequest("points are chain-wide: --outlet does not apply to points-liability")
+    by_cat = ctx.f.by == "category"
+    join, where, params = ctx.scope("t", at=None, outlet=False, join_category=by_cat)
+    key = "c.category" if by_cat else "'all'"
+    group = " GROUP BY 1 ORDER BY 1" if by_cat else ""
+    rows = ctx.query(
+        f"SELECT {key}, COUNT(*), SUM(t.points_earned > t.points_used), SUM(t.points_earned),"
+        " SUM(t.points_used), SUM(t.points_earned - t.points_used),"
+        " SUM(MIN(t.points_earned - t.points_used, 0))"
+        f" FROM customer_tally t{join}{where}{group}", params)
+    rows = [(r[0], *(v or 0 for v in r[1:])) for r in rows]
+    rows = [r for r in rows if r[1]]
+    if not by_cat:
+        rows = rows or [("all", 0, 0, 0, 0, 0, 0)]
+    totals = ("TOTAL", *(sum(r[i] for r in rows) for i in range(1, 7)))
+    notes = [("outstanding = points earned - points used, summed over every customer (negative "
+             "balances, i.e. overspent points awaiting repayment, included and shown apart)")]
+    if not ctx.hq:
+        notes.append("an outlet's figures are its view: HQ-confirmed balances plus its own "
+                     "pending events")
+    return Report("points-liability", "Outstanding points liability", ctx.kind, [
+        Column("category" if by_cat else "scope", "text"), Column("customers"),
+        Column("customers_with_points"), Column("points_earned"), Column("points_used"),
+        Column("outstanding_points"), Column("negative_points")],
+        rows, totals if by_cat else None, notes)
+
+
+_REPORTS: dict[str, tuple[Callable[[_Ctx], Report], int]] = {
+    "turnover": (_turnover, 1),
+    "discounts": (_discounts, 2),
+    "receipts": (_receipts, 2),
+    "frequency": (_frequency, 2),
+    "payment-discipline": (_payment_discipline, 1),
+    "gifts": (_gifts, 1),
+    "points-liability": (_points_liability, 1),
+}
+
+
+# --- rendering ----------------------------------------------------------------------------
+def _fmt_money(v: int) -> str:
+    sign = "-" if v < 0 else ""
+    major, minor = divmod(abs(v), 100)
+    return f"{sign}{major:,}.{minor:02d}"
+
+
+def _fmt_ratio(v: int) -> str:
+    sign = "-" if v < 0 else ""
+    major, minor = divmod(abs(v), 100)
+    return f"{sign}{major}.{minor:02d}"
+
+
+def _cell(col: Column, v: Any, table: bool) -> str:
+    if v is None:
+        return ""
+    if col.kind == "money" and isinstance(v, int):
+        return _fmt_money(v) if table else str(v)
+    if col.kind == "ratio" and isinstance(v, int):
+        return _fmt_ratio(v)
+    if col.kind == "int" and isinstance(v, int) and table:
+        return f"{v:,}"
+    return str(v)
+
+
+def render_csv(report: Report) -> str:
+    """A header row and one row per report row (no totals row: scripts sum what they need).
+    Money as integers in minor units, ratios with 2 decimals."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow([c.name for c in report.columns])
+    ratios = [i for i, c in enumerate(report.columns) if c.kind == "ratio"]
+    if not ratios:  # ints and text print as they are, None as an empty field
+        out.writerows(report.rows)
+        return buf.getvalue()
+    for row in report.rows:
+        cells = list(row)
+        for i in ratios:
+            if isinstance(cells[i], int):
+                cells[i] = _fmt_ratio(cells[i])
+        out.writerow(cells)
+    return buf.getvalue()
+
+
+def render_table(report: Report) -> str:
+    """A text table for a terminal: money with 2 decimals, a totals line, then notes."""
+    cols = report.columns
+    head = [c.label or c.name for c in cols]
+    body = [[_cell(c, v, True) for c, v in zip(cols, row, strict=True)] for row in report.rows]
+    foot = ([_cell(c, v, True) for c, v in zip(cols, report.totals, strict=True)]
+            if report.totals else None)
+    every = [head, *body, *([foot] if foot else [])]
+    widths = [max(len(r[i]) for r in every) for i in range(len(cols))]
+    right = [c.kind in ("int", "money", "ratio") for c in cols]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w)
+                         for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    lines = [report.title, line(head), rule, *(line(r) for r in body)]
+    if not body:
+        lines.append("(no rows)")
+    if foot:
+        lines += [rule, line(foot)]
+    lines += [f"* {n}" for n in report.notes]
+    return "\n".join(lines)

@@ -1,0 +1,530 @@
+"""Reports (schema.reports, `loyalty report`) checked against the raw facts.
+
+Both kinds of database are built through the real code paths: HQ by pushing events made
+with `schema.events.make_event` through `hq.ingest.push` (invoices by `hq.invoices`); an
+outlet by `agent.customers.register`, `agent.sales.sell` and `agent.gifts.redeem` under a
+controlled clock. Every expected figure is computed here in Python from the facts (the
+event bodies we pushed, or the outlet's outbox events), never from the report's tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from schema import reports
+from schema.errors import InvalidRequest, NotFound
+from schema.events import (
+    CreditRepaid,
+    CustomerRegistered,
+    CustomerUpdated,
+    Event,
+    GiftRedeemed,
+    Payment,
+    Profile,
+    SaleLine,
+    SaleRecorded,
+    make_event,
+    new_id,
+)
+
+CATEGORIES = ("A", "B", "C", "D")
+# Times around the April 2024 boundaries: the period --from 2024-04-01 --to 2024-04-30
+# must take exactly the ones marked True.
+EDGES = [("2024-03-31T23:59:59.999999Z", False), ("2024-04-01T00:00:00.000000Z", True),
+         ("2024-04-15T12:00:00.000000Z", True), ("2024-04-30T23:59:59.999999Z", True),
+         ("2024-05-01T00:00:00.000000Z", False)]
+APRIL = {"date_from": "2024-04-01", "date_to": "2024-04-30"}
+
+
+def in_april(at: str) -> bool:
+    return "2024-04-01" <= at < "2024-05-01"
+
+
+# --- an HQ built from pushed events ------------------------------------------------------
+@dataclass
+class HQWorld:
+    path: Path
+    categories: dict[str, str]  # customer -> current category
+    sales: list[tuple[str, str, SaleRecorded]] = field(default_factory=list)  # (outlet, at, sale)
+    gifts: list[tuple[str, str, GiftRedeemed]] = field(default_factory=list)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)  # customer -> expectation
+
+    def sales_where(self, pred: Any) -> list[tuple[str, str, SaleRecorded]]:
+        return [s for s in self.sales if pred(*s)]
+
+
+def _sale(rng: random.Random, customer: str, credit: bool) -> SaleRecorded:
+    lines = []
+    for _ in range(rng.randint(1, 4)):
+        qty, price = rng.randint(1, 3), rng.randint(1, 5000)
+        gross = qty * price
+        discount = gross * rng.choice((0, 5, 10, 15)) // 100
+        lines.append(SaleLine(sku=f"S{rng.randint(1, 9)}", name="Thing", qty=qty,
+                              unit_price=price, division=rng.choice(("wine", "food")),
+                              gross=gross, discount=discount, net=gross - discount,
+                              actions=["Category 5%"] if discount else []))
+    gross = sum(ln.gross for ln in lines)
+    disc = sum(ln.discount for ln in lines)
+    net = gross - disc
+    pays = [Payment(mode="credit", amount=net)] if credit else [Payment(mode="cash", amount=net)]
+    return SaleRecorded(sale_id=new_id(), customer_id=customer, till_id=rng.choice(("T1", "T2")),
+                        currency="EUR", lines=lines, payments=pays, total_gross=gross,
+                        total_discount=disc, total_net=net, points_earned=net // 100)
+
+
+@pytest.fixture(scope="module")
+def hq_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HQWorld]:
+    from hq import invoices
+    from hq.chain import Chain
+    from hq.credentials import add_outlet
+    from hq.ingest import push
+    from schema.sync import PushRequest
+
+    rng = random.Random(6)
+    path = tmp_path_factory.mktemp("hq") / "hq.db"
+    chain = Chain(path)
+    with chain.db.write() as conn:
+        for outlet in ("N", "S"):
+            add_outlet(conn, outlet)
+    seqs = {"N": 0, "S": 0}
+    queued: dict[str, list[Event]] = {"N": [], "S": []}
+
+    def emit(outlet: str, body: Any, at: str) -> None:
+        seqs[outlet] += 1
+        queued[outlet].append(make_event(outlet, seqs[outlet], body, at=at))
+
+    customers = [new_id() for _ in range(14)]
+    categories = {c: CATEGORIES[i % 4] for i, c in enumerate(customers)}
+    for i, c in enumerate(customers):
+        emit("N", CustomerRegistered(customer_id=c, card_number=f"29{i:011d}", profile=Profile(
+            kind="person", given_name=f"G{i}", surname=f"S{i}", category=categories[c])),
+            "2024-01-02T00:00:00.000000Z")
+    # One customer moves from D to A: reports use the CURRENT category.
+    moved = customers[3]
+    emit("N", CustomerUpdated(customer_id=moved, changes=Profile(category="A")),
+         "2024-02-01T00:00:00.000000Z")
+    categories[moved] = "A"
+    world = HQWorld(path, categories)
+    buyers = customers[:11]  # the last three never buy: frequency's 0 bucket
+    for n in range(60):
+        outlet = rng.choice(("N", "S"))
+        at, _ = EDGES[n % len(EDGES)] if n < 20 else (
+            f"2024-{rng.randint(1, 6):02d}-{rng.randint(1, 28):02d}T10:{n:02d}:00.000000Z", None)
+        customer = rng.choice(buyers)
+        sale = _sale(rng, customer, credit=customer in buyers[:3] and in_april(at))
+        emit(outlet, sale, at)
+        world.sales.append((outlet, at, sale))
+    for n in range(12):
+        outlet, customer = rng.choice(("N", "S")), rng.choice(buyers)
+        at = EDGES[n % len(EDGES)][0]
+        sku = rng.choice(("GIFT-MUG", "GIFT-TOTE"))
+        qty = rng.randint(1, 2)
+        gift = GiftRedeemed(redemption_id=new_id(), customer_id=customer, gift_sku=sku,
+                            gift_name=sku.title(), qty=qty, points_spent=qty * 500)
+        emit(outlet, gift, at)
+        world.gifts.append((outlet, at, gift))
+    for outlet, events in queued.items():
+        for start in range(0, len(events), 50):
+            push(chain, outlet, PushRequest(outlet_id=outlet, events=events[start:start + 50]))
+    # Invoices for April's credit sales (buyers[:3] paid April sales on credit), issued
+    # 2024-05-01 and due 2024-05-15: one paid at the bank on time, one at a till late,
+    # one never (overdue on 2024-05-20, past term on 2024-06-20).
+    made = invoices.close_period(chain, date(2024, 4, 1), date(2024, 5, 1), date(2024, 5, 1))
+    by_customer = {m["customer_id"]: m for m in made}
+    import schema.events as ev
+
+    real_now = ev.utc_now
+    try:
+        plan = {}
+        for customer, fate in zip(buyers[:3], ("on_time", "late", "unpaid"), strict=True):
+            if customer not in by_customer:
+                continue
+            inv = by_customer[customer]
+            plan[customer] = fate
+            if fate == "on_time":
+                ev.utc_now = lambda: "2024-05-10T09:00:00.000000Z"
+                invoices.pay_at_bank(chain, inv["number"], inv["amount"], "STMT-1")
+            elif fate == "late":
+                seqs["S"] += 1
+                push(chain, "S", PushRequest(outlet_id="S", events=[make_event(
+                    "S", seqs["S"], CreditRepaid(payment_id=new_id(), customer_id=customer,
+                                                 amount=inv["amount"],
+                                                 invoice_id=inv["invoice_id"]),
+                    at="2024-05-20T09:00:00.000000Z")]))
+    finally:
+        ev.utc_now = real_now
+    invoices.refresh(chain, date(2024, 5, 20))
+    world.invoices = {c: {"fate": f, "amount": by_customer[c]["amount"]} for c, f in plan.items()}
+    chain.close()
+    yield world
+
+
+@pytest.fixture
+def hq_conn(hq_world: HQWorld) -> Iterator[sqlite3.Connection]:
+    conn = reports.connect(hq_world.path)
+    yield conn
+    conn.close()
+
+
+def rows_by_key(report: reports.Report) -> dict[Any, dict[str, Any]]:
+    return {row[report.columns[0].name]: row for row in report.as_dicts()}
+
+
+def sums(sales: list[tuple[str, str, SaleRecorded]]) -> dict[str, int]:
+    return {"receipts": len(sales), "gross": sum(s.total_gross for _, _, s in sales),
+            "discount": sum(s.total_discount for _, _, s in sales),
+            "net": sum(s.total_net for _, _, s in sales)}
+
+
+def test_the_database_kind_is_detected(hq_conn: sqlite3.Connection, tmp_path: Path) -> None:
+    assert reports.kind_of(hq_conn) == "hq"
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(InvalidRequest, match="not a loyalty database"):
+        reports.run(reports.connect(other), "turnover")
+    with pytest.raises(NotFound):
+        reports.connect(tmp_path / "missing.db")
+
+
+def test_hq_turnover_by_outlet_is_the_sum_of_the_sales_facts(hq_world: HQWorld,
+                                                             hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "turnover")
+    got = rows_by_key(report)
+    assert set(got) == {"N", "S"}
+    for outlet in ("N", "S"):
+        want = sums(hq_world.sales_where(lambda o, at, s, x=outlet: o == x))
+        assert {k: got[outlet][k] for k in want} == want
+    everything = sums(hq_world.sales)
+    assert report.totals is not None
+    assert report.totals[1:5] == (everything["receipts"], everything["gross"],
+                                  everything["discount"], everything["net"])
+
+
+def test_the_period_takes_both_boundary_days_whole_and_nothing_outside(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "turnover", reports.Filters(**APRIL))
+    want = sums(hq_world.sales_where(lambda o, at, s: in_april(at)))
+    assert report.totals is not None
+    assert report.totals[1] == want["receipts"] and report.totals[4] == want["net"]
+    edge_ats = [at for at, _ in EDGES]
+    taken = {at for _, at, _ in hq_world.sales_where(lambda o, at, s: in_april(at))} & set(edge_ats)
+    assert taken == {at for at, inside in EDGES if inside}  # the fixture has every edge
+    one_day = reports.run(hq_conn, "turnover", reports.Filters(date_from="2024-04-30",
+                                                               date_to="2024-04-30"))
+    assert one_day.totals is not None
+    assert one_day.totals[1] == len(hq_world.sales_where(lambda o, at, s: at[:10] == "2024-04-30"))
+    with pytest.raises(InvalidRequest, match="before it starts"):
+        reports.run(hq_conn, "turnover", reports.Filters(date_from="2024-05-01",
+                                                         date_to="2024-04-30"))
+    with pytest.raises(InvalidRequest, match="YYYY-MM-DD"):
+        reports.run(hq_conn, "turnover", reports.Filters(date_from="2024-04-01T00:00"))
+
+
+def test_outlet_category_and_customer_filters(hq_world: HQWorld,
+                                              hq_conn: sqlite3.Connection) -> None:
+    cats = hq_world.categories
+    got = reports.run(hq_conn, "turnover", reports.Filters(outlet="S", category="A", **APRIL))
+    want = sums(hq_world.sales_where(
+        lambda o, at, s: o == "S" and cats[s.customer_id] == "A" and in_april(at)))
+    assert got.totals is not None and got.totals[1] == want["receipts"]
+    assert got.totals[4] == want["net"] and {r[0] for r in got.rows} <= {"S"}
+    customer = hq_world.sales[0][2].customer_id
+    got = reports.run(hq_conn, "turnover", reports.Filters(customer=customer))
+    assert got.totals is not None
+    assert got.totals[4] == sums(hq_world.sales_where(
+        lambda o, at, s: s.customer_id == customer))["net"]
+
+
+def test_turnover_by_category_gives_buying_frequency(hq_world: HQWorld,
+                                                     hq_conn: sqlite3.Connection) -> None:
+    got = rows_by_key(reports.run(hq_conn, "turnover", reports.Filters(by="category")))
+    per: dict[str, list[SaleRecorded]] = defaultdict(list)
+    for _, _, s in hq_world.sales:
+        per[hq_world.categories[s.customer_id]].append(s)
+    assert set(got) == set(per)
+    for cat, sales in per.items():
+        buyers = len({s.customer_id for s in sales})
+        assert got[cat]["customers"] == buyers
+        assert got[cat]["receipts"] == len(sales)
+        assert got[cat]["net"] == sum(s.total_net for s in sales)
+        assert got[cat]["receipts_per_customer"] == (200 * len(sales) + buyers) // (2 * buyers)
+    moved_to_a = [c for c, k in hq_world.categories.items() if k == "A"]
+    assert len(moved_to_a) == 5  # 4 registered in A + the one moved from D
+
+
+def test_hq_discounts_per_outlet(hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "discounts", reports.Filters(**APRIL))
+    got = rows_by_key(report)
+    for outlet in ("N", "S"):
+        sales = hq_world.sales_where(lambda o, at, s, x=outlet: o == x and in_april(at))
+        assert got[outlet]["discount"] == sum(ln.discount for _, _, s in sales for ln in s.lines)
+        assert got[outlet]["discounted_receipts"] == sum(1 for _, _, s in sales if s.total_discount)
+    assert any("per outlet" in n for n in report.notes)
+
+
+def test_receipts_of_one_customer_line_by_line(hq_world: HQWorld,
+                                               hq_conn: sqlite3.Connection) -> None:
+    customer = Counter(s.customer_id for _, _, s in hq_world.sales).most_common(1)[0][0]
+    report = reports.run(hq_conn, "receipts", reports.Filters(customer=customer))
+    mine = sorted(hq_world.sales_where(lambda o, at, s: s.customer_id == customer),
+                  key=lambda x: (x[1], x[2].sale_id))
+    want = [(at, o, s.sale_id, i + 1, ln.sku, ln.qty, ln.gross, ln.discount, ln.net)
+            for o, at, s in mine for i, ln in enumerate(s.lines)]
+    got = [(r["at"], r["outlet"], r["sale_id"], r["line"], r["sku"], r["qty"], r["gross"],
+            r["discount"], r["net"]) for r in report.as_dicts()]
+    assert got == want
+    assert report.totals is not None and report.totals[-1] == sum(s.total_net for _, _, s in mine)
+    assert f"{len(mine)} receipts" in report.notes[-1]
+    assert f"{sum(s.points_earned for _, _, s in mine)} points" in report.notes[-1]
+    with pytest.raises(InvalidRequest, match="--customer"):
+        reports.run(hq_conn, "receipts")
+    with pytest.raises(NotFound):
+        reports.run(hq_conn, "receipts", reports.Filters(customer="nobody"))
+    with pytest.raises(InvalidRequest, match="--by"):
+        reports.run(hq_conn, "receipts", reports.Filters(customer=customer, by="category"))
+
+
+def test_frequency_is_the_distribution_of_receipts_per_customer(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "frequency", reports.Filters(**APRIL))
+    counts = Counter(s.customer_id for _, at, s in hq_world.sales if in_april(at))
+    want = Counter(counts.values())
+    want[0] = len(hq_world.categories) - len(counts)
+    got = {r["receipts_per_customer"]: r["customers"] for r in report.as_dicts()}
+    assert got == dict(want)
+    by_cat = rows_by_key(reports.run(hq_conn, "frequency", reports.Filters(by="category")))
+    for cat in CATEGORIES:
+        members = [c for c, k in hq_world.categories.items() if k == cat]
+        bought = [s for _, _, s in hq_world.sales if hq_world.categories[s.customer_id] == cat]
+        assert by_cat[cat]["customers"] == len(members)
+        assert by_cat[cat]["buying_customers"] == len({s.customer_id for s in bought})
+        assert by_cat[cat]["receipts"] == len(bought)
+
+
+def test_gifts_per_gift_and_outlet(hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "gifts", reports.Filters(**APRIL))
+    want: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for outlet, at, g in hq_world.gifts:
+        if in_april(at):
+            want[(g.gift_sku, outlet)][0] += g.qty
+            want[(g.gift_sku, outlet)][1] += g.points_spent
+    got = {(r["gift_sku"], r["outlet"]): [r["qty"], r["points"]] for r in report.as_dicts()}
+    assert got == dict(want)
+
+
+def test_points_liability_is_earned_minus_used(hq_world: HQWorld,
+                                               hq_conn: sqlite3.Connection) -> None:
+    balance: Counter[str] = Counter()
+    for _, _, s in hq_world.sales:
+        balance[s.customer_id] += s.points_earned
+    for _, _, g in hq_world.gifts:
+        balance[g.customer_id] -= g.points_spent
+    report = reports.run(hq_conn, "points-liability")
+    row = report.as_dicts()[0]
+    assert row["outstanding_points"] == sum(balance.values())
+    assert row["negative_points"] == sum(min(v, 0) for v in balance.values())
+    assert row["customers_with_points"] == sum(1 for v in balance.values() if v > 0)
+    by_cat = rows_by_key(reports.run(hq_conn, "points-liability", reports.Filters(by="category")))
+    for cat in CATEGORIES:
+        want = sum(v for c, v in balance.items() if hq_world.categories[c] == cat)
+        assert by_cat.get(cat, {"outstanding_points": 0})["outstanding_points"] == want
+    with pytest.raises(InvalidRequest, match="now"):
+        reports.run(hq_conn, "points-liability", reports.Filters(**APRIL))
+
+
+def test_payment_discipline_tells_on_time_late_and_overdue(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    assert len(hq_world.invoices) == 3, "the fixture must invoice three credit customers"
+    got = rows_by_key(reports.run(hq_conn, "payment-discipline"))
+    assert set(got) == set(hq_world.invoices)
+    for customer, plan in hq_world.invoices.items():
+        credit = sum(s.total_net for _, at, s in hq_world.sales
+                     if s.customer_id == customer and in_april(at)
+                     and any(p.mode == "credit" for p in s.payments))
+        row = got[customer]
+        assert row["amount"] == plan["amount"] == credit
+        assert (row["paid_on_time"], row["paid_late"], row["overdue"]) == {
+            "on_time": (1, 0, 0), "late": (0, 1, 0), "unpaid": (0, 0, 1)}[plan["fate"]]
+        assert row["outstanding"] == (credit if plan["fate"] == "unpaid" else 0)
+    none = reports.run(hq_conn, "payment-discipline", reports.Filters(date_from="2024-05-02"))
+    assert none.rows == []
+
+
+def test_csv_parses_back_to_the_same_numbers(hq_world: HQWorld,
+                                             hq_conn: sqlite3.Connection) -> None:
+    customer = hq_world.sales[0][2].customer_id
+    for name in reports.NAMES:
+        for by in (None, "category"):
+            if name == "receipts" and by:
+                continue
+            report = reports.run(hq_conn, name, reports.Filters(
+                by=by, customer=customer if name == "receipts" else None))
+            parsed = list(csv.reader(io.StringIO(reports.render_csv(report))))
+            assert parsed[0] == [c.name for c in report.columns]
+            assert len(parsed) == len(report.rows) + 1
+            for row, back in zip(report.rows, parsed[1:], strict=True):
+                for col, value, text in zip(report.columns, row, back, strict=True):
+                    if col.kind in ("int", "money"):
+                        assert text == ("" if value is None else str(value)), (name, col.name)
+                    elif col.kind == "ratio":
+                        assert round(float(text) * 100) == value, (name, col.name)
+
+
+def test_the_table_shows_money_with_two_decimals_and_a_total(hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "turnover")
+    text = reports.render_table(report)
+    assert report.totals is not None
+    net = report.totals[4]
+    assert f"{net // 100:,}.{net % 100:02d}" in text.splitlines()[-2]
+    assert text.splitlines()[-2].startswith("TOTAL")
+    assert reports.render_table(reports.Report("x", "X", "hq", [reports.Column("m", "money")],
+                                               [(-5,)])).splitlines()[3] == "-0.05"
+
+
+def test_progress_is_reported_for_long_reports(hq_conn: sqlite3.Connection,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+    reports.run(hq_conn, "frequency", progress=lambda d, t: calls.append((d, t)))
+    assert calls == []  # a short report stays silent
+    monkeypatch.setattr(reports, "PROGRESS_AFTER_S", 0.0)
+    reports.run(hq_conn, "frequency", progress=lambda d, t: calls.append((d, t)))
+    assert calls and calls[-1][0] == calls[-1][1] == 2
+
+
+# --- the command line -------------------------------------------------------------------
+def test_cli_prints_csv_and_tables_and_refuses_bad_filters(hq_world: HQWorld) -> None:
+    from agent.cli import main
+
+    runner = CliRunner()
+    db = str(hq_world.path)
+    out = runner.invoke(main, ["report", "turnover", "--db", db, "--format", "csv",
+                               "--from", "2024-04-01", "--to", "2024-04-30"])
+    assert out.exit_code == 0, out.output
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    want = sums(hq_world.sales_where(lambda o, at, s: in_april(at)))
+    assert sum(int(r["net"]) for r in rows) == want["net"]
+    out = runner.invoke(main, ["report", "gifts", "--db", db, "--by", "category"])
+    assert out.exit_code == 0 and "TOTAL" in out.stdout
+    out = runner.invoke(main, ["report", "receipts", "--db", db])
+    assert out.exit_code == 1 and "error [invalid_request]" in out.stderr
+    out = runner.invoke(main, ["report", "nonsense", "--db", db])
+    assert out.exit_code == 2
+
+
+# --- an outlet built through the till's own code ------------------------------------------
+@dataclass
+class OutletWorld:
+    path: Path
+    cards: dict[str, str]  # customer -> card
+    events: list[dict[str, Any]]  # the outbox's facts, as JSON
+
+
+@pytest.fixture(scope="module")
+def outlet_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutletWorld]:
+    import schema.events as ev
+    from agent import customers, gifts, sales
+    from agent.outlet import Outlet
+    from schema.api import CustomerIn, LineIn, QuoteIn, RedemptionIn, SaleIn
+
+    path = tmp_path_factory.mktemp("outlet") / "outlet.db"
+    shop = Outlet(path, "T")
+    clock = ["2024-01-01T00:00:00.000000Z"]
+    real_now = ev.utc_now
+    ev.utc_now = lambda: clock[0]
+    try:
+        cards = {}
+        for i, cat in enumerate(("A", "B", "C", "D", "A")):
+            made = customers.register(shop, CustomerIn(kind="person", given_name=f"G{i}",
+                                                       surname="S", category=cat))
+            cards[made["customer_id"]] = made["card_number"]
+        rng = random.Random(7)
+        ids = list(cards)
+        for n in range(25):
+            clock[0] = EDGES[n % len(EDGES)][0] if n < 10 else f"2024-04-{n:02d}T08:00:00.000000Z"
+            customer = ids[n % 4]  # the fifth customer never buys
+            lines = [LineIn(sku=f"S{k}", name="Wine" if k % 2 else "Bread",
+                            qty=rng.randint(1, 3), unit_price=rng.randint(500, 30000),
+                            division="wine" if k % 2 else "food") for k in range(rng.randint(1, 3))]
+            quote = sales.quote(shop, QuoteIn(card=cards[customer], lines=lines))
+            sales.sell(shop, SaleIn(card=cards[customer], lines=lines, till_id=f"T{n % 2 + 1}",
+                                    payments=[{"mode": "cash", "amount": quote["total_net"]}]),
+                       None)
+        clock[0] = "2024-04-30T23:59:59.999999Z"
+        gifts.redeem(shop, RedemptionIn(card=cards[ids[0]], gift_sku="GIFT-MUG", qty=1), None)
+        clock[0] = "2024-05-01T00:00:00.000000Z"
+        gifts.redeem(shop, RedemptionIn(card=cards[ids[0]], gift_sku="GIFT-MUG", qty=1), None)
+    finally:
+        ev.utc_now = real_now
+    events = [dict(json.loads(r[0])) for r in shop.db.all("SELECT event FROM outbox ORDER BY seq")]
+    shop.close()
+    yield OutletWorld(path, cards, events)
+
+
+def outlet_sales(world: OutletWorld, pred: Any = lambda at: True) -> list[tuple[str, dict[str, Any]]]:
+    return [(e["at"], e["body"]) for e in world.events
+            if e["type"] == "sale.recorded" and pred(e["at"])]
+
+
+def test_outlet_turnover_by_till_and_period(outlet_world: OutletWorld) -> None:
+    conn = reports.connect(outlet_world.path)
+    assert reports.kind_of(conn) == "outlet"
+    got = rows_by_key(reports.run(conn, "turnover", reports.Filters(**APRIL)))
+    want: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for _, body in outlet_sales(outlet_world, in_april):
+        want[body["till_id"]][0] += 1
+        want[body["till_id"]][1] += body["total_net"]
+    assert {k: [v["receipts"], v["net"]] for k, v in got.items()} == dict(want)
+    with pytest.raises(InvalidRequest, match="HQ"):
+        reports.run(conn, "turnover", reports.Filters(outlet="ELSEWHERE"))
+    assert reports.run(conn, "turnover", reports.Filters(outlet="T")).rows
+
+
+def test_outlet_discounts_by_action_name(outlet_world: OutletWorld) -> None:
+    conn = reports.connect(outlet_world.path)
+    report = reports.run(conn, "discounts")
+    want: Counter[str] = Counter()
+    for _, body in outlet_sales(outlet_world):
+        for ln in body["lines"]:
+            want[" + ".join(ln.get("actions", [])) or "(no discount)"] += ln["discount"]
+    got = {r["action"]: r["discount"] for r in report.as_dicts()}
+    assert got == dict(want)
+    assert any(k.startswith("Wine week") for k in got), got  # the sample action by name
+    assert report.totals is not None and report.totals[4] == sum(want.values())
+
+
+def test_outlet_gifts_liability_receipts_and_frequency(outlet_world: OutletWorld) -> None:
+    conn = reports.connect(outlet_world.path)
+    gifts = [e for e in outlet_world.events if e["type"] == "gift.redeemed"]
+    april = reports.run(conn, "gifts", reports.Filters(**APRIL))
+    assert [(r["gift_sku"], r["qty"], r["points"]) for r in april.as_dicts()] == [
+        ("GIFT-MUG", 1, gifts[0]["body"]["points_spent"])]
+    earned = sum(b["points_earned"] for _, b in outlet_sales(outlet_world))
+    spent = sum(e["body"]["points_spent"] for e in gifts)
+    liability = reports.run(conn, "points-liability").as_dicts()[0]
+    assert liability["outstanding_points"] == earned - spent
+    customer = next(iter(outlet_world.cards))
+    receipts = reports.run(conn, "receipts", reports.Filters(customer=customer))
+    mine = [b for _, b in outlet_sales(outlet_world) if b["customer_id"] == customer]
+    assert receipts.totals is not None
+    assert receipts.totals[-1] == sum(b["total_net"] for b in mine)
+    assert len(receipts.rows) == sum(len(b["lines"]) for b in mine)
+    freq = {r["receipts_per_customer"]: r["customers"]
+            for r in reports.run(conn, "frequency").as_dicts()}
+    want = Counter(Counter(b["customer_id"] for _, b in outlet_sales(outlet_world)).values())
+    want[0] = 1
+    assert freq == dict(want)
+    pd = reports.run(conn, "payment-discipline")
+    assert pd.rows == [] and any("HQ's database" in n for n in pd.notes)

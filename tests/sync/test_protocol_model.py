@@ -1,0 +1,318 @@
+"""A hypothesis state machine over the sync protocol, on a simulated network.
+
+In-process and single-threaded: HQ is an `hq.chain.Chain` on a real SQLite file, the
+outlets are `agent.outlet.Outlet`s with their `agent.replication.OutletReplica`, and the
+network is `SimNet`, a `sync.transport.Transport` that calls `hq.ingest.push`,
+`hq.feed.pull` and a hello builder directly. Rules make local facts (register, sell,
+redeem), run sync passes whose requests or responses the network may lose (a lost
+response was applied at HQ; the outlet gets an exception), replay an old push, ban at HQ,
+snapshot HQ's file and later restore HQ from such a snapshot with a new epoch.
+
+After every step: HQ's ledger holds each event once and, per outlet, exactly a prefix of
+that outlet's outbox (same ids); HQ's tallies are the fold of its events; every outlet
+shows HQ's confirmed state plus its own pending facts, each local fact counted once
+(invariant 4); every page HQ sends reflects exactly the outlet's events up to its
+`incorporated_through`. At teardown, after healing: full convergence
+(`faultproxy.check_files`).
+
+Profile `LOYALTY_MODEL_PROFILE=long` runs many more examples.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+from faultproxy import Ledger, check_files
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from agent import customers, gifts, sales
+from agent.outlet import Outlet
+from agent.programme import default_documents
+from agent.replication import OutletReplica
+from hq import admin, credentials, feed, ingest
+from hq.chain import Chain
+from schema import tallystore
+from schema.api import CustomerIn, RedemptionIn, SaleIn
+from schema.errors import ConfigError, LoyaltyError
+from schema.events import Event
+from schema.ledger import Tally, fold
+from schema.sync import Hello, PullResponse, PushRequest, PushResponse
+from sync import client
+from sync.transport import LinkDown
+
+settings.register_profile("ci", max_examples=40, stateful_step_count=40, deadline=None,
+                          suppress_health_check=list(HealthCheck))
+settings.register_profile("long", max_examples=300, stateful_step_count=60, deadline=None,
+                          suppress_health_check=list(HealthCheck))
+PROFILE = os.environ.get("LOYALTY_MODEL_PROFILE", "ci")
+
+OUTLETS = ("A", "B", "C")
+FAULT = st.sampled_from(["ok", "ok", "ok", "lose_request", "lose_response"])
+
+
+class SimNet:
+    """One outlet's link to HQ. `faults` is consumed one per exchange; then all is well."""
+
+    def __init__(self, model: ProtocolModel, outlet_id: str, faults: list[str]) -> None:
+        self.model, self.outlet_id, self.faults = model, outlet_id, list(faults)
+
+    def _exchange(self, call: Any) -> Any:
+        fault = self.faults.pop(0) if self.faults else "ok"
+        if fault == "lose_request":
+            raise LinkDown("request lost")
+        answer = call()
+        if fault == "lose_response":
+            raise LinkDown("response lost (HQ acted on it)")
+        return answer
+
+    def hello(self) -> Hello:
+        def call() -> Hello:
+            chain = self.model.hq
+            with chain.db.read() as conn:
+                row = conn.execute("SELECT last_seq, card_range FROM outlets WHERE outlet_id = ?",
+                                   (self.outlet_id,)).fetchone()
+                head = chain.head(conn)
+            return Hello(outlet_id=self.outlet_id, epoch=chain.epoch, last_seq=row["last_seq"],
+                         head=head, card_range=row["card_range"])
+
+        return self._exchange(call)  # type: ignore[no-any-return]
+
+    def push(self, request: PushRequest) -> PushResponse:
+        # what travels is JSON: the model keeps it to replay later, as a network may
+        wire = request.model_dump_json()
+        self.model.sent.append((self.outlet_id, wire))
+        return self._exchange(  # type: ignore[no-any-return]
+            lambda: ingest.push(self.model.hq, self.outlet_id, PushRequest.model_validate_json(wire)))
+
+    def pull(self, cursor: int, limit: int, wait: float) -> PullResponse:
+        def call() -> PullResponse:
+            page = feed.pull(self.model.hq, self.outlet_id, cursor, min(limit, 7))
+            self.model.check_page(self.outlet_id, page)
+            return PullResponse.model_validate_json(page.model_dump_json())
+
+        return self._exchange(call)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        pass
+
+
+class ProtocolModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="loyalty-model-", dir=_tmp_root()))
+        self.hq_path = self.dir / "hq.db"
+        self.hq = Chain(self.hq_path, seed=default_documents())
+        with self.hq.db.write() as conn:
+            for outlet in OUTLETS:
+                credentials.add_outlet(conn, outlet)
+        self.outlets = {o: Outlet(self.dir / f"{o}.db", o, chain=True) for o in OUTLETS}
+        self.replicas = {o: OutletReplica(shop) for o, shop in self.outlets.items()}
+        self.cards: list[str] = []
+        self.sent: list[tuple[str, str]] = []
+        self.snapshots: list[Path] = []
+        self.ledger = Ledger()
+        self.restored = False
+        for outlet in OUTLETS:  # every outlet met HQ once: programme and card range
+            client.run_once(self.replicas[outlet], SimNet(self, outlet, []))
+        for outlet in OUTLETS:
+            with self.outlets[outlet].db.write() as conn:
+                gifts.receive(conn, outlet, "GIFT-MUG", 100, "receipt")
+
+    # --- local facts -------------------------------------------------------------------
+    @rule(outlet=st.sampled_from(OUTLETS), category=st.sampled_from(["A", "C", "D"]))
+    def register(self, outlet: str, category: str) -> None:
+        try:
+            doc = customers.register(self.outlets[outlet], CustomerIn(
+                kind="person", given_name="Model", surname=outlet, category=category))
+        except ConfigError:
+            return
+        self.cards.append(doc["card_number"])
+
+    @precondition(lambda self: self.cards)
+    @rule(outlet=st.sampled_from(OUTLETS), pick=st.integers(0, 10**6),
+          price=st.integers(100, 80_000), credit=st.booleans())
+    def sell(self, outlet: str, pick: int, price: int, credit: bool) -> None:
+        card = self.cards[pick % len(self.cards)]
+        shop = self.outlets[outlet]
+        try:
+            quote = sales.quote(shop, _quote_in(card, price))
+            pay = [{"mode": "cash", "amount": quote["total_net"]}]
+            if credit and quote["total_net"] > 1:
+                half = quote["total_net"] // 2
+                pay = [{"mode": "credit", "amount": half},
+                       {"mode": "cash", "amount": quote["total_net"] - half}]
+            answer, fresh = sales.sell(shop, SaleIn(card=card, lines=_lines(price),
+                                                    payments=pay), f"k{len(self.sent)}{pick}")
+        except LoyaltyError:
+            return
+        if fresh:
+            self.ledger.sales[outlet].append(answer["sale_id"])
+
+    @precondition(lambda self: self.cards)
+    @rule(outlet=st.sampled_from(OUTLETS), pick=st.integers(0, 10**6))
+    def redeem(self, outlet: str, pick: int) -> None:
+        card = self.cards[pick % len(self.cards)]
+        try:
+            answer = gifts.redeem(self.outlets[outlet], RedemptionIn(card=card,
+                                                                     gift_sku="GIFT-MUG"), None)
+        except LoyaltyError:
+            return
+        self.ledger.redemptions[outlet].append(answer["redemption_id"])
+
+    # --- the network -------------------------------------------------------------------
+    @rule(outlet=st.sampled_from(OUTLETS), faults=st.lists(FAULT, max_size=5))
+    def sync_pass(self, outlet: str, faults: list[str]) -> None:
+        try:
+            client.run_once(self.replicas[outlet], SimNet(self, outlet, faults))
+        except (LinkDown, client.EpochChanged, ingest.SyncGap):
+            pass
+
+    @precondition(lambda self: self.sent)
+    @rule(pick=st.integers(0, 10**6))
+    def replay_old_push(self, pick: int) -> None:
+        """A push the network delayed arrives again (maybe at a restored HQ)."""
+        outlet, wire = self.sent[pick % len(self.sent)]
+        try:
+            ingest.push(self.hq, outlet, PushRequest.model_validate_json(wire))
+        except ingest.SyncGap:
+            pass  # the restored HQ lacks what comes before: refused whole, nothing applied
+
+    # --- HQ ----------------------------------------------------------------------------
+    @precondition(lambda self: self.cards)
+    @rule(pick=st.integers(0, 10**6), banned=st.booleans())
+    def ban(self, pick: int, banned: bool) -> None:
+        with self.hq.db.read() as conn:
+            ids = [r[0] for r in conn.execute("SELECT customer_id FROM customers ORDER BY 1")]
+        if ids:
+            admin.set_status(self.hq, ids[pick % len(ids)], "banned" if banned else "approved")
+
+    @rule()
+    def snapshot(self) -> None:
+        path = self.dir / f"snap{len(self.snapshots)}.db"
+        target = sqlite3.connect(path)
+        with self.hq.db.read() as conn:
+            conn.backup(target)
+        target.close()
+        self.snapshots.append(path)
+
+    @precondition(lambda self: self.snapshots)
+    @rule(pick=st.integers(0, 10**6))
+    def restore_hq(self, pick: int) -> None:
+        self.hq.close()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.hq_path}{suffix}").unlink(missing_ok=True)
+        shutil.copy(self.snapshots[pick % len(self.snapshots)], self.hq_path)
+        self.hq = Chain(self.hq_path, seed=default_documents())
+        self.hq.restore_epoch()
+        self.restored = True
+
+    # --- invariants ----------------------------------------------------------------------
+    def check_page(self, outlet: str, page: PullResponse) -> None:
+        """HQ's promise: each customer in the page is the fold of HQ's events about it, and
+        holds exactly this outlet's events up to `incorporated_through`."""
+        with self.hq.db.read() as conn:
+            last = conn.execute("SELECT last_seq FROM outlets WHERE outlet_id = ?",
+                                (outlet,)).fetchone()[0]
+            assert page.incorporated_through == last
+            for change in page.changes:
+                if change.kind != "customer" or change.data is None:
+                    continue
+                events = _hq_events(conn, change.key)
+                assert Tally.from_dict(change.data["tally"]) == fold(events)
+                mine = sorted(e.seq for e in events if e.outlet_id == outlet)
+                assert all(s <= page.incorporated_through for s in mine)
+
+    @invariant()
+    def hq_ledger_is_each_outlets_prefix_once(self) -> None:
+        with self.hq.db.read() as conn:
+            rows = conn.execute("SELECT event_id, outlet_id, seq FROM events").fetchall()
+            last = dict(conn.execute("SELECT outlet_id, last_seq FROM outlets").fetchall())
+        assert len({r[0] for r in rows}) == len(rows)
+        for outlet, shop in self.outlets.items():
+            at_hq = sorted((r[2], r[0]) for r in rows if r[1] == outlet)
+            with shop.db.read() as conn:
+                local = [(r[0], r[1]) for r in conn.execute(
+                    "SELECT seq, event_id FROM outbox WHERE seq <= ? ORDER BY seq",
+                    (last[outlet],))]
+            assert at_hq == local, f"HQ's events of {outlet} are not its outbox 1..{last[outlet]}"
+
+    @invariant()
+    def hq_tallies_are_the_fold(self) -> None:
+        with self.hq.db.read() as conn:
+            ids = {r[0] for r in conn.execute(
+                "SELECT customer_id FROM events WHERE customer_id IS NOT NULL")}
+            ids |= {r[0] for r in conn.execute("SELECT customer_id FROM customer_tally")}
+            for cid in ids:
+                assert tallystore.load(conn, cid) == fold(_hq_events(conn, cid)), cid
+
+    @invariant()
+    def outlet_view_is_confirmed_plus_pending(self) -> None:
+        """Invariant 4: every local fact counted once, before and after HQ confirms it."""
+        import json
+
+        for outlet, shop in self.outlets.items():
+            with shop.db.read() as conn:
+                mine: dict[str, list[Event]] = defaultdict(list)
+                for (raw,) in conn.execute("SELECT event FROM outbox ORDER BY seq"):
+                    event = Event.model_validate_json(raw)
+                    if event.customer_id:
+                        mine[event.customer_id].append(event)
+                for row in conn.execute("SELECT customer_id, confirmed_through, confirmed_tally "
+                                        "FROM customers").fetchall():
+                    cid, through = row[0], row[1]
+                    confirmed = Tally.from_dict(json.loads(row[2]))
+                    pending = [e for e in mine.get(cid, []) if e.seq > through]
+                    expected = confirmed.combine(fold(pending))
+                    assert tallystore.load(conn, cid) == expected, (outlet, cid)
+
+    def teardown(self) -> None:
+        try:
+            if getattr(self, "hq", None) is None:
+                return
+            # heal: full passes, no faults, until nothing moves
+            for _ in range(4):
+                for outlet in OUTLETS:
+                    client.run_once(self.replicas[outlet], SimNet(self, outlet, []))
+            for shop in self.outlets.values():
+                shop.db.checkpoint()
+            self.hq.db.checkpoint()
+            check_files(self.hq_path, {o: self.dir / f"{o}.db" for o in OUTLETS}, self.ledger,
+                        floor_bound=not self.restored)
+        finally:
+            for shop in self.outlets.values():
+                shop.close()
+            self.hq.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _hq_events(conn: sqlite3.Connection, customer_id: str) -> list[Event]:
+    return [Event.model_validate_json(r[0]) for r in conn.execute(
+        "SELECT event FROM events WHERE customer_id = ? ORDER BY hq_seq", (customer_id,))]
+
+
+def _lines(price: int) -> list[Any]:
+    from schema.api import LineIn
+
+    return [LineIn(sku=f"S{price % 5}", name="Thing", qty=1 + price % 3, unit_price=price)]
+
+
+def _quote_in(card: str, price: int) -> Any:
+    from schema.api import QuoteIn
+
+    return QuoteIn(card=card, lines=_lines(price))
+
+
+def _tmp_root() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+ProtocolModel.TestCase.settings = settings.get_profile(PROFILE)
+TestProtocolModel = ProtocolModel.TestCase
