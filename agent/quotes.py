@@ -49,10 +49,16 @@ class QuoteBook:
             raise QuoteUnknown("no such quote (expired or from before a restart): quote again")
         return quote
 
+    def forget(self, quote_id: str) -> None:
+        """A sold quote cannot be sold again (a retry must carry its Idempotency-Key)."""
+        with self._lock:
+            self._quotes.pop(quote_id, None)
+
     def _expire(self) -> None:
+        # Quotes are held in creation order: only the oldest can have expired.
         now = time.monotonic()
-        stale = [q for q, h in self._quotes.items() if now - h.created > TTL_S]
-        for quote_id in stale:
-            del self._quotes[quote_id]
-        while len(self._quotes) >= MAX_QUOTES:
-            del self._quotes[next(iter(self._quotes))]
+        while self._quotes:
+            oldest = next(iter(self._quotes.values()))
+            if now - oldest.created <= TTL_S and len(self._quotes) < MAX_QUOTES:
+                return
+            del self._quotes[oldest.quote_id]

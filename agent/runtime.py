@@ -2,8 +2,8 @@
 
 Promises: the till API serves even when HQ is unreachable or a reader is broken; the
 agent refuses to listen beyond loopback without a till token (invariant 8); periodic work
-(the timer-driven push retry, WAL checkpoints off the till's path, the stuck-queue check)
-runs on APScheduler. Must never: put network I/O in a till request.
+(the timer-driven push retry, the stuck-queue check, reader health) runs on APScheduler;
+WAL checkpoints run on their own connection, off the till's path. Must never: put network I/O in a till request.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 RETRY_EVERY_S = 5
-CHECKPOINT_EVERY_S = 30
 HEALTH_EVERY_S = 60
 READER_HEALTH_EVERY_S = 10
 
@@ -56,8 +55,7 @@ class Agent:
             self.loop.start()
             self.scheduler.add_job(self.loop.kick, "interval", seconds=RETRY_EVERY_S,
                                    id="push-retry")
-        self.scheduler.add_job(self.outlet.db.checkpoint, "interval", seconds=CHECKPOINT_EVERY_S,
-                               id="wal-checkpoint")
+        self.outlet.db.start_checkpointer()
         self.scheduler.add_job(self.health, "interval", seconds=HEALTH_EVERY_S, id="health")
         if self.dialer is not None:
             self.dialer.schedule(self.scheduler, self.dial_schedule)

@@ -121,6 +121,8 @@ def sell(outlet: Outlet, body: SaleIn, key: str | None) -> tuple[dict[str, Any],
             raise Conflict("the card now belongs to another customer: quote again")
         answer = _record(outlet, conn, customer, card, priced, body, key, digest)
     outlet.committed()
+    if body.quote_id:
+        outlet.quotes.forget(body.quote_id)
     return answer, True
 
 

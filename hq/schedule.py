@@ -57,6 +57,5 @@ def start(chain: Chain) -> BackgroundScheduler:
                       id="invoice-refresh", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(assign_categories, "cron", hour=1, minute=0, args=[chain],
                       id="category-assignment", misfire_grace_time=6 * 3600, coalesce=True)
-    scheduler.add_job(chain.db.checkpoint, "interval", seconds=30, id="wal-checkpoint")
     scheduler.start()
     return scheduler
