@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from schema.errors import LoyaltyError
+from schema.reports import NAMES as REPORT_NAMES
 
 
 class LoyaltyGroup(click.Group):
@@ -161,8 +162,7 @@ def sync(db: str) -> None:
 
 
 @main.command()
-@click.argument("name", type=click.Choice(["turnover", "discounts", "receipts", "frequency",
-                                           "payment-discipline", "gifts", "points-liability"]))
+@click.argument("name", type=click.Choice(list(REPORT_NAMES)))
 @click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False),
               help="An HQ or an outlet database (detected from its tables).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
