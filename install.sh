@@ -26,7 +26,7 @@ fi
 
 # Debian packages: pyscard builds from source against libpcsclite (no Linux wheel).
 base_debs=(gcc libpcsclite-dev pkg-config)
-dev_debs=(pcscd vsmartcard-vpcd python3-virtualsmartcard socat chromium chromium-driver)
+dev_debs=(pcscd vsmartcard-vpcd python3-virtualsmartcard socat chromium chromium-driver poppler-utils)
 if [ "$python" = python3 ] && [ "$(command -v python3)" = /usr/bin/python3 ]; then
   base_debs+=(python3-venv python3-dev)
 fi

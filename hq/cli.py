@@ -46,6 +46,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
 
         the_chain = chain(db)
         scheduler = schedule.start(the_chain)
+        the_chain.db.start_checkpointer()
         init = tuple(c.strip() for c in modem_init.split(";") if c.strip())
         bank = ModemBank(the_chain, [LineSettings(m, init, modem_guard) for m in modems])
         bank.start()
@@ -146,4 +147,21 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         epoch = chain(db).restore_epoch()
         click.echo(f"new epoch {epoch}")
 
+    @hq.command("staff-add")
+    @click.option("--db", required=True)
+    @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+    @click.option("--replace", is_flag=True, help="Set a new password for an existing account.")
+    @click.argument("username")
+    def staff_add(db: str, username: str, password_stdin: bool, replace: bool) -> None:
+        """Create a back-office login (docs/backoffice.md); prompts for the password."""
+        import sys
 
+        from hq import staff
+
+        password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
+                    else str(click.prompt("Password", hide_input=True, confirmation_prompt=True)))
+        with chain(db).db.write() as conn:
+            staff.add(conn, username, password, replace=replace)
+        click.echo(f"staff account {username} {'updated' if replace else 'created'}")
+
+    return hq

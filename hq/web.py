@@ -1,0 +1,589 @@
+"""HQ's web back office (issue 6; docs/backoffice.md): server-rendered pages for head-office
+staff, mounted under /office by hq/api.py.
+
+Pages: customer search and the customer's card (statistics, top-10 lists, picture,
+receipts, invoices), invoices (one with its items and a bank-payment form), the reports of
+schema/reports.py with a print stylesheet, gift stock per outlet, outlets and their sync
+health, open flags.
+
+Security (DESIGN.md invariant 8: admin operations need an admin credential): every page
+but the login form needs a staff session. The session cookie is signed (HMAC-SHA256) with
+a per-database secret kept in HQ's meta table, HttpOnly, SameSite=Strict, Secure when
+served over https, and expires after SESSION_S; logging out bumps the account's session
+generation, so every cookie issued before stops working. Every POST form carries a
+per-session CSRF token and a cross-origin Origin header is refused. Templates autoescape
+everything. Card numbers are masked to their last 4 digits everywhere except on the
+customer's own card page. Must never: write anything but through hq/ operations (bank
+payments, resolving flags), or show a password or token.
+"""
+
+# no `from __future__ import annotations`: FastAPI resolves the dependency aliases defined
+# inside app() (Staff, Posted...) from the annotations, which must be real objects.
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, FastAPI, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hq import admin, ingest, invoices, staff
+from hq.chain import Chain
+from schema import reports
+from schema.errors import InvalidRequest, LoyaltyError, NotFound, mask_card
+
+HERE = Path(__file__).parent
+COOKIE = "loyalty_office"
+SESSION_S = 8 * 3600
+STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
+RECEIPTS_SHOWN = 50
+LOGIN_FAILURES = 5  # per username within LOGIN_WINDOW_S, then refused for the window
+LOGIN_WINDOW_S = 300
+MONEY_INPUT = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+
+
+# --- formatting (shared by every template) ---------------------------------------------------
+def money(value: Any) -> str:
+    """Minor units as 1,234.56 (integers only, never a float)."""
+    if value is None or value == "":
+        return ""
+    v = int(value)
+    sign = "-" if v < 0 else ""
+    major, minor = divmod(abs(v), 100)
+    return f"{sign}{major:,}.{minor:02d}"
+
+
+def when(value: Any) -> str:
+    """An ISO 8601 UTC time as 'YYYY-MM-DD HH:MM:SS' (UTC)."""
+    if not value:
+        return "-"
+    return str(value)[:19].replace("T", " ")
+
+
+def report_cell(column: reports.Column, value: Any) -> str:
+    if value is None:
+        return ""
+    if column.kind == "money" and isinstance(value, int):
+        return money(value)
+    if column.kind == "ratio" and isinstance(value, int):
+        sign = "-" if value < 0 else ""
+        major, minor = divmod(abs(value), 100)
+        return f"{sign}{major}.{minor:02d}"
+    if column.kind == "int" and isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def display_name(row: Any) -> str:
+    get = row.get if isinstance(row, dict) else (lambda k: row[k])
+    if get("kind") == "organisation":
+        return str(get("name") or "")
+    return f"{get('given_name') or ''} {get('surname') or ''}".strip()
+
+
+def environment(folder: Path) -> Environment:
+    env = Environment(loader=FileSystemLoader(folder), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters.update(money=money, when=when, masked=mask_card, cell=report_cell)
+    env.globals.update(display_name=display_name)
+    return env
+
+
+def picture_type(raw: bytes) -> str | None:
+    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if raw.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    return None
+
+
+def parse_money(text: str) -> int:
+    """'12.34' -> 1234 (decimal text to minor units, no floats)."""
+    text = text.strip().replace(",", "")
+    if not MONEY_INPUT.match(text):
+        raise InvalidRequest("an amount is like 123.45 (digits, a point, at most 2 decimals)")
+    major, _, minor = text.partition(".")
+    return int(major) * 100 + int((minor + "00")[:2])
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+                               "script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+# --- sessions ------------------------------------------------------------------------------
+class LoginNeeded(Exception):
+    pass
+
+
+class Sessions:
+    """Signed session cookies: base64url(JSON {u, g, s, e}) + '.' + HMAC-SHA256 (hex)."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        with chain.db.write() as conn:
+            secret = chain.meta(conn, "web_secret")
+            if secret is None:
+                secret = secrets.token_hex(32)
+                chain.set_meta(conn, "web_secret", secret)
+        self.key = bytes.fromhex(secret)
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _sign(self, payload: bytes) -> str:
+        return hmac.new(self.key, payload, hashlib.sha256).hexdigest()
+
+    def issue(self, username: str, generation: int) -> str:
+        body = json.dumps({"u": username, "g": generation, "s": secrets.token_hex(16),
+                           "e": int(time.time()) + SESSION_S}, separators=(",", ":")).encode()
+        encoded = base64.urlsafe_b64encode(body).decode().rstrip("=")
+        return f"{encoded}.{self._sign(encoded.encode())}"
+
+    def read(self, cookie: str | None) -> dict[str, Any] | None:
+        """The session of a valid, unexpired cookie whose account still has that session
+        generation; None otherwise."""
+        if not cookie or "." not in cookie or len(cookie) > 1000:
+            return None
+        encoded, signature = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(signature.encode(), self._sign(encoded.encode()).encode()):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+            username, generation, expires = str(data["u"]), int(data["g"]), int(data["e"])
+            str(data["s"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if expires < time.time() or staff.session_gen(self.chain.db, username) != generation:
+            return None
+        return dict(data)
+
+    def csrf(self, session: dict[str, Any]) -> str:
+        return self._sign(f"csrf|{session['s']}".encode())
+
+    # login throttling (in memory, per username)
+    def throttled(self, username: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.get(username, []) if now - t < LOGIN_WINDOW_S]
+            self._failures[username] = recent
+            return len(recent) >= LOGIN_FAILURES
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            self._failures.setdefault(username, []).append(time.monotonic())
+            if len(self._failures) > 10_000:  # never grow without bound
+                self._failures.clear()
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)
+
+
+# --- the application -------------------------------------------------------------------------
+def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
+    """The back office as an app of its own, mounted by hq/api.py under /office."""
+    office = FastAPI(title="Loyalty HQ back office", docs_url=None, redoc_url=None,
+                     openapi_url=None)
+    env = environment(HERE / "templates")
+    sessions = Sessions(chain)
+
+    def page(request: Request, template: str, http_status: int = 200,
+             **context: Any) -> HTMLResponse:  # context: the template's variables
+        session = getattr(request.state, "session", None)
+        html = env.get_template(template).render(
+            base=request.scope.get("root_path", ""), user=session and session["u"],
+            csrf=session and sessions.csrf(session), path=request.url.path, **context)
+        return HTMLResponse(html, status_code=http_status)
+
+    @office.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    # errors as pages -----------------------------------------------------------------------
+    @office.exception_handler(LoginNeeded)
+    async def to_login(request: Request, _: LoginNeeded) -> Response:
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        base = request.scope.get("root_path", "")
+        return RedirectResponse(f"{base}/login?next={quote(wanted)}", status_code=303)
+
+    @office.exception_handler(LoyaltyError)
+    async def refused(request: Request, exc: LoyaltyError) -> HTMLResponse:
+        return page(request, "error.html", exc.status, title="Refused", message=exc.message,
+                    code=exc.code)
+
+    @office.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        return page(request, "error.html", 422, title="Invalid request",
+                    message=f"{where}: {first['msg']}", code="invalid_request")
+
+    @office.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        return page(request, "error.html", exc.status_code, title=str(exc.status_code),
+                    message=str(exc.detail), code="http_error")
+
+    # who is asking -----------------------------------------------------------------------
+    def signed_in(request: Request) -> dict[str, Any]:
+        session = sessions.read(request.cookies.get(COOKIE))
+        if session is None:
+            raise LoginNeeded()
+        request.state.session = session
+        return session
+
+    def same_origin(request: Request) -> None:
+        origin = request.headers.get("origin")
+        if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+            raise StarletteHTTPException(403, "cross-origin form refused")
+
+    def checked_form(request: Request,
+                     session: Annotated[dict[str, Any], Depends(signed_in)],
+                     csrf: Annotated[str, Form(max_length=200)] = "") -> dict[str, Any]:
+        same_origin(request)
+        if not hmac.compare_digest(csrf.encode(), sessions.csrf(session).encode()):
+            raise StarletteHTTPException(403, "this form has expired: reload the page and "
+                                              "try again")
+        return session
+
+    Staff = Annotated[dict[str, Any], Depends(signed_in)]
+    Posted = Annotated[dict[str, Any], Depends(checked_form)]
+
+    # static --------------------------------------------------------------------------------
+    @office.get("/static/{name}")
+    def static(name: str) -> Response:
+        types = {"office.css": "text/css", "office.js": "text/javascript"}
+        if name not in types:
+            raise NotFound("no such file")
+        return Response((HERE / "static" / name).read_bytes(), media_type=types[name],
+                        headers={"Cache-Control": "max-age=300"})
+
+    # login ---------------------------------------------------------------------------------
+    def safe_next(target: str | None) -> str:
+        # only a path inside the back office (never another site: an open redirect)
+        if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+            return target
+        return "/"
+
+    @office.get("/login")
+    def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+        return page(request, "login.html", title="Log in", next=safe_next(next), error=None)
+
+    @office.post("/login")
+    def login(request: Request, username: Annotated[str, Form(max_length=64)],
+              password: Annotated[str, Form(max_length=staff.MAX_PASSWORD)],
+              next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+        same_origin(request)
+        target = safe_next(next)
+        if sessions.throttled(username):
+            return page(request, "login.html", 429, title="Log in", next=target,
+                        error="Too many failed attempts: wait a few minutes.")
+        generation = staff.authenticate(chain.db, username, password)
+        if generation is None:
+            sessions.failed(username)
+            return page(request, "login.html", 401, title="Log in", next=target,
+                        error="Wrong username or password.")
+        sessions.succeeded(username)
+        base = request.scope.get("root_path", "")
+        target = target if target.startswith(base + "/") else base + target
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, sessions.issue(username, generation), max_age=SESSION_S,
+                            path=base or "/", httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
+
+    @office.post("/logout")
+    def logout(request: Request, session: Posted) -> Response:
+        with chain.db.write() as conn:
+            staff.end_sessions(conn, session["u"])
+        base = request.scope.get("root_path", "")
+        response = RedirectResponse(f"{base}/login", status_code=303)
+        response.delete_cookie(COOKIE, path=base or "/", httponly=True, samesite="strict")
+        return response
+
+    # home ----------------------------------------------------------------------------------
+    @office.get("/")
+    def home(request: Request, _: Staff) -> HTMLResponse:
+        with chain.db.read() as conn:
+            counts = {
+                "customers": conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0],
+                "open_flags": conn.execute(
+                    "SELECT COUNT(*) FROM flags WHERE resolved_at IS NULL").fetchone()[0],
+                "outlets": conn.execute("SELECT COUNT(*) FROM outlets").fetchone()[0],
+            }
+            by_status = dict(conn.execute(
+                "SELECT status, COUNT(*) FROM invoices WHERE status != 'paid' GROUP BY status"))
+        health = outlet_health()
+        return page(request, "home.html", title="Back office", counts=counts,
+                    invoices=by_status, stale=[o for o in health if o["stale"]])
+
+    # customers -----------------------------------------------------------------------------
+    @office.get("/customers")
+    def customer_search(request: Request, _: Staff,
+                        q: Annotated[str, Query(max_length=100)] = "") -> HTMLResponse:
+        found: list[dict[str, Any]] = []
+        text = q.strip()
+        if text:
+            if text.isdigit() or len(text) > 6 and not any(c.isspace() for c in text) and \
+                    any(c.isdigit() for c in text):
+                with chain.db.read() as conn:
+                    ids = [r[0] for r in conn.execute(
+                        "SELECT customer_id FROM identifiers WHERE value = ?", (text,))]
+                for customer_id in ids:
+                    found += [dict(r) for r in chain.db.all(
+                        "SELECT customer_id, kind, given_name, surname, name, status, category "
+                        "FROM customers WHERE customer_id = ?", (customer_id,))]
+            found += [r for r in admin.search(chain, text)
+                      if r["customer_id"] not in {f["customer_id"] for f in found}]
+            cards = card_numbers([r["customer_id"] for r in found])
+            for r in found:
+                r["card"] = cards.get(r["customer_id"], "")
+        return page(request, "customers.html", title="Customers", q=text, found=found)
+
+    def card_numbers(customer_ids: list[str]) -> dict[str, str]:
+        if not customer_ids:
+            return {}
+        marks = ",".join("?" for _ in customer_ids)
+        rows = chain.db.all(f"SELECT customer_id, value FROM identifiers WHERE kind = 'card' "
+                            f"AND customer_id IN ({marks}) ORDER BY value", customer_ids)
+        return {r[0]: r[1] for r in rows}
+
+    @office.get("/customers/{customer_id}")
+    def customer_card(request: Request, customer_id: str, _: Staff) -> HTMLResponse:
+        view = admin.customer_view(chain, customer_id)
+        with chain.db.read() as conn:
+            has_picture = conn.execute("SELECT picture IS NOT NULL FROM customers WHERE "
+                                       "customer_id = ?", (customer_id,)).fetchone()[0]
+            receipts_total = conn.execute("SELECT COUNT(*) FROM sales WHERE customer_id = ?",
+                                          (customer_id,)).fetchone()[0]
+            sales = [dict(r) for r in conn.execute(
+                "SELECT * FROM sales WHERE customer_id = ? ORDER BY at DESC, sale_id LIMIT ?",
+                (customer_id, RECEIPTS_SHOWN))]
+            lines: dict[str, list[dict[str, Any]]] = {}
+            if sales:
+                marks = ",".join("?" for _ in sales)
+                for r in conn.execute(
+                        f"SELECT * FROM sale_lines WHERE sale_id IN ({marks}) "
+                        "ORDER BY sale_id, line_no", [s["sale_id"] for s in sales]):
+                    lines.setdefault(r["sale_id"], []).append(dict(r))
+            handouts = [dict(r) for r in conn.execute(
+                "SELECT * FROM redemptions WHERE customer_id = ? ORDER BY at DESC LIMIT ?",
+                (customer_id, RECEIPTS_SHOWN))]
+        for s in sales:
+            s["lines"] = lines.get(s["sale_id"], [])
+        return page(request, "customer.html", title=display_name(view) or customer_id,
+                    c=view, s=view["statistics"], has_picture=has_picture, sales=sales,
+                    receipts_total=receipts_total, handouts=handouts,
+                    invoices=invoices.invoices(chain, customer_id), gift_names=gift_names())
+
+    @office.get("/customers/{customer_id}/picture")
+    def customer_picture(customer_id: str, _: Staff) -> Response:
+        row = chain.db.one("SELECT picture FROM customers WHERE customer_id = ?", (customer_id,))
+        raw = None if row is None else row[0]
+        kind = picture_type(raw) if raw else None
+        if raw is None or kind is None:
+            raise NotFound("this customer has no picture")
+        return Response(bytes(raw), media_type=kind, headers={"Cache-Control": "private, no-store"})
+
+    def gift_names() -> dict[str, dict[str, Any]]:
+        return {r[0]: json.loads(r[1]) for r in chain.db.all(
+            "SELECT key, data FROM master WHERE kind = 'gift' ORDER BY key")}
+
+    # invoices ------------------------------------------------------------------------------
+    @office.get("/invoices")
+    def invoice_list(request: Request, _: Staff,
+                     status: Annotated[str, Query(pattern=r"^(|unpaid|paid|overdue|past_term)$")] = "",
+                     customer: Annotated[str, Query(max_length=100)] = "") -> HTMLResponse:
+        rows = invoices.invoices(chain, customer or None, status or None)
+        names = customer_names([r["customer_id"] for r in rows])
+        for r in rows:
+            r["customer_name"] = names.get(r["customer_id"], "")
+        total = sum(r["amount"] for r in rows)
+        outstanding = sum(r["amount"] - r["paid_amount"] for r in rows if r["status"] != "paid")
+        return page(request, "invoices.html", title="Invoices", rows=rows, status=status,
+                    customer=customer, total=total, outstanding=outstanding)
+
+    def customer_names(customer_ids: list[str]) -> dict[str, str]:
+        wanted = sorted(set(customer_ids))
+        out: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for r in chain.db.all(f"SELECT customer_id, kind, given_name, surname, name FROM "
+                                  f"customers WHERE customer_id IN ({marks})", chunk):
+                out[r["customer_id"]] = display_name(r)
+        return out
+
+    def invoice_page(request: Request, number: str, status: int = 200,
+                     error: str | None = None, done: str | None = None) -> HTMLResponse:
+        doc = invoices.invoice(chain, number)
+        doc["customer_name"] = customer_names([doc["customer_id"]]).get(doc["customer_id"], "")
+        left = max(doc["amount"] - doc["paid_amount"], 0)
+        return page(request, "invoice.html", status, title=f"Invoice {number}", inv=doc,
+                    left=left, error=error, done=done)
+
+    @office.get("/invoices/{number}")
+    def invoice_view(request: Request, number: str, _: Staff,
+                     done: str | None = None) -> HTMLResponse:
+        return invoice_page(request, number, done="paid" if done == "paid" else None)
+
+    @office.post("/invoices/{number}/bank-payment")
+    def bank_payment(request: Request, number: str, _: Posted,
+                     amount: Annotated[str, Form(max_length=20)],
+                     reference: Annotated[str, Form(max_length=100)]) -> Response:
+        try:
+            invoices.pay_at_bank(chain, number, parse_money(amount), reference)
+        except InvalidRequest as exc:
+            return invoice_page(request, number, 422, error=exc.message)
+        base = request.scope.get("root_path", "")
+        return RedirectResponse(f"{base}/invoices/{quote(number)}?done=paid", status_code=303)
+
+    # reports -------------------------------------------------------------------------------
+    @office.get("/reports")
+    def report_index(request: Request, _: Staff) -> HTMLResponse:
+        return page(request, "reports.html", title="Reports", names=reports.NAMES)
+
+    def filters_from(date_from: str, date_to: str, outlet: str, category: str, customer: str,
+                     by: str) -> reports.Filters:
+        return reports.Filters(date_from=date_from or None, date_to=date_to or None,
+                               outlet=outlet or None, category=category or None,
+                               customer=customer or None, by=by or None)
+
+    def choices() -> dict[str, Any]:
+        return {"outlets": [r[0] for r in chain.db.all(
+                    "SELECT outlet_id FROM outlets ORDER BY outlet_id")],
+                "categories": [r[0] for r in chain.db.all(
+                    "SELECT key FROM master WHERE kind = 'category' ORDER BY key")]}
+
+    def run_report(name: str, f: reports.Filters) -> tuple[reports.Report | None, str | None]:
+        conn = reports.connect(chain.db.path)
+        try:
+            return reports.run(conn, name, f), None
+        except InvalidRequest as exc:
+            return None, exc.message
+        finally:
+            conn.close()
+
+    Period = Annotated[str, Query(pattern=r"^(|\d{4}-\d{2}-\d{2})$")]
+    Short = Annotated[str, Query(max_length=100)]
+
+    @office.get("/reports/print")
+    def report_pack(request: Request, _: Staff, date_from: Period = "", date_to: Period = "",
+                    outlet: Short = "", category: Short = "",
+                    by: Annotated[str, Query(pattern=r"^(|category)$")] = "") -> HTMLResponse:
+        """Every report (but a customer's receipts) for one period, a page each."""
+        done = []
+        for name in reports.NAMES:
+            if name == "receipts":
+                continue
+            f = filters_from(date_from, date_to, outlet, category, "", by)
+            if name == "points-liability":
+                f = filters_from("", "", "", category, "", by)
+            elif name == "payment-discipline":
+                f = filters_from(date_from, date_to, "", category, "", by)
+            elif name == "gift-handouts":  # single hand-outs: no grouping
+                f = filters_from(date_from, date_to, outlet, category, "", "")
+            report, error = run_report(name, f)
+            done.append({"name": name, "report": report, "error": error})
+        args = {"date_from": date_from, "date_to": date_to, "outlet": outlet,
+                "category": category, "by": by}
+        return page(request, "report_pack.html", title="Reports", done=done,
+                    period=(date_from, date_to), args=args, **choices())
+
+    @office.get("/reports/{name}")
+    def report_view(request: Request, name: str, _: Staff, date_from: Period = "",
+                    date_to: Period = "", outlet: Short = "", category: Short = "",
+                    customer: Short = "",
+                    by: Annotated[str, Query(pattern=r"^(|category)$")] = "") -> HTMLResponse:
+        if name not in reports.NAMES:
+            raise NotFound(f"no report {name}")
+        f = filters_from(date_from, date_to, outlet, category, customer, by)
+        report, error = (None, "choose a customer (its id) to see its receipts") if (
+            name == "receipts" and not customer) else run_report(name, f)
+        return page(request, "report.html", 200 if error is None else 422,
+                    title=report.title if report else name, name=name, report=report,
+                    error=error, args={"date_from": date_from, "date_to": date_to,
+                                       "outlet": outlet, "category": category,
+                                       "customer": customer, "by": by},
+                    **choices())
+
+    # gift stock ----------------------------------------------------------------------------
+    @office.get("/gifts")
+    def gift_stock(request: Request, _: Staff) -> HTMLResponse:
+        gifts = gift_names()
+        outlets = [r[0] for r in chain.db.all("SELECT outlet_id FROM outlets ORDER BY 1")]
+        stock: dict[str, dict[str, int]] = {}
+        for r in chain.db.all("SELECT outlet_id, gift_sku, qty FROM gift_stock"):
+            stock.setdefault(r["gift_sku"], {})[r["outlet_id"]] = r["qty"]
+            if r["outlet_id"] not in outlets:
+                outlets.append(r["outlet_id"])
+        skus = sorted(set(gifts) | set(stock))
+        rows = [{"sku": sku, "name": gifts.get(sku, {}).get("name", "(no longer offered)"),
+                 "points_cost": gifts.get(sku, {}).get("points_cost"),
+                 "per_outlet": [stock.get(sku, {}).get(o, 0) for o in outlets],
+                 "total": sum(stock.get(sku, {}).values())} for sku in skus]
+        return page(request, "gifts.html", title="Gift stock", rows=rows, outlets=outlets)
+
+    # outlets and flags ---------------------------------------------------------------------
+    def outlet_health() -> list[dict[str, Any]]:
+        now = clock()
+        out = []
+        for o in admin.outlets(chain):
+            seen = max(filter(None, (o["last_push_at"], o["last_pull_at"])), default=None)
+            age = None
+            if seen:
+                at = datetime.fromisoformat(seen)
+                age = int((now - at).total_seconds())
+            out.append({**o, "last_seen": seen, "age_s": age,
+                        "stale": age is None or age > stale_after_s})
+        return out
+
+    @office.get("/outlets")
+    def outlets(request: Request, _: Staff) -> HTMLResponse:
+        rows = outlet_health()
+        open_flags = {r[0]: int(r[1]) for r in chain.db.all(
+            "SELECT outlet_id, COUNT(*) FROM flags WHERE resolved_at IS NULL GROUP BY outlet_id")}
+        for r in rows:
+            r["open_flags"] = open_flags.get(r["outlet_id"], 0)
+        return page(request, "outlets.html", title="Outlets", rows=rows,
+                    stale_after_h=round(stale_after_s / 3600, 2), now=clock().isoformat())
+
+    @office.get("/flags")
+    def flag_list(request: Request, _: Staff,
+                  all: bool = False, done: str | None = None) -> HTMLResponse:
+        rows = ingest.flags(chain, open_only=not all)
+        names = customer_names([str(r["customer_id"]) for r in rows if r["customer_id"]])
+        for r in rows:
+            r["customer_name"] = names.get(str(r["customer_id"]), "")
+        return page(request, "flags.html", title="Flags", rows=rows, all=all,
+                    done=done if done and done.isdigit() else None)
+
+    @office.post("/flags/{flag_id}/resolve")
+    def resolve_flag(request: Request, flag_id: int, session: Posted,
+                     note: Annotated[str, Form(max_length=500)] = "") -> Response:
+        admin.resolve_flag(chain, flag_id, f"[{session['u']}] {note}".strip())
+        base = request.scope.get("root_path", "")
+        return RedirectResponse(f"{base}/flags?done={flag_id}", status_code=303)
+
+    return office
