@@ -41,6 +41,8 @@ class PinIn(Strict):
 
 
 class IdentifierStatusIn(Strict):
+    """A card blocked, lost or found again (in a chain, only HQ re-activates a card)."""
+
     kind: str = Field(max_length=20)
     value: str = Field(min_length=1, max_length=200)
     status: str = Field(pattern=r"^(active|blocked|lost)$")

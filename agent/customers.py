@@ -17,7 +17,7 @@ from agent.replica import meta_in, set_meta
 from schema import tallystore
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
 from schema.customerstore import identifiers_of, profile_of, put_identifier, upsert_customer
-from schema.errors import CustomerUnknown, InvalidRequest, PinInvalid, PinLocked
+from schema.errors import CustomerUnknown, Forbidden, InvalidRequest, PinInvalid, PinLocked
 from schema.events import (
     CustomerRegistered,
     CustomerUpdated,
@@ -101,10 +101,13 @@ def set_identifier_status(outlet: Outlet, kind: str, value: str, status: str) ->
                            (kind, value)).fetchone()
         if row is None:
             raise InvalidRequest(f"no such {kind}", kind=kind)
+        if status == "active" and outlet.is_chain(conn):
+            raise Forbidden("in a chain only HQ can make a blocked or lost card active again",
+                            kind=kind)
         conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
                      (status, kind, value))
         outbox.append(conn, outlet.outlet_id, IdentifierStatusChanged(
-            kind=kind, value=value, status=status))
+            kind=kind, value=value, status=status, customer_id=row["customer_id"]))
     outlet.committed()
 
 

@@ -53,6 +53,9 @@ def move_stock(outlet: Outlet, sku: str, qty: int, reason: str, reference: str =
         raise GiftUnknown("no such gift", gift=sku)
     if qty == 0:
         raise InvalidRequest("a stock move needs a non-zero quantity")
+    if (reason in ("receipt", "transfer_in") and qty < 0) or (reason == "transfer_out" and qty > 0):
+        raise InvalidRequest(f"a {reason} moves stock {'in' if reason != 'transfer_out' else 'out'}:"
+                             f" give qty {'> 0' if reason != 'transfer_out' else '< 0'}")
     with outlet.db.write() as conn:
         receive(conn, outlet.outlet_id, sku, qty, reason, reference)
         left = stock_in(conn, sku)

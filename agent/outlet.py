@@ -76,6 +76,9 @@ class Outlet:
         return self.programme.default_category
 
     def require_category(self, category: str, promo: str | None = None) -> None:
+        if not self.programme.categories:
+            raise ConfigError("this outlet has no programme yet: it waits for its first sync "
+                              "with HQ (see loyalty status)", outlet=self.outlet_id)
         if category not in self.programme.categories:
             known = ", ".join(sorted(self.programme.categories))
             raise InvalidRequest(f"unknown category {category!r} (known: {known})")
@@ -107,12 +110,18 @@ class Outlet:
             (customer["customer_id"], kind, customer["confirmed_through"])).fetchone()
         return int(row[0])
 
+    def _floors(self, customer: sqlite3.Row) -> tuple[int, int]:
+        """(points, credit) floors of the customer's category; none for a category HQ has
+        withdrawn (spending then waits for HQ rather than failing)."""
+        doc = self.programme.categories.get(customer["category"])
+        return (0, 0) if doc is None else (doc.floor_points, doc.floor_credit)
+
     def check_offline_points(self, conn: sqlite3.Connection, customer: sqlite3.Row,
                              points: int) -> None:
         """Refuses spending more points than HQ has confirmed plus the card's floor limit."""
         if not self.is_chain(conn):
             return
-        floor = self.programme.categories[customer["category"]].floor_points
+        floor = self._floors(customer)[0]
         spent = self._unconfirmed(conn, customer, "points_spent", "points")
         if spent + points > floor:
             raise OfflineLimitExceeded(
@@ -123,7 +132,7 @@ class Outlet:
                              amount: int) -> None:
         if not self.is_chain(conn):
             return
-        floor = self.programme.categories[customer["category"]].floor_credit
+        floor = self._floors(customer)[1]
         charged = self._unconfirmed(conn, customer, "credit_charge", "amount")
         if charged + amount > floor:
             raise OfflineLimitExceeded(

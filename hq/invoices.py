@@ -9,9 +9,10 @@ unpaid -> overdue (due date passed) -> past_term (grace passed too) on the date 
 given (a controlled clock in tests), and blocks credit for customers past term when the
 policy says so; the block travels to every till.
 Promises: a credit sale is on exactly one invoice; an invoice's amount is the sum of its
-items; closing the same period twice adds nothing new, except a supplementary invoice for
-credit sales that reached HQ after the first close (an outlet offline over the period's
-end). Must never: read the wall clock itself.
+items; closing a period invoices every credit sale dated before the period's end that is
+on no invoice yet, so a sale that reached HQ late (an outlet offline over a period's end,
+however long) is billed at the next close, dated as it was made; closing the same period
+twice adds nothing new except such late arrivals. Must never: read the wall clock itself.
 """
 
 from __future__ import annotations
@@ -36,17 +37,18 @@ class Policy:
 
 def close_period(chain: Chain, period_from: date, period_to: date, issued_on: date,
                  policy: Policy = Policy()) -> list[dict[str, Any]]:
-    """Invoices every credit purchase in [period_from, period_to) not yet invoiced."""
+    """Invoices every credit purchase before `period_to` that is on no invoice yet (those
+    of the period, and any earlier ones that arrived late)."""
     if period_to <= period_from:
         raise InvalidRequest("a period ends after it starts")
-    start, end = period_from.isoformat(), period_to.isoformat()
+    end = period_to.isoformat()
     made = []
     with chain.db.write() as conn:
         rows = conn.execute(
             "SELECT s.customer_id, s.sale_id, s.outlet_id, s.at, s.paid_credit FROM sales s "
             "LEFT JOIN invoice_items i ON i.sale_id = s.sale_id "
-            "WHERE s.paid_credit > 0 AND s.at >= ? AND s.at < ? AND i.sale_id IS NULL "
-            "ORDER BY s.customer_id, s.at", (start, end)).fetchall()
+            "WHERE s.paid_credit > 0 AND s.at < ? AND i.sale_id IS NULL "
+            "ORDER BY s.customer_id, s.at", (end,)).fetchall()
         by_customer: dict[str, list[sqlite3.Row]] = {}
         for row in rows:
             by_customer.setdefault(row["customer_id"], []).append(row)

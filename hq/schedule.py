@@ -25,19 +25,12 @@ def previous_month(today: date) -> tuple[date, date]:
     return (first - timedelta(days=1)).replace(day=1), first
 
 
-CATCH_UP_MONTHS = 3
-
-
 def close_last_month(chain: Chain) -> None:
-    """Closes the previous month, and re-closes the ones before it so credit sales that
-    arrived late (an outlet offline over a month's end) get a supplementary invoice."""
+    """Closes the previous month (late credit sales of earlier months come along)."""
     today = datetime.now(UTC).date()
-    end = today
-    for _ in range(CATCH_UP_MONTHS):
-        start, end = previous_month(end)
-        made = invoices.close_period(chain, start, end, today)
-        log.info("closed %s..%s: %d invoices", start, end, len(made))
-        end = start
+    start, end = previous_month(today)
+    made = invoices.close_period(chain, start, end, today)
+    log.info("closed %s..%s: %d invoices", start, end, len(made))
 
 
 def refresh_statuses(chain: Chain) -> None:

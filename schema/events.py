@@ -90,6 +90,7 @@ class IdentifierStatusChanged(Body):
     kind: IdentifierKind
     value: str
     status: IdentifierStatus
+    customer_id: str | None = None  # the owner, so the change counts as pending for them
 
 
 class PinSet(Body):

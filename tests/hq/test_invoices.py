@@ -64,6 +64,8 @@ def test_invoice_covers_only_its_period_and_closing_twice_adds_nothing(chain: Ch
         (credit_sale(4, CUSTOMER, "", 700), "2026-10-31T23:59:59Z"),
         (credit_sale(5, CUSTOMER, "", 900), "2026-11-01T00:00:00Z"),
     ])
+    september = invoices.close_period(chain, date(2026, 9, 1), date(2026, 10, 1), date(2026, 10, 1))
+    assert [m["amount"] for m in september] == [1000]
     made = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1), date(2026, 11, 1))
     assert [(m["amount"], m["items"]) for m in made] == [(3200, 2)]
     again = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1), date(2026, 11, 1))
@@ -72,8 +74,6 @@ def test_invoice_covers_only_its_period_and_closing_twice_adds_nothing(chain: Ch
     assert [i["sale_id"] for i in october["items"]] == ["sale-3", "sale-4"]
     assert october["amount"] == sum(i["amount"] for i in october["items"])
     assert october["due_on"] == "2026-11-15" and october["status"] == "unpaid"
-    september = invoices.close_period(chain, date(2026, 9, 1), date(2026, 10, 1), date(2026, 10, 1))
-    assert [m["amount"] for m in september] == [1000]
 
 
 def test_a_credit_sale_arriving_after_the_close_gets_a_supplementary_invoice(chain: Chain) -> None:
@@ -86,6 +86,17 @@ def test_a_credit_sale_arriving_after_the_close_gets_a_supplementary_invoice(cha
     assert first[0]["number"] != second[0]["number"]
     total = chain.db.scalar("SELECT SUM(amount) FROM invoices WHERE customer_id = ?", (CUSTOMER,))
     assert total == 2000
+
+
+def test_a_credit_sale_months_late_is_billed_at_the_next_close(chain: Chain) -> None:
+    push_facts(chain, [registered(), (credit_sale(2, CUSTOMER, "", 1500), "2026-10-20T09:00:00Z")])
+    invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1), date(2026, 11, 1))
+    late = make_event("X", 3, credit_sale(3, CUSTOMER, "", 400), "2026-05-02T12:00:00Z")
+    ingest.push(chain, "X", PushRequest(outlet_id="X", events=[late]))
+    december = invoices.close_period(chain, date(2026, 11, 1), date(2026, 12, 1), date(2026, 12, 1))
+    assert [(m["amount"], m["items"]) for m in december] == [(400, 1)]
+    items = invoices.invoice(chain, december[0]["number"])["items"]
+    assert [i["at"][:10] for i in items] == ["2026-05-02"]
 
 
 def test_invoice_moves_overdue_then_past_term_and_credit_is_blocked_until_paid(chain: Chain) -> None:
