@@ -7,10 +7,11 @@ till posting every few seconds keeps its connection (shared/notes/performance-fl
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -43,6 +44,15 @@ class Server(uvicorn.Server):
         if self.on_exit is not None:
             self.on_exit()
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn (>= 0.29) re-raises SIGTERM/SIGINT once it has shut down, which kills the
+        process before the caller's `finally` runs (HQ's modem bank would stay answering,
+        schedulers and files would not be closed). A signal here means "shut down": done."""
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 def run(app: FastAPI, host: str, port: int, log_level: str = "info",

@@ -102,6 +102,11 @@ class ModemLine:
             finally:
                 modem.hangup()
                 self.state["state"] = "waiting"
+        # HQ is going away: stop answering, so callers get NO ANSWER and their dialer
+        # retries, instead of a connected line nobody serves (a real modem also stops
+        # answering when DTR drops; a pty has no DTR)
+        modem.answer_mode(auto=False)
+        self.state["state"] = "stopped"
 
     def _serve(self, channel: ModemChannel) -> None:
         outlet_id: str | None = None
@@ -158,6 +163,8 @@ class ModemBank:
             line.start()
 
     def stop(self) -> None:
+        for line in self.lines:  # all at once: each may take WAIT_FOR_CALL_S to notice
+            line._stop.set()
         for line in self.lines:
             line.stop()
 
