@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from hq import credentials, feed, ingest
 from hq.chain import Chain
 from schema.errors import LoyaltyError, ProtocolError, Unauthorized
-from schema.modemcall import error, ok
+from schema.modemcall import compact_push, error, ok
 from schema.sync import PushRequest
 from sync.compression import decode_message, encode_message
 from sync.hayes import HayesModem, ModemError, ModemTimeout
@@ -117,6 +117,10 @@ class ModemLine:
                 reply, outlet_id, done = self._handle(request, outlet_id)
             except LoyaltyError as exc:
                 reply, done = error(exc.code, exc.message), isinstance(exc, Unauthorized)
+            except Exception:  # never let one message take the line down: end this call
+                log.exception("modem line %s: unexpected error serving %s",
+                              self.settings.port, outlet_id)
+                reply, done = error("internal_error", "HQ failed on this message; call again"), True
             channel.send_message(encode_message(reply))
             if done:
                 channel.linger(LINGER_S)  # our last ACKs, so the caller sees its reply
@@ -142,10 +146,12 @@ class ModemLine:
             except ValidationError as exc:
                 raise ProtocolError(f"malformed push batch: {str(exc).splitlines()[0]}") from exc
             answer = ingest.push(self.chain, outlet_id, batch)
-            return ok(answer.model_dump(mode="json")), outlet_id, False
+            return ok(compact_push(answer.model_dump(mode="json"))), outlet_id, False
         if op == "pull":
-            page = feed.pull(self.chain, outlet_id, int(request.get("cursor", 0)),
-                             int(request.get("limit", 1000)))
+            cursor, limit = request.get("cursor", 0), request.get("limit", 1000)
+            if not isinstance(cursor, int) or not isinstance(limit, int) or cursor < 0:
+                raise ProtocolError("pull needs an integer cursor >= 0 and limit")
+            page = feed.pull(self.chain, outlet_id, cursor, limit)
             return ok(page.model_dump(mode="json")), outlet_id, False
         if op == "bye":
             return ok(), outlet_id, True

@@ -18,7 +18,7 @@ from typing import Any
 import serial
 
 from schema import errors
-from schema.modemcall import request
+from schema.modemcall import expand_push, request
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync.compression import decode_message, encode_message
 from sync.hayes import HayesModem, ModemError
@@ -102,8 +102,9 @@ class ModemTransport:
         return Hello.model_validate(self._call(request("hello")))
 
     def push(self, batch: PushRequest) -> PushResponse:
-        answer = self._call(request("push", batch=batch.model_dump(mode="json")))
-        return PushResponse.model_validate(answer)
+        sent = batch.model_dump(mode="json")
+        answer = self._call(request("push", batch=sent))
+        return PushResponse.model_validate(expand_push(answer, sent["events"]))
 
     def pull(self, cursor: int, limit: int, wait: float) -> PullResponse:
         # No long poll on a dial-up line: the call is short and HQ answers at once.

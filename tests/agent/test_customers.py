@@ -144,7 +144,8 @@ def test_identifier_status_changes_are_facts_and_refuse_the_card(outlet: Outlet)
     card = joined["card_number"]
     customers.set_identifier_status(outlet, "card", card, "lost")
     assert events(outlet)[-1]["type"] == "identifier.status_changed"
-    assert events(outlet)[-1]["body"] == {"kind": "card", "value": card, "status": "lost"}
+    assert events(outlet)[-1]["body"] == {"kind": "card", "value": card, "status": "lost",
+                                          "customer_id": joined["customer_id"]}
     with pytest.raises(CardLost):
         identification.identify(outlet, "card", card)
     customers.set_identifier_status(outlet, "card", card, "blocked")

@@ -215,7 +215,7 @@ def test_a_reader_missing_at_start_is_no_read_and_is_picked_up_when_plugged(
 ) -> None:
     device = PtyDevice(tmp_path / "ttyLATE")
     device.unplug()
-    device.path.unlink()
+    device.path.unlink(missing_ok=True)
     agent = ReaderAgent(tmp_path / "agent", [
         {"kind": "magstripe", "port": str(device.path), "till": "T1", "name": "late"}])
     try:

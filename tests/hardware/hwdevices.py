@@ -111,6 +111,9 @@ class PtyDevice:
         tmp.replace(self.path)
 
     def unplug(self) -> None:
+        # The path goes too, as /dev/ttyUSB0 does when the adapter is pulled: a link left
+        # to the freed /dev/pts/N could be opened while another test reuses that number.
+        self.path.unlink(missing_ok=True)
         for fd in (self.master, self.slave):
             if fd >= 0:
                 os.close(fd)
