@@ -88,6 +88,19 @@ class Chain:
                      "urgent = excluded.urgent", (kind, key, seq, int(urgent)))
         return seq
 
+    @staticmethod
+    def bump_many(conn: sqlite3.Connection, entities: Iterable[tuple[str, str, bool]]) -> int:
+        """`bump` for several entities at once, in the order given (each at most once:
+        a batch bumps an entity once, at the place of its last change in the batch, with
+        that change's urgency); returns the new head."""
+        seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+        rows = [(kind, key, seq + i, int(urgent))
+                for i, (kind, key, urgent) in enumerate(entities, start=1)]
+        conn.executemany("INSERT INTO changes (kind, key, seq, urgent) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq, "
+                         "urgent = excluded.urgent", rows)
+        return seq + len(rows)
+
     def put_master(self, conn: sqlite3.Connection, kind: str, doc: dict[str, Any]) -> str:
         key = key_of(kind, DOCS[kind].model_validate(doc))
         import json

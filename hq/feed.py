@@ -12,16 +12,79 @@ Must never: write, except the outlet's last-pull time after the page is read.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
+from dataclasses import dataclass, fields
 from typing import Any
 
 from hq.chain import Chain
 from schema import tallystore
-from schema.customerstore import entity
+from schema.customerstore import PROFILE_COLUMNS, entity
 from schema.events import utc_now
-from schema.sync import MAX_PAGE, Change, Hello, PullResponse
+from schema.ledger import Tally
+from schema.sync import MAX_PAGE, PROTOCOL, Hello, PullResponse
 
 URGENT_PER_PAGE = 200
+
+
+def _customer_sql() -> str:
+    """One change of the page as JSON text, rendered by SQLite: the same document as
+    `render` (schema.customerstore.entity + tallystore.load), for a customer row without a
+    picture (SQLite has no base64; those, and every other kind, are NULL here and take the
+    Python path). `json_patch('{}', ...)` drops the null members like `profile_of` does."""
+    plain = [c for c in PROFILE_COLUMNS if c not in ("approved_actions", "email_consent")]
+    profile = ", ".join(f"'{c}', c.{c}" for c in plain)
+    scalars = []
+    for f in fields(Tally):
+        if f.name in ("items", "gifts"):
+            continue
+        scalars.append(f"'{f.name}', coalesce(t.{f.name}, {f.default!r})")
+    tally = ", ".join(scalars)
+    return f"""json_object('kind', ch.kind, 'key', ch.key, 'seq', ch.seq, 'data', json_object(
+        'customer_id', c.customer_id,
+        'profile', json_patch('{{}}', json_object({profile},
+            'approved_actions', json(c.approved_actions),
+            'email_consent', CASE WHEN c.email_consent IS NULL THEN NULL
+                                  WHEN c.email_consent THEN json('true') ELSE json('false') END)),
+        'status', c.status,
+        'credit_blocked', CASE WHEN c.credit_blocked THEN json('true') ELSE json('false') END,
+        'pin_hash', c.pin_hash,
+        'picture', NULL,
+        'origin_outlet', c.origin_outlet,
+        'created_at', c.created_at,
+        'identifiers', json((SELECT json_group_array(json_object(
+                'kind', i.kind, 'value', i.value, 'status', i.status))
+            FROM (SELECT kind, value, status FROM identifiers
+                  WHERE customer_id = c.customer_id ORDER BY kind, value) i)),
+        'tally', json_object({tally},
+            'items', json((SELECT json_group_object(sku, json_array(name, qty, max_unit_price))
+                FROM (SELECT sku, name, qty, max_unit_price FROM customer_items
+                      WHERE customer_id = c.customer_id ORDER BY sku))),
+            'gifts', json((SELECT json_group_object(sku, qty)
+                FROM (SELECT sku, qty FROM customer_gifts
+                      WHERE customer_id = c.customer_id ORDER BY sku))))))"""
+
+
+_RENDER = f"""SELECT ch.kind, ch.key, ch.seq,
+        CASE WHEN c.customer_id IS NOT NULL AND c.picture IS NULL THEN {_customer_sql()} END
+    FROM (SELECTION) ch
+    LEFT JOIN customers c ON ch.kind = 'customer' AND c.customer_id = ch.key
+    LEFT JOIN customer_tally t ON t.customer_id = c.customer_id"""
+_PAGE_SQL = _RENDER.replace(
+    "SELECTION", "SELECT kind, key, seq FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")
+_URGENT_SQL = _RENDER.replace(
+    "SELECTION", "SELECT kind, key, seq FROM changes WHERE urgent = 1 AND seq > ? ORDER BY seq LIMIT ?")
+
+
+_seq = operator.itemgetter(2)
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """A PullResponse already serialised (what the router endpoint sends as is)."""
+
+    body: bytes
+    changes: int
 
 
 def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | None:
@@ -49,6 +112,12 @@ def hello(chain: Chain, outlet_id: str) -> Hello:
 
 
 def pull(chain: Chain, outlet_id: str, cursor: int, limit: int = 1000) -> PullResponse:
+    """The page as a model (the modem link); the same content as `pull_json`."""
+    return PullResponse.model_validate_json(pull_json(chain, outlet_id, cursor, limit).body)
+
+
+def pull_json(chain: Chain, outlet_id: str, cursor: int, limit: int = 1000) -> RenderedPage:
+    """The page as the JSON of a PullResponse (the router endpoint sends these bytes)."""
     limit = max(1, min(limit, MAX_PAGE))
     with chain.db.read() as conn:
         conn.execute("BEGIN")
@@ -62,18 +131,21 @@ def pull(chain: Chain, outlet_id: str, cursor: int, limit: int = 1000) -> PullRe
 
 
 def _page(chain: Chain, conn: sqlite3.Connection, outlet_id: str, cursor: int,
-          limit: int) -> PullResponse:
+          limit: int) -> RenderedPage:
     incorporated = int(conn.execute("SELECT last_seq FROM outlets WHERE outlet_id = ?",
                                     (outlet_id,)).fetchone()[0])
     head = chain.head(conn)
-    rows = conn.execute("SELECT kind, key, seq FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-                        (cursor, limit)).fetchall()
-    new_cursor = rows[-1]["seq"] if rows else max(cursor, 0)
-    urgent = conn.execute(
-        "SELECT kind, key, seq FROM changes WHERE urgent = 1 AND seq > ? ORDER BY seq LIMIT ?",
-        (new_cursor, URGENT_PER_PAGE)).fetchall()
-    changes = [Change(kind=r["kind"], key=r["key"], seq=r["seq"],
-                      data=render(conn, r["kind"], r["key"])) for r in [*urgent, *rows]]
-    return PullResponse(epoch=chain.epoch, cursor=new_cursor, head=head,
-                        incorporated_through=incorporated, more=new_cursor < head,
-                        changes=changes)
+    rows = sorted(conn.execute(_PAGE_SQL, (cursor, limit)), key=_seq)
+    new_cursor = rows[-1][2] if rows else max(cursor, 0)
+    urgent = sorted(conn.execute(_URGENT_SQL, (new_cursor, URGENT_PER_PAGE)), key=_seq)
+    parts = []
+    for kind, key, seq, text in [*urgent, *rows]:
+        if text is None:  # master data, invoices, withdrawn entities, customers with a picture
+            text = json.dumps({"kind": kind, "key": key, "seq": seq,
+                               "data": render(conn, kind, key)})
+        parts.append(text)
+    header = json.dumps({"protocol": PROTOCOL, "epoch": chain.epoch, "cursor": new_cursor,
+                         "head": head, "incorporated_through": incorporated,
+                         "more": new_cursor < head})
+    body = f'{header[:-1]}, "changes": [{", ".join(parts)}]}}'
+    return RenderedPage(body.encode(), len(parts))

@@ -96,7 +96,6 @@ def pay_at_bank(chain: Chain, number: str, amount: int, reference: str) -> dict[
                                                  amount=amount, invoice_id=row["invoice_id"]))
         conn.execute("UPDATE invoices SET bank_reference = ? WHERE invoice_id = ?",
                      (reference.strip(), row["invoice_id"]))
-        _unblock_if_clear(chain, conn, row["customer_id"])
     chain.waiters.notify()
     return invoice(chain, number)
 
@@ -122,15 +121,6 @@ def refresh(chain: Chain, today: date, policy: Policy = Policy()) -> dict[str, i
                     chain.bump(conn, "customer", row["customer_id"], urgent=True)
     chain.waiters.notify()
     return moved
-
-
-def _unblock_if_clear(chain: Chain, conn: sqlite3.Connection, customer_id: str) -> None:
-    left = conn.execute("SELECT 1 FROM invoices WHERE customer_id = ? AND status = 'past_term'",
-                        (customer_id,)).fetchone()
-    if left is None and conn.execute(
-            "UPDATE customers SET credit_blocked = 0 WHERE customer_id = ? AND credit_blocked = 1",
-            (customer_id,)).rowcount:
-        chain.bump(conn, "customer", customer_id)
 
 
 def invoice(chain: Chain, number: str) -> dict[str, Any]:

@@ -229,3 +229,18 @@ def m003_report_indexes(db: Database) -> None:
         CREATE INDEX IF NOT EXISTS customers_category ON customers (customer_id, category);
         """
     )
+
+
+@migrations()
+def m004_drop_redundant_sales_index(db: Database) -> None:
+    """`sales_customer (customer_id, at)` is a prefix of m003's `sales_customer_totals`:
+    one random index write per ingested sale for nothing."""
+    db.executescript("DROP INDEX IF EXISTS sales_customer;")
+
+
+@migrations()
+def m005_urgent_changes_index(db: Database) -> None:
+    """Every pull page asks for the urgent changes (bans, blocked cards) after the cursor;
+    without this index that scanned the rest of the change log on every page, so a
+    bootstrap cost grew with the square of the chain's size."""
+    db.executescript("CREATE INDEX IF NOT EXISTS changes_urgent ON changes (seq) WHERE urgent = 1;")

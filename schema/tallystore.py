@@ -8,8 +8,11 @@ state). Must be called inside the caller's write transaction; never commits.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from typing import Any
 
 from schema.ledger import ItemTally, Tally
 
@@ -53,6 +56,46 @@ def add(conn: sqlite3.Connection, customer_id: str, delta: Tally) -> None:
         )
 
 
+# the scalar columns `add_rows` takes after customer_id, in this order
+COLUMNS = [*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id"]
+
+
+def add_rows(conn: sqlite3.Connection, tallies: Sequence[Sequence[object]],
+             items: Sequence[tuple[str, str, str, int, int]],
+             gifts: Sequence[tuple[str, str, int]]) -> None:
+    """`add` for many customers at once (executemany, same upserts): `tallies` rows are
+    (customer_id, *COLUMNS), `items` (customer_id, sku, name, qty, max_unit_price), `gifts`
+    (customer_id, sku, qty). At most one row per key in each list, so each upsert sees
+    the stored state (combine the deltas first: Tally is a commutative monoid)."""
+    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMMED)
+    conn.executemany(
+        f"""INSERT INTO customer_tally (customer_id, {", ".join(COLUMNS)})
+        VALUES (?, {", ".join("?" for _ in COLUMNS)})
+        ON CONFLICT (customer_id) DO UPDATE SET {sets},
+            last_purchase_at = max(last_purchase_at, excluded.last_purchase_at),
+            best_purchase_id = CASE WHEN (excluded.best_purchase_total, excluded.best_purchase_id)
+                > (best_purchase_total, best_purchase_id)
+                THEN excluded.best_purchase_id ELSE best_purchase_id END,
+            best_purchase_total = max(best_purchase_total, excluded.best_purchase_total)""",
+        tallies,
+    )
+    conn.executemany(
+        """INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)
+        VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (customer_id, sku) DO UPDATE SET
+            qty = qty + excluded.qty,
+            name = CASE WHEN (excluded.max_unit_price, excluded.name) > (max_unit_price, name)
+                THEN excluded.name ELSE name END,
+            max_unit_price = max(max_unit_price, excluded.max_unit_price)""",
+        items,
+    )
+    conn.executemany(
+        """INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)
+        ON CONFLICT (customer_id, sku) DO UPDATE SET qty = qty + excluded.qty""",
+        gifts,
+    )
+
+
 def load(conn: sqlite3.Connection, customer_id: str) -> Tally:
     row = conn.execute(
         "SELECT * FROM customer_tally WHERE customer_id = ?", (customer_id,)
@@ -80,6 +123,39 @@ def replace(conn: sqlite3.Connection, customer_id: str, tally: Tally) -> None:
     for table in ("customer_tally", "customer_items", "customer_gifts"):
         conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer_id,))
     add(conn, customer_id, tally)
+
+
+def replace_many(conn: sqlite3.Connection,
+                 tallies: Sequence[tuple[str, Tally | Mapping[str, Any]]]) -> None:
+    """`replace` for DISTINCT customers, one statement per table for all of them. A tally
+    may come as its wire form (`Tally.to_dict()`) with no items and no gifts."""
+    if not tallies:
+        return
+    ids = json.dumps([customer_id for customer_id, _ in tallies])
+    for table in ("customer_tally", "customer_items", "customer_gifts"):
+        conn.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT value FROM json_each(?))",
+                     (ids,))
+    # on emptied rows `add` is a plain insert of the tally's values
+    cols = [*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id"]
+    conn.executemany(
+        f"INSERT INTO customer_tally (customer_id, {', '.join(cols)}) "
+        f"VALUES (?, {', '.join('?' for _ in cols)})",
+        [[customer_id, *(getattr(tally, c) for c in cols)] if isinstance(tally, Tally)
+         else [customer_id, *(tally[c] for c in cols)] for customer_id, tally in tallies])
+    full = [(customer_id, tally) for customer_id, tally in tallies if isinstance(tally, Tally)]
+    if len(full) < len(tallies) and any(t.get("items") or t.get("gifts") for _, t in tallies
+                                        if not isinstance(t, Tally)):
+        raise ValueError("a tally in wire form with items or gifts")
+    items = [(customer_id, sku, item.name, item.qty, item.max_unit_price)
+             for customer_id, tally in full for sku, item in tally.items.items()]
+    if items:
+        conn.executemany("INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price) "
+                         "VALUES (?, ?, ?, ?, ?)", items)
+    gifts = [(customer_id, sku, qty) for customer_id, tally in full
+             for sku, qty in tally.gifts.items()]
+    if gifts:
+        conn.executemany("INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)",
+                         gifts)
 
 
 def points_balance(conn: sqlite3.Connection, customer_id: str) -> int:

@@ -13,7 +13,9 @@ that was not applied.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,15 +94,41 @@ def push_pending(replica: Replica, link: Transport, report: PassReport,
 
 def pull_new(replica: Replica, link: Transport, report: PassReport, wait: float = 0,
              limit: int = PULL_PAGE, progress: Progress | None = None) -> None:
-    while True:
-        page = link.pull(replica.cursor(), limit, wait)
-        replica.apply(page)
-        report.pulled += len(page.changes)
-        if progress is not None:
-            progress(page.cursor, page.head)
-        if not page.more:
-            return
-        wait = 0
+    """Pages until HQ has no more. On a link that allows it (`prefetch`, the router) the
+    next page is asked for while this one is applied; it is used only if the replica's
+    cursor is then where that request started (else it is asked for again)."""
+    ahead = ThreadPoolExecutor(1, "pull-ahead") if getattr(link, "prefetch", False) else None
+    try:
+        cursor = replica.cursor()
+        page = link.pull(cursor, limit, wait)
+        while True:
+            following: Future[PullResponse] | None = None
+            if ahead is not None and page.more:
+                following = ahead.submit(link.pull, page.cursor, limit, 0)
+            try:
+                replica.apply(page)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                    with contextlib.suppress(Exception):
+                        following.result()  # never two requests on the link at once
+                raise
+            report.pulled += len(page.changes)
+            if progress is not None:
+                progress(page.cursor, page.head)
+            if not page.more:
+                return
+            cursor = replica.cursor()
+            if following is not None and cursor == page.cursor:
+                page = following.result()
+            else:
+                if following is not None:
+                    with contextlib.suppress(Exception):
+                        following.result()
+                page = link.pull(cursor, limit, 0)
+    finally:
+        if ahead is not None:
+            ahead.shutdown(wait=True)
 
 
 def run_once(replica: Replica, link: Transport, progress: Progress | None = None,

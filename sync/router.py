@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
+from pydantic import ValidationError
 
 from schema import errors
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
@@ -33,7 +34,8 @@ class RouterTransport:
     def __repr__(self) -> str:
         return f"RouterTransport({self.base_url!r})"
 
-    def _call(self, method: str, path: str, timeout: float | None = None, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, timeout: float | None = None, raw: bool = False,
+              **kw: Any) -> Any:
         url = self.base_url + path
         for attempt in (1, 2):
             try:
@@ -50,6 +52,8 @@ class RouterTransport:
             raise LinkDown(f"HQ answered {answer.status_code}")  # a bare 502: a gateway's
         if answer.status_code >= 400:
             raise _refusal(answer)
+        if raw:
+            return answer.content
         try:
             return answer.json()
         except ValueError as exc:  # a body cut short (the connection dropped midway)
@@ -64,10 +68,18 @@ class RouterTransport:
                           headers={"Content-Type": "application/json"})
         return PushResponse.model_validate(data)
 
+    prefetch = True  # sync.client.pull_new may ask for the next page while applying one
+
     def pull(self, cursor: int, limit: int, wait: float) -> PullResponse:
-        data = self._call("GET", "/v1/sync/pull", timeout=self.timeout + wait,
+        body = self._call("GET", "/v1/sync/pull", timeout=self.timeout + wait, raw=True,
                           params={"cursor": cursor, "limit": limit, "wait": wait})
-        return PullResponse.model_validate(data)
+        try:
+            return PullResponse.model_validate_json(body)  # parsed and checked in one go
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                # a body cut short (the connection dropped midway)
+                raise LinkDown(f"HQ's answer was cut off ({len(body)} bytes)") from exc
+            raise
 
     def close(self) -> None:
         self.session.close()

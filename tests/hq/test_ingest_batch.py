@@ -1,0 +1,236 @@
+"""HQ's batched ingest is the event-by-event fold, exactly (DESIGN.md invariants 2, 5, 7).
+
+`hq.ingest` applies a push with set-based SQL: tally deltas combined per customer, one
+upsert per customer and item, executemany for the ledger rows, one change-log bump per
+entity. That is only safe if it leaves HQ in the state the events would leave it in one at
+a time. The property: a random batch (registrations, sales, redemptions that overspend,
+unknown customers, visits, identifier and profile facts, stock, repayments), pushed
+
+- in ONE push through `push_json` (the HTTP path: one typed parse, batched projection),
+- one event per push through `push_json`,
+- in one push through the reference path (`push(..., batched=False)`: event by event),
+
+gives the same HQ state (tallies, items, gifts, sales and lines, redemptions, stock,
+customers, identifiers, flags, the ledger's rows and verdicts, the change log's order) and
+the same answers, on top of the same earlier history.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hq import credentials, ingest
+from hq.chain import Chain
+from schema.errors import ProtocolError
+from schema.events import (
+    Body,
+    CreditRepaid,
+    CustomerRegistered,
+    CustomerStatusChanged,
+    CustomerUpdated,
+    Event,
+    GiftRedeemed,
+    IdentifierAdded,
+    IdentifierStatusChanged,
+    Payment,
+    PinSet,
+    Profile,
+    SaleLine,
+    SaleRecorded,
+    StockMoved,
+    VisitRecorded,
+    make_event,
+    new_id,
+)
+from schema.sync import PushRequest, PushResponse
+
+OUTLET = "X"
+CUSTOMERS = [f"0190c0de-0000-7000-8000-00000000000{i}" for i in range(6)]
+SEEDED = CUSTOMERS[:3]  # registered (with some points) before the batch; the rest are not
+CARDS = ["2900010000015", "2900010000022", "2900010000039", "2900010000046"]
+SKUS = ["A", "B", "C"]
+NAMES = ["apple", "Apple", "pear"]
+TIMES = ["2026-01-01T10:00:00Z", "2026-01-01T10:00:00.5Z", "2026-01-02T09:00:00Z"]
+VALUES = ["111", "222", "333"]
+
+customer = st.sampled_from(CUSTOMERS)
+line = st.builds(
+    lambda sku, name, qty, price, division: SaleLine(
+        sku=sku, name=name, qty=qty, unit_price=price, division=division, gross=qty * price,
+        discount=0, net=qty * price),
+    st.sampled_from(SKUS), st.sampled_from(NAMES), st.integers(1, 3),
+    st.sampled_from([100, 250, 250, 900]), st.sampled_from([None, "food"]))
+
+
+def _sale(cid: str, lines: list[SaleLine], modes: list[str], points: int) -> SaleRecorded:
+    net = sum(ln.net for ln in lines)
+    share = [net // len(modes)] * len(modes)
+    share[0] += net - sum(share)
+    return SaleRecorded(sale_id=new_id(), customer_id=cid, till_id="T1", currency="EUR",
+                        lines=lines,
+                        payments=[Payment(mode=m, amount=a) for m, a in zip(modes, share, strict=True)],  # type: ignore[arg-type]
+                        total_gross=net, total_discount=0, total_net=net, points_earned=points)
+
+
+sale = st.builds(_sale, customer, st.lists(line, min_size=1, max_size=4),
+                 st.lists(st.sampled_from(["cash", "card", "credit"]), min_size=1, max_size=2),
+                 st.sampled_from([0, 40, 50, 90, 130]))
+redemption = st.builds(
+    lambda cid, points, sku, qty: GiftRedeemed(redemption_id=new_id(), customer_id=cid,
+                                               gift_sku=sku, gift_name="gift", qty=qty,
+                                               points_spent=points),
+    customer, st.sampled_from([0, 40, 50, 90, 200]), st.sampled_from(["G1", "G2"]), st.integers(1, 2))
+registration = st.builds(
+    lambda cid, card, name: CustomerRegistered(
+        customer_id=cid, card_number=card,
+        profile=Profile(kind="person", given_name=name, surname="Batch", category="B")),
+    customer, st.sampled_from(CARDS), st.sampled_from(["Ana", "Iva"]))
+visit = st.builds(lambda cid: VisitRecorded(customer_id=cid, via="card"), customer)
+ident_added = st.builds(
+    lambda cid, value, status: IdentifierAdded(customer_id=cid, kind="barcode", value=value,
+                                               status=status),
+    customer, st.sampled_from(VALUES), st.sampled_from(["active", "blocked"]))
+ident_status = st.builds(
+    lambda kind, value, status: IdentifierStatusChanged(kind=kind, value=value, status=status),
+    st.sampled_from(["barcode", "card"]), st.sampled_from([*VALUES, *CARDS[:2]]),
+    st.sampled_from(["active", "blocked", "lost"]))
+updated = st.builds(
+    lambda cid, phone: CustomerUpdated(customer_id=cid, changes=Profile(phone=phone)),
+    customer, st.sampled_from(["+385 1", "+385 2"]))
+pin = st.builds(lambda cid: PinSet(customer_id=cid, pin_hash="h-" + cid[-1]), customer)
+status = st.builds(lambda cid: CustomerStatusChanged(customer_id=cid, status="banned"), customer)
+repaid = st.builds(
+    lambda cid, amount, invoice: CreditRepaid(payment_id=new_id(), customer_id=cid,
+                                              amount=amount, invoice_id=invoice),
+    customer, st.sampled_from([0, 500]), st.sampled_from([None, "no-such-invoice"]))
+stock = st.builds(lambda sku, qty: StockMoved(gift_sku=sku, qty=qty, reason="receipt"),
+                  st.sampled_from(["G1", "G2"]), st.integers(1, 5))
+fact = st.one_of(sale, sale, sale, redemption, redemption, registration, visit, ident_added,
+                 ident_status, updated, pin, status, repaid, stock)
+
+
+def seed_facts() -> list[tuple[Body, str]]:
+    facts: list[tuple[Body, str]] = []
+    for i, cid in enumerate(SEEDED):
+        facts.append((CustomerRegistered(customer_id=cid, card_number=CARDS[i],
+                                         profile=Profile(kind="person", given_name="Old",
+                                                         surname="Seed", category="A")),
+                      TIMES[0]))
+        line = SaleLine(sku="A", name="apple", qty=1, unit_price=100 * (i + 1), gross=100 * (i + 1),
+                        discount=0, net=100 * (i + 1))
+        facts.append((_sale(cid, [line], ["cash"], 50 * i), TIMES[0]))
+    return facts
+
+
+@contextmanager
+def new_chain() -> Iterator[Chain]:
+    chain = Chain(":memory:")
+    with chain.db.write() as conn:
+        credentials.add_outlet(conn, OUTLET)
+    try:
+        yield chain
+    finally:
+        chain.close()
+
+
+def wire(events: list[Event]) -> bytes:
+    return PushRequest(outlet_id=OUTLET, events=events).model_dump_json().encode()
+
+
+def answers(responses: list[PushResponse]) -> tuple[int, list[tuple[Any, ...]]]:
+    results = [(r.event_id, r.seq, r.result, r.reason) for resp in responses for r in resp.results]
+    return responses[-1].acked_through, results
+
+
+def rows(conn: sqlite3.Connection, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def state(chain: Chain) -> dict[str, Any]:
+    """Everything a push writes, without wall-clock times (received_at, flag times) and
+    with the change log as the order of entities (a batch's bumps are compacted)."""
+    conn = chain.db.conn
+    ledger = []
+    for r in conn.execute("SELECT hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
+                          " at, result, reason, event FROM events ORDER BY hq_seq"):
+        stored = Event.model_validate_json(r["event"])
+        ledger.append((*tuple(r)[:-1], stored.event_id, stored.seq, stored.customer_id,
+                       stored.parsed()))
+    return {
+        "ledger": ledger,
+        "customers": rows(conn, "SELECT * FROM customers ORDER BY customer_id"),
+        "identifiers": rows(conn, "SELECT * FROM identifiers ORDER BY kind, value"),
+        "tally": rows(conn, "SELECT * FROM customer_tally ORDER BY customer_id"),
+        "items": rows(conn, "SELECT * FROM customer_items ORDER BY customer_id, sku"),
+        "gifts": rows(conn, "SELECT * FROM customer_gifts ORDER BY customer_id, sku"),
+        "sales": rows(conn, "SELECT * FROM sales ORDER BY sale_id"),
+        "lines": rows(conn, "SELECT * FROM sale_lines ORDER BY sale_id, line_no"),
+        "redemptions": rows(conn, "SELECT * FROM redemptions ORDER BY redemption_id"),
+        "stock": rows(conn, "SELECT * FROM gift_stock ORDER BY outlet_id, gift_sku"),
+        "flags": rows(conn, "SELECT flag_id, event_id, customer_id, outlet_id, reason, detail,"
+                            " resolved_at FROM flags ORDER BY flag_id"),
+        "changes": rows(conn, "SELECT kind, key, urgent FROM changes ORDER BY seq"),
+        "outlets": rows(conn, "SELECT outlet_id, last_seq FROM outlets"),
+    }
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(facts=st.lists(st.tuples(fact, st.sampled_from(TIMES)), min_size=1, max_size=25),
+       resend=st.integers(0, 2))
+def test_one_batched_push_equals_one_event_per_push_and_the_reference(
+        facts: list[tuple[Body, str]], resend: int) -> None:
+    seed = [make_event(OUTLET, i + 1, body, at) for i, (body, at) in enumerate(seed_facts())]
+    first = len(seed) + 1
+    batch = [make_event(OUTLET, first + i, body, at) for i, (body, at) in enumerate(facts)]
+    # a batch may start with events HQ already has (a lost answer, at-least-once delivery)
+    pushed = seed[len(seed) - resend:] + batch
+    with new_chain() as one, new_chain() as each, new_chain() as ref:
+        for chain in (one, each, ref):
+            ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=seed), batched=False)
+        got_one = answers([ingest.push_json(one, OUTLET, wire(pushed))])
+        got_each = answers([ingest.push_json(each, OUTLET, wire([e])) for e in pushed])
+        got_ref = answers([ingest.push(ref, OUTLET, PushRequest(outlet_id=OUTLET, events=pushed),
+                                       batched=False)])
+        assert got_one == got_ref
+        assert got_each == got_ref
+        want = state(ref)
+        assert state(one) == want
+        assert state(each) == want
+
+
+def test_a_reused_event_id_refuses_the_whole_batch_as_before() -> None:
+    """The batched path fails on the ledger's UNIQUE index; the reference then gives the
+    exact refusal, and nothing of the batch stays."""
+    with new_chain() as chain:
+        seed = [make_event(OUTLET, i + 1, body, at) for i, (body, at) in enumerate(seed_facts())]
+        ingest.push_json(chain, OUTLET, wire(seed))
+        before = state(chain)
+        n = len(seed)
+        good = make_event(OUTLET, n + 1, _sale(SEEDED[0], [SaleLine(
+            sku="A", name="a", qty=1, unit_price=1, gross=1, discount=0, net=1)], ["cash"], 1))
+        reused = make_event(OUTLET, n + 2, VisitRecorded(customer_id=SEEDED[0], via="card"))
+        reused = reused.model_copy(update={"event_id": seed[0].event_id})
+        with pytest.raises(ProtocolError, match=f"event id {seed[0].event_id} was already used"):
+            ingest.push_json(chain, OUTLET, wire([good, reused]))
+        assert state(chain) == before
+
+
+def test_a_body_that_does_not_parse_gets_the_reference_refusal() -> None:
+    with new_chain() as chain:
+        event = make_event(OUTLET, 1, VisitRecorded(customer_id=SEEDED[0], via="card"))
+        bad = event.model_copy(update={"body": {"customer_id": SEEDED[0], "via": "telepathy"}})
+        with pytest.raises(ProtocolError, match="malformed visit.recorded body"):
+            ingest.push_json(chain, OUTLET, wire([bad]))
+        newer = event.model_copy(update={"version": 9})
+        with pytest.raises(ProtocolError, match="unknown event type 'visit.recorded' version 9"):
+            ingest.push_json(chain, OUTLET, wire([newer]))
+        with pytest.raises(ProtocolError, match="malformed push batch"):
+            ingest.push_json(chain, OUTLET, b'{"outlet_id": "X", "events": [')
