@@ -71,7 +71,10 @@ def identify(outlet: Outlet, kind: str, value: str, till_id: str | None = None,
         customer = resolve(conn, kind, value)
     if pin is not None:
         check_pin(outlet, customer["customer_id"], pin)
-    with outlet.db.write(durable=False) as conn:  # a visit lost in a power cut is harmless
+    # Durable like every fact: the pusher may send a visit to HQ right after its commit, and
+    # one lost locally in a power cut would leave its sequence number to a later fact that
+    # HQ then refuses as seq_reused.
+    with outlet.db.write() as conn:
         event = outbox.append(conn, outlet.outlet_id, VisitRecorded(
             customer_id=customer["customer_id"], till_id=till_id, via=kind))
         conn.execute("INSERT INTO visits (seq, customer_id, till_id, via, at) VALUES (?, ?, ?, ?, ?)",
