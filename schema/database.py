@@ -47,30 +47,20 @@ class Database:
             migrations.apply(self.db)
 
     @contextlib.contextmanager
-    def write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One atomic write transaction; nested calls join the outer one.
-
-        `durable=False` skips this commit's fsync (synchronous=NORMAL): for facts whose loss
-        in a power cut is harmless (a visit). The WAL is written in order, so the next
-        durable commit makes it durable too; a crash of the process loses nothing."""
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One atomic, durable write transaction; nested calls join the outer one."""
         with self._lock:
             if self.conn.in_transaction:
                 yield self.conn
                 return
-            if not durable:
-                self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self.conn
-                except BaseException:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise
-                self.conn.execute("COMMIT")
-            finally:
-                if not durable:
-                    self.conn.execute("PRAGMA synchronous=FULL")
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
