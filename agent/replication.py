@@ -58,6 +58,26 @@ class OutletReplica:
             return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE acked = 1")
                        .fetchone()[0])
 
+    def renumber(self, first: int, hq_last_seq: int) -> int:
+        """Moves this outlet's unacknowledged facts numbered from `first` on past
+        `hq_last_seq` (and past our own last), in order and keeping their event ids, with
+        every local row that carries their number. For a database restored from a backup:
+        HQ holds other facts under those numbers. Returns how many moved."""
+        with self.db.write() as conn:
+            moving = conn.execute("SELECT COUNT(*), MIN(seq) FROM outbox WHERE acked = 0 "
+                                  "AND seq >= ?", (first,)).fetchone()
+            if not moving[0]:
+                return 0
+            offset = max(hq_last_seq, outbox.last_seq(conn)) + 1 - int(moving[1])
+            conn.execute("UPDATE outbox SET seq = seq + ?, event = json_set(event, '$.seq', seq + ?)"
+                         " WHERE acked = 0 AND seq >= ?", (offset, offset, first))
+            for table in ("sales", "ledger", "visits", "redemptions"):
+                conn.execute(f"UPDATE {table} SET seq = seq + ? WHERE seq >= ?", (offset, first))
+            set_meta(conn, "seq_floor", hq_last_seq)
+        log.warning("outlet database went back: %d facts renumbered from %d to %d on",
+                    moving[0], first, first + offset)
+        return int(moving[0])
+
     def reconcile(self, hello: Hello, acked_before: int | None = None) -> bool:
         """Compares HQ with what we remember; True if HQ went back in time.
 

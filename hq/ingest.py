@@ -24,7 +24,14 @@ from typing import Any
 from hq.chain import Chain
 from schema import tallystore, typedpush
 from schema.customerstore import put_identifier, upsert_customer
-from schema.errors import Conflict, LoyaltyError, OutletMismatch, ProtocolError
+from schema.errors import (
+    Conflict,
+    LoyaltyError,
+    OutletMismatch,
+    ProtocolError,
+    SeqReused,
+    SyncGap,
+)
 from schema.events import (
     Body,
     CreditRepaid,
@@ -46,13 +53,6 @@ from schema.typedpush import TypedEvent, TypedPushRequest
 
 log = logging.getLogger(__name__)
 
-
-class SyncGap(Conflict):
-    code = "sync_gap"
-
-
-class SeqReused(Conflict):
-    code = "seq_reused"
 
 
 Verdict = tuple[str, str | None]
@@ -199,8 +199,9 @@ def _seen(conn: sqlite3.Connection, event: Envelope) -> EventResult:
     row = conn.execute("SELECT event_id FROM events WHERE outlet_id = ? AND seq = ?",
                        (event.outlet_id, event.seq)).fetchone()
     if row is None or row[0] != event.event_id:
-        raise SeqReused(f"sequence {event.seq} was used by another event: was the outlet's "
-                        "database replaced? (see docs/sync.md, outlet restore)", seq=event.seq)
+        raise SeqReused(f"sequence {event.seq} was used by another event: the outlet's database "
+                        "went back (restored?); it renumbers its newer facts and pushes again",
+                        seq=event.seq)
     return EventResult(event_id=event.event_id, seq=event.seq, result="duplicate")
 
 

@@ -116,7 +116,8 @@ class ModemLine:
                 request = decode_message(message)
                 reply, outlet_id, done = self._handle(request, outlet_id)
             except LoyaltyError as exc:
-                reply, done = error(exc.code, exc.message), isinstance(exc, Unauthorized)
+                reply = error(exc.code, exc.message, exc.context)
+                done = isinstance(exc, Unauthorized)
             except Exception:  # never let one message take the line down: end this call
                 log.exception("modem line %s: unexpected error serving %s",
                               self.settings.port, outlet_id)

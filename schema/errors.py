@@ -177,6 +177,19 @@ class OutletMismatch(Forbidden):
     code = "outlet_mismatch"
 
 
+class SyncGap(Conflict):
+    """A push skipped events HQ has not seen: resend from `expected`."""
+
+    code = "sync_gap"
+
+
+class SeqReused(Conflict):
+    """A pushed event's sequence number belongs to another event at HQ: this outlet's
+    database went back (restored from a backup); its newer facts are renumbered."""
+
+    code = "seq_reused"
+
+
 class DeviceError(LoyaltyError):
     code = "device_error"
     status = 503

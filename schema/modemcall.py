@@ -42,5 +42,8 @@ def ok(value: Any = None) -> dict[str, Any]:
     return {"ok": value}
 
 
-def error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+def error(code: str, message: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if context:
+        body["context"] = context
+    return {"error": body}

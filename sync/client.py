@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from schema.errors import SyncError
+from schema.errors import SeqReused, SyncError
 from schema.events import Event
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync.transport import Transport
@@ -40,6 +40,8 @@ class Replica(Protocol):
     outlet_id: str
 
     def acked_through(self) -> int: ...
+
+    def renumber(self, first: int, hq_last_seq: int) -> int: ...
 
     def reconcile(self, hello: Hello, acked_before: int | None = None) -> bool: ...
 
@@ -81,11 +83,21 @@ def greet(replica: Replica, link: Transport) -> bool:
 
 def push_pending(replica: Replica, link: Transport, report: PassReport,
                  batch: int = PUSH_BATCH) -> None:
+    renumbered = False
     while True:
         events = replica.pending(batch)
         if not events:
             return
-        response = link.push(PushRequest(outlet_id=replica.outlet_id, events=events))
+        try:
+            response = link.push(PushRequest(outlet_id=replica.outlet_id, events=events))
+        except SeqReused as exc:
+            # Our database went back (restored): HQ holds other facts under these numbers.
+            # Ours move past HQ's, keeping their ids, and go again; once per pass.
+            if renumbered or "seq" not in exc.context:
+                raise
+            replica.renumber(int(exc.context["seq"]), link.hello().last_seq)
+            renumbered = True
+            continue
         replica.acknowledge(response)
         report.merge_push(response)
         if response.acked_through < events[-1].seq:

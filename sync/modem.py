@@ -93,7 +93,7 @@ class ModemTransport:
             self.stats.bytes_received = self._channel.stats.bytes_received
         if "error" in reply:
             code, text = reply["error"]["code"], reply["error"]["message"]
-            refusal = CODES.get(code, errors.SyncError)(text)
+            refusal = CODES.get(code, errors.SyncError)(text, **(reply["error"].get("context") or {}))
             refusal.code = code
             raise refusal
         return reply["ok"]

@@ -94,12 +94,14 @@ def _is_error(answer: requests.Response) -> bool:
 
 
 def _refusal(answer: requests.Response) -> errors.LoyaltyError:
+    context: dict[str, object] = {}
     try:
         error = answer.json()["error"]
         code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
+        context = dict(error.get("context") or {})
+    except (ValueError, KeyError, TypeError, AttributeError):
         code, message = "sync_failed", f"HQ answered {answer.status_code}"
     cls = CODES.get(code, errors.SyncError)
-    exc = cls(message)
+    exc = cls(message, **context)
     exc.code = code
     return exc

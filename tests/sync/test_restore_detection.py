@@ -80,3 +80,49 @@ def test_a_restored_hq_whose_change_log_grew_again_still_gets_the_lost_facts(tmp
     at_hq.close()
     chain.close()
     outlet.close()
+
+
+def test_an_outlet_restored_from_its_own_backup_renumbers_its_new_facts_and_loses_none(
+        tmp_path: Path) -> None:
+    chain = Chain(tmp_path / "hq.db", seed=default_documents())
+    with chain.db.write() as conn:
+        token, _ = credentials.add_outlet(conn, "A")
+    a_path, a_backup = tmp_path / "a.db", tmp_path / "a-backup.db"
+    outlet = Outlet(a_path, "A", chain=True)
+    sync(outlet, chain, token)
+    card = customers.register(outlet, CustomerIn(kind="person", given_name="A", surname="B"))[
+        "card_number"]
+    sync(outlet, chain, token)
+    outlet.db.checkpoint()
+    outlet.close()
+    shutil.copy(a_path, a_backup)  # the outlet's nightly backup
+
+    outlet = Outlet(a_path, "A")
+    for n in range(3):
+        sell(outlet, card, f"before-{n}")
+    sync(outlet, chain, token)
+    outlet.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{a_path}{suffix}").unlink(missing_ok=True)
+    shutil.copy(a_backup, a_path)  # the disk died; the backup comes back
+
+    outlet = Outlet(a_path, "A")
+    for n in range(2):  # the till sells before the outlet has talked to HQ again
+        sell(outlet, card, f"after-{n}")
+    new_sales = {r["sale_id"] for r in outlet.db.all("SELECT sale_id FROM sales")}
+    sync(outlet, chain, token)
+
+    assert outlet.db.scalar("SELECT COUNT(*) FROM outbox WHERE acked = 0") == 0
+    at_hq = {r["sale_id"] for r in chain.db.all("SELECT sale_id FROM sales")}
+    assert new_sales <= at_hq and len(at_hq) == 5  # 3 from before the restore, 2 after
+    seqs = [r["seq"] for r in chain.db.all("SELECT seq FROM events WHERE outlet_id = 'A' "
+                                           "ORDER BY seq")]
+    assert seqs == list(range(1, len(seqs) + 1))  # gap-free, nothing doubled
+    ids = [r["event_id"] for r in chain.db.all("SELECT event_id FROM events")]
+    assert len(ids) == len(set(ids))
+    mine = {r["seq"]: r["event_id"] for r in outlet.db.all("SELECT seq, event_id FROM outbox")}
+    theirs = {r["seq"]: r["event_id"] for r in chain.db.all(
+        "SELECT seq, event_id FROM events WHERE outlet_id = 'A'")}
+    assert all(theirs[seq] == event_id for seq, event_id in mine.items())
+    outlet.close()
+    chain.close()
