@@ -24,6 +24,7 @@ from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_
 from schema import tallystore
 from schema.customerstore import apply_entities, apply_entity, put_identifier, upsert_customer
 from schema.events import (
+    CreditRepaid,
     CustomerUpdated,
     Event,
     IdentifierAdded,
@@ -159,7 +160,7 @@ class OutletReplica:
                 if change.kind == "customer":
                     self._apply_customer(conn, change, through)
                 elif change.kind == "invoice":
-                    _apply_invoice(conn, change)
+                    _apply_invoice(conn, change, page.incorporated_through)
                 elif change.kind in MASTER_KINDS:
                     self._apply_master(conn, change)
                     master_changed = True
@@ -235,15 +236,23 @@ def _apply_run(conn: sqlite3.Connection, docs: list[dict[str, Any]], through: in
 _CANONICAL = list(Tally().to_dict())  # the keys of a tally's wire form, in its order
 
 
-def _apply_invoice(conn: sqlite3.Connection, change: Change) -> None:
+def _apply_invoice(conn: sqlite3.Connection, change: Change, through: int) -> None:
+    """HQ's invoice, plus the payments taken here that HQ has not folded in yet (else the
+    till would show it unpaid again and take a second payment)."""
     doc = change.data
     if doc is None:
         conn.execute("DELETE FROM invoices WHERE invoice_id = ?", (change.key,))
         return
+    pending = sum(
+        body.amount for body in (e.parsed() for e in outbox.events_for(conn, doc["customer_id"], through))
+        if isinstance(body, CreditRepaid) and body.invoice_id == doc["invoice_id"])
+    row = dict(doc, paid_amount=doc["paid_amount"] + pending)
+    if row["paid_amount"] >= row["amount"]:
+        row["status"] = "paid"
     cols = ["invoice_id", "number", "customer_id", "period_from", "period_to", "issued_on",
             "due_on", "amount", "paid_amount", "status"]
     conn.execute(f"INSERT OR REPLACE INTO invoices ({', '.join(cols)}) "
-                 f"VALUES ({', '.join('?' for _ in cols)})", [doc[c] for c in cols])
+                 f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
 
 
 def _reapply_profile(conn: sqlite3.Connection, body: Any) -> None:

@@ -175,3 +175,42 @@ def test_invoice_paid_at_the_till_is_marked_paid_at_hq_and_a_block_reaches_the_t
         link.close()
         server.stop()
         outlet.close()
+
+
+def test_a_till_payment_hq_has_not_seen_survives_a_pull_and_is_not_taken_twice(
+        chain: Chain, tmp_path: Path) -> None:
+    from schema.errors import InvalidRequest
+    from sync.client import PassReport, greet, pull_new
+
+    with chain.db.write() as conn:
+        token, _ = credentials.add_outlet(conn, "DESK")
+    server = Background(create_app(chain), on_exit=chain.waiters.close)
+    outlet = Outlet(tmp_path / "desk.db", "DESK", chain=True)
+    replica, link = OutletReplica(outlet), RouterTransport(server.url, token)
+    try:
+        run_once(replica, link)
+        card = customers.register(outlet, CustomerIn(kind="person", given_name="A", surname="B",
+                                                     category="A"))["card_number"]
+        quote = sales.quote(outlet, QuoteIn(card=card, lines=[
+            {"sku": "S", "name": "S", "qty": 1, "unit_price": 8000}]))  # type: ignore[list-item]
+        sales.sell(outlet, SaleIn(quote_id=quote["quote_id"], payments=[
+            PaymentIn(mode="credit", amount=quote["total_net"])]), "k")
+        run_once(replica, link)
+        day = date.fromisoformat(chain.db.scalar("SELECT at FROM sales")[:10])
+        number = invoices.close_period(chain, day, date.fromordinal(day.toordinal() + 1),
+                                       day)[0]["number"]
+        run_once(replica, link)
+        credit.pay(outlet, number, quote["total_net"], "T1")  # not pushed yet
+        invoices.refresh(chain, date.fromordinal(day.toordinal() + 20))  # HQ: overdue
+        greet(replica, link)
+        pull_new(replica, link, PassReport())
+        local = outlet.db.one("SELECT status, paid_amount FROM invoices WHERE number = ?", (number,))
+        assert (local["status"], local["paid_amount"]) == ("paid", quote["total_net"])
+        with pytest.raises(InvalidRequest):
+            credit.pay(outlet, number, 100, "T1")
+        run_once(replica, link)
+        assert invoices.invoice(chain, number)["status"] == "paid"
+    finally:
+        link.close()
+        server.stop()
+        outlet.close()
