@@ -12,9 +12,11 @@ import sqlite3
 from typing import Any
 
 from hq.chain import Chain
+from hq.ingest import record_hq_fact
 from schema import tallystore
-from schema.customerstore import identifiers_of, profile_of, upsert_customer
+from schema.customerstore import identifiers_of, profile_of
 from schema.errors import CustomerUnknown, InvalidRequest, NotFound
+from schema.events import CustomerStatusChanged, CustomerUpdated, Profile
 from schema.masterdata import DOCS
 
 
@@ -25,11 +27,12 @@ def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
     return row
 
 
-def set_status(chain: Chain, customer_id: str, status: str) -> dict[str, Any]:
+def set_status(chain: Chain, customer_id: str, status: str, reason: str = "") -> dict[str, Any]:
+    """A ban (or its lifting) is HQ's own fact, in the chain-wide ledger with its reason."""
     with chain.db.write() as conn:
         _customer(conn, customer_id)
-        conn.execute("UPDATE customers SET status = ? WHERE customer_id = ?", (status, customer_id))
-        chain.bump(conn, "customer", customer_id, urgent=status == "banned")
+        record_hq_fact(chain, conn, CustomerStatusChanged(
+            customer_id=customer_id, status=status, reason=reason))
     chain.waiters.notify()
     return customer_view(chain, customer_id)
 
@@ -56,8 +59,8 @@ def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any]) -> di
         if category is not None and conn.execute(
                 "SELECT 1 FROM master WHERE kind = 'category' AND key = ?", (category,)).fetchone() is None:
             raise InvalidRequest(f"unknown category {category!r}")
-        upsert_customer(conn, customer_id, changes, created_at="")
-        chain.bump(conn, "customer", customer_id)
+        record_hq_fact(chain, conn, CustomerUpdated(
+            customer_id=customer_id, changes=Profile.model_validate(changes)))
     chain.waiters.notify()
     return customer_view(chain, customer_id)
 

@@ -103,7 +103,7 @@ def create_app(chain: Chain) -> FastAPI:
 
     @app.post("/v1/admin/customers/{customer_id}/ban", dependencies=Admin)
     def ban(customer_id: str, body: BanIn | None = None) -> dict[str, Any]:
-        return admin.set_status(chain, customer_id, "banned")
+        return admin.set_status(chain, customer_id, "banned", body.reason if body else "")
 
     @app.post("/v1/admin/customers/{customer_id}/unban", dependencies=Admin)
     def unban(customer_id: str) -> dict[str, Any]:

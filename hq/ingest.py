@@ -62,6 +62,7 @@ Bump = Callable[[sqlite3.Connection, str, str, bool], object]  # Chain.bump's sh
 APPLIED: Verdict = ("applied", None)
 UNKNOWN_CUSTOMER: Verdict = ("flagged", "unknown customer")
 OVERSPENT: Verdict = ("flagged", "points overspent: balance below zero")
+HQ_OUTLET = "HQ"
 STATUS_IGNORED: Verdict = ("flagged", "outlets cannot change a customer's status; ignored")
 
 
@@ -363,9 +364,9 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
             verdict = _registered(bump, conn, event, body)
             known.add(body.customer_id)
         elif isinstance(body, CustomerStatusChanged):
-            verdict = STATUS_IGNORED
+            verdict = _status(bump, conn, event, body)
         elif isinstance(body, IdentifierStatusChanged):
-            verdict = _identifier_status(bump, conn, body)
+            verdict = _identifier_status(bump, conn, event, body)
         else:
             is_known = customer_id in known
             verdict = APPLIED if is_known else UNKNOWN_CUSTOMER
@@ -481,9 +482,9 @@ def _apply(chain: Chain, conn: sqlite3.Connection, event: Envelope, body: Body,
     if isinstance(body, CustomerRegistered):
         return _registered(bump, conn, event, body)
     if isinstance(body, CustomerStatusChanged):
-        return STATUS_IGNORED
+        return _status(bump, conn, event, body)
     if isinstance(body, IdentifierStatusChanged):
-        return _identifier_status(bump, conn, body)
+        return _identifier_status(bump, conn, event, body)
     customer_id = event.customer_id or ""
     known = _customer_exists(conn, customer_id)
     verdict: Verdict = APPLIED if known else UNKNOWN_CUSTOMER
@@ -530,12 +531,25 @@ def _customer_fact(conn: sqlite3.Connection, customer_id: str,
     return verdict
 
 
-def _identifier_status(bump: Bump, conn: sqlite3.Connection,
+def _status(bump: Bump, conn: sqlite3.Connection, event: Envelope,
+            body: CustomerStatusChanged) -> Verdict:
+    """Bans are HQ's own facts; an outlet cannot change a customer's status."""
+    if event.outlet_id != HQ_OUTLET:
+        return STATUS_IGNORED
+    conn.execute("UPDATE customers SET status = ? WHERE customer_id = ?",
+                 (body.status, body.customer_id))
+    bump(conn, "customer", body.customer_id, body.status == "banned")
+    return APPLIED
+
+
+def _identifier_status(bump: Bump, conn: sqlite3.Connection, event: Envelope,
                        body: IdentifierStatusChanged) -> Verdict:
-    row = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
+    row = conn.execute("SELECT customer_id, status FROM identifiers WHERE kind = ? AND value = ?",
                        (body.kind, body.value)).fetchone()
     if row is None:
         return "flagged", "unknown identifier"
+    if body.status == "active" and row[1] != "active" and event.outlet_id != HQ_OUTLET:
+        return "flagged", f"an outlet cannot make a {row[1]} {body.kind} active again; ignored"
     conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
                  (body.status, body.kind, body.value))
     bump(conn, "customer", row[0], body.status != "active")
@@ -578,7 +592,6 @@ def _move_stock(conn: sqlite3.Connection, outlet_id: str, sku: str, qty: int) ->
                  (outlet_id, sku, qty))
 
 
-HQ_OUTLET = "HQ"
 
 
 def record_hq_fact(chain: Chain, conn: sqlite3.Connection, body: Body) -> Event:
