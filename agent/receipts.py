@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from schema.errors import mask_card
+from schema.money import money as format_money
 
 WIDTH = 40
 
 
-def money(minor: int, decimals: int = 2) -> str:
-    sign = "-" if minor < 0 else ""
-    whole, frac = divmod(abs(minor), 10**decimals)
-    return f"{sign}{whole}.{frac:0{decimals}d}" if decimals else f"{sign}{whole}"
+def money(minor: int) -> str:
+    return format_money(minor, grouped=False)
 
 
 def pair(left: str, right: str) -> str:

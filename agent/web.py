@@ -30,6 +30,7 @@ from agent import customers, gifts
 from agent.status import outlet_status
 from schema import reports
 from schema.errors import InvalidRequest, LoyaltyError, NotFound, mask_card
+from schema.money import money as format_money
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -51,12 +52,8 @@ SECURITY_HEADERS = {
 
 
 def money(value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    v = int(value)
-    sign = "-" if v < 0 else ""
-    major, minor = divmod(abs(v), 100)
-    return f"{sign}{major:,}.{minor:02d}"
+    """Minor units as 1,234.56 (integers only, never a float)."""
+    return "" if value is None or value == "" else format_money(int(value))
 
 
 def when(value: Any) -> str:
@@ -64,17 +61,7 @@ def when(value: Any) -> str:
 
 
 def report_cell(column: reports.Column, value: Any) -> str:
-    if value is None:
-        return ""
-    if column.kind == "money" and isinstance(value, int):
-        return money(value)
-    if column.kind == "ratio" and isinstance(value, int):
-        sign = "-" if value < 0 else ""
-        major, minor = divmod(abs(value), 100)
-        return f"{sign}{major}.{minor:02d}"
-    if column.kind == "int" and isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+    return reports.cell(column, value)
 
 
 def display_name(row: Any) -> str:

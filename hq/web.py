@@ -43,6 +43,7 @@ from hq import admin, ingest, invoices, staff
 from hq.chain import Chain
 from schema import reports
 from schema.errors import InvalidRequest, LoyaltyError, NotFound, mask_card
+from schema.money import money as format_money
 
 HERE = Path(__file__).parent
 COOKIE = "loyalty_office"
@@ -57,12 +58,7 @@ MONEY_INPUT = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
 # --- formatting (shared by every template) ---------------------------------------------------
 def money(value: Any) -> str:
     """Minor units as 1,234.56 (integers only, never a float)."""
-    if value is None or value == "":
-        return ""
-    v = int(value)
-    sign = "-" if v < 0 else ""
-    major, minor = divmod(abs(v), 100)
-    return f"{sign}{major:,}.{minor:02d}"
+    return "" if value is None or value == "" else format_money(int(value))
 
 
 def when(value: Any) -> str:
@@ -73,17 +69,7 @@ def when(value: Any) -> str:
 
 
 def report_cell(column: reports.Column, value: Any) -> str:
-    if value is None:
-        return ""
-    if column.kind == "money" and isinstance(value, int):
-        return money(value)
-    if column.kind == "ratio" and isinstance(value, int):
-        sign = "-" if value < 0 else ""
-        major, minor = divmod(abs(value), 100)
-        return f"{sign}{major}.{minor:02d}"
-    if column.kind == "int" and isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+    return reports.cell(column, value)
 
 
 def display_name(row: Any) -> str:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from schema.errors import InvalidRequest, NotFound
+from schema.money import hundredths, money
 
 NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
          "points-liability", "gift-handouts")
@@ -437,7 +438,7 @@ def _frequency(ctx: _Ctx) -> Report:
         Column("net", "money")],
         dist, ("TOTAL", sum(r[1] for r in dist), receipts, net),
         [(f"buying customers: {active} of {everyone}; receipts per buying customer: "
-         f"{_fmt_ratio(_hundredths(receipts, active))}")])
+         f"{hundredths_text(_hundredths(receipts, active))}")])
 
 
 def _payment_discipline(ctx: _Ctx) -> Report:
@@ -583,25 +584,18 @@ _REPORTS: dict[str, tuple[Callable[[_Ctx], Report], int]] = {
 
 
 # --- rendering ----------------------------------------------------------------------------
-def _fmt_money(v: int) -> str:
-    sign = "-" if v < 0 else ""
-    major, minor = divmod(abs(v), 100)
-    return f"{sign}{major:,}.{minor:02d}"
+def hundredths_text(v: int) -> str:
+    return hundredths(v, grouped=False)
 
 
-def _fmt_ratio(v: int) -> str:
-    sign = "-" if v < 0 else ""
-    major, minor = divmod(abs(v), 100)
-    return f"{sign}{major}.{minor:02d}"
-
-
-def _cell(col: Column, v: Any, table: bool) -> str:
+def cell(col: Column, v: Any, table: bool = True) -> str:
+    """A report value as text: for a person (`table`) or for CSV (integers kept raw)."""
     if v is None:
         return ""
     if col.kind == "money" and isinstance(v, int):
-        return _fmt_money(v) if table else str(v)
+        return money(v) if table else str(v)
     if col.kind == "ratio" and isinstance(v, int):
-        return _fmt_ratio(v)
+        return hundredths(v, grouped=False)
     if col.kind == "int" and isinstance(v, int) and table:
         return f"{v:,}"
     return str(v)
@@ -621,7 +615,7 @@ def render_csv(report: Report) -> str:
         cells = list(row)
         for i in ratios:
             if isinstance(cells[i], int):
-                cells[i] = _fmt_ratio(cells[i])
+                cells[i] = hundredths_text(cells[i])
         out.writerow(cells)
     return buf.getvalue()
 
@@ -630,8 +624,8 @@ def render_table(report: Report) -> str:
     """A text table for a terminal: money with 2 decimals, a totals line, then notes."""
     cols = report.columns
     head = [c.label or c.name for c in cols]
-    body = [[_cell(c, v, True) for c, v in zip(cols, row, strict=True)] for row in report.rows]
-    foot = ([_cell(c, v, True) for c, v in zip(cols, report.totals, strict=True)]
+    body = [[cell(c, v, True) for c, v in zip(cols, row, strict=True)] for row in report.rows]
+    foot = ([cell(c, v, True) for c, v in zip(cols, report.totals, strict=True)]
             if report.totals else None)
     every = [head, *body, *([foot] if foot else [])]
     widths = [max(len(r[i]) for r in every) for i in range(len(cols))]
