@@ -49,6 +49,8 @@ def parse_barcode(text: str) -> Barcode:
         return Barcode(_ean(code, symbology), symbology)
     if not _CODE128.fullmatch(code) or (symbology == "code128" and "\x1d" in code):
         raise ParseError("barcode_garbled", "the code holds characters Code 128 cannot carry")
+    if not code.strip(" "):  # a scanner sending only spaces read nothing
+        raise ParseError("barcode_empty", "the scanner sent only spaces")
     return Barcode(code.strip(" "), symbology)
 
 

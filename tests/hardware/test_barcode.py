@@ -62,6 +62,12 @@ def test_check_digit_error_masks_the_number() -> None:
     assert "0018" in str(caught.value)
 
 
+def test_a_scan_of_only_spaces_is_an_empty_read_not_an_empty_code() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_barcode("   ")
+    assert caught.value.code == "barcode_empty"
+
+
 @given(st.binary(max_size=64))
 def test_random_bytes_give_a_code_or_a_parse_error(data: bytes) -> None:
     try:
