@@ -23,6 +23,7 @@ from schema.api import (
     CustomerIn,
     CustomerPatch,
     IdentifierIn,
+    IdentifierStatusIn,
     IdentifyIn,
     QuoteIn,
     RedemptionIn,
@@ -38,14 +39,6 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 class PinIn(Strict):
     pin: str = Field(pattern=r"^\d{4,8}$")
-
-
-class IdentifierStatusIn(Strict):
-    """A card blocked, lost or found again (in a chain, only HQ re-activates a card)."""
-
-    kind: str = Field(max_length=20)
-    value: str = Field(min_length=1, max_length=200)
-    status: str = Field(pattern=r"^(active|blocked|lost)$")
 
 
 class SmartcardIn(Strict):

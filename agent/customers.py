@@ -16,7 +16,13 @@ from agent import cardnumber, picture, pin, receipts
 from agent.replica import meta_in, set_meta
 from schema import tallystore
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
-from schema.customerstore import identifiers_of, profile_of, put_identifier, upsert_customer
+from schema.customerstore import (
+    display_name,
+    identifiers_of,
+    profile_of,
+    put_identifier,
+    upsert_customer,
+)
 from schema.errors import CustomerUnknown, Forbidden, InvalidRequest, PinInvalid, PinLocked
 from schema.events import (
     CustomerRegistered,
@@ -177,11 +183,6 @@ def search(outlet: Outlet, text: str, limit: int = 20) -> list[dict[str, Any]]:
         (needle, needle + "\uffff", f"% {needle}%", limit))
     return [dict(r) for r in rows]
 
-
-def display_name(row: sqlite3.Row | dict[str, Any]) -> str:
-    if row["kind"] == "organisation":
-        return str(row["name"])
-    return f"{row['given_name']} {row['surname']}"
 
 
 def statement(outlet: Outlet, customer_id: str) -> list[str]:

@@ -12,8 +12,9 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from agent import cardnumber
-from agent.customers import check_pin, display_name
+from agent.customers import check_pin
 from schema import tallystore
+from schema.customerstore import display_name
 from schema.errors import CardBanned, CardBlocked, CardLost, CardUnknown, mask_card
 from schema.events import VisitRecorded
 from sync import outbox

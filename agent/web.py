@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent import customers, gifts
 from agent.status import outlet_status
 from schema import reports
+from schema.customerstore import display_name
 from schema.errors import InvalidRequest, LoyaltyError, NotFound, mask_card
 from schema.money import money as format_money
 
@@ -64,11 +65,6 @@ def report_cell(column: reports.Column, value: Any) -> str:
     return reports.cell(column, value)
 
 
-def display_name(row: Any) -> str:
-    get = row.get if isinstance(row, dict) else (lambda k: row[k])
-    if get("kind") == "organisation":
-        return str(get("name") or "")
-    return f"{get('given_name') or ''} {get('surname') or ''}".strip()
 
 
 def picture_type(raw: bytes) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hq import admin, categories, credentials, feed, ingest, invoices, web
 from hq.chain import Chain
 from schema import httperrors
+from schema.api import IdentifierStatusIn
 from schema.sync import Hello, PullResponse, PushResponse
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
@@ -47,12 +48,6 @@ class RefreshIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     today: date
 
-
-class IdentifierStatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str = Field(max_length=20)
-    value: str = Field(min_length=1, max_length=200)
-    status: Literal["active", "blocked", "lost"]
 
 
 def create_app(chain: Chain) -> FastAPI:

@@ -9,6 +9,7 @@ entity change bumps its row in the compacted change log inside the caller's tran
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import uuid
@@ -103,7 +104,6 @@ class Chain:
 
     def put_master(self, conn: sqlite3.Connection, kind: str, doc: dict[str, Any]) -> str:
         key = key_of(kind, DOCS[kind].model_validate(doc))
-        import json
 
         conn.execute("INSERT INTO master (kind, key, data) VALUES (?, ?, ?) ON CONFLICT (kind, key) "
                      "DO UPDATE SET data = excluded.data", (kind, key, json.dumps(doc, sort_keys=True)))

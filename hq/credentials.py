@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 
@@ -29,7 +30,6 @@ def digest(token: str) -> str:
 
 def add_outlet(conn: sqlite3.Connection, outlet_id: str, card_range: int | None = None) -> tuple[str, int]:
     """Registers an outlet; returns its token and card range."""
-    import re
 
     if not re.match(OUTLET_ID, outlet_id) or outlet_id == "HQ":
         raise InvalidRequest("an outlet id is 1-40 letters, digits, _ or - (and not HQ)")

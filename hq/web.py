@@ -42,6 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hq import admin, ingest, invoices, staff
 from hq.chain import Chain
 from schema import reports
+from schema.customerstore import display_name
 from schema.errors import InvalidRequest, LoyaltyError, NotFound, mask_card
 from schema.money import money as format_money
 
@@ -72,11 +73,6 @@ def report_cell(column: reports.Column, value: Any) -> str:
     return reports.cell(column, value)
 
 
-def display_name(row: Any) -> str:
-    get = row.get if isinstance(row, dict) else (lambda k: row[k])
-    if get("kind") == "organisation":
-        return str(get("name") or "")
-    return f"{get('given_name') or ''} {get('surname') or ''}".strip()
 
 
 def environment(folder: Path) -> Environment:

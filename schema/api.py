@@ -77,6 +77,10 @@ class IdentifierIn(Strict):
 
 
 class IdentifierStatusIn(Strict):
+    """A card blocked, lost or found again (in a chain, only HQ re-activates a card)."""
+
+    kind: str = Field(max_length=20)
+    value: str = Field(min_length=1, max_length=200)
     status: Literal["active", "blocked", "lost"]
 
 
@@ -129,11 +133,4 @@ class RedemptionIn(Strict):
     card: str = Field(min_length=1, max_length=200)
     gift_sku: str = Field(min_length=1, max_length=64)
     qty: int = Field(1, gt=0, le=1000)
-    till_id: str | None = Field(None, max_length=40)
-
-
-class RepaymentIn(Strict):
-    card: str = Field(min_length=1, max_length=200)
-    amount: int = Field(gt=0, le=10**12)
-    invoice_id: str | None = Field(None, max_length=64)
     till_id: str | None = Field(None, max_length=40)

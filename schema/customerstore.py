@@ -19,6 +19,14 @@ from schema.events import Profile
 PROFILE_COLUMNS = [name for name in Profile.model_fields if name != "picture"]
 
 
+def display_name(row: Any) -> str:
+    """How a customer is addressed: an organisation's name, a person's given name and surname."""
+    get = row.get if isinstance(row, dict) else (lambda k: row[k])
+    if get("kind") == "organisation":
+        return str(get("name") or "")
+    return f"{get('given_name') or ''} {get('surname') or ''}".strip()
+
+
 def search_key(fields: dict[str, Any]) -> str:
     parts = (fields.get("surname"), fields.get("given_name"), fields.get("name"))
     return " ".join(p.lower() for p in parts if p)
