@@ -18,7 +18,6 @@ from pydantic import Field
 from agent import credit, customers, gifts, identification, sales, web
 from agent.outlet import Outlet
 from agent.status import outlet_status
-from schema import httperrors
 from schema.api import (
     CustomerIn,
     CustomerPatch,
@@ -31,6 +30,7 @@ from schema.api import (
     Strict,
 )
 from schema.errors import Unauthorized
+from web import httperrors
 
 POLL_SLICE_S = 0.5
 

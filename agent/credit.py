@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent import outbox
 from schema import tallystore
 from schema.errors import InvalidRequest, NotFound
 from schema.events import CreditRepaid, new_id
 from schema.ledger import tally_of
-from sync import outbox
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet

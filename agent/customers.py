@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import cardnumber, picture, pin, receipts
+from agent import cardnumber, outbox, picture, pin, receipts
 from agent.replica import meta_in, set_meta
 from schema import tallystore
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
@@ -34,7 +34,6 @@ from schema.events import (
     new_id,
     utc_now,
 )
-from sync import outbox
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet

@@ -18,7 +18,6 @@ from typing import Any
 
 import requests
 
-from agent import serving
 from agent.api import create_app
 from agent.cli import render_status
 from agent.config import ModemEntry
@@ -36,6 +35,7 @@ from sync.dialer import Dialer
 from sync.linesim import LineSimulator, Timing
 from sync.loop import RouterLoop
 from sync.router import RouterTransport
+from web import serving
 
 Out = Callable[[str], None]
 

@@ -13,7 +13,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import identification, receipts
+from agent import identification, outbox, receipts
 from schema import tallystore
 from schema.api import RedemptionIn
 from schema.errors import (
@@ -25,7 +25,6 @@ from schema.errors import (
 )
 from schema.events import GiftRedeemed, StockMoved, new_id
 from schema.ledger import tally_of
-from sync import outbox
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet

@@ -11,13 +11,12 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import cardnumber
+from agent import cardnumber, outbox
 from agent.customers import check_pin
 from schema import tallystore
 from schema.customerstore import display_name
 from schema.errors import CardBanned, CardBlocked, CardLost, CardUnknown, mask_card
 from schema.events import VisitRecorded
-from sync import outbox
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet

@@ -20,6 +20,7 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
+from agent import outbox
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
 from schema import tallystore
 from schema.customerstore import apply_entities, apply_entity, put_identifier, upsert_customer
@@ -34,7 +35,6 @@ from schema.events import (
 )
 from schema.ledger import Tally, tally_of
 from schema.sync import Change, Hello, PullResponse, PushResponse
-from sync import outbox
 from sync.client import EpochChanged
 
 if TYPE_CHECKING:

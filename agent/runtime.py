@@ -17,7 +17,6 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 
-from agent import serving
 from agent.api import create_app
 from agent.config import AgentConfig, ModemEntry
 from agent.outlet import Outlet
@@ -30,6 +29,7 @@ from sync.dialer import Dialer
 from sync.loop import RouterLoop
 from sync.modem import ModemSettings, ModemTransport
 from sync.router import RouterTransport
+from web import serving
 
 log = logging.getLogger(__name__)
 

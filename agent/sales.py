@@ -16,7 +16,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from agent import identification, pricing, receipts
+from agent import identification, outbox, pricing, receipts
 from schema import tallystore
 from schema.api import LineIn, QuoteIn, SaleIn
 from schema.errors import (
@@ -28,7 +28,6 @@ from schema.errors import (
 )
 from schema.events import Payment, SaleLine, SaleRecorded, new_id
 from schema.ledger import tally_of
-from sync import outbox
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet

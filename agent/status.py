@@ -11,8 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from agent import outbox
 from schema.database import Database
-from sync import outbox
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet

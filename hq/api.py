@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hq import admin, categories, credentials, feed, ingest, invoices, web
 from hq.chain import Chain
-from schema import httperrors
 from schema.api import IdentifierStatusIn
 from schema.sync import Hello, PullResponse, PushResponse
+from web import httperrors
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
 

@@ -40,10 +40,10 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
     def serve(db: str, host: str, port: int, modems: tuple[str, ...], modem_init: str,
               modem_guard: float) -> None:
         """Serve the sync and admin API (and answer modem calls with --modem)."""
-        from agent import serving
         from hq import schedule
         from hq.api import create_app
         from hq.modembank import LineSettings, ModemBank
+        from web import serving
 
         # Ingest allocates many short-lived objects: the default GC thresholds cost 15-20 %
         # of HQ's CPU per event (measured by bench/sync.py); collect less often.

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import requests
 
-from agent import serving, tills
+from agent import tills
 from agent.api import create_app
 from agent.outlet import Outlet
 from agent.tills import TillBoard
+from web import serving
 
 
 def read(n: int) -> dict[str, Any]:

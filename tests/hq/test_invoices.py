@@ -13,7 +13,6 @@ from agent import credit, customers, sales
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
-from agent.serving import Background
 from hq import credentials, ingest, invoices
 from hq.api import create_app
 from hq.chain import Chain
@@ -23,6 +22,7 @@ from schema.events import CustomerRegistered, Payment, Profile, SaleLine, SaleRe
 from schema.sync import PushRequest
 from sync.client import run_once
 from sync.router import RouterTransport
+from web.serving import Background
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """One sync pass (sync.client.run_once) with the real OutletReplica and a real HQ app.
 
-HQ runs in this process on uvicorn (agent.serving.Background) over its own SQLite file;
+HQ runs in this process on uvicorn (web.serving.Background) over its own SQLite file;
 the outlet is an in-process `Outlet` on another file; the link is the router transport.
 A counting wrapper around the transport shows how the pass cuts its exchanges.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent import customers, serving
+from agent import customers
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
@@ -27,6 +27,7 @@ from schema.sync import PullResponse, PushRequest, PushResponse
 from sync import client
 from sync.client import EpochChanged, run_once
 from sync.router import RouterTransport
+from web import serving
 
 
 @dataclass

@@ -74,11 +74,11 @@ def test_faulty_network_heals_to_one_truth(tmp_path: Path, seed: int) -> None:
 # --- each fault alone, on the router transport, against an in-process HQ ------------------
 @pytest.fixture
 def hq_behind_proxy(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from agent import serving
     from agent.programme import default_documents
     from hq import credentials
     from hq.api import create_app
     from hq.chain import Chain as HQChain
+    from web import serving
 
     chain = HQChain(tmp_path / "hq.db", seed=default_documents())
     with chain.db.write() as conn:

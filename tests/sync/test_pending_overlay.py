@@ -11,7 +11,6 @@ from agent import customers, gifts
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
-from agent.serving import Background
 from hq import admin, credentials
 from hq.api import create_app
 from hq.chain import Chain
@@ -19,6 +18,7 @@ from schema.api import CustomerIn
 from schema.errors import InvalidRequest
 from sync.client import PassReport, greet, pull_new, run_once
 from sync.router import RouterTransport
+from web.serving import Background
 
 
 def test_a_card_blocked_at_the_till_stays_blocked_when_an_older_hq_state_arrives(

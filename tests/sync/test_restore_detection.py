@@ -11,13 +11,13 @@ from agent import customers, sales
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
-from agent.serving import Background
 from hq import admin, credentials
 from hq.api import create_app
 from hq.chain import Chain
 from schema.api import CustomerIn, PaymentIn, QuoteIn, SaleIn
 from sync.client import run_once
 from sync.router import RouterTransport
+from web.serving import Background
 
 
 def sell(outlet: Outlet, card: str, key: str) -> None:

@@ -376,7 +376,7 @@ def test_the_agent_pages_refuse_anyone_but_loopback_even_with_the_till_token(
         tmp_path: Any) -> None:
     from agent.api import create_app
     from agent.outlet import Outlet
-    from agent.serving import Background
+    from web.serving import Background
 
     outlet = Outlet(tmp_path / "o.db", "W", card_range=9)
     server = Background(create_app(outlet, till_token="till-secret"), host="0.0.0.0")
