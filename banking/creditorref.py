@@ -30,6 +30,9 @@ def _expansion(text: str) -> int:
 
 
 def _checked_body(body: str) -> str:
+    if not body.isascii():  # before upper(): "ﬁ".upper() is "FI"
+        raise InvalidCreditorReference(
+            "a creditor reference holds only letters and digits (A-Z, 0-9)", body=body)
     body = body.upper()
     if not 1 <= len(body) <= MAX_BODY:
         raise InvalidCreditorReference(
@@ -65,8 +68,12 @@ def for_invoice(number: str) -> str:
 def validate(text: str) -> str:
     """The electronic form of `text`, or InvalidCreditorReference saying what is wrong.
     Spaces anywhere and lower case are accepted."""
-    compact = "".join(text.split()).upper()
     shown = text.strip()
+    if not shown.isascii():  # before upper(): "ﬁ".upper() is "FI"
+        raise InvalidCreditorReference(
+            f"{shown!r}: a creditor reference holds only letters and digits (A-Z, 0-9)",
+            reference=shown)
+    compact = "".join(text.split()).upper()
     if not compact:
         raise InvalidCreditorReference("a creditor reference is empty")
     if len(compact) <= 4:

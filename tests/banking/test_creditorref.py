@@ -79,7 +79,8 @@ def test_malformed_references_are_refused_with_what_is_wrong(text: str, why: str
     assert why in refused.value.message
 
 
-@pytest.mark.parametrize("number", ["", "---", "2026_000123", "2026-0001234567890123456789"])
+@pytest.mark.parametrize("number", ["", "---", "2026_000123", "2026-0001234567890123456789",
+                                    "2026-ﬁ"])
 def test_an_invoice_number_that_cannot_be_a_reference_is_refused(number: str) -> None:
     with pytest.raises(InvalidCreditorReference):
         creditorref.for_invoice(number)
@@ -149,3 +150,10 @@ def test_any_adjacent_transposition_fails_unless_both_spell_the_same_digits(body
 def test_the_transpositions_mod_97_cannot_see_validate() -> None:
     reference = creditorref.from_body("7B1")
     assert creditorref.is_valid(reference[:5] + "1B")
+
+
+def test_a_ligature_that_upper_cases_into_letters_is_not_a_reference() -> None:
+    # "ﬁ".upper() == "FI": without an ASCII check this would read as a valid reference
+    reference = creditorref.from_body("1234FI")
+    with pytest.raises(InvalidCreditorReference, match="letters and digits"):
+        creditorref.validate(reference[:-2] + "ﬁ")
