@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from banking import camt053
+from banking import camt053, mt940
 from banking.statement import Statement
 from schema.errors import InvalidStatement
 
@@ -29,7 +29,7 @@ def parse_statements(data: bytes) -> list[Statement]:
     if head.startswith(b"<"):
         return camt053.parse(data)
     if _MT940.match(head) or _MT940.search(head[:4096]):
-        raise InvalidStatement("MT940 statements are not read yet: ask the bank for camt.053")
+        return mt940.parse(data)
     raise InvalidStatement(
         "not a bank statement this system reads: expected an ISO 20022 camt.053 file (XML)"
         " or an MT940 file (:20:, :25:, :61: ... tags)")

@@ -181,29 +181,78 @@ def camt053(v: int = 8, entries: list[Ntry] | None = None, *, statements: list[s
 
 # --- MT940 -----------------------------------------------------------------------------
 
-MT940_SAMPLE = """\
-{1:F01COBADEFFAXXX0000000000}{2:O9400600260316COBADEFFAXXX00000000002603160600N}{4:
-:20:STARTUMS
-:25:DE89370400440532013000
-:28C:00074/001
-:60F:C260314EUR1000,00
-:61:2603150315CR1234,5NTRFNONREF//2026031500001
-:86:166?00SEPA-GUTSCHRIFT?109251?20EREF+E2E-INV-2026-000123?21SVWZ+RF46 2026 0001 2
-3?22Rechnung 2026-000123?30COBADEFFXXX?31DE02120300000000202051?32Jürgen Müller
-:61:2603150315C0,01NTRFNONREF//2026031500002
-:86:/EREF/NOTPROVIDED/REMI/USTD//Invoice 2026-000124 thank you/NAME/Ærøskøbing Café
-& Søn ApS/
-:61:2603150315D25,NCHGNONREF//2026031500004
-:86:Kontofuehrung 03/2026
-:61:2603150315RC50,00NRTINONREF//2026031500005
-:86:166?00RUECKUEBERWEISUNG?20EREF+E2E-RETURNED?32Jürgen Müller
-:61:2603150316RD7,50NTRFNONREF//2026031500006
-:86:Storno Lastschrift
-:61:2603150315C80,00NTRFNONREF
-:86:MUELLER JUERGEN
-:62F:C260315EUR2247,01
-:64:C260315EUR2247,01
--}"""
-"""The MT940 most tests read: a credit with the RF reference split over two :86: lines
-(structured German ?-fields), one cent with /NAME/-style details, a debit written `25,`, a
-reversal of a credit (RC) and of a debit (RD), a credit without a bank reference."""
+
+def wrap86(details: str) -> str:
+    """A :86: field as banks write it: cut every 65 characters, mid-word if need be."""
+    return "\n".join(details[i:i + 65] for i in range(0, len(details), 65))
+
+
+@dataclass
+class Line:
+    """One :61: statement line and its :86: details."""
+
+    mark: str  # C, D, RC, RD
+    amount: str  # as written, comma decimal: "1234,5", "25,"
+    details: str | None = None
+    bank_reference: str | None = None
+    value: str = "260315"
+    entry: str = "0315"
+    code: str = "NTRF"
+    funds: str = ""
+
+    def signed(self) -> Decimal:
+        value = Decimal(self.amount.replace(",", "."))
+        return value if self.mark in ("C", "RD") else -value
+
+    def text(self) -> str:
+        bank = f"//{self.bank_reference}" if self.bank_reference else ""
+        line = (f":61:{self.value}{self.entry}{self.mark}{self.funds}{self.amount}"
+                f"{self.code}NONREF{bank}")
+        return line + (f"\n:86:{wrap86(self.details)}" if self.details is not None else "")
+
+
+def sample_lines() -> list[Line]:
+    """The MT940 most tests read: German ?-structured details with the RF reference, a
+    /CODE/-structured one-cent credit with a non-ASCII name, a debit written `25,`, a
+    reversal of a credit (RC) and of a debit (RD), a credit without a bank reference, and a
+    credit with a structured creditor reference (/REMI/STRD/CUR/)."""
+    return [
+        Line("C", "1234,5", funds="R", bank_reference="2026031500001", details=(
+            "166?00SEPA-GUTSCHRIFT?109251?20EREF+E2E-INV-2026-000123?21SVWZ+RF46 2026 0001 23"
+            " Re?22chnung 2026-000123?30COBADEFFXXX?31DE02120300000000202051?32Jürgen Mülle"
+            "r")),
+        Line("C", "0,01", bank_reference="2026031500002", details=(
+            "/EREF/NOTPROVIDED/REMI/USTD//Invoice 2026-000124 thank you/NAME/Ærøskøbing Caf"
+            "é & Søn ApS/")),
+        Line("D", "25,", code="NCHG", bank_reference="2026031500004",
+             details="Kontofuehrung 03/2026"),
+        Line("RC", "50,00", code="NRTI", bank_reference="2026031500005",
+             details="166?00RUECKUEBERWEISUNG?20EREF+E2E-RETURNED?32Jürgen Müller"),
+        Line("RD", "7,50", bank_reference="2026031500006", details="Storno Lastschrift"),
+        Line("C", "80,00", entry="0316", details="MUELLER JUERGEN"),
+        Line("C", "100,00", bank_reference="2026031500007", details=(
+            "/EREF/E2E-7/REMI/STRD/CUR/RF18539007547034/NAME/Anna Svensson/")),
+    ]
+
+
+def mt940(lines: list[Line] | None = None, *, reference: str = "STARTUMS",
+          account: str = IBAN, number: str = "00074/001", opening: str = "1000,00",
+          currency: str = "EUR", closing: str | None = None) -> str:
+    """One MT940 statement (no envelope); join several with `envelope` or newlines."""
+    lines = sample_lines() if lines is None else lines
+    opened = Decimal(opening.replace(",", "."))
+    close = (Decimal(closing.replace(",", ".")) if closing is not None
+             else opened + sum((line.signed() for line in lines), Decimal(0)))
+    mark = "C" if close >= 0 else "D"
+    closed = f"{abs(close)}".replace(".", ",")
+    body = "\n".join(line.text() for line in lines)
+    return (f":20:{reference}\n:25:{account}\n:28C:{number}\n:60F:C260314{currency}{opening}\n"
+            + (body + "\n" if body else "")
+            + f":62F:{mark}260315{currency}{closed}\n:64:{mark}260315{currency}{closed}")
+
+
+def envelope(*statements: str) -> str:
+    """Each statement in its SWIFT FIN envelope, as a bank's file delivers them."""
+    return "\n".join(
+        "{1:F01COBADEFFAXXX0000000000}{2:O9400600260316COBADEFFAXXX00000000002603160600N}"
+        f"{{4:\n{statement}\n-}}" for statement in statements)
