@@ -107,6 +107,12 @@ class Entry(BaseModel):
         return f"{self.index}.{self.transaction}" if self.batch_size > 1 else str(self.index)
 
     @property
+    def statement_reference(self) -> str:
+        """What an invoice paid by this entry is stamped with: the statement and the bank's
+        reference (or the entry's position): `STMT-20260315-001 2026031500001`."""
+        return f"{self.statement_id} {self.bank_reference or f'entry {self.position}'}"
+
+    @property
     def mark(self) -> str:
         """MT940's debit/credit mark: C, D, RC (reversal of a credit: a debit), RD."""
         if self.reversal:

@@ -80,3 +80,10 @@ def test_two_entries_the_bank_gave_one_reference_get_distinct_identities() -> No
     identities = [e.identity for e in statement.entries]
     assert len(set(identities)) == 2
     assert identities == [e.identity for e in parse_statements(camt053(8, entries))[0].entries]
+
+
+def test_an_entry_names_itself_for_the_invoice_it_pays() -> None:
+    (statement,) = parse_statements(camt053(8))
+    first, last = statement.entries[0], statement.entries[-1]
+    assert first.statement_reference == "STMT-20260315-001 2026031500001"
+    assert last.statement_reference == "STMT-20260315-001 entry 6"
