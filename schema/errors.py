@@ -204,3 +204,20 @@ class ReadError(InvalidRequest):
 class ConfigError(LoyaltyError):
     code = "config_error"
     status = 500
+
+
+# --- banking --------------------------------------------------------------------------
+
+
+class InvalidStatement(InvalidRequest):
+    """A bank statement file that cannot be read as camt.053 or MT940: the message names
+    what is wrong and where (statement, entry, tag); nothing of the file is used."""
+
+    code = "invalid_statement"
+
+
+class InvalidCreditorReference(InvalidRequest):
+    """Not an ISO 11649 RF creditor reference: wrong shape or check digits that do not
+    match (a mistyped reference)."""
+
+    code = "invalid_creditor_reference"
