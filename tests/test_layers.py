@@ -2,15 +2,19 @@
 
 An arrow means "may import"; nothing imports a higher layer or a package beside it:
 
-    layer 0   schema, hardware   nothing of the project (and no web or CLI framework)
+    layer 0   schema, hardware   nothing of the project
     layer 1   sync, web          schema
     layer 2   agent              schema, sync, web, hardware
               hq                 schema, sync, web
     layer 3   loyalty            everything (the composition root); nobody imports it
 
+Below the services no web or CLI framework (fastapi, starlette, uvicorn, jinja2, click),
+except that web/ is where the shared HTTP plumbing uses the web ones.
+
 Every import counts wherever it is written: at module level, inside a function, or under
 `if TYPE_CHECKING:`. A function-level import hides a cycle from the interpreter, not from a
-reader or from mypy, so it is not a way out of one.
+reader or from mypy, so it is not a way out of one. (An `importlib` call is not seen: do not
+use one to get round this test.)
 
 Today's wrong-way imports that the composition root (`loyalty/`, work package WP3) removes
 are listed in PENDING_WP3, so this test holds the line everywhere else meanwhile; a listed
