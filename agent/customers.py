@@ -1,10 +1,13 @@
-"""Customers and their identifiers at the outlet: register, edit, look up, search, PINs.
+"""Customers and their identifiers at the outlet: register, edit, look up, search, set PINs.
 
 Every change is a fact in the outbox written in the same transaction as its local effect.
 Promises: a registered customer gets a club card number from this outlet's range; a
 picture is stored only if it is a PNG/JPEG of at most 300x300; a PIN only as a salted
-slow hash, locked after `pin.MAX_FAILURES` wrong tries. Must never: return or log a PIN
-or its hash, or give two customers the same identifier.
+slow hash, and setting one clears its lockout. An identifier is stored the way
+agent.identification looks it up (its `normalise`). Checking a PIN is part of identifying
+and lives there (`identification.check_pin`), so this module imports identification and
+never the other way round. Must never: return or log a PIN or its hash, or give two
+customers the same identifier.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from agent import cardnumber, outbox, picture, pin, receipts
+from agent.identification import normalise
 from agent.replica import meta_in, set_meta
 from schema import tallystore
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
@@ -23,7 +27,7 @@ from schema.customerstore import (
     put_identifier,
     upsert_customer,
 )
-from schema.errors import CustomerUnknown, Forbidden, InvalidRequest, PinInvalid, PinLocked
+from schema.errors import CustomerUnknown, Forbidden, InvalidRequest
 from schema.events import (
     CustomerRegistered,
     CustomerUpdated,
@@ -81,8 +85,6 @@ def update(outlet: Outlet, customer_id: str, patch: CustomerPatch) -> dict[str, 
 
 def _normalised(kind: str, value: str) -> str:
     """The identifier as `identification.resolve` looks it up (phone digits, room upper...)."""
-    from agent.identification import normalise  # identification imports this module
-
     value = normalise(kind, value)[1]
     if not value:
         raise InvalidRequest(f"this {kind} has nothing to identify by", kind=kind)
@@ -124,22 +126,6 @@ def set_pin(outlet: Outlet, customer_id: str, new_pin: str) -> None:
         conn.execute("UPDATE customers SET pin_hash = ?, pin_failures = 0 WHERE customer_id = ?",
                      (pin_hash, customer_id))
     outlet.committed()
-
-
-def check_pin(outlet: Outlet, customer_id: str, given: str) -> None:
-    """Verifies a PIN; counts failures and locks after MAX_FAILURES (reset by a new PIN)."""
-    row = outlet.db.one("SELECT pin_hash, pin_failures FROM customers WHERE customer_id = ?",
-                        (customer_id,))
-    if row is None or row["pin_hash"] is None:
-        return
-    if row["pin_failures"] >= pin.MAX_FAILURES:
-        raise PinLocked("PIN locked after repeated failures; set a new PIN at the desk")
-    ok = pin.verify(given, row["pin_hash"])
-    with outlet.db.write() as conn:
-        conn.execute("UPDATE customers SET pin_failures = ? WHERE customer_id = ?",
-                     (0 if ok else row["pin_failures"] + 1, customer_id))
-    if not ok:
-        raise PinInvalid("wrong PIN")
 
 
 def require_customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:

@@ -4,16 +4,19 @@ Promises: a redemption takes the points and the stock in one transaction togethe
 its fact (which is the hand-out's tax evidence), or refuses with `insufficient_points`,
 `out_of_stock`, `gift_unknown`; stock moves (receipts, transfers) are facts too. Must
 never: let stock go below zero, or hand out a gift twice for one Idempotency-Key.
+
+The stock itself (the count and a move as a fact) is agent.giftstock's, which the programme
+also uses for a fresh outlet's opening stock; this module adds the desk's rules on top.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from agent import identification, outbox, receipts
+from agent.giftstock import receive, stock_in
 from schema import tallystore
 from schema.api import RedemptionIn
 from schema.errors import (
@@ -23,28 +26,11 @@ from schema.errors import (
     InvalidRequest,
     OutOfStock,
 )
-from schema.events import GiftRedeemed, StockMoved, new_id
+from schema.events import GiftRedeemed, new_id
 from schema.ledger import tally_of
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
-
-
-def receive(conn: sqlite3.Connection, outlet_id: str, sku: str, qty: int, reason: str,
-            reference: str = "") -> None:
-    """Moves `qty` (negative: out) of a gift's stock at this outlet, as a fact."""
-    have = stock_in(conn, sku)
-    if have + qty < 0:
-        raise OutOfStock(f"only {have} in stock", gift=sku)
-    outbox.append(conn, outlet_id, StockMoved(gift_sku=sku, qty=qty, reason=reason,
-                                              reference=reference))
-    conn.execute("INSERT INTO gift_stock (gift_sku, qty) VALUES (?, ?) "
-                 "ON CONFLICT (gift_sku) DO UPDATE SET qty = qty + excluded.qty", (sku, qty))
-
-
-def stock_in(conn: sqlite3.Connection, sku: str) -> int:
-    row = conn.execute("SELECT qty FROM gift_stock WHERE gift_sku = ?", (sku,)).fetchone()
-    return 0 if row is None else int(row[0])
 
 
 def move_stock(outlet: Outlet, sku: str, qty: int, reason: str, reference: str = "") -> int:

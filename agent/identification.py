@@ -2,8 +2,13 @@
 
 Promises: an identifier resolves to exactly one customer or to a clear refusal —
 `card_unknown`, `card_banned` (customer banned), `card_blocked`, `card_lost` — never to a
-new customer. A successful identification at a till records a visit (a fact). Works from
-the local replica alone. Must never: log a full card number.
+new customer. A PIN, when given, is checked here (`check_pin`): wrong tries are counted and
+lock it after `pin.MAX_FAILURES` (agent.customers.set_pin sets a new one and clears the
+count). A successful identification at a till records a visit (a fact). Works from the
+local replica alone. Must never: log a full card number or a PIN.
+
+Below agent.customers: customers stores identifiers through `normalise`, and this module
+imports no other service module (only the outbox, cardnumber and pin, and Outlet as a type).
 """
 
 from __future__ import annotations
@@ -12,10 +17,18 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from agent import cardnumber, outbox
-from agent.customers import check_pin
+from agent import pin as pins
 from schema import tallystore
 from schema.customerstore import display_name
-from schema.errors import CardBanned, CardBlocked, CardLost, CardUnknown, mask_card
+from schema.errors import (
+    CardBanned,
+    CardBlocked,
+    CardLost,
+    CardUnknown,
+    PinInvalid,
+    PinLocked,
+    mask_card,
+)
 from schema.events import VisitRecorded
 
 if TYPE_CHECKING:
@@ -63,6 +76,22 @@ def resolve(conn: sqlite3.Connection, kind: str, value: str) -> sqlite3.Row:
     if customer["status"] == "banned":
         raise CardBanned("this customer is banned", card=masked)
     return customer
+
+
+def check_pin(outlet: Outlet, customer_id: str, given: str) -> None:
+    """Verifies a PIN; counts failures and locks after MAX_FAILURES (reset by a new PIN)."""
+    row = outlet.db.one("SELECT pin_hash, pin_failures FROM customers WHERE customer_id = ?",
+                        (customer_id,))
+    if row is None or row["pin_hash"] is None:
+        return
+    if row["pin_failures"] >= pins.MAX_FAILURES:
+        raise PinLocked("PIN locked after repeated failures; set a new PIN at the desk")
+    ok = pins.verify(given, row["pin_hash"])
+    with outlet.db.write() as conn:
+        conn.execute("UPDATE customers SET pin_failures = ? WHERE customer_id = ?",
+                     (0 if ok else row["pin_failures"] + 1, customer_id))
+    if not ok:
+        raise PinInvalid("wrong PIN")
 
 
 def identify(outlet: Outlet, kind: str, value: str, till_id: str | None = None,

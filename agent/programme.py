@@ -4,6 +4,9 @@ Promises: `Programme.load` reads the replica's master data once and gives pricin
 pure types, plus limits and gifts; a replica with no master data yet is seeded with the
 defaults (agent.defaults) so a fresh install already earns points. Reload after master
 data changes (the sync applies them and calls `Outlet.reload_programme`).
+
+An `Outlet` loads its programme, so this module imports no service module (they all take an
+`Outlet`): the sample gifts' opening stock goes through agent.giftstock, not agent.gifts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from agent import defaults, gifts
+from agent import defaults, giftstock
 from agent.pricing import Action, Category, PromotionCategory, Rules
 from agent.replica import master, put_master
 from schema.database import Database
@@ -84,5 +87,5 @@ def seed_defaults(conn: sqlite3.Connection, outlet_id: str) -> bool:
     for kind, doc in default_documents():
         put_master(conn, kind, key_of(kind, DOCS[kind].model_validate(doc)), doc)
     for g in defaults.default_rules().gifts:
-        gifts.receive(conn, outlet_id, g.sku, g.initial_stock, "receipt", "opening stock")
+        giftstock.receive(conn, outlet_id, g.sku, g.initial_stock, "receipt", "opening stock")
     return True

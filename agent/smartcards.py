@@ -1,5 +1,6 @@
 """Issuing a smart card at the reception desk: our loyalty applet personalised with the
-customer's club card number (hardware.loyaltycard), and its PIN if one is given.
+customer's club card number (hardware.loyaltycard's layout, written through a PC/SC reader by
+hardware.pcsc), and its PIN if one is given.
 
 Promises: only a blank card is written (a card already carrying a number is refused with
 `card_not_blank`); the PIN goes onto the card and, hashed, into the customer's record.
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent import customers
 from hardware.loyaltycard import CardError
-from hardware.loyaltycard import personalise as write_card
+from hardware.pcsc import personalise as write_card
 from schema.errors import Conflict, DeviceError, Forbidden, InvalidRequest, LoyaltyError, mask_card
 
 if TYPE_CHECKING:

@@ -18,7 +18,10 @@ Layout (ISO 7816-4 commands, short APDUs, CLA 00):
                     without one, or after VERIFY)
 
 Everything talks to a `CardChannel`: anything with pyscard's `transmit(apdu) -> (data,
-sw1, sw2)` (a pyscard CardConnection, or `hardware.pcsc.connect(...)`).
+sw1, sw2)` (a pyscard CardConnection, or `hardware.pcsc.connect(...)`). This module never
+opens a connection itself: it knows the card, not the readers. hardware.pcsc, which reads
+cards through it, opens the connection (`pcsc.personalise(reader, ...)` at the reception
+desk), so the arrow points one way, pcsc -> loyaltycard.
 
 Promises: a blank card reads as ParseError "card_blank", never as a number; personalise
 refuses a card that already holds a number unless told to overwrite. Must never: put a
@@ -28,7 +31,6 @@ card number or PIN in an exception message or a log line.
 from __future__ import annotations
 
 import re
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -137,8 +139,17 @@ def verify_pin(channel: CardChannel, pin: str) -> PinResult:
     return _pin_result(sw1, sw2)
 
 
+def check_personalisation(card_number: str, pin: str | None = None) -> bytes:
+    """The EF 0101 content for `card_number`; ValueError for a malformed number or PIN.
+    Nothing is sent to a card: a caller can refuse bad input before waiting for one."""
+    content = encode_card_number(card_number)
+    if pin is not None and not _PIN.fullmatch(pin):
+        raise ValueError("a PIN is 4-8 digits")
+    return content
+
+
 def personalise(
-    connection_or_reader: CardChannel | str,
+    channel: CardChannel,
     card_number: str,
     pin: str | None = None,
     *,
@@ -147,15 +158,12 @@ def personalise(
 ) -> None:
     """Write a card number (and set a PIN) on a blank loyalty card at the reception desk.
 
-    `connection_or_reader` is a CardChannel or a PC/SC reader name substring. A card that
-    already holds a number is refused (CardError card_not_blank) unless `overwrite`, which
-    needs `current_pin` when the card has a PIN.
+    A card that already holds a number is refused (CardError card_not_blank) unless
+    `overwrite`, which needs `current_pin` when the card has a PIN. For a card in a PC/SC
+    reader named by a substring, use `hardware.pcsc.personalise`.
     """
-    content = encode_card_number(card_number)
-    if pin is not None and not _PIN.fullmatch(pin):
-        raise ValueError("a PIN is 4-8 digits")
-    with _channel(connection_or_reader) as channel:
-        _write(channel, content, pin, overwrite, current_pin)
+    content = check_personalisation(card_number, pin)
+    _write(channel, content, pin, overwrite, current_pin)
 
 
 def _write(
@@ -206,11 +214,3 @@ def _ok(response: tuple[list[int], int, int], what: str) -> list[int]:
     if (sw1, sw2) != (0x90, 0x00):
         raise CardError("card_io", f"the card refused to {what} ({sw1:02X}{sw2:02X})")
     return list(data)
-
-
-def _channel(target: CardChannel | str) -> AbstractContextManager[CardChannel]:
-    if isinstance(target, str):
-        from hardware.pcsc import connect  # only the reception desk path needs pyscard
-
-        return connect(target)
-    return nullcontext(target)

@@ -15,8 +15,10 @@ the moment pcscd reports the card present. With no pcscd, or when it stops, the 
 reports "no_service" once and re-establishes its context with capped exponential back-off.
 
 Promises: never raises out of its thread, never blocks its caller, never logs a full card
-number or UID. `connect(substring)` gives the reception desk a channel to a card for
-hardware.loyaltycard.personalise.
+number or UID. `connect(substring)` gives a channel to the card in a reader, and
+`personalise(substring, ...)` writes our application's card number (and PIN) through it at
+the reception desk. This module imports hardware.loyaltycard (the card's layout), never the
+other way round: the layout knows channels, not readers.
 """
 
 from __future__ import annotations
@@ -111,6 +113,23 @@ def connect(reader_substring: str, timeout: float = 5.0) -> Iterator[ScardChanne
             yield channel
     finally:
         scard.SCardReleaseContext(context)
+
+
+def personalise(
+    reader_substring: str,
+    card_number: str,
+    pin: str | None = None,
+    *,
+    overwrite: bool = False,
+    current_pin: str | None = None,
+    timeout: float = 5.0,
+) -> None:
+    """hardware.loyaltycard.personalise on the card in the first matching reader holding one
+    (waits up to `timeout`). A malformed number or PIN is refused (ValueError) before that."""
+    loyaltycard.check_personalisation(card_number, pin)
+    with connect(reader_substring, timeout) as channel:
+        loyaltycard.personalise(channel, card_number, pin, overwrite=overwrite,
+                                current_pin=current_pin)
 
 
 def _reader_with_card(context: int, substring: str, timeout: float) -> str:

@@ -1,4 +1,4 @@
-"""PINs (agent.pin, customers.check_pin) and customer pictures (agent.picture), in process
+"""PINs (agent.pin, identification.check_pin) and customer pictures (agent.picture), in process
 and over HTTP against the real agent."""
 
 from __future__ import annotations
@@ -57,20 +57,20 @@ def test_a_corrupt_stored_hash_verifies_nothing(stored: str) -> None:
 def test_pin_locks_after_three_failures_and_a_new_pin_resets_it(outlet: Outlet) -> None:
     cid = customers.register(outlet, CustomerIn(kind="person", given_name="P", surname="In",
                                                 pin="2468"))["customer_id"]
-    customers.check_pin(outlet, cid, "2468")
+    identification.check_pin(outlet, cid, "2468")
     for _ in range(2):
         with pytest.raises(PinInvalid):
-            customers.check_pin(outlet, cid, "0000")
-    customers.check_pin(outlet, cid, "2468")  # a right PIN clears the count
+            identification.check_pin(outlet, cid, "0000")
+    identification.check_pin(outlet, cid, "2468")  # a right PIN clears the count
     for _ in range(pin.MAX_FAILURES):
         with pytest.raises(PinInvalid):
-            customers.check_pin(outlet, cid, "1111")
+            identification.check_pin(outlet, cid, "1111")
     with pytest.raises(PinLocked):
-        customers.check_pin(outlet, cid, "2468")  # locked: even the right PIN
+        identification.check_pin(outlet, cid, "2468")  # locked: even the right PIN
     customers.set_pin(outlet, cid, "97531")
     with pytest.raises(PinInvalid):
-        customers.check_pin(outlet, cid, "2468")
-    customers.check_pin(outlet, cid, "97531")
+        identification.check_pin(outlet, cid, "2468")
+    identification.check_pin(outlet, cid, "97531")
     assert outlet.db.scalar("SELECT pin_failures FROM customers WHERE customer_id = ?",
                             (cid,)) == 0
 
@@ -81,12 +81,12 @@ def test_pin_failures_survive_a_restart(tmp_path: Path) -> None:
                                               pin="2468"))["customer_id"]
     for _ in range(pin.MAX_FAILURES):
         with pytest.raises(PinInvalid):
-            customers.check_pin(shop, cid, "1111")
+            identification.check_pin(shop, cid, "1111")
     shop.close()
     shop = Outlet(tmp_path / "o.db")
     try:
         with pytest.raises(PinLocked):
-            customers.check_pin(shop, cid, "2468")
+            identification.check_pin(shop, cid, "2468")
     finally:
         shop.close()
 

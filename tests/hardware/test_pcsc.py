@@ -13,7 +13,7 @@ from hwdevices import Collector, Pcscd, reader_has_card, wait_for
 
 from hardware import loyaltycard
 from hardware.cardemulator import ContactlessCard, InsertedCard, LoyaltyCard, insert
-from hardware.pcsc import PcscWatcher, connect
+from hardware.pcsc import PcscWatcher, connect, personalise
 from hardware.reads import CardRead, DeviceError
 
 SLOT0, SLOT1 = "Virtual PCD 00 00", "Virtual PCD 00 01"
@@ -120,12 +120,19 @@ def test_personalise_a_blank_card_at_reception_then_read_it_at_the_till(
 ) -> None:
     card = LoyaltyCard()
     cards(card, slot=1)
-    loyaltycard.personalise(SLOT1, NUMBER, pin="4321")
+    personalise(SLOT1, NUMBER, pin="4321")
     assert (card.stored_number, card.pin) == (NUMBER, "4321")
     watch(SLOT0, "T1")
     cards(card, slot=0)  # the customer takes the new card to the till
     read = collector.next_read()
     assert (read.value, read.till) == (NUMBER, "T1")
+
+
+def test_personalise_refuses_a_malformed_pin_before_waiting_for_a_card() -> None:
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="PIN"):
+        personalise(SLOT1, NUMBER, pin="12", timeout=5.0)  # no card in SLOT1
+    assert time.monotonic() - started < 1.0
 
 
 def test_pin_verify_right_wrong_and_blocked_through_pcsc(cards) -> None:

@@ -121,7 +121,7 @@ def test_every_v1_fact_sale_and_hand_out_is_still_there(upgraded: Outlet) -> Non
 
 
 def test_v1_pins_identifiers_and_card_statuses_still_work(upgraded: Outlet) -> None:
-    customers.check_pin(upgraded, EXPECTED["pin"]["customer_id"], EXPECTED["pin"]["pin"])
+    identification.check_pin(upgraded, EXPECTED["pin"]["customer_id"], EXPECTED["pin"]["pin"])
     with pytest.raises(CardBlocked):
         identification.identify(upgraded, "card", EXPECTED["blocked_card"])
     dora = EXPECTED["people"]["dora"]["customer_id"]

@@ -33,7 +33,7 @@ from faultproxy import Ledger, check_files
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from agent import customers, gifts, sales
+from agent import customers, gifts, giftstock, sales
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
@@ -124,7 +124,7 @@ class ProtocolModel(RuleBasedStateMachine):
             client.run_once(self.replicas[outlet], SimNet(self, outlet, []))
         for outlet in OUTLETS:
             with self.outlets[outlet].db.write() as conn:
-                gifts.receive(conn, outlet, "GIFT-MUG", 100, "receipt")
+                giftstock.receive(conn, outlet, "GIFT-MUG", 100, "receipt")
 
     # --- local facts -------------------------------------------------------------------
     @rule(outlet=st.sampled_from(OUTLETS), category=st.sampled_from(["A", "C", "D"]))
