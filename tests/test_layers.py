@@ -35,15 +35,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-LAYER = {"schema": 0, "hardware": 0, "sync": 1, "web": 1, "agent": 2, "hq": 2, "loyalty": 3}
+LAYER = {"schema": 0, "hardware": 0, "sync": 1, "web": 1, "banking": 1, "agent": 2, "hq": 2,
+         "loyalty": 3}
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "schema": frozenset(),
     "hardware": frozenset(),
     "sync": frozenset({"schema"}),
     "web": frozenset({"schema"}),
+    "banking": frozenset({"schema"}),
     "agent": frozenset({"schema", "sync", "web", "hardware"}),
-    "hq": frozenset({"schema", "sync", "web"}),
-    "loyalty": frozenset({"schema", "hardware", "sync", "web", "agent", "hq"}),
+    "hq": frozenset({"schema", "sync", "web", "banking"}),
+    "loyalty": frozenset({"schema", "hardware", "sync", "web", "banking", "agent", "hq"}),
 }
 # Web and CLI frameworks belong to the services and the composition root. Below them only
 # web/ may serve HTTP (its error rendering and server runner), and nothing below renders a
@@ -55,6 +57,7 @@ FRAMEWORKS_ALLOWED: dict[str, frozenset[str]] = {
     "hardware": frozenset(),
     "sync": frozenset(),
     "web": frozenset({"fastapi", "starlette", "uvicorn", "jinja2"}),
+    "banking": frozenset(),
     "agent": FRAMEWORKS,
     "hq": FRAMEWORKS,
     "loyalty": FRAMEWORKS,
