@@ -34,6 +34,7 @@ from schema.events import (
     new_id,
     utc_now,
 )
+from schema.ledger import credit_available
 from sync import outbox
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ def profile(outlet: Outlet, customer_id: str) -> dict[str, Any]:
         "points_balance": tally.points_balance,
         "credit_balance": tally.credit_outstanding,
         "credit_limit": limit,
-        "credit_available": max(0, limit - tally.credit_outstanding),
+        "credit_available": credit_available(limit, tally.credit_outstanding),
         "statistics": tally.statistics(),
     }
 

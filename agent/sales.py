@@ -27,7 +27,7 @@ from schema.errors import (
     PaymentMismatch,
 )
 from schema.events import Payment, SaleLine, SaleRecorded, new_id
-from schema.ledger import tally_of
+from schema.ledger import credit_available, tally_of
 from sync import outbox
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def _check_credit(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Ro
         raise CreditBlocked("internal credit is blocked: an invoice is past its payment term")
     limit = outlet.credit_limit(customer["category"])
     owed = tallystore.load(conn, customer["customer_id"]).credit_outstanding
-    if owed + credit > limit:
+    if credit > credit_available(limit, owed):
         raise CreditLimitExceeded(
             f"internal credit limit {receipts.money(limit)}, owed {receipts.money(owed)}",
             credit_limit=limit, credit_outstanding=owed)

@@ -26,6 +26,7 @@ from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema.errors import InvalidRequest, NotFound
 from schema.events import CreditRepaid, new_id
+from schema.ledger import refuse_overpayment
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,11 @@ def pay_at_bank(chain: Chain, number: str, amount: int, reference: str) -> dict[
     if not reference.strip():
         raise InvalidRequest("a bank payment needs the bank statement reference")
     with chain.db.write() as conn:
-        row = conn.execute("SELECT invoice_id, customer_id FROM invoices WHERE number = ?",
-                           (number,)).fetchone()
+        row = conn.execute("SELECT invoice_id, customer_id, amount, paid_amount FROM invoices "
+                           "WHERE number = ?", (number,)).fetchone()
         if row is None:
             raise NotFound(f"no invoice {number}")
+        refuse_overpayment(number, row["amount"] - row["paid_amount"], amount)
         record_hq_fact(chain, conn, CreditRepaid(payment_id=new_id(), customer_id=row["customer_id"],
                                                  amount=amount, invoice_id=row["invoice_id"]))
         conn.execute("UPDATE invoices SET bank_reference = ? WHERE invoice_id = ?",
