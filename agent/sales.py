@@ -24,6 +24,7 @@ from schema.errors import (
     CreditBlocked,
     CreditLimitExceeded,
     IdempotencyConflict,
+    InvalidRequest,
     PaymentMismatch,
 )
 from schema.events import Payment, SaleLine, SaleRecorded, new_id
@@ -103,7 +104,8 @@ def sell(outlet: Outlet, body: SaleIn, key: str | None) -> tuple[dict[str, Any],
         held = outlet.quotes.get(body.quote_id)
         card, expected, priced = held.card, held.customer_id, held.priced
     else:
-        assert body.card is not None and body.lines is not None
+        if body.card is None or body.lines is None:  # SaleIn checks it; callers may not
+            raise InvalidRequest("quote_id: send a quote_id, or card and lines")
         with outlet.db.read() as conn:
             customer = identification.resolve(conn, "card", body.card)
         card, expected = body.card, customer["customer_id"]

@@ -369,6 +369,19 @@ def test_quote_id_unknown_is_refused(till: Till, agent_server: AgentProcess) -> 
     assert db_state(agent_server.db) == before
 
 
+@pytest.mark.parametrize("quote_id", ["", "   ", "\t"])
+def test_an_empty_quote_id_without_lines_is_invalid_request_naming_the_field(
+        till: Till, agent_server: AgentProcess, quote_id: str) -> None:
+    card = till.register()["card_number"]
+    before = db_state(agent_server.db)
+    for body in ({"quote_id": quote_id, "payments": [{"mode": "cash", "amount": 100}]},
+                 {"quote_id": quote_id, "card": card,
+                  "payments": [{"mode": "cash", "amount": 100}]}):
+        error = expect_error(till.post("/v1/sales", body), 422, "invalid_request")
+        assert "quote_id" in error["message"], error
+    assert db_state(agent_server.db) == before
+
+
 def test_idempotency_key_returns_the_same_sale_once(till: Till,
                                                      agent_server: AgentProcess) -> None:
     card = till.register()["card_number"]
