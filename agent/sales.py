@@ -29,6 +29,7 @@ from schema.errors import (
 )
 from schema.events import Payment, SaleLine, SaleRecorded, new_id
 from schema.ledger import credit_available, tally_of
+from schema.money import money
 from sync import outbox
 
 if TYPE_CHECKING:
@@ -112,7 +113,8 @@ def sell(outlet: Outlet, body: SaleIn, key: str | None) -> tuple[dict[str, Any],
         priced = price(outlet, customer, body.lines, body.order_promo, body.table)
     paid = sum(p.amount for p in body.payments)
     if paid != priced.total_net:
-        raise PaymentMismatch(f"payments add up to {paid}, the sale is {priced.total_net}",
+        raise PaymentMismatch(f"payments add up to {money(paid)}, the sale is "
+                              f"{money(priced.total_net)}",
                               total_net=priced.total_net, paid=paid)
     with outlet.db.write() as conn:
         replayed = _replay(conn, key, digest)
@@ -138,7 +140,7 @@ def _check_credit(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Ro
     owed = tallystore.load(conn, customer["customer_id"]).credit_outstanding
     if credit > credit_available(limit, owed):
         raise CreditLimitExceeded(
-            f"internal credit limit {receipts.money(limit)}, owed {receipts.money(owed)}",
+            f"internal credit limit {money(limit)}, owed {money(owed)}",
             credit_limit=limit, credit_outstanding=owed)
     outlet.check_offline_credit(conn, customer, credit)
 

@@ -270,3 +270,37 @@ def test_an_invoice_paid_at_two_tills_offline_is_flagged_at_hq_and_never_spendab
         server.stop()
         for outlet in outlets.values():
             outlet.close()
+
+
+def test_credit_refusals_at_the_till_show_money_as_money(chain: Chain, tmp_path: Path) -> None:
+    """Category A: credit limit 5,000.00, offline floor 500.00 of unconfirmed credit."""
+    from schema.errors import CreditLimitExceeded, OfflineLimitExceeded
+
+    with chain.db.write() as conn:
+        token, _ = credentials.add_outlet(conn, "DESK")
+    server = Background(create_app(chain), on_exit=chain.waiters.close)
+    outlet = Outlet(tmp_path / "desk.db", "DESK", chain=True)
+    replica, link = OutletReplica(outlet), RouterTransport(server.url, token)
+    try:
+        run_once(replica, link)
+        card = customers.register(outlet, CustomerIn(kind="person", given_name="A", surname="B",
+                                                     category="A"))["card_number"]
+        run_once(replica, link)
+
+        def credit_sale(unit_price: int) -> None:
+            quote = sales.quote(outlet, QuoteIn(card=card, lines=[
+                {"sku": "S", "name": "S", "qty": 1, "unit_price": unit_price}]))  # type: ignore[list-item]
+            sales.sell(outlet, SaleIn(quote_id=quote["quote_id"], payments=[
+                PaymentIn(mode="credit", amount=quote["total_net"])]), None)
+
+        with pytest.raises(OfflineLimitExceeded) as offline:
+            credit_sale(60_000)  # 540.00 after 10 % off
+        assert offline.value.message.startswith("540.00 of internal credit not yet confirmed "
+                                                "by HQ; this card's offline limit is 500.00")
+        with pytest.raises(CreditLimitExceeded) as over:
+            credit_sale(600_000)  # 5,400.00
+        assert over.value.message == "internal credit limit 5,000.00, owed 0.00"
+    finally:
+        link.close()
+        server.stop()
+        outlet.close()
