@@ -400,14 +400,7 @@ def _receipts(ctx: _Ctx) -> Report:
 def _frequency(ctx: _Ctx) -> Report:
     by_cat = ctx.f.by == "category"
     per_customer, params = _per_customer(ctx), _per_customer_params(ctx)
-    cwhere, cparams = [], []
-    if ctx.f.category:
-        cwhere.append("category = ?")
-        cparams.append(ctx.f.category)
-    if ctx.f.customer:
-        cwhere.append("customer_id = ?")
-        cparams.append(ctx.f.customer)
-    cw = (" WHERE " + " AND ".join(cwhere)) if cwhere else ""
+    cw, cparams = _customer_filter(ctx)
     if by_cat:
         rows = ctx.query(f"SELECT c.category, COUNT(*), SUM(a.n), SUM(a.t) FROM ({per_customer})"
                          f" a JOIN {ctx.customers()} ON c.customer_id = a.customer_id"
@@ -439,6 +432,18 @@ def _frequency(ctx: _Ctx) -> Report:
         dist, ("TOTAL", sum(r[1] for r in dist), receipts, net),
         [(f"buying customers: {active} of {everyone}; receipts per buying customer: "
          f"{hundredths_text(_hundredths(receipts, active))}")])
+
+
+def _customer_filter(ctx: _Ctx) -> tuple[str, list[Any]]:
+    """(WHERE clause, parameters) choosing the customers (table `customers`) in scope."""
+    where, params = [], []
+    if ctx.f.category:
+        where.append("category = ?")
+        params.append(ctx.f.category)
+    if ctx.f.customer:
+        where.append("customer_id = ?")
+        params.append(ctx.f.customer)
+    return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
 def _payment_discipline(ctx: _Ctx) -> Report:
@@ -548,19 +553,27 @@ def _points_liability(ctx: _Ctx) -> Report:
     by_cat = ctx.f.by == "category"
     join, where, params = ctx.scope("t", at=None, outlet=False, join_category=by_cat)
     key = "c.category" if by_cat else "'all'"
-    group = " GROUP BY 1 ORDER BY 1" if by_cat else ""
-    rows = ctx.query(
-        f"SELECT {key}, COUNT(*), SUM(t.points_earned > t.points_used), SUM(t.points_earned),"
+    group = " GROUP BY 1" if by_cat else ""
+    # customers: every customer of the database, whether or not it has a tally (HQ keeps
+    # none for a customer who never bought; an outlet keeps one for each) -- counted from
+    # `customers`, like HQ's home page and `loyalty status`; points: from the tallies
+    cw, cparams = _customer_filter(ctx)
+    counts = dict(ctx.query(f"SELECT {key}, COUNT(*) FROM"
+                            f" {ctx.customers()}{cw}{group}", cparams))
+    sums = {r[0]: tuple(v or 0 for v in r[1:]) for r in ctx.query(
+        f"SELECT {key}, SUM(t.points_earned > t.points_used), SUM(t.points_earned),"
         " SUM(t.points_used), SUM(t.points_earned - t.points_used),"
         " SUM(MIN(t.points_earned - t.points_used, 0))"
-        f" FROM customer_tally t{join}{where}{group}", params)
-    rows = [(r[0], *(v or 0 for v in r[1:])) for r in rows]
-    rows = [r for r in rows if r[1]]
+        f" FROM customer_tally t{join}{where}{group}", params)}
+    keys = sorted(k for k in set(counts) | set(sums) if counts.get(k) or any(sums.get(k, ())))
     if not by_cat:
-        rows = rows or [("all", 0, 0, 0, 0, 0, 0)]
+        keys = ["all"]
+    rows = [(k, counts.get(k, 0), *sums.get(k, (0, 0, 0, 0, 0))) for k in keys]
     totals = ("TOTAL", *(sum(r[i] for r in rows) for i in range(1, 7)))
-    notes = [("outstanding = points earned - points used, summed over every customer (negative "
-             "balances, i.e. overspent points awaiting repayment, included and shown apart)")]
+    notes = [("customers = every customer registered in this database, with or without "
+              "points (as HQ's home page counts them); outstanding = points earned - points "
+              "used, summed over every customer (negative balances, i.e. overspent points "
+              "awaiting repayment, included and shown apart)")]
     if not ctx.hq:
         notes.append("an outlet's figures are its view: HQ-confirmed balances plus its own "
                      "pending events")
@@ -578,7 +591,7 @@ _REPORTS: dict[str, tuple[Callable[[_Ctx], Report], int]] = {
     "frequency": (_frequency, 2),
     "payment-discipline": (_payment_discipline, 1),
     "gifts": (_gifts, 1),
-    "points-liability": (_points_liability, 1),
+    "points-liability": (_points_liability, 2),
     "gift-handouts": (_gift_handouts, 1),
 }
 
