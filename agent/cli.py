@@ -182,7 +182,7 @@ def report(name: str, db: str, fmt: str, **filters: Any) -> None:
 
     conn = reports.connect(db)
     try:
-        with Progress(f"report {name}") as progress:
+        with Progress(f"report {name}", unit="rows") as progress:
             result = reports.run(conn, name, reports.Filters(**filters), progress=progress.update)
     finally:
         conn.close()

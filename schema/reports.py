@@ -42,9 +42,12 @@ from schema.money import hundredths, money
 
 NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
          "points-liability", "gift-handouts")
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int], None]  # (rows read, rows in scope)
 PROGRESS_AFTER_S = 1.0  # short reports stay silent
 PROGRESS_EVERY_OPS = 100_000  # SQLite VM instructions between progress checks
+ROW_SAMPLE = 1024  # during a scan, one row in this many (by rowid) is counted in Python
+# the tables a report scans whose rows progress counts (rowid tables), by their alias
+_COUNTED = {"s": "sales", "r": "redemptions", "i": "invoices"}
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,35 @@ def kind_of(conn: sqlite3.Connection) -> str:
 
 # --- running ------------------------------------------------------------------------------
 class _Ctx:
-    """What every report needs: the connection, its kind, the checked filters, progress."""
+    """What every report needs: the connection, its kind, the checked filters, progress.
 
-    def __init__(self, conn: sqlite3.Connection, kind: str, f: Filters, steps: int,
+    Progress counts ROWS: the rows in scope of each table a step scans (sales, redemptions,
+    invoices) are counted first (an index-only COUNT), and the scan itself reports every
+    ROW_SAMPLE-th row it reads (a rowid test in its WHERE clause calls back into Python),
+    so a long report says how far it got out of a known total; the CLI adds the ETA."""
+
+    def __init__(self, conn: sqlite3.Connection, kind: str, f: Filters,
                  progress: ProgressFn | None) -> None:
         self.conn, self.kind, self.f = conn, kind, f
         self.lo, self.hi = _period(f)
-        self.steps, self.done = steps, 0
         self.progress = progress
         self.started = time.monotonic()
         self.last = 0.0
+        self.base = 0  # rows of the scans finished
+        self.seen = 0  # rows read by the scan running (sampled)
+        self.scan = 0  # rows in scope of the scan running
+        self.counting: tuple[str, list[Any]] | None = None  # COUNT(*) of the next scan
+        if progress is not None:
+            conn.create_function("_report_row", 1, self._row)
+
+    def _row(self, _rowid: int) -> int:
+        self.seen += ROW_SAMPLE
+        return 1
+
+    @property
+    def rows(self) -> tuple[int, int]:
+        """(rows read, rows in scope) so far."""
+        return self.base + min(self.seen, self.scan), self.base + self.scan
 
     @property
     def hq(self) -> bool:
@@ -134,24 +156,29 @@ class _Ctx:
 
     def _tick(self) -> int:
         now = time.monotonic()
-        if now - self.started >= PROGRESS_AFTER_S and now - self.last >= 0.25:
+        if now - self.started >= PROGRESS_AFTER_S and now - self.last >= 0.25 and self.scan:
             self.last = now
             assert self.progress is not None
-            self.progress(self.done, self.steps)
+            self.progress(*self.rows)
         return 0
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One step of the report: an aggregate query, reported as progress if it is long."""
+        counting, self.counting = self.counting, None
         if self.progress is not None:
+            if counting is not None:
+                self.scan = int(self.conn.execute(*counting).fetchone()[0])
+                self.seen = 0
             self.conn.set_progress_handler(self._tick, PROGRESS_EVERY_OPS)
         try:
             rows = [tuple(r) for r in self.conn.execute(sql, list(params)).fetchall()]
         finally:
             if self.progress is not None:
                 self.conn.set_progress_handler(None, 0)
-        self.done += 1
-        if self.progress is not None and time.monotonic() - self.started >= PROGRESS_AFTER_S:
-            self.progress(self.done, max(self.steps, self.done))
+        scanned, self.base, self.scan, self.seen = self.scan, self.base + self.scan, 0, 0
+        if (self.progress is not None and scanned
+                and time.monotonic() - self.started >= PROGRESS_AFTER_S):
+            self.progress(*self.rows)
         return rows
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
@@ -190,6 +217,11 @@ class _Ctx:
             where.append(f"{alias}.customer_id IN (SELECT customer_id FROM customers"
                          " WHERE category = ?)")
             params.append(self.f.category)
+        if self.progress is not None and alias in _COUNTED:  # the next query scans these
+            clause = (" WHERE " + " AND ".join(where)) if where else ""
+            self.counting = (f"SELECT COUNT(*) FROM {_COUNTED[alias]} {alias}{join}{clause}",
+                             list(params))
+            where.append(f"({alias}.rowid % {ROW_SAMPLE} != 0 OR _report_row({alias}.rowid))")
         return join, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
@@ -226,8 +258,8 @@ def run(conn: sqlite3.Connection, name: str, filters: Filters = Filters(),
         if own is None or own[0] != filters.outlet:
             raise InvalidRequest("an outlet's database holds only its own figures: "
                                  f"--outlet {filters.outlet} needs HQ's database")
-    builder, steps = _REPORTS[name]
-    ctx = _Ctx(conn, kind, filters, steps, progress)
+    builder = _REPORTS[name]
+    ctx = _Ctx(conn, kind, filters, progress)
     report = builder(ctx)
     report.notes[:0] = _describe(ctx)
     return report
@@ -584,15 +616,15 @@ def _points_liability(ctx: _Ctx) -> Report:
         rows, totals if by_cat else None, notes)
 
 
-_REPORTS: dict[str, tuple[Callable[[_Ctx], Report], int]] = {
-    "turnover": (_turnover, 1),
-    "discounts": (_discounts, 2),
-    "receipts": (_receipts, 2),
-    "frequency": (_frequency, 2),
-    "payment-discipline": (_payment_discipline, 1),
-    "gifts": (_gifts, 1),
-    "points-liability": (_points_liability, 2),
-    "gift-handouts": (_gift_handouts, 1),
+_REPORTS: dict[str, Callable[[_Ctx], Report]] = {
+    "turnover": _turnover,
+    "discounts": _discounts,
+    "receipts": _receipts,
+    "frequency": _frequency,
+    "payment-discipline": _payment_discipline,
+    "gifts": _gifts,
+    "points-liability": _points_liability,
+    "gift-handouts": _gift_handouts,
 }
 
 

@@ -394,14 +394,31 @@ def test_the_table_shows_money_with_two_decimals_and_a_total(hq_conn: sqlite3.Co
                                                [(-5,)])).splitlines()[3] == "-0.05"
 
 
-def test_progress_is_reported_for_long_reports(hq_conn: sqlite3.Connection,
+def test_progress_is_reported_for_long_reports(hq_world: HQWorld, hq_conn: sqlite3.Connection,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, int]] = []
     reports.run(hq_conn, "frequency", progress=lambda d, t: calls.append((d, t)))
     assert calls == []  # a short report stays silent
     monkeypatch.setattr(reports, "PROGRESS_AFTER_S", 0.0)
     reports.run(hq_conn, "frequency", progress=lambda d, t: calls.append((d, t)))
-    assert calls and calls[-1][0] == calls[-1][1] == 2
+    assert calls and calls[-1] == (len(hq_world.sales), len(hq_world.sales))  # rows, not steps
+
+
+def test_progress_counts_rows_read_out_of_the_rows_in_scope_during_the_scan(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = reports.run(hq_conn, "turnover", reports.Filters(**APRIL))
+    monkeypatch.setattr(reports, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(reports, "PROGRESS_EVERY_OPS", 20)  # the handler runs often...
+    monkeypatch.setattr(reports, "ROW_SAMPLE", 1)  # ...and every row is counted
+    calls: list[tuple[int, int]] = []
+    counted = reports.run(hq_conn, "turnover", reports.Filters(**APRIL),
+                          progress=lambda d, t: calls.append((d, t)))
+    assert counted.rows == plain.rows and counted.totals == plain.totals
+    april = len(hq_world.sales_where(lambda o, at, s: in_april(at)))
+    assert calls[-1] == (april, april)
+    assert all(0 <= done <= total == april for done, total in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)  # never goes back
+    assert any(0 < done < april for done, _ in calls), calls  # seen during the scan
 
 
 # --- the command line -------------------------------------------------------------------
