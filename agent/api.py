@@ -129,8 +129,12 @@ def create_app(outlet: Outlet, till_token: str | None = None,
         return answer
 
     @app.post("/v1/redemptions", status_code=201)
-    def redeem(body: RedemptionIn, key: IdempotencyKey = None) -> dict[str, Any]:
-        return gifts.redeem(outlet, body, key)
+    def redeem(body: RedemptionIn, response: Response,
+               key: IdempotencyKey = None) -> dict[str, Any]:
+        answer, fresh = gifts.redeem(outlet, body, key)
+        if not fresh:
+            response.headers["Idempotent-Replayed"] = "true"
+        return answer
 
     @app.get("/v1/customers/{customer_id}/statement")
     def statement(customer_id: str) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class LoyaltyGroup(click.Group):
 
 @click.group(cls=LoyaltyGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.version_option(package_name="loyalty", prog_name="loyalty",
+                      message="%(prog)s %(version)s", help="Print the installed version.")
 def main(verbose: bool) -> None:
     """Offline-first loyalty for retail and hospitality chains."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -180,7 +182,7 @@ def report(name: str, db: str, fmt: str, **filters: Any) -> None:
 
     conn = reports.connect(db)
     try:
-        with Progress(f"report {name}") as progress:
+        with Progress(f"report {name}", unit="rows") as progress:
             result = reports.run(conn, name, reports.Filters(**filters), progress=progress.update)
     finally:
         conn.close()

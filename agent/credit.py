@@ -3,7 +3,7 @@
 Promises: a payment is a `credit.repaid` fact naming the invoice, written with its local
 effects (the invoice's paid amount, the customer's outstanding credit) in one
 transaction; HQ marks the invoice paid when the fact arrives. Refuses a payment above
-what is still owed. Must never: take a payment for an invoice this outlet does not know.
+what is still owed (`overpayment`, schema.ledger.refuse_overpayment). Must never: take a payment for an invoice this outlet does not know.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from agent import outbox
 from schema import tallystore
-from schema.errors import InvalidRequest, NotFound
+from schema.errors import NotFound
 from schema.events import CreditRepaid, new_id
-from schema.ledger import tally_of
+from schema.ledger import refuse_overpayment, tally_of
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -32,8 +32,7 @@ def pay(outlet: Outlet, number: str, amount: int, till_id: str | None) -> dict[s
         if row is None:
             raise NotFound(f"no invoice {number} at this outlet (not yet synced?)")
         owed = row["amount"] - row["paid_amount"]
-        if amount > owed:
-            raise InvalidRequest(f"invoice {number} has {owed} left to pay", owed=owed)
+        refuse_overpayment(number, owed, amount)
         fact = CreditRepaid(payment_id=new_id(), customer_id=row["customer_id"], amount=amount,
                             invoice_id=row["invoice_id"])
         event = outbox.append(conn, outlet.outlet_id, fact)

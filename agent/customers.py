@@ -38,6 +38,7 @@ from schema.events import (
     new_id,
     utc_now,
 )
+from schema.ledger import credit_available
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -152,7 +153,7 @@ def profile(outlet: Outlet, customer_id: str) -> dict[str, Any]:
         "points_balance": tally.points_balance,
         "credit_balance": tally.credit_outstanding,
         "credit_limit": limit,
-        "credit_available": max(0, limit - tally.credit_outstanding),
+        "credit_available": credit_available(limit, tally.credit_outstanding),
         "statistics": tally.statistics(),
     }
 

@@ -54,7 +54,10 @@ def stock(outlet: Outlet) -> list[dict[str, Any]]:
             for g in outlet.programme.gifts.values()]
 
 
-def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None) -> dict[str, Any]:
+def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None
+           ) -> tuple[dict[str, Any], bool]:
+    """(the hand-out's answer, True if it was recorded now / False if replayed for the
+    same Idempotency-Key), like `agent.sales.sell`."""
     gift = outlet.programme.gifts.get(body.gift_sku)
     if gift is None:
         raise GiftUnknown("no such gift", gift=body.gift_sku)
@@ -67,7 +70,7 @@ def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None) -> d
             if done is not None:
                 if done["request_hash"] not in (None, digest):
                     raise IdempotencyConflict("this Idempotency-Key was used for another redemption")
-                return json.loads(done["response"])
+                return json.loads(done["response"]), False
         customer = identification.resolve(conn, "card", body.card)
         customer_id = customer["customer_id"]
         balance = tallystore.points_balance(conn, customer_id)
@@ -103,4 +106,4 @@ def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None) -> d
             (fact.redemption_id, idempotency_key, event.seq, customer_id, gift.sku, gift.name,
              body.qty, cost, body.till_id, event.at, json.dumps(answer), digest))
     outlet.committed()
-    return answer
+    return answer, True

@@ -19,6 +19,7 @@ from agent.quotes import QuoteBook
 from agent.replica import get_meta, meta_in, open_replica, set_meta
 from agent.tills import TillBoard
 from schema.errors import ConfigError, InvalidRequest, OfflineLimitExceeded
+from schema.money import money
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ class Outlet:
         charged = self._unconfirmed(conn, customer, "credit_charge", "amount")
         if charged + amount > floor:
             raise OfflineLimitExceeded(
-                f"{charged + amount} credit not yet confirmed by HQ; offline limit is {floor}",
+                f"{money(charged + amount)} of internal credit not yet confirmed by HQ; this "
+                f"card's offline limit is {money(floor)}: wait for the sync or ask HQ",
                 floor_credit=floor)
 
     def close(self) -> None:

@@ -24,10 +24,12 @@ from schema.errors import (
     CreditBlocked,
     CreditLimitExceeded,
     IdempotencyConflict,
+    InvalidRequest,
     PaymentMismatch,
 )
 from schema.events import Payment, SaleLine, SaleRecorded, new_id
-from schema.ledger import tally_of
+from schema.ledger import credit_available, tally_of
+from schema.money import money
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -102,14 +104,16 @@ def sell(outlet: Outlet, body: SaleIn, key: str | None) -> tuple[dict[str, Any],
         held = outlet.quotes.get(body.quote_id)
         card, expected, priced = held.card, held.customer_id, held.priced
     else:
-        assert body.card is not None and body.lines is not None
+        if body.card is None or body.lines is None:  # SaleIn checks it; callers may not
+            raise InvalidRequest("quote_id: send a quote_id, or card and lines")
         with outlet.db.read() as conn:
             customer = identification.resolve(conn, "card", body.card)
         card, expected = body.card, customer["customer_id"]
         priced = price(outlet, customer, body.lines, body.order_promo, body.table)
     paid = sum(p.amount for p in body.payments)
     if paid != priced.total_net:
-        raise PaymentMismatch(f"payments add up to {paid}, the sale is {priced.total_net}",
+        raise PaymentMismatch(f"payments add up to {money(paid)}, the sale is "
+                              f"{money(priced.total_net)}",
                               total_net=priced.total_net, paid=paid)
     with outlet.db.write() as conn:
         replayed = _replay(conn, key, digest)
@@ -133,9 +137,9 @@ def _check_credit(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Ro
         raise CreditBlocked("internal credit is blocked: an invoice is past its payment term")
     limit = outlet.credit_limit(customer["category"])
     owed = tallystore.load(conn, customer["customer_id"]).credit_outstanding
-    if owed + credit > limit:
+    if credit > credit_available(limit, owed):
         raise CreditLimitExceeded(
-            f"internal credit limit {receipts.money(limit)}, owed {receipts.money(owed)}",
+            f"internal credit limit {money(limit)}, owed {money(owed)}",
             credit_limit=limit, credit_outstanding=owed)
     outlet.check_offline_credit(conn, customer, credit)
 

@@ -311,14 +311,14 @@ def cases_for(customer: str) -> list[tuple[str, str, dict[str, Any], str, tuple[
          "FROM redemptions WHERE at >= '2024-01-01' AND at < '2025-01-01' "
          "GROUP BY gift_sku, outlet_id"), ()),
         ("points_liability", "points-liability", {},
-         ("SELECT COUNT(*), SUM(points_earned > points_used), SUM(points_earned), "
-         "SUM(points_used), SUM(points_earned - points_used), "
+         ("SELECT (SELECT COUNT(*) FROM customers), SUM(points_earned > points_used), "
+         "SUM(points_earned), SUM(points_used), SUM(points_earned - points_used), "
          "SUM(MIN(points_earned - points_used, 0)) FROM customer_tally"), ()),
         ("points_liability_by_category", "points-liability", {"by": "category"},
          ("SELECT c.category, COUNT(*), SUM(t.points_earned > t.points_used), "
          "SUM(t.points_earned), SUM(t.points_used), SUM(t.points_earned - t.points_used), "
-         f"SUM(MIN(t.points_earned - t.points_used, 0)) FROM customer_tally t JOIN {cust} "
-         "ON c.customer_id = t.customer_id GROUP BY 1"), ()),
+         f"SUM(MIN(t.points_earned - t.points_used, 0)) FROM {cust} LEFT JOIN customer_tally "
+         "t ON t.customer_id = c.customer_id GROUP BY 1"), ()),
     ]
 
 

@@ -15,7 +15,7 @@ from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema import tallystore
 from schema.customerstore import identifiers_of, profile_of
-from schema.errors import CustomerUnknown, InvalidRequest, NotFound
+from schema.errors import CustomerUnknown, InvalidRequest, NotFound, mask_card
 from schema.events import CustomerStatusChanged, CustomerUpdated, Profile
 from schema.masterdata import DOCS
 
@@ -25,6 +25,22 @@ def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
     if row is None:
         raise CustomerUnknown("no such customer at HQ", customer=customer_id)
     return row
+
+
+def resolve_customer(chain: Chain, text: str) -> str:
+    """The id of the customer named by `text`: a customer id, or one of the customer's
+    club card numbers (what an operator has at hand)."""
+    value = text.strip()
+    with chain.db.read() as conn:
+        if conn.execute("SELECT 1 FROM customers WHERE customer_id = ?", (value,)).fetchone():
+            return value
+        row = conn.execute("SELECT customer_id FROM identifiers WHERE kind = 'card' AND value = ?",
+                           (value,)).fetchone()
+    if row is None:
+        shown = mask_card(value) if value.isdigit() else value
+        raise CustomerUnknown(f"HQ has no customer with the id or club card number {shown}: "
+                              "check it, or search with GET /v1/admin/customers?q=NAME")
+    return str(row[0])
 
 
 def set_status(chain: Chain, customer_id: str, status: str, reason: str = "") -> dict[str, Any]:

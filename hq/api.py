@@ -24,6 +24,7 @@ from schema.sync import Hello, PullResponse, PushResponse
 from web import httperrors
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
+EXTERNAL_CHECK_S = 1.0  # how often a waiting pull looks for changes made by another process
 
 
 class BanIn(BaseModel):
@@ -71,6 +72,19 @@ def create_app(chain: Chain) -> FastAPI:
 
     Admin = [Depends(admin_only)]
 
+    async def changed_since(cursor: int, woken: asyncio.Future[None], wait: float) -> None:
+        """Until this process notifies a change, the change log moves past `cursor`, or
+        `wait` runs out. The log is looked at every EXTERNAL_CHECK_S because a `loyalty hq`
+        command (ban, unban, close-invoices) writes to the file from another process."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(woken), min(left, EXTERNAL_CHECK_S))
+            if woken.done() or await run_in_threadpool(
+                    chain.db.scalar, "SELECT COALESCE(MAX(seq), 0) > ? FROM changes", (cursor,)):
+                return
+
     @app.get("/v1/sync/hello")
     def hello(outlet_id: str = Depends(outlet)) -> Hello:
         return feed.hello(chain, outlet_id)
@@ -91,8 +105,7 @@ def create_app(chain: Chain) -> FastAPI:
         woken = chain.waiters.register() if wait > 0 else None
         page = await run_in_threadpool(feed.pull_json, chain, outlet_id, cursor, limit)
         if page.changes == 0 and woken is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken, wait)
+            await changed_since(cursor, woken, wait)
             page = await run_in_threadpool(feed.pull_json, chain, outlet_id, cursor, limit)
         return Response(content=page.body, media_type="application/json")
 

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
+from hq.invoices import business_day
 from schema.events import CustomerUpdated, Profile
 from schema.masterdata import CategoryRuleDoc
 
@@ -35,6 +36,7 @@ def target(turnover: int, ordered: list[CategoryRuleDoc]) -> str | None:
 
 
 def assign(chain: Chain, today: date) -> dict[str, int]:
+    business_day(today, "today")
     ordered = rules(chain)
     if not ordered:
         return {"changed": 0, "checked": 0}

@@ -103,24 +103,83 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         click.echo("admin token (store it safely; HQ keeps only its hash):")
         click.echo(token)
 
-    @hq.command()
-    @click.option("--db", required=True)
-    @click.argument("customer_id")
-    def ban(db: str, customer_id: str) -> None:
-        """Ban a customer everywhere."""
+    def set_status(db: str, customer: str, status: str, reason: str) -> None:
         from hq import admin
 
-        view = admin.set_status(chain(db), customer_id, "banned")
-        click.echo(f"{customer_id} is now {view['status']}")
+        the_chain = chain(db)
+        customer_id = admin.resolve_customer(the_chain, customer)
+        view = admin.set_status(the_chain, customer_id, status, reason)
+        click.echo(f"customer {customer_id} is now {view['status']}; every outlet gets it "
+                   "with its next pull")
 
     @hq.command()
     @click.option("--db", required=True)
-    @click.argument("customer_id")
-    def customer(db: str, customer_id: str) -> None:
-        """HQ's authoritative view of a customer."""
+    @click.option("--reason", default="", help="Why (kept with the fact in the ledger).")
+    @click.argument("customer")
+    def ban(db: str, customer: str, reason: str) -> None:
+        """Ban a customer everywhere (CUSTOMER: a customer id or a club card number)."""
+        set_status(db, customer, "banned", reason)
+
+    @hq.command()
+    @click.option("--db", required=True)
+    @click.option("--reason", default="", help="Why (kept with the fact in the ledger).")
+    @click.argument("customer")
+    def unban(db: str, customer: str, reason: str) -> None:
+        """Lift a ban everywhere (CUSTOMER: a customer id or a club card number)."""
+        set_status(db, customer, "approved", reason)
+
+    @hq.command()
+    @click.option("--db", required=True)
+    @click.argument("customer")
+    def customer(db: str, customer: str) -> None:
+        """HQ's authoritative view of a customer (a customer id or a club card number)."""
         from hq import admin
 
-        click.echo(json.dumps(admin.customer_view(chain(db), customer_id), indent=2))
+        the_chain = chain(db)
+        customer_id = admin.resolve_customer(the_chain, customer)
+        click.echo(json.dumps(admin.customer_view(the_chain, customer_id), indent=2))
+
+    @hq.command("close-invoices")
+    @click.option("--db", required=True)
+    @click.option("--period", metavar="YYYY-MM", help="The month to close [last month, UTC].")
+    @click.option("--issued-on", metavar="YYYY-MM-DD",
+                  help="The invoices' issue date; the payment term runs from it [today, UTC].")
+    def close_invoices(db: str, period: str | None, issued_on: str | None) -> None:
+        """Close an invoice period now, as HQ does on the 1st of each month (and as
+        POST /v1/admin/invoices/close does): one invoice per customer with credit
+        purchases in it, plus any earlier credit purchase that reached HQ late."""
+        from datetime import UTC, date, datetime, timedelta
+
+        from hq import invoices
+        from hq.schedule import previous_month
+        from schema.errors import InvalidRequest
+        from schema.money import money
+
+        today = datetime.now(UTC).date()
+        if period is None:
+            start, end = previous_month(today)
+        else:
+            try:
+                year, month = (int(part) for part in period.split("-"))
+                if len(period) != 7:
+                    raise ValueError(period)
+                start = invoices.business_day(date(year, month, 1), "period_from")
+            except ValueError:
+                raise InvalidRequest(f"--period: {period!r} is not a month: give YYYY-MM, "
+                                     "e.g. 2026-10") from None
+            end = (start + timedelta(days=32)).replace(day=1)
+        try:
+            issued = date.fromisoformat(issued_on) if issued_on else today
+        except ValueError:
+            raise InvalidRequest(f"--issued-on: {issued_on!r} is not a date: give YYYY-MM-DD")\
+                from None
+        made = invoices.close_period(chain(db), start, end, issued)
+        for m in made:
+            click.echo(f"{m['number']}  customer {m['customer_id']}  {money(m['amount'])}  "
+                       f"due {m['due_on']}  ({m['items']} credit purchases)")
+        last = (end - timedelta(days=1)).isoformat()
+        click.echo(f"closed {start.isoformat()}..{last}: {len(made)} invoice(s)" if made
+                   else f"no new invoices for {start.isoformat()}..{last}")
 
     @hq.command()
     @click.option("--db", required=True)

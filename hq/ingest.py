@@ -48,6 +48,7 @@ from schema.events import (
     utc_now,
 )
 from schema.ledger import Tally, tally_of
+from schema.money import money
 from schema.sync import ACCEPTED, EventResult, PushRequest, PushResponse
 from schema.typedpush import TypedEvent, TypedPushRequest
 
@@ -381,7 +382,8 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
                 stock[key] = stock.get(key, 0) - body.qty
             elif isinstance(body, CreditRepaid) and body.invoice_id:
                 via = "bank" if event.outlet_id == HQ_OUTLET else "till"
-                _pay_invoice(bump, conn, body.invoice_id, body.amount, event.at[:10], via, None)
+                verdict = _pay_invoice(bump, conn, body.invoice_id, body.amount, event.at[:10],
+                                       via, None) or verdict
             elif isinstance(body, StockMoved):
                 key = (event.outlet_id, body.gift_sku)
                 stock[key] = stock.get(key, 0) + body.qty
@@ -501,7 +503,8 @@ def _apply(chain: Chain, conn: sqlite3.Connection, event: Envelope, body: Body,
         _move_stock(conn, event.outlet_id, body.gift_sku, -body.qty)
     elif isinstance(body, CreditRepaid) and body.invoice_id:
         via = "bank" if event.outlet_id == HQ_OUTLET else "till"
-        _pay_invoice(bump, conn, body.invoice_id, body.amount, event.at[:10], via, None)
+        verdict = _pay_invoice(bump, conn, body.invoice_id, body.amount, event.at[:10], via,
+                               None) or verdict
     elif isinstance(body, StockMoved):
         _move_stock(conn, event.outlet_id, body.gift_sku, body.qty)
         return APPLIED
@@ -610,11 +613,16 @@ def record_hq_fact(chain: Chain, conn: sqlite3.Connection, body: Body) -> Event:
 
 
 def _pay_invoice(bump: Bump, conn: sqlite3.Connection, invoice_id: str, amount: int,
-                 paid_on: str, via: str, reference: str | None) -> None:
-    row = conn.execute("SELECT customer_id, amount, paid_amount FROM invoices "
+                 paid_on: str, via: str, reference: str | None) -> Verdict | None:
+    """Records a payment on the invoice; a flag when it pays more than was still owed
+    (two tills took the same invoice while offline): the fact stands (HQ never rejects
+    one), the invoice shows every payment received, and the excess is for staff to refund,
+    never credit to spend (schema.ledger.credit_available)."""
+    row = conn.execute("SELECT number, customer_id, amount, paid_amount FROM invoices "
                        "WHERE invoice_id = ?", (invoice_id,)).fetchone()
     if row is None:
-        return
+        return None
+    owed = max(row["amount"] - row["paid_amount"], 0)
     paid = row["paid_amount"] + amount
     conn.execute(
         "UPDATE invoices SET paid_amount = ?, paid_via = ?, bank_reference = COALESCE(?, bank_reference),"
@@ -623,6 +631,12 @@ def _pay_invoice(bump: Bump, conn: sqlite3.Connection, invoice_id: str, amount: 
         (paid, via, reference, paid, paid_on, paid, invoice_id))
     bump(conn, "invoice", invoice_id, False)
     lift_credit_block(bump, conn, row["customer_id"])
+    if amount > owed:
+        reason = (f"overpayment: invoice {row['number']} had {money(owed)} left to pay, "
+                  f"{money(amount)} was taken at the {via}; refund {money(amount - owed)} "
+                  "(it is not spendable credit)")
+        return ("flagged", reason)
+    return None
 
 
 def lift_credit_block(bump: Bump, conn: sqlite3.Connection, customer_id: str) -> None:

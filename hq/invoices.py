@@ -26,6 +26,19 @@ from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema.errors import InvalidRequest, NotFound
 from schema.events import CreditRepaid, new_id
+from schema.ledger import refuse_overpayment
+
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9000, 12, 31)
+
+
+def business_day(value: date, field: str) -> date:
+    """`value` when it is a day HQ can compute periods, terms and windows from; dates at
+    the ends of the calendar (0001-01-01 minus a grace period overflows) are the caller's
+    mistake: `invalid_request` naming the field (docs/backoffice.md)."""
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise InvalidRequest(f"{field}: {value.isoformat()} is out of range: give a date "
+                             f"from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,9 @@ def close_period(chain: Chain, period_from: date, period_to: date, issued_on: da
                  policy: Policy = Policy()) -> list[dict[str, Any]]:
     """Invoices every credit purchase before `period_to` that is on no invoice yet (those
     of the period, and any earlier ones that arrived late)."""
+    business_day(period_from, "period_from")
+    business_day(period_to, "period_to")
+    business_day(issued_on, "issued_on")
     if period_to <= period_from:
         raise InvalidRequest("a period ends after it starts")
     end = period_to.isoformat()
@@ -88,10 +104,11 @@ def pay_at_bank(chain: Chain, number: str, amount: int, reference: str) -> dict[
     if not reference.strip():
         raise InvalidRequest("a bank payment needs the bank statement reference")
     with chain.db.write() as conn:
-        row = conn.execute("SELECT invoice_id, customer_id FROM invoices WHERE number = ?",
-                           (number,)).fetchone()
+        row = conn.execute("SELECT invoice_id, customer_id, amount, paid_amount FROM invoices "
+                           "WHERE number = ?", (number,)).fetchone()
         if row is None:
             raise NotFound(f"no invoice {number}")
+        refuse_overpayment(number, row["amount"] - row["paid_amount"], amount)
         record_hq_fact(chain, conn, CreditRepaid(payment_id=new_id(), customer_id=row["customer_id"],
                                                  amount=amount, invoice_id=row["invoice_id"]))
         conn.execute("UPDATE invoices SET bank_reference = ? WHERE invoice_id = ?",
@@ -102,6 +119,7 @@ def pay_at_bank(chain: Chain, number: str, amount: int, reference: str) -> dict[
 
 def refresh(chain: Chain, today: date, policy: Policy = Policy()) -> dict[str, int]:
     """Moves unpaid invoices to overdue / past_term as of `today`; blocks credit past term."""
+    business_day(today, "today")
     overdue_from = today.isoformat()
     past_term_from = (today - timedelta(days=policy.grace_days)).isoformat()
     moved = {"overdue": 0, "past_term": 0}

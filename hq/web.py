@@ -23,7 +23,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import threading
 import time
@@ -43,8 +42,9 @@ from hq import admin, ingest, invoices, staff
 from hq.chain import Chain
 from schema import reports
 from schema.customerstore import display_name
-from schema.errors import InvalidRequest, LoyaltyError, NotFound, mask_card
+from schema.errors import InvalidRequest, LoyaltyError, NotFound, Overpayment, mask_card
 from schema.money import money as format_money
+from schema.money import parse_money
 
 HERE = Path(__file__).parent
 COOKIE = "loyalty_office"
@@ -53,7 +53,6 @@ STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 RECEIPTS_SHOWN = 50
 LOGIN_FAILURES = 5  # per username within LOGIN_WINDOW_S, then refused for the window
 LOGIN_WINDOW_S = 300
-MONEY_INPUT = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
 
 
 # --- formatting (shared by every template) ---------------------------------------------------
@@ -89,15 +88,6 @@ def picture_type(raw: bytes) -> str | None:
     if raw.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     return None
-
-
-def parse_money(text: str) -> int:
-    """'12.34' -> 1234 (decimal text to minor units, no floats)."""
-    text = text.strip().replace(",", "")
-    if not MONEY_INPUT.match(text):
-        raise InvalidRequest("an amount is like 123.45 (digits, a point, at most 2 decimals)")
-    major, _, minor = text.partition(".")
-    return int(major) * 100 + int((minor + "00")[:2])
 
 
 SECURITY_HEADERS = {
@@ -435,9 +425,9 @@ def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
                      amount: Annotated[str, Form(max_length=20)],
                      reference: Annotated[str, Form(max_length=100)]) -> Response:
         try:
-            invoices.pay_at_bank(chain, number, parse_money(amount), reference)
-        except InvalidRequest as exc:
-            return invoice_page(request, number, 422, error=exc.message)
+            invoices.pay_at_bank(chain, number, parse_money(amount, field="amount"), reference)
+        except (InvalidRequest, Overpayment) as exc:
+            return invoice_page(request, number, exc.status, error=f"{exc.message} [{exc.code}]")
         base = request.scope.get("root_path", "")
         return RedirectResponse(f"{base}/invoices/{quote(number)}?done=paid", status_code=303)
 

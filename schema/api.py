@@ -114,7 +114,7 @@ class PaymentIn(Strict):
 
 
 class SaleIn(Strict):
-    quote_id: str | None = Field(None, max_length=64)
+    quote_id: str | None = Field(None, min_length=1, max_length=64)
     card: str | None = Field(None, min_length=1, max_length=200)
     lines: list[LineIn] | None = Field(None, min_length=1, max_length=MAX_LINES)
     order_promo: str | None = Field(None, max_length=20)

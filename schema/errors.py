@@ -151,6 +151,13 @@ class OutOfStock(Conflict):
     code = "out_of_stock"
 
 
+class Overpayment(Conflict):
+    """A payment larger than what is still owed on the invoice (409: it conflicts with the
+    invoice as it stands; re-read what is left to pay). Nothing is recorded."""
+
+    code = "overpayment"
+
+
 class IdempotencyConflict(Conflict):
     """The same Idempotency-Key was sent with a different request body."""
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schema.errors import Overpayment
 from schema.events import (
     Body,
     CreditRepaid,
@@ -22,6 +23,7 @@ from schema.events import (
     GiftRedeemed,
     SaleRecorded,
 )
+from schema.money import money
 
 TOP_N = 10
 
@@ -200,6 +202,24 @@ def _sale_tally(sale: SaleRecorded, at: str) -> Tally:
         last_purchase_at=at,
         items=items,
     )
+
+
+# --- internal credit (docs/backoffice.md, "Payments") -------------------------------------
+def credit_available(limit: int, outstanding: int) -> int:
+    """What a customer may still charge to internal credit under `limit`. Credit paid
+    beyond what was owed (`outstanding` below zero: money the chain owes back) never adds
+    to it: it is refunded or settled by staff, never spent beyond the limit."""
+    return max(0, limit - max(outstanding, 0))
+
+
+def refuse_overpayment(number: str, owed: int, amount: int) -> None:
+    """A payment above what is still owed on invoice `number` is refused whole, at HQ (a
+    bank payment) and at a till alike; a part payment is fine."""
+    if amount > owed:
+        left = f"{money(owed)} is left to pay" if owed > 0 else "nothing is left to pay"
+        raise Overpayment(f"invoice {number}: {left}; a payment of {money(amount)} is more "
+                          "than that: take at most what is owed (a part payment is fine)",
+                          owed=max(owed, 0), amount=amount)
 
 
 def fold(events: Iterable[Event]) -> Tally:

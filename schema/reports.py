@@ -42,9 +42,12 @@ from schema.money import hundredths, money
 
 NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
          "points-liability", "gift-handouts")
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int], None]  # (rows read, rows in scope)
 PROGRESS_AFTER_S = 1.0  # short reports stay silent
 PROGRESS_EVERY_OPS = 100_000  # SQLite VM instructions between progress checks
+ROW_SAMPLE = 1024  # during a scan, one row in this many (by rowid) is counted in Python
+# the tables a report scans whose rows progress counts (rowid tables), by their alias
+_COUNTED = {"s": "sales", "r": "redemptions", "i": "invoices"}
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,35 @@ def kind_of(conn: sqlite3.Connection) -> str:
 
 # --- running ------------------------------------------------------------------------------
 class _Ctx:
-    """What every report needs: the connection, its kind, the checked filters, progress."""
+    """What every report needs: the connection, its kind, the checked filters, progress.
 
-    def __init__(self, conn: sqlite3.Connection, kind: str, f: Filters, steps: int,
+    Progress counts ROWS: the rows in scope of each table a step scans (sales, redemptions,
+    invoices) are counted first (an index-only COUNT), and the scan itself reports every
+    ROW_SAMPLE-th row it reads (a rowid test in its WHERE clause calls back into Python),
+    so a long report says how far it got out of a known total; the CLI adds the ETA."""
+
+    def __init__(self, conn: sqlite3.Connection, kind: str, f: Filters,
                  progress: ProgressFn | None) -> None:
         self.conn, self.kind, self.f = conn, kind, f
         self.lo, self.hi = _period(f)
-        self.steps, self.done = steps, 0
         self.progress = progress
         self.started = time.monotonic()
         self.last = 0.0
+        self.base = 0  # rows of the scans finished
+        self.seen = 0  # rows read by the scan running (sampled)
+        self.scan = 0  # rows in scope of the scan running
+        self.counting: tuple[str, list[Any]] | None = None  # COUNT(*) of the next scan
+        if progress is not None:
+            conn.create_function("_report_row", 1, self._row)
+
+    def _row(self, _rowid: int) -> int:
+        self.seen += ROW_SAMPLE
+        return 1
+
+    @property
+    def rows(self) -> tuple[int, int]:
+        """(rows read, rows in scope) so far."""
+        return self.base + min(self.seen, self.scan), self.base + self.scan
 
     @property
     def hq(self) -> bool:
@@ -134,24 +156,29 @@ class _Ctx:
 
     def _tick(self) -> int:
         now = time.monotonic()
-        if now - self.started >= PROGRESS_AFTER_S and now - self.last >= 0.25:
+        if now - self.started >= PROGRESS_AFTER_S and now - self.last >= 0.25 and self.scan:
             self.last = now
             assert self.progress is not None
-            self.progress(self.done, self.steps)
+            self.progress(*self.rows)
         return 0
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One step of the report: an aggregate query, reported as progress if it is long."""
+        counting, self.counting = self.counting, None
         if self.progress is not None:
+            if counting is not None:
+                self.scan = int(self.conn.execute(*counting).fetchone()[0])
+                self.seen = 0
             self.conn.set_progress_handler(self._tick, PROGRESS_EVERY_OPS)
         try:
             rows = [tuple(r) for r in self.conn.execute(sql, list(params)).fetchall()]
         finally:
             if self.progress is not None:
                 self.conn.set_progress_handler(None, 0)
-        self.done += 1
-        if self.progress is not None and time.monotonic() - self.started >= PROGRESS_AFTER_S:
-            self.progress(self.done, max(self.steps, self.done))
+        scanned, self.base, self.scan, self.seen = self.scan, self.base + self.scan, 0, 0
+        if (self.progress is not None and scanned
+                and time.monotonic() - self.started >= PROGRESS_AFTER_S):
+            self.progress(*self.rows)
         return rows
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
@@ -190,6 +217,11 @@ class _Ctx:
             where.append(f"{alias}.customer_id IN (SELECT customer_id FROM customers"
                          " WHERE category = ?)")
             params.append(self.f.category)
+        if self.progress is not None and alias in _COUNTED:  # the next query scans these
+            clause = (" WHERE " + " AND ".join(where)) if where else ""
+            self.counting = (f"SELECT COUNT(*) FROM {_COUNTED[alias]} {alias}{join}{clause}",
+                             list(params))
+            where.append(f"({alias}.rowid % {ROW_SAMPLE} != 0 OR _report_row({alias}.rowid))")
         return join, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
@@ -226,8 +258,8 @@ def run(conn: sqlite3.Connection, name: str, filters: Filters = Filters(),
         if own is None or own[0] != filters.outlet:
             raise InvalidRequest("an outlet's database holds only its own figures: "
                                  f"--outlet {filters.outlet} needs HQ's database")
-    builder, steps = _REPORTS[name]
-    ctx = _Ctx(conn, kind, filters, steps, progress)
+    builder = _REPORTS[name]
+    ctx = _Ctx(conn, kind, filters, progress)
     report = builder(ctx)
     report.notes[:0] = _describe(ctx)
     return report
@@ -400,14 +432,7 @@ def _receipts(ctx: _Ctx) -> Report:
 def _frequency(ctx: _Ctx) -> Report:
     by_cat = ctx.f.by == "category"
     per_customer, params = _per_customer(ctx), _per_customer_params(ctx)
-    cwhere, cparams = [], []
-    if ctx.f.category:
-        cwhere.append("category = ?")
-        cparams.append(ctx.f.category)
-    if ctx.f.customer:
-        cwhere.append("customer_id = ?")
-        cparams.append(ctx.f.customer)
-    cw = (" WHERE " + " AND ".join(cwhere)) if cwhere else ""
+    cw, cparams = _customer_filter(ctx)
     if by_cat:
         rows = ctx.query(f"SELECT c.category, COUNT(*), SUM(a.n), SUM(a.t) FROM ({per_customer})"
                          f" a JOIN {ctx.customers()} ON c.customer_id = a.customer_id"
@@ -439,6 +464,18 @@ def _frequency(ctx: _Ctx) -> Report:
         dist, ("TOTAL", sum(r[1] for r in dist), receipts, net),
         [(f"buying customers: {active} of {everyone}; receipts per buying customer: "
          f"{hundredths_text(_hundredths(receipts, active))}")])
+
+
+def _customer_filter(ctx: _Ctx) -> tuple[str, list[Any]]:
+    """(WHERE clause, parameters) choosing the customers (table `customers`) in scope."""
+    where, params = [], []
+    if ctx.f.category:
+        where.append("category = ?")
+        params.append(ctx.f.category)
+    if ctx.f.customer:
+        where.append("customer_id = ?")
+        params.append(ctx.f.customer)
+    return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
 def _payment_discipline(ctx: _Ctx) -> Report:
@@ -548,19 +585,27 @@ def _points_liability(ctx: _Ctx) -> Report:
     by_cat = ctx.f.by == "category"
     join, where, params = ctx.scope("t", at=None, outlet=False, join_category=by_cat)
     key = "c.category" if by_cat else "'all'"
-    group = " GROUP BY 1 ORDER BY 1" if by_cat else ""
-    rows = ctx.query(
-        f"SELECT {key}, COUNT(*), SUM(t.points_earned > t.points_used), SUM(t.points_earned),"
+    group = " GROUP BY 1" if by_cat else ""
+    # customers: every customer of the database, whether or not it has a tally (HQ keeps
+    # none for a customer who never bought; an outlet keeps one for each) -- counted from
+    # `customers`, like HQ's home page and `loyalty status`; points: from the tallies
+    cw, cparams = _customer_filter(ctx)
+    counts = dict(ctx.query(f"SELECT {key}, COUNT(*) FROM"
+                            f" {ctx.customers()}{cw}{group}", cparams))
+    sums = {r[0]: tuple(v or 0 for v in r[1:]) for r in ctx.query(
+        f"SELECT {key}, SUM(t.points_earned > t.points_used), SUM(t.points_earned),"
         " SUM(t.points_used), SUM(t.points_earned - t.points_used),"
         " SUM(MIN(t.points_earned - t.points_used, 0))"
-        f" FROM customer_tally t{join}{where}{group}", params)
-    rows = [(r[0], *(v or 0 for v in r[1:])) for r in rows]
-    rows = [r for r in rows if r[1]]
+        f" FROM customer_tally t{join}{where}{group}", params)}
+    keys = sorted(k for k in set(counts) | set(sums) if counts.get(k) or any(sums.get(k, ())))
     if not by_cat:
-        rows = rows or [("all", 0, 0, 0, 0, 0, 0)]
+        keys = ["all"]
+    rows = [(k, counts.get(k, 0), *sums.get(k, (0, 0, 0, 0, 0))) for k in keys]
     totals = ("TOTAL", *(sum(r[i] for r in rows) for i in range(1, 7)))
-    notes = [("outstanding = points earned - points used, summed over every customer (negative "
-             "balances, i.e. overspent points awaiting repayment, included and shown apart)")]
+    notes = [("customers = every customer registered in this database, with or without "
+              "points (as HQ's home page counts them); outstanding = points earned - points "
+              "used, summed over every customer (negative balances, i.e. overspent points "
+              "awaiting repayment, included and shown apart)")]
     if not ctx.hq:
         notes.append("an outlet's figures are its view: HQ-confirmed balances plus its own "
                      "pending events")
@@ -571,15 +616,15 @@ def _points_liability(ctx: _Ctx) -> Report:
         rows, totals if by_cat else None, notes)
 
 
-_REPORTS: dict[str, tuple[Callable[[_Ctx], Report], int]] = {
-    "turnover": (_turnover, 1),
-    "discounts": (_discounts, 2),
-    "receipts": (_receipts, 2),
-    "frequency": (_frequency, 2),
-    "payment-discipline": (_payment_discipline, 1),
-    "gifts": (_gifts, 1),
-    "points-liability": (_points_liability, 1),
-    "gift-handouts": (_gift_handouts, 1),
+_REPORTS: dict[str, Callable[[_Ctx], Report]] = {
+    "turnover": _turnover,
+    "discounts": _discounts,
+    "receipts": _receipts,
+    "frequency": _frequency,
+    "payment-discipline": _payment_discipline,
+    "gifts": _gifts,
+    "points-liability": _points_liability,
+    "gift-handouts": _gift_handouts,
 }
 
 

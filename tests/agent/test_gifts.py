@@ -26,8 +26,10 @@ def rich_customer(outlet: Any) -> str:
 def test_reusing_a_redemption_key_for_another_gift_is_a_conflict_and_hands_out_nothing(
         outlet: Any) -> None:
     card = rich_customer(outlet)
-    first = gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), "desk-1")
-    assert gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), "desk-1") == first
+    first, fresh = gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), "desk-1")
+    assert fresh
+    assert gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), "desk-1") == (
+        first, False)
     stock_before = {g["sku"]: g["stock"] for g in gifts.stock(outlet)}
     with pytest.raises(IdempotencyConflict):
         gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-TOTE"), "desk-1")

@@ -369,6 +369,19 @@ def test_quote_id_unknown_is_refused(till: Till, agent_server: AgentProcess) -> 
     assert db_state(agent_server.db) == before
 
 
+@pytest.mark.parametrize("quote_id", ["", "   ", "\t"])
+def test_an_empty_quote_id_without_lines_is_invalid_request_naming_the_field(
+        till: Till, agent_server: AgentProcess, quote_id: str) -> None:
+    card = till.register()["card_number"]
+    before = db_state(agent_server.db)
+    for body in ({"quote_id": quote_id, "payments": [{"mode": "cash", "amount": 100}]},
+                 {"quote_id": quote_id, "card": card,
+                  "payments": [{"mode": "cash", "amount": 100}]}):
+        error = expect_error(till.post("/v1/sales", body), 422, "invalid_request")
+        assert "quote_id" in error["message"], error
+    assert db_state(agent_server.db) == before
+
+
 def test_idempotency_key_returns_the_same_sale_once(till: Till,
                                                      agent_server: AgentProcess) -> None:
     card = till.register()["card_number"]
@@ -432,8 +445,12 @@ def test_payments_not_adding_up_are_payment_mismatch(till: Till,
     total = till.quote(card, lines)["total_net"]
     before = db_state(agent_server.db)
     for paid in (total - 1, total + 1, 0):
-        expect_error(till.sell(card, lines, payments=[{"mode": "cash", "amount": paid}],
-                               key=str(uuid.uuid4())), 422, "payment_mismatch")
+        error = expect_error(till.sell(card, lines, payments=[{"mode": "cash", "amount": paid}],
+                                       key=str(uuid.uuid4())), 422, "payment_mismatch")
+        # money as money, as on the receipt (not cents without a unit)
+        assert error["message"] == (f"payments add up to {paid // 100}.{paid % 100:02d}, "
+                                    f"the sale is {total // 100}.{total % 100:02d}"), error
+        assert error["context"] == {"total_net": total, "paid": paid}
     assert db_state(agent_server.db) == before
 
 
@@ -568,8 +585,10 @@ def test_redemption_takes_points_and_stock_together(till: Till,
     stock = {g["sku"]: g for g in till.ok("GET", "/v1/gifts")}
     before = db_state(agent_server.db)
     key = str(uuid.uuid4())
-    gift = till.ok("POST", "/v1/redemptions", 201, headers={"Idempotency-Key": key},
-                   json={"card": card, "gift_sku": "GIFT-TOTE", "qty": 1, "till_id": "T1"})
+    first = till.post("/v1/redemptions", headers={"Idempotency-Key": key},
+                      json={"card": card, "gift_sku": "GIFT-TOTE", "qty": 1, "till_id": "T1"})
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    gift = first.json()
     assert gift["points_spent"] == stock["GIFT-TOTE"]["points_cost"] == 800
     assert gift["points_balance"] == balance - 800
     assert_receipt(gift["receipt_lines"], card)
@@ -579,10 +598,11 @@ def test_redemption_takes_points_and_stock_together(till: Till,
     assert after["redemptions"] == before["redemptions"] + 1
     assert after["outbox"] == before["outbox"] + 1
     assert outbox_events(agent_server)[-1]["type"] == "gift.redeemed"
-    # the same key again hands out nothing more
-    again = till.ok("POST", "/v1/redemptions", 201, headers={"Idempotency-Key": key},
-                    json={"card": card, "gift_sku": "GIFT-TOTE", "qty": 1, "till_id": "T1"})
-    assert again["redemption_id"] == gift["redemption_id"]
+    # the same key again hands out nothing more, and says it is a replay, as a sale does
+    again = till.post("/v1/redemptions", headers={"Idempotency-Key": key},
+                      json={"card": card, "gift_sku": "GIFT-TOTE", "qty": 1, "till_id": "T1"})
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == gift
     assert db_state(agent_server.db) == after
 
 

@@ -186,6 +186,30 @@ def test_ban_at_hq_is_refused_at_both_outlets(chain: ChainRig) -> None:
     assert chain.hq.customer(cid)["status"] == "banned"
 
 
+def test_ban_and_unban_on_the_command_line_by_card_number_reach_an_outlet(
+        chain: ChainRig) -> None:
+    """`loyalty hq ban|unban --db hq.db CARD` beside the running HQ: HQ facts like the
+    admin API's, reaching the outlet's till within seconds (HQ's waiting pulls look for
+    changes made by another process every second)."""
+    a = chain.outlets["A"]
+    issued = register(a)
+    card, cid = issued["card_number"], issued["customer_id"]
+    until(lambda: chain.hq.admin("GET", f"/v1/admin/customers/{cid}", None).status_code == 200,
+          10, what="HQ knows the customer")
+    start = time.monotonic()
+    done = cli("hq", "ban", "--db", str(chain.hq.db), card, "--reason", "fraud")
+    assert done.returncode == 0, done.stderr
+    until(lambda: a.identify(card).status_code == 403, 10, every=0.05, what="ban at A")
+    expect_error(a.identify(card), 403, "card_banned")
+    banned_after = time.monotonic() - start
+    done = cli("hq", "unban", "--db", str(chain.hq.db), card)
+    assert done.returncode == 0, done.stderr
+    until(lambda: a.identify(card).status_code == 200, 10, every=0.05, what="unban at A")
+    print(f"\nCLI ban -> refused at A {banned_after:.2f}s; "
+          f"unban -> accepted {time.monotonic() - start - banned_after:.2f}s")
+    assert chain.hq.customer(cid)["status"] == "approved"
+
+
 def test_card_blocked_at_hq_is_refused_at_both_outlets(chain: ChainRig) -> None:
     a, b = chain.outlets["A"], chain.outlets["B"]
     issued = register(a)

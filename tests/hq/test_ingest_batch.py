@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hq import credentials, ingest
@@ -54,6 +54,7 @@ from schema.sync import PushRequest, PushResponse
 OUTLET = "X"
 CUSTOMERS = [f"0190c0de-0000-7000-8000-00000000000{i}" for i in range(6)]
 SEEDED = CUSTOMERS[:3]  # registered (with some points) before the batch; the rest are not
+INVOICE = "inv-1"  # 7.00 owed by SEEDED[0]: a second 5.00 payment is an overpayment (flagged)
 CARDS = ["2900010000015", "2900010000022", "2900010000039", "2900010000046"]
 SKUS = ["A", "B", "C"]
 NAMES = ["apple", "Apple", "pear"]
@@ -109,7 +110,8 @@ status = st.builds(lambda cid: CustomerStatusChanged(customer_id=cid, status="ba
 repaid = st.builds(
     lambda cid, amount, invoice: CreditRepaid(payment_id=new_id(), customer_id=cid,
                                               amount=amount, invoice_id=invoice),
-    customer, st.sampled_from([0, 500]), st.sampled_from([None, "no-such-invoice"]))
+    customer, st.sampled_from([0, 500]),
+    st.sampled_from([None, "no-such-invoice", INVOICE, INVOICE]))
 stock = st.builds(lambda sku, qty: StockMoved(gift_sku=sku, qty=qty, reason="receipt"),
                   st.sampled_from(["G1", "G2"]), st.integers(1, 5))
 fact = st.one_of(sale, sale, sale, redemption, redemption, registration, visit, ident_added,
@@ -134,6 +136,10 @@ def new_chain() -> Iterator[Chain]:
     chain = Chain(":memory:")
     with chain.db.write() as conn:
         credentials.add_outlet(conn, OUTLET)
+        conn.execute("INSERT INTO invoices (invoice_id, number, customer_id, period_from, "
+                     "period_to, issued_on, due_on, amount) VALUES (?, '2026-000001', ?, "
+                     "'2026-01-01', '2026-02-01', '2026-02-01', '2026-02-15', 700)",
+                     (INVOICE, SEEDED[0]))
     try:
         yield chain
     finally:
@@ -178,11 +184,18 @@ def state(chain: Chain) -> dict[str, Any]:
                             " resolved_at FROM flags ORDER BY flag_id"),
         "changes": rows(conn, "SELECT kind, key, urgent FROM changes ORDER BY seq"),
         "outlets": rows(conn, "SELECT outlet_id, last_seq FROM outlets"),
+        "invoices": rows(conn, "SELECT * FROM invoices"),
     }
+
+
+def _paid(amount: int) -> tuple[Body, str]:
+    return CreditRepaid(payment_id=new_id(), customer_id=SEEDED[0], amount=amount,
+                        invoice_id=INVOICE), TIMES[1]
 
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@example(facts=[_paid(500), _paid(500), _paid(100)], resend=0)  # an overpaid invoice
 @given(facts=st.lists(st.tuples(fact, st.sampled_from(TIMES)), min_size=1, max_size=25),
        resend=st.integers(0, 2))
 def test_one_batched_push_equals_one_event_per_push_and_the_reference(

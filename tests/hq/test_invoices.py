@@ -179,7 +179,7 @@ def test_invoice_paid_at_the_till_is_marked_paid_at_hq_and_a_block_reaches_the_t
 
 def test_a_till_payment_hq_has_not_seen_survives_a_pull_and_is_not_taken_twice(
         chain: Chain, tmp_path: Path) -> None:
-    from schema.errors import InvalidRequest
+    from schema.errors import Overpayment
     from sync.client import PassReport, greet, pull_new
 
     with chain.db.write() as conn:
@@ -206,10 +206,100 @@ def test_a_till_payment_hq_has_not_seen_survives_a_pull_and_is_not_taken_twice(
         pull_new(replica, link, PassReport())
         local = outlet.db.one("SELECT status, paid_amount FROM invoices WHERE number = ?", (number,))
         assert (local["status"], local["paid_amount"]) == ("paid", quote["total_net"])
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(Overpayment):
             credit.pay(outlet, number, 100, "T1")
         run_once(replica, link)
         assert invoices.invoice(chain, number)["status"] == "paid"
+    finally:
+        link.close()
+        server.stop()
+        outlet.close()
+
+
+def test_an_invoice_paid_at_two_tills_offline_is_flagged_at_hq_and_never_spendable_credit(
+        chain: Chain, tmp_path: Path) -> None:
+    """HQ never rejects a fact: the second full payment is applied and flagged with the
+    amount to refund, and no outlet offers more credit than the category's limit."""
+    from agent.customers import profile
+
+    with chain.db.write() as conn:
+        tokens = {o: credentials.add_outlet(conn, o)[0] for o in ("EAST", "WEST")}
+    server = Background(create_app(chain), on_exit=chain.waiters.close)
+    outlets = {o: Outlet(tmp_path / f"{o}.db", o, chain=True) for o in tokens}
+    links = {o: (OutletReplica(outlets[o]), RouterTransport(server.url, tokens[o]))
+             for o in tokens}
+    try:
+        for replica, link in links.values():
+            run_once(replica, link)
+        east, west = outlets["EAST"], outlets["WEST"]
+        joined = customers.register(east, CustomerIn(kind="person", given_name="Ana",
+                                                     surname="Twice", category="A"))
+        quote = sales.quote(east, QuoteIn(card=joined["card_number"], lines=[
+            {"sku": "S", "name": "S", "qty": 1, "unit_price": 8000}]))  # type: ignore[list-item]
+        owed = quote["total_net"]
+        sales.sell(east, SaleIn(quote_id=quote["quote_id"], payments=[
+            PaymentIn(mode="credit", amount=owed)]), "k")
+        run_once(*links["EAST"])
+        day = date.fromisoformat(chain.db.scalar("SELECT at FROM sales")[:10])
+        number = invoices.close_period(chain, day, date.fromordinal(day.toordinal() + 1),
+                                       day)[0]["number"]
+        for replica, link in links.values():
+            run_once(replica, link)
+        limit = profile(east, joined["customer_id"])["credit_limit"]
+
+        credit.pay(east, number, owed, "T1")  # both desks take the whole invoice, offline
+        credit.pay(west, number, owed, "T1")
+        run_once(*links["EAST"])
+        run_once(*links["WEST"])
+        for replica, link in links.values():
+            run_once(replica, link)
+
+        flags = [f for f in ingest.flags(chain) if f["customer_id"] == joined["customer_id"]]
+        assert [f["outlet_id"] for f in flags] == ["WEST"]
+        assert f"overpayment: invoice {number}" in str(flags[0]["reason"])
+        assert f"refund {owed // 100}.{owed % 100:02d}" in str(flags[0]["reason"])
+        at_hq = invoices.invoice(chain, number)
+        assert (at_hq["status"], at_hq["paid_amount"]) == ("paid", 2 * owed)
+        for outlet in (east, west):
+            view = profile(outlet, joined["customer_id"])
+            assert view["credit_balance"] == -owed  # the chain owes the customer a refund...
+            assert view["credit_available"] == limit  # ...which is not credit to spend
+    finally:
+        for _, link in links.values():
+            link.close()
+        server.stop()
+        for outlet in outlets.values():
+            outlet.close()
+
+
+def test_credit_refusals_at_the_till_show_money_as_money(chain: Chain, tmp_path: Path) -> None:
+    """Category A: credit limit 5,000.00, offline floor 500.00 of unconfirmed credit."""
+    from schema.errors import CreditLimitExceeded, OfflineLimitExceeded
+
+    with chain.db.write() as conn:
+        token, _ = credentials.add_outlet(conn, "DESK")
+    server = Background(create_app(chain), on_exit=chain.waiters.close)
+    outlet = Outlet(tmp_path / "desk.db", "DESK", chain=True)
+    replica, link = OutletReplica(outlet), RouterTransport(server.url, token)
+    try:
+        run_once(replica, link)
+        card = customers.register(outlet, CustomerIn(kind="person", given_name="A", surname="B",
+                                                     category="A"))["card_number"]
+        run_once(replica, link)
+
+        def credit_sale(unit_price: int) -> None:
+            quote = sales.quote(outlet, QuoteIn(card=card, lines=[
+                {"sku": "S", "name": "S", "qty": 1, "unit_price": unit_price}]))  # type: ignore[list-item]
+            sales.sell(outlet, SaleIn(quote_id=quote["quote_id"], payments=[
+                PaymentIn(mode="credit", amount=quote["total_net"])]), None)
+
+        with pytest.raises(OfflineLimitExceeded) as offline:
+            credit_sale(60_000)  # 540.00 after 10 % off
+        assert offline.value.message.startswith("540.00 of internal credit not yet confirmed "
+                                                "by HQ; this card's offline limit is 500.00")
+        with pytest.raises(CreditLimitExceeded) as over:
+            credit_sale(600_000)  # 5,400.00
+        assert over.value.message == "internal credit limit 5,000.00, owed 0.00"
     finally:
         link.close()
         server.stop()

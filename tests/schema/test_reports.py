@@ -394,14 +394,31 @@ def test_the_table_shows_money_with_two_decimals_and_a_total(hq_conn: sqlite3.Co
                                                [(-5,)])).splitlines()[3] == "-0.05"
 
 
-def test_progress_is_reported_for_long_reports(hq_conn: sqlite3.Connection,
+def test_progress_is_reported_for_long_reports(hq_world: HQWorld, hq_conn: sqlite3.Connection,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[int, int]] = []
     reports.run(hq_conn, "frequency", progress=lambda d, t: calls.append((d, t)))
     assert calls == []  # a short report stays silent
     monkeypatch.setattr(reports, "PROGRESS_AFTER_S", 0.0)
     reports.run(hq_conn, "frequency", progress=lambda d, t: calls.append((d, t)))
-    assert calls and calls[-1][0] == calls[-1][1] == 2
+    assert calls and calls[-1] == (len(hq_world.sales), len(hq_world.sales))  # rows, not steps
+
+
+def test_progress_counts_rows_read_out_of_the_rows_in_scope_during_the_scan(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = reports.run(hq_conn, "turnover", reports.Filters(**APRIL))
+    monkeypatch.setattr(reports, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(reports, "PROGRESS_EVERY_OPS", 20)  # the handler runs often...
+    monkeypatch.setattr(reports, "ROW_SAMPLE", 1)  # ...and every row is counted
+    calls: list[tuple[int, int]] = []
+    counted = reports.run(hq_conn, "turnover", reports.Filters(**APRIL),
+                          progress=lambda d, t: calls.append((d, t)))
+    assert counted.rows == plain.rows and counted.totals == plain.totals
+    april = len(hq_world.sales_where(lambda o, at, s: in_april(at)))
+    assert calls[-1] == (april, april)
+    assert all(0 <= done <= total == april for done, total in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)  # never goes back
+    assert any(0 < done < april for done, _ in calls), calls  # seen during the scan
 
 
 # --- the command line -------------------------------------------------------------------
@@ -541,3 +558,63 @@ def test_gift_handouts_lists_every_handout_with_a_masked_card(
     assert got == want
     assert all(r["card"].startswith("****") and len(r["card"]) == 8 for r in rows)
     assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
+
+
+# --- one chain: HQ and an outlet count the same customers ---------------------------------
+def test_points_liability_counts_every_customer_the_same_at_hq_and_at_the_outlet(
+        tmp_path: Path) -> None:
+    """A customer who never bought anything (no tally at HQ, a zero tally at the outlet)
+    is a customer on both sides, as on HQ's home page (issue 9: 8 at HQ, 10 at the outlet)."""
+    from agent import customers, sales
+    from agent.outlet import Outlet
+    from agent.programme import default_documents
+    from agent.replication import OutletReplica
+    from agent.serving import Background
+    from hq import credentials
+    from hq.api import create_app
+    from hq.chain import Chain
+    from schema.api import CustomerIn, PaymentIn, QuoteIn, SaleIn
+    from sync.client import run_once
+    from sync.router import RouterTransport
+
+    chain = Chain(tmp_path / "hq.db", seed=default_documents())
+    with chain.db.write() as conn:
+        token, _ = credentials.add_outlet(conn, "NORTH")
+    server = Background(create_app(chain), on_exit=chain.waiters.close)
+    outlet = Outlet(tmp_path / "north.db", "NORTH", chain=True)
+    replica, link = OutletReplica(outlet), RouterTransport(server.url, token)
+    try:
+        run_once(replica, link)
+        cards = [customers.register(outlet, CustomerIn(
+            kind="person", given_name=f"N{i}", surname="Chain", category=cat))["card_number"]
+            for i, cat in enumerate("AABCD")]
+        for card in cards[:2]:  # two buy; three never do
+            quote = sales.quote(outlet, QuoteIn(card=card, lines=[
+                {"sku": "S", "name": "S", "qty": 1, "unit_price": 5_000}]))  # type: ignore[list-item]
+            sales.sell(outlet, SaleIn(quote_id=quote["quote_id"], payments=[
+                PaymentIn(mode="cash", amount=quote["total_net"])]), None)
+        run_once(replica, link)
+        run_once(replica, link)
+        home = int(chain.db.scalar("SELECT COUNT(*) FROM customers"))
+        assert home == 5
+    finally:
+        link.close()
+        server.stop()
+        outlet.close()
+        chain.close()
+    figures = {}
+    for place, path in (("hq", tmp_path / "hq.db"), ("outlet", tmp_path / "north.db")):
+        conn = reports.connect(path)
+        try:
+            row = reports.run(conn, "points-liability").as_dicts()[0]
+            by_cat = {r["category"]: r["customers"] for r in reports.run(
+                conn, "points-liability", reports.Filters(by="category")).as_dicts()}
+            one_cat = reports.run(conn, "points-liability", reports.Filters(category="A"))
+        finally:
+            conn.close()
+        figures[place] = (row["customers"], row["customers_with_points"],
+                          row["outstanding_points"], by_cat, one_cat.as_dicts()[0]["customers"])
+    assert figures["hq"] == figures["outlet"]
+    assert figures["hq"][:2] == (5, 2)
+    assert figures["hq"][3] == {"A": 2, "B": 1, "C": 1, "D": 1}
+    assert figures["hq"][4] == 2

@@ -1,0 +1,142 @@
+"""`loyalty hq ...` and `loyalty --version` as an operator runs them: subprocesses of this
+venv on an HQ database made through HQ's own ingest (issue 9, item 16)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from agentkit import LOYALTY
+
+from agent.programme import default_documents
+from hq import credentials, ingest, invoices
+from hq.chain import Chain
+from schema.events import (
+    CustomerRegistered,
+    Payment,
+    Profile,
+    SaleLine,
+    SaleRecorded,
+    make_event,
+)
+from schema.sync import PushRequest
+
+CARD = "2900010000015"
+CUSTOMER = "0190c0de-0000-7000-8000-000000000001"
+
+
+def loyalty(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LOYALTY), *args], capture_output=True, text=True, timeout=60,
+                          check=False, stdin=subprocess.DEVNULL)
+
+
+def credit_sale(amount: int) -> SaleRecorded:
+    line = SaleLine(sku="S", name="Stuff", qty=1, unit_price=amount, gross=amount, discount=0,
+                    net=amount)
+    return SaleRecorded(sale_id="sale-1", customer_id=CUSTOMER, currency="EUR", lines=[line],
+                        payments=[Payment(mode="credit", amount=amount)], total_gross=amount,
+                        total_discount=0, total_net=amount, points_earned=0)
+
+
+@pytest.fixture
+def hq_db(tmp_path: Path) -> Iterator[Path]:
+    """HQ's file with one customer (card CARD) and a credit sale of 123.45 in October 2026."""
+    path = tmp_path / "hq.db"
+    chain = Chain(path, seed=default_documents())
+    try:
+        with chain.db.write() as conn:
+            credentials.add_outlet(conn, "X")
+        registered = CustomerRegistered(customer_id=CUSTOMER, card_number=CARD, profile=Profile(
+            kind="person", given_name="Ana", surname="Novak", category="A"))
+        ingest.push(chain, "X", PushRequest(outlet_id="X", events=[
+            make_event("X", 1, registered, "2026-10-01T09:00:00Z"),
+            make_event("X", 2, credit_sale(12_345), "2026-10-10T12:00:00Z")]))
+    finally:
+        chain.close()
+    yield path
+
+
+def status_of(db: Path) -> tuple[str, list[str]]:
+    chain = Chain(db)
+    try:
+        status = chain.db.scalar("SELECT status FROM customers WHERE customer_id = ?",
+                                 (CUSTOMER,))
+        facts = [r[0] for r in chain.db.all(
+            "SELECT event FROM events WHERE type = 'customer.status_changed' ORDER BY hq_seq")]
+        return str(status), facts
+    finally:
+        chain.close()
+
+
+def test_version_prints_the_installed_version() -> None:
+    done = loyalty("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"loyalty {version('loyalty')}"
+
+
+def test_ban_and_unban_take_a_card_number_or_an_id_and_are_facts(hq_db: Path) -> None:
+    done = loyalty("hq", "ban", "--db", str(hq_db), CARD, "--reason", "fraud at the desk")
+    assert done.returncode == 0, done.stderr
+    assert "banned" in done.stdout and CARD not in done.stdout  # the card shown masked
+    status, facts = status_of(hq_db)
+    assert status == "banned" and "fraud at the desk" in facts[-1]
+
+    done = loyalty("hq", "unban", "--db", str(hq_db), CUSTOMER, "--reason", "cleared")
+    assert done.returncode == 0, done.stderr
+    status, facts = status_of(hq_db)
+    assert status == "approved" and len(facts) == 2 and "cleared" in facts[-1]
+
+    done = loyalty("hq", "unban", "--db", str(hq_db), CARD)  # the reason is optional
+    assert done.returncode == 0, done.stderr
+    assert status_of(hq_db)[0] == "approved"
+
+
+def test_customer_shows_the_customer_named_by_card_number(hq_db: Path) -> None:
+    done = loyalty("hq", "customer", "--db", str(hq_db), CARD)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["customer_id"] == CUSTOMER
+
+
+@pytest.mark.parametrize("command", ["ban", "unban", "customer"])
+def test_an_unknown_customer_is_one_error_line_with_the_number_masked(
+        hq_db: Path, command: str) -> None:
+    done = loyalty("hq", command, "--db", str(hq_db), "2900019999993")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error [customer_unknown]: "), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "2900019999993" not in done.stderr and "9993" in done.stderr
+    assert status_of(hq_db) == ("approved", [])
+
+
+def test_close_invoices_closes_a_month_like_the_admin_api_and_adds_nothing_twice(
+        hq_db: Path) -> None:
+    done = loyalty("hq", "close-invoices", "--db", str(hq_db), "--period", "2026-10",
+                   "--issued-on", "2026-11-01")
+    assert done.returncode == 0, done.stderr
+    assert "2026-000001" in done.stdout and "123.45" in done.stdout
+    chain = Chain(hq_db)
+    try:
+        made = invoices.invoices(chain)
+    finally:
+        chain.close()
+    assert [(i["period_from"], i["period_to"], i["issued_on"], i["due_on"], i["amount"])
+            for i in made] == [("2026-10-01", "2026-11-01", "2026-11-01", "2026-11-15", 12_345)]
+    again = loyalty("hq", "close-invoices", "--db", str(hq_db), "--period", "2026-10",
+                    "--issued-on", "2026-11-01")
+    assert again.returncode == 0 and "no new invoices" in again.stdout
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--period", "2026-13"], "--period"), (["--period", "October"], "--period"),
+    (["--issued-on", "2026-11-31"], "--issued-on"), (["--period", "0001-01"], "period_from"),
+])
+def test_close_invoices_refuses_a_bad_period_with_one_error_line(
+        hq_db: Path, args: list[str], says: str) -> None:
+    done = loyalty("hq", "close-invoices", "--db", str(hq_db), *args)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [invalid_request]: "), done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr
