@@ -569,7 +569,7 @@ def test_points_liability_counts_every_customer_the_same_at_hq_and_at_the_outlet
     from agent.outlet import Outlet
     from agent.programme import default_documents
     from agent.replication import OutletReplica
-    from agent.serving import Background
+    from web.serving import Background
     from hq import credentials
     from hq.api import create_app
     from hq.chain import Chain
