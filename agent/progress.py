@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
+from typing import Self
 
 from tqdm import tqdm
 
@@ -22,7 +23,7 @@ class Progress:
         self.bar: tqdm | None = None
         self.last = 0.0
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def update(self, done: int, total: int) -> None:

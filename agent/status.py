@@ -34,7 +34,7 @@ def replica_status(db: Database) -> dict[str, Any]:
         last_sale = conn.execute("SELECT MAX(at) FROM sales").fetchone()[0]
     stuck = False
     if oldest:
-        age = (datetime.now(UTC) - datetime.fromisoformat(oldest.replace("Z", "+00:00")))
+        age = (datetime.now(UTC) - datetime.fromisoformat(oldest))
         stuck = age.total_seconds() > STUCK_AFTER_S and meta.get("chain") is not None
     return {
         "outlet_id": meta.get("outlet_id"),

@@ -252,10 +252,9 @@ class _Acc:
                 item[1] += line.qty
                 if (line.unit_price, line.name) > (item[2], item[0]):
                     item[0], item[2] = line.name, line.unit_price
-        if at > self.last_purchase_at:
-            self.last_purchase_at = at
-        if (sale.total_net, sale.sale_id) > (self.best_purchase_total, self.best_purchase_id):
-            self.best_purchase_total, self.best_purchase_id = sale.total_net, sale.sale_id
+        self.last_purchase_at = max(self.last_purchase_at, at)
+        self.best_purchase_total, self.best_purchase_id = max(
+            (self.best_purchase_total, self.best_purchase_id), (sale.total_net, sale.sale_id))
 
     def add(self, delta: Tally) -> None:
         """+ any delta (Tally.combine)."""
