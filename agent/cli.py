@@ -172,7 +172,7 @@ def sync(db: str) -> None:
 
 @main.command()
 @click.argument("name", type=click.Choice(list(REPORT_NAMES)))
-@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--db", required=True,  # a missing file is not_found (reports.connect)
               help="An HQ or an outlet database (detected from its tables).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
               show_default=True, help="csv: a header row, amounts in minor units.")

@@ -82,7 +82,7 @@ class Report:
 def connect(path: str | Path) -> sqlite3.Connection:
     """A read-only use of an existing database (no migrations run, nothing written)."""
     if not Path(path).is_file():
-        raise NotFound(f"no database at {path}")
+        raise NotFound(f"no database at {path}: give the path of HQ's or an outlet's database")
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA query_only=ON")

@@ -207,3 +207,12 @@ def test_status_json_is_the_full_machine_readable_status(synced_db: Path) -> Non
     assert figures["cursor"] == 4711 and figures["hq_epoch"] == EPOCH
     assert figures["last_sync_at"].endswith("Z") and figures["last_sale_at"].endswith("Z")
     assert {"outlet_id", "pending_events", "last_sync_error", "counts", "readers"} <= set(figures)
+
+
+def test_report_on_a_missing_database_file_is_not_found(tmp_path: Path) -> None:
+    """docs/reports.md: a missing file is `error [not_found]`, exit 1 (not a usage error)."""
+    done = loyalty("report", "turnover", "--db", str(tmp_path / "no-such.db"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [not_found]: "), done.stderr
+    assert "no-such.db" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "no-such.db").exists(), "a report never creates a database"
