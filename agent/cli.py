@@ -1,4 +1,4 @@
-"""The `loyalty` command: a thin layer over the library (shared/spec/contract.md).
+"""The `loyalty` command: a thin layer over the library (docs/design.md).
 
 The one place errors become CLI output: `error [code]: message` on stderr, exit status 1
 (2 for a usage mistake). Output meant for scripts (tokens) is on the last line of stdout.

@@ -1,6 +1,6 @@
 """HQ's side of push: folding outlets' facts into the chain-wide ledger, exactly once.
 
-Promises (DESIGN.md invariants 2, 5, 7, 8):
+Promises (docs/design.md invariants 2, 5, 7, 8):
 - a batch is checked whole before anything is applied: protocol version, the caller's
   outlet on the batch and on every event, known event types and versions, bodies that
   parse, sequences in order; any failure refuses the batch and changes nothing;

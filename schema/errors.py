@@ -1,7 +1,7 @@
 """The error hierarchy: every refusal the product makes, with a stable code.
 
 A `LoyaltyError` carries a snake_case `code` that integrators rely on (see
-shared/spec/contract.md), a human message that says what to do, and context fields
+docs/design.md, "Names that are fixed"), a human message that says what to do, and context fields
 (card, outlet, port, ...) that are safe to log: card numbers are masked by `mask_card`
 before they get here. Errors are turned into HTTP answers and CLI messages in exactly
 one place each (`agent.httperrors`, `agent.cli`); nothing else formats them.

@@ -1,4 +1,4 @@
-"""Reports over an HQ or an outlet database (issue 6; `loyalty report NAME`, contract.md).
+"""Reports over an HQ or an outlet database (issue 6; `loyalty report NAME`, docs/reports.md).
 
 One library for both kinds of database: only SQL over the tables of schema/hq_tables.py and
 schema/agent_tables.py, so it imports nothing from agent/ or hq/. The kind is detected from

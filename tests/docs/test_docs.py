@@ -267,6 +267,41 @@ def test_every_loyalty_command_shown_exists_with_its_options(shown: Shown) -> No
     assert not check_command(shown), f"{shown.where}: {check_command(shown)}"
 
 
+# --- links and the code the pages name ------------------------------------------------------
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+CODE_PATH = re.compile(r"`((?:schema|agent|sync|hq|hardware|tests|bench)/[\w/]*\w\.py)`")
+PATH_AND_NAME = re.compile(r"`((?:schema|agent|sync|hq|hardware)/[\w/]+\.py)`\s+`(\w+)`")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_links_stay_inside_the_repository_and_resolve(page: Path) -> None:
+    for target in LINK.findall(page.read_text()):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path = (page.parent / target.split("#", 1)[0]).resolve()
+        assert path.is_relative_to(ROOT), f"{page.name} links outside the repository: {target}"
+        assert path.exists(), f"{page.name} links to {target}, which does not exist"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_code_a_page_names_exists(page: Path) -> None:
+    text = page.read_text()
+    for path in CODE_PATH.findall(text):
+        assert (ROOT / path).is_file(), f"{page.name} names {path}, which does not exist"
+    for path, name in PATH_AND_NAME.findall(text):
+        source = (ROOT / path).read_text()
+        assert re.search(rf"^\s*(?:async def|def|class) {name}\b|^{name} = ", source, re.MULTILINE), \
+            f"{page.name} names `{path}` `{name}`, which is not defined there"
+
+
+def test_design_md_names_every_package_and_invariant() -> None:
+    design = (ROOT / "docs" / "design.md").read_text()
+    for package in ("schema/", "hardware/", "sync/", "agent/", "hq/"):
+        assert f"`{package}`" in design
+    for n in range(1, 11):
+        assert f"**{n}. " in design, f"invariant {n}"
+
+
 # --- what the docs say about the installer --------------------------------------------------
 def test_operations_md_names_every_package_install_sh_installs() -> None:
     script = (ROOT / "install.sh").read_text()
