@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from agent.status import local_time
 from schema.errors import LoyaltyError
 from schema.reports import NAMES as REPORT_NAMES
 
@@ -92,6 +91,8 @@ def status(db: str, as_json: bool, verbose: bool) -> None:
 
 
 def describe_call(session: dict[str, Any] | None) -> str:
+    from agent.status import local_time
+
     if not session:
         return "none yet"
     return (f"{session['result']} at {local_time(session['ended_at'])}, "
@@ -102,6 +103,8 @@ def describe_call(session: dict[str, Any] | None) -> str:
 def render_status(figures: dict[str, Any], verbose: bool = False) -> str:
     """The status as a table of (label, value) rows for a store manager: times local and
     readable. `verbose` adds what an engineer needs (cursor, epoch, the stored times)."""
+    from agent.status import local_time
+
     counts = figures.get("counts", {})
     rows = [
         ("Outlet", figures["outlet_id"]),
