@@ -2,7 +2,7 @@
 # Sets up the loyalty system on a Debian 12 machine with Python 3.11.
 #   ./install.sh         the package and the `loyalty` command in .venv
 #   ./install.sh --dev   also the test tools and the Debian packages the tests drive
-#                        (pcscd, the virtual smart-card reader, socat, chromium)
+#                        (pcscd, the virtual smart-card reader, socat, chromium, curl)
 # Running it again is harmless: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,7 +26,8 @@ fi
 
 # Debian packages: pyscard builds from source against libpcsclite (no Linux wheel).
 base_debs=(gcc libpcsclite-dev pkg-config)
-dev_debs=(pcscd vsmartcard-vpcd python3-virtualsmartcard socat chromium chromium-driver poppler-utils)
+dev_debs=(pcscd vsmartcard-vpcd python3-virtualsmartcard socat chromium chromium-driver poppler-utils
+          curl)  # curl: tests/docs runs the README's chain block as written
 if [ "$python" = python3 ] && [ "$(command -v python3)" = /usr/bin/python3 ]; then
   base_debs+=(python3-venv python3-dev)
 fi

@@ -1,4 +1,4 @@
-"""The till API (shared/spec/contract.md): what POS programs call on the outlet's agent.
+"""The till API (docs/till-api.md): what POS programs call on the outlet's agent.
 
 Promises: every endpoint answers from the local replica without waiting for the network
 (invariant 3); bodies are validated before anything is written; when the agent listens

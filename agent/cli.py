@@ -1,4 +1,4 @@
-"""The `loyalty` command: a thin layer over the library (shared/spec/contract.md).
+"""The `loyalty` command: a thin layer over the library (docs/design.md).
 
 The one place errors become CLI output: `error [code]: message` on stderr, exit status 1
 (2 for a usage mistake). Output meant for scripts (tokens) is on the last line of stdout.
@@ -72,8 +72,11 @@ def agent_serve(config_path: str | None, **options: Any) -> None:
 
 @main.command()
 @click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def status(db: str, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Every figure, machine-readable (UTC ISO 8601 times), instead of a table.")
+@click.option("--verbose", is_flag=True,
+              help="Add the engineer's fields: cursor, HQ epoch, the stored UTC times.")
+def status(db: str, as_json: bool, verbose: bool) -> None:
     """The store manager's view: sync state, pending events, counts, errors."""
     from agent.replica import open_replica
     from agent.status import replica_status
@@ -86,39 +89,48 @@ def status(db: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
-    click.echo(render_status(figures))
+    click.echo(render_status(figures, verbose=verbose))
 
 
 def describe_call(session: dict[str, Any] | None) -> str:
+    from agent.status import local_time
+
     if not session:
         return "none yet"
-    return (f"{session['result']} at {session['ended_at'][:19].replace('T', ' ')}, "
+    return (f"{session['result']} at {local_time(session['ended_at'])}, "
             f"{session.get('bytes_sent', 0)} B sent, {session.get('bytes_received', 0)} B received"
             + (f", {session['connect_bps']} bit/s" if session.get("connect_bps") else ""))
 
 
-def render_status(figures: dict[str, Any]) -> str:
+def render_status(figures: dict[str, Any], verbose: bool = False) -> str:
+    """The status as a table of (label, value) rows for a store manager: times local and
+    readable. `verbose` adds what an engineer needs (cursor, epoch, the stored times)."""
+    from agent.status import local_time
+
     counts = figures.get("counts", {})
     rows = [
         ("Outlet", figures["outlet_id"]),
         ("Link", figures.get("link")),
         ("Pending events", figures["pending_events"]),
-        ("Oldest pending", figures.get("oldest_pending_at") or "-"),
+        ("Oldest pending", local_time(figures.get("oldest_pending_at")) or "-"),
         ("Queue stuck", "YES - check the link to HQ" if figures.get("queue_stuck") else "no"),
-        ("Last sync", figures.get("last_sync_at") or "never"),
+        ("Last sync", local_time(figures.get("last_sync_at")) or "never"),
         ("Last sync error", figures.get("last_sync_error") or "-"),
-        ("Cursor", figures["cursor"]),
-        ("Last sale", figures.get("last_sale_at") or "-"),
+        ("Last sale", local_time(figures.get("last_sale_at")) or "-"),
         ("Customers", counts.get("customers", 0)),
         ("Sales", counts.get("sales", 0)),
         ("Redemptions", counts.get("redemptions", 0)),
     ]
     if "next_dial_at" in figures:
-        rows.append(("Next dial", figures["next_dial_at"] or "not scheduled"))
+        rows.append(("Next dial", local_time(figures["next_dial_at"]) or "not scheduled"))
         rows.append(("Last call", describe_call(figures.get("last_session"))))
     for reader in figures.get("readers", []):
         rows.append((f"Reader {reader.get('name')}", f"{reader.get('state')} "
                      f"{reader.get('last_error') or ''}".strip()))
+    if verbose:
+        rows.append(("Cursor", figures["cursor"]))
+        rows.append(("HQ epoch", figures.get("hq_epoch") or "-"))
+        rows += [(key, value or "-") for key, value in figures.items() if key.endswith("_at")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -165,7 +177,7 @@ def sync(db: str) -> None:
 
 @main.command()
 @click.argument("name", type=click.Choice(list(REPORT_NAMES)))
-@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--db", required=True,  # a missing file is not_found (reports.connect)
               help="An HQ or an outlet database (detected from its tables).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
               show_default=True, help="csv: a header row, amounts in minor units.")

@@ -3,7 +3,7 @@
 Plain data only (no I/O, no clock). Headquarters replaces all of it later. Promise: every
 category earns at least 1 point per 1.00 of net spend, so any purchase of 2.00 or more earns
 points in every category and a fresh install shows points being earned
-(shared/spec/contract.md). Amounts are minor units.
+(docs/design.md, "Names that are fixed"). Amounts are minor units.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from agent.pricing import Action, Category, PromotionCategory, Rules
 
 @dataclass(frozen=True, slots=True)
 class CategoryLimits:
-    """Per category: the internal-credit limit and the offline floor limits (DESIGN.md 2.5).
+    """Per category: the internal-credit limit and the offline floor limits (docs/design.md invariant 5).
 
     `floor_points` and `floor_credit` bound how far an outlet may spend a card's points and
     credit beyond what headquarters last confirmed.

@@ -26,10 +26,13 @@ from agent.programme import default_documents
 from agent.replica import set_meta
 from agent.replication import OutletReplica
 from agent.runtime import modem_dialer
+from agent.sales import CURRENCY
 from hq import credentials
 from hq.api import create_app as create_hq_app
 from hq.chain import Chain
 from hq.modembank import LineSettings, ModemBank
+from schema.errors import mask_card
+from schema.money import money
 from sync.client import run_once
 from sync.dialer import Dialer
 from sync.linesim import LineSimulator, Timing
@@ -168,7 +171,7 @@ def _day(out: Out, hq: Client, north: Client, south: Client, sync: Callable[[], 
         "kind": "person", "given_name": "Ana", "surname": "Novak", "category": "B",
         "email": "ana@example.com", "email_consent": True})
     card, customer_id = joined["card_number"], joined["customer_id"]
-    out(f"  card issued: ****{card[-4:]}")
+    out(f"  card issued: {mask_card(card)}")
 
     who = north.call("POST", "/v1/identify", 200, json={"kind": "card", "value": card, "till_id": "T1"})
     out(f"NORTH till T1: {who['display_name']}, category {who['category']}, "
@@ -213,7 +216,8 @@ def _day(out: Out, hq: Client, north: Client, south: Client, sync: Callable[[], 
     view = hq.call("GET", f"/v1/admin/customers/{customer_id}", 200)
     stats = view["statistics"]
     out(f"HQ after sync: {stats['purchases_count']} purchases, {stats['items_bought']} items, "
-        f"{view['points_balance']} points, discount given {stats['total_discount']}")
+        f"{view['points_balance']} points, discount given {money(stats['total_discount'])} "
+        f"{CURRENCY}")
     if view["points_balance"] != gift["points_balance"]:
         raise DemoFailed(f"HQ balance {view['points_balance']} != SOUTH {gift['points_balance']}")
 

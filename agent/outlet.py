@@ -99,7 +99,7 @@ class Outlet:
                               outlet=self.outlet_id)
         return int(known or DEFAULT_CARD_RANGE)
 
-    # --- offline floor limits (DESIGN.md invariant 5) ----------------------------------
+    # --- offline floor limits (docs/design.md invariant 5) ----------------------------------
     def is_chain(self, conn: sqlite3.Connection) -> bool:
         return meta_in(conn, "chain") is not None
 

@@ -1,4 +1,4 @@
-"""The outlet's side of sync: what HQ's answers do to the replica (DESIGN.md invariant 4).
+"""The outlet's side of sync: what HQ's answers do to the replica (docs/design.md invariant 4).
 
 Implements `sync.client.Replica`. Promises:
 - a pulled page and its cursor are applied in one transaction;

@@ -1,8 +1,10 @@
 """The store manager's view of an outlet: sync state, pending facts, counts, errors.
 
-Read-only. Promises: the same figures for `GET /v1/status` and `loyalty status`, the
-contract's names (`outlet_id`, `pending_events`, `last_sync_at`, `last_sync_error`,
-`cursor`) always present. Must never: write to the replica.
+Read-only. Promises: the same figures for `GET /v1/status` and `loyalty status --json`,
+the contract's names (`outlet_id`, `pending_events`, `last_sync_at`, `last_sync_error`,
+`cursor`) always present, times stored and answered as UTC ISO 8601. `local_time` is how a
+person is shown one of them: the machine's local time to the minute and how long ago.
+Must never: write to the replica.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def replica_status(db: Database) -> dict[str, Any]:
         last_sale = conn.execute("SELECT MAX(at) FROM sales").fetchone()[0]
     stuck = False
     if oldest:
-        age = (datetime.now(UTC) - datetime.fromisoformat(oldest.replace("Z", "+00:00")))
+        age = (datetime.now(UTC) - datetime.fromisoformat(oldest))
         stuck = age.total_seconds() > STUCK_AFTER_S and meta.get("chain") is not None
     return {
         "outlet_id": meta.get("outlet_id"),
@@ -62,3 +64,32 @@ def _modem(meta: dict[str, str]) -> dict[str, Any]:
 
 def outlet_status(outlet: Outlet) -> dict[str, Any]:
     return replica_status(outlet.db)
+
+
+def local_time(value: str | None, now: datetime | None = None) -> str | None:
+    """A stored UTC time for a person: `"2026-12-07 14:03 (3 min ago)"` in this machine's
+    time zone (`"in 2 h"` for a time ahead of the clock). None stays None; a value that is not
+    a time is shown as it is stored rather than hidden."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - at).total_seconds()
+    return f"{at.astimezone():%Y-%m-%d %H:%M} ({_ago(seconds)})"
+
+
+def _ago(seconds: float) -> str:
+    span = abs(seconds)
+    if span < 60:
+        return "just now"
+    if span < 3600:
+        amount = f"{int(span // 60)} min"
+    elif span < 48 * 3600:
+        amount = f"{int(span // 3600)} h"
+    else:
+        amount = f"{int(span // 86400)} days"
+    return f"{amount} ago" if seconds > 0 else f"in {amount}"

@@ -5,7 +5,7 @@ Read-only pages over the local replica: status (is the outlet in sync, what is p
 customer search and the customer's card, today's sales, gift stock, and the outlet's own
 reports (schema/reports.py) with a print stylesheet.
 
-Security (DESIGN.md invariant 8): there is no login; instead these pages answer ONLY to a
+Security (docs/design.md invariant 8): there is no login; instead these pages answer ONLY to a
 client on loopback, whatever till token the agent has and whatever address it listens on:
 any other client gets 403. The Host header must be a loopback name too, so a web page
 elsewhere cannot reach them through DNS rebinding. Nothing here writes, so there are no

@@ -10,7 +10,7 @@ Zipf-like popularity so SKUs and names repeat as in a real shop, real prices, di
 
 - raw JSON, zlib-6 per event, zlib-6 per event with a preset dictionary (the built-in
   `PRESET_DICTIONARY_V1`, and a 4 KiB dictionary of other sample events), zlib-6 over the
-  batch, LZMA (xz, preset 6) over the batch: the table of shared/notes/performance-floors.md;
+  batch, LZMA (xz, preset 6) over the batch: the baselines the packed format must beat;
 - packed (sync.compression: columnar, binary UUIDs/times/digits) + zlib and + LZMA, the
   `encode_message` winner; checked to decode back to the same message.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Card reads to the till's long poll: smart cards through pcscd + vpcd, and a magstripe pty.
 
-What it does (issue 4, shared/spec/contract.md "Benchmarks"):
+What it does (issue 4, bench/README.md):
 
 1. Takes the machine's pcscd for itself (the flock on /tmp/loyalty-pcsc-tests.lock that the
    tests use; waits up to 5 minutes for a test run holding it) and starts `pcscd

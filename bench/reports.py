@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reports at HQ over a big chain: each `loyalty report` beside a plain SQL floor.
 
-What it does (issue 6, shared/spec/contract.md "Benchmarks"):
+What it does (issue 6, bench/README.md):
 
 1. Builds (or reuses, from `--dir`) an HQ database with N customers (1,000,000; `--quick`
    20,000) and L sale lines (10,000,000; `--quick` 200,000) in 10-line receipts, spread over

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sync between outlets and HQ: propagation and ban latency, HQ ingest, bootstrap of an outlet.
 
-What it does (issue 3, shared/spec/contract.md "Benchmarks"):
+What it does (issue 3, bench/README.md):
 
 1. Propagation: HQ (`loyalty hq serve`) and agents A and B (`loyalty agent serve --hq`) as
    real processes on loopback. Repeatedly: issue a card at A (POST /v1/customers), then poll

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Till latency on a big replica: identify + quote + sale over HTTP, in process, and the floor.
 
-What it does (issue 2, shared/spec/contract.md "Benchmarks"):
+What it does (issue 2, bench/README.md):
 
 1. Builds (or reuses, from `--dir`) an outlet replica with N customers (1,000,000; `--quick`
    20,000), each with a club card and an empty `customer_tally` row. The schema and default

@@ -1,4 +1,4 @@
-"""HQ's HTTP API (shared/spec/contract.md): the sync endpoints and the admin endpoints.
+"""HQ's HTTP API (docs/sync.md): the sync endpoints and the admin endpoints.
 
 Promises: sync endpoints need an outlet token and act only for that outlet; admin
 endpoints need an admin token and refuse outlet tokens; a pull with `wait` long-polls

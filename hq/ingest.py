@@ -1,6 +1,6 @@
 """HQ's side of push: folding outlets' facts into the chain-wide ledger, exactly once.
 
-Promises (DESIGN.md invariants 2, 5, 7, 8):
+Promises (docs/design.md invariants 2, 5, 7, 8):
 - a batch is checked whole before anything is applied: protocol version, the caller's
   outlet on the batch and on every event, known event types and versions, bodies that
   parse, sequences in order; any failure refuses the batch and changes nothing;
@@ -253,10 +253,9 @@ class _Acc:
                 item[1] += line.qty
                 if (line.unit_price, line.name) > (item[2], item[0]):
                     item[0], item[2] = line.name, line.unit_price
-        if at > self.last_purchase_at:
-            self.last_purchase_at = at
-        if (sale.total_net, sale.sale_id) > (self.best_purchase_total, self.best_purchase_id):
-            self.best_purchase_total, self.best_purchase_id = sale.total_net, sale.sale_id
+        self.last_purchase_at = max(self.last_purchase_at, at)
+        self.best_purchase_total, self.best_purchase_id = max(
+            (self.best_purchase_total, self.best_purchase_id), (sale.total_net, sale.sale_id))
 
     def add(self, delta: Tally) -> None:
         """+ any delta (Tally.combine)."""

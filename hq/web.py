@@ -6,7 +6,7 @@ receipts, invoices), invoices (one with its items and a bank-payment form), the 
 schema/reports.py with a print stylesheet, gift stock per outlet, outlets and their sync
 health, open flags.
 
-Security (DESIGN.md invariant 8: admin operations need an admin credential): every page
+Security (docs/design.md invariant 8: admin operations need an admin credential): every page
 but the login form needs a staff session. The session cookie is signed (HMAC-SHA256) with
 a per-database secret kept in HQ's meta table, HttpOnly, SameSite=Strict, Secure when
 served over https, and expires after SESSION_S; logging out bumps the account's session

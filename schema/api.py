@@ -1,4 +1,4 @@
-"""Bodies of the till API (shared/spec/contract.md): what a POS sends and gets back.
+"""Bodies of the till API (docs/till-api.md): what a POS sends and gets back.
 
 Every request model forbids unknown fields and bounds every size, so bad input is refused
 with `invalid_request` before anything is written (invariant 9).

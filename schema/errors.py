@@ -1,7 +1,7 @@
 """The error hierarchy: every refusal the product makes, with a stable code.
 
 A `LoyaltyError` carries a snake_case `code` that integrators rely on (see
-shared/spec/contract.md), a human message that says what to do, and context fields
+docs/design.md, "Names that are fixed"), a human message that says what to do, and context fields
 (card, outlet, port, ...) that are safe to log: card numbers are masked by `mask_card`
 before they get here. Errors are turned into HTTP answers and CLI messages in exactly
 one place each (`web.httperrors`, `agent.cli`); nothing else formats them.
@@ -11,15 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
+MASK = "****"
+
 
 def mask_card(value: str | None) -> str:
-    """Masks a card number or track for logs and receipts, keeping the last 4 digits."""
+    """Masks a card number or track for logs, receipts and screens: `"****0015"`.
+
+    The one form everywhere: four stars and the last 4 characters, whatever the length (a
+    fixed width tells nothing of the number's length and fits a 40-column receipt). A value
+    of 4 characters or fewer is all stars. (hardware/reads.py keeps a copy of this rule,
+    since hardware/ imports nothing of the project; a test keeps the two the same.)"""
     if not value:
         return ""
     value = str(value)
-    if len(value) <= 4:
-        return "*" * len(value)
-    return "*" * (len(value) - 4) + value[-4:]
+    return MASK if len(value) <= 4 else MASK + value[-4:]
 
 
 class LoyaltyError(Exception):

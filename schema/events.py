@@ -1,4 +1,4 @@
-"""Facts: the append-only events every balance is derived from (DESIGN.md invariant 1).
+"""Facts: the append-only events every balance is derived from (docs/design.md invariant 1).
 
 An event is created once, where it happened, with a UUIDv7 `event_id`, the outlet that
 made it and that outlet's gap-free sequence number. Bodies are versioned per type: a

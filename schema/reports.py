@@ -1,4 +1,4 @@
-"""Reports over an HQ or an outlet database (issue 6; `loyalty report NAME`, contract.md).
+"""Reports over an HQ or an outlet database (issue 6; `loyalty report NAME`, docs/reports.md).
 
 One library for both kinds of database: only SQL over the tables of schema/hq_tables.py and
 schema/agent_tables.py, so it imports nothing from agent/ or hq/. The kind is detected from
@@ -37,7 +37,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from schema.errors import InvalidRequest, NotFound
+from schema.errors import InvalidRequest, NotFound, mask_card
 from schema.money import hundredths, money
 
 NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
@@ -85,7 +85,7 @@ class Report:
 def connect(path: str | Path) -> sqlite3.Connection:
     """A read-only use of an existing database (no migrations run, nothing written)."""
     if not Path(path).is_file():
-        raise NotFound(f"no database at {path}")
+        raise NotFound(f"no database at {path}: give the path of HQ's or an outlet's database")
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA query_only=ON")
@@ -564,11 +564,12 @@ def _gift_handouts(ctx: _Ctx) -> Report:
     outlet = "r.outlet_id" if ctx.hq else "(SELECT value FROM meta WHERE key = 'outlet_id')"
     rows = ctx.query(
         f"SELECT r.at, {outlet}, r.redemption_id, {_name_sql('c')},"
-        " '****' || substr((SELECT i.value FROM identifiers i WHERE i.customer_id = r.customer_id"
-        "   AND i.kind = 'card' ORDER BY i.value LIMIT 1), -4),"
+        " (SELECT i.value FROM identifiers i WHERE i.customer_id = r.customer_id"
+        "   AND i.kind = 'card' ORDER BY i.value LIMIT 1),"
         " r.gift_sku, r.gift_name, r.qty, r.points_spent"
         f" FROM redemptions r LEFT JOIN customers c ON c.customer_id = r.customer_id{join}{where}"
         " ORDER BY r.at, r.redemption_id", params)
+    rows = [(*r[:4], mask_card(r[4]) or None, *r[5:]) for r in rows]  # the one masked form
     cols = [Column("at", "text"), Column("outlet", "text"), Column("redemption_id", "text"),
             Column("customer", "text"), Column("card", "text"), Column("gift_sku", "text"),
             Column("gift_name", "text"), Column("qty"), Column("points")]

@@ -1,4 +1,4 @@
-"""The sync protocol's messages (DESIGN.md §3): the same on the router and modem links.
+"""The sync protocol's messages (docs/design.md §3): the same on the router and modem links.
 
 Every message carries `protocol`; HQ accepts every version in `ACCEPTED`. Sizes are
 bounded so a bad or hostile batch is refused before it is applied.

@@ -102,7 +102,8 @@ def load(conn: sqlite3.Connection, customer_id: str) -> Tally:
     ).fetchone()
     if row is None:
         return Tally()
-    scalars = {k: row[k] for k in row.keys() if k != "customer_id"}
+    scalars = dict(row)  # a Row maps its column names to values
+    del scalars["customer_id"]
     items = {
         r["sku"]: ItemTally(r["name"], r["qty"], r["max_unit_price"])
         for r in conn.execute(

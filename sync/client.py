@@ -1,4 +1,4 @@
-"""One sync pass: hello, push everything pending, pull everything new (DESIGN.md §3).
+"""One sync pass: hello, push everything pending, pull everything new (docs/design.md §3).
 
 The pass is separate from the loops that repeat it (sync.loop) and from the links that
 carry it (sync.transport): `loyalty sync`, the router loop and a modem session all run

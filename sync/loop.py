@@ -99,7 +99,9 @@ class RouterLoop:
                 self.state["push"] = "ok"
                 if report.pushed or report.duplicates:
                     self.replica.note_sync(None)
-            except Exception as exc:  # keep selling whatever went wrong
+            # The pusher must outlive any failure (HQ down, a bug in one batch): the till keeps
+            # selling and the queue is retried with back-off, so catching everything is the point.
+            except Exception as exc:  # noqa: BLE001 - this thread must never die
                 if self._stop.is_set():
                     break
                 delay = self._push_backoff.failed()
@@ -132,7 +134,8 @@ class RouterLoop:
                 self.state["pull"] = "ok"
                 if report.pulled:
                     self.replica.note_sync(None)
-            except Exception as exc:
+            # Same for the puller: whatever fails, back off and pull again; never die.
+            except Exception as exc:  # noqa: BLE001 - this thread must never die
                 if self._stop.is_set():
                     break
                 delay = self._pull_backoff.failed()

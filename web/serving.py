@@ -2,7 +2,7 @@
 
 Promises: `Background` returns only once the server accepts connections, and `stop()`
 returns once it has shut down. Sets a keep-alive longer than uvicorn's 5 s default so a
-till posting every few seconds keeps its connection (shared/notes/performance-floors.md).
+till posting every few seconds keeps its connection (bench/till.py measures it).
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from agentkit import LOYALTY, line
 
 from agent import customers, gifts, sales
 from agent.outlet import Outlet
+from agent.replica import set_meta
 from schema.api import CustomerIn, QuoteIn, RedemptionIn, SaleIn
 
 
@@ -118,7 +122,97 @@ def test_a_usage_mistake_exits_2() -> None:
     assert loyalty("no-such-command").returncode == 2
 
 
-def test_demo_runs_a_day_and_exits_0() -> None:
-    done = loyalty("demo", timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Points balance" in done.stdout and "Pending events" in done.stdout
+@pytest.fixture(scope="module")
+def demo_run() -> subprocess.CompletedProcess[str]:
+    return loyalty("demo", timeout=120)
+
+
+def test_demo_runs_a_day_and_exits_0(demo_run: subprocess.CompletedProcess[str]) -> None:
+    assert demo_run.returncode == 0, demo_run.stdout + demo_run.stderr
+    assert "Points balance" in demo_run.stdout and "Pending events" in demo_run.stdout
+
+
+def test_demo_shows_money_as_money_with_its_currency(
+        demo_run: subprocess.CompletedProcess[str]) -> None:
+    assert demo_run.returncode == 0, demo_run.stdout + demo_run.stderr
+    for text in demo_run.stdout.splitlines():
+        if "discount" in text.lower() and not text.strip().startswith("|"):
+            # outside a receipt an amount says its currency: "30.02 EUR", never "3002"
+            assert re.search(r"discount given [0-9,]+\.[0-9]{2} EUR\b", text), text
+
+
+def test_demo_masks_every_card_the_same_way(demo_run: subprocess.CompletedProcess[str]) -> None:
+    assert demo_run.returncode == 0, demo_run.stdout + demo_run.stderr
+    masks = set(re.findall(r"\*+[0-9]{4}", demo_run.stdout))
+    assert len(masks) == 1, masks
+    assert masks.pop().startswith("****0")
+    assert not re.search(r"[0-9]{13}", demo_run.stdout), "a whole card number was printed"
+
+
+ISO_TIME = re.compile(r"[0-9]T[0-9]{2}:|:[0-9]{2}\.[0-9]{3}")  # an engineer's raw timestamp
+EPOCH = "5f0c8e2a9b7d4c1e"
+
+
+@pytest.fixture
+def synced_db(busy_db: Path) -> Path:
+    """busy_db as if it had synced with HQ 3 minutes ago (what a chain outlet has)."""
+    shop = Outlet(busy_db)
+    try:
+        at = (datetime.now(UTC) - timedelta(minutes=3)).isoformat().replace("+00:00", "Z")
+        with shop.db.write() as conn:
+            for key, value in (("last_sync_at", at), ("hq_epoch", EPOCH), ("cursor", "4711")):
+                set_meta(conn, key, value)
+    finally:
+        shop.close()
+    return busy_db
+
+
+def status_rows(stdout: str) -> dict[str, str]:
+    rows = {}
+    for text in stdout.splitlines():
+        key, _, value = text.partition("  ")
+        rows[key.strip()] = value.strip()
+    return rows
+
+
+def test_status_for_a_store_manager_has_local_times_and_no_engineer_fields(
+        synced_db: Path) -> None:
+    env = {**os.environ, "TZ": "LOC-3"}  # a POSIX zone 3 hours east of UTC
+    done = subprocess.run([str(LOYALTY), "status", "--db", str(synced_db)], capture_output=True,
+                          text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    assert not ISO_TIME.search(done.stdout), done.stdout
+    assert EPOCH not in done.stdout and "4711" not in done.stdout
+    assert "cursor" not in done.stdout.lower() and "epoch" not in done.stdout.lower()
+    rows = status_rows(done.stdout)
+    shown = datetime.now(UTC) - timedelta(minutes=3) + timedelta(hours=3)
+    assert rows["Last sync"].startswith(shown.strftime("%Y-%m-%d %H:")), rows["Last sync"]
+    assert rows["Last sync"].endswith("(3 min ago)"), rows["Last sync"]
+    assert re.fullmatch(r"20[0-9-]{8} [0-9]{2}:[0-9]{2} \(.+\)", rows["Last sale"]), rows
+
+
+def test_status_verbose_adds_the_engineer_fields(synced_db: Path) -> None:
+    done = loyalty("status", "--db", str(synced_db), "--verbose")
+    assert done.returncode == 0, done.stderr
+    rows = status_rows(done.stdout)
+    assert rows["Cursor"] == "4711" and rows["HQ epoch"] == EPOCH
+    assert ISO_TIME.search(rows["last_sync_at"]), rows
+    assert rows["Last sync"].endswith("(3 min ago)")
+
+
+def test_status_json_is_the_full_machine_readable_status(synced_db: Path) -> None:
+    done = loyalty("status", "--db", str(synced_db), "--json")
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["cursor"] == 4711 and figures["hq_epoch"] == EPOCH
+    assert figures["last_sync_at"].endswith("Z") and figures["last_sale_at"].endswith("Z")
+    assert {"outlet_id", "pending_events", "last_sync_error", "counts", "readers"} <= set(figures)
+
+
+def test_report_on_a_missing_database_file_is_not_found(tmp_path: Path) -> None:
+    """docs/reports.md: a missing file is `error [not_found]`, exit 1 (not a usage error)."""
+    done = loyalty("report", "turnover", "--db", str(tmp_path / "no-such.db"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [not_found]: "), done.stderr
+    assert "no-such.db" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "no-such.db").exists(), "a report never creates a database"

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from agent import customers, receipts, sales
 from agent.outlet import Outlet
+from hardware.reads import mask as hardware_mask
 from schema.api import CustomerIn, SaleIn
 from schema.errors import mask_card
 
@@ -21,11 +22,18 @@ amounts = st.integers(0, 10**9)
 
 
 @pytest.mark.parametrize("value, masked", [
-    ("2900010000015", "*********0015"), ("12345", "*2345"), ("1234", "****"), ("7", "*"),
-    ("", ""), (None, ""),
+    ("2900010000015", "****0015"), ("12345", "****2345"), ("1234", "****"), ("7", "****"),
+    ("6011000990139424", "****9424"), ("", ""), (None, ""),
 ])
-def test_mask_card_keeps_only_the_last_4(value: str | None, masked: str) -> None:
+def test_mask_card_keeps_only_the_last_4_behind_four_stars(value: str | None, masked: str) -> None:
+    """One form everywhere: four stars and the last 4 digits (nor the length is told)."""
     assert mask_card(value) == masked
+
+
+@given(st.text(alphabet="0123456789ABCDEF", min_size=1, max_size=40))
+def test_the_readers_mask_is_the_same_form_as_mask_card(value: str) -> None:
+    """hardware/ may not import schema/, so it has its own copy: the two must agree."""
+    assert hardware_mask(value) == mask_card(value)
 
 
 @pytest.mark.parametrize("minor, text", [(0, "0.00"), (5, "0.05"), (1234, "12.34"),

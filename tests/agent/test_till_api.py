@@ -1,4 +1,4 @@
-"""The till API of shared/spec/contract.md, over real HTTP against a real agent process.
+"""The till API of docs/till-api.md, over real HTTP against a real agent process.
 
 Every refusal is checked for its status, its stable code, the contract's error shape, and
 that it changed nothing in the agent's SQLite file (outbox and affected tables).

@@ -1,4 +1,4 @@
-"""Head-office changes are facts in the chain-wide ledger (DESIGN invariant 1), and an
+"""Head-office changes are facts in the chain-wide ledger (docs/design.md invariant 1), and an
 outlet cannot undo what only HQ may decide."""
 
 from __future__ import annotations

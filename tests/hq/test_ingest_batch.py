@@ -1,4 +1,4 @@
-"""HQ's batched ingest is the event-by-event fold, exactly (DESIGN.md invariants 2, 5, 7).
+"""HQ's batched ingest is the event-by-event fold, exactly (docs/design.md invariants 2, 5, 7).
 
 `hq.ingest` applies a push with set-based SQL: tally deltas combined per customer, one
 upsert per customer and item, executemany for the ledger rows, one change-log bump per

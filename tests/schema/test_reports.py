@@ -569,13 +569,13 @@ def test_points_liability_counts_every_customer_the_same_at_hq_and_at_the_outlet
     from agent.outlet import Outlet
     from agent.programme import default_documents
     from agent.replication import OutletReplica
-    from web.serving import Background
     from hq import credentials
     from hq.api import create_app
     from hq.chain import Chain
     from schema.api import CustomerIn, PaymentIn, QuoteIn, SaleIn
     from sync.client import run_once
     from sync.router import RouterTransport
+    from web.serving import Background
 
     chain = Chain(tmp_path / "hq.db", seed=default_documents())
     with chain.db.write() as conn:

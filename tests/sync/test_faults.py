@@ -4,7 +4,7 @@ Every agent reaches HQ through `faultproxy.FaultProxy`, which on a seeded schedu
 connections, delays, duplicates and replays requests, cuts requests and responses midway,
 drops responses HQ already acted on, and answers 502. The tills keep selling, redeeming
 and registering meanwhile; HQ bans a customer. After healing (faults off) the chain must
-satisfy DESIGN.md §2 invariants 2, 4 and 5 (see `faultproxy.check_chain`).
+satisfy docs/design.md §2 invariants 2, 4 and 5 (see `faultproxy.check_chain`).
 
 Seeds: 3 by default; `LOYALTY_FAULT_SEEDS=20` (a count) or `=3,17` (a list) for more.
 """

@@ -1,6 +1,6 @@
 """kill -9 of HQ and of agents at random moments while the tills work, then restart on the
 same files. A crash at any instruction, on either side, loses no committed event and
-double-applies none (DESIGN.md invariant 2): after healing, the chain satisfies everything
+double-applies none (docs/design.md invariant 2): after healing, the chain satisfies everything
 `faultproxy.check_chain` checks, and every sale a till was answered 201 for exists exactly
 once at its outlet and at HQ. The tills retry unanswered calls with the same
 Idempotency-Key, as a real POS does. A light fault rate on the proxy stays on meanwhile.

@@ -1,5 +1,5 @@
 """Local facts HQ has not folded in yet stay visible on top of what a pull brings
-(DESIGN invariant 4), for identifier status changes too."""
+(docs/design.md invariant 4), for identifier status changes too."""
 
 from __future__ import annotations
 

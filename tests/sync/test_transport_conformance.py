@@ -171,7 +171,7 @@ def test_a_long_poll_wakes_within_half_a_second_of_a_change(links: dict[str, Tra
                                                           hq: HQProcess,
                                                           transport_factory: Factory) -> None:
     if transport_factory is modem:
-        pytest.skip("no long poll on a dial-up call (DESIGN.md §3: near-real-time is the router's)")
+        pytest.skip("no long poll on a dial-up call (docs/design.md §3: near-real-time is the router's)")
     a, b = links["A"], links["B"]
     who = customer()
     push(a, "A", batch(a, "A", who))
@@ -200,7 +200,7 @@ def test_a_long_poll_wakes_within_half_a_second_of_a_change(links: dict[str, Tra
 def test_a_long_poll_returns_empty_after_the_wait(links: dict[str, Transport],
                                                  transport_factory: Factory) -> None:
     if transport_factory is modem:
-        pytest.skip("no long poll on a dial-up call (DESIGN.md §3: near-real-time is the router's)")
+        pytest.skip("no long poll on a dial-up call (docs/design.md §3: near-real-time is the router's)")
     link = links["A"]
     head = head_of(link)
     start = time.monotonic()
