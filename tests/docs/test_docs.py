@@ -44,7 +44,7 @@ from agent.cli import main as loyalty_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
-LANGUAGES = {"sh", "console", "text", "json", "toml", "python", "nginx", "sql"}
+LANGUAGES = {"sh", "console", "text", "json", "toml", "python", "nginx", "sql", "xml"}
 VENV_BIN = Path(sys.executable).parent
 BLOCK_TIMEOUT_S = 120
 
