@@ -11,6 +11,9 @@ Implements `sync.client.Replica`. Promises:
 - if HQ holds more of our events than this database has (the outlet's database was
   restored), local numbering continues after HQ's so nothing collides.
 Must never: drop a local fact, count one twice, or move the cursor without the page.
+
+The log itself (numbering, acknowledging, renumbering) is agent/outbox.py's: this module
+holds no SQL on the outbox.
 """
 
 from __future__ import annotations
@@ -56,28 +59,17 @@ class OutletReplica:
     # --- hello ------------------------------------------------------------------------
     def acked_through(self) -> int:
         with self.db.read() as conn:
-            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE acked = 1")
-                       .fetchone()[0])
+            return outbox.acked_through(conn)
 
     def renumber(self, first: int, hq_last_seq: int) -> int:
-        """Moves this outlet's unacknowledged facts numbered from `first` on past
-        `hq_last_seq` (and past our own last), in order and keeping their event ids, with
-        every local row that carries their number. For a database restored from a backup:
-        HQ holds other facts under those numbers. Returns how many moved."""
+        """`outbox.renumber` in one transaction: HQ answered `seq_reused` because this
+        database was restored from a backup. Returns how many facts moved."""
         with self.db.write() as conn:
-            moving = conn.execute("SELECT COUNT(*), MIN(seq) FROM outbox WHERE acked = 0 "
-                                  "AND seq >= ?", (first,)).fetchone()
-            if not moving[0]:
-                return 0
-            offset = max(hq_last_seq, outbox.last_seq(conn)) + 1 - int(moving[1])
-            conn.execute("UPDATE outbox SET seq = seq + ?, event = json_set(event, '$.seq', seq + ?)"
-                         " WHERE acked = 0 AND seq >= ?", (offset, offset, first))
-            for table in ("sales", "ledger", "visits", "redemptions"):
-                conn.execute(f"UPDATE {table} SET seq = seq + ? WHERE seq >= ?", (offset, first))
-            set_meta(conn, "seq_floor", hq_last_seq)
-        log.warning("outlet database went back: %d facts renumbered from %d to %d on",
-                    moving[0], first, first + offset)
-        return int(moving[0])
+            moved = outbox.renumber(conn, first, hq_last_seq)
+        if moved:
+            log.warning("outlet database went back: %d facts from seq %d renumbered past "
+                        "HQ's %d", moved, first, hq_last_seq)
+        return moved
 
     def reconcile(self, hello: Hello, acked_before: int | None = None) -> bool:
         """Compares HQ with what we remember; True if HQ went back in time.
@@ -92,13 +84,12 @@ class OutletReplica:
             went_back = known is not None and (
                 known != hello.epoch or hello.head < cursor or lost_events)
             if went_back:
-                requeued = outbox.mark_all_unacked(conn, after=hello.last_seq)
+                requeued = outbox.requeue_after(conn, after=hello.last_seq)
                 set_meta(conn, "cursor", 0)
                 set_meta(conn, "hq_resets", int(meta_in(conn, "hq_resets", "0") or 0) + 1)
                 log.warning("HQ went back in time (epoch %s -> %s): re-sending %d events and "
                             "re-pulling", known, hello.epoch, requeued)
-            if hello.last_seq > outbox.last_seq(conn):
-                set_meta(conn, "seq_floor", hello.last_seq)
+            outbox.raise_floor(conn, hello.last_seq)
             set_meta(conn, "hq_epoch", hello.epoch)
             if meta_in(conn, "card_range") is None:
                 set_meta(conn, "card_range", hello.card_range)
@@ -144,7 +135,8 @@ class OutletReplica:
                 # indexes: SQLite's default 2 MB page cache turns that into re-reads
                 conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
                 self._cache_raised = True
-            pending = _with_pending(conn, page, through)
+            pending = outbox.customers_with_pending(conn, through, (
+                c.data["customer_id"] for c in page.changes if c.kind == "customer" and c.data))
             run: dict[str, dict[str, Any]] = {}
             for change in page.changes:
                 doc = change.data
@@ -200,16 +192,6 @@ class OutletReplica:
                 conn.execute("DELETE FROM meta WHERE key = 'last_sync_error'")
             else:
                 set_meta(conn, "last_sync_error", f"{utc_now()} {error}"[:500])
-
-
-def _with_pending(conn: sqlite3.Connection, page: PullResponse, through: int) -> set[str]:
-    """The page's customers with local facts HQ had not folded in (`outbox.events_for`)."""
-    if conn.execute("SELECT 1 FROM outbox WHERE seq > ? LIMIT 1", (through,)).fetchone() is None:
-        return set()
-    ids = [c.data["customer_id"] for c in page.changes if c.kind == "customer" and c.data]
-    return {r[0] for r in conn.execute(
-        "SELECT DISTINCT customer_id FROM outbox WHERE seq > ? "
-        "AND customer_id IN (SELECT value FROM json_each(?))", (through, json.dumps(ids)))}
 
 
 def _apply_run(conn: sqlite3.Connection, docs: list[dict[str, Any]], through: int) -> None:
