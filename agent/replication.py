@@ -12,8 +12,9 @@ Implements `sync.client.Replica`. Promises:
   restored), local numbering continues after HQ's so nothing collides.
 Must never: drop a local fact, count one twice, or move the cursor without the page.
 
-The log itself (numbering, acknowledging, renumbering) is agent/outbox.py's: this module
-holds no SQL on the outbox.
+The log itself (numbering, acknowledging, renumbering) is agent/outbox.py's, and what a
+pending fact puts back over HQ's row is agent/overlay.py's: this module holds no SQL on
+the outbox and no switch on event types.
 """
 
 from __future__ import annotations
@@ -24,18 +25,11 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from agent import outbox
+from agent.overlay import OUTLET, paid_towards
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
 from schema import tallystore
-from schema.customerstore import apply_entities, apply_entity, put_identifier, upsert_customer
-from schema.events import (
-    CreditRepaid,
-    CustomerUpdated,
-    Event,
-    IdentifierAdded,
-    IdentifierStatusChanged,
-    PinSet,
-    utc_now,
-)
+from schema.customerstore import apply_entities, apply_entity
+from schema.events import Event, utc_now
 from schema.ledger import Tally, tally_of
 from schema.sync import Change, Hello, PullResponse, PushResponse
 from sync.client import EpochChanged
@@ -179,7 +173,7 @@ class OutletReplica:
         for event in outbox.events_for(conn, customer_id, through):
             body = event.parsed()
             view = view.combine(tally_of(body, event.at))
-            _reapply_profile(conn, body)
+            OUTLET[event.type].reapply(conn, body)
         tallystore.replace(conn, customer_id, view)
         conn.execute("UPDATE customers SET confirmed_through = ?, confirmed_tally = ? "
                      "WHERE customer_id = ?",
@@ -225,9 +219,7 @@ def _apply_invoice(conn: sqlite3.Connection, change: Change, through: int) -> No
     if doc is None:
         conn.execute("DELETE FROM invoices WHERE invoice_id = ?", (change.key,))
         return
-    pending = sum(
-        body.amount for body in (e.parsed() for e in outbox.events_for(conn, doc["customer_id"], through))
-        if isinstance(body, CreditRepaid) and body.invoice_id == doc["invoice_id"])
+    pending = paid_towards(doc["invoice_id"], outbox.events_for(conn, doc["customer_id"], through))
     row = dict(doc, paid_amount=doc["paid_amount"] + pending)
     if row["paid_amount"] >= row["amount"]:
         row["status"] = "paid"
@@ -235,17 +227,3 @@ def _apply_invoice(conn: sqlite3.Connection, change: Change, through: int) -> No
             "due_on", "amount", "paid_amount", "status"]
     conn.execute(f"INSERT OR REPLACE INTO invoices ({', '.join(cols)}) "
                  f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
-
-
-def _reapply_profile(conn: sqlite3.Connection, body: Any) -> None:
-    """Local edits HQ has not seen yet stay visible on top of HQ's version."""
-    if isinstance(body, CustomerUpdated):
-        upsert_customer(conn, body.customer_id, body.changes.model_dump(exclude_none=True), "")
-    elif isinstance(body, IdentifierAdded):
-        put_identifier(conn, body.customer_id, body.kind, body.value, body.status)
-    elif isinstance(body, IdentifierStatusChanged):
-        conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
-                     (body.status, body.kind, body.value))
-    elif isinstance(body, PinSet):
-        conn.execute("UPDATE customers SET pin_hash = ? WHERE customer_id = ?",
-                     (body.pin_hash, body.customer_id))
