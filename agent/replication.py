@@ -11,6 +11,10 @@ Implements `sync.client.Replica`. Promises:
 - if HQ holds more of our events than this database has (the outlet's database was
   restored), local numbering continues after HQ's so nothing collides.
 Must never: drop a local fact, count one twice, or move the cursor without the page.
+
+The log itself (numbering, acknowledging, renumbering) is agent/outbox.py's, and what a
+pending fact puts back over HQ's row is agent/overlay.py's: this module holds no SQL on
+the outbox and no switch on event types.
 """
 
 from __future__ import annotations
@@ -21,18 +25,11 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from agent import outbox
+from agent.overlay import OUTLET, paid_towards
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
 from schema import tallystore
-from schema.customerstore import apply_entities, apply_entity, put_identifier, upsert_customer
-from schema.events import (
-    CreditRepaid,
-    CustomerUpdated,
-    Event,
-    IdentifierAdded,
-    IdentifierStatusChanged,
-    PinSet,
-    utc_now,
-)
+from schema.customerstore import apply_entities, apply_entity
+from schema.events import Event, utc_now
 from schema.ledger import Tally, tally_of
 from schema.sync import Change, Hello, PullResponse, PushResponse
 from sync.client import EpochChanged
@@ -56,28 +53,17 @@ class OutletReplica:
     # --- hello ------------------------------------------------------------------------
     def acked_through(self) -> int:
         with self.db.read() as conn:
-            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE acked = 1")
-                       .fetchone()[0])
+            return outbox.acked_through(conn)
 
     def renumber(self, first: int, hq_last_seq: int) -> int:
-        """Moves this outlet's unacknowledged facts numbered from `first` on past
-        `hq_last_seq` (and past our own last), in order and keeping their event ids, with
-        every local row that carries their number. For a database restored from a backup:
-        HQ holds other facts under those numbers. Returns how many moved."""
+        """`outbox.renumber` in one transaction: HQ answered `seq_reused` because this
+        database was restored from a backup. Returns how many facts moved."""
         with self.db.write() as conn:
-            moving = conn.execute("SELECT COUNT(*), MIN(seq) FROM outbox WHERE acked = 0 "
-                                  "AND seq >= ?", (first,)).fetchone()
-            if not moving[0]:
-                return 0
-            offset = max(hq_last_seq, outbox.last_seq(conn)) + 1 - int(moving[1])
-            conn.execute("UPDATE outbox SET seq = seq + ?, event = json_set(event, '$.seq', seq + ?)"
-                         " WHERE acked = 0 AND seq >= ?", (offset, offset, first))
-            for table in ("sales", "ledger", "visits", "redemptions"):
-                conn.execute(f"UPDATE {table} SET seq = seq + ? WHERE seq >= ?", (offset, first))
-            set_meta(conn, "seq_floor", hq_last_seq)
-        log.warning("outlet database went back: %d facts renumbered from %d to %d on",
-                    moving[0], first, first + offset)
-        return int(moving[0])
+            moved = outbox.renumber(conn, first, hq_last_seq)
+        if moved:
+            log.warning("outlet database went back: %d facts from seq %d renumbered past "
+                        "HQ's %d", moved, first, hq_last_seq)
+        return moved
 
     def reconcile(self, hello: Hello, acked_before: int | None = None) -> bool:
         """Compares HQ with what we remember; True if HQ went back in time.
@@ -92,13 +78,12 @@ class OutletReplica:
             went_back = known is not None and (
                 known != hello.epoch or hello.head < cursor or lost_events)
             if went_back:
-                requeued = outbox.mark_all_unacked(conn, after=hello.last_seq)
+                requeued = outbox.requeue_after(conn, after=hello.last_seq)
                 set_meta(conn, "cursor", 0)
                 set_meta(conn, "hq_resets", int(meta_in(conn, "hq_resets", "0") or 0) + 1)
                 log.warning("HQ went back in time (epoch %s -> %s): re-sending %d events and "
                             "re-pulling", known, hello.epoch, requeued)
-            if hello.last_seq > outbox.last_seq(conn):
-                set_meta(conn, "seq_floor", hello.last_seq)
+            outbox.raise_floor(conn, hello.last_seq)
             set_meta(conn, "hq_epoch", hello.epoch)
             if meta_in(conn, "card_range") is None:
                 set_meta(conn, "card_range", hello.card_range)
@@ -144,7 +129,8 @@ class OutletReplica:
                 # indexes: SQLite's default 2 MB page cache turns that into re-reads
                 conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
                 self._cache_raised = True
-            pending = _with_pending(conn, page, through)
+            pending = outbox.customers_with_pending(conn, through, (
+                c.data["customer_id"] for c in page.changes if c.kind == "customer" and c.data))
             run: dict[str, dict[str, Any]] = {}
             for change in page.changes:
                 doc = change.data
@@ -187,7 +173,7 @@ class OutletReplica:
         for event in outbox.events_for(conn, customer_id, through):
             body = event.parsed()
             view = view.combine(tally_of(body, event.at))
-            _reapply_profile(conn, body)
+            OUTLET[event.type].reapply(conn, body)
         tallystore.replace(conn, customer_id, view)
         conn.execute("UPDATE customers SET confirmed_through = ?, confirmed_tally = ? "
                      "WHERE customer_id = ?",
@@ -200,16 +186,6 @@ class OutletReplica:
                 conn.execute("DELETE FROM meta WHERE key = 'last_sync_error'")
             else:
                 set_meta(conn, "last_sync_error", f"{utc_now()} {error}"[:500])
-
-
-def _with_pending(conn: sqlite3.Connection, page: PullResponse, through: int) -> set[str]:
-    """The page's customers with local facts HQ had not folded in (`outbox.events_for`)."""
-    if conn.execute("SELECT 1 FROM outbox WHERE seq > ? LIMIT 1", (through,)).fetchone() is None:
-        return set()
-    ids = [c.data["customer_id"] for c in page.changes if c.kind == "customer" and c.data]
-    return {r[0] for r in conn.execute(
-        "SELECT DISTINCT customer_id FROM outbox WHERE seq > ? "
-        "AND customer_id IN (SELECT value FROM json_each(?))", (through, json.dumps(ids)))}
 
 
 def _apply_run(conn: sqlite3.Connection, docs: list[dict[str, Any]], through: int) -> None:
@@ -243,9 +219,7 @@ def _apply_invoice(conn: sqlite3.Connection, change: Change, through: int) -> No
     if doc is None:
         conn.execute("DELETE FROM invoices WHERE invoice_id = ?", (change.key,))
         return
-    pending = sum(
-        body.amount for body in (e.parsed() for e in outbox.events_for(conn, doc["customer_id"], through))
-        if isinstance(body, CreditRepaid) and body.invoice_id == doc["invoice_id"])
+    pending = paid_towards(doc["invoice_id"], outbox.events_for(conn, doc["customer_id"], through))
     row = dict(doc, paid_amount=doc["paid_amount"] + pending)
     if row["paid_amount"] >= row["amount"]:
         row["status"] = "paid"
@@ -253,17 +227,3 @@ def _apply_invoice(conn: sqlite3.Connection, change: Change, through: int) -> No
             "due_on", "amount", "paid_amount", "status"]
     conn.execute(f"INSERT OR REPLACE INTO invoices ({', '.join(cols)}) "
                  f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
-
-
-def _reapply_profile(conn: sqlite3.Connection, body: Any) -> None:
-    """Local edits HQ has not seen yet stay visible on top of HQ's version."""
-    if isinstance(body, CustomerUpdated):
-        upsert_customer(conn, body.customer_id, body.changes.model_dump(exclude_none=True), "")
-    elif isinstance(body, IdentifierAdded):
-        put_identifier(conn, body.customer_id, body.kind, body.value, body.status)
-    elif isinstance(body, IdentifierStatusChanged):
-        conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
-                     (body.status, body.kind, body.value))
-    elif isinstance(body, PinSet):
-        conn.execute("UPDATE customers SET pin_hash = ? WHERE customer_id = ?",
-                     (body.pin_hash, body.customer_id))
