@@ -21,7 +21,7 @@ from hq import admin, categories, credentials, feed, ingest, invoices, web
 from hq.chain import Chain
 from schema import httperrors
 from schema.api import IdentifierStatusIn
-from schema.sync import Hello, PullResponse, PushResponse
+from schema.sync import Hello, PullResponse, PushResponse, answer_json
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
 
@@ -71,9 +71,12 @@ def create_app(chain: Chain) -> FastAPI:
 
     Admin = [Depends(admin_only)]
 
-    @app.get("/v1/sync/hello")
-    def hello(outlet_id: str = Depends(outlet)) -> Hello:
-        return feed.hello(chain, outlet_id)
+    @app.get("/v1/sync/hello", response_model=Hello)
+    def hello(outlet_id: str = Depends(outlet),
+              sent_at: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+        # sent_at: the outlet's clock (docs/sync.md, "Outlet clocks")
+        answer = feed.hello(chain, outlet_id, sent_at)
+        return Response(answer_json(answer), media_type="application/json")
 
     @app.post("/v1/sync/push", response_model=PushResponse)
     async def push(request: Request, outlet_id: str = Depends(outlet)) -> Response:
@@ -81,7 +84,7 @@ def create_app(chain: Chain) -> FastAPI:
         # event loop and the long polls it serves; the answer is serialised once, here
         raw = await request.body()
         answer = await run_in_threadpool(ingest.push_json, chain, outlet_id, raw)
-        return Response(answer.model_dump_json(), media_type="application/json")
+        return Response(answer_json(answer), media_type="application/json")
 
     @app.get("/v1/sync/pull", response_model=PullResponse)
     async def pull(outlet_id: str = Depends(outlet), cursor: Annotated[int, Query(ge=0)] = 0,

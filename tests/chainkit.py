@@ -309,10 +309,10 @@ def hq_ledger_check(hq_db: Path, outboxes: dict[str, Path]) -> dict[str, Any]:
         ids = [r[0] for r in conn.execute("SELECT event_id FROM events")]
         assert len(ids) == len(set(ids)), "an event id is stored twice at HQ"
         folded: dict[str, Tally] = {}
-        for row in conn.execute("SELECT event FROM events ORDER BY hq_seq"):
+        for row in conn.execute("SELECT event, booked_at FROM events ORDER BY hq_seq"):
             event = Event.model_validate_json(row[0])
-            if event.customer_id:
-                delta = tally_of(event.parsed(), event.at)
+            if event.customer_id:  # periods and "last purchase" go by the booking time
+                delta = tally_of(event.parsed(), row[1] or event.at)
                 folded[event.customer_id] = folded.get(event.customer_id, Tally()).combine(delta)
         from schema import tallystore
 
