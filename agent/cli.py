@@ -105,6 +105,7 @@ def render_status(figures: dict[str, Any]) -> str:
         ("Queue stuck", "YES - check the link to HQ" if figures.get("queue_stuck") else "no"),
         ("Last sync", figures.get("last_sync_at") or "never"),
         ("Last sync error", figures.get("last_sync_error") or "-"),
+        ("Clock", figures.get("clock") or "-"),
         ("Cursor", figures["cursor"]),
         ("Last sale", figures.get("last_sale_at") or "-"),
         ("Customers", counts.get("customers", 0)),

@@ -75,8 +75,16 @@ class PushResponse(Message):
 def answer_json(answer: Hello | PushResponse) -> str:
     """An answer as it travels: the clock fields only when HQ measured the outlet's clock
     (an outlet that sent no time may be one that refuses fields it does not know)."""
-    unset = {name for name in CLOCK_FIELDS if getattr(answer, name) is None}
-    return answer.model_dump_json(exclude=unset)
+    return answer.model_dump_json(exclude=_unmeasured(answer))
+
+
+def answer_data(answer: Hello | PushResponse) -> dict[str, Any]:
+    """`answer_json` as a JSON-ready dict (the modem link)."""
+    return answer.model_dump(mode="json", exclude=_unmeasured(answer))
+
+
+def _unmeasured(answer: Hello | PushResponse) -> set[str]:
+    return {name for name in CLOCK_FIELDS if getattr(answer, name) is None}
 
 
 class Change(BaseModel):

@@ -110,7 +110,8 @@ def describe(delta: timedelta | float) -> str:
 def describe_offset(offset: float, tolerance_s: float | None = None) -> str:
     """'5.0 years ahead of HQ', 'in step with HQ (0 s)'; says when it is over the tolerance."""
     if tolerance_s is not None and abs(offset) <= tolerance_s:
-        return f"in step with HQ ({'+' if offset >= 0 else '-'}{describe(offset)})"
+        sign = "" if abs(offset) < 0.5 else "+" if offset > 0 else "-"
+        return f"in step with HQ ({sign}{describe(offset)})"
     side = "ahead of" if offset > 0 else "behind"
     text = f"{describe(offset)} {side} HQ"
     if tolerance_s is not None:

@@ -75,6 +75,7 @@ class Process:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.env: dict[str, str] = {}  # added to the environment it starts with
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -88,7 +89,7 @@ class Process:
             log.write(f"\n--- start {self.starts} ---\n".encode())
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         assert self.proc is not None

@@ -14,6 +14,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -222,3 +223,30 @@ def test_the_clock_flag_is_resolved_once_the_clock_is_back(hq: HQProcess) -> Non
     hello(outlet, AHEAD)  # off again: a new flag, one
     hello(outlet, AHEAD)
     assert len(outlet_flags(hq, "BACK")) == 1
+
+
+class TolerantHQ(HQProcess):
+    """`loyalty hq serve --clock-tolerance 3600`: an operator's wider tolerance."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--clock-tolerance", "3600"]
+
+
+def test_the_tolerance_is_an_hq_setting(tmp_path: Path) -> None:
+    hq = TolerantHQ(tmp_path / "hq.db")
+    hq.outlet_add("SLOW")
+    _ = hq.admin_token
+    hq.start()
+    try:
+        outlet = client(hq, "SLOW")
+        half_hour = timedelta(minutes=-30)
+        answer = hello(outlet, half_hour)
+        assert answer["clock_tolerance_s"] == 3600 and -1810 < answer["clock_offset_s"] < -1790
+        who = registered("Slow")
+        made = push(outlet, stamped(outlet, half_hour, who), half_hour)
+        assert made["results"][0]["result"] == "applied"
+        assert outlet_flags(hq, "SLOW") == []
+        assert hello(outlet, timedelta(hours=2))["clock_offset_s"] > 7000
+        assert len(outlet_flags(hq, "SLOW")) == 1
+    finally:
+        hq.kill()
