@@ -108,9 +108,9 @@ def hello(chain: Chain, outlet_id: str, sent_at: str | None = None) -> Hello:
     With the outlet's clock (`sent_at`), HQ measures its offset (hq/clocks.py) and says it."""
     offset = None
     if sent_at is not None:
+        received = chain.clock()  # before waiting for the writer: the time it arrived
         with chain.db.write() as conn:
-            offset = clocks.settle(conn, outlet_id, sent_at, chain.clock(),
-                                   chain.clock_tolerance_s)
+            offset = clocks.settle(conn, outlet_id, sent_at, received, chain.clock_tolerance_s)
     with chain.db.read() as conn:
         row = conn.execute("SELECT last_seq, card_range FROM outlets WHERE outlet_id = ?",
                            (outlet_id,)).fetchone()
