@@ -116,6 +116,7 @@ def render_status(figures: dict[str, Any], verbose: bool = False) -> str:
         ("Queue stuck", "YES - check the link to HQ" if figures.get("queue_stuck") else "no"),
         ("Last sync", local_time(figures.get("last_sync_at")) or "never"),
         ("Last sync error", figures.get("last_sync_error") or "-"),
+        ("Clock", figures.get("clock") or "-"),
         ("Last sale", local_time(figures.get("last_sale_at")) or "-"),
         ("Customers", counts.get("customers", 0)),
         ("Sales", counts.get("sales", 0)),

@@ -43,6 +43,16 @@ BULK_PAGE = 500  # a page this long is part of a bootstrap or a big catch-up
 BULK_CACHE_KIB = 131072  # the page cache the replica's connection gets for it
 
 
+def _note_clock(conn: sqlite3.Connection, offset: float | None, tolerance: float | None) -> None:
+    """The offset of this outlet's clock that HQ measured (docs/sync.md, "Outlet clocks"),
+    for `loyalty status`; `clock_checked_at` is by this outlet's own clock."""
+    if offset is None:
+        return
+    set_meta(conn, "clock_offset_s", offset)
+    set_meta(conn, "clock_tolerance_s", tolerance if tolerance is not None else "")
+    set_meta(conn, "clock_checked_at", utc_now())
+
+
 class OutletReplica:
     def __init__(self, outlet: Outlet) -> None:
         self.outlet = outlet
@@ -87,6 +97,7 @@ class OutletReplica:
             set_meta(conn, "hq_epoch", hello.epoch)
             if meta_in(conn, "card_range") is None:
                 set_meta(conn, "card_range", hello.card_range)
+            _note_clock(conn, hello.clock_offset_s, hello.clock_tolerance_s)
         return went_back
 
     @staticmethod
@@ -108,6 +119,7 @@ class OutletReplica:
         with self.db.write() as conn:
             self._check_epoch(conn, response.epoch)
             outbox.mark_acked(conn, response.acked_through, flagged)
+            _note_clock(conn, response.clock_offset_s, response.clock_tolerance_s)
 
     # --- pull -------------------------------------------------------------------------
     def cursor(self) -> int:

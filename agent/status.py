@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import outbox
+from schema import timing
 from schema.database import Database
 
 if TYPE_CHECKING:
@@ -51,8 +52,18 @@ def replica_status(db: Database) -> dict[str, Any]:
         "last_sale_at": last_sale,
         "counts": counts,
         "readers": json.loads(meta.get("readers_health", "[]")),
+        **_clock(meta),
         **_modem(meta),
     }
+
+
+def _clock(meta: dict[str, str]) -> dict[str, Any]:
+    """This outlet's clock as HQ last measured it (docs/sync.md, "Outlet clocks")."""
+    offset = float(meta["clock_offset_s"]) if meta.get("clock_offset_s") else None
+    tolerance = float(meta["clock_tolerance_s"]) if meta.get("clock_tolerance_s") else None
+    return {"clock_offset_s": offset, "clock_checked_at": meta.get("clock_checked_at"),
+            "clock": ("no HQ" if meta.get("chain") is None else "not measured by HQ yet")
+            if offset is None else timing.describe_offset(offset, tolerance)}
 
 
 def _modem(meta: dict[str, str]) -> dict[str, Any]:

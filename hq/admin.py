@@ -131,7 +131,8 @@ def delete_master(chain: Chain, kind: str, key: str) -> None:
 
 def outlets(chain: Chain) -> list[dict[str, Any]]:
     rows = chain.db.all("SELECT outlet_id, card_range, created_at, last_seq, last_push_at, "
-                        "last_pull_at FROM outlets ORDER BY outlet_id")
+                        "last_pull_at, clock_offset_s, clock_measured_at FROM outlets "
+                        "ORDER BY outlet_id")
     return [dict(r) for r in rows]
 
 

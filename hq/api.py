@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hq import admin, categories, credentials, feed, ingest, invoices, web
 from hq.chain import Chain
 from schema.api import IdentifierStatusIn
-from schema.sync import Hello, PullResponse, PushResponse
+from schema.sync import Hello, PullResponse, PushResponse, answer_json
 from web import httperrors
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
@@ -85,9 +85,12 @@ def create_app(chain: Chain) -> FastAPI:
                     chain.db.scalar, "SELECT COALESCE(MAX(seq), 0) > ? FROM changes", (cursor,)):
                 return
 
-    @app.get("/v1/sync/hello")
-    def hello(outlet_id: str = Depends(outlet)) -> Hello:
-        return feed.hello(chain, outlet_id)
+    @app.get("/v1/sync/hello", response_model=Hello)
+    def hello(outlet_id: str = Depends(outlet),
+              sent_at: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+        # sent_at: the outlet's clock (docs/sync.md, "Outlet clocks")
+        answer = feed.hello(chain, outlet_id, sent_at)
+        return Response(answer_json(answer), media_type="application/json")
 
     @app.post("/v1/sync/push", response_model=PushResponse)
     async def push(request: Request, outlet_id: str = Depends(outlet)) -> Response:
@@ -95,7 +98,7 @@ def create_app(chain: Chain) -> FastAPI:
         # event loop and the long polls it serves; the answer is serialised once, here
         raw = await request.body()
         answer = await run_in_threadpool(ingest.push_json, chain, outlet_id, raw)
-        return Response(answer.model_dump_json(), media_type="application/json")
+        return Response(answer_json(answer), media_type="application/json")
 
     @app.get("/v1/sync/pull", response_model=PullResponse)
     async def pull(outlet_id: str = Depends(outlet), cursor: Annotated[int, Query(ge=0)] = 0,

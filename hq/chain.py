@@ -13,13 +13,15 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from schema.database import Database
+from schema.events import utc_now
 from schema.hq_tables import migrations
 from schema.masterdata import DOCS, key_of
+from schema.timing import DEFAULT_TOLERANCE_S
 
 MasterSeed = Iterable[tuple[str, dict[str, Any]]]
 
@@ -61,9 +63,17 @@ def _wake(future: asyncio.Future[None]) -> None:
 
 
 class Chain:
-    def __init__(self, path: str | Path, seed: MasterSeed = ()) -> None:
+    """`clock` is HQ's own clock (UTC ISO 8601, canonical): the receive time of facts and
+    of outlets' clock readings; `clock_tolerance_s` is how far an outlet's clock may be
+    from it before facts are re-dated and the outlet flagged (docs/sync.md, "Outlet clocks")."""
+
+    def __init__(self, path: str | Path, seed: MasterSeed = (), *,
+                 clock: Callable[[], str] = utc_now,
+                 clock_tolerance_s: float = DEFAULT_TOLERANCE_S) -> None:
         self.db = Database(path, migrations)
         self.waiters = Waiters()
+        self.clock = clock
+        self.clock_tolerance_s = clock_tolerance_s
         with self.db.write() as conn:
             if self.meta(conn, "epoch") is None:
                 self.set_meta(conn, "epoch", uuid.uuid4().hex)

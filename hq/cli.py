@@ -37,8 +37,12 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
                   help="The modems' init commands, separated by ';'.")
     @click.option("--modem-guard", default=1.0, show_default=True, type=float,
                   help="Escape guard time in seconds (the modems' S12 / 50).")
+    @click.option("--clock-tolerance", default=300.0, show_default=True,
+                  type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
+                  help="How far an outlet's clock may be from HQ's before it is flagged and "
+                       "its facts are booked at HQ's receive time (docs/sync.md).")
     def serve(db: str, host: str, port: int, modems: tuple[str, ...], modem_init: str,
-              modem_guard: float) -> None:
+              modem_guard: float, clock_tolerance: float) -> None:
         """Serve the sync and admin API (and answer modem calls with --modem)."""
         from hq import schedule
         from hq.api import create_app
@@ -49,6 +53,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         # of HQ's CPU per event (measured by bench/sync.py); collect less often.
         gc.set_threshold(20_000, 50, 50)
         the_chain = chain(db)
+        the_chain.clock_tolerance_s = clock_tolerance
         scheduler = schedule.start(the_chain)
         the_chain.db.start_checkpointer()
         init = tuple(c.strip() for c in modem_init.split(";") if c.strip())

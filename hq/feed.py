@@ -6,7 +6,8 @@ blocked or lost cards) ride at the head of every page until the cursor passes th
 `incorporated_through` and every entity in the page are read in ONE read transaction, so
 the page reflects exactly the outlet's events up to it (invariant 4). Outlets see master
 data and customers only, never other outlets' tokens, stock or flags.
-Must never: write, except the outlet's last-pull time after the page is read.
+Must never: write, except the outlet's last-pull time after the page is read and the
+clock offset a hello measured.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlite3
 from dataclasses import dataclass, fields
 from typing import Any
 
+from hq import clocks
 from hq.chain import Chain
 from schema import tallystore
 from schema.customerstore import PROFILE_COLUMNS, entity
@@ -101,14 +103,21 @@ def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | No
     return None if row is None else json.loads(row[0])
 
 
-def hello(chain: Chain, outlet_id: str) -> Hello:
-    """What HQ holds of this outlet and how far its change log goes (first in every pass)."""
+def hello(chain: Chain, outlet_id: str, sent_at: str | None = None) -> Hello:
+    """What HQ holds of this outlet and how far its change log goes (first in every pass).
+    With the outlet's clock (`sent_at`), HQ measures its offset (hq/clocks.py) and says it."""
+    offset = None
+    if sent_at is not None:
+        received = chain.clock()  # before waiting for the writer: the time it arrived
+        with chain.db.write() as conn:
+            offset = clocks.settle(conn, outlet_id, sent_at, received, chain.clock_tolerance_s)
     with chain.db.read() as conn:
         row = conn.execute("SELECT last_seq, card_range FROM outlets WHERE outlet_id = ?",
                            (outlet_id,)).fetchone()
         head = chain.head(conn)
     return Hello(outlet_id=outlet_id, epoch=chain.epoch, last_seq=row["last_seq"], head=head,
-                 card_range=row["card_range"])
+                 card_range=row["card_range"], clock_offset_s=offset,
+                 clock_tolerance_s=None if offset is None else chain.clock_tolerance_s)
 
 
 def pull(chain: Chain, outlet_id: str, cursor: int, limit: int = 1000) -> PullResponse:

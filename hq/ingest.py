@@ -9,7 +9,10 @@ Promises (docs/design.md invariants 2, 5, 7, 8):
   stops the batch there (`acked_through` says where to resume);
 - a fact is never rejected: what looks wrong (overspent points, an unknown customer) is
   applied and `flagged` for review;
-- HQ orders by its own sequence (`hq_seq`), never by outlet clocks.
+- HQ orders by its own sequence (`hq_seq`), never by outlet clocks; a fact is placed in
+  periods by its booking time (schema/timing.py: the outlet's stamp when plausible, HQ's
+  receive time otherwise, then flagged), the stamp kept as sent in the ledger; each push's
+  `sent_at` measures the outlet's clock (hq/clocks.py), in the same transaction.
 Must never: apply an event twice, apply part of a refused batch, or let an outlet speak
 for another.
 """
@@ -21,6 +24,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hq import clocks
 from hq.chain import Chain
 from schema import tallystore, typedpush
 from schema.customerstore import put_identifier, upsert_customer
@@ -45,11 +49,11 @@ from schema.events import (
     PinSet,
     SaleRecorded,
     StockMoved,
-    utc_now,
 )
 from schema.ledger import Tally, tally_of
 from schema.money import money
 from schema.sync import ACCEPTED, EventResult, PushRequest, PushResponse
+from schema.timing import Booker
 from schema.typedpush import TypedEvent, TypedPushRequest
 
 log = logging.getLogger(__name__)
@@ -76,7 +80,7 @@ def push(chain: Chain, outlet_id: str, request: PushRequest, *,
     validated here. `batched=False` applies event by event (the reference the batched
     projection is tested against)."""
     bodies = _check(outlet_id, request)
-    return _push(chain, outlet_id, request.events, bodies, batched)
+    return _push(chain, outlet_id, request.events, bodies, batched, request.sent_at)
 
 
 def push_json(chain: Chain, outlet_id: str, raw: bytes) -> PushResponse:
@@ -92,7 +96,8 @@ def push_json(chain: Chain, outlet_id: str, raw: bytes) -> PushResponse:
             raise ProtocolError(f"malformed push batch: {str(exc).splitlines()[0]}") from exc
         return push(chain, outlet_id, batch)
     _check_envelopes(outlet_id, request)
-    return _push(chain, outlet_id, request.events, [e.body for e in request.events], True)
+    return _push(chain, outlet_id, request.events, [e.body for e in request.events], True,
+                 request.sent_at)
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -142,11 +147,13 @@ def _stored(event: Envelope) -> str:
 
 
 def _push(chain: Chain, outlet_id: str, events: Sequence[Envelope], bodies: Sequence[Body],
-          batched: bool) -> PushResponse:
+          batched: bool, sent_at: str | None) -> PushResponse:
     results: list[EventResult] = []
+    received, tolerance = chain.clock(), chain.clock_tolerance_s
     with chain.db.write() as conn:
-        last = int(conn.execute("SELECT last_seq FROM outlets WHERE outlet_id = ?",
-                                (outlet_id,)).fetchone()[0])
+        last, registered = conn.execute("SELECT last_seq, created_at FROM outlets WHERE "
+                                        "outlet_id = ?", (outlet_id,)).fetchone()
+        last = int(last)
         # sequences increase (checked), so what HQ has seen is a prefix of the batch...
         first = 0
         while first < len(events) and events[first].seq <= last:
@@ -160,41 +167,63 @@ def _push(chain: Chain, outlet_id: str, events: Sequence[Envelope], bodies: Sequ
             raise SyncGap(f"expected event {last + 1}, got {events[first].seq}: resend from there",
                           outlet=outlet_id, expected=last + 1)
         new, new_bodies = events[first:stop], bodies[first:stop]
+        redated = 0
         if new:
-            verdicts = _apply_new(chain, conn, new, new_bodies, batched)
+            booker = Booker(received, registered, tolerance)
+            verdicts, redated = _apply_new(chain, conn, new, new_bodies, batched, booker)
             results.extend(EventResult(event_id=e.event_id, seq=e.seq, result=v, reason=r)
                            for e, (v, r) in zip(new, verdicts, strict=True))
             last = new[-1].seq
         conn.execute("UPDATE outlets SET last_seq = ?, last_push_at = ? WHERE outlet_id = ?",
-                     (last, utc_now(), outlet_id))
+                     (last, received, outlet_id))
+        offset = clocks.settle(conn, outlet_id, sent_at, received, tolerance, redated)
     chain.waiters.notify()
-    return PushResponse(epoch=chain.epoch, acked_through=last, results=results)
+    return PushResponse(epoch=chain.epoch, acked_through=last, results=results,
+                        clock_offset_s=offset,
+                        clock_tolerance_s=None if offset is None else tolerance)
 
 
 def _apply_new(chain: Chain, conn: sqlite3.Connection, events: Sequence[Envelope],
-               bodies: Sequence[Body], batched: bool) -> list[Verdict]:
-    """Records and applies new events, in order. The batched projection is tried first
-    inside a savepoint; if it fails (a reused event id, a duplicate sale id...) it is
-    undone and the events go one by one, which gives the exact refusal of the reference."""
+               bodies: Sequence[Body], batched: bool,
+               booker: Booker) -> tuple[list[Verdict], int]:
+    """Records and applies new events, in order; returns their verdicts and how many were
+    booked at HQ's receive time. The batched projection is tried first inside a savepoint;
+    if it fails (a reused event id, a duplicate sale id...) it is undone and the events go
+    one by one, which gives the exact refusal of the reference."""
     if batched:
         conn.execute("SAVEPOINT ingest_batch")
         try:
-            verdicts = _apply_batch(conn, events, bodies)
+            done = _apply_batch(conn, events, bodies, booker)
         except (sqlite3.Error, LoyaltyError) as exc:
             log.info("batched ingest failed (%s): applying event by event", exc)
             conn.execute("ROLLBACK TO ingest_batch")
         else:
             conn.execute("RELEASE ingest_batch")
-            return verdicts
+            return done
         conn.execute("RELEASE ingest_batch")
     verdicts = []
+    redated = 0
     for event, body in zip(events, bodies, strict=True):
-        hq_seq = _record(conn, event, _stored(event))
-        verdict, reason = _apply(chain, conn, event, body, hq_seq)
-        if verdict == "flagged":
-            _flag(conn, event, hq_seq, reason or "", utc_now())
-        verdicts.append((verdict, reason))
-    return verdicts
+        booked, late = booker(event.at)
+        hq_seq = _record(conn, event, _stored(event), booker.received, booked)
+        verdict = _apply(chain, conn, event, body, hq_seq, booked)
+        final = _timed(verdict, late)
+        if final[0] == "flagged":
+            _flag(conn, event, hq_seq, final[1] or "", booker.received,
+                  review=verdict[0] == "flagged")
+        redated += late is not None
+        verdicts.append(final)
+    return verdicts, redated
+
+
+def _timed(verdict: Verdict, late: str | None) -> Verdict:
+    """The verdict with why the fact's stamp was not used, if it was not: flagged for that
+    reason in the ledger; the review is one flag per outlet (hq/clocks.py)."""
+    if late is None:
+        return verdict
+    if verdict[0] == "flagged":
+        return "flagged", f"{verdict[1]}; {late}"
+    return "flagged", late
 
 
 def _seen(conn: sqlite3.Connection, event: Envelope) -> EventResult:
@@ -309,7 +338,7 @@ def _existing(conn: sqlite3.Connection, customer_ids: set[str]) -> set[str]:
 
 
 def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
-                 bodies: Sequence[Body]) -> list[Verdict]:
+                 bodies: Sequence[Body], booker: Booker) -> tuple[list[Verdict], int]:
     """Records and applies new events with set-based SQL; the same state and verdicts as
     `_record` + `_apply` + `_flag` event by event (tests/hq/test_ingest_batch.py).
 
@@ -319,7 +348,8 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
     gift stock, the change log, flags) is combined per key in memory and written once per
     batch with executemany: nothing in the batch reads those tables, except the overspent
     check, which follows each redeeming customer's balance in event order in memory."""
-    now = utc_now()
+    now = booker.received
+    redated = 0
     base = int(conn.execute("SELECT COALESCE(MAX(hq_seq), 0) FROM events").fetchone()[0])
     wanted = {e.customer_id or "" for e in events}
     wanted.update(b.customer_id for b in bodies if isinstance(b, CustomerRegistered))
@@ -339,6 +369,7 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
     for k, (event, body) in enumerate(zip(events, bodies, strict=True)):
         hq_seq = base + 1 + k
         customer_id = event.customer_id or ""
+        at, late = booker(event.at)
         verdict: Verdict
         if isinstance(body, SaleRecorded):  # the hot path: tally_of + _project_sale inline
             verdict = APPLIED if customer_id in known else UNKNOWN_CUSTOMER
@@ -347,7 +378,7 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
                 if p.mode == "credit":
                     credit += p.amount
             sales.append((body.sale_id, hq_seq, event.outlet_id, body.customer_id, body.till_id,
-                          event.at, body.total_gross, body.total_discount, body.total_net,
+                          at, body.total_gross, body.total_discount, body.total_net,
                           body.points_earned, credit))
             sale_id = body.sale_id
             lines += [(sale_id, i, ln.sku, ln.name, ln.division, ln.qty, ln.unit_price,
@@ -356,12 +387,12 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
                 acc = accs.get(customer_id)
                 if acc is None:
                     acc = accs[customer_id] = _Acc()
-                acc.add_sale(body, event.at)
+                acc.add_sale(body, at)
                 net[customer_id] = net.get(customer_id, 0) + body.points_earned
             if customer_id in known:
                 bump(conn, "customer", customer_id, False)
         elif isinstance(body, CustomerRegistered):
-            verdict = _registered(bump, conn, event, body)
+            verdict = _registered(bump, conn, event, body, at)
             known.add(body.customer_id)
         elif isinstance(body, CustomerStatusChanged):
             verdict = _status(bump, conn, event, body)
@@ -376,19 +407,19 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
             elif isinstance(body, GiftRedeemed):
                 redemptions.append((body.redemption_id, hq_seq, event.outlet_id, customer_id,
                                     body.gift_sku, body.gift_name, body.qty, body.points_spent,
-                                    event.at))
+                                    at))
                 key = (event.outlet_id, body.gift_sku)
                 stock[key] = stock.get(key, 0) - body.qty
             elif isinstance(body, CreditRepaid) and body.invoice_id:
                 via = "bank" if event.outlet_id == HQ_OUTLET else "till"
-                verdict = _pay_invoice(bump, conn, body.invoice_id, body.amount, event.at[:10],
+                verdict = _pay_invoice(bump, conn, body.invoice_id, body.amount, at[:10],
                                        via, None) or verdict
             elif isinstance(body, StockMoved):
                 key = (event.outlet_id, body.gift_sku)
                 stock[key] = stock.get(key, 0) + body.qty
                 verdict = APPLIED
             if not isinstance(body, StockMoved):
-                delta = tally_of(body, event.at)
+                delta = tally_of(body, at)
                 if customer_id and delta != Tally():
                     acc = accs.get(customer_id)
                     if acc is None:
@@ -403,17 +434,20 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
                             verdict = OVERSPENT
                 if is_known and event.type != "visit.recorded":
                     bump(conn, "customer", customer_id, False)
-        verdicts.append(verdict)
-        result, reason = verdict
+        final = _timed(verdict, late)
+        redated += late is not None
+        verdicts.append(final)
+        result, reason = final
         rows.append((hq_seq, event.event_id, event.outlet_id, event.seq, event.type,
                      event.version, event.customer_id, event.at, now, _stored(event), result,
-                     reason))
-        if result == "flagged":
+                     reason, at))
+        if verdict[0] == "flagged":
             flags.append((event.event_id, event.customer_id, event.outlet_id, reason or "", now))
 
     conn.executemany(
         "INSERT INTO events (hq_seq, event_id, outlet_id, seq, type, version, customer_id, at,"
-        " received_at, event, result, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        " received_at, event, result, reason, booked_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        rows)
     if sales:
         conn.executemany(
             "INSERT INTO sales (sale_id, hq_seq, outlet_id, customer_id, till_id, at,"
@@ -444,31 +478,36 @@ def _apply_batch(conn: sqlite3.Connection, events: Sequence[Envelope],
     if flags:
         conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
                          "VALUES (?, ?, ?, ?, ?)", flags)
-    return verdicts
+    return verdicts, redated
 
 
 # --- one event at a time (the reference; HQ's own facts) ------------------------------------
 
 
-def _record(conn: sqlite3.Connection, event: Envelope, stored: str) -> int:
+def _record(conn: sqlite3.Connection, event: Envelope, stored: str, received: str,
+            booked: str) -> int:
     """Stores the fact in the chain-wide ledger; returns its HQ sequence."""
     try:
         cur = conn.execute(
             "INSERT INTO events (event_id, outlet_id, seq, type, version, customer_id, at,"
-            " received_at, event, result) VALUES (?,?,?,?,?,?,?,?,?,'applied')",
+            " received_at, event, result, booked_at) VALUES (?,?,?,?,?,?,?,?,?,'applied',?)",
             (event.event_id, event.outlet_id, event.seq, event.type, event.version,
-             event.customer_id, event.at, utc_now(), stored))
+             event.customer_id, event.at, received, stored, booked))
     except sqlite3.IntegrityError as exc:
         raise ProtocolError(f"event id {event.event_id} was already used") from exc
     return int(cur.lastrowid or 0)
 
 
-def _flag(conn: sqlite3.Connection, event: Envelope, hq_seq: int, reason: str, at: str) -> None:
+def _flag(conn: sqlite3.Connection, event: Envelope, hq_seq: int, reason: str, at: str,
+          review: bool = True) -> None:
+    """The fact's ledger row says flagged and why; `review`: a flag of its own too (not for
+    a stamp alone: that is the outlet's one clock flag)."""
     conn.execute("UPDATE events SET result = 'flagged', reason = ? WHERE hq_seq = ?",
                  (reason, hq_seq))
-    conn.execute("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
-                 "VALUES (?, ?, ?, ?, ?)",
-                 (event.event_id, event.customer_id, event.outlet_id, reason, at))
+    if review:
+        conn.execute("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     (event.event_id, event.customer_id, event.outlet_id, reason, at))
 
 
 def _customer_exists(conn: sqlite3.Connection, customer_id: str) -> bool:
@@ -477,11 +516,11 @@ def _customer_exists(conn: sqlite3.Connection, customer_id: str) -> bool:
 
 
 def _apply(chain: Chain, conn: sqlite3.Connection, event: Envelope, body: Body,
-           hq_seq: int) -> Verdict:
-    """Folds one fact into HQ's state; returns (applied|flagged, reason)."""
+           hq_seq: int, at: str) -> Verdict:
+    """Folds one fact, booked at `at`, into HQ's state; returns (applied|flagged, reason)."""
     bump = chain.bump
     if isinstance(body, CustomerRegistered):
-        return _registered(bump, conn, event, body)
+        return _registered(bump, conn, event, body, at)
     if isinstance(body, CustomerStatusChanged):
         return _status(bump, conn, event, body)
     if isinstance(body, IdentifierStatusChanged):
@@ -493,21 +532,21 @@ def _apply(chain: Chain, conn: sqlite3.Connection, event: Envelope, body: Body,
         if known:
             verdict = _customer_fact(conn, customer_id, body, verdict)
     elif isinstance(body, SaleRecorded):
-        _project_sale(conn, event, body, hq_seq)
+        _project_sale(conn, event, body, hq_seq, at)
     elif isinstance(body, GiftRedeemed):
         conn.execute("INSERT INTO redemptions (redemption_id, hq_seq, outlet_id, customer_id,"
                      " gift_sku, gift_name, qty, points_spent, at) VALUES (?,?,?,?,?,?,?,?,?)",
                      (body.redemption_id, hq_seq, event.outlet_id, customer_id, body.gift_sku,
-                      body.gift_name, body.qty, body.points_spent, event.at))
+                      body.gift_name, body.qty, body.points_spent, at))
         _move_stock(conn, event.outlet_id, body.gift_sku, -body.qty)
     elif isinstance(body, CreditRepaid) and body.invoice_id:
         via = "bank" if event.outlet_id == HQ_OUTLET else "till"
-        verdict = _pay_invoice(bump, conn, body.invoice_id, body.amount, event.at[:10], via,
+        verdict = _pay_invoice(bump, conn, body.invoice_id, body.amount, at[:10], via,
                                None) or verdict
     elif isinstance(body, StockMoved):
         _move_stock(conn, event.outlet_id, body.gift_sku, body.qty)
         return APPLIED
-    delta = tally_of(body, event.at)
+    delta = tally_of(body, at)
     if customer_id and delta != Tally():
         tallystore.add(conn, customer_id, delta)
         if tallystore.points_balance(conn, customer_id) < 0 and delta.points_used:
@@ -559,11 +598,11 @@ def _identifier_status(bump: Bump, conn: sqlite3.Connection, event: Envelope,
 
 
 def _registered(bump: Bump, conn: sqlite3.Connection, event: Envelope,
-                body: CustomerRegistered) -> Verdict:
+                body: CustomerRegistered, at: str) -> Verdict:
     if _customer_exists(conn, body.customer_id):
         return "flagged", "customer registered twice"
     upsert_customer(conn, body.customer_id, body.profile.model_dump(exclude_none=True),
-                    created_at=event.at, origin=event.outlet_id)
+                    created_at=at, origin=event.outlet_id)
     verdict: Verdict = APPLIED
     try:
         put_identifier(conn, body.customer_id, "card", body.card_number, "active")
@@ -574,12 +613,12 @@ def _registered(bump: Bump, conn: sqlite3.Connection, event: Envelope,
 
 
 def _project_sale(conn: sqlite3.Connection, event: Envelope, sale: SaleRecorded,
-                  hq_seq: int) -> None:
+                  hq_seq: int, at: str) -> None:
     credit = sum(p.amount for p in sale.payments if p.mode == "credit")
     conn.execute(
         "INSERT INTO sales (sale_id, hq_seq, outlet_id, customer_id, till_id, at, total_gross,"
         " total_discount, total_net, points_earned, paid_credit) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (sale.sale_id, hq_seq, event.outlet_id, sale.customer_id, sale.till_id, event.at,
+        (sale.sale_id, hq_seq, event.outlet_id, sale.customer_id, sale.till_id, at,
          sale.total_gross, sale.total_discount, sale.total_net, sale.points_earned, credit))
     conn.executemany(
         "INSERT INTO sale_lines (sale_id, line_no, sku, name, division, qty, unit_price, gross,"
@@ -603,11 +642,12 @@ def record_hq_fact(chain: Chain, conn: sqlite3.Connection, body: Body) -> Event:
 
     seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE outlet_id = ?",
                            (HQ_OUTLET,)).fetchone()[0])
-    event = make_event(HQ_OUTLET, seq, body)
-    hq_seq = _record(conn, event, event.model_dump_json())
-    verdict, reason = _apply(chain, conn, event, body, hq_seq)
+    now = chain.clock()
+    event = make_event(HQ_OUTLET, seq, body, at=now)  # HQ's own clock: booked as stamped
+    hq_seq = _record(conn, event, event.model_dump_json(), now, now)
+    verdict, reason = _apply(chain, conn, event, body, hq_seq, now)
     if verdict == "flagged":
-        _flag(conn, event, hq_seq, reason or "", utc_now())
+        _flag(conn, event, hq_seq, reason or "", now)
     return event
 
 

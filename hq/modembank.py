@@ -23,7 +23,7 @@ from hq import credentials, feed, ingest
 from hq.chain import Chain
 from schema.errors import LoyaltyError, ProtocolError, Unauthorized
 from schema.modemcall import compact_push, error, ok
-from schema.sync import PushRequest
+from schema.sync import PushRequest, answer_data
 from sync.compression import decode_message, encode_message
 from sync.hayes import HayesModem, ModemError, ModemTimeout
 from sync.modemchannel import ChannelConfig, ChannelError, ModemChannel
@@ -140,7 +140,10 @@ class ModemLine:
         if outlet_id is None:
             raise Unauthorized("authenticate first (auth with the outlet's token)")
         if op == "hello":
-            return ok(feed.hello(self.chain, outlet_id).model_dump(mode="json")), outlet_id, False
+            sent_at = request.get("sent_at")
+            hello = feed.hello(self.chain, outlet_id,
+                               sent_at if isinstance(sent_at, str) and len(sent_at) <= 40 else None)
+            return ok(answer_data(hello)), outlet_id, False
         if op == "push":
             try:
                 batch = PushRequest.model_validate(request.get("batch"))

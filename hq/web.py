@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hq import admin, ingest, invoices, staff
 from hq.chain import Chain
-from schema import reports
+from schema import reports, timing
 from schema.customerstore import display_name
 from schema.errors import InvalidRequest, LoyaltyError, NotFound, Overpayment, mask_card
 from schema.money import money as format_money
@@ -528,8 +528,16 @@ def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
                 at = datetime.fromisoformat(seen)
                 age = int((now - at).total_seconds())
             out.append({**o, "last_seen": seen, "age_s": age,
-                        "stale": age is None or age > stale_after_s})
+                        "stale": age is None or age > stale_after_s, **clock_of(o)})
         return out
+
+    def clock_of(o: dict[str, Any]) -> dict[str, Any]:
+        """The outlet's clock as HQ last measured it (docs/sync.md, "Outlet clocks")."""
+        offset, tolerance = o["clock_offset_s"], chain.clock_tolerance_s
+        if offset is None:
+            return {"clock": "not measured", "clock_off": False}
+        return {"clock": timing.describe_offset(offset, tolerance),
+                "clock_off": abs(offset) > tolerance}
 
     @office.get("/outlets")
     def outlets(request: Request, _: Staff) -> HTMLResponse:
@@ -539,7 +547,8 @@ def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
         for r in rows:
             r["open_flags"] = open_flags.get(r["outlet_id"], 0)
         return page(request, "outlets.html", title="Outlets", rows=rows,
-                    stale_after_h=round(stale_after_s / 3600, 2), now=clock().isoformat())
+                    stale_after_h=round(stale_after_s / 3600, 2), now=clock().isoformat(),
+                    tolerance=timing.describe(chain.clock_tolerance_s))
 
     @office.get("/flags")
     def flag_list(request: Request, _: Staff,

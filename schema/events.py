@@ -8,7 +8,8 @@ still send it. Events are never edited; a correction is a new event.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,8 +28,23 @@ def new_id() -> str:
     return str(uuid7())
 
 
+def _test_clock_skew() -> timedelta:
+    """TEST ONLY: `LOYALTY_TEST_CLOCK_SKEW_S` (seconds, may be negative) sets this process's
+    clock that far off, so the end-to-end tests can run an outlet whose clock is years
+    wrong (docs/sync.md, "Outlet clocks"). Never set it in production."""
+    raw = os.environ.get("LOYALTY_TEST_CLOCK_SKEW_S", "")
+    try:
+        return timedelta(seconds=float(raw)) if raw else timedelta(0)
+    except (ValueError, OverflowError):
+        return timedelta(0)
+
+
+_SKEW = _test_clock_skew()
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """Now, as UTC ISO 8601 with microseconds and `Z` (the one clock facts are stamped by)."""
+    return (datetime.now(UTC) + _SKEW).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Body(BaseModel):

@@ -1,7 +1,9 @@
 """Headquarters' SQLite tables, as forward-only named migrations.
 
 - `events`: every fact from every outlet, once (dedupe by `event_id`), in HQ's own order
-  (`hq_seq`): the chain-wide ledger. Outlet timestamps are kept but never used to order.
+  (`hq_seq`): the chain-wide ledger. Outlet timestamps are kept as sent (`at`) but never
+  used to order; periods use `booked_at` (schema/timing.py), which the projections
+  (`sales.at`, `redemptions.at`, tallies) hold.
 - `outlets`: registered outlets, their hashed tokens, card ranges and `last_seq` (the
   highest contiguous local sequence applied, updated in the same transaction).
 - `customers`, `identifiers`, `customer_tally`/`_items`/`_gifts`, `master`: the
@@ -244,3 +246,22 @@ def m005_urgent_changes_index(db: Database) -> None:
     without this index that scanned the rest of the change log on every page, so a
     bootstrap cost grew with the square of the chain's size."""
     db.executescript("CREATE INDEX IF NOT EXISTS changes_urgent ON changes (seq) WHERE urgent = 1;")
+
+
+@migrations()
+def m006_outlet_clocks(db: Database) -> None:
+    """Outlet clocks (docs/sync.md, "Outlet clocks"). `events.booked_at`: the time a fact
+    is placed in periods by (the outlet's stamp when plausible, else HQ's receive time;
+    `at` keeps the stamp as sent; NULL on facts ingested before: their `at` was used).
+    `outlets.clock_offset_s` / `clock_measured_at`: the outlet's clock minus HQ's, last
+    measured at a hello or push; `clock_flag_id` / `clock_redated`: the one flag open
+    about this outlet's time and how many facts it has booked at receive time since."""
+    db.executescript(
+        """
+        ALTER TABLE events ADD COLUMN booked_at TEXT;
+        ALTER TABLE outlets ADD COLUMN clock_offset_s REAL;
+        ALTER TABLE outlets ADD COLUMN clock_measured_at TEXT;
+        ALTER TABLE outlets ADD COLUMN clock_flag_id INTEGER;
+        ALTER TABLE outlets ADD COLUMN clock_redated INTEGER NOT NULL DEFAULT 0;
+        """
+    )

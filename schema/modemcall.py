@@ -3,7 +3,9 @@
 A call is: `auth` (the outlet's token), then any number of `hello` / `push` / `pull`, then
 `bye`. Each request is a dict with an `op`; each reply is `{"ok": ...}` or
 `{"error": {"code", "message"}}` exactly like the HTTP API, so both links refuse with the
-same codes. Requests and replies travel packed and compressed (sync.compression).
+same codes. Requests and replies travel packed and compressed (sync.compression). `hello` and a push's
+batch may carry the outlet's clock (`sent_at`); the answers then carry the offset HQ
+measured, as on the router link (docs/sync.md, "Outlet clocks").
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ def compact_push(answer: dict[str, Any]) -> dict[str, Any]:
     saved: 5,000 sales sync 19 s sooner at 33.6 kbit/s)."""
     exceptions = [r for r in answer["results"] if r["result"] != "applied" or r.get("reason")]
     return {"epoch": answer["epoch"], "acked_through": answer["acked_through"],
-            "protocol": answer.get("protocol", 1), "exceptions": exceptions}
+            "protocol": answer.get("protocol", 1), "exceptions": exceptions, **_clock(answer)}
 
 
 def expand_push(compact: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str, Any]:
@@ -29,7 +31,13 @@ def expand_push(compact: dict[str, Any], sent: list[dict[str, Any]]) -> dict[str
                                            "result": "applied", "reason": None})
                for e in sent if e["seq"] <= compact["acked_through"] or e["event_id"] in special]
     return {"epoch": compact["epoch"], "acked_through": compact["acked_through"],
-            "protocol": compact.get("protocol", 1), "results": results}
+            "protocol": compact.get("protocol", 1), "results": results, **_clock(compact)}
+
+
+def _clock(answer: dict[str, Any]) -> dict[str, Any]:
+    """The outlet clock's offset HQ measured, when it did (schema.sync.CLOCK_FIELDS)."""
+    return {name: answer[name] for name in ("clock_offset_s", "clock_tolerance_s")
+            if answer.get(name) is not None}
 
 
 def request(op: str, **fields: Any) -> dict[str, Any]:

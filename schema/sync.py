@@ -10,6 +10,12 @@ bounded so a bad or hostile batch is refused before it is applied.
 - pull: changes after a cursor, compacted (latest version per entity), with the new
   cursor and `incorporated_through` (this outlet's highest local sequence reflected in
   the state sent: drives invariant 4).
+
+Outlet clocks (docs/sync.md, "Outlet clocks"): a hello (`sent_at` query parameter or
+modem field) and a push (`PushRequest.sent_at`) carry the outlet's clock; HQ answers with
+the offset it measured (`clock_offset_s`, outlet minus HQ) and its tolerance. All optional:
+an outlet that sends no `sent_at` gets answers without these fields, exactly as before
+(older outlets refuse fields they do not know).
 """
 
 from __future__ import annotations
@@ -32,17 +38,23 @@ class Message(BaseModel):
     protocol: int = PROTOCOL
 
 
+CLOCK_FIELDS = {"clock_offset_s", "clock_tolerance_s"}  # sent only to outlets that send sent_at
+
+
 class Hello(Message):
     outlet_id: str
     epoch: str
     last_seq: int
     head: int
     card_range: int
+    clock_offset_s: float | None = None
+    clock_tolerance_s: float | None = None
 
 
 class PushRequest(Message):
     outlet_id: str = Field(min_length=1, max_length=40)
     events: list[Event] = Field(max_length=MAX_BATCH)
+    sent_at: str | None = Field(None, max_length=40)  # the outlet's clock when it sent this
 
 
 class EventResult(BaseModel):
@@ -56,6 +68,23 @@ class PushResponse(Message):
     epoch: str
     acked_through: int
     results: list[EventResult]
+    clock_offset_s: float | None = None
+    clock_tolerance_s: float | None = None
+
+
+def answer_json(answer: Hello | PushResponse) -> str:
+    """An answer as it travels: the clock fields only when HQ measured the outlet's clock
+    (an outlet that sent no time may be one that refuses fields it does not know)."""
+    return answer.model_dump_json(exclude=_unmeasured(answer))
+
+
+def answer_data(answer: Hello | PushResponse) -> dict[str, Any]:
+    """`answer_json` as a JSON-ready dict (the modem link)."""
+    return answer.model_dump(mode="json", exclude=_unmeasured(answer))
+
+
+def _unmeasured(answer: Hello | PushResponse) -> set[str]:
+    return {name for name in CLOCK_FIELDS if getattr(answer, name) is None}
 
 
 class Change(BaseModel):

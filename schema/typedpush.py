@@ -77,6 +77,7 @@ class TypedPushRequest(BaseModel):
     protocol: int = PROTOCOL
     outlet_id: str = Field(min_length=1, max_length=40)
     events: list[AnyTypedEvent] = Field(max_length=MAX_BATCH)
+    sent_at: str | None = Field(None, max_length=40)
 
 
 _ADAPTER = TypeAdapter(TypedPushRequest)

@@ -18,13 +18,14 @@ from typing import Any
 import serial
 
 from schema import errors
+from schema.events import utc_now
 from schema.modemcall import expand_push, request
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync.compression import decode_message, encode_message
 from sync.hayes import HayesModem, ModemError
 from sync.modemchannel import ChannelConfig, ChannelError, ModemChannel
 from sync.router import CODES
-from sync.transport import LinkDown
+from sync.transport import LinkDown, with_clock
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class ModemTransport:
         self._modem: HayesModem | None = None
         self._channel: ModemChannel | None = None
         self.stats = CallStats()
+        self.sends_clock = False  # see sync.transport.with_clock
 
     def __repr__(self) -> str:
         return f"ModemTransport({self.settings.port!r}, {self.settings.number!r})"
@@ -99,10 +101,12 @@ class ModemTransport:
         return reply["ok"]
 
     def hello(self) -> Hello:
-        return Hello.model_validate(self._call(request("hello")))
+        hello = Hello.model_validate(self._call(request("hello", sent_at=utc_now())))
+        self.sends_clock = hello.clock_offset_s is not None
+        return hello
 
     def push(self, batch: PushRequest) -> PushResponse:
-        sent = batch.model_dump(mode="json")
+        sent = with_clock(batch, self.sends_clock).model_dump(mode="json")
         answer = self._call(request("push", batch=sent))
         return PushResponse.model_validate(expand_push(answer, sent["events"]))
 

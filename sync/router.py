@@ -14,8 +14,9 @@ import requests
 from pydantic import ValidationError
 
 from schema import errors
+from schema.events import utc_now
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
-from sync.transport import LinkDown
+from sync.transport import LinkDown, with_clock
 
 CODES: dict[str, type[errors.LoyaltyError]] = {
     cls.code: cls
@@ -30,6 +31,7 @@ class RouterTransport:
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
+        self.sends_clock = False  # see sync.transport.with_clock
 
     def __repr__(self) -> str:
         return f"RouterTransport({self.base_url!r})"
@@ -60,10 +62,13 @@ class RouterTransport:
             raise LinkDown(f"HQ's answer was cut off ({len(answer.content)} bytes)") from exc
 
     def hello(self) -> Hello:
-        return Hello.model_validate(self._call("GET", "/v1/sync/hello"))
+        hello = Hello.model_validate(self._call("GET", "/v1/sync/hello",
+                                                params={"sent_at": utc_now()}))
+        self.sends_clock = hello.clock_offset_s is not None
+        return hello
 
     def push(self, request: PushRequest) -> PushResponse:
-        body = request.model_dump_json().encode()
+        body = with_clock(request, self.sends_clock).model_dump_json().encode()
         data = self._call("POST", "/v1/sync/push", data=body,
                           headers={"Content-Type": "application/json"})
         return PushResponse.model_validate(data)

@@ -5,6 +5,8 @@ what to do with the answers is the sync pass's business (sync.client). Every tra
 runs the same conformance test (tests/sync/test_transport_conformance.py).
 Errors: `LinkDown` when HQ cannot be reached (retry later, nothing is lost); a
 `LoyaltyError` with HQ's code when HQ refused the message (do not retry blindly).
+Outlet clocks (docs/sync.md): a transport sends the outlet's time with every hello, and
+with pushes once HQ's hello answer showed it measures clocks (`with_clock`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from schema.errors import SyncError
+from schema.events import utc_now
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 
 
@@ -27,3 +30,12 @@ class Transport(Protocol):
     def pull(self, cursor: int, limit: int, wait: float) -> PullResponse: ...
 
     def close(self) -> None: ...
+
+
+def with_clock(request: PushRequest, hq_measures: bool) -> PushRequest:
+    """The push with the outlet's clock (`sent_at`, read now) when HQ's last hello answer
+    showed it measures outlet clocks; as it is otherwise: an HQ of an earlier version
+    refuses fields it does not know, so an outlet upgraded before its HQ still syncs."""
+    if not hq_measures or request.sent_at is not None:
+        return request
+    return request.model_copy(update={"sent_at": utc_now()})

@@ -75,6 +75,7 @@ class Process:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.env: dict[str, str] = {}  # added to the environment it starts with
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -88,7 +89,7 @@ class Process:
             log.write(f"\n--- start {self.starts} ---\n".encode())
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         assert self.proc is not None
@@ -309,10 +310,10 @@ def hq_ledger_check(hq_db: Path, outboxes: dict[str, Path]) -> dict[str, Any]:
         ids = [r[0] for r in conn.execute("SELECT event_id FROM events")]
         assert len(ids) == len(set(ids)), "an event id is stored twice at HQ"
         folded: dict[str, Tally] = {}
-        for row in conn.execute("SELECT event FROM events ORDER BY hq_seq"):
+        for row in conn.execute("SELECT event, booked_at FROM events ORDER BY hq_seq"):
             event = Event.model_validate_json(row[0])
-            if event.customer_id:
-                delta = tally_of(event.parsed(), event.at)
+            if event.customer_id:  # periods and "last purchase" go by the booking time
+                delta = tally_of(event.parsed(), row[1] or event.at)
                 folded[event.customer_id] = folded.get(event.customer_id, Tally()).combine(delta)
         from schema import tallystore
 

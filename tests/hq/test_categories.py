@@ -23,6 +23,9 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
     the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "X")
+        # its facts are dated years back: the outlet has traded since 2020 (before that
+        # HQ would book them at receipt, docs/sync.md "Outlet clocks")
+        conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
     for category, threshold in (("A", 100_000), ("B", 50_000), ("C", 10_000)):
         admin.put_master(the_chain, "category_rule",
                          {"category": category, "min_turnover": threshold, "window_days": 365})

@@ -12,7 +12,9 @@ unknown customers, visits, identifier and profile facts, stock, repayments), pus
 
 gives the same HQ state (tallies, items, gifts, sales and lines, redemptions, stock,
 customers, identifiers, flags, the ledger's rows and verdicts, the change log's order) and
-the same answers, on top of the same earlier history.
+the same answers, on top of the same earlier history. Stamps include ones HQ cannot use
+(after its receive time, before the outlet existed, not a time): both paths book those at
+HQ's receive time, on HQ's clock fixed here.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ INVOICE = "inv-1"  # 7.00 owed by SEEDED[0]: a second 5.00 payment is an overpay
 CARDS = ["2900010000015", "2900010000022", "2900010000039", "2900010000046"]
 SKUS = ["A", "B", "C"]
 NAMES = ["apple", "Apple", "pear"]
-TIMES = ["2026-01-01T10:00:00Z", "2026-01-01T10:00:00.5Z", "2026-01-02T09:00:00Z"]
+TIMES = ["2026-01-01T10:00:00Z", "2026-01-01T10:00:00.5Z", "2026-01-02T09:00:00Z",
+         "2031-01-01T00:00:00Z", "2001-01-01T00:00:00Z", "not-a-time"]
+HQ_NOW = "2026-06-01T12:00:00.000000Z"  # HQ's clock: receive time of every push
 VALUES = ["111", "222", "333"]
 
 customer = st.sampled_from(CUSTOMERS)
@@ -133,9 +137,12 @@ def seed_facts() -> list[tuple[Body, str]]:
 
 @contextmanager
 def new_chain() -> Iterator[Chain]:
-    chain = Chain(":memory:")
+    chain = Chain(":memory:", clock=lambda: HQ_NOW)
     with chain.db.write() as conn:
         credentials.add_outlet(conn, OUTLET)
+        # its facts are dated years back: the outlet has traded since 2020 (before that
+        # HQ would book them at receipt, docs/sync.md "Outlet clocks")
+        conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
         conn.execute("INSERT INTO invoices (invoice_id, number, customer_id, period_from, "
                      "period_to, issued_on, due_on, amount) VALUES (?, '2026-000001', ?, "
                      "'2026-01-01', '2026-02-01', '2026-02-01', '2026-02-15', 700)",
@@ -165,7 +172,8 @@ def state(chain: Chain) -> dict[str, Any]:
     conn = chain.db.conn
     ledger = []
     for r in conn.execute("SELECT hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
-                          " at, result, reason, event FROM events ORDER BY hq_seq"):
+                          " at, received_at, booked_at, result, reason, event FROM events"
+                          " ORDER BY hq_seq"):
         stored = Event.model_validate_json(r["event"])
         ledger.append((*tuple(r)[:-1], stored.event_id, stored.seq, stored.customer_id,
                        stored.parsed()))
@@ -180,10 +188,12 @@ def state(chain: Chain) -> dict[str, Any]:
         "lines": rows(conn, "SELECT * FROM sale_lines ORDER BY sale_id, line_no"),
         "redemptions": rows(conn, "SELECT * FROM redemptions ORDER BY redemption_id"),
         "stock": rows(conn, "SELECT * FROM gift_stock ORDER BY outlet_id, gift_sku"),
-        "flags": rows(conn, "SELECT flag_id, event_id, customer_id, outlet_id, reason, detail,"
-                            " resolved_at FROM flags ORDER BY flag_id"),
+        # the outlet's one clock flag is raised by the push that needed it: last
+        "flags": rows(conn, "SELECT event_id, customer_id, outlet_id, reason, detail, at,"
+                            " resolved_at FROM flags ORDER BY event_id IS NULL, flag_id"),
         "changes": rows(conn, "SELECT kind, key, urgent FROM changes ORDER BY seq"),
-        "outlets": rows(conn, "SELECT outlet_id, last_seq FROM outlets"),
+        "outlets": rows(conn, "SELECT outlet_id, last_seq, clock_offset_s, clock_redated,"
+                              " clock_flag_id IS NOT NULL FROM outlets"),
         "invoices": rows(conn, "SELECT * FROM invoices"),
     }
 

@@ -25,7 +25,10 @@ def pushes(draw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         results.append({"event_id": event["event_id"], "seq": event["seq"], "result": verdict,
                         "reason": reason})
     acked = sent[answered - 1]["seq"] if answered else first - 1
-    return {"protocol": 1, "epoch": "ep", "acked_through": acked, "results": results}, sent
+    full = {"protocol": 1, "epoch": "ep", "acked_through": acked, "results": results}
+    if draw(st.booleans()):  # the outlet sent its clock: HQ says what it measured
+        full.update(clock_offset_s=draw(st.floats(-1e9, 1e9)), clock_tolerance_s=300.0)
+    return full, sent
 
 
 @given(pushes())

@@ -208,3 +208,31 @@ def test_an_answer_from_another_epoch_is_not_applied(hq: HQ, outlet: Outlet) -> 
     with pytest.raises(EpochChanged):
         replica.apply(page)
     assert replica.cursor() == cursor
+
+
+def test_the_outlet_sends_its_clock_only_once_hq_showed_it_measures_clocks(
+        hq: HQ, tmp_path: Path) -> None:
+    """An HQ of an earlier version refuses unknown fields in a push: an outlet upgraded
+    first must still sync, so pushes carry `sent_at` only after a hello answer with the
+    measured offset (docs/sync.md, "Outlet clocks"). The replica keeps the offset for
+    `loyalty status`."""
+    from agent.status import replica_status
+
+    outlet = Outlet(tmp_path / "b.db", "A", card_range=1, chain=True)  # no hello needed
+    replica, link = OutletReplica(outlet), RouterTransport(hq.url, hq.token, timeout=10)
+    client.pull_new(replica, link, client.PassReport())  # the programme, without a hello
+    register(outlet, 1)
+    before = link.push(PushRequest(outlet_id="A", events=replica.pending(10)))
+    assert before.clock_offset_s is None  # no hello yet: no sent_at went
+    replica.acknowledge(before)
+    assert replica_status(outlet.db)["clock"] == "not measured by HQ yet"
+    hello = link.hello()
+    assert hello.clock_offset_s is not None and abs(hello.clock_offset_s) < 60
+    register(outlet, 1)
+    after = link.push(PushRequest(outlet_id="A", events=replica.pending(10)))
+    assert after.clock_offset_s is not None and after.clock_tolerance_s == 300
+    replica.acknowledge(after)
+    status = replica_status(outlet.db)
+    assert status["clock"].startswith("in step with HQ") and status["clock_checked_at"]
+    link.close()
+    outlet.close()
