@@ -586,7 +586,7 @@ def test_docs_worked_example_2() -> None:
     assert totals(quote) == doc_result(2) == {
         "total_gross": 2200, "total_discount": 319, "total_net": 1881, "points_to_earn": 18
     }
-    receipt = re.search(r"```\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.DOTALL)
+    receipt = re.search(r"```text\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.DOTALL)
     assert receipt and tuple(receipt.group(1).splitlines()) == quote.receipt_lines
 
 
