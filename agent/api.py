@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from pydantic import Field
@@ -20,6 +20,9 @@ from agent.outlet import Outlet
 from agent.status import outlet_status
 from schema import httperrors
 from schema.api import (
+    MAX_AMOUNT,
+    PIN,
+    Cents,
     CustomerIn,
     CustomerPatch,
     IdentifierIn,
@@ -29,6 +32,7 @@ from schema.api import (
     RedemptionIn,
     SaleIn,
     Strict,
+    bearer,
 )
 from schema.errors import Unauthorized
 
@@ -38,22 +42,22 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 class PinIn(Strict):
-    pin: str = Field(pattern=r"^\d{4,8}$")
+    pin: str = Field(pattern=PIN)
 
 
 class SmartcardIn(Strict):
     reader: str = Field(min_length=1, max_length=100, description="PC/SC reader name substring")
-    pin: str | None = Field(None, pattern=r"^\d{4,8}$")
+    pin: str | None = Field(None, pattern=PIN)
 
 
 class InvoicePaymentIn(Strict):
-    amount: int = Field(gt=0, le=10**12)
+    amount: Cents = Field(gt=0, le=MAX_AMOUNT)
     till_id: str | None = Field(None, max_length=40)
 
 
 class StockMoveIn(Strict):
     qty: int = Field(ge=-100_000, le=100_000)
-    reason: str = Field(pattern=r"^(receipt|transfer_in|transfer_out|correction)$")
+    reason: Literal["receipt", "transfer_in", "transfer_out", "correction"]
     reference: str = Field("", max_length=200)
 
 
@@ -62,7 +66,7 @@ def create_app(outlet: Outlet, till_token: str | None = None,
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
         if till_token is None:
             return
-        given = (authorization or "").removeprefix("Bearer ").strip()
+        given = bearer(authorization, "the till token")
         if not hmac.compare_digest(given.encode(), till_token.encode()):
             raise Unauthorized("this agent needs the till token (Authorization: Bearer ...)")
 
