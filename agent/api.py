@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import Field
 
 from agent import credit, customers, gifts, identification, sales, web
@@ -175,6 +176,12 @@ def create_app(outlet: Outlet, till_token: str | None = None,
             if gone or remaining <= POLL_SLICE_S:
                 return Response(status_code=204)
 
+    async def start_page(request: Request) -> Response:
+        # a person who opens the agent's address in a browser wants the manager's pages
+        return RedirectResponse(request.scope.get("root_path", "") + "/manager/", 307)
+
+    # a plain route: no till token (a browser has none), not part of the till API
+    app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/manager", web.app(outlet))  # store manager's pages, loopback only (agent/web.py)
     return app
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field, ValidationError
 
 from hq import admin, categories, credentials, feed, ingest, invoices, web
@@ -153,5 +153,10 @@ def create_app(chain: Chain) -> FastAPI:
     def bank_payment(number: str, body: BankPaymentIn) -> dict[str, Any]:
         return invoices.pay_at_bank(chain, number, body.amount, body.reference)
 
+    async def start_page(request: Request) -> Response:
+        # a person who opens HQ's address in a browser wants the back office
+        return RedirectResponse(request.scope.get("root_path", "") + "/office/", 307)
+
+    app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/office", web.app(chain))  # the staff back office (hq/web.py)
     return app

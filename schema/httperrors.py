@@ -41,8 +41,11 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
 SEND_JSON = "send it as JSON with the header Content-Type: application/json"
 
 
-def _where(error: Mapping[str, Any]) -> str:
-    return ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+def _where(error: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:
+    parts = [str(p) for p in error.get("loc", ()) if p != "body"]
+    if names is not None:  # a web form: its fields by their labels
+        parts = [names.get(p, p) for p in parts if p not in ("query", "path")]
+    return ".".join(parts)
 
 
 def _expected(error: Mapping[str, Any]) -> str:
@@ -89,8 +92,9 @@ def _expected(error: Mapping[str, Any]) -> str:
     return str(error["msg"])
 
 
-def describe(error: Mapping[str, Any]) -> str:
-    """One validation error as a message: `where: what is expected`."""
+def describe(error: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:
+    """One validation error as a message: `where: what is expected`; `names` calls the
+    fields of a web form by their labels."""
     loc = tuple(error.get("loc", ()))
     if loc[:1] == ("body",) and error["type"] == "json_invalid":
         return "body is not valid JSON: " + str((error.get("ctx") or {}).get("error", ""))
@@ -98,7 +102,7 @@ def describe(error: Mapping[str, Any]) -> str:
         return f"the body is not taken as JSON: {SEND_JSON}"
     if loc == ("body",) and error["type"] == "missing":
         return f"this request needs a body: {SEND_JSON}"
-    where = _where(error) or ("body" if loc == ("body",) else "")
+    where = _where(error, names) or ("body" if loc == ("body",) else "")
     return f"{where}: {_expected(error)}" if where else _expected(error)
 
 
