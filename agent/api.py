@@ -19,7 +19,7 @@ from pydantic import Field
 from agent import credit, customers, gifts, identification, sales, web
 from agent.outlet import Outlet
 from agent.status import outlet_status
-from schema import httperrors
+from schema import apidocs, httperrors
 from schema.api import (
     MAX_AMOUNT,
     PIN,
@@ -72,8 +72,9 @@ def create_app(outlet: Outlet, till_token: str | None = None,
             raise Unauthorized("this agent needs the till token (Authorization: Bearer ...)")
 
     app = FastAPI(title=f"Loyalty agent {outlet.outlet_id}", version="1",
-                  dependencies=[Depends(authorised)])
+                  dependencies=[Depends(authorised)], docs_url=None, redoc_url=None)
     httperrors.install(app)
+    apidocs.install(app)  # /docs with Swagger UI from the package: no internet needed
     app.state.outlet = outlet
 
     @app.get("/v1/status")

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 
 from hq import admin, categories, credentials, feed, ingest, invoices, web
 from hq.chain import Chain
-from schema import httperrors
+from schema import apidocs, httperrors
 from schema.api import MAX_AMOUNT, Cents, CustomerEdit, Day, IdentifierStatusIn, Strict, bearer
 from schema.sync import Hello, PullResponse, PushResponse
 
@@ -45,8 +45,9 @@ class RefreshIn(Strict):
 
 
 def create_app(chain: Chain) -> FastAPI:
-    app = FastAPI(title="Loyalty headquarters", version="1")
+    app = FastAPI(title="Loyalty headquarters", version="1", docs_url=None, redoc_url=None)
     httperrors.install(app, max_body=MAX_PUSH_BYTES)
+    apidocs.install(app)  # /docs with Swagger UI from the package: no internet needed
 
     @app.exception_handler(ValidationError)
     async def invalid_document(_: Request, exc: ValidationError) -> JSONResponse:
