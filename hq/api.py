@@ -23,6 +23,7 @@ from schema.api import MAX_AMOUNT, Cents, CustomerEdit, Day, IdentifierStatusIn,
 from schema.sync import Hello, PullResponse, PushResponse
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
+MAX_CURSOR = 2**63 - 1  # SQLite's largest integer: a cursor beyond it is no cursor
 
 
 class BanIn(Strict):
@@ -77,7 +78,7 @@ def create_app(chain: Chain) -> FastAPI:
         return Response(answer.model_dump_json(), media_type="application/json")
 
     @app.get("/v1/sync/pull", response_model=PullResponse)
-    async def pull(outlet_id: str = Depends(outlet), cursor: Annotated[int, Query(ge=0)] = 0,
+    async def pull(outlet_id: str = Depends(outlet), cursor: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
                    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
                    wait: Annotated[float, Query(ge=0, le=60)] = 0) -> Response:
         # the page comes rendered as JSON from the feed (a PullResponse), sent as is

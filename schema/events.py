@@ -9,7 +9,7 @@ still send it. Events are never edited; a correction is a new event.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from uuid6 import uuid7
@@ -21,6 +21,9 @@ MAX_NOTE = 1024
 IdentifierKind = Literal["card", "magstripe", "smartcard", "key", "barcode", "phone", "room"]
 IdentifierStatus = Literal["active", "blocked", "lost"]
 PaymentMode = Literal["cash", "card", "credit"]
+# Every number in a fact is stored as a SQLite integer (64-bit): one beyond that cannot be
+# a fact at all, so a batch carrying it is malformed (protocol_error), never a crash.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 def new_id() -> str:
@@ -107,18 +110,18 @@ class VisitRecorded(Body):
 class SaleLine(Body):
     sku: str
     name: str
-    qty: int
-    unit_price: int
+    qty: Int64
+    unit_price: Int64
     division: str | None = None
-    gross: int
-    discount: int
-    net: int
+    gross: Int64
+    discount: Int64
+    net: Int64
     actions: list[str] = []
 
 
 class Payment(Body):
     mode: PaymentMode
-    amount: int
+    amount: Int64
 
 
 class SaleRecorded(Body):
@@ -128,10 +131,10 @@ class SaleRecorded(Body):
     currency: str
     lines: list[SaleLine]
     payments: list[Payment]
-    total_gross: int
-    total_discount: int
-    total_net: int
-    points_earned: int
+    total_gross: Int64
+    total_discount: Int64
+    total_net: Int64
+    points_earned: Int64
 
 
 class GiftRedeemed(Body):
@@ -139,8 +142,8 @@ class GiftRedeemed(Body):
     customer_id: str
     gift_sku: str
     gift_name: str
-    qty: int
-    points_spent: int
+    qty: Int64
+    points_spent: Int64
     till_id: str | None = None
 
 
@@ -149,7 +152,7 @@ class CreditRepaid(Body):
 
     payment_id: str
     customer_id: str
-    amount: int
+    amount: Int64
     invoice_id: str | None = None
 
 
@@ -157,7 +160,7 @@ class StockMoved(Body):
     """Gift stock received into an outlet (+) or sent away (-); hand-outs are redemptions."""
 
     gift_sku: str
-    qty: int
+    qty: Int64
     reason: Literal["receipt", "transfer_in", "transfer_out", "correction"]
     reference: str = ""
 
@@ -188,7 +191,7 @@ class Event(BaseModel):
 
     event_id: str = Field(min_length=36, max_length=36)
     outlet_id: str = Field(min_length=1, max_length=40)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=2**63 - 1)
     type: str
     version: int = Field(ge=1)
     at: str
