@@ -10,15 +10,19 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import Field
 
 from agent import credit, customers, gifts, identification, sales, web
 from agent.outlet import Outlet
 from agent.status import outlet_status
 from schema.api import (
+    MAX_AMOUNT,
+    PIN,
+    Cents,
     CustomerIn,
     CustomerPatch,
     IdentifierIn,
@@ -28,9 +32,10 @@ from schema.api import (
     RedemptionIn,
     SaleIn,
     Strict,
+    bearer,
 )
 from schema.errors import Unauthorized
-from web import httperrors
+from web import apidocs, httperrors
 
 POLL_SLICE_S = 0.5
 
@@ -38,22 +43,22 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 class PinIn(Strict):
-    pin: str = Field(pattern=r"^\d{4,8}$")
+    pin: str = Field(pattern=PIN)
 
 
 class SmartcardIn(Strict):
     reader: str = Field(min_length=1, max_length=100, description="PC/SC reader name substring")
-    pin: str | None = Field(None, pattern=r"^\d{4,8}$")
+    pin: str | None = Field(None, pattern=PIN)
 
 
 class InvoicePaymentIn(Strict):
-    amount: int = Field(gt=0, le=10**12)
+    amount: Cents = Field(gt=0, le=MAX_AMOUNT)
     till_id: str | None = Field(None, max_length=40)
 
 
 class StockMoveIn(Strict):
     qty: int = Field(ge=-100_000, le=100_000)
-    reason: str = Field(pattern=r"^(receipt|transfer_in|transfer_out|correction)$")
+    reason: Literal["receipt", "transfer_in", "transfer_out", "correction"]
     reference: str = Field("", max_length=200)
 
 
@@ -62,13 +67,14 @@ def create_app(outlet: Outlet, till_token: str | None = None,
     def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
         if till_token is None:
             return
-        given = (authorization or "").removeprefix("Bearer ").strip()
+        given = bearer(authorization, "the till token")
         if not hmac.compare_digest(given.encode(), till_token.encode()):
             raise Unauthorized("this agent needs the till token (Authorization: Bearer ...)")
 
     app = FastAPI(title=f"Loyalty agent {outlet.outlet_id}", version="1",
-                  dependencies=[Depends(authorised)])
+                  dependencies=[Depends(authorised)], docs_url=None, redoc_url=None)
     httperrors.install(app)
+    apidocs.install(app)  # /docs with Swagger UI from the package: no internet needed
     app.state.outlet = outlet
 
     @app.get("/v1/status")
@@ -175,6 +181,12 @@ def create_app(outlet: Outlet, till_token: str | None = None,
             if gone or remaining <= POLL_SLICE_S:
                 return Response(status_code=204)
 
+    async def start_page(request: Request) -> Response:
+        # a person who opens the agent's address in a browser wants the manager's pages
+        return RedirectResponse(request.scope.get("root_path", "") + "/manager/", 307)
+
+    # a plain route: no till token (a browser has none), not part of the till API
+    app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/manager", web.app(outlet))  # store manager's pages, loopback only (agent/web.py)
     return app
 

@@ -8,6 +8,7 @@ the fold of facts; a correction is a new fact).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -116,7 +117,9 @@ def put_master(chain: Chain, kind: str, doc: dict[str, Any]) -> str:
     if kind not in DOCS:
         raise InvalidRequest(f"unknown master data kind {kind!r} (one of {', '.join(DOCS)})")
     with chain.db.write() as conn:
-        key = chain.put_master(conn, kind, DOCS[kind].model_validate(doc).model_dump(mode="json"))
+        # strictly, as JSON (a date-time is ISO text there, `"500"` is not a number)
+        valid = DOCS[kind].model_validate_json(json.dumps(doc), strict=True)
+        key = chain.put_master(conn, kind, valid.model_dump(mode="json"))
     chain.waiters.notify()
     return key
 

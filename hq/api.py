@@ -9,66 +9,60 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import Field, ValidationError
 
 from hq import admin, categories, credentials, feed, ingest, invoices, web
 from hq.chain import Chain
-from schema.api import IdentifierStatusIn
+from schema.api import MAX_AMOUNT, Cents, CustomerEdit, Day, IdentifierStatusIn, Strict, bearer
 from schema.sync import Hello, PullResponse, PushResponse, answer_json
-from web import httperrors
+from web import apidocs, httperrors
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
 EXTERNAL_CHECK_S = 1.0  # how often a waiting pull looks for changes made by another process
+MAX_CURSOR = 2**63 - 1  # SQLite's largest integer: a cursor beyond it is no cursor
 
 
-class BanIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BanIn(Strict):
     reason: str = Field("", max_length=500)
 
 
-class CloseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    period_from: date
-    period_to: date
-    issued_on: date
+class CloseIn(Strict):
+    period_from: Day
+    period_to: Day
+    issued_on: Day
 
 
-class BankPaymentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    amount: int = Field(gt=0)
+class BankPaymentIn(Strict):
+    amount: Cents = Field(gt=0, le=MAX_AMOUNT)
     reference: str = Field(min_length=1, max_length=100)
 
 
-class RefreshIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    today: date
-
+class RefreshIn(Strict):
+    today: Day
 
 
 def create_app(chain: Chain) -> FastAPI:
-    app = FastAPI(title="Loyalty headquarters", version="1")
+    app = FastAPI(title="Loyalty headquarters", version="1", docs_url=None, redoc_url=None)
     httperrors.install(app, max_body=MAX_PUSH_BYTES)
+    apidocs.install(app)  # /docs with Swagger UI from the package: no internet needed
 
     @app.exception_handler(ValidationError)
     async def invalid_document(_: Request, exc: ValidationError) -> JSONResponse:
-        # master data and profile edits are validated inside the handlers: a bad document
-        # is the caller's mistake (422), not a crash (500)
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
+        # master data is validated inside the handler (its model depends on the kind): a bad
+        # document is the caller's mistake (422), not a crash (500)
         return httperrors.error_response(422, "invalid_request",
-                                         f"{where}: {first['msg']}" if where else first["msg"])
+                                         httperrors.validation_message(exc.errors()))
 
     def outlet(authorization: Annotated[str | None, Header()] = None) -> str:
-        return credentials.outlet_for(chain.db, credentials.bearer(authorization))
+        return credentials.outlet_for(chain.db, bearer(authorization, "an outlet token"))
 
     def admin_only(authorization: Annotated[str | None, Header()] = None) -> None:
-        credentials.require_admin(chain.db, credentials.bearer(authorization))
+        credentials.require_admin(chain.db, bearer(authorization, "an admin token"))
 
     Admin = [Depends(admin_only)]
 
@@ -101,7 +95,7 @@ def create_app(chain: Chain) -> FastAPI:
         return Response(answer_json(answer), media_type="application/json")
 
     @app.get("/v1/sync/pull", response_model=PullResponse)
-    async def pull(outlet_id: str = Depends(outlet), cursor: Annotated[int, Query(ge=0)] = 0,
+    async def pull(outlet_id: str = Depends(outlet), cursor: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
                    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
                    wait: Annotated[float, Query(ge=0, le=60)] = 0) -> Response:
         # the page comes rendered as JSON from the feed (a PullResponse), sent as is
@@ -125,11 +119,8 @@ def create_app(chain: Chain) -> FastAPI:
         return admin.customer_view(chain, customer_id)
 
     @app.patch("/v1/admin/customers/{customer_id}", dependencies=Admin)
-    def edit(customer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        from schema.events import Profile
-
-        valid = Profile.model_validate(changes).model_dump(exclude_unset=True)
-        return admin.edit_customer(chain, customer_id, valid)
+    def edit(customer_id: str, changes: CustomerEdit) -> dict[str, Any]:
+        return admin.edit_customer(chain, customer_id, changes.model_dump(exclude_unset=True))
 
     @app.get("/v1/admin/customers", dependencies=Admin)
     def search(q: Annotated[str, Query(min_length=1, max_length=100)]) -> list[dict[str, Any]]:
@@ -180,5 +171,10 @@ def create_app(chain: Chain) -> FastAPI:
     def bank_payment(number: str, body: BankPaymentIn) -> dict[str, Any]:
         return invoices.pay_at_bank(chain, number, body.amount, body.reference)
 
+    async def start_page(request: Request) -> Response:
+        # a person who opens HQ's address in a browser wants the back office
+        return RedirectResponse(request.scope.get("root_path", "") + "/office/", 307)
+
+    app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/office", web.app(chain))  # the staff back office (hq/web.py)
     return app

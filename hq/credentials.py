@@ -60,12 +60,6 @@ def add_admin(conn: sqlite3.Connection, label: str = "") -> str:
     return token
 
 
-def bearer(authorization: str | None) -> str:
-    if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthorized("send Authorization: Bearer TOKEN")
-    return authorization.removeprefix("Bearer ").strip()
-
-
 def outlet_for(db: Database, token: str) -> str:
     row = db.one("SELECT outlet_id, token_hash FROM outlets WHERE token_hash = ?", (digest(token),))
     if row is None or not hmac.compare_digest(row["token_hash"], digest(token)):

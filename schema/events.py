@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from uuid6 import uuid7
@@ -22,6 +22,9 @@ MAX_NOTE = 1024
 IdentifierKind = Literal["card", "magstripe", "smartcard", "key", "barcode", "phone", "room"]
 IdentifierStatus = Literal["active", "blocked", "lost"]
 PaymentMode = Literal["cash", "card", "credit"]
+# Every number in a fact is stored as a SQLite integer (64-bit): one beyond that cannot be
+# a fact at all, so a batch carrying it is malformed (protocol_error), never a crash.
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 def new_id() -> str:
@@ -123,18 +126,18 @@ class VisitRecorded(Body):
 class SaleLine(Body):
     sku: str
     name: str
-    qty: int
-    unit_price: int
+    qty: Int64
+    unit_price: Int64
     division: str | None = None
-    gross: int
-    discount: int
-    net: int
+    gross: Int64
+    discount: Int64
+    net: Int64
     actions: list[str] = []
 
 
 class Payment(Body):
     mode: PaymentMode
-    amount: int
+    amount: Int64
 
 
 class SaleRecorded(Body):
@@ -144,10 +147,10 @@ class SaleRecorded(Body):
     currency: str
     lines: list[SaleLine]
     payments: list[Payment]
-    total_gross: int
-    total_discount: int
-    total_net: int
-    points_earned: int
+    total_gross: Int64
+    total_discount: Int64
+    total_net: Int64
+    points_earned: Int64
 
 
 class GiftRedeemed(Body):
@@ -155,8 +158,8 @@ class GiftRedeemed(Body):
     customer_id: str
     gift_sku: str
     gift_name: str
-    qty: int
-    points_spent: int
+    qty: Int64
+    points_spent: Int64
     till_id: str | None = None
 
 
@@ -165,7 +168,7 @@ class CreditRepaid(Body):
 
     payment_id: str
     customer_id: str
-    amount: int
+    amount: Int64
     invoice_id: str | None = None
 
 
@@ -173,7 +176,7 @@ class StockMoved(Body):
     """Gift stock received into an outlet (+) or sent away (-); hand-outs are redemptions."""
 
     gift_sku: str
-    qty: int
+    qty: Int64
     reason: Literal["receipt", "transfer_in", "transfer_out", "correction"]
     reference: str = ""
 
@@ -204,7 +207,7 @@ class Event(BaseModel):
 
     event_id: str = Field(min_length=36, max_length=36)
     outlet_id: str = Field(min_length=1, max_length=40)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=2**63 - 1)
     type: str
     version: int = Field(ge=1)
     at: str

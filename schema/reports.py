@@ -18,7 +18,9 @@ Reports (docs/reports.md has the details and examples):
 
 Filters: period (`date_from`/`date_to`, both dates INCLUSIVE, UTC: rows with
 `date_from <= at < date_to + 1 day`), outlet (HQ only), category (the customer's CURRENT
-category), customer. Amounts are integers in minor units; ratios are integers in
+category), customer. A refusal names a filter the way the caller shows it: `--from` on the
+command line (`CLI_NAMES`), the form's "From" on a web page (`FORM_NAMES`), never a pattern.
+Amounts are integers in minor units; ratios are integers in
 hundredths (rendered with 2 decimals). Promises: every figure is one SQL aggregate over the
 rows the filters select (no Python loop over sales); the database is never written.
 Must never: use floats for money, or count a receipt twice.
@@ -31,7 +33,7 @@ import io
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -58,6 +60,13 @@ class Filters:
     category: str | None = None
     customer: str | None = None
     by: str | None = None  # None or "category"
+
+
+# How each filter is called where a person sets it: in a refusal's message
+CLI_NAMES = {"date_from": "--from", "date_to": "--to", "outlet": "--outlet",
+             "category": "--category", "customer": "--customer", "by": "--by"}
+FORM_NAMES = {"date_from": "From", "date_to": "To", "outlet": "Outlet",
+              "category": "Category", "customer": "Customer id", "by": "Group"}
 
 
 @dataclass(frozen=True)
@@ -118,9 +127,9 @@ class _Ctx:
     so a long report says how far it got out of a known total; the CLI adds the ETA."""
 
     def __init__(self, conn: sqlite3.Connection, kind: str, f: Filters,
-                 progress: ProgressFn | None) -> None:
-        self.conn, self.kind, self.f = conn, kind, f
-        self.lo, self.hi = _period(f)
+                 progress: ProgressFn | None, names: Mapping[str, str] = CLI_NAMES) -> None:
+        self.conn, self.kind, self.f, self.names = conn, kind, f, names
+        self.lo, self.hi = _period(f, names)
         self.progress = progress
         self.started = time.monotonic()
         self.last = 0.0
@@ -225,7 +234,7 @@ class _Ctx:
         return join, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
-def _period(f: Filters) -> tuple[str | None, str | None]:
+def _period(f: Filters, names: Mapping[str, str]) -> tuple[str | None, str | None]:
     def day(value: str | None, what: str) -> date | None:
         if value is None:
             return None
@@ -234,9 +243,10 @@ def _period(f: Filters) -> tuple[str | None, str | None]:
                 raise ValueError
             return date.fromisoformat(value)
         except ValueError:
-            raise InvalidRequest(f"{what} must be a date YYYY-MM-DD, got {value!r}") from None
+            raise InvalidRequest(f"{names[what]}: enter a date as YYYY-MM-DD (a real day), "
+                                 f"not {value[:40]!r}") from None
 
-    lo, hi = day(f.date_from, "--from"), day(f.date_to, "--to")
+    lo, hi = day(f.date_from, "date_from"), day(f.date_to, "date_to")
     if lo and hi and hi < lo:
         raise InvalidRequest(f"the period ends ({hi}) before it starts ({lo})")
     return (lo.isoformat() if lo else None,
@@ -244,22 +254,24 @@ def _period(f: Filters) -> tuple[str | None, str | None]:
 
 
 def run(conn: sqlite3.Connection, name: str, filters: Filters = Filters(),
-        progress: ProgressFn | None = None) -> Report:
-    """Runs report `name` over the database behind `conn` (HQ's or an outlet's)."""
+        progress: ProgressFn | None = None, names: Mapping[str, str] = CLI_NAMES) -> Report:
+    """Runs report `name` over the database behind `conn` (HQ's or an outlet's); a refusal
+    calls the filters by `names` (CLI_NAMES or FORM_NAMES)."""
     if name not in NAMES:
         raise InvalidRequest(f"unknown report {name!r} (known: {', '.join(NAMES)})")
     if filters.by not in (None, "category"):
         raise InvalidRequest(f"reports can be grouped by category only, not {filters.by!r}")
     if filters.by and name == "receipts":
-        raise InvalidRequest("the receipts report lists one customer's lines: --by does not apply")
+        raise InvalidRequest(f"the receipts report lists one customer's lines: {names['by']} "
+                             "does not apply")
     kind = kind_of(conn)
     if filters.outlet and kind == "outlet":
         own = conn.execute("SELECT value FROM meta WHERE key = 'outlet_id'").fetchone()
         if own is None or own[0] != filters.outlet:
             raise InvalidRequest("an outlet's database holds only its own figures: "
-                                 f"--outlet {filters.outlet} needs HQ's database")
+                                 f"{names['outlet']} {filters.outlet} needs HQ's database")
     builder = _REPORTS[name]
-    ctx = _Ctx(conn, kind, filters, progress)
+    ctx = _Ctx(conn, kind, filters, progress, names)
     report = builder(ctx)
     report.notes[:0] = _describe(ctx)
     return report
@@ -398,7 +410,7 @@ def _discounts(ctx: _Ctx) -> Report:
 def _receipts(ctx: _Ctx) -> Report:
     customer = ctx.f.customer
     if not customer:
-        raise InvalidRequest("the receipts report needs --customer CUSTOMER_ID")
+        raise InvalidRequest(f"the receipts report needs a customer ({ctx.names['customer']})")
     who = ctx.query("SELECT kind, given_name, surname, name FROM customers WHERE customer_id = ?",
                     (customer,))
     join, where, params = ctx.scope("s")
@@ -482,8 +494,8 @@ def _payment_discipline(ctx: _Ctx) -> Report:
     by_cat = ctx.f.by == "category"
     join, where, params = ctx.scope("i", at="issued_on", outlet=False, join_category=by_cat)
     if ctx.f.outlet and ctx.hq:
-        raise InvalidRequest("invoices are consolidated over every outlet: --outlet does not "
-                             "apply to payment-discipline")
+        raise InvalidRequest("invoices are consolidated over every outlet: "
+                             f"{ctx.names['outlet']} does not apply to payment-discipline")
     has_paid_on = ctx.hq
     on_time = ("SUM(i.status = 'paid' AND substr(i.paid_on, 1, 10) <= i.due_on), "
                "SUM(i.status = 'paid' AND substr(i.paid_on, 1, 10) > i.due_on)"
@@ -559,7 +571,8 @@ def _gift_handouts(ctx: _Ctx) -> Report:
     """Every hand-out, one row each: the evidence the tax office asks for. The card number
     is masked to its last 4 digits, like on receipts."""
     if ctx.f.by:
-        raise InvalidRequest("the hand-out evidence lists single hand-outs: --by does not apply")
+        raise InvalidRequest("the hand-out evidence lists single hand-outs: "
+                             f"{ctx.names['by']} does not apply")
     join, where, params = ctx.scope("r")
     outlet = "r.outlet_id" if ctx.hq else "(SELECT value FROM meta WHERE key = 'outlet_id')"
     rows = ctx.query(
@@ -579,10 +592,11 @@ def _gift_handouts(ctx: _Ctx) -> Report:
 
 def _points_liability(ctx: _Ctx) -> Report:
     if ctx.lo or ctx.hi:
-        raise InvalidRequest("points-liability is the balance outstanding now: --from/--to do "
-                             "not apply")
+        raise InvalidRequest("points-liability is the balance outstanding now: "
+                             f"{ctx.names['date_from']}/{ctx.names['date_to']} do not apply")
     if ctx.f.outlet and ctx.hq:
-        raise InvalidRequest("points are chain-wide: --outlet does not apply to points-liability")
+        raise InvalidRequest(f"points are chain-wide: {ctx.names['outlet']} does not apply to "
+                             "points-liability")
     by_cat = ctx.f.by == "category"
     join, where, params = ctx.scope("t", at=None, outlet=False, join_category=by_cat)
     key = "c.category" if by_cat else "'all'"

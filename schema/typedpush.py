@@ -30,7 +30,7 @@ class TypedEvent(BaseModel):
 
     event_id: str = Field(min_length=36, max_length=36)
     outlet_id: str = Field(min_length=1, max_length=40)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=2**63 - 1)
     type: str
     version: int = Field(ge=1)
     at: str

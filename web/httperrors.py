@@ -1,22 +1,28 @@
 """The one place errors become HTTP answers: `{"error": {"code", "message"}}`.
 
 The wire shape of errors, used by both FastAPI apps (agent and HQ). Promises: every refusal has a stable code;
-validation failures are `invalid_request` (422) naming the field; an oversized body is
-`payload_too_large` (413) and is never parsed; an unexpected failure is `internal_error`
-(500) with no internals leaked. Must never: echo secrets or full card numbers.
+validation failures are `invalid_request` (422) naming the field and saying what is expected
+(`lines.0.unit_price: expected an integer amount in cents, got a string`), including a body
+that is not UTF-8, not JSON (with its line and column) or sent without
+`Content-Type: application/json`; an oversized body is `payload_too_large` (413) and is never
+parsed; an unexpected failure is `internal_error` (500) with no internals leaked. Must never:
+echo secrets or full card numbers (a validation message names the type sent, never the value).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schema.api import PATTERN_MEANING, json_kind
 from schema.errors import LoyaltyError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
@@ -31,21 +37,130 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
     return JSONResponse({"error": body}, status_code=status)
 
 
-def _where(error: dict[str, Any]) -> str:
-    return ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+# --- validation: what was wrong, where, and what is expected --------------------------------
+SEND_JSON = "send it as JSON with the header Content-Type: application/json"
+
+
+def _where(error: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:
+    parts = [str(p) for p in error.get("loc", ()) if p != "body"]
+    if names is not None:  # a web form: its fields by their labels
+        parts = [names.get(p, p) for p in parts if p not in ("query", "path")]
+    return ".".join(parts)
+
+
+def _expected(error: Mapping[str, Any]) -> str:
+    """What one pydantic error means, in words: "expected ..., got <the JSON type>"."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    got = json_kind(value)
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected an integer, got {got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {got}"
+    if kind in ("string_type", "string_sub_type"):
+        return f"expected a string, got {got}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a JSON object, got {got}"
+    if kind in ("list_type", "tuple_type"):
+        return f"expected a list, got {got}"
+    if kind in ("literal_error", "enum"):
+        return f"expected {ctx.get('expected', 'one of the listed values')}, got {got}"
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown field (not part of this request)"
+    if kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        return "must not be empty" if n == 1 else f"expected at least {n} characters"
+    if kind == "string_too_long":
+        return f"expected at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"expected at most {ctx.get('max_length')} item(s)"
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        return f"expected {PATTERN_MEANING.get(pattern, 'text of the documented form')}"
+    bounds = {"greater_than": ("more than", "gt"), "greater_than_equal": ("at least", "ge"),
+              "less_than": ("less than", "lt"), "less_than_equal": ("at most", "le")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"expected a number {words} {ctx.get(key)}"
+    if kind == "value_error":  # a model's own rule: its message says it all
+        return str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
+    return str(error["msg"])
+
+
+def describe(error: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:
+    """One validation error as a message: `where: what is expected`; `names` calls the
+    fields of a web form by their labels."""
+    loc = tuple(error.get("loc", ()))
+    if loc[:1] == ("body",) and error["type"] == "json_invalid":
+        return "body is not valid JSON: " + str((error.get("ctx") or {}).get("error", ""))
+    if loc == ("body",) and isinstance(error.get("input"), bytes | bytearray):
+        return f"the body is not taken as JSON: {SEND_JSON}"
+    if loc == ("body",) and error["type"] == "missing":
+        return f"this request needs a body: {SEND_JSON}"
+    where = _where(error, names) or ("body" if loc == ("body",) else "")
+    return f"{where}: {_expected(error)}" if where else _expected(error)
+
+
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
+    """The message of an `invalid_request` for these errors: the first one, described."""
+    return describe(errors[0]) if errors else "invalid request"
+
+
+def _json_position(exc: RequestValidationError) -> RequestValidationError:
+    """FastAPI reports a JSON syntax error at a bare character offset: say line and column."""
+    errors = list(exc.errors())
+    first = dict(errors[0]) if errors else {}
+    loc = tuple(first.get("loc", ()))
+    if first.get("type") != "json_invalid" or len(loc) != 2 or not isinstance(loc[1], int):
+        return exc
+    doc, pos = exc.body if isinstance(exc.body, str) else "", loc[1]
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - doc.rfind("\n", 0, pos)
+    reason = (first.get("ctx") or {}).get("error", "malformed")
+    first["loc"], first["ctx"] = ("body",), {"error": f"{reason} (line {line}, column {column})"}
+    return RequestValidationError([first, *errors[1:]], body=exc.body)
+
+
+class JSONBodyRoute(APIRoute):
+    """A route whose JSON body must be UTF-8: FastAPI would answer a body in another
+    encoding with a bare 400 `There was an error parsing the body`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            body = await request.body()  # kept by the request: the handler reads it again
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RequestValidationError([{
+                    "type": "utf8_invalid", "loc": ("body",), "input": None, "ctx": {},
+                    "msg": f"must be UTF-8 encoded JSON (byte {exc.start} is not UTF-8)"}],
+                ) from None
+            return await handler(request)
+
+        return checked
 
 
 def install(app: FastAPI, max_body: int = MAX_BODY) -> None:
+    # routes declared after this call check that a JSON body is UTF-8
+    app.router.route_class = JSONBodyRoute
+
     @app.exception_handler(LoyaltyError)
     async def loyalty_error(_: Request, exc: LoyaltyError) -> JSONResponse:
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        where = _where(first)
-        message = f"{where}: {first['msg']}" if where else str(first["msg"])
-        return error_response(422, "invalid_request", message)
+        return error_response(422, "invalid_request",
+                              validation_message(_json_position(exc).errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -756,10 +756,118 @@ def test_missing_or_wrong_fields_are_invalid_request(till: Till, agent_server: A
     assert db_state(agent_server.db) == before
 
 
-def test_a_body_that_is_not_json_is_invalid_request(till: Till) -> None:
-    answer = till.post("/v1/identify", data=b"{not json", headers={
+def test_a_body_that_is_not_json_is_invalid_request_saying_where(till: Till) -> None:
+    answer = till.post("/v1/identify", data=b'{"kind": "card",\n "value": }', headers={
         "Content-Type": "application/json"})
-    expect_error(answer, 422, "invalid_request")
+    message = expect_error(answer, 422, "invalid_request")["message"]
+    assert message.startswith("body is not valid JSON: "), message
+    assert "line 2, column 11" in message, message
+    assert not message.split(":")[0].strip().isdigit(), message  # no bare character offset
+
+
+# --- strict input: what is sent is what is meant (no coercion) ------------------------------
+
+def test_a_body_that_is_not_utf8_is_invalid_request_saying_so(
+        till: Till, agent_server: AgentProcess) -> None:
+    before = db_state(agent_server.db)
+    answer = till.post("/v1/customers", data='{"kind": "person", "given_name": "Zoë", '
+                       '"surname": "B"}'.encode("latin-1"),
+                       headers={"Content-Type": "application/json"})
+    message = expect_error(answer, 422, "invalid_request")["message"]
+    assert "UTF-8" in message and "JSON" in message, message
+    assert db_state(agent_server.db) == before
+
+
+def test_a_body_without_content_type_says_to_send_one(till: Till,
+                                                      agent_server: AgentProcess) -> None:
+    before = db_state(agent_server.db)
+    body = json.dumps({"kind": "person", "given_name": "A", "surname": "B"}).encode()
+    answer = till.request("POST", "/v1/customers", data=body)  # no Content-Type at all
+    assert "content-type" not in {k.lower() for k in answer.request.headers}
+    message = expect_error(answer, 422, "invalid_request")["message"]
+    assert "Content-Type: application/json" in message, message
+    message = expect_error(till.request("POST", "/v1/customers", data=body, headers={
+        "Content-Type": "text/plain"}), 422, "invalid_request")["message"]
+    assert "Content-Type: application/json" in message, message
+    assert db_state(agent_server.db) == before
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"date_of_birth": "0000-99-99"}, "date_of_birth: 0000-99-99 is not a date"),
+    ({"date_of_birth": "2023-02-29"}, "date_of_birth: 2023-02-29 is not a date"),
+    ({"date_of_birth": "1850-01-01"}, "date_of_birth: expected a date of birth between "),
+    ({"date_of_birth": "2999-01-01"}, "date_of_birth: expected a date of birth between "),
+    ({"date_of_birth": "1.5.1990"}, "date_of_birth: expected a date as YYYY-MM-DD"),
+    ({"date_of_birth": 19900501}, "date_of_birth: expected a date as YYYY-MM-DD, got an integer"),
+    ({"email_consent": 0}, "email_consent: expected true or false, got an integer"),
+    ({"email_consent": "yes"}, "email_consent: expected true or false, got a string"),
+    ({"given_name": 7}, "given_name: expected a string, got an integer"),
+    ({"pin": "12"}, "pin: expected 4 to 8 digits"),
+    ({"email": "no-at-sign"}, "email: expected an e-mail address"),
+])
+def test_registration_fields_are_taken_strictly_with_a_message_naming_the_field(
+        till: Till, agent_server: AgentProcess, body: dict[str, Any], message: str) -> None:
+    before = db_state(agent_server.db)
+    person = {"kind": "person", "given_name": "Strict", "surname": "Input", "category": "A"}
+    error = expect_error(till.post("/v1/customers", {**person, **body}), 422, "invalid_request")
+    assert error["message"].startswith(message), error
+    assert db_state(agent_server.db) == before
+    cid = till.register()["customer_id"]
+    before = db_state(agent_server.db)
+    if "pin" not in body:  # a PIN is not edited by PATCH
+        error = expect_error(till.request("PATCH", f"/v1/customers/{cid}", json=body), 422,
+                             "invalid_request")
+        assert error["message"].startswith(message), error
+    assert db_state(agent_server.db) == before
+
+
+def test_a_real_date_of_birth_is_kept(till: Till) -> None:
+    cid = till.register(date_of_birth="1990-05-01", email_consent=True)["customer_id"]
+    assert till.ok("GET", f"/v1/customers/{cid}")["date_of_birth"] == "1990-05-01"
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("/v1/quotes", {"lines": [{**GOOD_LINE, "unit_price": "1290"}]},
+     "lines.0.unit_price: expected an integer amount in cents, got a string"),
+    ("/v1/quotes", {"lines": [GOOD_LINE, {**GOOD_LINE, "unit_price": 12.9}]},
+     "lines.1.unit_price: expected an integer amount in cents, got a number with a fraction"),
+    ("/v1/quotes", {"lines": [{**GOOD_LINE, "unit_price": True}]},
+     "lines.0.unit_price: expected an integer amount in cents, got true or false"),
+    ("/v1/quotes", {"lines": [{**GOOD_LINE, "qty": "2"}]},
+     "lines.0.qty: expected an integer, got a string"),
+    ("/v1/sales", {"lines": [GOOD_LINE], "payments": [{"mode": "cash", "amount": "100"}]},
+     "payments.0.amount: expected an integer amount in cents, got a string"),
+    ("/v1/sales", {"quote_id": "", "payments": [{"mode": "cash", "amount": 100}]},
+     "quote_id: must not be empty"),
+    ("/v1/sales", {"quote_id": "   ", "payments": [{"mode": "cash", "amount": 100}]},
+     "quote_id: must not be empty"),
+    ("/v1/redemptions", {"gift_sku": "GIFT-MUG", "qty": "1"},
+     "qty: expected an integer, got a string"),
+    ("/v1/identify", {"kind": "", "value": "x"}, "kind: expected 'card', 'magstripe'"),
+    ("/v1/identify", {"kind": "card", "value": 2900010000015},
+     "value: expected a string, got an integer"),
+    ("/v1/identify", {"kind": "card", "value": "x", "extra": 1},
+     "extra: unknown field"),
+    ("/v1/identify", ["card", "x"], "body: expected a JSON object, got a list"),
+])
+def test_selling_fields_are_taken_strictly_with_a_message_naming_the_field(
+        till: Till, agent_server: AgentProcess, path: str, body: Any, message: str) -> None:
+    if isinstance(body, dict) and path != "/v1/identify" and "quote_id" not in body:
+        body = {"card": till.register()["card_number"], **body}
+    before = db_state(agent_server.db)
+    error = expect_error(till.post(path, body), 422, "invalid_request")
+    assert error["message"].startswith(message), error
+    assert db_state(agent_server.db) == before
+
+
+def test_an_identifier_status_of_an_empty_kind_names_the_kinds(
+        till: Till, agent_server: AgentProcess) -> None:
+    before = db_state(agent_server.db)
+    error = expect_error(till.post("/v1/identifiers/status", {
+        "kind": "", "value": "2900010000015", "status": "lost"}), 422, "invalid_request")
+    assert error["message"].startswith("kind: expected 'card', 'magstripe'"), error
+    assert "no such" not in error["message"]
+    assert db_state(agent_server.db) == before
 
 
 def test_a_body_over_1_mib_is_payload_too_large(till: Till, agent_server: AgentProcess) -> None:
@@ -801,6 +909,12 @@ def test_till_token_is_required_when_configured(start_agent: Any) -> None:
     expect_error(bare.post("/v1/customers", {"kind": "person", "given_name": "A",
                                              "surname": "B"}), 401, "unauthorized")
     expect_error(Till(agent.url, token="wrong-token").get("/v1/status"), 401, "unauthorized")
+    # the token alone, without the Bearer scheme, is refused too
+    expect_error(bare.get("/v1/status", headers={"Authorization": "till-secret-123"}), 401,
+                 "unauthorized")
+    expect_error(bare.post("/v1/customers", {"kind": "person", "given_name": "A",
+                                             "surname": "B"},
+                           headers={"Authorization": "till-secret-123"}), 401, "unauthorized")
     assert db_state(agent.db)["customers"] == 0
     good = Till(agent.url, token="till-secret-123")
     assert good.ok("GET", "/v1/status")["outlet_id"] == "T"

@@ -227,3 +227,31 @@ def test_an_outlet_cannot_change_a_customer_status(outlet_a: HQClient, hq: HQPro
         IdentifierStatusChanged(kind="card", value="no-such-card", status="blocked")))
     assert unknown["results"][0] == {**unknown["results"][0], "result": "flagged",
                                      "reason": "unknown identifier"}
+
+
+def test_a_pull_cursor_beyond_what_sqlite_holds_is_invalid_request(outlet_a: HQClient,
+                                                                   hq: HQProcess) -> None:
+    # found by the schemathesis run (tests/e2e/test_api_fuzz.py): was a 500 OverflowError
+    for cursor in (2**63, 1938686803650000017961254912):
+        error = expect_error(outlet_a.pull(cursor), 422, "invalid_request")
+        assert error["message"].startswith("query.cursor: expected a number at most "), error
+    assert outlet_a.pull(2**63 - 1).status_code == 200
+
+
+def test_numbers_no_sqlite_integer_holds_refuse_the_batch_not_crash_hq(
+        outlet_a: HQClient, hq: HQProcess) -> None:
+    # was a 500 OverflowError from the ledger insert: such a fact cannot be stored at all
+    who = registered()
+    good, bad = outlet_a.events(who, sale(who.customer_id))
+    before = snapshot(hq)
+    for field in ("total_net", "points_earned"):
+        huge = bad.model_copy(update={"body": {**bad.body, field: 2**70}})
+        refused(outlet_a, outlet_a.push([good, huge]), 422, "protocol_error", before)
+    lines = [{**bad.body["lines"][0], "unit_price": 2**63}]
+    huge = bad.model_copy(update={"body": {**bad.body, "lines": lines}})
+    refused(outlet_a, outlet_a.push([good, huge]), 422, "protocol_error", before)
+    envelope = good.model_dump(mode="json")
+    envelope["seq"] = 2**63
+    refused(outlet_a, outlet_a.push_raw({"outlet_id": "A", "events": [envelope]}), 422,
+            "protocol_error", before)
+    assert "Traceback" not in hq.log.read_text(errors="replace")

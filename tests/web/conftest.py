@@ -6,7 +6,10 @@ customers registered and sales, a credit sale, a stock receipt and a gift hand-o
 through A's till API and synced to HQ, and one consolidated invoice closed through HQ's
 admin API. Outlet B is registered but never syncs (a stale outlet).
 `browser`: one Chromium (Debian's chromium + chromedriver) for the whole session, driven
-by Selenium; every page a test visits is saved under tests/artefacts/web/ by `shot`.
+by Selenium; every page a test visits is saved under tests/artefacts/web/ by `shot`. Its
+network beyond loopback is closed (every other address goes to a dead proxy, every name but
+localhost fails to resolve), so a page that needs the internet shows it; its requests are
+kept in the performance log (`driver.get_log("performance")`).
 Browser tests are skipped ONLY when /usr/bin/chromium is missing (CI installs it with
 `./install.sh --dev`).
 """
@@ -100,8 +103,12 @@ def browser() -> Iterator[Any]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                "--window-size=1280,1000", "--lang=en-GB", "--force-device-scale-factor=1"):
+                "--window-size=1280,1000", "--lang=en-GB", "--force-device-scale-factor=1",
+                # no internet: loopback is never proxied, everything else hits a closed port
+                "--proxy-server=http://127.0.0.1:9",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
     ARTEFACTS.mkdir(parents=True, exist_ok=True)

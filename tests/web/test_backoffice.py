@@ -288,6 +288,48 @@ def test_a_report_with_bad_filters_says_why(shop: Shop, browser: Any) -> None:
     shot(browser, "hq-report-receipts")
 
 
+@pytest.mark.parametrize("where", ["hq", "agent"])
+def test_a_report_with_a_bad_date_names_the_form_field_not_a_cli_flag_or_a_regex(
+        shop: Shop, browser: Any, where: str) -> None:
+    if where == "hq":
+        signed_in(browser, shop)
+    base = shop.office if where == "hq" else shop.manager
+    day = today().isoformat()
+    for query, field in ((f"date_from=2026-13-01&date_to={day}", "From"),
+                         (f"date_from={day}&date_to=tomorrow", "To"),
+                         ("date_from=1.5.2026", "From")):
+        browser.get(f"{base}/reports/turnover?{query}")
+        error = browser.find_element(By.ID, "report-error").text
+        assert error.startswith(f"{field}: enter a date as YYYY-MM-DD"), error
+        page = browser.find_element(By.TAG_NAME, "main").text
+        assert "--" not in page and "\\d" not in page and "^(" not in page, page
+        assert browser.find_element(By.NAME, "date_from")  # the form is there to correct it
+    shot(browser, f"{where}-report-bad-date")
+    for query, message in (("date_from=" + "9" * 150, "From: expected at most 100 characters"),
+                           ("by=weekly", "Group: expected '' or 'category'")):
+        browser.get(f"{base}/reports/turnover?{query}")
+        error = browser.find_element(By.ID, "error").text
+        assert error.startswith(message), error
+    browser.get(f"{base}/reports/points-liability?date_from={day}")
+    error = browser.find_element(By.ID, "report-error").text
+    assert "From/To do not apply" in error and "--" not in error, error
+
+
+def test_the_root_of_either_service_leads_a_person_to_the_back_office(
+        shop: Shop, browser: Any) -> None:
+    for url, where in ((shop.hq_url, "/office/"), (shop.a.url, "/manager/")):
+        answer = requests.get(url + "/", allow_redirects=False, timeout=10)
+        assert answer.status_code in (303, 307), (url, answer.status_code, answer.text)
+        assert answer.headers["location"] == where
+    browser.get(shop.office + "/login")  # the session cookie is visible (and deleted) there
+    browser.delete_all_cookies()
+    browser.get(shop.hq_url + "/")
+    assert "/office/login" in browser.current_url
+    browser.get(shop.a.url + "/")
+    assert browser.current_url == shop.manager + "/"
+    assert browser.find_element(By.ID, "count-sales")
+
+
 # --- HQ: gift stock, outlets, flags -----------------------------------------------------------
 def test_gift_stock_outlets_and_flags(shop: Shop, browser: Any) -> None:
     signed_in(browser, shop)
