@@ -10,7 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from testkit import Service, Till, check_files, expect_error, wait_until
+from chainkit import ChainRig
+from testkit import Service, Till, check_files, expect_error, read_only, wait_until
+
+from agent import customers
+from agent.api import create_app
+from agent.outlet import Outlet
+from schema.api import CustomerIn
 
 
 def test_wait_until_returns_the_time_it_took_and_the_value() -> None:
@@ -65,9 +71,6 @@ def test_a_service_whose_port_is_still_held_starts_once_it_is_free(tmp_path: Pat
 def test_the_till_speaks_to_an_app_in_process_through_a_test_client(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from agent.api import create_app
-    from agent.outlet import Outlet
-
     shop = Outlet(tmp_path / "outlet.db", "T")
     try:
         with TestClient(create_app(shop)) as client:
@@ -80,42 +83,47 @@ def test_the_till_speaks_to_an_app_in_process_through_a_test_client(tmp_path: Pa
         shop.close()
 
 
+def hq_head(hq_db: Path) -> int:
+    with read_only(hq_db) as hq:
+        return int(hq.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+
+
 def test_check_files_tells_a_converged_chain_from_one_still_pulling_or_missing_events(
         tmp_path: Path) -> None:
-    from agent import customers
-    from agent.outlet import Outlet
-    from agent.programme import default_documents
-    from agent.replication import OutletReplica
-    from hq import admin, credentials
-    from hq.api import create_app
-    from hq.chain import Chain
-    from schema.api import CustomerIn
-    from sync.client import run_once
-    from sync.router import RouterTransport
-    from web.serving import Background
-
-    chain = Chain(tmp_path / "hq.db", seed=default_documents())
-    with chain.db.write() as conn:
-        token, _ = credentials.add_outlet(conn, "A")
-    server = Background(create_app(chain), on_exit=chain.waiters.close)
-    outlet = Outlet(tmp_path / "a.db", "A", chain=True)
-    replica, link = OutletReplica(outlet), RouterTransport(server.url, token)
-    hq_db, files = tmp_path / "hq.db", {"A": tmp_path / "a.db"}
+    rig = ChainRig(tmp_path).start(("A",))
+    files = {"A": rig.outlets["A"].db}
     try:
-        run_once(replica, link)
-        joined = customers.register(outlet, CustomerIn(kind="person", given_name="A",
-                                                       surname="B"))
-        run_once(replica, link)
-        assert check_files(hq_db, files)["events_by_outlet"] == {"A": 1}
-        admin.edit_customer(chain, joined["customer_id"], {"note": "seen at HQ"})
-        with pytest.raises(AssertionError):  # A has not pulled HQ's change yet
-            check_files(hq_db, files)
-        check_files(hq_db, files, converged=False)
-        customers.register(outlet, CustomerIn(kind="person", given_name="C", surname="D"))
+        joined = rig.outlets["A"].till.register("A")
+        rig.settled()
+        wait_until(lambda: rig.outlets["A"].status()["cursor"] == hq_head(rig.hq.db),
+                   what="A at HQ's head")
+        assert check_files(rig.hq.db, files)["events_by_outlet"] == {"A": 1}
+        rig.outlets["A"].kill()
+        rig.hq.admin("POST", f"/v1/admin/customers/{joined['customer_id']}/ban",
+                     json={"reason": "test"})
+        with pytest.raises(AssertionError):  # A has not pulled the ban
+            check_files(rig.hq.db, files)
+        check_files(rig.hq.db, files, converged=False)
+        shop = Outlet(files["A"], "A")
+        try:  # a fact A has not pushed yet
+            customers.register(shop, CustomerIn(kind="person", given_name="C", surname="D"))
+        finally:
+            shop.close()
         with pytest.raises(AssertionError, match="HQ holds 1 events, outlet made 2"):
-            check_files(hq_db, files, converged=False)
+            check_files(rig.hq.db, files, converged=False)
     finally:
-        link.close()
-        server.stop()
-        outlet.close()
-        chain.close()
+        rig.close()
+
+
+def test_a_failing_test_reports_each_process_among_its_fixtures_once(tmp_path: Path) -> None:
+    from testkit.processes import failure_sections
+
+    hq, agent = Service(tmp_path / "hq.log", label="HQ"), Service(tmp_path / "a.log", label="A")
+    (tmp_path / "hq.log").write_text("HQ said this")
+
+    class Rig:
+        def processes(self) -> list[Service]:
+            return [hq, agent]
+
+    sections = failure_sections([Rig(), [agent], hq, "not a process", tmp_path])
+    assert sections == [(f"HQ {hq.url} stderr", "HQ said this"), (f"A {agent.url} stderr", "")]
