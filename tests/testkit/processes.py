@@ -10,8 +10,8 @@
   `GET url + ready_path` answers below 400; when the process exits before that because its
   port is still held (uvicorn says "address already in use", or the port does not bind), it
   is spawned again until the deadline; any other exit, or no answer by the deadline, is a
-  RuntimeError carrying the tail of the log (and the process is killed). Subclasses
-  override `command()` (and `ready()` when a GET is not the test).
+  RuntimeError carrying the tail of the log (and the process is killed). Give it `args`
+  (after `loyalty`) or override `command()`; override `ready()` when a GET is not the test.
 - `failure_sections(values)`: the log tails of every `Service` in a test's fixture values
   (a Service, a list of them, or anything with a `processes()` method), for the report of a
   failing test; tests/conftest.py attaches them.
