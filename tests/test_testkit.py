@@ -93,6 +93,8 @@ def test_check_files_tells_a_converged_chain_from_one_still_pulling_or_missing_e
     rig = ChainRig(tmp_path).start(("A",))
     files = {"A": rig.outlets["A"].db}
     try:
+        wait_until(lambda: rig.outlets["A"].till.get("/v1/gifts").json(), 20,
+                   what="A has HQ's master data")
         joined = rig.outlets["A"].till.register("A")
         rig.settled()
         wait_until(lambda: rig.outlets["A"].status()["cursor"] == hq_head(rig.hq.db),
