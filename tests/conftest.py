@@ -2,8 +2,9 @@
 
 `agent_server` runs `loyalty agent serve` from this virtual environment as a subprocess (the
 way an outlet runs it), waits until `GET /v1/status` answers and kills it at teardown. Its
-stderr is kept in a file and attached to the report of any test that fails while using it.
-The helpers themselves live in agentkit.py.
+stderr is kept in a file and attached to the report of any test that fails while using it
+(this hook does that for every folder's process fixtures). The helpers live in agentkit.py
+and tests/testkit/.
 """
 
 from __future__ import annotations
@@ -14,20 +15,18 @@ from typing import Any
 
 import pytest
 from agentkit import AgentProcess, Till
+from testkit.processes import failure_sections
 
 
 # --- pytest plumbing -------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """The one report hook of the suite: a failing test's report gets the stderr of every
+    process among its fixtures (agents, HQ, chains, shops), for every test folder."""
     outcome = yield
     report = outcome.get_result()
-    if not report.failed:
-        return
-    for value in getattr(item, "funcargs", {}).values():
-        agents = value if isinstance(value, list) else [value]
-        for agent in agents:
-            if isinstance(agent, AgentProcess):
-                report.sections.append((f"agent {agent.url} stderr", agent.stderr()))
+    if report.failed:
+        report.sections.extend(failure_sections(getattr(item, "funcargs", {}).values()))
 
 
 @pytest.fixture(scope="session")

@@ -16,19 +16,6 @@ import pytest
 from chainkit import ChainRig
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    if not report.failed:
-        return
-    for value in getattr(item, "funcargs", {}).values():
-        if isinstance(value, ChainRig):
-            for process in value.processes():
-                report.sections.append((f"{process.label} {process.url} stderr",
-                                        process.stderr()))
-
-
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[ChainRig]:
     """A chain of this test only, not started (tests that replace HQ's file use it)."""

@@ -1,6 +1,7 @@
 """Helpers for the hardware tests: waiting on events, pseudo-terminals, pcscd.
 
-Tests wait by polling with a deadline (`wait_for`, `Collector.next_*`), never by sleeping.
+Tests wait by polling with a deadline (`wait_for`, which is testkit's `wait_until`;
+`Collector.next_*`), never by sleeping.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import wait_until
+from testkit.processes import log_tail
 
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
@@ -34,14 +37,7 @@ VIRTUAL_READERS = ("Virtual PCD 00 00", "Virtual PCD 00 01")
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+    return wait_until(predicate, timeout, every=0.02, what=what)[1]
 
 
 class Collector:
@@ -76,18 +72,18 @@ class Collector:
 
     def no_error(self, within: float) -> bool:
         """True if no error arrives within the window (a window, not a wait for an event)."""
-        try:
-            self.errors.get(timeout=within)
-        except queue.Empty:
-            return True
-        return False
+        return _quiet(self.errors, within)
 
     def no_read(self, within: float) -> bool:
-        try:
-            self.reads.get(timeout=within)
-        except queue.Empty:
-            return True
-        return False
+        return _quiet(self.reads, within)
+
+
+def _quiet(events: queue.Queue[Any], within: float) -> bool:
+    try:
+        events.get(timeout=within)
+    except queue.Empty:
+        return True
+    return False
 
 
 # --- pseudo-terminals ---------------------------------------------------------------------
@@ -177,16 +173,15 @@ def virtual_readers() -> list[str]:
 @contextmanager
 def exclusive_pcsc(timeout: float) -> Iterator[None]:
     """Hold the machine's pcscd and virtual readers for one test session at a time."""
+    def taken() -> bool:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # another session is using pcscd: wait for it to finish
+        return True
+
     with open(PCSC_LOCK, "w") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    pytest.fail(f"another test session held {PCSC_LOCK} for {timeout} s")
-                time.sleep(0.2)  # another session is using pcscd: wait for it to finish
+        wait_until(taken, timeout, every=0.2, what=f"{PCSC_LOCK} free (another test session)")
         try:
             yield
         finally:
@@ -219,8 +214,8 @@ class Pcscd:
     def _ready(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            log = self.log_path.read_text(errors="replace")[-2000:]
-            pytest.fail(f"pcscd exited with {self.process.returncode}:\n{log}")
+            pytest.fail(f"pcscd exited with {self.process.returncode}:\n"
+                        f"{log_tail(self.log_path, 2000)}")
         return len(virtual_readers()) == 2
 
     @property

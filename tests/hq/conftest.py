@@ -14,17 +14,6 @@ from chainkit import HQProcess
 from hqkit import HQClient
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    if not report.failed:
-        return
-    for value in getattr(item, "funcargs", {}).values():
-        if isinstance(value, HQProcess):
-            report.sections.append((f"HQ {value.url} stderr", value.stderr()))
-
-
 @pytest.fixture(scope="module")
 def hq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HQProcess]:
     process = HQProcess(tmp_path_factory.mktemp("hq") / "hq.db")

@@ -1,7 +1,8 @@
 """Talking to a real HQ as an outlet would, with hand-made events (tests/hq).
 
-`HQClient` pushes raw JSON, so a test can send anything a broken or hostile outlet might;
-`snapshot` reads HQ's file to prove a refused request changed nothing.
+`HQClient` pushes raw JSON, so a test can send anything a broken or hostile outlet might,
+over a `requests.Session` (or any requests-like session, such as a TestClient); `snapshot`
+reads HQ's file to prove a refused request changed nothing.
 """
 
 from __future__ import annotations
@@ -28,17 +29,17 @@ from schema.events import (
 
 
 class HQClient:
-    def __init__(self, hq: HQProcess, outlet_id: str, token: str) -> None:
+    def __init__(self, hq: HQProcess, outlet_id: str, token: str, session: Any = None) -> None:
         self.hq = hq
         self.outlet_id = outlet_id
         self.token = token
-        self.http = requests.Session()
+        self.http: Any = session if session is not None else requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
 
     def hello(self) -> dict[str, Any]:
         answer = self.http.get(self.hq.url + "/v1/sync/hello", timeout=10)
         assert answer.status_code == 200, answer.text
-        return answer.json()  # type: ignore[no-any-return]
+        return answer.json()
 
     def next_seq(self) -> int:
         return int(self.hello()["last_seq"]) + 1
@@ -66,7 +67,7 @@ class HQClient:
     def pushed(self, events: list[Event]) -> dict[str, Any]:
         answer = self.push(events)
         assert answer.status_code == 200, answer.text
-        return answer.json()  # type: ignore[no-any-return]
+        return answer.json()
 
     def pull(self, cursor: int = 0, **params: Any) -> requests.Response:
         return self.http.get(self.hq.url + "/v1/sync/pull",

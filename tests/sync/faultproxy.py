@@ -7,13 +7,14 @@
   HQ again a little later (`replay`), forwards only half of the request (`cut_request`),
   forwards it but cuts the response midway (`cut_response`) or drops the whole response
   (`drop_response`: HQ applied it, the agent never learns), or answers 502 itself (`bad_gateway`).
-- `Chain`: HQ (`loyalty hq serve`) and N agents (`loyalty agent serve`) as real processes,
-  restartable on the same files (kill -9 and start again).
+- `Chain`: HQ (`loyalty hq serve`) and N agents (`loyalty agent serve`) as real processes
+  (chainkit's `HQProcess` and `OutletProcess`), restartable on the same files (kill -9 and
+  start again).
 - `Workload`: tills at every outlet registering cards, selling (Idempotency-Keys, retried
   until answered), redeeming gifts and editing profiles, with hot customers every outlet
-  spends at once so the offline floor limits matter.
-- `check_chain`: the invariants after healing (exactly once, HQ = fold, convergence, the
-  floor bound, every sale answered 201 exactly once everywhere).
+  spends at once so the offline floor limits matter. Its `Till` wraps testkit's `Till`.
+- `check_chain`: the invariants after healing (testkit's `check_files`: exactly once, HQ =
+  fold, convergence, the floor bound, every sale answered 201 exactly once everywhere).
 
 A unique module name (test folders are not packages), imported as `import faultproxy`.
 """
@@ -22,34 +23,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
-import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
 import requests
+import testkit
+from chainkit import HQProcess, OutletProcess, Process
+from testkit import Ledger, check_files, read_only, wait_until
+from testkit.ledger import floor_points
+from testkit.processes import logs
 
-LOYALTY = Path(sys.executable).parent / "loyalty"
+__all__ = ["FAULTS", "BalanceWatch", "Chain", "Down", "FaultProxy", "Ledger", "Till",
+           "Workload", "check_chain", "check_files", "floor_points", "seeds"]
+
 FAULTS = ("drop", "delay", "dup", "replay", "cut_request", "cut_response", "drop_response",
           "bad_gateway")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def seeds(default: int) -> list[int]:
@@ -205,81 +201,7 @@ class FaultProxy:
                 up_writer.close()
 
 
-# --- processes ---------------------------------------------------------------------------
-def _run(*args: str) -> str:
-    out = subprocess.run([str(LOYALTY), *args], capture_output=True, text=True, timeout=60,
-                         check=False)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip().splitlines()[-1]
-
-
-class Process:
-    """A `loyalty ...` server process on a fixed port, restartable on the same files."""
-
-    def __init__(self, name: str, args: list[str], port: int, ready_path: str,
-                 log: Path, headers: dict[str, str] | None = None) -> None:
-        self.name, self.args, self.port, self.ready_path = name, args, port, ready_path
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        self.headers = headers or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.kills = 0
-
-    def start(self, timeout: float = 30.0) -> Process:
-        self.starts += 1
-        with open(self.log, "ab") as log:
-            log.write(f"\n--- start {self.starts} ---\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen([str(LOYALTY), *self.args], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                if time.monotonic() < deadline:  # e.g. the port still held for a moment
-                    time.sleep(0.2)
-                    with open(self.log, "ab") as log:
-                        self.proc = subprocess.Popen([str(LOYALTY), *self.args], stdout=log,
-                                                     stderr=log, stdin=subprocess.DEVNULL)
-                    continue
-                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
-            try:
-                if requests.get(self.url + self.ready_path, headers=self.headers, timeout=2).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"{self.name} did not answer in {timeout} s:\n{self.tail()}")
-            time.sleep(0.05)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """kill -9: no shutdown code runs."""
-        if self.alive():
-            assert self.proc is not None
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-            self.kills += 1
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self, n: int = 4000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-n:]
-        except FileNotFoundError:
-            return ""
-
-
+# --- the chain ---------------------------------------------------------------------------
 @dataclass
 class Chain:
     """HQ + outlets on loopback; the agents talk to HQ through `proxy` if one is given."""
@@ -288,11 +210,12 @@ class Chain:
     outlets: list[str]
     proxy_seed: int | None = None
     fault_rate: float = 0.3
-    hq: Process = field(init=False)
-    agents: dict[str, Process] = field(init=False, default_factory=dict)
-    tokens: dict[str, str] = field(init=False, default_factory=dict)
-    admin: str = field(init=False, default="")
+    hq: HQProcess = field(init=False)
+    agents: dict[str, OutletProcess] = field(init=False, default_factory=dict)
     proxy: FaultProxy | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.hq = HQProcess(self.hq_db)
 
     @property
     def hq_db(self) -> Path:
@@ -302,47 +225,29 @@ class Chain:
         return self.root / f"{outlet}.db"
 
     def start(self) -> Chain:
-        db = str(self.hq_db)
         from agent.programme import default_documents
         from hq.chain import Chain as HQChain
 
-        HQChain(db, seed=default_documents()).close()  # created once, as `loyalty hq` would
-        answers: dict[str, str] = {}
-        jobs = [threading.Thread(target=lambda o=o: answers.__setitem__(
-            o, _run("hq", "outlet-add", "--db", db, o))) for o in self.outlets]
-        jobs.append(threading.Thread(target=lambda: answers.__setitem__(
-            "", _run("hq", "admin-token", "--db", db))))
-        for job in jobs:
+        HQChain(self.hq_db, seed=default_documents()).close()  # once, as `loyalty hq` would
+        jobs = [threading.Thread(target=self.hq.outlet_add, args=(o,)) for o in self.outlets]
+        jobs.append(threading.Thread(target=lambda: self.hq.admin_token))
+        for job in jobs:  # side by side: python start-up dominates each `loyalty hq` command
             job.start()
         for job in jobs:
             job.join()
-        assert len(answers) == len(self.outlets) + 1, "a `loyalty hq` command failed"
-        self.admin = answers.pop("")
-        self.tokens.update(answers)
-        port = free_port()
-        self.hq = Process("hq", ["hq", "serve", "--db", db, "--port", str(port)], port,
-                          "/v1/sync/hello", self.root / "hq.log",
-                          {"Authorization": f"Bearer {self.tokens[self.outlets[0]]}"})
+        assert len(self.hq.tokens) == len(self.outlets), "a `loyalty hq outlet-add` failed"
         self.hq.start()
         hq_url = self.hq.url
         if self.proxy_seed is not None:
-            self.proxy = FaultProxy(port, self.proxy_seed, self.fault_rate).start()
+            self.proxy = FaultProxy(self.hq.port, self.proxy_seed, self.fault_rate).start()
             hq_url = self.proxy.url
-        starting = []
         for outlet in self.outlets:
-            aport = free_port()
-            agent = Process(outlet, ["agent", "serve", "--db", str(self.agent_db(outlet)),
-                                     "--outlet", outlet, "--port", str(aport), "--hq", hq_url,
-                                     "--token", self.tokens[outlet]],
-                            aport, "/v1/status", self.root / f"{outlet}.log")
-            self.agents[outlet] = agent
-            starting.append(threading.Thread(target=agent.start))
-        for t in starting:
-            t.start()
-        for t in starting:
-            t.join()
-        for outlet, agent in self.agents.items():
-            assert agent.alive(), f"agent {outlet} did not start:\n{agent.tail()}"
+            self.agents[outlet] = OutletProcess(self.agent_db(outlet), outlet, hq_url,
+                                                self.hq.tokens[outlet])
+        for agent in self.agents.values():
+            agent.spawn()
+        for agent in self.agents.values():
+            agent.wait_ready()
         return self
 
     def faults(self, on: bool) -> None:
@@ -350,32 +255,31 @@ class Chain:
             self.proxy.faults_on = on
 
     def stop(self) -> None:
-        for agent in self.agents.values():
-            agent.kill()
-        if getattr(self, "hq", None) is not None:
-            self.hq.kill()
+        for process in self.processes():
+            process.kill()
         if self.proxy is not None:
             self.proxy.stop()
 
+    def processes(self) -> list[Process]:
+        return [self.hq, *self.agents.values()]
+
     def logs(self) -> str:
-        parts = [f"--- {p.name} ---\n{p.tail(3000)}" for p in [self.hq, *self.agents.values()]]
-        if self.proxy is not None:
-            parts.append(f"--- proxy ---\n{dict(self.proxy.stats)}")
-        return "\n".join(parts)
+        proxy = f"\n--- proxy ---\n{dict(self.proxy.stats)}" if self.proxy is not None else ""
+        return logs(self.processes()) + proxy
 
     # --- HQ, read directly ---------------------------------------------------------------
-    def admin_get(self, path: str) -> Any:
+    def admin_get(self, path: str) -> Any:  # a session per call: BalanceWatch's thread too
         answer = requests.get(self.hq.url + path, timeout=10,
-                              headers={"Authorization": f"Bearer {self.admin}"})
+                              headers={"Authorization": f"Bearer {self.hq.admin_token}"})
         answer.raise_for_status()
         return answer.json()
 
     def admin_post(self, path: str) -> requests.Response:
         return requests.post(self.hq.url + path, timeout=10,
-                             headers={"Authorization": f"Bearer {self.admin}"})
+                             headers={"Authorization": f"Bearer {self.hq.admin_token}"})
 
     def hq_head(self) -> int:
-        with closing_ro(self.hq_db) as conn:
+        with read_only(self.hq_db) as conn:
             return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
 
     def status(self, outlet: str) -> dict[str, Any] | None:
@@ -388,47 +292,28 @@ class Chain:
     def wait_synced(self, timeout: float = 90.0) -> None:
         """Until every outlet has nothing pending and has pulled up to HQ's head, twice in a row
         (so nothing moved in between)."""
-        deadline = time.monotonic() + timeout
-        calm = 0
-        last: Any = None
-        while time.monotonic() < deadline:
+        times, last = 0, None  # times in a row synced, at this head
+
+        def settled() -> bool:
+            nonlocal times, last
             head = self.hq_head()
-            states = {o: self.status(o) for o in self.outlets}
             done = all(s is not None and s["pending_events"] == 0 and s["cursor"] == head
-                       for s in states.values())
-            calm = calm + 1 if done and head == last else 0
+                       for s in (self.status(o) for o in self.outlets))
+            times = times + 1 if done and head == last else 0
             last = head if done else None
-            if calm >= 2:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"not synced after {timeout} s: head {self.hq_head()}, "
-                             f"{ {o: self.status(o) for o in self.outlets} }\n{self.logs()}")
+            return times >= 2
 
-
-@contextlib.contextmanager
-def closing_ro(path: Path) -> Any:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    try:
-        yield conn
-    finally:
-        conn.close()
+        try:
+            wait_until(settled, timeout, every=0.3, what="every outlet synced")
+        except AssertionError:
+            raise AssertionError(f"not synced after {timeout} s: head {self.hq_head()}, "
+                                 f"{ {o: self.status(o) for o in self.outlets} }\n"
+                                 f"{self.logs()}") from None
 
 
 # --- the workload ------------------------------------------------------------------------
 class Down(Exception):
     """The agent did not answer (killed, restarting): the till retries later."""
-
-
-@dataclass
-class Ledger:
-    """What the tills were told: every sale and redemption answered 201, per outlet."""
-
-    sales: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    redemptions: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    cards: dict[str, tuple[str, str]] = field(default_factory=dict)  # card -> (id, category)
-    refusals: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Till:
@@ -439,21 +324,23 @@ class Till:
                  patience: float = 60.0) -> None:
         self.chain, self.outlet, self.rng, self.ledger = chain, outlet, rng, ledger
         self.patience = patience
-        self.http = requests.Session()
+        self.client = testkit.Till(chain.agents[outlet].url, "T1")
 
     def call(self, method: str, path: str, body: Any = None,
              key: str | None = None) -> requests.Response:
-        deadline = time.monotonic() + self.patience
         headers = {"Idempotency-Key": key} if key else {}
-        while True:
+
+        def answered() -> list[requests.Response]:  # a list: a 4xx answer is an answer too
             try:
-                return self.http.request(method, self.chain.agents[self.outlet].url + path,
-                                         json=body, headers=headers, timeout=15)
+                return [self.client.request(method, path, json=body, headers=headers)]
             except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise Down(f"{self.outlet} {method} {path}") from None
-                self.http.close()
-                time.sleep(0.1)
+                self.client.http.close()  # no kept-alive connection to a dead process
+                raise
+
+        try:
+            return wait_until(answered, self.patience, every=0.1, what="an answer")[1][0]
+        except AssertionError:
+            raise Down(f"{self.outlet} {method} {path}") from None
 
     def refused(self, answer: requests.Response) -> None:
         try:
@@ -541,12 +428,10 @@ class Workload:
 
     def setup(self) -> None:
         first = self.chain.outlets[0]
-        deadline = time.monotonic() + 30
         for outlet in self.chain.outlets:  # until the agent met HQ (card range, programme)
             till = self.till(outlet, 0)
-            while till.register("A") is None:
-                assert time.monotonic() < deadline, self.chain.logs()
-                time.sleep(0.2)
+            wait_until(partial(till.register, "A"), 30, every=0.2,
+                       what=f"{outlet} registers a card")
             till.stock("GIFT-MUG", 200)
             till.stock("GIFT-TOTE", 100)
         till = self.till(first, 1)
@@ -620,131 +505,8 @@ class BalanceWatch:
 
 
 # --- the checks --------------------------------------------------------------------------
-def floor_points() -> dict[str, int]:
-    from agent.defaults import LIMITS
-
-    return {limit.category: limit.floor_points for limit in LIMITS}
-
-
 def check_chain(chain: Chain, ledger: Ledger | None = None,
                 lowest_seen: dict[str, int] | None = None) -> dict[str, Any]:
     """Every invariant of a healed chain, read from the files (processes may be stopped)."""
     return check_files(chain.hq_db, {o: chain.agent_db(o) for o in chain.outlets}, ledger,
                        lowest_seen)
-
-
-def check_files(hq_db: Path, outlet_dbs: dict[str, Path], ledger: Ledger | None = None,
-                lowest_seen: dict[str, int] | None = None, floor_bound: bool = True
-                ) -> dict[str, Any]:
-    """The checks of `check_chain` on HQ's file and the outlets' files. `floor_bound` off
-    when HQ was restored from a backup (its order of events is then not one history)."""
-    from schema import tallystore
-    from schema.customerstore import identifiers_of, profile_of
-    from schema.events import Event
-    from schema.ledger import Tally, fold, tally_of
-
-    figures: dict[str, Any] = {}
-    with closing_ro(hq_db) as hq:
-        rows = hq.execute("SELECT hq_seq, event_id, outlet_id, seq, customer_id, event "
-                          "FROM events ORDER BY hq_seq").fetchall()
-        events = [Event.model_validate_json(r["event"]) for r in rows]
-        ids = [r["event_id"] for r in rows]
-        assert len(ids) == len(set(ids)), "an event is in HQ's ledger twice"
-        figures["hq_events"] = len(ids)
-
-        # 1. every outlet event at HQ exactly once, (outlet, seq) gap-free 1..N
-        for outlet, path in outlet_dbs.items():
-            with closing_ro(path) as db:
-                outbox = [(r[0], r[1]) for r in db.execute(
-                    "SELECT seq, event_id FROM outbox ORDER BY seq")]
-                pending = db.execute("SELECT COUNT(*) FROM outbox WHERE acked = 0").fetchone()[0]
-            at_hq = [(r["seq"], r["event_id"]) for r in rows if r["outlet_id"] == outlet]
-            assert pending == 0, f"{outlet}: {pending} events still pending"
-            assert [s for s, _ in outbox] == list(range(1, len(outbox) + 1)), \
-                f"{outlet}: local sequence has gaps"
-            assert at_hq == outbox, f"{outlet}: HQ holds {len(at_hq)} events, outlet made " \
-                f"{len(outbox)}; first difference at " \
-                f"{next((a, b) for a, b in zip(at_hq + [None] * 9, outbox + [None] * 9) if a != b)}"
-            last_seq = hq.execute("SELECT last_seq FROM outlets WHERE outlet_id = ?",
-                                  (outlet,)).fetchone()[0]
-            assert last_seq == len(outbox), (outlet, last_seq, len(outbox))
-
-        # 2. HQ's tallies are the fold of its events, per customer
-        by_customer: dict[str, list[Event]] = defaultdict(list)
-        for event in events:
-            if event.customer_id:
-                by_customer[event.customer_id].append(event)
-        customers = [r[0] for r in hq.execute("SELECT customer_id FROM customers ORDER BY 1")]
-        for cid in set(customers) | set(by_customer):
-            assert tallystore.load(hq, cid) == fold(by_customer.get(cid, [])), \
-                f"HQ tally of {cid} is not the fold of its events"
-        figures["customers"] = len(customers)
-        figures["flags"] = hq.execute("SELECT COUNT(*) FROM flags").fetchone()[0]
-
-        # 3. the lowest balance HQ ever held stays above minus the sum of the floors
-        floors = floor_points()
-        categories = dict(hq.execute("SELECT customer_id, category FROM customers").fetchall())
-        bound = {cid: -len(outlet_dbs) * floors[cat] for cid, cat in categories.items()}
-        lowest: dict[str, int] = {}
-        running: dict[str, Tally] = defaultdict(Tally)
-        for event in events:
-            cid = event.customer_id
-            if not cid:
-                continue
-            running[cid] = running[cid].combine(tally_of(event.parsed(), event.at))
-            lowest[cid] = min(lowest.get(cid, 0), running[cid].points_balance)
-        for cid, low in lowest.items() if floor_bound else ():
-            assert low >= bound[cid], f"{cid} reached {low} at HQ, bound {bound[cid]}"
-        for cid, low in (lowest_seen or {}).items():
-            assert low >= bound[cid], f"{cid} was seen at {low} at HQ, bound {bound[cid]}"
-        figures["lowest_balance"] = min(lowest.values(), default=0)
-
-        # 4. every outlet converged to HQ
-        head = hq.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-        hq_view = {}
-        for cid in customers:
-            row = hq.execute("SELECT * FROM customers WHERE customer_id = ?", (cid,)).fetchone()
-            hq_view[cid] = (profile_of(row), row["status"], row["category"],
-                            identifiers_of(hq, cid), tallystore.load(hq, cid))
-        for outlet, path in outlet_dbs.items():
-            with closing_ro(path) as db:
-                cursor = db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
-                assert cursor is not None and int(cursor[0]) == head, (outlet, cursor, head)
-                local = [r[0] for r in db.execute("SELECT customer_id FROM customers ORDER BY 1")]
-                assert local == customers, f"{outlet} knows other customers than HQ"
-                for cid in customers:
-                    row = db.execute("SELECT * FROM customers WHERE customer_id = ?",
-                                     (cid,)).fetchone()
-                    view = (profile_of(row), row["status"], row["category"],
-                            identifiers_of(db, cid), tallystore.load(db, cid))
-                    assert view == hq_view[cid], f"{outlet} differs from HQ on {cid}:\n" \
-                        f"{view}\n{hq_view[cid]}"
-
-        # 5. every sale / redemption the tills were told about: once at its outlet, once at HQ
-        if ledger is not None:
-            hq_sales = Counter(r[0] for r in hq.execute("SELECT sale_id FROM sales"))
-            hq_reds = Counter(r[0] for r in hq.execute("SELECT redemption_id FROM redemptions"))
-            event_sales = Counter(e.body.get("sale_id") for e in events
-                                  if e.type == "sale.recorded")
-            assert all(n == 1 for n in hq_sales.values()), "a sale is at HQ twice"
-            assert all(n == 1 for n in event_sales.values()), "a sale event is at HQ twice"
-            for outlet, path in outlet_dbs.items():
-                with closing_ro(path) as db:
-                    local = Counter(r[0] for r in db.execute("SELECT sale_id FROM sales"))
-                    local_reds = Counter(r[0] for r in db.execute(
-                        "SELECT redemption_id FROM redemptions"))
-                    outbox_sales = Counter(json.loads(r[0])["body"]["sale_id"] for r in db.execute(
-                        "SELECT event FROM outbox WHERE type = 'sale.recorded'"))
-                told = ledger.sales[outlet]
-                assert len(told) == len(set(told)), f"{outlet} answered one sale twice"
-                for sale_id in told:
-                    assert local[sale_id] == 1 and outbox_sales[sale_id] == 1, (outlet, sale_id)
-                    assert hq_sales[sale_id] == 1 and event_sales[sale_id] == 1, (outlet, sale_id)
-                for red in ledger.redemptions[outlet]:
-                    assert local_reds[red] == 1 and hq_reds[red] == 1, (outlet, red)
-                # and nothing the outlet recorded is missing at HQ either
-                assert set(local) <= set(hq_sales), f"{outlet} has sales HQ lacks"
-            figures["sales_told"] = sum(len(v) for v in ledger.sales.values())
-            figures["redemptions_told"] = sum(len(v) for v in ledger.redemptions.values())
-            figures["refusals"] = dict(ledger.refusals)
-    return figures

@@ -1,8 +1,8 @@
 """Helpers for the modem-link tests: the line simulator, HQ and outlets as REAL processes.
 
 A unique module name (the test folders are not packages), imported as `from modemkit
-import ...` (tests/sync is on sys.path under pytest's rootdir-relative imports; tests/ is
-added for chainkit/agentkit). Everything here runs exactly as an operator would:
+import ...` (tests/sync and tests/ are on sys.path under pytest's rootdir-relative imports;
+bench/modem.py adds them itself). Everything here runs exactly as an operator would:
 
 - `LineSimProcess`: `python -m sync.linesim --config FILE`: pty paths from its
   `modem NAME PATH` lines, faults through its stdin (`drop`, `dialtone`, `ber`, `stats`).
@@ -10,24 +10,23 @@ added for chainkit/agentkit). Everything here runs exactly as an operator would:
 - `ModemOutlet`: `loyalty agent serve --config FILE` with a `[modem]` table; `sync()` is
   `loyalty sync --db` (one call now), as a store manager or cron would run it.
 - `hq_events(...)`, `outbox_flags(...)`: looks into the files, read-only.
+- `wait_for(...)`: testkit's `wait_until`, returning the value only.
 """
 
 from __future__ import annotations
 
 import json
 import queue
-import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: chainkit, agentkit
-from agentkit import LOYALTY
-from chainkit import HQProcess, OutletProcess, cli
+from chainkit import HQProcess, OutletProcess
+from testkit import cli, read_only, wait_until
+from testkit.processes import log_tail, logs
 
 from sync.linesim import Timing
 
@@ -145,10 +144,7 @@ class LineSimProcess:
             self.proc.wait(timeout=5)
 
     def stderr(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-4000:]
-        except FileNotFoundError:
-            return ""
+        return log_tail(self.log, 4000)
 
 
 class ModemHQ(HQProcess):
@@ -175,15 +171,13 @@ class ModemOutlet(OutletProcess):
         self.label = f"modem agent {outlet}"
         self.modem_path = modem_path
         self.config = db.with_name(f"{outlet}.toml")
+        self.args = ["agent", "serve", "--config", str(self.config)]
         self.config.write_text(
             f'outlet = "{outlet}"\ndb = "{db}"\ntoken = "{token}"\nport = {self.port}\n'
             f'[modem]\nport = "{modem_path}"\nnumber = "{number}"\n'
             f"init = {json.dumps(list(INIT))}\nguard_s = {GUARD_S}\n"
             f'schedule = "{schedule}"\nwindow_minutes = {window_minutes}\n'
             f"dial_timeout_s = {dial_timeout_s}\n")
-
-    def command(self) -> list[str]:
-        return [str(LOYALTY), "agent", "serve", "--config", str(self.config)]
 
     def sync(self, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """`loyalty sync --db`: one call now; returncode 0 = everything acknowledged."""
@@ -200,37 +194,24 @@ class ModemOutlet(OutletProcess):
 
 
 def hq_events(hq_db: Path, outlet: str | None = None) -> int:
-    conn = sqlite3.connect(f"file:{hq_db}?mode=ro", uri=True, timeout=10)
-    try:
+    with read_only(hq_db) as conn:
         if outlet is None:
             return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
         return int(conn.execute("SELECT COUNT(*) FROM events WHERE outlet_id = ?",
                                 (outlet,)).fetchone()[0])
-    finally:
-        conn.close()
 
 
 def outbox_flags(db: Path) -> tuple[int, int]:
     """(acknowledged, pending) events in an outlet's outbox."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
+    with read_only(db) as conn:
         acked = conn.execute("SELECT COUNT(*) FROM outbox WHERE acked = 1").fetchone()[0]
         pending = conn.execute("SELECT COUNT(*) FROM outbox WHERE acked = 0").fetchone()[0]
         return int(acked), int(pending)
-    finally:
-        conn.close()
 
 
 def wait_for(condition: Any, timeout: float = 10.0, every: float = 0.05,
              what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s (last: {value!r})")
-        time.sleep(every)
+    return wait_until(condition, timeout, every, what)[1]
 
 
 # --- a shop's day, written in process into an outlet's file (the agent not running) ------
@@ -425,6 +406,4 @@ class ModemRig:
         self.sim.stop()
 
     def logs(self) -> str:
-        parts = [f"--- {p.label} ---\n{p.stderr()[-3000:]}" for p in self.processes()]
-        parts.append(f"--- linesim ---\n{self.sim.stderr()}")
-        return "\n".join(parts)
+        return f"{logs(self.processes())}\n--- linesim ---\n{self.sim.stderr()}"

@@ -28,19 +28,6 @@ from chainkit import ChainRig, until
 from webkit import ARTEFACTS, CHROMEDRIVER, CHROMIUM, OTHER_PASSWORD, PASSWORD, Shop, staff_add
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    if not report.failed:
-        return
-    for value in getattr(item, "funcargs", {}).values():
-        if isinstance(value, Shop):
-            for process in value.rig.processes():
-                report.sections.append((f"{process.label} {process.url} stderr",
-                                        process.stderr()))
-
-
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     root = tmp_path_factory.mktemp("web")

@@ -1,6 +1,7 @@
 """Helpers of the web back office tests (a unique module name: the test folders are not
-packages): the `Shop` the fixtures build, staff accounts through the CLI, screenshots and
-printed PDFs kept under tests/artefacts/web/."""
+packages): the `Shop` the fixtures build (its processes are reported when a test fails),
+staff accounts through the CLI, screenshots and printed PDFs kept under
+tests/artefacts/web/."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from agentkit import LOYALTY
-from chainkit import ChainRig, OutletProcess
+from chainkit import ChainRig, OutletProcess, Process
+from testkit import cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -44,12 +45,14 @@ class Shop:
     def manager(self) -> str:
         return self.a.url + "/manager"
 
+    def processes(self) -> list[Process]:
+        return self.rig.processes()
+
 
 def staff_add(db: Path, username: str, password: str) -> None:
     """`loyalty hq staff-add --password-stdin`, as an operator runs it."""
-    done = subprocess.run([str(LOYALTY), "hq", "staff-add", "--db", str(db), "--password-stdin",
-                           username], check=False, input=password + "\n", capture_output=True, text=True,
-                          timeout=60)
+    done = cli("hq", "staff-add", "--db", str(db), "--password-stdin", username,
+               input=password + "\n")
     assert done.returncode == 0, done.stderr
 
 
