@@ -74,7 +74,9 @@ class ReturnsSettings(BaseModel):
     (the refund is smaller by the points' value at `point_value_per_100` minor units per 100
     points), `supervisor` (refused with `supervisor_required`). `return_window_days`: how
     long after a sale its points stay pending when `pending_points` is on, and the period
-    over which `floor_returns` counts refunds of other outlets' sales."""
+    over which `floor_returns` counts refunds of other outlets' sales.
+    `outlet_floor_returns`: what one outlet may refund on other outlets' sales over that
+    window, every card together (None: no outlet-wide limit) (schema/receiptcode.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -82,6 +84,7 @@ class ReturnsSettings(BaseModel):
     point_value_per_100: int = Field(0, ge=0, le=MAX_AMOUNT)
     return_window_days: int = Field(30, ge=1, le=3660)
     pending_points: bool = False
+    outlet_floor_returns: int | None = Field(500_000, ge=0, le=MAX_AMOUNT)
 
     @model_validator(mode="after")
     def _value_for_reduce(self) -> ReturnsSettings:
