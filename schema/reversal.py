@@ -563,21 +563,37 @@ def restate(tally: Tally, holdings: Iterable[Holding]) -> Tally:
 def audit(sale: SaleRecorded, returns: Sequence[ReturnRecorded]) -> list[str]:
     """Why the returns HQ holds against `sale` are wrong together (empty: they are not).
     Each outlet checks its own returns exactly; these arise when outlets that could not see
-    each other returned the same receipt. HQ applies every return and flags these."""
+    each other returned the same receipt, or when a return was made from a receipt code that
+    does not match the sale HQ holds (a damaged or forged code). HQ applies every return
+    and flags these; this never raises on what a return says."""
     reasons = []
-    done = returned_qty(sale, returns)
+    done = [0] * len(sale.lines)
+    for r in returns:
+        if r.sale_id != sale.sale_id:
+            reasons.append(f"return {r.return_id} is of sale {r.sale_id}, not {sale.sale_id}")
+            continue
+        for x in r.lines:
+            if x.line >= len(sale.lines) or sale.lines[x.line].sku != x.sku:
+                reasons.append(f"return {r.return_id}: line {x.line} ({x.sku}) is not on the "
+                               "sale")
+                continue
+            if x.unit_price != sale.lines[x.line].unit_price:
+                reasons.append(f"return {r.return_id}: line {x.line} ({x.sku}) at unit price "
+                               f"{x.unit_price}, sold at {sale.lines[x.line].unit_price}")
+            done[x.line] += x.qty
     for i, (ln, qty) in enumerate(zip(sale.lines, done, strict=True)):
         if qty > ln.qty:
             reasons.append(f"line {i} ({ln.sku}): {qty} returned of {ln.qty} sold")
+    mine = [r for r in returns if r.sale_id == sale.sale_id]
     given: dict[PaymentMode, int] = {"cash": 0, "card": 0, "credit": 0}
-    for r in returns:
-        for x in r.refunds:
-            given[x.mode] += x.amount + x.withheld
+    for r in mine:
+        for refund in r.refunds:
+            given[refund.mode] += refund.amount + refund.withheld
     paid = _paid(sale)
     for mode in REFUND_ORDER:
         if given[mode] > paid[mode]:
             reasons.append(f"{mode}: {money(given[mode])} refunded of {money(paid[mode])} paid")
-    points = sum(r.points_reversed + r.points_withheld for r in returns)
+    points = sum(r.points_reversed + r.points_withheld for r in mine)
     if points > sale.points_earned:
         reasons.append(f"points: {points} taken back of {sale.points_earned} earned")
     return reasons

@@ -534,3 +534,14 @@ def test_a_full_return_puts_the_statistics_back_where_they_were(s: SaleRecorded,
     held = [h for h in (*held_before, holding(s, "2025-06-01T00:00:00Z", done)) if h]
     assert restate(total, held) == restate(before, [h for h in held_before if h])
     assert restate(before, [h for h in held_before if h]) == before
+
+
+def test_audit_reports_a_return_that_does_not_match_the_sale_instead_of_raising() -> None:
+    # what a forged or mismatched receipt code produces: HQ flags it, never rejects it
+    forged_sale = sale([line("BREAD", 3, 2500), line("CAKE", 1, 900)], sale_id=BREAD.sale_id)
+    forged = ret(forged_sale, [], ("BREAD", 1), ("CAKE", 1))
+    other = ret(sale([line("BREAD", 3, 1250)], sale_id="S-9"), [], ("BREAD", 1))
+    reasons = audit(BREAD, [forged, other])
+    assert any("unit price 2500" in reason and "1250" in reason for reason in reasons)
+    assert any("line 1" in reason and "CAKE" in reason for reason in reasons)
+    assert any("S-9" in reason for reason in reasons)
