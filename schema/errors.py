@@ -233,3 +233,33 @@ class InvalidCreditorReference(InvalidRequest):
     match (a mistyped reference)."""
 
     code = "invalid_creditor_reference"
+
+
+# --- the way back: returns, voids, receipts (schema/reversal.py, docs/programme.md) --------
+
+
+class ReturnExceedsSale(Conflict):
+    """A return of more than was sold minus what was already returned (or of an item the
+    sale did not have, or of more gifts than were handed out). Nothing is recorded."""
+
+    code = "return_exceeds_sale"
+
+
+class AlreadyReversed(Conflict):
+    """A void of a sale that is voided or fully returned already. Nothing is recorded."""
+
+    code = "already_reversed"
+
+
+class SupervisorRequired(Forbidden):
+    """Taking back a return's points would leave the customer below zero and the programme
+    sends that decision to a supervisor (docs/programme.md, "Points already spent")."""
+
+    code = "supervisor_required"
+
+
+class ReceiptInvalid(InvalidRequest):
+    """A receipt reference or receipt code that cannot be read: a typo the check character
+    catches, a damaged scan, a code of another version. Nothing is recorded."""
+
+    code = "receipt_invalid"
