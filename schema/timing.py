@@ -11,17 +11,19 @@ windows, "last purchase") by its *booking time* (docs/sync.md, "Outlet clocks"):
 - HQ's receive time otherwise, with the reason, so the fact is flagged.
 
 `local_time` shows a stored time to a person at the machine (the store manager's pages and
-`loyalty status`): in this machine's time zone, to the minute, with how long ago.
+`loyalty status`): in this machine's time zone, to the minute, with how long ago;
+`local_day` is that person's today.
 
-Promises: pure (no I/O; no clock but `local_time`'s "now" when it is not given one); a booking time is always a canonical UTC stamp
-(`YYYY-MM-DDTHH:MM:SS.ffffffZ`), so stored times compare correctly as strings; a stamp
-without an offset is read as UTC (invariant 7). Must never: raise on any string.
+Promises: pure (no I/O; no clock but the "now" of `local_time`/`local_day` when they are
+not given one); a booking time is always a canonical UTC stamp (`YYYY-MM-DDTHH:MM:SS.ffffffZ`),
+so stored times compare correctly as strings; a stamp without an offset is read as UTC
+(invariant 7). Must never: raise on any string.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 DEFAULT_TOLERANCE_S = 300.0  # 5 minutes: HQ's setting (`loyalty hq serve --clock-tolerance`)
 MAX_STAMP = 40  # longer than any ISO 8601 time
@@ -149,3 +151,11 @@ def _ago(seconds: float) -> str:
     else:
         amount = f"{int(span // 86400)} days"
     return f"{amount} ago" if seconds > 0 else f"in {amount}"
+
+
+def local_day(now: datetime | None = None) -> tuple[date, str]:
+    """Today on this machine's clock and time zone, and the canonical UTC stamp of its local
+    midnight (stored times at or after it are today's)."""
+    here = (now or datetime.now(UTC)).astimezone()
+    midnight = here.replace(hour=0, minute=0, second=0, microsecond=0)
+    return here.date(), canonical(midnight)

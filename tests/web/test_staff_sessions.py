@@ -1,5 +1,5 @@
-"""Staff accounts and sessions of HQ's back office, without a browser: password hashing,
-tampered or expired cookies, the login throttle, open redirects."""
+"""Staff accounts and sessions of HQ's back office (hq/office/ on web/office.py), without a
+browser: password hashing, tampered or expired cookies, the login throttle, open redirects."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hq import credentials, office, staff
+from hq import credentials, staff
 from hq.api import create_app
 from hq.chain import Chain
 from schema.errors import Conflict, InvalidRequest
+from web import office
 
 PASSWORD = "a long enough password"
 
@@ -68,8 +69,7 @@ def test_a_tampered_or_foreign_cookie_opens_nothing(chain: Chain, client: TestCl
         client.cookies.set("loyalty_office", cookie, path="/office")
         assert client.get("/office/outlets", follow_redirects=False).status_code == 303
     # a cookie signed with another HQ's secret is worthless here
-    other = office.Sessions.__new__(office.Sessions)
-    other.chain, other.key = chain, b"\x00" * 32
+    other = office.Sessions(b"\x00" * 32, lambda username: 0, cookie="loyalty_office")
     client.cookies.set("loyalty_office", other.issue("alice", 0), path="/office")
     assert client.get("/office/outlets", follow_redirects=False).status_code == 303
 
