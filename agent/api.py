@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import Field
 
-from agent import credit, customers, gifts, identification, sales, web
+from agent import credit, customers, gifts, identification, manager, sales
 from agent.outlet import Outlet
 from agent.status import outlet_status
 from schema.api import (
@@ -187,6 +187,6 @@ def create_app(outlet: Outlet, till_token: str | None = None,
 
     # a plain route: no till token (a browser has none), not part of the till API
     app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
-    app.mount("/manager", web.app(outlet))  # store manager's pages, loopback only (agent/web.py)
+    app.mount("/manager", manager.app(outlet))  # the manager's pages, loopback only
     return app
 

@@ -180,3 +180,33 @@ def statement(outlet: Outlet, customer_id: str) -> list[str]:
     return receipts.statement(outlet.outlet_id, card, utc_now(), display_name(view),
                               view["category"], view["statistics"], view["points_balance"],
                               view["credit_balance"], [dict(i) for i in invoices])
+
+
+def find(outlet: Outlet, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The customers a person searching for `text` means: the one whose identifier (a card
+    number, a phone...) is exactly `text` first, then those found by name (`search`); each
+    with its club `card` number (the last in order when it has several, "" without one).
+    The caller masks it for display."""
+    wanted = text.strip()
+    if not wanted:
+        return []
+    found = [dict(r) for r in outlet.db.all(
+        "SELECT c.customer_id, c.kind, c.given_name, c.surname, c.name, c.status, "
+        "c.category, c.room FROM identifiers i JOIN customers c USING (customer_id) "
+        "WHERE i.value = ?", (wanted,))]
+    seen = {r["customer_id"] for r in found}
+    found += [r for r in search(outlet, wanted, limit=limit) if r["customer_id"] not in seen]
+    if found:
+        marks = ",".join("?" for _ in found)
+        cards = {r[0]: r[1] for r in outlet.db.all(
+            "SELECT customer_id, value FROM identifiers WHERE kind = 'card' AND customer_id "
+            f"IN ({marks}) ORDER BY value", [r["customer_id"] for r in found])}
+        for r in found:
+            r["card"] = cards.get(r["customer_id"], "")
+    return found
+
+
+def stored_picture(outlet: Outlet, customer_id: str) -> bytes | None:
+    """The customer's stored picture (PNG or JPEG bytes); None without one or no such customer."""
+    row = outlet.db.one("SELECT picture FROM customers WHERE customer_id = ?", (customer_id,))
+    return None if row is None or row[0] is None else bytes(row[0])

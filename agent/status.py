@@ -2,8 +2,9 @@
 
 Read-only. Promises: the same figures for `GET /v1/status` and `loyalty status --json`,
 the contract's names (`outlet_id`, `pending_events`, `last_sync_at`, `last_sync_error`,
-`cursor`) always present, times stored and answered as UTC ISO 8601. `local_time` is how a
-person is shown one of them: the machine's local time to the minute and how long ago.
+`cursor`) always present, times stored and answered as UTC ISO 8601. `local_time` (owned by
+schema/timing.py, shared with the manager's pages) is how a person is shown one of them: the
+machine's local time to the minute and how long ago.
 Must never: write to the replica.
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agent import outbox
 from schema import timing
 from schema.database import Database
+from schema.timing import local_time  # noqa: F401  (the name the CLI's status table imports)
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -75,32 +77,3 @@ def _modem(meta: dict[str, str]) -> dict[str, Any]:
 
 def outlet_status(outlet: Outlet) -> dict[str, Any]:
     return replica_status(outlet.db)
-
-
-def local_time(value: str | None, now: datetime | None = None) -> str | None:
-    """A stored UTC time for a person: `"2026-12-07 14:03 (3 min ago)"` in this machine's
-    time zone (`"in 2 h"` for a time ahead of the clock). None stays None; a value that is not
-    a time is shown as it is stored rather than hidden."""
-    if not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    seconds = ((now or datetime.now(UTC)) - at).total_seconds()
-    return f"{at.astimezone():%Y-%m-%d %H:%M} ({_ago(seconds)})"
-
-
-def _ago(seconds: float) -> str:
-    span = abs(seconds)
-    if span < 60:
-        return "just now"
-    if span < 3600:
-        amount = f"{int(span // 60)} min"
-    elif span < 48 * 3600:
-        amount = f"{int(span // 3600)} h"
-    else:
-        amount = f"{int(span // 86400)} days"
-    return f"{amount} ago" if seconds > 0 else f"in {amount}"

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field, ValidationError
 
-from hq import admin, categories, credentials, feed, ingest, invoices, web
+from hq import admin, categories, credentials, feed, ingest, invoices, office
 from hq.chain import Chain
 from schema.api import MAX_AMOUNT, Cents, CustomerEdit, Day, IdentifierStatusIn, Strict, bearer
 from schema.sync import Hello, PullResponse, PushResponse, answer_json
@@ -176,5 +176,5 @@ def create_app(chain: Chain) -> FastAPI:
         return RedirectResponse(request.scope.get("root_path", "") + "/office/", 307)
 
     app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
-    app.mount("/office", web.app(chain))  # the staff back office (hq/web.py)
+    app.mount("/office", office.app(chain))  # the staff back office (hq/office/)
     return app

@@ -203,7 +203,7 @@ def m001_initial(db: Database) -> None:
 
 @migrations()
 def m002_staff(db: Database) -> None:
-    """Head-office staff accounts for the web back office (hq/web.py): a username and a
+    """Head-office staff accounts for the web back office (hq/office/): a username and a
     scrypt hash of the password, never the password; `session_gen` is bumped on logout or a
     password change so every session cookie issued before stops working."""
     db.executescript(

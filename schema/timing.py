@@ -10,15 +10,20 @@ windows, "last purchase") by its *booking time* (docs/sync.md, "Outlet clocks"):
   registered at HQ minus the tolerance (an outlet makes no facts before it exists);
 - HQ's receive time otherwise, with the reason, so the fact is flagged.
 
-Promises: pure (no clock, no I/O); a booking time is always a canonical UTC stamp
-(`YYYY-MM-DDTHH:MM:SS.ffffffZ`), so stored times compare correctly as strings; a stamp
-without an offset is read as UTC (invariant 7). Must never: raise on any string.
+`local_time` shows a stored time to a person at the machine (the store manager's pages and
+`loyalty status`): in this machine's time zone, to the minute, with how long ago;
+`local_day` is that person's today.
+
+Promises: pure (no I/O; no clock but the "now" of `local_time`/`local_day` when they are
+not given one); a booking time is always a canonical UTC stamp (`YYYY-MM-DDTHH:MM:SS.ffffffZ`),
+so stored times compare correctly as strings; a stamp without an offset is read as UTC
+(invariant 7). Must never: raise on any string.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 DEFAULT_TOLERANCE_S = 300.0  # 5 minutes: HQ's setting (`loyalty hq serve --clock-tolerance`)
 MAX_STAMP = 40  # longer than any ISO 8601 time
@@ -117,3 +122,40 @@ def describe_offset(offset: float, tolerance_s: float | None = None) -> str:
     if tolerance_s is not None:
         text += f" (over the tolerance of {describe(tolerance_s)}): set this outlet's clock"
     return text
+
+
+def local_time(value: str | None, now: datetime | None = None) -> str | None:
+    """A stored UTC time for a person: `"2026-12-07 14:03 (3 min ago)"` in this machine's
+    time zone (`"in 2 h"` for a time ahead of the clock). None stays None; a value that is not
+    a time is shown as it is stored rather than hidden."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - at).total_seconds()
+    return f"{at.astimezone():%Y-%m-%d %H:%M} ({_ago(seconds)})"
+
+
+def _ago(seconds: float) -> str:
+    span = abs(seconds)
+    if span < 60:
+        return "just now"
+    if span < 3600:
+        amount = f"{int(span // 60)} min"
+    elif span < 48 * 3600:
+        amount = f"{int(span // 3600)} h"
+    else:
+        amount = f"{int(span // 86400)} days"
+    return f"{amount} ago" if seconds > 0 else f"in {amount}"
+
+
+def local_day(now: datetime | None = None) -> tuple[date, str]:
+    """Today on this machine's clock and time zone, and the canonical UTC stamp of its local
+    midnight (stored times at or after it are today's)."""
+    here = (now or datetime.now(UTC)).astimezone()
+    midnight = here.replace(hour=0, minute=0, second=0, microsecond=0)
+    return here.date(), canonical(midnight)

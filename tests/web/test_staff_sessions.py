@@ -1,5 +1,5 @@
-"""Staff accounts and sessions of HQ's back office, without a browser: password hashing,
-tampered or expired cookies, the login throttle, open redirects."""
+"""Staff accounts and sessions of HQ's back office (hq/office/ on web/office.py), without a
+browser: password hashing, tampered or expired cookies, the login throttle, open redirects."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hq import credentials, staff, web
+from hq import credentials, staff
 from hq.api import create_app
 from hq.chain import Chain
 from schema.errors import Conflict, InvalidRequest
+from web import office
 
 PASSWORD = "a long enough password"
 
@@ -68,8 +69,7 @@ def test_a_tampered_or_foreign_cookie_opens_nothing(chain: Chain, client: TestCl
         client.cookies.set("loyalty_office", cookie, path="/office")
         assert client.get("/office/outlets", follow_redirects=False).status_code == 303
     # a cookie signed with another HQ's secret is worthless here
-    other = web.Sessions.__new__(web.Sessions)
-    other.chain, other.key = chain, b"\x00" * 32
+    other = office.Sessions(b"\x00" * 32, lambda username: 0, cookie="loyalty_office")
     client.cookies.set("loyalty_office", other.issue("alice", 0), path="/office")
     assert client.get("/office/outlets", follow_redirects=False).status_code == 303
 
@@ -78,12 +78,12 @@ def test_an_expired_session_sends_back_to_login(chain: Chain, client: TestClient
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     log_in(client)
     assert client.get("/office/").status_code == 200
-    monkeypatch.setattr(web.time, "time", lambda: 4_000_000_000.0)
+    monkeypatch.setattr(office.time, "time", lambda: 4_000_000_000.0)
     assert client.get("/office/", follow_redirects=False).status_code == 303
 
 
 def test_login_is_throttled_after_repeated_failures(client: TestClient) -> None:
-    for _ in range(web.LOGIN_FAILURES):
+    for _ in range(office.LOGIN_FAILURES):
         assert log_in(client, "wrong password!").status_code == 401  # type: ignore[attr-defined]
     assert log_in(client).status_code == 429  # type: ignore[attr-defined]
     assert "loyalty_office" not in client.cookies

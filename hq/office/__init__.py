@@ -1,5 +1,7 @@
 """HQ's web back office (issue 6; docs/backoffice.md): server-rendered pages for head-office
-staff, mounted under /office by hq/api.py.
+staff, mounted under /office by hq/api.py, on the back-office base of web/office.py (its
+layout, stylesheet, script, report and error templates, security headers, error pages and
+signed sessions).
 
 Pages: customer search and the customer's card (statistics, top-10 lists, picture,
 receipts, invoices), invoices (one with its items and a bank-payment form), the reports of
@@ -19,155 +21,54 @@ payments, resolving flags), or show a password or token.
 
 # no `from __future__ import annotations`: FastAPI resolves the dependency aliases defined
 # inside app() (Staff, Posted...) from the annotations, which must be real objects.
-import base64
-import hashlib
-import hmac
 import json
 import secrets
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
+from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Form, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hq import admin, ingest, invoices, staff
 from hq.chain import Chain
 from schema import reports, timing
 from schema.customerstore import display_name
-from schema.errors import InvalidRequest, LoyaltyError, NotFound, Overpayment, mask_card
-from schema.money import money as format_money
-from schema.money import parse_money
-from web import httperrors
+from schema.errors import InvalidRequest, NotFound, Overpayment
+from web.office import (
+    Grouping,
+    Pages,
+    Period,
+    Sessions,
+    Short,
+    checked_form,
+    environment,
+    install,
+    money_input,
+    picture_answer,
+    report_or_error,
+    safe_next,
+    same_origin,
+)
 
 HERE = Path(__file__).parent
 COOKIE = "loyalty_office"
 SESSION_S = 8 * 3600
 STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 RECEIPTS_SHOWN = 50
-LOGIN_FAILURES = 5  # per username within LOGIN_WINDOW_S, then refused for the window
-LOGIN_WINDOW_S = 300
 
 
-# --- formatting (shared by every template) ---------------------------------------------------
-def money(value: Any) -> str:
-    """Minor units as 1,234.56 (integers only, never a float)."""
-    return "" if value is None or value == "" else format_money(int(value))
-
-
-def when(value: Any) -> str:
-    """An ISO 8601 UTC time as 'YYYY-MM-DD HH:MM:SS' (UTC)."""
-    if not value:
-        return "-"
-    return str(value)[:19].replace("T", " ")
-
-
-def report_cell(column: reports.Column, value: Any) -> str:
-    return reports.cell(column, value)
-
-
-
-
-def environment(folder: Path) -> Environment:
-    env = Environment(loader=FileSystemLoader(folder), autoescape=True, trim_blocks=True,
-                      lstrip_blocks=True)
-    env.filters.update(money=money, when=when, masked=mask_card, cell=report_cell)
-    env.globals.update(display_name=display_name)
-    return env
-
-
-def picture_type(raw: bytes) -> str | None:
-    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if raw.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    return None
-
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                               "base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
-
-# --- sessions ------------------------------------------------------------------------------
-class LoginNeeded(Exception):
-    pass
-
-
-class Sessions:
-    """Signed session cookies: base64url(JSON {u, g, s, e}) + '.' + HMAC-SHA256 (hex)."""
-
-    def __init__(self, chain: Chain) -> None:
-        self.chain = chain
-        with chain.db.write() as conn:
-            secret = chain.meta(conn, "web_secret")
-            if secret is None:
-                secret = secrets.token_hex(32)
-                chain.set_meta(conn, "web_secret", secret)
-        self.key = bytes.fromhex(secret)
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _sign(self, payload: bytes) -> str:
-        return hmac.new(self.key, payload, hashlib.sha256).hexdigest()
-
-    def issue(self, username: str, generation: int) -> str:
-        body = json.dumps({"u": username, "g": generation, "s": secrets.token_hex(16),
-                           "e": int(time.time()) + SESSION_S}, separators=(",", ":")).encode()
-        encoded = base64.urlsafe_b64encode(body).decode().rstrip("=")
-        return f"{encoded}.{self._sign(encoded.encode())}"
-
-    def read(self, cookie: str | None) -> dict[str, Any] | None:
-        """The session of a valid, unexpired cookie whose account still has that session
-        generation; None otherwise."""
-        if not cookie or "." not in cookie or len(cookie) > 1000:
-            return None
-        encoded, signature = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(signature.encode(), self._sign(encoded.encode()).encode()):
-            return None
-        try:
-            data = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-            username, generation, expires = str(data["u"]), int(data["g"]), int(data["e"])
-            str(data["s"])
-        except (ValueError, KeyError, TypeError):
-            return None
-        if expires < time.time() or staff.session_gen(self.chain.db, username) != generation:
-            return None
-        return dict(data)
-
-    def csrf(self, session: dict[str, Any]) -> str:
-        return self._sign(f"csrf|{session['s']}".encode())
-
-    # login throttling (in memory, per username)
-    def throttled(self, username: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.get(username, []) if now - t < LOGIN_WINDOW_S]
-            self._failures[username] = recent
-            return len(recent) >= LOGIN_FAILURES
-
-    def failed(self, username: str) -> None:
-        with self._lock:
-            self._failures.setdefault(username, []).append(time.monotonic())
-            if len(self._failures) > 10_000:  # never grow without bound
-                self._failures.clear()
-
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(username, None)
+def session_key(chain: Chain) -> bytes:
+    """The key that signs staff sessions: made once per database, kept in `meta.web_secret`
+    (so sessions survive a restart of HQ, and a copied cookie opens no other HQ)."""
+    with chain.db.write() as conn:
+        secret = chain.meta(conn, "web_secret")
+        if secret is None:
+            secret = secrets.token_hex(32)
+            chain.set_meta(conn, "web_secret", secret)
+    return bytes.fromhex(secret)
 
 
 # --- the application -------------------------------------------------------------------------
@@ -176,88 +77,21 @@ def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
     """The back office as an app of its own, mounted by hq/api.py under /office."""
     office = FastAPI(title="Loyalty HQ back office", docs_url=None, redoc_url=None,
                      openapi_url=None)
-    env = environment(HERE / "templates")
-    sessions = Sessions(chain)
+    sessions = Sessions(session_key(chain), lambda username: staff.session_gen(chain.db, username),
+                        COOKIE, SESSION_S)
 
-    def page(request: Request, template: str, http_status: int = 200,
-             **context: Any) -> HTMLResponse:  # context: the template's variables
+    def signed_in_user(request: Request) -> Mapping[str, Any]:
         session = getattr(request.state, "session", None)
-        html = env.get_template(template).render(
-            base=request.scope.get("root_path", ""), user=session and session["u"],
-            csrf=session and sessions.csrf(session), path=request.url.path, **context)
-        return HTMLResponse(html, status_code=http_status)
+        return {"user": session and session["u"], "csrf": session and sessions.csrf(session)}
 
-    @office.middleware("http")
-    async def headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    pages = Pages(environment(HERE / "templates", site="Loyalty HQ"), signed_in_user)
+    page = pages.page  # page(request, template, http_status=200, **the template's variables)
+    install(office, pages)
 
-    # errors as pages -----------------------------------------------------------------------
-    @office.exception_handler(LoginNeeded)
-    async def to_login(request: Request, _: LoginNeeded) -> Response:
-        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        base = request.scope.get("root_path", "")
-        return RedirectResponse(f"{base}/login?next={quote(wanted)}", status_code=303)
-
-    @office.exception_handler(LoyaltyError)
-    async def refused(request: Request, exc: LoyaltyError) -> HTMLResponse:
-        return page(request, "error.html", exc.status, title="Refused", message=exc.message,
-                    code=exc.code)
-
-    @office.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> HTMLResponse:
-        message = httperrors.describe(exc.errors()[0], names=reports.FORM_NAMES)
-        return page(request, "error.html", 422, title="Invalid request", message=message,
-                    code="invalid_request")
-
-    @office.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
-        return page(request, "error.html", exc.status_code, title=str(exc.status_code),
-                    message=str(exc.detail), code="http_error")
-
-    # who is asking -----------------------------------------------------------------------
-    def signed_in(request: Request) -> dict[str, Any]:
-        session = sessions.read(request.cookies.get(COOKIE))
-        if session is None:
-            raise LoginNeeded()
-        request.state.session = session
-        return session
-
-    def same_origin(request: Request) -> None:
-        origin = request.headers.get("origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
-            raise StarletteHTTPException(403, "cross-origin form refused")
-
-    def checked_form(request: Request,
-                     session: Annotated[dict[str, Any], Depends(signed_in)],
-                     csrf: Annotated[str, Form(max_length=200)] = "") -> dict[str, Any]:
-        same_origin(request)
-        if not hmac.compare_digest(csrf.encode(), sessions.csrf(session).encode()):
-            raise StarletteHTTPException(403, "this form has expired: reload the page and "
-                                              "try again")
-        return session
-
-    Staff = Annotated[dict[str, Any], Depends(signed_in)]
-    Posted = Annotated[dict[str, Any], Depends(checked_form)]
-
-    # static --------------------------------------------------------------------------------
-    @office.get("/static/{name}")
-    def static(name: str) -> Response:
-        types = {"office.css": "text/css", "office.js": "text/javascript"}
-        if name not in types:
-            raise NotFound("no such file")
-        return Response((HERE / "static" / name).read_bytes(), media_type=types[name],
-                        headers={"Cache-Control": "max-age=300"})
+    Staff = Annotated[dict[str, Any], Depends(sessions.signed_in)]
+    Posted = Annotated[dict[str, Any], Depends(checked_form(sessions))]
 
     # login ---------------------------------------------------------------------------------
-    def safe_next(target: str | None) -> str:
-        # only a path inside the back office (never another site: an open redirect)
-        if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-            return target
-        return "/"
-
     @office.get("/login")
     def login_form(request: Request, next: str | None = None) -> HTMLResponse:
         return page(request, "login.html", title="Log in", next=safe_next(next), error=None)
@@ -372,11 +206,7 @@ def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
     @office.get("/customers/{customer_id}/picture")
     def customer_picture(customer_id: str, _: Staff) -> Response:
         row = chain.db.one("SELECT picture FROM customers WHERE customer_id = ?", (customer_id,))
-        raw = None if row is None else row[0]
-        kind = picture_type(raw) if raw else None
-        if raw is None or kind is None:
-            raise NotFound("this customer has no picture")
-        return Response(bytes(raw), media_type=kind, headers={"Cache-Control": "private, no-store"})
+        return picture_answer(None if row is None else row[0])
 
     def gift_names() -> dict[str, dict[str, Any]]:
         return {r[0]: json.loads(r[1]) for r in chain.db.all(
@@ -425,7 +255,7 @@ def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
                      amount: Annotated[str, Form(max_length=20)],
                      reference: Annotated[str, Form(max_length=100)]) -> Response:
         try:
-            invoices.pay_at_bank(chain, number, parse_money(amount, field="amount"), reference)
+            invoices.pay_at_bank(chain, number, money_input(amount, "amount"), reference)
         except (InvalidRequest, Overpayment) as exc:
             return invoice_page(request, number, exc.status, error=f"{exc.message} [{exc.code}]")
         base = request.scope.get("root_path", "")
@@ -449,21 +279,12 @@ def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
                     "SELECT key FROM master WHERE kind = 'category' ORDER BY key")]}
 
     def run_report(name: str, f: reports.Filters) -> tuple[reports.Report | None, str | None]:
-        conn = reports.connect(chain.db.path)
-        try:
-            return reports.run(conn, name, f, names=reports.FORM_NAMES), None
-        except InvalidRequest as exc:
-            return None, exc.message
-        finally:
-            conn.close()
-
-    Period = Annotated[str, Query(max_length=100)]  # a bad date is the report's to word
-    Short = Annotated[str, Query(max_length=100)]
+        return report_or_error(chain.db.path, name, f)
 
     @office.get("/reports/print")
     def report_pack(request: Request, _: Staff, date_from: Period = "", date_to: Period = "",
                     outlet: Short = "", category: Short = "",
-                    by: Literal["", "category"] = "") -> HTMLResponse:
+                    by: Grouping = "") -> HTMLResponse:
         """Every report (but a customer's receipts) for one period, a page each."""
         done = []
         for name in reports.NAMES:
@@ -487,7 +308,7 @@ def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
     def report_view(request: Request, name: str, _: Staff, date_from: Period = "",
                     date_to: Period = "", outlet: Short = "", category: Short = "",
                     customer: Short = "",
-                    by: Literal["", "category"] = "") -> HTMLResponse:
+                    by: Grouping = "") -> HTMLResponse:
         if name not in reports.NAMES:
             raise NotFound(f"no report {name}")
         f = filters_from(date_from, date_to, outlet, category, customer, by)
