@@ -11,11 +11,21 @@ a date of birth is `BirthDate`. The messages of these types, and of every patter
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from schema.errors import Unauthorized
@@ -124,40 +134,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
-class CustomerIn(Strict):
-    kind: Literal["person", "organisation"]
-    given_name: str | None = Field(None, min_length=1, max_length=100)
-    surname: str | None = Field(None, min_length=1, max_length=100)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    business_domain: str | None = Field(None, max_length=200)
-    contact_person: str | None = Field(None, max_length=200)
-    date_of_birth: BirthDate | None = None
-    address: str | None = Field(None, max_length=300)
-    phone: str | None = Field(None, max_length=40)
-    fax: str | None = Field(None, max_length=40)
-    email: str | None = Field(None, max_length=200, pattern=EMAIL)
-    email_consent: bool = False
-    preferences: str | None = Field(None, max_length=1024)
-    room: str | None = Field(None, max_length=20)
-    code: str | None = Field(None, max_length=40)
-    category: str | None = Field(None, max_length=10)
-    promo_category: str | None = Field(None, max_length=20)
-    approved_actions: list[str] = Field(default_factory=list, max_length=50)
-    note: str | None = Field(None, max_length=MAX_NOTE)
-    picture: str | None = Field(None, max_length=800_000, description="base64 PNG/JPEG, <=300x300")
-    pin: str | None = Field(None, pattern=PIN)
-
-    @model_validator(mode="after")
-    def _names_for_kind(self) -> CustomerIn:
-        if self.kind == "person" and not (self.given_name and self.surname):
-            raise ValueError("a person needs given_name and surname")
-        if self.kind == "organisation" and not self.name:
-            raise ValueError("an organisation needs name")
-        return self
+def _picture(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise PydanticCustomError("picture_base64", "must be base64-encoded PNG or JPEG") from None
+    return value
 
 
-class CustomerPatch(Strict):
-    """A profile edit: only the fields sent change."""
+# A customer's picture as sent: base64 text (the agent checks it is a PNG or JPEG of at most
+# 300x300 pixels, agent/picture.py). Checked here so that no service stores what it cannot
+# decode.
+Picture = Annotated[str, Field(max_length=800_000, description="base64 PNG/JPEG, <=300x300"),
+                    AfterValidator(_picture)]
+
+
+class ProfileIn(Strict):
+    """The profile fields a till may edit, with their checks: the one declaration of them
+    for input. A profile edit at the till (`CustomerPatch`), a registration (`CustomerIn`)
+    and an edit at HQ (`schema.adminapi.AdminProfileIn`) are built on it, so a check added
+    here holds everywhere. The stored shape is `schema.events.Profile` (lenient: HQ never
+    refuses a fact already made); it has every field of every input built on this."""
 
     given_name: str | None = Field(None, min_length=1, max_length=100)
     surname: str | None = Field(None, min_length=1, max_length=100)
@@ -173,17 +170,32 @@ class CustomerPatch(Strict):
     preferences: str | None = Field(None, max_length=1024)
     room: str | None = Field(None, max_length=20)
     note: str | None = Field(None, max_length=MAX_NOTE)
-    picture: str | None = Field(None, max_length=800_000)
+    picture: Picture | None = None
 
 
-class CustomerEdit(CustomerPatch):
-    """A profile or category edit made at HQ (admin API): every field of `Profile`."""
+class CustomerIn(ProfileIn):
+    """A registration at the till: the profile, the customer's kind and classification, and
+    an optional PIN."""
 
-    kind: Literal["person", "organisation"] | None = None
+    kind: Literal["person", "organisation"]
+    email_consent: bool = False
     code: str | None = Field(None, max_length=40)
     category: str | None = Field(None, max_length=10)
     promo_category: str | None = Field(None, max_length=20)
-    approved_actions: list[str] | None = Field(None, max_length=50)
+    approved_actions: list[str] = Field(default_factory=list, max_length=50)
+    pin: str | None = Field(None, pattern=PIN)
+
+    @model_validator(mode="after")
+    def _names_for_kind(self) -> CustomerIn:
+        if self.kind == "person" and not (self.given_name and self.surname):
+            raise ValueError("a person needs given_name and surname")
+        if self.kind == "organisation" and not self.name:
+            raise ValueError("an organisation needs name")
+        return self
+
+
+class CustomerPatch(ProfileIn):
+    """A profile edit at the till: only the fields sent change."""
 
 
 class IdentifierIn(Strict):

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,32 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
     if extra:
         body["context"] = extra
     return JSONResponse({"error": body}, status_code=status)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    context: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every refusal: `{"error": {"code", "message", "context"?}}`."""
+
+    error: ErrorDetail
+
+
+def error_responses(*errors: type[LoyaltyError]) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that can refuse with these errors: one entry per HTTP
+    status, its description listing the codes, its body `ErrorBody`. A 422
+    `invalid_request` (bad input) is always there; it replaces FastAPI's own
+    `HTTPValidationError`, which is not what is sent."""
+    codes: dict[int, list[str]] = {422: ["invalid_request"]}
+    for error in errors:
+        found = codes.setdefault(error.status, [])
+        if error.code not in found:
+            found.append(error.code)
+    return {status: {"model": ErrorBody, "description": ", ".join(f"`{c}`" for c in found)}
+            for status, found in sorted(codes.items())}
 
 
 # --- validation: what was wrong, where, and what is expected --------------------------------

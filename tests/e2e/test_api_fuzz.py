@@ -81,11 +81,18 @@ def test_the_till_api_never_answers_5xx(agent: AgentProcess, tmp_path: Path) -> 
     assert "Traceback" not in agent.log.read_text(errors="replace")
 
 
-def test_hq_admin_api_never_answers_5xx(hq: HQProcess, tmp_path: Path) -> None:
-    fuzz(tmp_path, hq.url, hq.admin_token, "--include-path-regex", "^/v1/admin/")
+# HQ's answers are typed (schema/adminapi.py, schema/sync.py, errors as ErrorBody): every
+# answer must also match the schema /openapi.json documents for its status
+HQ_CHECKS = ("--checks", "response_schema_conformance")
+
+
+def test_hq_admin_api_never_answers_5xx_and_answers_as_documented(
+        hq: HQProcess, tmp_path: Path) -> None:
+    fuzz(tmp_path, hq.url, hq.admin_token, *HQ_CHECKS, "--include-path-regex", "^/v1/admin/")
     assert "Traceback" not in hq.log.read_text(errors="replace")
 
 
-def test_hq_sync_api_never_answers_5xx(hq: HQProcess, tmp_path: Path) -> None:
-    fuzz(tmp_path, hq.url, hq.tokens["A"], "--include-path-regex", "^/v1/sync/")
+def test_hq_sync_api_never_answers_5xx_and_answers_as_documented(
+        hq: HQProcess, tmp_path: Path) -> None:
+    fuzz(tmp_path, hq.url, hq.tokens["A"], *HQ_CHECKS, "--include-path-regex", "^/v1/sync/")
     assert "Traceback" not in hq.log.read_text(errors="replace")

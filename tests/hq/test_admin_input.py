@@ -69,6 +69,11 @@ def test_admin_bodies_are_taken_strictly_and_change_nothing(
     ({"date_of_birth": "1850-01-01"}, "date_of_birth: expected a date of birth between"),
     ({"category": 3}, "category: expected a string, got an integer"),
     ({"shoe_size": 44}, "shoe_size: unknown field"),
+    # the till's profile checks hold at HQ too (one ProfileIn)
+    ({"email": "ana(at)example.com"}, "email: expected an e-mail address"),
+    ({"given_name": ""}, "given_name: must not be empty"),
+    ({"picture": "abc"}, "picture: must be base64-encoded PNG or JPEG"),
+    ({"picture": "@@not base64@@"}, "picture: must be base64-encoded PNG or JPEG"),
 ])
 def test_a_customer_edit_at_hq_is_taken_strictly_and_changes_nothing(
         hq: HQProcess, customer_id: str, changes: dict[str, Any], message: str) -> None:

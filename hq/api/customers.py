@@ -1,0 +1,75 @@
+"""Admin routes about customers: view, search, edit, ban and unban, identifier status,
+category assignment.
+
+Promises: every change is HQ's own fact or a bumped entity (hq/admin.py), so it reaches
+every outlet; a ban travels first. An edit at HQ is checked as the till checks a profile
+(`AdminProfileIn` is built on `ProfileIn`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from hq import admin, categories
+from hq.api import auth
+from hq.chain import Chain
+from schema.adminapi import (
+    AdminProfileIn,
+    BanIn,
+    CategoriesAssigned,
+    CustomersFound,
+    CustomerView,
+    IdentifierStatusSet,
+    RefreshIn,
+    answer,
+)
+from schema.api import IdentifierStatusIn
+from schema.errors import CustomerUnknown, NotFound
+from web.responses import ModelResponse
+
+
+def router(chain: Chain) -> APIRouter:
+    routes = auth.admin_routes(chain, "customers")
+
+    @routes.post("/customers/{customer_id}/ban", response_model=CustomerView,
+                 responses=auth.refusals(CustomerUnknown))
+    def ban(customer_id: str, body: BanIn | None = None) -> ModelResponse:
+        view = admin.set_status(chain, customer_id, "banned", body.reason if body else "")
+        return ModelResponse(answer(CustomerView, view))
+
+    @routes.post("/customers/{customer_id}/unban", response_model=CustomerView,
+                 responses=auth.refusals(CustomerUnknown))
+    def unban(customer_id: str) -> ModelResponse:
+        view = admin.set_status(chain, customer_id, "approved")
+        return ModelResponse(answer(CustomerView, view))
+
+    @routes.get("/customers/{customer_id}", response_model=CustomerView,
+                responses=auth.refusals(CustomerUnknown))
+    def customer(customer_id: str) -> ModelResponse:
+        return ModelResponse(answer(CustomerView, admin.customer_view(chain, customer_id)))
+
+    @routes.patch("/customers/{customer_id}", response_model=CustomerView,
+                  responses=auth.refusals(CustomerUnknown))
+    def edit(customer_id: str, changes: AdminProfileIn) -> ModelResponse:
+        view = admin.edit_customer(chain, customer_id, changes.model_dump(exclude_unset=True))
+        return ModelResponse(answer(CustomerView, view))
+
+    @routes.get("/customers", response_model=CustomersFound, responses=auth.refusals())
+    def search(q: Annotated[str, Query(min_length=1, max_length=100)]) -> ModelResponse:
+        return ModelResponse(answer(CustomersFound, admin.search(chain, q)))
+
+    @routes.post("/identifiers/status", response_model=IdentifierStatusSet,
+                 responses=auth.refusals(NotFound))
+    def identifier_status(body: IdentifierStatusIn) -> ModelResponse:
+        admin.set_identifier_status(chain, body.kind, body.value, body.status)
+        return ModelResponse(IdentifierStatusSet(status=body.status))
+
+    @routes.post("/categories/assign", response_model=CategoriesAssigned,
+                 responses=auth.refusals())
+    def assign_categories(body: RefreshIn) -> ModelResponse:
+        assigned = categories.assign(chain, body.today)
+        return ModelResponse(answer(CategoriesAssigned, assigned))
+
+    return routes

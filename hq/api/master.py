@@ -1,0 +1,34 @@
+"""Admin routes for master data: a document put or withdrawn (docs/operations.md).
+
+Promises: a document is checked strictly against the model of its kind before it is
+stored (a bad one is 422 `invalid_request`, nothing changes); every change reaches every
+outlet through the change log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from hq import admin
+from hq.api import auth
+from hq.chain import Chain
+from schema.adminapi import MasterPut
+from schema.errors import NotFound
+from web.responses import ModelResponse
+
+
+def router(chain: Chain) -> APIRouter:
+    routes = auth.admin_routes(chain, "master data")
+
+    @routes.put("/master/{kind}", response_model=MasterPut, responses=auth.refusals())
+    def put_master(kind: str, doc: dict[str, Any]) -> ModelResponse:
+        # the document's model depends on its kind: validated in admin.put_master
+        return ModelResponse(MasterPut(kind=kind, key=admin.put_master(chain, kind, doc)))
+
+    @routes.delete("/master/{kind}/{key}", status_code=204, responses=auth.refusals(NotFound))
+    def delete_master(kind: str, key: str) -> None:
+        admin.delete_master(chain, kind, key)
+
+    return routes

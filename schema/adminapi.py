@@ -1,0 +1,290 @@
+"""Bodies and answers of HQ's admin API (`/v1/admin/...`, docs/operations.md, "Admin API").
+
+Request bodies are `Strict` like the till API's (schema/api.py): unknown fields refused,
+sizes bounded, a JSON value taken only as the type the field has. A customer edit at HQ
+(`AdminProfileIn`) is the till's `ProfileIn` plus what only HQ may change (kind,
+classification), so the two check a profile field the same way.
+
+Answers are `Answer` models: what each endpoint sends, field names as they have always
+been (they are the contract). Validating an answer refuses a field the model does not
+declare, so a new column or key cannot leave the API unseen (the tests call every
+endpoint); the published schema still allows more properties, as clients must expect
+fields to be added (never renamed). Values come from HQ's own tables, so types are as
+stored (lenient text), not the strict input types. Amounts are integer minor units (cents),
+times UTC ISO 8601 text, dates `YYYY-MM-DD` text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+
+from schema.api import MAX_AMOUNT, Cents, Day, ProfileIn, Strict
+from schema.events import IdentifierStatus
+
+# --- request bodies ---------------------------------------------------------------------
+
+
+class AdminProfileIn(ProfileIn):
+    """A profile or classification edit made at HQ: any field of the stored profile
+    (`schema.events.Profile`) except the picture's size check, which is the agent's."""
+
+    kind: Literal["person", "organisation"] | None = None
+    code: str | None = Field(None, max_length=40)
+    category: str | None = Field(None, max_length=10)
+    promo_category: str | None = Field(None, max_length=20)
+    approved_actions: list[str] | None = Field(None, max_length=50)
+
+
+class BanIn(Strict):
+    reason: str = Field("", max_length=500)
+
+
+class CloseIn(Strict):
+    period_from: Day
+    period_to: Day
+    issued_on: Day
+
+
+class BankPaymentIn(Strict):
+    amount: Cents = Field(gt=0, le=MAX_AMOUNT)
+    reference: str = Field(min_length=1, max_length=100)
+
+
+class RefreshIn(Strict):
+    today: Day
+
+
+# --- answers ----------------------------------------------------------------------------
+
+
+def _open(schema: dict[str, Any]) -> None:
+    schema.pop("additionalProperties", None)  # fields may be added: clients must allow more
+
+
+class Answer(BaseModel):
+    """An answer of the admin API: exactly these fields (see the module docstring). Every
+    field is sent, so the published schema lists each as required."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_open,
+                              json_schema_serialization_defaults_required=True)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def answer(model: type[Model], data: Any) -> Model:
+    """What HQ found, as the answer `model`. Data that does not fit is HQ's own defect: a
+    `RuntimeError` (500 `internal_error`, logged), never a `ValidationError`, which the API
+    would report as the caller's 422."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RuntimeError(f"HQ's answer does not fit {model.__name__}: {exc}") from None
+
+
+class IdentifierView(Answer):
+    kind: str
+    value: str
+    status: str
+
+
+class CustomerFlag(Answer):
+    """An open flag on the customer (a fact HQ applied but wants a person to look at)."""
+
+    flag_id: int
+    reason: str
+    outlet_id: str | None
+    at: str
+
+
+class PaidByMode(Answer):
+    cash: int
+    card: int
+    credit: int
+
+
+class CreditOutstanding(Answer):
+    credit: int
+
+
+class Purchase(Answer):
+    sale_id: str
+    total: int
+
+
+class ItemPrice(Answer):
+    sku: str
+    name: str
+    unit_price: int
+
+
+class ItemCount(Answer):
+    sku: str
+    name: str
+    qty: int
+
+
+class Statistics(Answer):
+    """The customer's figures, the fold of every fact about them (`Tally.statistics`)."""
+
+    total_purchases: int
+    purchases_count: int
+    total_points_earned: int
+    points_balance: int
+    total_points_used: int
+    total_discount: int
+    paid_by_mode: PaidByMode
+    credit_outstanding: CreditOutstanding
+    last_purchase_at: str | None
+    items_bought: int
+    average_item_value: int
+    most_expensive_purchase: Purchase | None
+    top_expensive_items: list[ItemPrice]
+    top_purchased_items: list[ItemCount]
+    gifts_collected: int
+    gifts: dict[str, int] = Field(description="gift SKU -> how many collected")
+
+
+class CustomerView(Answer):
+    """HQ's view of a customer: the stored profile (a field never set is null), status,
+    identifiers, balances, statistics and open flags. The profile fields are those of
+    `schema.events.Profile` but the picture (GET /office/customers/{id}/picture)."""
+
+    customer_id: str
+    kind: str
+    given_name: str | None = None
+    surname: str | None = None
+    name: str | None = None
+    business_domain: str | None = None
+    contact_person: str | None = None
+    date_of_birth: str | None = None
+    address: str | None = None
+    phone: str | None = None
+    fax: str | None = None
+    email: str | None = None
+    email_consent: bool | None = None
+    preferences: str | None = None
+    room: str | None = None
+    code: str | None = None
+    category: str
+    promo_category: str | None = None
+    approved_actions: list[str]
+    note: str | None = None
+    status: str = Field(description="approved or banned")
+    origin_outlet: str | None
+    identifiers: list[IdentifierView]
+    points_balance: int
+    credit_balance: int = Field(description="credit purchases not yet repaid, in cents")
+    statistics: Statistics
+    flags: list[CustomerFlag]
+
+
+class CustomerFound(Answer):
+    customer_id: str
+    kind: str
+    given_name: str | None
+    surname: str | None
+    name: str | None
+    status: str
+    category: str
+
+
+class CustomersFound(RootModel[list[CustomerFound]]):
+    """Customers whose name starts with the text searched, by name (at most 50)."""
+
+
+class IdentifierStatusSet(Answer):
+    status: IdentifierStatus
+
+
+class MasterPut(Answer):
+    kind: str
+    key: str = Field(description="the document's key within its kind")
+
+
+class OutletView(Answer):
+    outlet_id: str
+    card_range: int
+    created_at: str
+    last_seq: int = Field(description="the outlet's highest event sequence HQ holds")
+    last_push_at: str | None
+    last_pull_at: str | None
+    clock_offset_s: float | None = Field(description="the outlet's clock minus HQ's, seconds")
+    clock_measured_at: str | None
+
+
+class Outlets(RootModel[list[OutletView]]):
+    """Every registered outlet, by id."""
+
+
+class Flag(Answer):
+    flag_id: int
+    event_id: str | None
+    customer_id: str | None
+    outlet_id: str | None
+    reason: str
+    detail: str | None
+    at: str
+    resolved_at: str | None
+
+
+class Flags(RootModel[list[Flag]]):
+    """Flags by id: the open ones, or every one with `all=true`."""
+
+
+class CategoriesAssigned(Answer):
+    changed: int
+    checked: int
+
+
+class InvoicesMoved(Answer):
+    """How many invoices became overdue, and past their term (grace period passed too)."""
+
+    overdue: int
+    past_term: int
+
+
+class InvoiceMade(Answer):
+    invoice_id: str
+    number: str
+    customer_id: str
+    amount: int
+    due_on: str
+    items: int = Field(description="how many credit sales it lists")
+
+
+class InvoicesMade(RootModel[list[InvoiceMade]]):
+    """The invoices this close made (none when there was nothing left to invoice)."""
+
+
+class Invoice(Answer):
+    invoice_id: str
+    number: str
+    customer_id: str
+    period_from: str
+    period_to: str
+    issued_on: str
+    due_on: str
+    amount: int
+    paid_amount: int
+    status: str = Field(description="unpaid, overdue, past_term or paid")
+    paid_on: str | None
+    paid_via: str | None
+    bank_reference: str | None
+
+
+class Invoices(RootModel[list[Invoice]]):
+    """Invoices by number."""
+
+
+class InvoiceItem(Answer):
+    sale_id: str
+    outlet_id: str
+    at: str
+    amount: int
+
+
+class InvoiceView(Invoice):
+    items: list[InvoiceItem]
