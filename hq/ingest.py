@@ -49,8 +49,9 @@ from schema.events import (
     PinSet,
     SaleRecorded,
     StockMoved,
+    tally_of,
 )
-from schema.ledger import Tally, tally_of
+from schema.ledger import Tally
 from schema.money import money
 from schema.sync import ACCEPTED, EventResult, PushRequest, PushResponse
 from schema.timing import Booker

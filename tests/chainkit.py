@@ -300,8 +300,8 @@ def buy(till: Till, card: str, unit_price: int, sku: str = "SKU-1") -> dict[str,
 # --- looking into HQ's file ---------------------------------------------------------------
 def hq_ledger_check(hq_db: Path, outboxes: dict[str, Path]) -> dict[str, Any]:
     """Asserts HQ holds every outlet event exactly once and balances = fold of events."""
-    from schema.events import Event
-    from schema.ledger import Tally, tally_of
+    from schema.events import Event, tally_of
+    from schema.ledger import Tally
 
     conn = sqlite3.connect(hq_db, timeout=10)
     conn.row_factory = sqlite3.Row

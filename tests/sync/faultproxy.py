@@ -640,8 +640,8 @@ def check_files(hq_db: Path, outlet_dbs: dict[str, Path], ledger: Ledger | None 
     when HQ was restored from a backup (its order of events is then not one history)."""
     from schema import tallystore
     from schema.customerstore import identifiers_of, profile_of
-    from schema.events import Event
-    from schema.ledger import Tally, fold, tally_of
+    from schema.events import Event, fold, tally_of
+    from schema.ledger import Tally
 
     figures: dict[str, Any] = {}
     with closing_ro(hq_db) as hq:
