@@ -232,17 +232,18 @@ class Batch:
             APPLIED if known or not entry.about_customer else UNKNOWN_CUSTOMER)
         if entry.accumulate is not None:
             if customer_id:
-                acc = self._acc(customer_id)
-                before = acc.points_used
+                acc = self.accs.get(customer_id) or self._acc(customer_id)
+                used = acc.points_used
                 entry.accumulate(acc, body, booked)
-                verdict = self._points(customer_id, acc, before, verdict)
+                if acc.points_used != used:
+                    verdict = self._overspent(customer_id, acc, verdict)
         elif entry.tally is not None and customer_id:
             delta = entry.tally(body, booked)
             if delta != NO_TALLY:
-                acc = self._acc(customer_id)
-                before = acc.points_used
+                acc = self.accs.get(customer_id) or self._acc(customer_id)
                 acc.add(delta)
-                verdict = self._points(customer_id, acc, before, verdict)
+                if delta.points_used:
+                    verdict = self._overspent(customer_id, acc, verdict)
         if known and entry.about_customer and entry.bumps_customer:
             self.bump(self.conn, "customer", customer_id, False)
         final = timed(verdict, late)
@@ -256,16 +257,12 @@ class Batch:
         return final
 
     def _acc(self, customer_id: str) -> Acc:
-        acc = self.accs.get(customer_id)
-        if acc is None:
-            acc = self.accs[customer_id] = Acc()
+        acc = self.accs[customer_id] = Acc()
         return acc
 
-    def _points(self, customer_id: str, acc: Acc, used_before: int, verdict: Verdict) -> Verdict:
-        """A fact that spends points and leaves the customer's balance (stored, plus the
-        batch so far: `acc`) below zero is overspent."""
-        if acc.points_used == used_before:
-            return verdict
+    def _overspent(self, customer_id: str, acc: Acc, verdict: Verdict) -> Verdict:
+        """For a fact that spent points: overspent if it left the customer's balance
+        (stored, plus the batch so far: `acc`) below zero."""
         if customer_id not in self.balance0:
             self.balance0[customer_id] = tallystore.points_balance(self.conn, customer_id)
         return OVERSPENT if self.balance0[customer_id] + acc.points_earned - acc.points_used < 0 \
