@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from agent import outbox
 from schema import tallystore
 from schema.errors import NotFound
-from schema.events import CreditRepaid, new_id
-from schema.ledger import refuse_overpayment, tally_of
+from schema.events import CreditRepaid, new_id, tally_of
+from schema.ledger import refuse_overpayment
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet

@@ -26,8 +26,7 @@ from schema.errors import (
     InvalidRequest,
     OutOfStock,
 )
-from schema.events import GiftRedeemed, new_id
-from schema.ledger import tally_of
+from schema.events import GiftRedeemed, new_id, tally_of
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet

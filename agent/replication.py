@@ -29,8 +29,8 @@ from agent.overlay import OUTLET, paid_towards
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
 from schema import tallystore
 from schema.customerstore import apply_entities, apply_entity
-from schema.events import Event, utc_now
-from schema.ledger import Tally, tally_of
+from schema.events import Event, tally_of, utc_now
+from schema.ledger import Tally
 from schema.sync import Change, Hello, PullResponse, PushResponse
 from sync.client import EpochChanged
 

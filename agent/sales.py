@@ -27,8 +27,8 @@ from schema.errors import (
     InvalidRequest,
     PaymentMismatch,
 )
-from schema.events import Payment, SaleLine, SaleRecorded, new_id
-from schema.ledger import credit_available, tally_of
+from schema.events import Payment, SaleLine, SaleRecorded, new_id, tally_of
+from schema.ledger import credit_available
 from schema.money import money
 
 if TYPE_CHECKING:

@@ -1,21 +1,34 @@
 """Facts: the append-only events every balance is derived from (docs/design.md invariant 1).
 
 An event is created once, where it happened, with a UUIDv7 `event_id`, the outlet that
-made it and that outlet's gap-free sequence number. Bodies are versioned per type: a
-reader must keep accepting every version listed in `BODIES` while outlets in the field
-still send it. Events are never edited; a correction is a new event.
+made it and that outlet's gap-free sequence number. Events are never edited; a
+correction is a new event.
+
+`EVENT_TYPES` is the registry of what facts there are: each `EventType` declares, in one
+entry, its wire name, its body model per version (a reader must keep accepting every
+version listed while outlets in the field still send it; the highest is written) and its
+tally: what one such fact adds to its customer (schema.ledger `Tally`; none for a fact
+without points or money). `BODIES`, `TYPE_OF`, `CURRENT_VERSION` and `tally_of` are
+derived from it, never written by hand. The layers above keep one registry each, keyed by
+the same name, for what only they decide: HQ's projection (hq/projection.py `HQ`) and the
+outlet's overlay (agent/overlay.py `OUTLET`); tests/schema/test_event_registry.py fails
+when one lacks a type. Adding a type: hq/projection.py's docstring has the recipe.
+Must never: let a tally depend on anything but the fact and its booking time.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from uuid6 import uuid7
 
 from schema.errors import ProtocolError
+from schema.ledger import ItemTally, Tally
 
 MAX_NOTE = 1024
 
@@ -181,23 +194,87 @@ class StockMoved(Body):
     reference: str = ""
 
 
+# --- what each fact adds to its customer's tally (pure; schema.ledger is the monoid) ---------
+
+
+def _sale_tally(sale: SaleRecorded, at: str) -> Tally:
+    paid = {"cash": 0, "card": 0, "credit": 0}
+    for payment in sale.payments:
+        paid[payment.mode] += payment.amount
+    items: dict[str, ItemTally] = {}
+    for line in sale.lines:
+        item = ItemTally(line.name, line.qty, line.unit_price)
+        items[line.sku] = items[line.sku].combine(item) if line.sku in items else item
+    return Tally(
+        purchases_total=sale.total_net,
+        purchases_count=1,
+        items_count=sum(line.qty for line in sale.lines),
+        points_earned=sale.points_earned,
+        discount_total=sale.total_discount,
+        paid_cash=paid["cash"],
+        paid_card=paid["card"],
+        paid_credit=paid["credit"],
+        best_purchase_total=sale.total_net,
+        best_purchase_id=sale.sale_id,
+        last_purchase_at=at,
+        items=items,
+    )
+
+
+def _gift_tally(gift: GiftRedeemed, at: str) -> Tally:
+    return Tally(points_used=gift.points_spent, gifts_count=gift.qty, gifts={gift.gift_sku: gift.qty})
+
+
+def _repaid_tally(repaid: CreditRepaid, at: str) -> Tally:
+    return Tally(credit_repaid=repaid.amount)
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+B = TypeVar("B", bound=Body)
+
+
+@dataclass(frozen=True)
+class EventType(Generic[B]):
+    """One kind of fact, declared once.
+
+    `name` is the wire name (fixed: docs/design.md "Names that are fixed"); `versions` maps
+    every body version HQ still accepts to its model, the highest being the one written;
+    `tally(body, at)` is what one fact booked at `at` adds to its customer, None when it
+    adds nothing (no points, no money, no purchase)."""
+
+    name: str
+    versions: Mapping[int, type[B]]
+    tally: Callable[[B, str], Tally] | None = None
+
+
+EVENT_TYPES: tuple[EventType[Any], ...] = (
+    EventType("customer.registered", {1: CustomerRegistered}),
+    EventType("customer.updated", {1: CustomerUpdated}),
+    EventType("customer.status_changed", {1: CustomerStatusChanged}),
+    EventType("identifier.added", {1: IdentifierAdded}),
+    EventType("identifier.status_changed", {1: IdentifierStatusChanged}),
+    EventType("pin.set", {1: PinSet}),
+    EventType("visit.recorded", {1: VisitRecorded}),
+    EventType("sale.recorded", {1: SaleRecorded}, tally=_sale_tally),
+    EventType("gift.redeemed", {1: GiftRedeemed}, tally=_gift_tally),
+    EventType("credit.repaid", {1: CreditRepaid}, tally=_repaid_tally),
+    EventType("stock.moved", {1: StockMoved}),
+)
+EVENT_TYPE: dict[str, EventType[Any]] = {t.name: t for t in EVENT_TYPES}
 BODIES: dict[tuple[str, int], type[Body]] = {
-    ("customer.registered", 1): CustomerRegistered,
-    ("customer.updated", 1): CustomerUpdated,
-    ("customer.status_changed", 1): CustomerStatusChanged,
-    ("identifier.added", 1): IdentifierAdded,
-    ("identifier.status_changed", 1): IdentifierStatusChanged,
-    ("pin.set", 1): PinSet,
-    ("visit.recorded", 1): VisitRecorded,
-    ("sale.recorded", 1): SaleRecorded,
-    ("gift.redeemed", 1): GiftRedeemed,
-    ("credit.repaid", 1): CreditRepaid,
-    ("stock.moved", 1): StockMoved,
-}
+    (t.name, version): cls for t in EVENT_TYPES for version, cls in t.versions.items()}
 TYPE_OF: dict[type[Body], str] = {cls: name for (name, _v), cls in BODIES.items()}
-CURRENT_VERSION: dict[str, int] = {}
-for (_name, _version) in BODIES:
-    CURRENT_VERSION[_name] = max(_version, CURRENT_VERSION.get(_name, 0))
+CURRENT_VERSION: dict[str, int] = {t.name: max(t.versions) for t in EVENT_TYPES}
+_TALLY: dict[type[Body], Callable[[Any, str], Tally]] = {
+    cls: t.tally for t in EVENT_TYPES if t.tally is not None for cls in t.versions.values()}
+
+
+def tally_of(body: Body, at: str = "") -> Tally:
+    """What one fact, made at time `at`, adds to its customer's tally (the identity for
+    facts without money)."""
+    tally = _TALLY.get(type(body))
+    return Tally() if tally is None else tally(body, at)
 
 
 class Event(BaseModel):
@@ -242,3 +319,11 @@ def make_event(outlet_id: str, seq: int, body: Body, at: str | None = None) -> E
         customer_id=getattr(body, "customer_id", None),
         body=body.model_dump(mode="json", exclude_none=True),
     )
+
+
+def fold(events: Iterable[Event]) -> Tally:
+    """The tally of a sequence of events, in any order."""
+    total = Tally()
+    for event in events:
+        total = total.combine(tally_of(event.parsed(), event.at))
+    return total

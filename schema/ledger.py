@@ -5,24 +5,18 @@ used, purchases, discounts, credit, the most expensive purchase, per-item counts
 Tallies form a commutative monoid: `combine` is associative and commutative and `Tally()`
 is its identity. That is what makes invariant 4 a sum: the outlet's view of a customer is
 `confirmed ⊕ tally(pending local events)`, and HQ's authoritative state is the fold of
-every event in whatever order they arrive. Must never: depend on event order, or produce a
-float.
+every event in whatever order they arrive. What one fact adds is declared with its type in
+schema/events.py (`EventType.tally`, `tally_of`, `fold`), which imports this module; this
+module imports no event. Must never: depend on event order, or produce a float.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from schema.errors import Overpayment
-from schema.events import (
-    Body,
-    CreditRepaid,
-    Event,
-    GiftRedeemed,
-    SaleRecorded,
-)
 from schema.money import money
 
 TOP_N = 10
@@ -164,46 +158,6 @@ class Tally:
         return cls(**scalars, items=items, gifts=dict(data.get("gifts", {})))
 
 
-def tally_of(body: Body, at: str = "") -> Tally:
-    """What one fact, made at time `at`, adds to its customer's tally (the identity for
-    facts without money)."""
-    if isinstance(body, SaleRecorded):
-        return _sale_tally(body, at)
-    if isinstance(body, GiftRedeemed):
-        return Tally(
-            points_used=body.points_spent,
-            gifts_count=body.qty,
-            gifts={body.gift_sku: body.qty},
-        )
-    if isinstance(body, CreditRepaid):
-        return Tally(credit_repaid=body.amount)
-    return Tally()
-
-
-def _sale_tally(sale: SaleRecorded, at: str) -> Tally:
-    paid = {"cash": 0, "card": 0, "credit": 0}
-    for payment in sale.payments:
-        paid[payment.mode] += payment.amount
-    items: dict[str, ItemTally] = {}
-    for line in sale.lines:
-        item = ItemTally(line.name, line.qty, line.unit_price)
-        items[line.sku] = items[line.sku].combine(item) if line.sku in items else item
-    return Tally(
-        purchases_total=sale.total_net,
-        purchases_count=1,
-        items_count=sum(line.qty for line in sale.lines),
-        points_earned=sale.points_earned,
-        discount_total=sale.total_discount,
-        paid_cash=paid["cash"],
-        paid_card=paid["card"],
-        paid_credit=paid["credit"],
-        best_purchase_total=sale.total_net,
-        best_purchase_id=sale.sale_id,
-        last_purchase_at=at,
-        items=items,
-    )
-
-
 # --- internal credit (docs/backoffice.md, "Payments") -------------------------------------
 def credit_available(limit: int, outstanding: int) -> int:
     """What a customer may still charge to internal credit under `limit`. Credit paid
@@ -220,12 +174,3 @@ def refuse_overpayment(number: str, owed: int, amount: int) -> None:
         raise Overpayment(f"invoice {number}: {left}; a payment of {money(amount)} is more "
                           "than that: take at most what is owed (a part payment is fine)",
                           owed=max(owed, 0), amount=amount)
-
-
-def fold(events: Iterable[Event]) -> Tally:
-    """The tally of a sequence of events, in any order."""
-    total = Tally()
-    for event in events:
-        total = total.combine(tally_of(event.parsed(), event.at))
-    return total
-

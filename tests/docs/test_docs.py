@@ -290,7 +290,9 @@ def test_the_code_a_page_names_exists(page: Path) -> None:
         assert (ROOT / path).is_file(), f"{page.name} names {path}, which does not exist"
     for path, name in PATH_AND_NAME.findall(text):
         source = (ROOT / path).read_text()
-        assert re.search(rf"^\s*(?:async def|def|class) {name}\b|^{name} = ", source, re.MULTILINE), \
+        # a def, a class, or a module constant (annotated or not: `HQ: dict[...] = ...`)
+        assert re.search(rf"^\s*(?:async def|def|class) {name}\b|^{name}(?::[^=\n]*)? = ",
+                         source, re.MULTILINE), \
             f"{page.name} names `{path}` `{name}`, which is not defined there"
 
 

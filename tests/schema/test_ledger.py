@@ -1,4 +1,5 @@
-"""The per-customer Tally (schema.ledger) is a commutative monoid, and its SQL store
+"""The per-customer Tally (schema.ledger) is a commutative monoid, each event type's declared
+tally (schema.events `tally_of`) adds what the fact says, and its SQL store
 (schema.tallystore) adds exactly what `combine` adds."""
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from schema.events import (
     SaleLine,
     SaleRecorded,
     VisitRecorded,
+    fold,
     make_event,
+    tally_of,
 )
-from schema.ledger import ItemTally, Tally, fold, tally_of
+from schema.ledger import ItemTally, Tally
 
 small = st.integers(0, 10**9)
 names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")),

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from schema.errors import AlreadyReversed, SupervisorRequired
-from schema.events import GiftRedeemed, Payment, SaleLine, SaleRecorded
-from schema.ledger import tally_of
+from schema.events import GiftRedeemed, Payment, SaleLine, SaleRecorded, tally_of
 from schema.lots import (
     Book,
     ExpiryRule,

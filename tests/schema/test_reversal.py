@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schema.errors import AlreadyReversed, InvalidRequest, ReturnExceedsSale, SupervisorRequired
-from schema.events import GiftRedeemed, Payment, SaleLine, SaleRecorded
-from schema.ledger import Tally, tally_of
+from schema.events import GiftRedeemed, Payment, SaleLine, SaleRecorded, tally_of
+from schema.ledger import Tally
 from schema.reversal import (
     BODIES,
     REFUND_ORDER,

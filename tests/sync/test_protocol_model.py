@@ -42,8 +42,8 @@ from hq.chain import Chain
 from schema import tallystore
 from schema.api import CustomerIn, RedemptionIn, SaleIn
 from schema.errors import ConfigError, LoyaltyError
-from schema.events import Event
-from schema.ledger import Tally, fold
+from schema.events import Event, fold
+from schema.ledger import Tally
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync import client
 from sync.transport import LinkDown

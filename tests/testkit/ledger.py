@@ -30,8 +30,8 @@ from typing import Any
 from agent.defaults import LIMITS
 from schema import tallystore
 from schema.customerstore import identifiers_of, profile_of
-from schema.events import Event
-from schema.ledger import Tally, tally_of
+from schema.events import Event, tally_of
+from schema.ledger import Tally
 
 
 @dataclass

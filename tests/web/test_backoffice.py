@@ -18,8 +18,7 @@ from webkit import OTHER_PASSWORD, PASSWORD, Shop, print_pdf, shot, today
 
 from schema import reports
 from schema.errors import mask_card
-from schema.events import Event
-from schema.ledger import fold
+from schema.events import Event, fold
 
 pytestmark = pytest.mark.timeout(180)
 

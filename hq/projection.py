@@ -1,0 +1,511 @@
+"""How each fact projects at HQ: one `HQ` entry per event type, one way to apply them.
+
+HQ folds new facts into its state through a `Batch`: `add` each fact in HQ's order, then
+`flush` once. Per fact, `add` runs the fact's own projection (`HqEntry.project`: the
+sale and its lines, a redemption and its stock, a profile, an identifier, an invoice
+payment...), then the step every fact shares: the ledger row and its verdict, the tally
+delta its type declares (schema/events.py `EventType.tally`) with the overspent check,
+the customer's bump in the change log, the review flag. What changes customers,
+identifiers and invoices is written at once (the facts after it read it); what only adds
+up (ledger rows, sales and lines, redemptions, gift stock, tallies, the change log,
+flags) is combined per key in memory and written by `flush` with one executemany per
+table: nothing in a batch reads those tables, except the overspent check, which follows
+each redeeming customer's balance in memory.
+
+Why one path. A push is applied as one batch (the fast path); when that fails (a reused
+event id, a duplicate sale id) hq/ingest.py undoes it and applies the push one fact per
+batch, which gives the exact refusal; a fact made at HQ itself (`record_hq_fact`) is a
+batch of one too. The single-event path is a batch of one, not a second projection, so
+there is nothing left for the fast path to drift from: both run the same `HqEntry` per
+type and the same shared step, and differ only in how many facts one `flush` writes.
+tests/hq/test_ingest_batch.py checks that N facts in one batch leave exactly the state
+and answers of N batches of one, with hypothesis over every registered type.
+
+Adding an event type (returns, voids, corrections, point expiry are next) is one entry
+in each layer's registry, keyed by the wire name:
+1. schema/events.py: the body model and its `EventType(name, {1: Body}, tally=...)` in
+   `EVENT_TYPES` (the tally: what the fact adds to its customer, or none);
+2. here: an `HqEntry(Body, project=..., ...)` in `_ENTRIES`: what HQ writes beyond the
+   tally, whether the fact is about its envelope's customer, whether HQ republishes that
+   customer;
+3. agent/overlay.py: an `OutletEntry(Body, ...)` in `_ENTRIES`: what a pending local fact
+   puts back over HQ's older row at the outlet;
+4. tests/hq/test_ingest_batch.py: a strategy for the body in `FACTS`.
+tests/schema/test_event_registry.py names the layer that lacks the type, and
+test_ingest_batch fails until the type has a strategy.
+
+Must never: apply a fact without its ledger row in the same batch, read a table that a
+batch only writes at `flush`, or commit (the caller's transaction holds the push).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from hq.chain import Chain
+from schema import tallystore
+from schema.customerstore import put_identifier, upsert_customer
+from schema.errors import Conflict, ProtocolError
+from schema.events import (
+    EVENT_TYPE,
+    TYPE_OF,
+    Body,
+    CreditRepaid,
+    CustomerRegistered,
+    CustomerStatusChanged,
+    CustomerUpdated,
+    Event,
+    GiftRedeemed,
+    IdentifierAdded,
+    IdentifierStatusChanged,
+    PinSet,
+    SaleRecorded,
+    StockMoved,
+    VisitRecorded,
+)
+from schema.ledger import Tally
+from schema.money import money
+from schema.typedpush import TypedEvent
+
+Verdict = tuple[str, str | None]
+Envelope = Event | TypedEvent  # both carry the envelope fields
+Bump = Callable[[sqlite3.Connection, str, str, bool], object]  # Chain.bump's shape
+
+APPLIED: Verdict = ("applied", None)
+UNKNOWN_CUSTOMER: Verdict = ("flagged", "unknown customer")
+OVERSPENT: Verdict = ("flagged", "points overspent: balance below zero")
+HQ_OUTLET = "HQ"
+STATUS_IGNORED: Verdict = ("flagged", "outlets cannot change a customer's status; ignored")
+NO_TALLY = Tally()
+
+B = TypeVar("B", bound=Body)
+
+
+# --- the batch: what one push writes --------------------------------------------------------
+
+
+class Acc:
+    """A customer's tally delta over a batch, combined as `Tally.combine` does, mutably."""
+
+    SUMMED = ("purchases_total", "purchases_count", "items_count", "points_earned",
+              "points_used", "discount_total", "paid_cash", "paid_card", "paid_credit",
+              "credit_repaid", "gifts_count")
+    __slots__ = (*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id",
+                 "items", "gifts")
+
+    def __init__(self) -> None:
+        self.purchases_total = self.purchases_count = self.items_count = 0
+        self.points_earned = self.points_used = self.discount_total = 0
+        self.paid_cash = self.paid_card = self.paid_credit = 0
+        self.credit_repaid = self.gifts_count = 0
+        self.last_purchase_at = ""
+        self.best_purchase_total = 0
+        self.best_purchase_id = ""
+        self.items: dict[str, list[Any]] = {}  # sku -> [name, qty, max_unit_price]
+        self.gifts: dict[str, int] = {}
+
+    def add_sale(self, sale: SaleRecorded, at: str) -> None:
+        """+ tally_of(sale, at), without building it (the sale's `HqEntry.accumulate`)."""
+        self.purchases_total += sale.total_net
+        self.purchases_count += 1
+        self.points_earned += sale.points_earned
+        self.discount_total += sale.total_discount
+        for payment in sale.payments:
+            if payment.mode == "cash":
+                self.paid_cash += payment.amount
+            elif payment.mode == "card":
+                self.paid_card += payment.amount
+            else:
+                self.paid_credit += payment.amount
+        items = self.items
+        for line in sale.lines:
+            self.items_count += line.qty
+            item = items.get(line.sku)
+            if item is None:
+                items[line.sku] = [line.name, line.qty, line.unit_price]
+            else:
+                item[1] += line.qty
+                if (line.unit_price, line.name) > (item[2], item[0]):
+                    item[0], item[2] = line.name, line.unit_price
+        self.last_purchase_at = max(self.last_purchase_at, at)
+        self.best_purchase_total, self.best_purchase_id = max(
+            (self.best_purchase_total, self.best_purchase_id), (sale.total_net, sale.sale_id))
+
+    def add(self, delta: Tally) -> None:
+        """+ any delta (Tally.combine)."""
+        for name in self.SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(delta, name))
+        self.last_purchase_at = max(self.last_purchase_at, delta.last_purchase_at)
+        self.best_purchase_total, self.best_purchase_id = max(
+            (self.best_purchase_total, self.best_purchase_id),
+            (delta.best_purchase_total, delta.best_purchase_id))
+        for sku, t in delta.items.items():
+            item = self.items.get(sku)
+            if item is None:
+                self.items[sku] = [t.name, t.qty, t.max_unit_price]
+            else:
+                item[1] += t.qty
+                item[2], item[0] = max((item[2], item[0]), (t.max_unit_price, t.name))
+        for sku, qty in delta.gifts.items():
+            self.gifts[sku] = self.gifts.get(sku, 0) + qty
+
+
+if sorted(Acc.SUMMED) != sorted(tallystore.SUMMED):  # a new Tally figure must be summed here too
+    raise RuntimeError("hq.projection.Acc is out of step with schema.ledger.Tally")
+
+
+class Bumps:
+    """Change-log bumps deferred to the flush: each entity once, in the order of its last
+    change, with that change's urgency (the batch commits as one, so no pull could have
+    seen the earlier ones). Called like `Chain.bump`."""
+
+    def __init__(self) -> None:
+        self.order: dict[tuple[str, str], bool] = {}
+
+    def __call__(self, conn: sqlite3.Connection, kind: str, key: str, urgent: bool = False) -> None:
+        self.order.pop((kind, key), None)
+        self.order[(kind, key)] = urgent
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.order:
+            Chain.bump_many(conn, ((kind, key, urgent) for (kind, key), urgent in self.order.items()))
+
+
+def stored(event: Envelope) -> str:
+    """The event as the ledger keeps it (`events.event`): as received."""
+    if isinstance(event, TypedEvent):
+        return event.stored_json()
+    return event.model_dump_json()
+
+
+def timed(verdict: Verdict, late: str | None) -> Verdict:
+    """The verdict with why the fact's stamp was not used, if it was not: flagged for that
+    reason in the ledger; the review is one flag per outlet (hq/clocks.py)."""
+    if late is None:
+        return verdict
+    if verdict[0] == "flagged":
+        return "flagged", f"{verdict[1]}; {late}"
+    return "flagged", late
+
+
+def _existing(conn: sqlite3.Connection, customer_ids: set[str]) -> set[str]:
+    ids = sorted(customer_ids)
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        found.update(r[0] for r in conn.execute(
+            f"SELECT customer_id FROM customers WHERE customer_id IN ({','.join('?' * len(chunk))})",
+            chunk))
+    return found
+
+
+class Batch:
+    """New facts folded into HQ's state inside the caller's write transaction: `add` each
+    in HQ's order (their `hq_seq` follow the ledger's last), then `flush` once."""
+
+    def __init__(self, conn: sqlite3.Connection, received: str, events: Iterable[Envelope]) -> None:
+        self.conn = conn
+        self.received = received  # HQ's receive time: the ledger's received_at, flag times
+        self.base = int(conn.execute("SELECT COALESCE(MAX(hq_seq), 0) FROM events").fetchone()[0])
+        self.known = _existing(conn, {e.customer_id or "" for e in events})
+        self.bump = Bumps()
+        self.accs: dict[str, Acc] = {}
+        self.balance0: dict[str, int] = {}  # stored balances of customers who redeem here
+        self.rows: list[tuple[Any, ...]] = []
+        self.sales: list[tuple[Any, ...]] = []
+        self.lines: list[tuple[Any, ...]] = []
+        self.redemptions: list[tuple[Any, ...]] = []
+        self.stock: dict[tuple[str, str], int] = {}
+        self.flags: list[tuple[Any, ...]] = []
+
+    def add(self, event: Envelope, body: Body, booked: str, late: str | None) -> Verdict:
+        """Folds one fact, booked at `booked` (`late`: why its own stamp was not used, if it
+        was not); returns its verdict (applied|flagged, reason)."""
+        hq_seq = self.base + 1 + len(self.rows)
+        entry = HQ[event.type]
+        customer_id = event.customer_id or ""
+        known = customer_id in self.known
+        verdict = entry.project(self, event, body, hq_seq, booked) or (
+            APPLIED if known or not entry.about_customer else UNKNOWN_CUSTOMER)
+        if entry.accumulate is not None:
+            if customer_id:
+                acc = self.accs.get(customer_id) or self._acc(customer_id)
+                used = acc.points_used
+                entry.accumulate(acc, body, booked)
+                if acc.points_used != used:
+                    verdict = self._overspent(customer_id, acc, verdict)
+        elif entry.tally is not None and customer_id:
+            delta = entry.tally(body, booked)
+            if delta != NO_TALLY:
+                acc = self.accs.get(customer_id) or self._acc(customer_id)
+                acc.add(delta)
+                if delta.points_used:
+                    verdict = self._overspent(customer_id, acc, verdict)
+        if known and entry.about_customer and entry.bumps_customer:
+            self.bump(self.conn, "customer", customer_id, False)
+        final = timed(verdict, late)
+        result, reason = final
+        self.rows.append((hq_seq, event.event_id, event.outlet_id, event.seq, event.type,
+                          event.version, event.customer_id, event.at, self.received,
+                          stored(event), result, reason, booked))
+        if verdict[0] == "flagged":
+            self.flags.append((event.event_id, event.customer_id, event.outlet_id, reason or "",
+                               self.received))
+        return final
+
+    def _acc(self, customer_id: str) -> Acc:
+        acc = self.accs[customer_id] = Acc()
+        return acc
+
+    def _overspent(self, customer_id: str, acc: Acc, verdict: Verdict) -> Verdict:
+        """For a fact that spent points: overspent if it left the customer's balance
+        (stored, plus the batch so far: `acc`) below zero."""
+        if customer_id not in self.balance0:
+            self.balance0[customer_id] = tallystore.points_balance(self.conn, customer_id)
+        return OVERSPENT if self.balance0[customer_id] + acc.points_earned - acc.points_used < 0 \
+            else verdict
+
+    def move_stock(self, outlet_id: str, sku: str, qty: int) -> None:
+        key = (outlet_id, sku)
+        self.stock[key] = self.stock.get(key, 0) + qty
+
+    def flush(self) -> None:
+        """Writes what the batch combined; a reused event id is the fact's ProtocolError
+        when the batch is one fact (a larger batch fails with the SQL error and ingest
+        applies it fact by fact, which names the fact)."""
+        conn = self.conn
+        try:
+            conn.executemany(
+                "INSERT INTO events (hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
+                " at, received_at, event, result, reason, booked_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self.rows)
+        except sqlite3.IntegrityError as exc:
+            if len(self.rows) != 1:
+                raise
+            raise ProtocolError(f"event id {self.rows[0][1]} was already used") from exc
+        if self.sales:
+            conn.executemany(
+                "INSERT INTO sales (sale_id, hq_seq, outlet_id, customer_id, till_id, at,"
+                " total_gross, total_discount, total_net, points_earned, paid_credit)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.sales)
+            conn.executemany(
+                "INSERT INTO sale_lines (sale_id, line_no, sku, name, division, qty, unit_price,"
+                " gross, discount, net) VALUES (?,?,?,?,?,?,?,?,?,?)", self.lines)
+        if self.redemptions:
+            conn.executemany(
+                "INSERT INTO redemptions (redemption_id, hq_seq, outlet_id, customer_id, gift_sku,"
+                " gift_name, qty, points_spent, at) VALUES (?,?,?,?,?,?,?,?,?)", self.redemptions)
+        if self.stock:
+            conn.executemany(
+                "INSERT INTO gift_stock (outlet_id, gift_sku, qty) VALUES (?, ?, ?) "
+                "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = qty + excluded.qty",
+                [(outlet, sku, qty) for (outlet, sku), qty in self.stock.items()])
+        if self.accs:  # in key order: neighbouring upserts land on the same b-tree pages
+            columns = tallystore.COLUMNS
+            ordered = sorted(self.accs.items())
+            tallystore.add_rows(
+                conn,
+                [[cid, *(getattr(acc, c) for c in columns)] for cid, acc in ordered],
+                [(cid, sku, item[0], item[1], item[2])
+                 for cid, acc in ordered for sku, item in sorted(acc.items.items())],
+                [(cid, sku, qty) for cid, acc in ordered for sku, qty in sorted(acc.gifts.items())])
+        self.bump.flush(conn)
+        if self.flags:
+            conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
+                             "VALUES (?, ?, ?, ?, ?)", self.flags)
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+def nothing(batch: Batch, event: Envelope, body: Body, hq_seq: int, at: str) -> None:
+    """Nothing to write beyond the ledger row and the tally."""
+
+
+@dataclass(frozen=True)
+class HqEntry(Generic[B]):
+    """How facts with body `body` project at HQ.
+
+    `project(batch, event, body, hq_seq, booked)` writes what the fact does beyond its
+    tally and returns its verdict, or None for the default: applied, or flagged "unknown
+    customer" when the fact is `about_customer` and HQ does not know that customer (the
+    fact is applied all the same: HQ never rejects one).
+    `about_customer`: the fact is about its envelope's customer, who is flagged when
+    unknown and, when known, bumped in the change log after it (so outlets get the new
+    state) unless `bumps_customer` is False (a fact that changes nothing HQ publishes).
+    A fact that is not (a registration, a status, stock) bumps what it changed itself.
+    `accumulate(acc, body, booked)`: an optional fast path that adds the type's tally to
+    a batch accumulator without building a `Tally`; it must add exactly `EventType.tally`
+    (tests/hq/test_ingest_batch.py). The tally itself comes from the type's `EventType`."""
+
+    body: type[B]
+    project: Callable[[Batch, Envelope, B, int, str], Verdict | None] = nothing
+    about_customer: bool = True
+    bumps_customer: bool = True
+    accumulate: Callable[[Acc, B, str], None] | None = None
+    tally: Callable[[B, str], Tally] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tally", EVENT_TYPE[TYPE_OF[self.body]].tally)
+
+
+def _sale(batch: Batch, event: Envelope, sale: SaleRecorded, hq_seq: int, at: str) -> None:
+    credit = 0
+    for p in sale.payments:
+        if p.mode == "credit":
+            credit += p.amount
+    batch.sales.append((sale.sale_id, hq_seq, event.outlet_id, sale.customer_id, sale.till_id,
+                        at, sale.total_gross, sale.total_discount, sale.total_net,
+                        sale.points_earned, credit))
+    sale_id = sale.sale_id
+    batch.lines += [(sale_id, i, ln.sku, ln.name, ln.division, ln.qty, ln.unit_price,
+                     ln.gross, ln.discount, ln.net) for i, ln in enumerate(sale.lines)]
+
+
+def _redeemed(batch: Batch, event: Envelope, body: GiftRedeemed, hq_seq: int, at: str) -> None:
+    batch.redemptions.append((body.redemption_id, hq_seq, event.outlet_id, event.customer_id or "",
+                              body.gift_sku, body.gift_name, body.qty, body.points_spent, at))
+    batch.move_stock(event.outlet_id, body.gift_sku, -body.qty)
+
+
+def _stock(batch: Batch, event: Envelope, body: StockMoved, hq_seq: int, at: str) -> None:
+    batch.move_stock(event.outlet_id, body.gift_sku, body.qty)
+
+
+def _registered(batch: Batch, event: Envelope, body: CustomerRegistered, hq_seq: int,
+                at: str) -> Verdict:
+    conn = batch.conn
+    batch.known.add(body.customer_id)
+    if conn.execute("SELECT 1 FROM customers WHERE customer_id = ?",
+                    (body.customer_id,)).fetchone() is not None:
+        return "flagged", "customer registered twice"
+    upsert_customer(conn, body.customer_id, body.profile.model_dump(exclude_none=True),
+                    created_at=at, origin=event.outlet_id)
+    verdict: Verdict = APPLIED
+    try:
+        put_identifier(conn, body.customer_id, "card", body.card_number, "active")
+    except Conflict:
+        verdict = ("flagged", "card number already issued to another customer")
+    batch.bump(conn, "customer", body.customer_id, False)
+    return verdict
+
+
+def _status(batch: Batch, event: Envelope, body: CustomerStatusChanged, hq_seq: int,
+            at: str) -> Verdict:
+    """Bans are HQ's own facts; an outlet cannot change a customer's status."""
+    if event.outlet_id != HQ_OUTLET:
+        return STATUS_IGNORED
+    batch.conn.execute("UPDATE customers SET status = ? WHERE customer_id = ?",
+                       (body.status, body.customer_id))
+    batch.bump(batch.conn, "customer", body.customer_id, body.status == "banned")
+    return APPLIED
+
+
+def _identifier_status(batch: Batch, event: Envelope, body: IdentifierStatusChanged,
+                       hq_seq: int, at: str) -> Verdict:
+    conn = batch.conn
+    row = conn.execute("SELECT customer_id, status FROM identifiers WHERE kind = ? AND value = ?",
+                       (body.kind, body.value)).fetchone()
+    if row is None:
+        return "flagged", "unknown identifier"
+    if body.status == "active" and row[1] != "active" and event.outlet_id != HQ_OUTLET:
+        return "flagged", f"an outlet cannot make a {row[1]} {body.kind} active again; ignored"
+    conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
+                 (body.status, body.kind, body.value))
+    batch.bump(conn, "customer", row[0], body.status != "active")
+    return APPLIED
+
+
+def _profile(batch: Batch, event: Envelope, body: CustomerUpdated, hq_seq: int,
+             at: str) -> None:
+    """A known customer's profile fields, written now (last writer at HQ wins per field)."""
+    customer_id = event.customer_id or ""
+    if customer_id in batch.known:
+        upsert_customer(batch.conn, customer_id, body.changes.model_dump(exclude_none=True), "")
+
+
+def _identifier(batch: Batch, event: Envelope, body: IdentifierAdded, hq_seq: int,
+                at: str) -> Verdict | None:
+    customer_id = event.customer_id or ""
+    if customer_id in batch.known:
+        try:
+            put_identifier(batch.conn, customer_id, body.kind, body.value, body.status)
+        except Conflict:
+            return "flagged", f"{body.kind} already belongs to another customer"
+    return None
+
+
+def _pin(batch: Batch, event: Envelope, body: PinSet, hq_seq: int, at: str) -> None:
+    customer_id = event.customer_id or ""
+    if customer_id in batch.known:
+        batch.conn.execute("UPDATE customers SET pin_hash = ? WHERE customer_id = ?",
+                           (body.pin_hash, customer_id))
+
+
+def _repaid(batch: Batch, event: Envelope, body: CreditRepaid, hq_seq: int,
+            at: str) -> Verdict | None:
+    if not body.invoice_id:
+        return None
+    via = "bank" if event.outlet_id == HQ_OUTLET else "till"
+    return pay_invoice(batch.bump, batch.conn, body.invoice_id, body.amount, at[:10], via)
+
+
+def pay_invoice(bump: Bump, conn: sqlite3.Connection, invoice_id: str, amount: int,
+                paid_on: str, via: str) -> Verdict | None:
+    """Records a payment on the invoice; a flag when it pays more than was still owed
+    (two tills took the same invoice while offline): the fact stands (HQ never rejects
+    one), the invoice shows every payment received, and the excess is for staff to refund,
+    never credit to spend (schema.ledger.credit_available)."""
+    row = conn.execute("SELECT number, customer_id, amount, paid_amount FROM invoices "
+                       "WHERE invoice_id = ?", (invoice_id,)).fetchone()
+    if row is None:
+        return None
+    owed = max(row["amount"] - row["paid_amount"], 0)
+    paid = row["paid_amount"] + amount
+    conn.execute(
+        "UPDATE invoices SET paid_amount = ?, paid_via = ?,"
+        " paid_on = CASE WHEN ? >= amount THEN ? ELSE paid_on END,"
+        " status = CASE WHEN ? >= amount THEN 'paid' ELSE status END WHERE invoice_id = ?",
+        (paid, via, paid, paid_on, paid, invoice_id))
+    bump(conn, "invoice", invoice_id, False)
+    lift_credit_block(bump, conn, row["customer_id"])
+    if amount > owed:
+        reason = (f"overpayment: invoice {row['number']} had {money(owed)} left to pay, "
+                  f"{money(amount)} was taken at the {via}; refund {money(amount - owed)} "
+                  "(it is not spendable credit)")
+        return ("flagged", reason)
+    return None
+
+
+def lift_credit_block(bump: Bump, conn: sqlite3.Connection, customer_id: str) -> None:
+    """Credit comes back once no invoice of the customer is past its term, however it
+    was paid (at a till or at the bank)."""
+    left = conn.execute("SELECT 1 FROM invoices WHERE customer_id = ? AND status = 'past_term'",
+                        (customer_id,)).fetchone()
+    if left is None and conn.execute(
+            "UPDATE customers SET credit_blocked = 0 WHERE customer_id = ? AND credit_blocked = 1",
+            (customer_id,)).rowcount:
+        bump(conn, "customer", customer_id, False)
+
+
+_ENTRIES = (  # no annotation: each entry is checked against its own body type
+    # Customers, their identifiers and status: written at once, in order, and bumped by
+    # their projection (a registration or a status is not "about" an existing customer).
+    HqEntry(CustomerRegistered, project=_registered, about_customer=False),
+    HqEntry(CustomerUpdated, project=_profile),
+    HqEntry(CustomerStatusChanged, project=_status, about_customer=False),
+    HqEntry(IdentifierAdded, project=_identifier),
+    HqEntry(IdentifierStatusChanged, project=_identifier_status, about_customer=False),
+    HqEntry(PinSet, project=_pin),
+    # A visit changes nothing HQ publishes about the customer: no bump.
+    HqEntry(VisitRecorded, bumps_customer=False),
+    # The hot path: rows for flush, the tally added without building it.
+    HqEntry(SaleRecorded, project=_sale, accumulate=Acc.add_sale),
+    HqEntry(GiftRedeemed, project=_redeemed),
+    HqEntry(CreditRepaid, project=_repaid),
+    # The outlet's gift stock, no customer's.
+    HqEntry(StockMoved, project=_stock, about_customer=False),
+)
+HQ: dict[str, HqEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}
