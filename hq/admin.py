@@ -16,7 +16,7 @@ from typing import Any
 
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
-from schema import tallystore, timing
+from schema import salestore, tallystore, timing
 from schema.customerstore import display_name, identifiers_of, profile_of
 from schema.errors import CustomerUnknown, InvalidRequest, NotFound, mask_card
 from schema.events import CustomerStatusChanged, CustomerUpdated, Profile
@@ -247,14 +247,7 @@ def receipts(chain: Chain, customer_id: str, limit: int) -> tuple[int, list[dict
         sales = [dict(r) for r in conn.execute(
             "SELECT * FROM sales WHERE customer_id = ? ORDER BY at DESC, sale_id LIMIT ?",
             (customer_id, limit))]
-        lines: dict[str, list[dict[str, Any]]] = {}
-        if sales:
-            marks = ",".join("?" for _ in sales)
-            for r in conn.execute(f"SELECT * FROM sale_lines WHERE sale_id IN ({marks}) "
-                                  "ORDER BY sale_id, line_no", [s["sale_id"] for s in sales]):
-                lines.setdefault(r["sale_id"], []).append(dict(r))
-    for s in sales:
-        s["lines"] = lines.get(s["sale_id"], [])
+        salestore.attach_lines(conn, sales)
     return total, sales
 
 
