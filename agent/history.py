@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from schema import salestore
+
 if TYPE_CHECKING:
     from agent.outlet import Outlet
 
@@ -58,14 +60,8 @@ def day_sales(outlet: Outlet, since: str, limit: int = SALES_SHOWN) -> Day:
         paid_by = dict(conn.execute(
             "SELECT p.mode, SUM(p.amount) FROM payments p JOIN sales s USING (sale_id) "
             "WHERE s.at >= ? GROUP BY p.mode ORDER BY p.mode", (since,)).fetchall())
-        lines: dict[str, list[dict[str, Any]]] = {}
-        if sales:
-            marks = ",".join("?" for _ in sales)
-            for r in conn.execute(f"SELECT * FROM sale_lines WHERE sale_id IN ({marks}) "
-                                  "ORDER BY sale_id, line_no", [s["sale_id"] for s in sales]):
-                lines.setdefault(r["sale_id"], []).append(dict(r))
+        salestore.attach_lines(conn, sales)
     for s in sales:
-        s["lines"] = lines.get(s["sale_id"], [])
         s["actions"] = sorted({a for ln in s["lines"] for a in json.loads(ln["actions"] or "[]")})
     receipts, gross, discount, net, points = (int(v) for v in totals)
     return Day(since, sales, receipts, gross, discount, net, points, paid_by)

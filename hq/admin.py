@@ -1,4 +1,5 @@
-"""Head-office operations: outlets, bans, identifiers, profiles, master data, views.
+"""Head-office operations: outlets, bans, identifiers, profiles, master data, views, and the
+reads of the back office's pages (counts, search, receipts, gift stock, outlet health...).
 
 Every change bumps the entity in the change log so outlets receive it; bans and blocked
 or lost identifiers are urgent (they travel first). Promises: a ban takes effect at every
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from typing import Any
 
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
-from schema import tallystore
-from schema.customerstore import identifiers_of, profile_of
+from schema import salestore, tallystore, timing
+from schema.customerstore import display_name, identifiers_of, profile_of
 from schema.errors import CustomerUnknown, InvalidRequest, NotFound, mask_card
 from schema.events import CustomerStatusChanged, CustomerUpdated, Profile
 from schema.masterdata import DOCS
@@ -147,3 +149,164 @@ def resolve_flag(chain: Chain, flag_id: int, note: str = "") -> None:
                         "WHERE flag_id = ? AND resolved_at IS NULL",
                         (utc_now(), note, flag_id)).rowcount == 0:
             raise NotFound(f"no open flag {flag_id}")
+
+
+# --- what the back office reads (hq/office/) -----------------------------------------------
+# Each page of hq/office/ reads through these: the SQL stays beside the data it reads, and the
+# figures are tested in process (tests/hq/test_admin_reads.py).
+
+def counts(chain: Chain) -> dict[str, Any]:
+    """The start page's figures, read at one moment: customers, outlets, open flags, and
+    `invoices`, the number of invoices in each status but paid ({"unpaid": 3, ...})."""
+    with chain.db.read() as conn:
+        return {
+            "customers": conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0],
+            "outlets": conn.execute("SELECT COUNT(*) FROM outlets").fetchone()[0],
+            "open_flags": conn.execute(
+                "SELECT COUNT(*) FROM flags WHERE resolved_at IS NULL").fetchone()[0],
+            "invoices": dict(conn.execute("SELECT status, COUNT(*) FROM invoices "
+                                          "WHERE status != 'paid' GROUP BY status").fetchall()),
+        }
+
+
+def _looks_like_identifier(text: str) -> bool:
+    """All digits (a card, a phone), or a longer token with a digit and no space."""
+    return text.isdigit() or (len(text) > 6 and not any(c.isspace() for c in text)
+                              and any(c.isdigit() for c in text))
+
+
+def find(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The customers a person searching for `text` means: when it looks like an identifier
+    (a card or phone number...), the owner of an identifier with exactly that value first;
+    then those whose name starts with it (`search`). Each with its club `card` number
+    (`card_numbers`; "" without one), in full: the caller masks it for display."""
+    wanted = text.strip()
+    if not wanted:
+        return []
+    found: list[dict[str, Any]] = []
+    if _looks_like_identifier(wanted):
+        found = [dict(r) for r in chain.db.all(
+            "SELECT c.customer_id, c.kind, c.given_name, c.surname, c.name, c.status, "
+            "c.category FROM identifiers i JOIN customers c USING (customer_id) "
+            "WHERE i.value = ? ORDER BY i.kind", (wanted,))]
+    seen = {r["customer_id"] for r in found}
+    found += [r for r in search(chain, wanted, limit) if r["customer_id"] not in seen]
+    cards = card_numbers(chain, [r["customer_id"] for r in found])
+    for r in found:
+        r["card"] = cards.get(r["customer_id"], "")
+    return found
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    """`values` in lists short enough for one `IN (?, ...)` (SQLite's parameter limit)."""
+    return [values[start:start + size] for start in range(0, len(values), size)]
+
+
+def card_numbers(chain: Chain, customer_ids: list[str]) -> dict[str, str]:
+    """Each customer's club card number (the last in order when it has several); customers
+    without one are left out."""
+    out: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(customer_ids))):
+        marks = ",".join("?" for _ in chunk)
+        for r in chain.db.all(f"SELECT customer_id, value FROM identifiers WHERE kind = 'card' "
+                              f"AND customer_id IN ({marks}) ORDER BY value", chunk):
+            out[r[0]] = r[1]
+    return out
+
+
+def customer_names(chain: Chain, customer_ids: list[str]) -> dict[str, str]:
+    """How each customer is addressed (`display_name`); unknown ids are left out."""
+    out: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(customer_ids))):
+        marks = ",".join("?" for _ in chunk)
+        for r in chain.db.all(f"SELECT customer_id, kind, given_name, surname, name FROM "
+                              f"customers WHERE customer_id IN ({marks})", chunk):
+            out[r["customer_id"]] = display_name(r)
+    return out
+
+
+def picture(chain: Chain, customer_id: str) -> bytes | None:
+    """The customer's stored picture (PNG or JPEG bytes); None without one or no such customer."""
+    row = chain.db.one("SELECT picture FROM customers WHERE customer_id = ?", (customer_id,))
+    return None if row is None or row[0] is None else bytes(row[0])
+
+
+def has_picture(chain: Chain, customer_id: str) -> bool:
+    """Whether the customer has a stored picture (without reading it)."""
+    row = chain.db.one("SELECT picture IS NOT NULL FROM customers WHERE customer_id = ?",
+                       (customer_id,))
+    return bool(row and row[0])
+
+
+def receipts(chain: Chain, customer_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """(how many sales HQ holds for the customer, the latest `limit` of them, newest first,
+    each with its `lines` in order), read at one moment."""
+    with chain.db.read() as conn:
+        total = int(conn.execute("SELECT COUNT(*) FROM sales WHERE customer_id = ?",
+                                 (customer_id,)).fetchone()[0])
+        sales = [dict(r) for r in conn.execute(
+            "SELECT * FROM sales WHERE customer_id = ? ORDER BY at DESC, sale_id LIMIT ?",
+            (customer_id, limit))]
+        salestore.attach_lines(conn, sales)
+    return total, sales
+
+
+def handouts(chain: Chain, customer_id: str, limit: int) -> list[dict[str, Any]]:
+    """The customer's latest `limit` gift hand-outs, newest first."""
+    return [dict(r) for r in chain.db.all(
+        "SELECT * FROM redemptions WHERE customer_id = ? ORDER BY at DESC LIMIT ?",
+        (customer_id, limit))]
+
+
+def master_docs(chain: Chain, kind: str) -> dict[str, dict[str, Any]]:
+    """Every master data document of `kind` (gift, category...), by key in key order."""
+    return {r[0]: json.loads(r[1]) for r in chain.db.all(
+        "SELECT key, data FROM master WHERE kind = ? ORDER BY key", (kind,))}
+
+
+NO_LONGER_OFFERED = "(no longer offered)"
+
+
+def gift_stock(chain: Chain) -> dict[str, Any]:
+    """Gift stock as the outlets' receipts, transfers and hand-outs have reached HQ:
+    `outlets` (the registered ones in order, then any other that holds stock) and `rows`,
+    one per gift offered or held anywhere, in SKU order: sku, name, points_cost (None for a
+    gift no longer offered), per_outlet (the quantity at each of `outlets`), total."""
+    gifts = master_docs(chain, "gift")
+    with chain.db.read() as conn:
+        outlet_ids = [r[0] for r in conn.execute("SELECT outlet_id FROM outlets ORDER BY 1")]
+        held = conn.execute("SELECT outlet_id, gift_sku, qty FROM gift_stock").fetchall()
+    stock: dict[str, dict[str, int]] = {}
+    for r in held:
+        stock.setdefault(r["gift_sku"], {})[r["outlet_id"]] = r["qty"]
+        if r["outlet_id"] not in outlet_ids:
+            outlet_ids.append(r["outlet_id"])
+    rows = [{"sku": sku, "name": gifts.get(sku, {}).get("name", NO_LONGER_OFFERED),
+             "points_cost": gifts.get(sku, {}).get("points_cost"),
+             "per_outlet": [stock.get(sku, {}).get(o, 0) for o in outlet_ids],
+             "total": sum(stock.get(sku, {}).values())} for sku in sorted(set(gifts) | set(stock))]
+    return {"outlets": outlet_ids, "rows": rows}
+
+
+def open_flags_by_outlet(chain: Chain) -> dict[str, int]:
+    """How many flags are open per outlet; outlets without one are left out."""
+    return {r[0]: int(r[1]) for r in chain.db.all(
+        "SELECT outlet_id, COUNT(*) FROM flags WHERE resolved_at IS NULL GROUP BY outlet_id")}
+
+
+def outlet_health(chain: Chain, now: datetime, stale_after_s: int) -> list[dict[str, Any]]:
+    """`outlets` with how HQ last heard from each: `last_seen` (its last push or pull),
+    `age_s` (seconds before `now`; None if never), `stale` (never heard from, or longer ago
+    than `stale_after_s`), and its clock as HQ last measured it (docs/sync.md, "Outlet
+    clocks"): `clock` (in words) and `clock_off` (over the chain's tolerance)."""
+    tolerance = chain.clock_tolerance_s
+    out = []
+    for o in outlets(chain):
+        seen = max(filter(None, (o["last_push_at"], o["last_pull_at"])), default=None)
+        age = None if seen is None else int((now - datetime.fromisoformat(seen)).total_seconds())
+        offset = o["clock_offset_s"]
+        clock = {"clock": "not measured", "clock_off": False} if offset is None else {
+            "clock": timing.describe_offset(offset, tolerance), "clock_off": abs(offset) > tolerance}
+        out.append({**o, "last_seen": seen, "age_s": age,
+                    "stale": age is None or age > stale_after_s, **clock})
+    return out

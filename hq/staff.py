@@ -14,6 +14,7 @@ import re
 import secrets
 import sqlite3
 
+from hq.chain import Chain
 from schema.database import Database
 from schema.errors import Conflict, InvalidRequest
 from schema.events import utc_now
@@ -94,3 +95,21 @@ def session_gen(db: Database, username: str) -> int | None:
 
 def end_sessions(conn: sqlite3.Connection, username: str) -> None:
     conn.execute("UPDATE staff SET session_gen = session_gen + 1 WHERE username = ?", (username,))
+
+
+def log_out(db: Database, username: str) -> None:
+    """Ends every session `username` has open, in every browser (`end_sessions` in a
+    transaction of its own)."""
+    with db.write() as conn:
+        end_sessions(conn, username)
+
+
+def session_key(chain: Chain) -> bytes:
+    """The key that signs staff sessions: made once per database, kept in `meta.web_secret`
+    (so sessions survive a restart of HQ, and a copied cookie opens no other HQ)."""
+    with chain.db.write() as conn:
+        secret = chain.meta(conn, "web_secret")
+        if secret is None:
+            secret = secrets.token_hex(32)
+            chain.set_meta(conn, "web_secret", secret)
+    return bytes.fromhex(secret)

@@ -103,3 +103,29 @@ def test_pages_carry_strict_security_headers(client: TestClient) -> None:
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["cache-control"] == "no-store"
+
+
+def test_the_session_key_is_made_once_per_database_and_kept(chain: Chain, tmp_path: Path) -> None:
+    key = staff.session_key(chain)
+    assert len(key) == 32 and staff.session_key(chain) == key
+    again = Chain(chain.db.path)  # HQ restarted: its sessions still open
+    try:
+        assert staff.session_key(again) == key
+    finally:
+        again.close()
+    other = Chain(tmp_path / "other.db")  # another HQ: a copied cookie opens nothing there
+    try:
+        assert staff.session_key(other) != key
+    finally:
+        other.close()
+
+
+def test_logging_out_ends_every_session_of_the_account(chain: Chain, client: TestClient) -> None:
+    first, second = TestClient(client.app, base_url="http://127.0.0.1"), client
+    for browser in (first, second):
+        assert log_in(browser).status_code == 303  # type: ignore[attr-defined]
+        assert browser.get("/office/", follow_redirects=False).status_code == 200
+    staff.log_out(chain.db, "alice")
+    for browser in (first, second):
+        assert browser.get("/office/", follow_redirects=False).status_code == 303
+    assert staff.session_gen(chain.db, "alice") == 1
