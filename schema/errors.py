@@ -44,6 +44,16 @@ class LoyaltyError(Exception):
         return f"{self.code}: {self.message}" + (f" ({extra})" if extra else "")
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a log or a stored status: `code: message (context)`, the code once.
+
+    A `LoyaltyError` already says its code (`__str__`); anything else is named by its type.
+    Callers must not prepend the code themselves (that printed it twice)."""
+    if isinstance(exc, LoyaltyError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 class InvalidRequest(LoyaltyError):
     code = "invalid_request"
     status = 422

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from schema.errors import describe
 from sync.client import PassReport, Replica, greet, pull_new, push_pending
 from sync.transport import Transport
 
@@ -104,7 +105,7 @@ class RouterLoop:
                     break
                 delay = self._push_backoff.failed()
                 self.state["push"] = f"retrying in {delay:.1f}s: {exc}"
-                self.replica.note_sync(f"push: {getattr(exc, 'code', type(exc).__name__)}: {exc}")
+                self.replica.note_sync(f"push: {describe(exc)}")
                 log.warning("push failed (%s); retrying in %.1fs", exc, delay)
                 if link is not None:
                     link.close()
