@@ -8,21 +8,26 @@ Two threads beside the till, never in its path (invariant 3):
   under a second, and re-checks HQ's epoch with a hello after every failure.
 When HQ is unreachable each loop backs off exponentially up to `max_backoff` (10 s) and
 keeps retrying; the till keeps selling; whichever loop reaches HQ again first wakes the
-other. Must never: raise into the caller, or spin without waiting after a failure.
+other. A failure is logged when it first happens and then at most every `LOG_AGAIN_S`
+while it repeats (a refused token, HQ down for a day: one line, not one per retry).
+Must never: raise into the caller, or spin without waiting after a failure.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from schema.errors import describe
+from schema.errors import Unauthorized, describe
 from sync.client import PassReport, Replica, greet, pull_new, push_pending
 from sync.transport import Transport
 
 log = logging.getLogger(__name__)
+
+LOG_AGAIN_S = 600.0
 
 
 class Backoff:
@@ -35,6 +40,38 @@ class Backoff:
 
     def succeeded(self) -> None:
         self.delay = 0.0
+
+
+class FailureLog:
+    """Logs a failure of one loop when it is new, then at most every `every` seconds while
+    failures of the same kind (code) repeat; shared by both loops, so a refusal both meet is
+    one line. A loop's success forgets the kinds it was the last to meet."""
+
+    def __init__(self, every: float = LOG_AGAIN_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, str, int]] = {}  # kind -> (logged at, loop, repeats)
+
+    def failed(self, loop: str, exc: Exception, delay: float) -> None:
+        kind = str(getattr(exc, "code", type(exc).__name__))
+        with self._lock:
+            now = self.clock()
+            seen = self._seen.get(kind)
+            if seen is not None and now - seen[0] < self.every:
+                self._seen[kind] = (seen[0], loop, seen[2] + 1)
+                return
+            repeats = seen[2] if seen is not None else 0
+            self._seen[kind] = (now, loop, 0)
+        level = logging.ERROR if isinstance(exc, Unauthorized) else logging.WARNING
+        log.log(level, "%s failed (%s); retrying in %.1fs%s", loop, describe(exc), delay,
+                f" ({repeats} more such failures since the last report)" if repeats else "")
+
+    def succeeded(self, loop: str) -> None:
+        with self._lock:
+            for kind in [k for k, (_, owner, _) in self._seen.items() if owner == loop]:
+                del self._seen[kind]
 
 
 class RouterLoop:
@@ -53,6 +90,7 @@ class RouterLoop:
         self._push_backoff = Backoff(cap=max_backoff)
         self._pull_backoff = Backoff(cap=max_backoff)
         self._threads: list[threading.Thread] = []
+        self.failures = FailureLog()
         self.state: dict[str, Any] = {"push": "starting", "pull": "starting"}
 
     def start(self) -> None:
@@ -95,18 +133,19 @@ class RouterLoop:
                 report = PassReport()
                 push_pending(self.replica, link, report)
                 self._push_backoff.succeeded()
+                self.failures.succeeded("push")
                 if self._pull_backoff.delay:
                     self._pull_wake.set()
                 self.state["push"] = "ok"
                 if report.pushed or report.duplicates:
                     self.replica.note_sync(None)
-            except Exception as exc:  # keep selling whatever went wrong
+            except Exception as exc:  # noqa: BLE001 - keep selling whatever went wrong
                 if self._stop.is_set():
                     break
                 delay = self._push_backoff.failed()
                 self.state["push"] = f"retrying in {delay:.1f}s: {exc}"
                 self.replica.note_sync(f"push: {describe(exc)}")
-                log.warning("push failed (%s); retrying in %.1fs", exc, delay)
+                self.failures.failed("push", exc, delay)
                 if link is not None:
                     link.close()
                     link = None
@@ -128,17 +167,18 @@ class RouterLoop:
                 report = PassReport()
                 pull_new(self.replica, link, report, wait=self.long_poll)
                 self._pull_backoff.succeeded()
+                self.failures.succeeded("pull")
                 if self._push_backoff.delay:
                     self._push_wake.set()
                 self.state["pull"] = "ok"
                 if report.pulled:
                     self.replica.note_sync(None)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the same, for pulls
                 if self._stop.is_set():
                     break
                 delay = self._pull_backoff.failed()
                 self.state["pull"] = f"retrying in {delay:.1f}s: {exc}"
-                log.warning("pull failed (%s); retrying in %.1fs", exc, delay)
+                self.failures.failed("pull", exc, delay)
                 if link is not None:
                     link.close()
                     link = None
