@@ -25,6 +25,9 @@ def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:
     """Opens (creating if new) the replica at `path` for `outlet_id`; without an outlet id
     only an existing outlet database is opened (nothing is written into another file)."""
     if outlet_id is None:
+        if path != ":memory:" and not Path(path).exists():
+            raise ConfigError(f"{path} does not exist: a new outlet database needs --outlet "
+                              "(this outlet's id, as registered at HQ)")
         _require_outlet_database(path)
     try:
         db = Database(path, migrations)

@@ -167,6 +167,21 @@ class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
 
 
+class CardRangeExhausted(LoyaltyError):
+    """Every card number of this outlet's range is issued: HQ must give it another range."""
+
+    code = "card_range_exhausted"
+    status = 503
+
+
+class NotReady(LoyaltyError):
+    """A chain outlet that has not completed its first sync with HQ yet (no programme, no
+    card number range): it cannot register customers until then."""
+
+    code = "not_ready"
+    status = 503
+
+
 # --- sync and devices -----------------------------------------------------------------
 
 

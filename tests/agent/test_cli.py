@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from agentkit import LOYALTY, line
+from agentkit import LOYALTY, free_port, line
 
 from agent import customers, gifts, sales
 from agent.outlet import Outlet
@@ -122,3 +122,23 @@ def test_demo_runs_a_day_and_exits_0() -> None:
     done = loyalty("demo", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Points balance" in done.stdout and "Pending events" in done.stdout
+
+
+@pytest.mark.parametrize("url", ["htp:/nowhere", "http://", "hq.example:8700", "ftp://hq"])
+def test_agent_serve_refuses_an_hq_url_that_is_not_http_with_a_host(
+        tmp_path: Path, url: str) -> None:
+    done = loyalty("agent", "serve", "--db", str(tmp_path / "n.db"), "--outlet", "N",
+                   "--hq", url, "--token", "lo_x", "--port", str(free_port()), timeout=20)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [config_error]: ") and "hq" in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert not (tmp_path / "n.db").exists()
+
+
+def test_a_new_database_without_outlet_says_outlet_is_needed(tmp_path: Path) -> None:
+    new = tmp_path / "new.db"
+    done = loyalty("agent", "serve", "--db", str(new), "--port", str(free_port()), timeout=20)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [config_error]: "), done.stderr
+    assert "--outlet" in done.stderr and "not an outlet database" not in done.stderr
+    assert not new.exists()
