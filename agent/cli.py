@@ -129,6 +129,7 @@ def sync(db: str) -> None:
     from agent.progress import Progress
     from agent.replica import get_meta
     from agent.replication import OutletReplica
+    from schema.dblock import DatabaseLock
     from schema.errors import ConfigError
     from sync.client import run_once
     from sync.router import RouterTransport
@@ -145,12 +146,19 @@ def sync(db: str) -> None:
             with Progress("pull") as progress:
                 report = dialer.call(progress=progress.update)
         elif url and token:
+            # the modem link needs no lock: its port is opened exclusively, so a call of the
+            # agent and this one never overlap; a router agent syncs all the time, and two
+            # pullers at once could move the replica's cursor back (docs/operations.md)
+            lock = DatabaseLock(db, "loyalty sync", link="router")
+            lock.acquire(f"the agent syncs this database with HQ by itself: see `loyalty "
+                         f"status --db {db}` (stop the agent to sync by hand)")
             link = RouterTransport(url, token)
             try:
                 with Progress("pull") as progress:
                     report = run_once(OutletReplica(outlet), link, progress=progress.update)
             finally:
                 link.close()
+                lock.release()
         else:
             raise ConfigError(f"{db} has never been served with a link to HQ: nothing to sync with")
     finally:

@@ -79,6 +79,12 @@ class Conflict(LoyaltyError):
     status = 409
 
 
+class DatabaseInUse(Conflict):
+    """Another live process serves this database (schema.dblock): one server per file."""
+
+    code = "database_in_use"
+
+
 class PayloadTooLarge(LoyaltyError):
     code = "payload_too_large"
     status = 413
