@@ -9,21 +9,41 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 import click
 
+from schema.database import storage_error
 from schema.errors import LoyaltyError
 from schema.reports import NAMES as REPORT_NAMES
 
 
 class LoyaltyGroup(click.Group):
+    """Every failure of a command is one `error [code]: message` line and exit status 1:
+    a `LoyaltyError` as it says, a storage fault as `storage_unavailable`, anything else
+    as `internal_error` (a bug) whose traceback is printed before it only under --verbose."""
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except LoyaltyError as exc:
-            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-            ctx.exit(1)
+            fail(ctx, exc)
+        except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback
+            known = storage_error(exc)
+            if known is not None:
+                fail(ctx, known)
+            if ctx.find_root().params.get("verbose"):
+                click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+            fail(ctx, LoyaltyError(f"{type(exc).__name__}: {exc} (run `loyalty --verbose "
+                                   "...` for details)"))
+
+
+def fail(ctx: click.Context, exc: LoyaltyError) -> NoReturn:
+    click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+    ctx.exit(1)
 
 
 @click.group(cls=LoyaltyGroup)

@@ -232,6 +232,15 @@ class ReadError(InvalidRequest):
     code = "read_error"
 
 
+class StorageUnavailable(LoyaltyError):
+    """The database cannot be written or read: disk full, I/O error, read-only file, folder
+    or disk, damaged file (schema.database.storage_error). Nothing was recorded; the
+    message says what a supervisor can do; `context.fault` names the kind."""
+
+    code = "storage_unavailable"
+    status = 503
+
+
 class ConfigError(LoyaltyError):
     code = "config_error"
     status = 500
