@@ -2,13 +2,16 @@
 
 The wire shape of errors, used by both FastAPI apps (agent and HQ). Promises: every refusal has a stable code;
 validation failures are `invalid_request` (422) naming the field; an oversized body is
-`payload_too_large` (413) and is never parsed; an unexpected failure is `internal_error`
-(500) with no internals leaked. Must never: echo secrets or full card numbers.
+`payload_too_large` (413) and is never parsed; a storage fault (disk full, I/O error,
+read-only or damaged database) is `storage_unavailable` (503) saying what to do; an
+unexpected failure is `internal_error` (500) with no internals leaked. Must never: echo
+secrets or full card numbers.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schema.errors import LoyaltyError, PayloadTooLarge
+from schema.database import storage_error
+from schema.errors import LoyaltyError, PayloadTooLarge, describe
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,16 @@ def install(app: FastAPI, max_body: int = MAX_BODY) -> None:
                 413: "payload_too_large"}.get(
             exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(sqlite3.Error)
+    async def storage(_: Request, exc: sqlite3.Error) -> JSONResponse:
+        fault = storage_error(exc)
+        if fault is None:  # wrong SQL, a constraint: a bug
+            log.error("unexpected error", exc_info=exc)
+            return error_response(500, "internal_error", "unexpected error; see the server log")
+        log.warning("storage fault, request refused: %s", describe(fault))
+        fault.message += " (nothing of this request was recorded)"
+        return JSONResponse({"error": fault.to_dict()}, status_code=fault.status)
 
     @app.exception_handler(Exception)
     async def crash(_: Request, exc: Exception) -> JSONResponse:
