@@ -2,13 +2,15 @@
 
 Promises: sync endpoints need an outlet token and act only for that outlet; admin
 endpoints need an admin token and refuse outlet tokens; a pull with `wait` long-polls
-until something changes or the wait runs out, without holding a worker thread.
+until something changes or the wait runs out, without holding a worker thread; a push cut
+off by the line is one warning naming the outlet (it is sent again), not a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from datetime import date
 from typing import Annotated, Any
 
@@ -16,6 +18,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect
 
 from hq import admin, categories, credentials, feed, ingest, invoices, web
 from hq.chain import Chain
@@ -24,6 +27,8 @@ from schema.api import IdentifierStatusIn
 from schema.sync import Hello, PullResponse, PushResponse
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class BanIn(BaseModel):
@@ -79,7 +84,12 @@ def create_app(chain: Chain) -> FastAPI:
     async def push(request: Request, outlet_id: str = Depends(outlet)) -> Response:
         # parsed (once, typed) and applied in a worker thread: a big batch never stalls the
         # event loop and the long polls it serves; the answer is serialised once, here
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # a dropped line: the outlet sends it all again later
+            log.warning("outlet %s hung up in the middle of a push; nothing of it was applied "
+                        "(it pushes again when its line is back)", outlet_id)
+            return Response(status_code=400)
         answer = await run_in_threadpool(ingest.push_json, chain, outlet_id, raw)
         return Response(answer.model_dump_json(), media_type="application/json")
 

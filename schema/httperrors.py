@@ -16,8 +16,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schema.database import storage_error
@@ -56,7 +57,17 @@ def install(app: FastAPI, max_body: int = MAX_BODY) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
                 413: "payload_too_large"}.get(
             exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        answer = error_response(exc.status_code, code, str(exc.detail))
+        answer.headers.update(exc.headers or {})  # 405's Allow, 401's WWW-Authenticate
+        return answer
+
+    @app.exception_handler(ClientDisconnect)
+    async def hung_up(request: Request, _: ClientDisconnect) -> Response:
+        # the client is gone (a bad line, a till switched off): nobody reads an answer,
+        # and it is no failure of ours; one line, no traceback
+        log.info("client hung up before its request arrived whole: %s %s", request.method,
+                 request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(sqlite3.Error)
     async def storage(_: Request, exc: sqlite3.Error) -> JSONResponse:
