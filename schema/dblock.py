@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from schema.errors import DatabaseInUse
+from schema.errors import DatabaseInUse, StorageUnavailable
 
 
 def lock_path(db: str | Path) -> Path:
@@ -74,8 +74,13 @@ class DatabaseLock:
     def acquire(self, hint: str = "stop it first") -> None:
         """Takes the lock at once or raises `DatabaseInUse` naming the holder; `hint` says
         what to do about it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"cannot create {self.path} ({exc.strerror}): the database's folder must be "
+                "writable by the user running loyalty", fault="read_only") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

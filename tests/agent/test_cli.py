@@ -253,3 +253,10 @@ def test_an_unexpected_failure_is_one_line_and_its_traceback_only_under_verbose(
     verbose = CliRunner().invoke(main, ["--verbose", "report", "turnover", "--db", str(busy_db)])
     assert verbose.exit_code == 1 and "Traceback" in verbose.output, verbose.output
     assert verbose.output.splitlines()[-1].startswith("error [internal_error]: ")
+
+
+def test_agent_serve_in_a_read_only_folder_is_one_error_line(busy_db: Path) -> None:
+    with read_only(busy_db.parent):
+        line = one_error_line(loyalty("agent", "serve", "--db", str(busy_db), "--port",
+                                      str(free_port()), timeout=30), "storage_unavailable")
+    assert "folder" in line, line
