@@ -54,7 +54,7 @@ class FailureLog:
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[float, str, int]] = {}  # kind -> (logged at, loop, repeats)
 
-    def failed(self, loop: str, exc: Exception, delay: float) -> None:
+    def failed(self, loop: str, exc: Exception, delay: float | None) -> None:
         kind = str(getattr(exc, "code", type(exc).__name__))
         with self._lock:
             now = self.clock()
@@ -65,7 +65,8 @@ class FailureLog:
             repeats = seen[2] if seen is not None else 0
             self._seen[kind] = (now, loop, 0)
         level = logging.ERROR if isinstance(exc, Unauthorized) else logging.WARNING
-        log.log(level, "%s failed (%s); retrying in %.1fs%s", loop, describe(exc), delay,
+        log.log(level, "%s failed (%s)%s%s", loop, describe(exc),
+                "" if delay is None else f"; retrying in {delay:.1f}s",
                 f" ({repeats} more such failures since the last report)" if repeats else "")
 
     def succeeded(self, loop: str) -> None:
@@ -113,6 +114,14 @@ class RouterLoop:
         for thread in self._threads:
             thread.join(timeout)
 
+    def _note(self, error: str | None) -> None:
+        """Records the outcome in the replica; a replica that cannot be written (a full or
+        read-only disk) must not end the loop that tries to record it."""
+        try:
+            self.replica.note_sync(error)
+        except Exception as exc:  # noqa: BLE001 - the loop outlives its bookkeeping
+            self.failures.failed("recording the sync state", exc, None)
+
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
@@ -138,13 +147,13 @@ class RouterLoop:
                     self._pull_wake.set()
                 self.state["push"] = "ok"
                 if report.pushed or report.duplicates:
-                    self.replica.note_sync(None)
+                    self._note(None)
             except Exception as exc:  # noqa: BLE001 - keep selling whatever went wrong
                 if self._stop.is_set():
                     break
                 delay = self._push_backoff.failed()
                 self.state["push"] = f"retrying in {delay:.1f}s: {exc}"
-                self.replica.note_sync(f"push: {describe(exc)}")
+                self._note(f"push: {describe(exc)}")
                 self.failures.failed("push", exc, delay)
                 if link is not None:
                     link.close()
@@ -172,7 +181,7 @@ class RouterLoop:
                     self._push_wake.set()
                 self.state["pull"] = "ok"
                 if report.pulled:
-                    self.replica.note_sync(None)
+                    self._note(None)
             except Exception as exc:  # noqa: BLE001 - the same, for pulls
                 if self._stop.is_set():
                     break
