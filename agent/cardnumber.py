@@ -10,11 +10,17 @@ reads it and its last digit is a check digit:
     `---------------- in-store prefix ("29": numbers a chain may assign itself)
 
 Two outlets never share a range, and one outlet takes serials from a gap-free local
-counter, so two offline outlets cannot issue the same number. Must never: accept a number
-whose check digit is wrong, or issue past the end of a range.
+counter, so two offline outlets cannot issue the same number. A used-up range is
+`card_range_exhausted` (HQ gives the outlet another range; its serials start after the
+highest this outlet's replica knows in it). Must never: accept a number whose check digit
+is wrong, or issue past the end of a range.
 """
 
 from __future__ import annotations
+
+import sqlite3
+
+from schema.errors import CardRangeExhausted
 
 PREFIX = "29"
 RANGE_DIGITS = 4
@@ -37,10 +43,23 @@ def check_digit(first12: str) -> str:
 def make(card_range: int, serial: int) -> str:
     if not 1 <= card_range <= MAX_RANGE:
         raise CardNumberError(f"card range {card_range} outside 1..{MAX_RANGE}")
-    if not 1 <= serial <= MAX_SERIAL:
-        raise CardNumberError(f"card range {card_range} is exhausted; ask HQ for another range")
+    if serial > MAX_SERIAL:
+        raise CardRangeExhausted(
+            f"every card number of range {card_range} is issued: ask HQ for a new card range "
+            "and restart the agent with --card-range N", card_range=card_range)
+    if serial < 1:
+        raise CardNumberError(f"serial {serial} outside 1..{MAX_SERIAL}")
     body = f"{PREFIX}{card_range:0{RANGE_DIGITS}d}{serial:0{SERIAL_DIGITS}d}"
     return body + check_digit(body)
+
+
+def issued_in(conn: sqlite3.Connection, card_range: int) -> int:
+    """The highest serial of `card_range` among the club cards this replica knows (0 if
+    none): where a range given to this outlet continues."""
+    prefix = f"{PREFIX}{card_range:0{RANGE_DIGITS}d}"
+    row = conn.execute("SELECT MAX(value) FROM identifiers WHERE kind = 'card' AND value >= ? "
+                       "AND value < ?", (prefix, f"{prefix}:")).fetchone()
+    return int(row[0][6:12]) if row[0] and is_valid(row[0]) else 0
 
 
 def is_valid(number: str) -> bool:

@@ -9,21 +9,41 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 import click
 
+from schema.database import storage_error
 from schema.errors import LoyaltyError
 from schema.reports import NAMES as REPORT_NAMES
 
 
 class LoyaltyGroup(click.Group):
+    """Every failure of a command is one `error [code]: message` line and exit status 1:
+    a `LoyaltyError` as it says, a storage fault as `storage_unavailable`, anything else
+    as `internal_error` (a bug) whose traceback is printed before it only under --verbose."""
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except LoyaltyError as exc:
-            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-            ctx.exit(1)
+            fail(ctx, exc)
+        except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback
+            known = storage_error(exc)
+            if known is not None:
+                fail(ctx, known)
+            if ctx.find_root().params.get("verbose"):
+                click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+            fail(ctx, LoyaltyError(f"{type(exc).__name__}: {exc} (run `loyalty --verbose "
+                                   "...` for details)"))
+
+
+def fail(ctx: click.Context, exc: LoyaltyError) -> NoReturn:
+    click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+    ctx.exit(1)
 
 
 @click.group(cls=LoyaltyGroup)
@@ -144,6 +164,7 @@ def sync(db: str) -> None:
     from agent.progress import Progress
     from agent.replica import get_meta
     from agent.replication import OutletReplica
+    from schema.dblock import DatabaseLock
     from schema.errors import ConfigError
     from sync.client import run_once
     from sync.router import RouterTransport
@@ -160,12 +181,19 @@ def sync(db: str) -> None:
             with Progress("pull") as progress:
                 report = dialer.call(progress=progress.update)
         elif url and token:
+            # the modem link needs no lock: its port is opened exclusively, so a call of the
+            # agent and this one never overlap; a router agent syncs all the time, and two
+            # pullers at once could move the replica's cursor back (docs/operations.md)
+            lock = DatabaseLock(db, "loyalty sync", link="router")
+            lock.acquire(f"the agent syncs this database with HQ by itself: see `loyalty "
+                         f"status --db {db}` (stop the agent to sync by hand)")
             link = RouterTransport(url, token)
             try:
                 with Progress("pull") as progress:
                     report = run_once(OutletReplica(outlet), link, progress=progress.update)
             finally:
                 link.close()
+                lock.release()
         else:
             raise ConfigError(f"{db} has never been served with a link to HQ: nothing to sync with")
     finally:

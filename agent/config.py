@@ -1,7 +1,8 @@
 """The agent's configuration file (TOML, `--config`), validated with pydantic.
 
 Options given on the command line win over the file. Promises: an invalid file is a
-`config_error` that names the key and says what is expected. Must never: log the token.
+`config_error` that names the key and says what is expected (HQ's URL must be http or
+https with a host, checked at start rather than at the first sync). Must never: log the token.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schema.errors import ConfigError
 
@@ -53,6 +55,16 @@ class AgentConfig(BaseModel):
     card_range: int | None = Field(None, ge=1, le=9999)
     readers: list[ReaderEntry] = []
     modem: ModemEntry | None = None
+
+    @field_validator("hq")
+    @classmethod
+    def _hq_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not HQ's URL: say http://HOST:PORT or https://HOST")
+        return url
 
     def __repr__(self) -> str:  # the tokens never reach a log line
         return f"AgentConfig(outlet={self.outlet!r}, db={self.db!r}, hq={self.hq!r})"

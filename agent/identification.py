@@ -4,8 +4,8 @@ Promises: an identifier resolves to exactly one customer or to a clear refusal â
 `card_unknown`, `card_banned` (customer banned), `card_blocked`, `card_lost` â€” never to a
 new customer. A PIN, when given, is checked here (`check_pin`): wrong tries are counted and
 lock it after `pin.MAX_FAILURES` (agent.customers.set_pin sets a new one and clears the
-count). A successful identification at a till records a visit (a fact). Works from the
-local replica alone. Must never: log a full card number or a PIN.
+count). A successful identification at a till records a visit (a fact), when it can:
+a storage fault loses the visit, not the answer. Works from the local replica alone. Must never: log a full card number or a PIN.
 
 Below agent.customers: customers stores identifiers through `normalise`, and this module
 imports no other service module (only the outbox, cardnumber and pin, and Outlet as a type).
@@ -13,6 +13,7 @@ imports no other service module (only the outbox, cardnumber and pin, and Outlet
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from agent import cardnumber, outbox
 from agent import pin as pins
 from schema import tallystore
 from schema.customerstore import display_name
+from schema.database import storage_error
 from schema.errors import (
     CardBanned,
     CardBlocked,
@@ -27,12 +29,15 @@ from schema.errors import (
     CardUnknown,
     PinInvalid,
     PinLocked,
+    describe,
     mask_card,
 )
 from schema.events import VisitRecorded
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
+
+log = logging.getLogger(__name__)
 
 # A bare "card" value may be any physical card: try the club number first.
 CARD_KINDS = ("card", "barcode", "magstripe", "smartcard", "key")
@@ -103,13 +108,25 @@ def identify(outlet: Outlet, kind: str, value: str, till_id: str | None = None,
     # Durable like every fact: the pusher may send a visit to HQ right after its commit, and
     # one lost locally in a power cut would leave its sequence number to a later fact that
     # HQ then refuses as seq_reused.
-    with outlet.db.write() as conn:
-        event = outbox.append(conn, outlet.outlet_id, VisitRecorded(
-            customer_id=customer["customer_id"], till_id=till_id, via=kind))
-        conn.execute("INSERT INTO visits (seq, customer_id, till_id, via, at) VALUES (?, ?, ?, ?, ?)",
-                     (event.seq, customer["customer_id"], till_id, kind, event.at))
-        balance = tallystore.points_balance(conn, customer["customer_id"])
-    outlet.committed()
+    try:
+        with outlet.db.write() as conn:
+            event = outbox.append(conn, outlet.outlet_id, VisitRecorded(
+                customer_id=customer["customer_id"], till_id=till_id, via=kind))
+            conn.execute("INSERT INTO visits (seq, customer_id, till_id, via, at) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (event.seq, customer["customer_id"], till_id, kind, event.at))
+            balance = tallystore.points_balance(conn, customer["customer_id"])
+    except sqlite3.Error as exc:
+        # The visit is best-effort: a full or read-only disk must not keep the customer
+        # from being recognised (the transaction rolled back whole; nothing half-written).
+        fault = storage_error(exc)
+        if fault is None:
+            raise
+        log.warning("visit not recorded (the customer was identified): %s", describe(fault))
+        with outlet.db.read() as conn:
+            balance = tallystore.points_balance(conn, customer["customer_id"])
+    else:
+        outlet.committed()
     return {
         "customer_id": customer["customer_id"],
         "display_name": display_name(customer),

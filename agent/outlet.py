@@ -14,11 +14,12 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from agent import cardnumber
 from agent.programme import Programme, seed_defaults
 from agent.quotes import QuoteBook
 from agent.replica import get_meta, meta_in, open_replica, set_meta
 from agent.tills import TillBoard
-from schema.errors import ConfigError, InvalidRequest, OfflineLimitExceeded
+from schema.errors import InvalidRequest, NotReady, OfflineLimitExceeded
 from schema.money import money
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ class Outlet:
         self.db = open_replica(path, outlet_id)
         self.outlet_id = str(get_meta(self.db, "outlet_id"))
         with self.db.write() as conn:
-            if card_range is not None:
+            if card_range is not None and meta_in(conn, "card_range") != str(card_range):
                 set_meta(conn, "card_range", card_range)
+                # serials count per range: a new range starts after what it already issued
+                set_meta(conn, "card_serial", cardnumber.issued_in(conn, card_range))
             if chain:
                 set_meta(conn, "chain", 1)
             elif meta_in(conn, "chain") is None:
@@ -78,8 +81,8 @@ class Outlet:
 
     def require_category(self, category: str, promo: str | None = None) -> None:
         if not self.programme.categories:
-            raise ConfigError("this outlet has no programme yet: it waits for its first sync "
-                              "with HQ (see loyalty status)", outlet=self.outlet_id)
+            raise NotReady("this outlet has no programme yet: it waits for its first sync "
+                           "with HQ (see loyalty status)", outlet=self.outlet_id)
         if category not in self.programme.categories:
             known = ", ".join(sorted(self.programme.categories))
             raise InvalidRequest(f"unknown category {category!r} (known: {known})")
@@ -94,9 +97,9 @@ class Outlet:
         """This outlet's card number range; a chain outlet learns it from HQ's hello."""
         known = meta_in(conn, "card_range")
         if known is None and self.is_chain(conn):
-            raise ConfigError("this outlet has not reached HQ yet, so it has no card number "
-                              "range: wait for the first sync or start it with --card-range",
-                              outlet=self.outlet_id)
+            raise NotReady("this outlet has not reached HQ yet, so it has no card number "
+                           "range: wait for its first sync or start it with --card-range",
+                           outlet=self.outlet_id)
         return int(known or DEFAULT_CARD_RANGE)
 
     # --- offline floor limits (docs/design.md invariant 5) ----------------------------------

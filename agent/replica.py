@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from schema.agent_tables import migrations
-from schema.database import Database
+from schema.database import Database, opening_error
 from schema.errors import ConfigError
 
 MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift")
@@ -25,11 +25,11 @@ def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:
     """Opens (creating if new) the replica at `path` for `outlet_id`; without an outlet id
     only an existing outlet database is opened (nothing is written into another file)."""
     if outlet_id is None:
+        if path != ":memory:" and not Path(path).exists():
+            raise ConfigError(f"{path} does not exist: a new outlet database needs --outlet "
+                              "(this outlet's id, as registered at HQ)")
         _require_outlet_database(path)
-    try:
-        db = Database(path, migrations)
-    except sqlite3.DatabaseError as exc:  # not SQLite at all, unreadable, a directory...
-        raise ConfigError(f"{path} is not an outlet database ({exc})") from exc
+    db = Database(path, migrations)  # refuses what is not SQLite, HQ's file, a read-only one
     known = get_meta(db, "outlet_id")
     if outlet_id and known and outlet_id != known:
         db.close()
@@ -53,8 +53,10 @@ def _require_outlet_database(path: str | Path) -> None:
                                   (migrations.name,)).fetchone()
         finally:
             probe.close()
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"{path} is not an outlet database ({exc})") from exc
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_ERROR):
+            raise ConfigError(f"{path} is not an outlet database") from exc  # no such table
+        raise opening_error(str(path), exc) from exc
     if found is None:
         raise ConfigError(f"{path} is not an outlet database")
 

@@ -3,7 +3,9 @@
 Promises: the till API serves even when HQ is unreachable or a reader is broken; the
 agent refuses to listen beyond loopback without a till token (invariant 8); periodic work
 (the timer-driven push retry, the stuck-queue check, reader health) runs on APScheduler;
-WAL checkpoints run on their own connection, off the till's path. Must never: put network I/O in a till request.
+WAL checkpoints run on their own connection, off the till's path; one agent per database
+(`serve` holds schema.dblock's lock for the process's life). Must never: put network I/O
+in a till request.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from agent.readers import TillReaders
 from agent.replica import set_meta
 from agent.replication import OutletReplica
 from agent.status import outlet_status
+from schema.dblock import DatabaseLock
 from schema.errors import ConfigError
 from sync.dialer import Dialer
 from sync.loop import RouterLoop
@@ -109,7 +112,8 @@ def modem_dialer(outlet: Outlet, entry: ModemEntry, token: str) -> Dialer:
                   window_s=entry.window_minutes * 60)
 
 
-def build(cfg: AgentConfig) -> Agent:
+def check(cfg: AgentConfig) -> str:
+    """Refuses a configuration that cannot serve; the database's path."""
     if not cfg.db:
         raise ConfigError("say where the outlet's database is (--db or db = ... in the config)")
     if cfg.host not in LOOPBACK and not cfg.till_token:
@@ -118,7 +122,12 @@ def build(cfg: AgentConfig) -> Agent:
         raise ConfigError("a chain outlet needs its --token (from `loyalty hq outlet-add`)")
     if cfg.hq and cfg.modem:
         raise ConfigError("choose one link to HQ: hq = URL (router) or [modem]")
-    outlet = Outlet(cfg.db, cfg.outlet, card_range=cfg.card_range,
+    return cfg.db
+
+
+def build(cfg: AgentConfig) -> Agent:
+    db = check(cfg)
+    outlet = Outlet(db, cfg.outlet, card_range=cfg.card_range,
                     chain=bool(cfg.hq or cfg.modem))
     loop = None
     if cfg.hq and cfg.token:
@@ -141,10 +150,17 @@ def build(cfg: AgentConfig) -> Agent:
 
 
 def serve(cfg: AgentConfig) -> None:
-    agent = build(cfg)
-    agent.start()
-    log.info("outlet %s serving the till API on %s:%s", agent.outlet.outlet_id, cfg.host, cfg.port)
-    try:
-        serving.run(agent.app, cfg.host, cfg.port)
-    finally:
-        agent.stop()
+    """Serves until stopped, holding the database's lock all along (one agent per database,
+    schema.dblock): taken before the database is opened, dropped by the kernel at exit."""
+    link = "router" if cfg.hq else "modem" if cfg.modem else None
+    lock = DatabaseLock(check(cfg), "loyalty agent serve", f"{cfg.host}:{cfg.port}", link)
+    with lock.held("one agent per database: stop that one first, or give this one its own "
+                   "database"):
+        agent = build(cfg)
+        agent.start()
+        log.info("outlet %s serving the till API on %s:%s", agent.outlet.outlet_id, cfg.host,
+                 cfg.port)
+        try:
+            serving.run(agent.app, cfg.host, cfg.port)
+        finally:
+            agent.stop()

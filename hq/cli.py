@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from hq.chain import Chain, MasterSeed
+from schema.dblock import DatabaseLock
 
 SeedProvider = Callable[[], MasterSeed]
 
@@ -52,21 +53,23 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         # Ingest allocates many short-lived objects: the default GC thresholds cost 15-20 %
         # of HQ's CPU per event (measured by bench/sync.py); collect less often.
         gc.set_threshold(20_000, 50, 50)
-        the_chain = chain(db)
-        the_chain.clock_tolerance_s = clock_tolerance
-        scheduler = schedule.start(the_chain)
-        the_chain.db.start_checkpointer()
-        init = tuple(c.strip() for c in modem_init.split(";") if c.strip())
-        bank = ModemBank(the_chain, [LineSettings(m, init, modem_guard) for m in modems])
-        bank.start()
-        click.echo(f"HQ serving {db} on http://{host}:{port} (epoch {the_chain.epoch}); "
-                   f"{len(modems)} modem line(s)", err=True)
-        try:
-            serving.run(create_app(the_chain), host, port, on_exit=the_chain.waiters.close)
-        finally:
-            bank.stop()
-            scheduler.shutdown(wait=False)
-            the_chain.close()
+        lock = DatabaseLock(db, "loyalty hq serve", f"{host}:{port}")
+        with lock.held("one HQ per database: stop that one first"):  # for the process's life
+            the_chain = chain(db)
+            the_chain.clock_tolerance_s = clock_tolerance
+            scheduler = schedule.start(the_chain)
+            the_chain.db.start_checkpointer()
+            init = tuple(c.strip() for c in modem_init.split(";") if c.strip())
+            bank = ModemBank(the_chain, [LineSettings(m, init, modem_guard) for m in modems])
+            bank.start()
+            click.echo(f"HQ serving {db} on http://{host}:{port} (epoch {the_chain.epoch}); "
+                       f"{len(modems)} modem line(s)", err=True)
+            try:
+                serving.run(create_app(the_chain), host, port, on_exit=the_chain.waiters.close)
+            finally:
+                bank.stop()
+                scheduler.shutdown(wait=False)
+                the_chain.close()
 
     @hq.command("outlet-add")
     @click.option("--db", required=True)
@@ -212,7 +215,10 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
     def restore_epoch(db: str) -> None:
         """After restoring HQ's database from a backup: start a new epoch so every outlet
         re-sends what the backup lacks and re-pulls."""
-        epoch = chain(db).restore_epoch()
+        # a serving HQ keeps announcing the epoch it read at start: restore only while stopped
+        with DatabaseLock(db, "loyalty hq restore-epoch").held(
+                "stop HQ before restoring its database (docs/operations.md, Backups)"):
+            epoch = chain(db).restore_epoch()
         click.echo(f"new epoch {epoch}")
 
     @hq.command("staff-add")

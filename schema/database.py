@@ -6,13 +6,26 @@ at open. One `Database` owns one write connection; `write()` serialises writers 
 process with a lock and takes SQLite's write lock up front (`BEGIN IMMEDIATE`) so two
 processes on the same file queue instead of failing half-way. Must never: open a second
 write connection to the same file in the same process, or commit part of a `write()` block.
+
+Faults: opening refuses, with a `LoyaltyError` naming the file, what is not a SQLite file,
+the other side's database (HQ's given to an agent, an outlet's given to HQ: nothing is
+written into it), and a file or folder it cannot write; at any time a storage fault (disk
+full, I/O error, read-only, damaged) is told apart from a bug by `storage_error`.
+
+Secrets at rest: an outlet's database holds its HQ token, HQ's holds token hashes. A new
+database is created readable by its owner only (0600, whatever the umask); SQLite gives its
+-wal and -shm files the main file's mode. An existing file others may read (group/other
+bits) is tightened to owner-only on open, with a warning (a warning only when this user
+does not own it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +34,125 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from schema.errors import ConfigError, StorageUnavailable
+
 BUSY_TIMEOUT_MS = 10_000
+PRIVATE = 0o600
+
+log = logging.getLogger(__name__)
+
+
+# The databases by migration set, to name them when one is given for the other.
+KINDS = {"loyalty-agent": "an outlet database", "loyalty-hq": "HQ's database"}
+
+# SQLite's primary result codes that are storage faults, not bugs:
+# code -> (fault, what happened to {where}, what a person can do about it)
+FAULTS = {
+    13: ("disk_full", "the disk holding {where} is full", "free space on it, then try again"),
+    10: ("io_error", "the disk holding {where} reported an I/O error",
+         "check the disk (the system log says more), then restart the service"),
+    15: ("io_error", "{where} could not be locked (I/O error)",
+         "check the disk, then restart the service"),
+    22: ("io_error", "{where} outgrew what this filesystem can hold",
+         "move it to another disk"),
+    8: ("read_only", "{where} cannot be written (read-only file, folder or disk)",
+        "give the user running loyalty write access to it and its folder"),
+    3: ("read_only", "{where} cannot be written (access denied)",
+        "give the user running loyalty write access to it and its folder"),
+    14: ("cannot_open", "{where} cannot be opened",
+         ("check that it and its folder exist and that the user running loyalty may read and "
+          "write both (SQLite keeps -wal and -shm files beside the database)")),
+    5: ("busy", "{where} is busy: another program holds a long write on it",
+        "try again in a moment"),
+    6: ("busy", "{where} is locked by another connection", "try again in a moment"),
+    11: ("damaged", "{where} is damaged",
+         "stop the service and restore the database from a backup (docs/operations.md)"),
+    26: ("damaged", "{where} is damaged or not a database",
+         "stop the service and restore the database from a backup (docs/operations.md)"),
+}
+
+
+def storage_error(exc: BaseException, where: str = "the database") -> StorageUnavailable | None:
+    """The storage fault behind a SQLite error, said so a person can act; None when the
+    error is not one (a bug: wrong SQL, a constraint)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None or code & 0xFF not in FAULTS:
+        return None
+    fault, what, todo = FAULTS[code & 0xFF]
+    return StorageUnavailable(f"{what.format(where=where)}: {todo}", fault=fault)
+
+
+def opening_error(path: str, exc: sqlite3.Error) -> Exception:
+    """Why `path` cannot be opened as a database, for the person who named it."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+        return ConfigError(f"{path} is not a SQLite database: check the --db path")
+    return storage_error(exc, where=path) or ConfigError(f"cannot open {path}: {exc}")
+
+
+def _os_error(path: str, exc: OSError, doing: str) -> StorageUnavailable:
+    return StorageUnavailable(
+        f"{path} cannot be {doing} ({exc.strerror}): give the user running loyalty write access "
+        "to it and its folder (SQLite keeps -wal and -shm files beside the database)",
+        fault="read_only")
+
+
+def create_private(path: str) -> None:
+    """Creates `path` owner-only if it does not exist yet (see the module's promise)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise _os_error(path, exc, "created") from exc
+
+
+def require_writable(path: str) -> None:
+    """Refuses a file this process cannot open for writing, as SQLite would silently open
+    it read-only (EACCES; EROFS on a read-only disk; EPERM for an immutable file, even for
+    root)."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CLOEXEC))
+    except OSError as exc:
+        raise _os_error(path, exc, "written") from exc
+
+
+def tighten(path: str) -> None:
+    """Makes `path` and its -wal/-shm owner-only if others may read them, with a warning."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            info = os.stat(name)
+        except FileNotFoundError:
+            continue
+        wide = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISREG(info.st_mode) or not wide & 0o077:
+            continue
+        try:
+            os.chmod(name, wide & 0o700)
+        except PermissionError:
+            log.warning("%s is readable by other users (mode %o) and holds secrets; this user "
+                        "cannot change that: have its owner run chmod 600 on it", name, wide)
+        else:
+            log.warning("%s was readable by other users (mode %o) and holds secrets: now %o",
+                        name, wide, wide & 0o700)
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: str, mine: str) -> None:
+    """Refuses a database that has tables but not our migrations: the other side's, or
+    another program's (our migrations would be written into it)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return
+    sets: set[str] = set()
+    if "_sqlite_migrations" in tables:
+        sets = {r[0] for r in conn.execute("SELECT DISTINCT migration_set FROM _sqlite_migrations")}
+    if mine in sets:
+        return
+    wanted = KINDS.get(mine, mine)
+    other = next((KINDS[s] for s in sorted(sets) if s in KINDS), None)
+    if other is not None:
+        raise ConfigError(f"{path} is {other}, not {wanted}: check the --db path")
+    raise ConfigError(f"{path} is another program's SQLite database, not {wanted}: check the "
+                      "--db path")
 
 
 class Database:
@@ -29,22 +160,38 @@ class Database:
 
     def __init__(self, path: str | Path, migrations: Migrations) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        on_disk = self.path != ":memory:"
+        if on_disk:
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _os_error(str(Path(self.path).parent), exc, "created") from exc
+            create_private(self.path)
+            require_writable(self.path)
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
-        self._lock = threading.RLock()
-        self._closing = threading.Event()
-        self._checkpointer: threading.Thread | None = None
-        with self._lock:
-            migrations.apply(self.db)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _refuse_foreign(conn, self.path, migrations.name)  # before anything is written
+            if on_disk:
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.conn = conn
+            self.db = sqlite_utils.Database(conn, execute_plugins=False)
+            self._lock = threading.RLock()
+            self._closing = threading.Event()
+            self._checkpointer: threading.Thread | None = None
+            with self._lock:
+                migrations.apply(self.db)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise opening_error(self.path, exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        if on_disk:
+            tighten(self.path)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -56,11 +203,14 @@ class Database:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
+                self.conn.execute("COMMIT")
             except BaseException:
+                # a failed COMMIT (disk full, I/O error) may leave the transaction open:
+                # the next write() would join it and never commit
                 if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -49,6 +49,16 @@ class LoyaltyError(Exception):
         return f"{self.code}: {self.message}" + (f" ({extra})" if extra else "")
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a log or a stored status: `code: message (context)`, the code once.
+
+    A `LoyaltyError` already says its code (`__str__`); anything else is named by its type.
+    Callers must not prepend the code themselves (that printed it twice)."""
+    if isinstance(exc, LoyaltyError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 class InvalidRequest(LoyaltyError):
     code = "invalid_request"
     status = 422
@@ -72,6 +82,12 @@ class NotFound(LoyaltyError):
 class Conflict(LoyaltyError):
     code = "conflict"
     status = 409
+
+
+class DatabaseInUse(Conflict):
+    """Another live process serves this database (schema.dblock): one server per file."""
+
+    code = "database_in_use"
 
 
 class PayloadTooLarge(LoyaltyError):
@@ -169,6 +185,21 @@ class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
 
 
+class CardRangeExhausted(LoyaltyError):
+    """Every card number of this outlet's range is issued: HQ must give it another range."""
+
+    code = "card_range_exhausted"
+    status = 503
+
+
+class NotReady(LoyaltyError):
+    """A chain outlet that has not completed its first sync with HQ yet (no programme, no
+    card number range): it cannot register customers until then."""
+
+    code = "not_ready"
+    status = 503
+
+
 # --- sync and devices -----------------------------------------------------------------
 
 
@@ -211,6 +242,15 @@ class ReadError(InvalidRequest):
     """A card read that cannot be parsed: a garbled swipe, a bad check digit."""
 
     code = "read_error"
+
+
+class StorageUnavailable(LoyaltyError):
+    """The database cannot be written or read: disk full, I/O error, read-only file, folder
+    or disk, damaged file (schema.database.storage_error). Nothing was recorded; the
+    message says what a supervisor can do; `context.fault` names the kind."""
+
+    code = "storage_unavailable"
+    status = 503
 
 
 class ConfigError(LoyaltyError):

@@ -39,6 +39,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from schema.database import storage_error
 from schema.errors import InvalidRequest, NotFound, mask_card
 from schema.money import hundredths, money
 
@@ -96,12 +97,19 @@ def connect(path: str | Path) -> sqlite3.Connection:
     if not Path(path).is_file():
         raise NotFound(f"no database at {path}: give the path of HQ's or an outlet's database")
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=10000")
-    conn.execute("PRAGMA query_only=ON")
-    # Reports read much of the file: a big page cache and memory-mapped reads (read-only
-    # use, so mmap cannot corrupt anything) keep index lookups out of system calls.
-    conn.execute("PRAGMA cache_size=-262144")
-    conn.execute("PRAGMA mmap_size=4294967296")
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA query_only=ON")
+        # Reports read much of the file: a big page cache and memory-mapped reads (read-only
+        # use, so mmap cannot corrupt anything) keep index lookups out of system calls.
+        conn.execute("PRAGMA cache_size=-262144")
+        conn.execute("PRAGMA mmap_size=4294967296")
+    except sqlite3.Error as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            raise InvalidRequest(f"{path} is not a loyalty database (not even SQLite): check "
+                                 "the --db path") from exc
+        raise storage_error(exc, where=str(path)) or exc
     return conn
 
 

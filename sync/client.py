@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from schema.errors import SeqReused, SyncError
+from schema.errors import SeqReused, SyncError, describe
 from schema.events import Event
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync.transport import Transport
@@ -153,7 +153,7 @@ def run_once(replica: Replica, link: Transport, progress: Progress | None = None
         pull_new(replica, link, report, progress=progress)
         report.pending_after = len(replica.pending(1))
     except Exception as exc:
-        replica.note_sync(f"{getattr(exc, 'code', type(exc).__name__)}: {exc}")
+        replica.note_sync(describe(exc))
         raise
     replica.note_sync(None)
     return report

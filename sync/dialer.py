@@ -24,7 +24,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from schema.errors import ConfigError, LoyaltyError
+from schema.errors import ConfigError, LoyaltyError, describe
 from schema.events import utc_now
 from sync.client import PassReport, Progress, Replica, run_once
 from sync.hayes import ModemError
@@ -107,7 +107,7 @@ class Dialer:
             self._note(started, "ok", link, report)
             return report
         except Exception as exc:
-            self._note(started, f"{getattr(exc, 'code', type(exc).__name__)}: {exc}", link, None)
+            self._note(started, describe(exc), link, None)
             raise
         finally:
             if link is not None:

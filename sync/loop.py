@@ -8,20 +8,26 @@ Two threads beside the till, never in its path (invariant 3):
   under a second, and re-checks HQ's epoch with a hello after every failure.
 When HQ is unreachable each loop backs off exponentially up to `max_backoff` (10 s) and
 keeps retrying; the till keeps selling; whichever loop reaches HQ again first wakes the
-other. Must never: raise into the caller, or spin without waiting after a failure.
+other. A failure is logged when it first happens and then at most every `LOG_AGAIN_S`
+while it repeats (a refused token, HQ down for a day: one line, not one per retry).
+Must never: raise into the caller, or spin without waiting after a failure.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from schema.errors import Unauthorized, describe
 from sync.client import PassReport, Replica, greet, pull_new, push_pending
 from sync.transport import Transport
 
 log = logging.getLogger(__name__)
+
+LOG_AGAIN_S = 600.0
 
 
 class Backoff:
@@ -34,6 +40,39 @@ class Backoff:
 
     def succeeded(self) -> None:
         self.delay = 0.0
+
+
+class FailureLog:
+    """Logs a failure of one loop when it is new, then at most every `every` seconds while
+    failures of the same kind (code) repeat; shared by both loops, so a refusal both meet is
+    one line. A loop's success forgets the kinds it was the last to meet."""
+
+    def __init__(self, every: float = LOG_AGAIN_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, str, int]] = {}  # kind -> (logged at, loop, repeats)
+
+    def failed(self, loop: str, exc: Exception, delay: float | None) -> None:
+        kind = str(getattr(exc, "code", type(exc).__name__))
+        with self._lock:
+            now = self.clock()
+            seen = self._seen.get(kind)
+            if seen is not None and now - seen[0] < self.every:
+                self._seen[kind] = (seen[0], loop, seen[2] + 1)
+                return
+            repeats = seen[2] if seen is not None else 0
+            self._seen[kind] = (now, loop, 0)
+        level = logging.ERROR if isinstance(exc, Unauthorized) else logging.WARNING
+        log.log(level, "%s failed (%s)%s%s", loop, describe(exc),
+                "" if delay is None else f"; retrying in {delay:.1f}s",
+                f" ({repeats} more such failures since the last report)" if repeats else "")
+
+    def succeeded(self, loop: str) -> None:
+        with self._lock:
+            for kind in [k for k, (_, owner, _) in self._seen.items() if owner == loop]:
+                del self._seen[kind]
 
 
 class RouterLoop:
@@ -52,6 +91,7 @@ class RouterLoop:
         self._push_backoff = Backoff(cap=max_backoff)
         self._pull_backoff = Backoff(cap=max_backoff)
         self._threads: list[threading.Thread] = []
+        self.failures = FailureLog()
         self.state: dict[str, Any] = {"push": "starting", "pull": "starting"}
 
     def start(self) -> None:
@@ -74,6 +114,14 @@ class RouterLoop:
         for thread in self._threads:
             thread.join(timeout)
 
+    def _note(self, error: str | None) -> None:
+        """Records the outcome in the replica; a replica that cannot be written (a full or
+        read-only disk) must not end the loop that tries to record it."""
+        try:
+            self.replica.note_sync(error)
+        except Exception as exc:  # noqa: BLE001 - the loop outlives its bookkeeping
+            self.failures.failed("recording the sync state", exc, None)
+
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
@@ -94,11 +142,12 @@ class RouterLoop:
                 report = PassReport()
                 push_pending(self.replica, link, report)
                 self._push_backoff.succeeded()
+                self.failures.succeeded("push")
                 if self._pull_backoff.delay:
                     self._pull_wake.set()
                 self.state["push"] = "ok"
                 if report.pushed or report.duplicates:
-                    self.replica.note_sync(None)
+                    self._note(None)
             # The pusher must outlive any failure (HQ down, a bug in one batch): the till keeps
             # selling and the queue is retried with back-off, so catching everything is the point.
             except Exception as exc:  # noqa: BLE001 - this thread must never die
@@ -106,8 +155,8 @@ class RouterLoop:
                     break
                 delay = self._push_backoff.failed()
                 self.state["push"] = f"retrying in {delay:.1f}s: {exc}"
-                self.replica.note_sync(f"push: {getattr(exc, 'code', type(exc).__name__)}: {exc}")
-                log.warning("push failed (%s); retrying in %.1fs", exc, delay)
+                self._note(f"push: {describe(exc)}")
+                self.failures.failed("push", exc, delay)
                 if link is not None:
                     link.close()
                     link = None
@@ -129,18 +178,19 @@ class RouterLoop:
                 report = PassReport()
                 pull_new(self.replica, link, report, wait=self.long_poll)
                 self._pull_backoff.succeeded()
+                self.failures.succeeded("pull")
                 if self._push_backoff.delay:
                     self._push_wake.set()
                 self.state["pull"] = "ok"
                 if report.pulled:
-                    self.replica.note_sync(None)
+                    self._note(None)
             # Same for the puller: whatever fails, back off and pull again; never die.
             except Exception as exc:  # noqa: BLE001 - this thread must never die
                 if self._stop.is_set():
                     break
                 delay = self._pull_backoff.failed()
                 self.state["pull"] = f"retrying in {delay:.1f}s: {exc}"
-                log.warning("pull failed (%s); retrying in %.1fs", exc, delay)
+                self.failures.failed("pull", exc, delay)
                 if link is not None:
                     link.close()
                     link = None

@@ -24,8 +24,7 @@ from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync.compression import decode_message, encode_message
 from sync.hayes import HayesModem, ModemError
 from sync.modemchannel import ChannelConfig, ChannelError, ModemChannel
-from sync.router import CODES
-from sync.transport import LinkDown, with_clock
+from sync.transport import LinkDown, refusal, with_clock
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +93,8 @@ class ModemTransport:
             self.stats.bytes_sent = self._channel.stats.bytes_sent
             self.stats.bytes_received = self._channel.stats.bytes_received
         if "error" in reply:
-            code, text = reply["error"]["code"], reply["error"]["message"]
-            refusal = CODES.get(code, errors.SyncError)(text, **(reply["error"].get("context") or {}))
-            refusal.code = code
-            raise refusal
+            raise refusal(reply["error"]["code"], reply["error"]["message"],
+                          reply["error"].get("context"))
         return reply["ok"]
 
     def hello(self) -> Hello:

@@ -16,13 +16,7 @@ from pydantic import ValidationError
 from schema import errors
 from schema.events import utc_now
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
-from sync.transport import LinkDown, with_clock
-
-CODES: dict[str, type[errors.LoyaltyError]] = {
-    cls.code: cls
-    for cls in vars(errors).values()
-    if isinstance(cls, type) and issubclass(cls, errors.LoyaltyError)
-}
+from sync.transport import LinkDown, refusal, with_clock
 
 
 class RouterTransport:
@@ -106,7 +100,4 @@ def _refusal(answer: requests.Response) -> errors.LoyaltyError:
         context = dict(error.get("context") or {})
     except (ValueError, KeyError, TypeError, AttributeError):
         code, message = "sync_failed", f"HQ answered {answer.status_code}"
-    cls = CODES.get(code, errors.SyncError)
-    exc = cls(message, **context)
-    exc.code = code
-    return exc
+    return refusal(code, message, context)

@@ -5,13 +5,16 @@ validation failures are `invalid_request` (422) naming the field and saying what
 (`lines.0.unit_price: expected an integer amount in cents, got a string`), including a body
 that is not UTF-8, not JSON (with its line and column) or sent without
 `Content-Type: application/json`; an oversized body is `payload_too_large` (413) and is never
-parsed; an unexpected failure is `internal_error` (500) with no internals leaked. Must never:
+parsed; a storage fault (disk full, I/O error, read-only or damaged database) is
+`storage_unavailable` (503) saying what to do; an unexpected failure is `internal_error`
+(500) with no internals leaked. Must never:
 echo secrets or full card numbers (a validation message names the type sent, never the value).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -21,9 +24,12 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schema import errors
 from schema.api import PATTERN_MEANING, json_kind
+from schema.database import storage_error
 from schema.errors import LoyaltyError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
@@ -194,7 +200,27 @@ def install(app: FastAPI, max_body: int = MAX_BODY) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
                 413: "payload_too_large"}.get(
             exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        answer = error_response(exc.status_code, code, str(exc.detail))
+        answer.headers.update(exc.headers or {})  # 405's Allow, 401's WWW-Authenticate
+        return answer
+
+    @app.exception_handler(ClientDisconnect)
+    async def hung_up(request: Request, _: ClientDisconnect) -> Response:
+        # the client is gone (a bad line, a till switched off): nobody reads an answer,
+        # and it is no failure of ours; one line, no traceback
+        log.info("client hung up before its request arrived whole: %s %s", request.method,
+                 request.url.path)
+        return Response(status_code=400)
+
+    @app.exception_handler(sqlite3.Error)
+    async def storage(_: Request, exc: sqlite3.Error) -> JSONResponse:
+        fault = storage_error(exc)
+        if fault is None:  # wrong SQL, a constraint: a bug
+            log.error("unexpected error", exc_info=exc)
+            return error_response(500, "internal_error", "unexpected error; see the server log")
+        log.warning("storage fault, request refused: %s", errors.describe(fault))
+        fault.message += " (nothing of this request was recorded)"
+        return JSONResponse({"error": fault.to_dict()}, status_code=fault.status)
 
     @app.exception_handler(Exception)
     async def crash(_: Request, exc: Exception) -> JSONResponse:

@@ -4,18 +4,21 @@ Promises: each acts only for the outlet its token names; answers are rendered on
 feed and ingest (`answer_json`, `pull_json`) and sent as those bytes, documented by their
 models (Hello, PushResponse, PullResponse); a big push is parsed and applied in a worker
 thread, so it never stalls the event loop; a pull with `wait` long-polls until something
-changes or the wait runs out, without holding a worker thread.
+changes or the wait runs out, without holding a worker thread; a push cut off by the line
+is one warning naming the outlet (it is sent again), not a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from hq import feed, ingest
 from hq.api import auth
@@ -23,6 +26,8 @@ from hq.chain import Chain
 from schema.errors import OutletMismatch, PayloadTooLarge, ProtocolError, SeqReused, SyncGap
 from schema.sync import Hello, PullResponse, PushResponse, answer_json
 from web import httperrors
+
+log = logging.getLogger(__name__)
 
 MAX_PUSH_BYTES = 8 * 1024 * 1024
 EXTERNAL_CHECK_S = 1.0  # how often a waiting pull looks for changes made by another process
@@ -58,7 +63,12 @@ def router(chain: Chain) -> APIRouter:
     async def push(request: Request, outlet_id: str = Depends(outlet)) -> Response:
         # parsed (once, typed) and applied in a worker thread: a big batch never stalls the
         # event loop and the long polls it serves; the answer is serialised once, here
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # a dropped line: the outlet sends it all again later
+            log.warning("outlet %s hung up in the middle of a push; nothing of it was applied "
+                        "(it pushes again when its line is back)", outlet_id)
+            return Response(status_code=400)
         answer = await run_in_threadpool(ingest.push_json, chain, outlet_id, raw)
         return Response(answer_json(answer), media_type="application/json")
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from agent import cardnumber
 from agent.cardnumber import CardNumberError, check_digit, is_valid, make, parse
+from schema.errors import CardRangeExhausted
 
 ranges = st.integers(1, cardnumber.MAX_RANGE)
 serials = st.integers(1, cardnumber.MAX_SERIAL)
@@ -55,12 +56,14 @@ def test_outlets_issuing_offline_at_once_never_collide(outlet_ranges: list[int],
 
 
 @pytest.mark.parametrize("card_range, serial", [
-    (0, 1), (cardnumber.MAX_RANGE + 1, 1), (1, 0), (1, cardnumber.MAX_SERIAL + 1), (-1, 5),
+    (0, 1), (cardnumber.MAX_RANGE + 1, 1), (1, 0), (-1, 5),
 ])
 def test_numbers_outside_the_range_or_past_its_end_are_refused(card_range: int,
                                                              serial: int) -> None:
     with pytest.raises(CardNumberError):
         make(card_range, serial)
+    with pytest.raises(CardRangeExhausted, match="ask HQ for a new card range"):
+        make(1, cardnumber.MAX_SERIAL + 1)
 
 
 @pytest.mark.parametrize("text", [

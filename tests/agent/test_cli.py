@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from agentkit import LOYALTY, line
+from agentkit import LOYALTY, free_port, line
 
 from agent import customers, gifts, sales
 from agent.outlet import Outlet
@@ -216,3 +218,138 @@ def test_report_on_a_missing_database_file_is_not_found(tmp_path: Path) -> None:
     assert done.stderr.startswith("error [not_found]: "), done.stderr
     assert "no-such.db" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "no-such.db").exists(), "a report never creates a database"
+
+
+@pytest.mark.parametrize("url", ["htp:/nowhere", "http://", "hq.example:8700", "ftp://hq"])
+def test_agent_serve_refuses_an_hq_url_that_is_not_http_with_a_host(
+        tmp_path: Path, url: str) -> None:
+    done = loyalty("agent", "serve", "--db", str(tmp_path / "n.db"), "--outlet", "N",
+                   "--hq", url, "--token", "lo_x", "--port", str(free_port()), timeout=20)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [config_error]: ") and "hq" in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert not (tmp_path / "n.db").exists()
+
+
+def test_a_new_database_without_outlet_says_outlet_is_needed(tmp_path: Path) -> None:
+    new = tmp_path / "new.db"
+    done = loyalty("agent", "serve", "--db", str(new), "--port", str(free_port()), timeout=20)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [config_error]: "), done.stderr
+    assert "--outlet" in done.stderr and "not an outlet database" not in done.stderr
+    assert not new.exists()
+
+
+# --- every failure is one `error [code]: message` line, never a traceback -------------
+def one_error_line(done: subprocess.CompletedProcess[str], code: str) -> str:
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error [{code}]: "), done.stderr
+    return lines[0]
+
+
+def tables(path: Path) -> set[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+def test_a_report_on_a_file_that_is_not_a_database_is_one_error_line(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("milk, bread, eggs\n" * 20)
+    line = one_error_line(loyalty("report", "turnover", "--db", str(notes)), "invalid_request")
+    assert "notes.txt" in line and "not a" in line
+
+
+@pytest.mark.parametrize("command", [["hq", "outlet-add", "SOUTH"], ["hq", "serve"],
+                                     ["hq", "outlets"], ["hq", "admin-token"]])
+def test_hq_commands_on_an_outlet_database_refuse_it_and_change_nothing(
+        busy_db: Path, command: list[str]) -> None:
+    before = tables(busy_db), busy_db.read_bytes()
+    args = [*command[:2], "--db", str(busy_db), *command[2:]]
+    if command[1] == "serve":
+        args += ["--port", str(free_port())]
+    line = one_error_line(loyalty(*args, timeout=30), "config_error")
+    assert "outlet database" in line and "HQ" in line, line
+    assert (tables(busy_db), busy_db.read_bytes()) == before
+
+
+def test_an_agent_on_hqs_database_refuses_it(tmp_path: Path) -> None:
+    hq_db = tmp_path / "hq.db"
+    assert loyalty("hq", "outlet-add", "--db", str(hq_db), "NORTH").returncode == 0
+    before = tables(hq_db)
+    line = one_error_line(loyalty("agent", "serve", "--db", str(hq_db), "--outlet", "NORTH",
+                                  "--port", str(free_port()), timeout=30), "config_error")
+    assert "HQ's database" in line and "outlet" in line, line
+    assert tables(hq_db) == before
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Really read-only for this user: chmod for an ordinary user; for root (who ignores
+    modes) the immutable attribute, which even root cannot write through."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("no immutable attribute on this filesystem (chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.mark.parametrize("command", [["agent", "serve", "--port", "0"], ["status"], ["sync"]])
+def test_a_read_only_outlet_database_is_called_read_only(busy_db: Path,
+                                                         command: list[str]) -> None:
+    args = [*command[:2], "--db", str(busy_db), *command[2:]] if command[0] == "agent" \
+        else [command[0], "--db", str(busy_db)]
+    with read_only(busy_db):
+        line = one_error_line(loyalty(*args, timeout=30), "storage_unavailable")
+    assert "not an outlet database" not in line
+    assert "cannot be written" in line and "busy.db" in line, line
+
+
+def test_an_outlet_database_in_a_read_only_folder_says_so(busy_db: Path) -> None:
+    with read_only(busy_db.parent):
+        line = one_error_line(loyalty("status", "--db", str(busy_db)), "storage_unavailable")
+    assert "not an outlet database" not in line and "folder" in line, line
+
+
+def test_an_unexpected_failure_is_one_line_and_its_traceback_only_under_verbose(
+        busy_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from agent.cli import main
+    from schema import reports
+
+    def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError("the report engine broke")
+
+    monkeypatch.setattr(reports, "run", broken)
+    done = CliRunner().invoke(main, ["report", "turnover", "--db", str(busy_db)])
+    assert done.exit_code == 1, done.output
+    assert done.output.splitlines() == [(
+        "error [internal_error]: RuntimeError: the report engine broke "
+        "(run `loyalty --verbose ...` for details)")], done.output
+    verbose = CliRunner().invoke(main, ["--verbose", "report", "turnover", "--db", str(busy_db)])
+    assert verbose.exit_code == 1 and "Traceback" in verbose.output, verbose.output
+    assert verbose.output.splitlines()[-1].startswith("error [internal_error]: ")
+
+
+def test_agent_serve_in_a_read_only_folder_is_one_error_line(busy_db: Path) -> None:
+    with read_only(busy_db.parent):
+        line = one_error_line(loyalty("agent", "serve", "--db", str(busy_db), "--port",
+                                      str(free_port()), timeout=30), "storage_unavailable")
+    assert "folder" in line, line

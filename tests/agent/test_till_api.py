@@ -102,7 +102,9 @@ def test_status_pending_events_counts_new_facts(till: Till) -> None:
 
 def test_unknown_path_and_wrong_method_have_the_error_shape(till: Till) -> None:
     expect_error(till.get("/v1/nothing-here"), 404, "not_found")
-    expect_error(till.request("DELETE", "/v1/sales"), 405, "method_not_allowed")
+    wrong = till.request("DELETE", "/v1/sales")
+    expect_error(wrong, 405, "method_not_allowed")
+    assert wrong.headers.get("Allow") == "POST", dict(wrong.headers)  # what would do
 
 
 # --- customers -------------------------------------------------------------------------
