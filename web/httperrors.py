@@ -65,15 +65,16 @@ def error_responses(*errors: type[LoyaltyError],
     by_status: dict[int, dict[str, type[LoyaltyError]]] = defaultdict(dict)
     for error in (LoyaltyError, *((InvalidRequest,) if invalid else ()), *errors):
         by_status[error.status].setdefault(error.code, error)
-    return {status: _documented(status, codes) for status, codes in sorted(by_status.items())}
+    return {status: {"model": ErrorBody, **_documented(status, codes)}
+            for status, codes in sorted(by_status.items())}
 
 
 def _documented(status: int, codes: Mapping[str, type[LoyaltyError]]) -> dict[str, Any]:
+    """The OpenAPI response for `status` but its schema: the codes, one example each."""
     examples = {code: {"summary": _summary(error),
                        "value": {"error": {"code": code, "message": _summary(error)}}}
                 for code, error in sorted(codes.items())}
-    return {"model": ErrorBody,
-            "description": f"{http.HTTPStatus(status).phrase}: "
+    return {"description": f"{http.HTTPStatus(status).phrase}: "
                            + ", ".join(f"`{code}`" for code in sorted(codes)),
             "content": {"application/json": {"examples": examples}}}
 
@@ -112,7 +113,6 @@ def _real_422s(app: FastAPI) -> Callable[[], dict[str, Any]]:
                     answers["422"] = _documented(422, {"invalid_request": InvalidRequest})
                     answers["422"]["content"]["application/json"]["schema"] = {
                         "$ref": REF + "ErrorBody"}
-                    del answers["422"]["model"]
                     _add_error_body(schemas)
                 else:
                     del answers["422"]
