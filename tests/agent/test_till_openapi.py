@@ -23,6 +23,7 @@ from httpx import Response
 
 from agent.api import create_app
 from agent.outlet import Outlet
+from agent.replica import set_meta
 from agent.replication import OutletReplica
 from schema.sync import Change, PullResponse
 
@@ -378,3 +379,26 @@ def test_the_document_lists_the_codes_each_domain_call_can_refuse_with(
     for method, path, _ in operations(contract.doc):
         assert re.fullmatch(r"/v1/[a-z{}_/]+", path)
         assert "internal_error" in codes(method, path)["500"], f"{method} {path}"
+
+
+def test_the_status_of_a_modem_outlet_with_readers_is_what_the_document_declares(
+        tmp_path: Path) -> None:
+    """The keys only some outlets have: a modem's figures, readers, the sync loops."""
+    shop = Outlet(tmp_path / "modem.db", "M", chain=True)
+    reader = {"name": "R1", "kind": "magstripe", "till": "T1", "port": "/dev/ttyS0",
+              "state": "ok", "last_error": None, "last_read_at": None, "reads": 2, "errors": 0}
+    with shop.db.write() as conn:
+        for key, value in {"link": "modem", "next_dial_at": "2026-01-01T10:00:00Z",
+                           "last_session": '{"result": "ok"}', "clock_offset_s": "1.5",
+                           "clock_tolerance_s": "300"}.items():
+            set_meta(conn, key, value)
+    extra = {"sync_loop": {"push": "ok", "pull": "ok"}, "readers": [reader]}
+    try:
+        with TestClient(create_app(shop, extra_status=lambda: extra)) as client:
+            contract = Contract(client)
+            status = contract.call("get", "/v1/status", 200)
+            declared = contract.schema(contract.doc["components"]["schemas"]["OutletStatus"])
+            assert set(status) == set(declared["properties"])
+            assert status["readers"] == [reader] and status["last_session"] == {"result": "ok"}
+    finally:
+        shop.close()
