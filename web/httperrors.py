@@ -17,7 +17,6 @@ invalid.
 
 from __future__ import annotations
 
-import http
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -65,17 +64,16 @@ def error_responses(*errors: type[LoyaltyError],
     by_status: dict[int, dict[str, type[LoyaltyError]]] = defaultdict(dict)
     for error in (LoyaltyError, *((InvalidRequest,) if invalid else ()), *errors):
         by_status[error.status].setdefault(error.code, error)
-    return {status: {"model": ErrorBody, **_documented(status, codes)}
+    return {status: {"model": ErrorBody, **_documented(codes)}
             for status, codes in sorted(by_status.items())}
 
 
-def _documented(status: int, codes: Mapping[str, type[LoyaltyError]]) -> dict[str, Any]:
-    """The OpenAPI response for `status` but its schema: the codes, one example each."""
+def _documented(codes: Mapping[str, type[LoyaltyError]]) -> dict[str, Any]:
+    """An OpenAPI response but its schema: the codes, one example each."""
     examples = {code: {"summary": _summary(error),
                        "value": {"error": {"code": code, "message": _summary(error)}}}
                 for code, error in sorted(codes.items())}
-    return {"description": f"{http.HTTPStatus(status).phrase}: "
-                           + ", ".join(f"`{code}`" for code in sorted(codes)),
+    return {"description": ", ".join(f"`{code}`" for code in sorted(codes)),
             "content": {"application/json": {"examples": examples}}}
 
 
@@ -110,7 +108,7 @@ def _real_422s(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 if guessed.get("schema") != _GUESSED_422:
                     continue
                 if _can_be_invalid(operation):
-                    answers["422"] = _documented(422, {"invalid_request": InvalidRequest})
+                    answers["422"] = _documented({"invalid_request": InvalidRequest})
                     answers["422"]["content"]["application/json"]["schema"] = {
                         "$ref": REF + "ErrorBody"}
                     _add_error_body(schemas)

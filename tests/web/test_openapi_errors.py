@@ -65,5 +65,5 @@ def test_declared_refusals_list_their_codes_under_their_status() -> None:
     assert sorted(answers) == ["200", "404", "500"]
     assert list(answers["404"]["content"]["application/json"]["examples"]) == [
         "card_unknown", "not_found"]
-    assert answers["404"]["description"] == "Not Found: `card_unknown`, `not_found`"
+    assert answers["404"]["description"] == "`card_unknown`, `not_found`"
     assert list(answers["500"]["content"]["application/json"]["examples"]) == ["internal_error"]
