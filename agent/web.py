@@ -1,5 +1,5 @@
 """The store manager's pages at the outlet (issue 6; docs/backoffice.md), mounted under
-/manager by agent/api (create_app).
+/manager by agent/api.py.
 
 Read-only pages over the local replica: status (is the outlet in sync, what is pending),
 customer search and the customer's card, today's sales, gift stock, and the outlet's own
