@@ -21,10 +21,48 @@ if TYPE_CHECKING:
 
 # What the card refused is the desk's to sort out (another card, the right PIN): a 4xx with
 # the card's code. Anything else (pcscd down, no card, a card that does not answer) is 503.
-_REFUSALS: dict[str, type[LoyaltyError]] = {
-    "card_not_blank": Conflict, "not_loyalty_card": Conflict,
-    "pin_required": Forbidden, "pin_wrong": Forbidden, "pin_blocked": Forbidden,
-}
+
+
+class CardNotBlank(Conflict):
+    """The card already holds a card number: personalise a blank card."""
+
+    code = "card_not_blank"
+
+
+class NotLoyaltyCard(Conflict):
+    """The card has no loyalty application: use one of the chain's cards."""
+
+    code = "not_loyalty_card"
+
+
+class CardPinRequired(Forbidden):
+    """The card has a PIN: give the current PIN to rewrite it."""
+
+    code = "pin_required"
+
+
+class CardPinWrong(Forbidden):
+    """The card refused the PIN given."""
+
+    code = "pin_wrong"
+
+
+class CardPinBlocked(Forbidden):
+    """The card's PIN is blocked."""
+
+    code = "pin_blocked"
+
+
+class CardIo(DeviceError):
+    """The card answered something unexpected: try again or another card."""
+
+    code = "card_io"
+
+
+_BY_CODE: dict[str, type[LoyaltyError]] = {e.code: e for e in (
+    CardNotBlank, NotLoyaltyCard, CardPinRequired, CardPinWrong, CardPinBlocked, CardIo)}
+# every refusal of `personalise`, for the till API's document
+REFUSALS: tuple[type[LoyaltyError], ...] = (*_BY_CODE.values(), DeviceError, InvalidRequest)
 
 
 def personalise(outlet: Outlet, customer_id: str, reader: str, pin: str | None) -> dict[str, str]:
@@ -36,9 +74,10 @@ def personalise(outlet: Outlet, customer_id: str, reader: str, pin: str | None) 
     try:
         write_card(reader, card, pin=pin)
     except CardError as exc:
-        error = _REFUSALS.get(exc.code, DeviceError)(exc.message, reader=reader,
-                                                     card=mask_card(card))
-        error.code = exc.code
+        refusal = _BY_CODE.get(exc.code)
+        error = (refusal or DeviceError)(exc.message, reader=reader, card=mask_card(card))
+        if refusal is None:
+            error.code = exc.code  # a code the card layout adds later: still said as it is
         raise error from exc
     except Exception as exc:  # pcscd down, no reader, no card: the desk must see why
         raise DeviceError(f"cannot write the card in reader {reader!r}: {exc}", reader=reader) from exc

@@ -6,7 +6,9 @@ a JSON value is taken only as the type the field has (`"1290"` is not an amount,
 false, `0` is not a date), so what a caller sends is what it meant. Amounts are `Cents`
 (integer minor units), dates are `Day` (a real calendar date within `FIRST_DAY..LAST_DAY`),
 a date of birth is `BirthDate`. The messages of these types, and of every pattern here
-(`PATTERN_MEANING`), say what is expected; web.httperrors words the rest.
+(`PATTERN_MEANING`), say what is expected; web.httperrors words the rest. The answers
+(after the requests) are the till API's published answer schemas, each field a name of
+today's contract.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    RootModel,
     WithJsonSchema,
     model_validator,
 )
@@ -261,3 +264,329 @@ class RedemptionIn(Strict):
     gift_sku: str = Field(min_length=1, max_length=64)
     qty: int = Field(1, gt=0, le=1000)
     till_id: str | None = Field(None, max_length=40)
+
+
+class PinIn(Strict):
+    pin: str = Field(pattern=PIN)
+
+
+class SmartcardIn(Strict):
+    reader: str = Field(min_length=1, max_length=100, description="PC/SC reader name substring")
+    pin: str | None = Field(None, pattern=PIN)
+
+
+class InvoicePaymentIn(Strict):
+    amount: Cents = Field(gt=0, le=MAX_AMOUNT)
+    till_id: str | None = Field(None, max_length=40)
+
+
+class StockMoveIn(Strict):
+    qty: int = Field(ge=-100_000, le=100_000)
+    reason: Literal["receipt", "transfer_in", "transfer_out", "correction"]
+    reference: str = Field("", max_length=200)
+
+
+# --- answers --------------------------------------------------------------------------------
+# What the till API answers, as its OpenAPI document publishes it (docs/till-api.md). The
+# field names are the contract: they are today's keys, in today's order. A field without a
+# default is always in the answer (`null` where its type allows); a field with a default is
+# left out when it does not apply (a profile field never set, the modem's figures without a
+# modem). The agent builds these from its services' dicts and answers them with
+# `exclude_unset` (web.responses), so an absent key stays absent. Answers allow extra keys:
+# tests/agent/test_till_openapi.py fails on any key an answer has that is not declared here.
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ReaderHealth(Answer):
+    """One card reader as the agent runs it."""
+
+    name: str
+    kind: str
+    till: str | None
+    port: str | None = Field(None, description="serial readers")
+    reader: str | None = Field(None, description="PC/SC: the reader name it watches")
+    readers: list[str] | None = Field(None, description="PC/SC: the readers seen")
+    state: str
+    last_error: str | None
+    last_read_at: str | None
+    reads: int
+    errors: int
+
+
+class Counts(Answer):
+    customers: int
+    sales: int
+    redemptions: int
+    events: int
+
+
+class OutletStatus(Answer):
+    """`GET /v1/status`: sync state and counts (the same figures as `loyalty status --json`)."""
+
+    outlet_id: str | None
+    pending_events: int = Field(description="local facts HQ has not acknowledged yet")
+    oldest_pending_at: str | None
+    queue_stuck: bool
+    last_sync_at: str | None
+    last_sync_error: str | None
+    cursor: int
+    hq_epoch: str | None
+    link: str = Field(description="router, modem or none")
+    last_sale_at: str | None
+    counts: Counts
+    readers: list[ReaderHealth]
+    clock_offset_s: float | None
+    clock_checked_at: str | None
+    clock: str
+    next_dial_at: str | None = Field(None, description="modem link only")
+    last_session: dict[str, Any] | None = Field(None, description="modem link only")
+    sync_loop: dict[str, str] | None = Field(None, description="when it syncs with HQ: "
+                                             "the push and pull loops' state")
+
+
+class Registered(Answer):
+    """`POST /v1/customers`: the new customer and the club card number issued."""
+
+    customer_id: str
+    card_number: str
+
+
+class CustomerHit(Answer):
+    customer_id: str
+    kind: str
+    given_name: str | None
+    surname: str | None
+    name: str | None
+    status: str
+    category: str
+    room: str | None
+
+
+class CustomerHits(RootModel[list[CustomerHit]]):
+    """`GET /v1/customers?q=`: at most 20, by name."""
+
+
+class IdentifierView(Answer):
+    kind: str
+    value: str
+    status: str
+
+
+class Purchase(Answer):
+    sale_id: str
+    total: int
+
+
+class PricedItem(Answer):
+    sku: str
+    name: str
+    unit_price: int
+
+
+class BoughtItem(Answer):
+    sku: str
+    name: str
+    qty: int
+
+
+class Statistics(Answer):
+    """docs/till-api.md, `GET /v1/customers/{customer_id}`."""
+
+    total_purchases: int
+    purchases_count: int
+    total_points_earned: int
+    points_balance: int
+    total_points_used: int
+    total_discount: int
+    paid_by_mode: dict[str, int]
+    credit_outstanding: dict[str, int]
+    last_purchase_at: str | None
+    items_bought: int
+    average_item_value: int
+    most_expensive_purchase: Purchase | None
+    top_expensive_items: list[PricedItem]
+    top_purchased_items: list[BoughtItem]
+    gifts_collected: int
+    gifts: dict[str, int]
+
+
+class CustomerView(Answer):
+    """A customer as the desk sees it: every profile field that is set (never the PIN or the
+    picture's bytes), status, identifiers, balances and statistics."""
+
+    customer_id: str
+    kind: Literal["person", "organisation"] | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    name: str | None = None
+    business_domain: str | None = None
+    contact_person: str | None = None
+    date_of_birth: str | None = None
+    address: str | None = None
+    phone: str | None = None
+    fax: str | None = None
+    email: str | None = None
+    email_consent: bool | None = None
+    preferences: str | None = None
+    room: str | None = None
+    code: str | None = None
+    category: str
+    promo_category: str | None = None
+    approved_actions: list[str]
+    note: str | None = None
+    status: str
+    has_picture: bool
+    has_pin: bool
+    identifiers: list[IdentifierView]
+    points_balance: int
+    credit_balance: int = Field(description="internal credit owed")
+    credit_limit: int
+    credit_available: int
+    statistics: Statistics
+
+
+class IdentifierState(Answer):
+    kind: IdentifierKind
+    status: IdentifierStatus
+
+
+class SmartcardIssued(Answer):
+    customer_id: str
+    card_number: str = Field(description="masked: the last 4 digits")
+    reader: str
+
+
+class Identified(Answer):
+    """`POST /v1/identify`: who presented the card (a visit is recorded)."""
+
+    customer_id: str
+    display_name: str
+    kind: str
+    status: str
+    category: str
+    points_balance: int
+
+
+class QuotedLine(Answer):
+    sku: str
+    name: str
+    qty: int
+    unit_price: int
+    division: str | None
+    gross: int
+    discount: int
+    net: int
+    actions: list[str] = Field(description="the rules that gave the discount")
+
+
+class Quote(Answer):
+    """`POST /v1/quotes`: the basket priced for this customer, held 15 minutes."""
+
+    quote_id: str
+    customer_id: str
+    lines: list[QuotedLine]
+    total_gross: int
+    total_discount: int
+    total_net: int
+    points_to_earn: int
+    receipt_lines: list[str]
+
+
+class Sale(Answer):
+    """`POST /v1/sales`: the recorded sale and its receipt."""
+
+    sale_id: str
+    customer_id: str
+    total_gross: int
+    total_discount: int
+    total_net: int
+    points_earned: int
+    points_balance: int = Field(description="after the sale")
+    receipt_lines: list[str]
+
+
+class Redemption(Answer):
+    """`POST /v1/redemptions`: the gift handed out and its receipt."""
+
+    redemption_id: str
+    gift_sku: str
+    qty: int
+    points_spent: int
+    points_balance: int
+    receipt_lines: list[str]
+
+
+class Statement(Answer):
+    """The total card status printout (receipt-width lines)."""
+
+    receipt_lines: list[str]
+
+
+class Invoice(Answer):
+    """A consolidated invoice as this outlet last received it from HQ."""
+
+    invoice_id: str
+    number: str
+    customer_id: str
+    period_from: str
+    period_to: str
+    issued_on: str
+    due_on: str
+    amount: int
+    paid_amount: int
+    status: str
+
+
+class Invoices(RootModel[list[Invoice]]):
+    """A customer's invoices, oldest first."""
+
+
+class InvoicePayment(Answer):
+    number: str
+    paid: int
+    left_to_pay: int
+    till_id: str | None
+    payment_id: str
+
+
+class GiftStock(Answer):
+    sku: str
+    name: str
+    points_cost: int
+    stock: int
+
+
+class GiftList(RootModel[list[GiftStock]]):
+    """The programme's gifts and this outlet's stock of each."""
+
+
+class StockLevel(Answer):
+    sku: str
+    stock: int
+
+
+class ReadRefusal(Answer):
+    """Why a read identified nobody: a refusal of `POST /v1/identify`, or `read_error` (the
+    card could not be read; `reason` says why)."""
+
+    code: str
+    reason: str | None = None
+    message: str
+    context: dict[str, Any] | None = None
+
+
+class IdentificationRead(Answer):
+    """A card read at a reader bound to the till: pass `kind` and `value` to
+    `POST /v1/identify`. The agent has already tried: `customer` or `error`."""
+
+    kind: str | None = None
+    value: str | None = None
+    reader: str | None = None
+    till_id: str | None = None
+    read_at: str | None = None
+    detected_monotonic: float | None = None
+    customer: Identified | None = None
+    error: ReadRefusal | None = None

@@ -4,7 +4,8 @@ Promises: WAL mode, `synchronous=FULL` (a sale answered 201 survives power loss,
 process crash), foreign keys on, a busy timeout, and forward-only named migrations applied
 at open. One `Database` owns one write connection; `write()` serialises writers inside the
 process with a lock and takes SQLite's write lock up front (`BEGIN IMMEDIATE`) so two
-processes on the same file queue instead of failing half-way. Must never: open a second
+processes on the same file queue instead of failing half-way; readers share that lock, and
+`read_now` lets one that must not wait (an event loop) see whether it is free. Must never: open a second
 write connection to the same file in the same process, or commit part of a `write()` block.
 
 Faults: opening refuses, with a `LoyaltyError` naming the file, what is not a SQLite file,
@@ -217,6 +218,21 @@ class Database:
         """A consistent read: shares the connection, so it waits for a running write."""
         with self._lock:
             yield self.conn
+
+    @contextlib.contextmanager
+    def read_now(self) -> Iterator[sqlite3.Connection | None]:
+        """`read()` if the connection is free at this moment, else None: never waits.
+
+        For a caller that must not block (an event loop): a running write (a commit's
+        fsync, or BEGIN IMMEDIATE waiting up to the busy timeout for another process) holds
+        the connection, and the caller then reads elsewhere (a worker thread)."""
+        if not self._lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            yield self.conn
+        finally:
+            self._lock.release()
 
     def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
         with self.read() as conn:

@@ -9,12 +9,19 @@ parsed; a storage fault (disk full, I/O error, read-only or damaged database) is
 `storage_unavailable` (503) saying what to do; an unexpected failure is `internal_error`
 (500) with no internals leaked. Must never:
 echo secrets or full card numbers (a validation message names the type sent, never the value).
+
+The same shape is what the OpenAPI documents publish: `ErrorBody` for every 4xx/5xx, with
+the codes each status carries (`error_responses`), and never FastAPI's own 422
+`HTTPValidationError` (`{"detail": [...]}`), which no route of ours ever answers: `install`
+makes each one FastAPI adds the real `invalid_request`, or drops it where no input can be
+invalid.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -22,7 +29,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,11 +37,114 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schema import errors
 from schema.api import PATTERN_MEANING, json_kind
 from schema.database import storage_error
-from schema.errors import LoyaltyError, PayloadTooLarge
+from schema.errors import InvalidRequest, LoyaltyError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+
+
+class ErrorDetail(BaseModel):
+    """What was refused and why."""
+
+    code: str = Field(description="stable snake_case code to branch on")
+    message: str = Field(description="for people: what is wrong and what to do")
+    context: dict[str, Any] | None = Field(
+        None, description="safe details (card numbers masked, amounts in minor units)")
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: a 4xx/5xx status with this body."""
+
+    error: ErrorDetail
+
+
+def error_responses(*errors: type[LoyaltyError],
+                    invalid: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each status its refusals answer, as `ErrorBody`, with
+    their codes (named in the description, one example each).
+
+    Always `500 internal_error` (an unexpected failure); `422 invalid_request` unless the
+    route takes no body and no query (`invalid=False`: a path parameter is any text). The
+    422 declared here is also what keeps FastAPI from adding its `HTTPValidationError`."""
+    by_status: dict[int, dict[str, type[LoyaltyError]]] = defaultdict(dict)
+    for error in (LoyaltyError, *((InvalidRequest,) if invalid else ()), *errors):
+        by_status[error.status].setdefault(error.code, error)
+    return {status: {"model": ErrorBody, **_documented(codes)}
+            for status, codes in sorted(by_status.items())}
+
+
+def _documented(codes: Mapping[str, type[LoyaltyError]]) -> dict[str, Any]:
+    """An OpenAPI response but its schema: the codes, one example each."""
+    examples = {code: {"summary": _summary(error),
+                       "value": {"error": {"code": code, "message": _summary(error)}}}
+                for code, error in sorted(codes.items())}
+    return {"description": ", ".join(f"`{code}`" for code in sorted(codes)),
+            "content": {"application/json": {"examples": examples}}}
+
+
+def _summary(error: type[LoyaltyError]) -> str:
+    """An error's own docstring, first paragraph, as one line (else its code in words)."""
+    if error is LoyaltyError:
+        return "an unexpected failure: nothing is leaked, see the server log"
+    first = (error.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(first.split()) or error.code.replace("_", " ")
+
+
+REF = "#/components/schemas/"
+_GUESSED_422 = {"$ref": REF + "HTTPValidationError"}
+
+
+def _real_422s(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi` with FastAPI's own 422 (`HTTPValidationError`, a shape no route of
+    ours answers) made the real one: `ErrorBody` with `invalid_request`, on an operation
+    whose input can be invalid, and dropped where none can (FastAPI adds it to every route
+    with a parameter, also to a path parameter of plain text, which every value fits)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for methods in document.get("paths", {}).values():
+            for operation in methods.values():
+                answers = operation.get("responses", {})
+                guessed = answers.get("422", {}).get("content", {}).get("application/json", {})
+                if guessed.get("schema") != _GUESSED_422:
+                    continue
+                if _can_be_invalid(operation):
+                    answers["422"] = _documented({"invalid_request": InvalidRequest})
+                    answers["422"]["content"]["application/json"]["schema"] = {
+                        "$ref": REF + "ErrorBody"}
+                    _add_error_body(schemas)
+                else:
+                    del answers["422"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        return document
+
+    return openapi
+
+
+def _can_be_invalid(operation: Mapping[str, Any]) -> bool:
+    """A body, a required query or header, or a parameter of any type but plain text."""
+    if "requestBody" in operation:
+        return True
+    for parameter in operation.get("parameters", ()):
+        schema = {k: v for k, v in parameter.get("schema", {}).items()
+                  if k not in ("title", "description")}
+        plain = schema in ({"type": "string"},
+                           {"anyOf": [{"type": "string"}, {"type": "null"}]})
+        if not plain or (parameter.get("required") and parameter["in"] != "path"):
+            return True
+    return False
+
+
+def _add_error_body(schemas: dict[str, Any]) -> None:
+    schema = ErrorBody.model_json_schema(ref_template=REF + "{model}")
+    schemas.update(schema.pop("$defs", {}))
+    schemas.setdefault("ErrorBody", schema)
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -42,32 +152,6 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
     if extra:
         body["context"] = extra
     return JSONResponse({"error": body}, status_code=status)
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    context: dict[str, Any] | None = None
-
-
-class ErrorBody(BaseModel):
-    """The body of every refusal: `{"error": {"code", "message", "context"?}}`."""
-
-    error: ErrorDetail
-
-
-def error_responses(*errors: type[LoyaltyError]) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route that can refuse with these errors: one entry per HTTP
-    status, its description listing the codes, its body `ErrorBody`. A 422
-    `invalid_request` (bad input) is always there; it replaces FastAPI's own
-    `HTTPValidationError`, which is not what is sent."""
-    codes: dict[int, list[str]] = {422: ["invalid_request"]}
-    for error in errors:
-        found = codes.setdefault(error.status, [])
-        if error.code not in found:
-            found.append(error.code)
-    return {status: {"model": ErrorBody, "description": ", ".join(f"`{c}`" for c in found)}
-            for status, found in sorted(codes.items())}
 
 
 # --- validation: what was wrong, where, and what is expected --------------------------------
@@ -185,6 +269,7 @@ class JSONBodyRoute(APIRoute):
 def install(app: FastAPI, max_body: int = MAX_BODY) -> None:
     # routes declared after this call check that a JSON body is UTF-8
     app.router.route_class = JSONBodyRoute
+    app.openapi = _real_422s(app)  # type: ignore[method-assign]
 
     @app.exception_handler(LoyaltyError)
     async def loyalty_error(_: Request, exc: LoyaltyError) -> JSONResponse:

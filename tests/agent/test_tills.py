@@ -126,3 +126,36 @@ def test_the_long_poll_over_http_hands_a_read_to_its_till(served: tuple[Outlet, 
     answer = requests.get(f"{url}/v1/tills/T2/identification", timeout=10)
     assert answer.status_code == 200 and answer.json() == read(8)
 
+
+
+def test_an_async_read_never_holds_the_event_loop_while_a_write_holds_the_replica(
+        served: tuple[Outlet, str]) -> None:
+    """A customer's profile is read on the event loop only when the replica is free; behind
+    a running write (here 1.5 s) it waits in a worker thread, and the long polls the loop
+    serves keep answering meanwhile."""
+    shop, url = served
+    card = requests.post(f"{url}/v1/customers", json={"kind": "person", "given_name": "A",
+                                                      "surname": "B"}, timeout=10).json()
+    held = threading.Event()
+
+    def slow_write() -> None:
+        with shop.db.write():
+            held.set()
+            time.sleep(1.5)
+
+    writer = threading.Thread(target=slow_write)
+    writer.start()
+    held.wait(5)
+    got: dict[str, requests.Response] = {}
+    reader = threading.Thread(target=lambda: got.setdefault("profile", requests.get(
+        f"{url}/v1/customers/{card['customer_id']}", timeout=10)))
+    reader.start()
+    time.sleep(0.2)  # the profile's read is waiting for the write now
+    started = time.monotonic()
+    poll = requests.get(f"{url}/v1/tills/T1/identification", timeout=10)
+    took = time.monotonic() - started
+    writer.join()
+    reader.join(timeout=10)
+    assert poll.status_code == 204 and took < 0.5, f"the loop was held {took:.2f} s"
+    assert got["profile"].status_code == 200
+    assert got["profile"].json()["customer_id"] == card["customer_id"]
