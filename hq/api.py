@@ -16,7 +16,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field, ValidationError
 
-from hq import admin, categories, credentials, feed, ingest, invoices, web
+from hq import (
+    admin,
+    categories,
+    credentials,
+    feed,
+    ingest,
+    invoicedoc,
+    invoices,
+    web,
+)
 from hq.chain import Chain
 from schema.api import MAX_AMOUNT, Cents, CustomerEdit, Day, IdentifierStatusIn, Strict, bearer
 from schema.sync import Hello, PullResponse, PushResponse, answer_json
@@ -170,6 +179,13 @@ def create_app(chain: Chain) -> FastAPI:
     @app.post("/v1/admin/invoices/{number}/bank-payment", dependencies=Admin)
     def bank_payment(number: str, body: BankPaymentIn) -> dict[str, Any]:
         return invoices.pay_at_bank(chain, number, body.amount, body.reference)
+
+    @app.get("/v1/admin/invoices/{number}/pdf", dependencies=Admin,
+             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+    def invoice_pdf(number: str) -> Response:
+        return Response(invoicedoc.render(chain, number), media_type="application/pdf",
+                        headers={"Content-Disposition":
+                                 f'inline; filename="invoice-{number}.pdf"'})
 
     async def start_page(request: Request) -> Response:
         # a person who opens HQ's address in a browser wants the back office

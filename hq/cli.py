@@ -232,4 +232,56 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
             staff.add(conn, username, password, replace=replace)
         click.echo(f"staff account {username} {'updated' if replace else 'created'}")
 
+    @hq.command("invoice-pdf")
+    @click.option("--db", required=True)
+    @click.option("--out", "out", required=True, metavar="FILE",
+                  help="Where to write the PDF ('-' for stdout).")
+    @click.argument("number")
+    def invoice_pdf(db: str, number: str, out: str) -> None:
+        """Write invoice NUMBER as a PDF: what is printed and mailed (docs/invoices.md)."""
+        import sys
+        from pathlib import Path
+
+        from hq import invoicedoc
+
+        pdf = invoicedoc.render(chain(db), number)
+        if out == "-":
+            sys.stdout.buffer.write(pdf)
+            return
+        Path(out).write_bytes(pdf)
+        click.echo(f"invoice {number}: {out} ({len(pdf)} bytes)")
+
+    @hq.command("settings")
+    @click.option("--db", required=True)
+    @click.option("--set", "values", multiple=True, metavar="KEY=VALUE",
+                  help="Set a setting (repeat for several), e.g. payee.iban=SI56...")
+    @click.option("--unset", "unset", multiple=True, metavar="KEY", help="Remove a setting.")
+    @click.option("--smtp-password-stdin", is_flag=True,
+                  help="Read smtp.password from stdin (never on the command line).")
+    def settings_command(db: str, values: tuple[str, ...], unset: tuple[str, ...],
+                         smtp_password_stdin: bool) -> None:
+        """HQ's own settings: payee account, SMTP server, sender (docs/invoices.md)."""
+        import sys
+
+        from hq import settings
+        from schema.errors import InvalidRequest
+
+        changes: dict[str, str | None] = {}
+        for value in values:
+            key, equals, text = value.partition("=")
+            if not equals:
+                raise InvalidRequest(f"--set {value!r}: give KEY=VALUE, e.g. smtp.port=587")
+            if key.strip() == "smtp.password":
+                raise InvalidRequest("smtp.password is read from stdin "
+                                     "(--smtp-password-stdin), never from the command line")
+            changes[key.strip()] = text
+        changes.update(dict.fromkeys(unset))
+        if smtp_password_stdin:
+            changes["smtp.password"] = sys.stdin.readline().rstrip("\r\n")
+        the_chain = chain(db)
+        if changes:
+            settings.change(the_chain, changes)
+        for key, shown in settings.shown(the_chain).items():
+            click.echo(f"{key:<16} {shown}")
+
     return hq
