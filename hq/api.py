@@ -24,6 +24,8 @@ from hq import (
     ingest,
     invoicedoc,
     invoices,
+    mailqueue,
+    unsubscribe,
     web,
 )
 from hq.chain import Chain
@@ -187,10 +189,17 @@ def create_app(chain: Chain) -> FastAPI:
                         headers={"Content-Disposition":
                                  f'inline; filename="invoice-{number}.pdf"'})
 
+    @app.get("/v1/admin/mail", dependencies=Admin)
+    def mail(customer: Annotated[str | None, Query(max_length=100)] = None
+             ) -> list[dict[str, Any]]:
+        return mailqueue.listing(chain, admin.resolve_customer(chain, customer)
+                                 if customer else None)
+
     async def start_page(request: Request) -> Response:
         # a person who opens HQ's address in a browser wants the back office
         return RedirectResponse(request.scope.get("root_path", "") + "/office/", 307)
 
     app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
+    app.include_router(unsubscribe.router(chain))  # the link in every notice (hq/notices.py)
     app.mount("/office", web.app(chain))  # the staff back office (hq/web.py)
     return app

@@ -251,6 +251,53 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         Path(out).write_bytes(pdf)
         click.echo(f"invoice {number}: {out} ({len(pdf)} bytes)")
 
+    @hq.command("invoices-to-post")
+    @click.option("--db", required=True)
+    @click.option("--posted", "posted", multiple=True, metavar="NUMBER",
+                  help="Record that invoice NUMBER went out by post (repeat for several).")
+    @click.option("--pdf-dir", metavar="DIR", help="Also write each listed invoice's PDF there.")
+    def invoices_to_post(db: str, posted: tuple[str, ...], pdf_dir: str | None) -> None:
+        """Invoices to print and post: no e-mail consent or address, or the mail failed."""
+        from pathlib import Path
+
+        from hq import invoicedoc, notices
+        from schema.money import money
+
+        the_chain = chain(db)
+        if posted:
+            notices.mark_posted(the_chain, list(posted))
+            click.echo(f"marked posted: {', '.join(posted)}")
+        listed = notices.to_post(the_chain)
+        for row in listed:
+            owed = row["amount"] - row["paid_amount"]
+            click.echo(f"{row['number']}  {row['name'] or row['customer_id']}  "
+                       f"{money(owed)} due {row['due_on']}  ({row['why']})  "
+                       f"{row['address'] or 'no postal address'}")
+            if pdf_dir:
+                folder = Path(pdf_dir)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"invoice-{row['number']}.pdf").write_bytes(
+                    invoicedoc.render(the_chain, row["number"]))
+        click.echo(f"{len(listed)} invoice(s) to post" if listed else "no invoices to post")
+
+    @hq.command()
+    @click.option("--db", required=True)
+    @click.option("--customer", metavar="C", help="Only this customer (id or club card number).")
+    def mail(db: str, customer: str | None) -> None:
+        """HQ's outgoing mail, newest first: queued, sent, failed (with the server's words)."""
+        from hq import admin, mailqueue
+
+        the_chain = chain(db)
+        customer_id = admin.resolve_customer(the_chain, customer) if customer else None
+        rows = mailqueue.listing(the_chain, customer_id)
+        for r in rows:
+            when = r["sent_at"] or (f"next try {r['next_attempt_at']}" if r["status"] == "queued"
+                                    else r["queued_at"])
+            click.echo(f"#{r['mail_id']} {r['status']:<7} {r['kind']:<15} {r['about']:<14} "
+                       f"to {r['recipient']}  {when}  tries {r['attempts']}  {r['message_id']}"
+                       + (f"  [{r['last_error']}]" if r["last_error"] else ""))
+        click.echo(f"{len(rows)} message(s)" if rows else "no mail")
+
     @hq.command("settings")
     @click.option("--db", required=True)
     @click.option("--set", "values", multiple=True, metavar="KEY=VALUE",
