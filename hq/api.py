@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field, ValidationError
@@ -25,6 +25,7 @@ from hq import (
     invoicedoc,
     invoices,
     mailqueue,
+    statements,
     unsubscribe,
     web,
 )
@@ -55,6 +56,11 @@ class BankPaymentIn(Strict):
 
 class RefreshIn(Strict):
     today: Day
+
+
+class ConfirmIn(Strict):
+    invoice: str | None = Field(None, min_length=1, max_length=40,
+                                description="the invoice, when several were suggested")
 
 
 def create_app(chain: Chain) -> FastAPI:
@@ -188,6 +194,25 @@ def create_app(chain: Chain) -> FastAPI:
         return Response(invoicedoc.render(chain, number), media_type="application/pdf",
                         headers={"Content-Disposition":
                                  f'inline; filename="invoice-{number}.pdf"'})
+
+    @app.post("/v1/admin/statements", dependencies=Admin,
+              response_model=statements.StatementReport)
+    async def import_statement(request: Request) -> statements.StatementReport:
+        # the file's bytes as the body (any content type), read as `loyalty hq
+        # import-statement` reads the file
+        data = await request.body()
+        return await run_in_threadpool(statements.import_statement, chain, data)
+
+    @app.get("/v1/admin/statement-matches", dependencies=Admin,
+             response_model=list[statements.ReportEntry])
+    def statement_matches() -> list[statements.ReportEntry]:
+        return statements.suggestions(chain)
+
+    @app.post("/v1/admin/statement-matches/{entry_id}/confirm", dependencies=Admin,
+              response_model=statements.ReportEntry)
+    def confirm_match(entry_id: Annotated[int, Path(ge=1, le=MAX_CURSOR)],
+                      body: ConfirmIn | None = None) -> statements.ReportEntry:
+        return statements.confirm(chain, entry_id, body.invoice if body else None)
 
     @app.get("/v1/admin/mail", dependencies=Admin)
     def mail(customer: Annotated[str | None, Query(max_length=100)] = None

@@ -331,4 +331,69 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         for key, shown in settings.shown(the_chain).items():
             click.echo(f"{key:<16} {shown}")
 
+    @hq.command("import-statement")
+    @click.option("--db", required=True)
+    @click.argument("file", type=click.Path(dir_okay=False))
+    def import_statement(db: str, file: str) -> None:
+        """Import a bank statement (camt.053 or MT940): stamp the invoices it pays, list the
+        rest; importing it again changes nothing (docs/statements.md)."""
+        from pathlib import Path
+
+        from hq import statements
+        from schema.errors import NotFound
+
+        try:
+            data = Path(file).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"no file {file}") from None
+        except OSError as error:
+            raise NotFound(f"{file} cannot be read: {error.strerror}") from None
+        report = statements.import_statement(chain(db), data)
+        for line in statement_lines(report):
+            click.echo(line)
+
     return hq
+
+
+TITLES = {
+    "matched": "stamped paid",
+    "suggested": "suggested: a clerk confirms (POST /v1/admin/statement-matches/ID/confirm)",
+    "overpayment": "overpayments: not stamped, refund or settle by hand",
+    "unmatched": "not matched",
+    "not_a_payment": "not payments",
+    "duplicate": "already imported: nothing changed",
+}
+
+
+def statement_lines(report: Any) -> list[str]:
+    """A statement import's report as the command prints it: every entry once, grouped."""
+    from banking.statement import shown
+    from schema.money import money
+
+    lines = []
+    for s in report.statements:
+        period = f"{s.from_date or '?'}..{s.to_date or '?'}"
+        lines.append(f"statement {s.statement_id} ({s.format}), account {s.account}, "
+                     f"{s.currency}, {period}: {s.entries} entries")
+    for group, title in TITLES.items():
+        entries = [e for e in report.entries if e.status == group]
+        lines.append(f"{title} ({len(entries)})")
+        for e in entries:
+            sign = "-" if e.direction == "debit" else ""
+            paid = ", ".join(f"{a.number} {money(a.amount)}" for a in e.allocations)
+            named = paid or ", ".join(e.invoices)
+            words = [f"  #{e.entry_id} entry {e.position}", str(e.booking_date or "-"),
+                     f"{sign}{shown(e.amount, e.currency)} {e.currency}", e.debtor_name or "-"]
+            if named:
+                words.append(f"-> {named}")
+            if e.part_payment:
+                words.append("(part payment)")
+            if e.reason and group != "matched":
+                words.append(f"({e.reason})")
+            lines.append("  ".join(words))
+    counts = report.counts
+    lines.append(f"{counts['matched']} stamped, {counts['suggested']} suggested, "
+                 f"{counts['overpayment']} overpaid, {counts['unmatched']} not matched, "
+                 f"{counts['not_a_payment']} not payments, {counts['duplicate']} already "
+                 "imported")
+    return lines
