@@ -11,6 +11,8 @@
 - `changes`: the compacted change log outlets pull: one row per entity, its `seq` bumped
   on every change, so a bootstrap reads the chain's current size, not its history.
 - `flags`: facts applied but needing review (overspent points, unknown customers...).
+- `hq_settings`, `mail_outbox`, `notices`, `statement_entries`: HQ's own settings, the mail
+  it is to send, the notices it decided, the bank statement entries it imported (m007).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The invoice as a document (issue 13, item 2): the PDF read back with poppler, its EPC
-QR code read back with zbar, the command and the admin API that serve it."""
+QR code read back with zbar, the command and the admin API that serve it. The invoice as
+printed is saved under tests/artefacts/invoices/ (PDF and PNG, not in git)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from hq.api import create_app
 from hq.chain import Chain
 from schema.errors import InvalidRequest
 
+ARTEFACTS = Path(__file__).resolve().parents[1] / "artefacts" / "invoices"
 ZIGA = Buyer("Žiga", "Novak", address="Slovenska cesta 1; 1000 Ljubljana",
              sales=(1045, 2045, 3045, 4045, 5045))
 
@@ -31,7 +34,13 @@ def test_the_pdf_shows_number_dates_amount_term_period_purchases_and_reference(
         hq: tuple[Chain, str], tmp_path: Path) -> None:
     chain, number = hq
     with_payee(chain)
-    text = pdf_text(invoicedoc.render(chain, number), tmp_path)
+    pdf = invoicedoc.render(chain, number)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)  # for people to look at (not in git)
+    (ARTEFACTS / f"invoice-{number}.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "100", "-png", "-singlefile",
+                    str(ARTEFACTS / f"invoice-{number}.pdf"),
+                    str(ARTEFACTS / f"invoice-{number}")], check=True, timeout=30)
+    text = pdf_text(pdf, tmp_path)
     words = " ".join(text.split())
     for shown in (f"Invoice {number}", "Žiga Novak", "Slovenska cesta 1", "1000 Ljubljana",
                   "Issue date 2026-11-01", "Period 2026-10-01 to 2026-10-31",
