@@ -15,7 +15,8 @@ client that drops a second message with a Message-ID it has seen shows it once. 
 one message per crash can be sent twice: the one in flight. Refusals: a 4xx reply or a
 broken connection is tried again after a capped back-off (`backoff_s`), a 5xx reply marks
 the message `failed` (a bounce at submission) with the server's words; after
-`MAX_ATTEMPTS` tries it is `failed` too. Either way the customer's mail list shows it.
+`MAX_ATTEMPTS` tries it is `failed` too, and so is a message whose customer withdrew
+consent after it was queued (it is never sent). Either way the customer's mail list shows it.
 Promises: the SMTP password is never logged or stored outside HQ's settings; a message is
 never `sent` before the server accepted it. Must never: send from a request path.
 """
@@ -45,6 +46,7 @@ BACKOFF_BASE_S = 60
 BACKOFF_CAP_S = 6 * 3600
 MAX_ATTEMPTS = 12  # 1 min, 2, 4 ... then every 6 h: about 26 hours of trying
 TIMEOUT_S = 30.0
+WITHDRAWN = "not sent: the customer withdrew e-mail consent after it was queued"
 BATCH = 200  # messages per run at most: a run stays short, the next run goes on
 
 
@@ -174,6 +176,12 @@ def _send_one(chain: Chain, smtp: smtplib.SMTP, mail_id: int, sender: str, momen
             (run_id, stamp, mail_id, stamp, run_id)).fetchone()
     if claimed is None:
         return True
+    if not _consents(chain, mail_id):
+        with chain.db.write() as conn:
+            conn.execute("UPDATE mail_outbox SET status = 'failed', last_error = ? WHERE"
+                         " mail_id = ?", (WITHDRAWN, mail_id))
+        run.failed += 1
+        return True
     alive = True
     try:
         smtp.sendmail(sender, [claimed["recipient"]], claimed["message"])
@@ -210,6 +218,16 @@ def _send_one(chain: Chain, smtp: smtplib.SMTP, mail_id: int, sender: str, momen
         log.warning("mail %s to %s: %s (%s)", claimed["message_id"], claimed["recipient"],
                     outcome, why)
     return alive
+
+
+def _consents(chain: Chain, mail_id: int) -> bool:
+    """Whether the customer still wants e-mail (consent may have gone since it was queued)."""
+    row = chain.db.one("SELECT m.customer_id, c.email_consent FROM mail_outbox m LEFT JOIN"
+                       " customers c ON c.customer_id = m.customer_id WHERE m.mail_id = ?",
+                       (mail_id,))
+    if row is None or row["customer_id"] is None:
+        return True
+    return bool(row["email_consent"])
 
 
 def _refused(code: int, reply: bytes | str) -> tuple[str, str]:

@@ -285,6 +285,17 @@ def test_the_unsubscribe_link_withdraws_consent_as_an_hq_fact_and_nothing_else_d
     assert notices.queue_due(chain) == {"no_consent": 1}
 
 
+def test_mail_queued_before_the_customer_withdrew_consent_is_never_sent(
+        hq: tuple[Chain, list[Buyer], dict[str, str]], smtp: SmtpServer) -> None:
+    chain, (ziga, _, _), numbers = hq
+    notices.queue_due(chain)  # queued while Žiga still consented
+    assert notices.withdraw_consent(chain, ziga.customer_id)
+    assert mailqueue.send_due(chain, T0).failed == 1 and smtp.tries == []
+    [row] = outbox(chain)
+    assert row["last_error"] == mailqueue.WITHDRAWN
+    assert numbers[ziga.customer_id] in [r["number"] for r in notices.to_post(chain)]
+
+
 def test_only_the_mail_worker_speaks_smtp_and_only_the_scheduler_runs_it() -> None:
     """No mail is ever sent from a request: smtplib is imported by hq/mailqueue.py alone,
     and its `send_due` is called from hq/schedule.py alone."""
