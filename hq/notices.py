@@ -6,7 +6,8 @@ notice yet, and decides each once: a row in `notices` keyed by customer, kind an
 is about - the invoice (its number) for the invoice notices, the card for a lost card. The
 key is unique, so a notice is never made twice, whatever runs again or in parallel. The
 outcome is `mailed` (queued in the same transaction, hq/mailqueue.py), `no_consent` (no
-e-mail consent) or `no_address` (consent but no usable address). An invoice that is not
+e-mail consent), `no_address` (consent but no usable address) or `unknown_customer` (a
+credit sale of a customer HQ has not seen registered). An invoice that is not
 mailed - or whose mail failed - is listed to print and post (`to_post`) until it is marked
 posted. Points-expiring notices come with expiry.
 Unsubscribing: every mail carries a link `<mail.public_url>/unsubscribe/<token>`, the token
@@ -96,14 +97,18 @@ _CAUSES = {  # kind: (what happened, as rows of customer and what it is about)
 }
 
 
-def _due(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
-    """(kind, customer, about) of everything that happened and has no notice yet."""
+def _due(conn: sqlite3.Connection, mail_ready: bool) -> list[tuple[str, str, str]]:
+    """(kind, customer, about) of everything that happened and has no notice yet; without
+    mail settings, not those of consenting customers (they wait for the settings, and must
+    not fill the batch so that the others are never decided)."""
+    waits = "" if mail_ready else (" AND NOT EXISTS (SELECT 1 FROM customers w WHERE"
+                                   " w.customer_id = c.customer_id AND w.email_consent = 1)")
     found: list[tuple[str, str, str]] = []
     for kind, sql in _CAUSES.items():
         rows = conn.execute(
             f"SELECT * FROM ({sql}) c WHERE NOT EXISTS (SELECT 1 FROM notices n WHERE"
-            " n.customer_id = c.customer_id AND n.kind = ? AND n.about = c.about) LIMIT ?",
-            (kind, BATCH)).fetchall()
+            f" n.customer_id = c.customer_id AND n.kind = ? AND n.about = c.about){waits}"
+            " LIMIT ?", (kind, BATCH)).fetchall()
         found += [(kind, r[0], r[1]) for r in rows]
     return found[:BATCH]
 
@@ -115,23 +120,22 @@ def queue_due(chain: Chain) -> dict[str, int]:
     now = chain.clock()
     counts: dict[str, int] = {}
     with chain.db.read() as conn:
-        due = _due(conn)
         mail = settings.mail(conn)
         payee = settings.payee(conn)
+        due = _due(conn, mail is not None)
     for kind, customer_id, about in due:
         with chain.db.read() as conn:
             customer = conn.execute("SELECT * FROM customers WHERE customer_id = ?",
                                     (customer_id,)).fetchone()
-        if customer is None:
-            continue
-        address = mailqueue.usable_address(customer["email"])
-        outcome = ("no_consent" if not customer["email_consent"] else
+        address = mailqueue.usable_address(customer["email"]) if customer else None
+        outcome = ("unknown_customer" if customer is None else
+                   "no_consent" if not customer["email_consent"] else
                    "no_address" if address is None else "mailed")
         if outcome == "mailed" and mail is None:
             continue  # waits for the mail settings
         message = None
         if outcome == "mailed":
-            assert mail is not None and address is not None
+            assert mail is not None and address is not None and customer is not None
             message = _message(chain, kind, about, dict(customer), address, mail, payee, now)
             if message is None:  # what it was about is gone (an invoice paid meanwhile)
                 continue
@@ -236,7 +240,8 @@ def to_post(chain: Chain) -> list[dict[str, Any]]:
             " LEFT JOIN notices n ON n.customer_id = i.customer_id"
             " AND n.kind = 'invoice_issued' AND n.about = i.number"
             " LEFT JOIN mail_outbox m ON m.mail_id = n.mail_id"
-            " WHERE n.posted_at IS NULL AND (n.outcome IN ('no_consent', 'no_address')"
+            " WHERE n.posted_at IS NULL AND (n.outcome IN ('no_consent', 'no_address',"
+            " 'unknown_customer')"
             " OR m.status = 'failed' OR (n.outcome IS NULL AND ?))"
             " ORDER BY i.number", (not mail_ready,)).fetchall()
         listed = []
@@ -244,6 +249,7 @@ def to_post(chain: Chain) -> list[dict[str, Any]]:
             customer = conn.execute("SELECT * FROM customers WHERE customer_id = ?",
                                     (row["customer_id"],)).fetchone()
             why = {"no_consent": "no e-mail consent", "no_address": "no usable e-mail address",
+                   "unknown_customer": "HQ does not know the customer",
                    None: "mail is not set up"}.get(row["outcome"], "")
             if row["mail_status"] == "failed":
                 why = f"the e-mail failed: {row['last_error']}"

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from invoicekit import Buyer, make_hq, pdf_text, with_payee
+from invoicekit import OUTLET, Buyer, make_hq, pdf_text, with_payee
 from mailkit import PASSWORD, SmtpServer
 from testkit.processes import cli
 
-from hq import admin, invoices, mailqueue, notices, settings
+from hq import admin, ingest, invoices, mailqueue, notices, settings
 from hq.api import create_app
 from hq.chain import Chain
+from schema.events import Payment, SaleLine, SaleRecorded, make_event, new_id
+from schema.sync import PushRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
@@ -294,6 +296,36 @@ def test_mail_queued_before_the_customer_withdrew_consent_is_never_sent(
     [row] = outbox(chain)
     assert row["last_error"] == mailqueue.WITHDRAWN
     assert numbers[ziga.customer_id] in [r["number"] for r in notices.to_post(chain)]
+
+
+def test_notices_waiting_for_mail_settings_never_hold_up_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without mail settings a consenting customer's notice waits; the rest (no consent, a
+    customer HQ does not know) are decided all the same, however many wait before them."""
+    monkeypatch.setattr(notices, "BATCH", 2)
+    people = [Buyer(f"Wants{i}", "Mail", email=f"w{i}@example.com", consent=True)
+              for i in range(3)] + [Buyer("Ana", "Kovač")]
+    chain, numbers = make_hq(tmp_path / "hq.db", people)
+    try:
+        stranger = "0190c0de-0000-7000-8000-00000000dead"  # a credit sale, never registered
+        line = SaleLine(sku="S", name="S", qty=1, unit_price=500, gross=500, discount=0, net=500)
+        sale = SaleRecorded(sale_id=new_id(), customer_id=stranger, currency="EUR",
+                            lines=[line], payments=[Payment(mode="credit", amount=500)],
+                            total_gross=500, total_discount=0, total_net=500, points_earned=0)
+        seq = chain.db.scalar("SELECT last_seq FROM outlets") + 1
+        ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=[
+            make_event(OUTLET, seq, sale, "2026-11-20T10:00:00Z")]))
+        [late] = invoices.close_period(chain, date(2026, 11, 1), date(2026, 12, 1),
+                                       date(2026, 12, 1))
+        for _ in range(3):
+            notices.queue_due(chain)
+        decided = dict(chain.db.all("SELECT about, outcome FROM notices"))
+        assert decided == {numbers[people[3].customer_id]: "no_consent",
+                           late["number"]: "unknown_customer"}
+        assert {r["number"] for r in notices.to_post(chain)} == {
+            *numbers.values(), late["number"]}
+    finally:
+        chain.close()
 
 
 def test_only_the_mail_worker_speaks_smtp_and_only_the_scheduler_runs_it() -> None:
