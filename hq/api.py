@@ -1,7 +1,8 @@
 """HQ's HTTP API (docs/sync.md): the sync endpoints and the admin endpoints.
 
 Promises: sync endpoints need an outlet token and act only for that outlet; admin
-endpoints need an admin token and refuse outlet tokens; a pull with `wait` long-polls
+endpoints need an admin token and refuse outlet tokens; the unsubscribe pages
+(hq/unsubscribe.py) need none, the signed link is the proof; a pull with `wait` long-polls
 until something changes or the wait runs out, without holding a worker thread.
 """
 
