@@ -27,7 +27,8 @@ fi
 # Debian packages: pyscard builds from source against libpcsclite (no Linux wheel).
 base_debs=(gcc libpcsclite-dev pkg-config)
 dev_debs=(pcscd vsmartcard-vpcd python3-virtualsmartcard socat chromium chromium-driver poppler-utils
-          curl)  # curl: tests/docs runs the README's chain block as written
+          curl zbar-tools)  # curl: tests/docs runs the README's chain block as written;
+                            # zbar-tools: tests read the invoice's QR code back (zbarimg)
 if [ "$python" = python3 ] && [ "$(command -v python3)" = /usr/bin/python3 ]; then
   base_debs+=(python3-venv python3-dev)
 fi

@@ -238,4 +238,168 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
             staff.add(conn, username, password, replace=replace)
         click.echo(f"staff account {username} {'updated' if replace else 'created'}")
 
+    @hq.command("invoice-pdf")
+    @click.option("--db", required=True)
+    @click.option("--out", "out", required=True, metavar="FILE",
+                  help="Where to write the PDF ('-' for stdout).")
+    @click.argument("number")
+    def invoice_pdf(db: str, number: str, out: str) -> None:
+        """Write invoice NUMBER as a PDF: what is printed and mailed (docs/invoices.md)."""
+        import sys
+        from pathlib import Path
+
+        from hq import invoicedoc
+
+        pdf = invoicedoc.render(chain(db), number)
+        if out == "-":
+            sys.stdout.buffer.write(pdf)
+            return
+        Path(out).write_bytes(pdf)
+        click.echo(f"invoice {number}: {out} ({len(pdf)} bytes)")
+
+    @hq.command("invoices-to-post")
+    @click.option("--db", required=True)
+    @click.option("--posted", "posted", multiple=True, metavar="NUMBER",
+                  help="Record that invoice NUMBER went out by post (repeat for several).")
+    @click.option("--pdf-dir", metavar="DIR", help="Also write each listed invoice's PDF there.")
+    def invoices_to_post(db: str, posted: tuple[str, ...], pdf_dir: str | None) -> None:
+        """Invoices to print and post: no e-mail consent or address, or the mail failed."""
+        from pathlib import Path
+
+        from hq import invoicedoc, notices
+        from schema.money import money
+
+        the_chain = chain(db)
+        if posted:
+            notices.mark_posted(the_chain, list(posted))
+            click.echo(f"marked posted: {', '.join(posted)}")
+        listed = notices.to_post(the_chain)
+        for row in listed:
+            owed = row["amount"] - row["paid_amount"]
+            click.echo(f"{row['number']}  {row['name'] or row['customer_id']}  "
+                       f"{money(owed)} due {row['due_on']}  ({row['why']})  "
+                       f"{row['address'] or 'no postal address'}")
+            if pdf_dir:
+                folder = Path(pdf_dir)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"invoice-{row['number']}.pdf").write_bytes(
+                    invoicedoc.render(the_chain, row["number"]))
+        click.echo(f"{len(listed)} invoice(s) to post" if listed else "no invoices to post")
+
+    @hq.command()
+    @click.option("--db", required=True)
+    @click.option("--customer", metavar="C", help="Only this customer (id or club card number).")
+    def mail(db: str, customer: str | None) -> None:
+        """HQ's outgoing mail, newest first: queued, sent, failed (with the server's words)."""
+        from hq import admin, mailqueue
+
+        the_chain = chain(db)
+        customer_id = admin.resolve_customer(the_chain, customer) if customer else None
+        rows = mailqueue.listing(the_chain, customer_id)
+        for r in rows:
+            when = r["sent_at"] or (f"next try {r['next_attempt_at']}" if r["status"] == "queued"
+                                    else r["queued_at"])
+            click.echo(f"#{r['mail_id']} {r['status']:<7} {r['kind']:<15} {r['about']:<14} "
+                       f"to {r['recipient']}  {when}  tries {r['attempts']}  {r['message_id']}"
+                       + (f"  [{r['last_error']}]" if r["last_error"] else ""))
+        click.echo(f"{len(rows)} message(s)" if rows else "no mail")
+
+    @hq.command("settings")
+    @click.option("--db", required=True)
+    @click.option("--set", "values", multiple=True, metavar="KEY=VALUE",
+                  help="Set a setting (repeat for several), e.g. payee.iban=SI56...")
+    @click.option("--unset", "unset", multiple=True, metavar="KEY", help="Remove a setting.")
+    @click.option("--smtp-password-stdin", is_flag=True,
+                  help="Read smtp.password from stdin (never on the command line).")
+    def settings_command(db: str, values: tuple[str, ...], unset: tuple[str, ...],
+                         smtp_password_stdin: bool) -> None:
+        """HQ's own settings: payee account, SMTP server, sender (docs/invoices.md)."""
+        import sys
+
+        from hq import settings
+        from schema.errors import InvalidRequest
+
+        changes: dict[str, str | None] = {}
+        for value in values:
+            key, equals, text = value.partition("=")
+            if not equals:
+                raise InvalidRequest(f"--set {value!r}: give KEY=VALUE, e.g. smtp.port=587")
+            if key.strip() == "smtp.password":
+                raise InvalidRequest("smtp.password is read from stdin "
+                                     "(--smtp-password-stdin), never from the command line")
+            changes[key.strip()] = text
+        changes.update(dict.fromkeys(unset))
+        if smtp_password_stdin:
+            changes["smtp.password"] = sys.stdin.readline().rstrip("\r\n")
+        the_chain = chain(db)
+        if changes:
+            settings.change(the_chain, changes)
+        for key, shown in settings.shown(the_chain).items():
+            click.echo(f"{key:<16} {shown}")
+
+    @hq.command("import-statement")
+    @click.option("--db", required=True)
+    @click.argument("file", type=click.Path(dir_okay=False))
+    def import_statement(db: str, file: str) -> None:
+        """Import a bank statement (camt.053 or MT940): stamp the invoices it pays, list the
+        rest; importing it again changes nothing (docs/statements.md)."""
+        from pathlib import Path
+
+        from hq import statements
+        from schema.errors import NotFound
+
+        try:
+            data = Path(file).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"no file {file}") from None
+        except OSError as error:
+            raise NotFound(f"{file} cannot be read: {error.strerror}") from None
+        report = statements.import_statement(chain(db), data)
+        for line in statement_lines(report):
+            click.echo(line)
+
     return hq
+
+
+TITLES = {
+    "matched": "stamped paid",
+    "suggested": "suggested: a clerk confirms (POST /v1/admin/statement-matches/ID/confirm)",
+    "overpayment": "overpayments: not stamped, refund or settle by hand",
+    "unmatched": "not matched",
+    "not_a_payment": "not payments",
+    "duplicate": "already imported: nothing changed",
+}
+
+
+def statement_lines(report: Any) -> list[str]:
+    """A statement import's report as the command prints it: every entry once, grouped."""
+    from banking.statement import shown
+    from schema.money import money
+
+    lines = []
+    for s in report.statements:
+        period = f"{s.from_date or '?'}..{s.to_date or '?'}"
+        lines.append(f"statement {s.statement_id} ({s.format}), account {s.account}, "
+                     f"{s.currency}, {period}: {s.entries} entries")
+    for group, title in TITLES.items():
+        entries = [e for e in report.entries if e.status == group]
+        lines.append(f"{title} ({len(entries)})")
+        for e in entries:
+            sign = "-" if e.direction == "debit" else ""
+            paid = ", ".join(f"{a.number} {money(a.amount)}" for a in e.allocations)
+            named = paid or ", ".join(e.invoices)
+            words = [f"  #{e.entry_id} entry {e.position}", str(e.booking_date or "-"),
+                     f"{sign}{shown(e.amount, e.currency)} {e.currency}", e.debtor_name or "-"]
+            if named:
+                words.append(f"-> {named}")
+            if e.part_payment:
+                words.append("(part payment)")
+            if e.reason and group != "matched":
+                words.append(f"({e.reason})")
+            lines.append("  ".join(words))
+    counts = report.counts
+    lines.append(f"{counts['matched']} stamped, {counts['suggested']} suggested, "
+                 f"{counts['overpayment']} overpaid, {counts['unmatched']} not matched, "
+                 f"{counts['not_a_payment']} not payments, {counts['duplicate']} already "
+                 "imported")
+    return lines

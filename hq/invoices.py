@@ -7,7 +7,11 @@ outlet's `credit.repaid` with the invoice id) or at the bank (an operator with t
 statement reference, recorded as HQ's own fact). `refresh` moves invoices along
 unpaid -> overdue (due date passed) -> past_term (grace passed too) on the date it is
 given (a controlled clock in tests), and blocks credit for customers past term when the
-policy says so; the block travels to every till.
+policy says so; the block travels to every till. Every invoice answer carries its
+`payment_reference`, the ISO 11649 RF reference made from its number
+(`banking.creditorref.for_invoice`: derived, so it is the same wherever it is shown), and
+`record_bank_payment` is the one way a bank payment is stamped: the back office's form, the
+admin API and a statement import (hq/statements.py) all go through it.
 Promises: a credit sale is on exactly one invoice; an invoice's amount is the sum of its
 items; closing a period invoices every credit sale dated before the period's end that is
 on no invoice yet, so a sale that reached HQ late (an outlet offline over a period's end,
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from banking import creditorref
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema.errors import InvalidRequest, NotFound
@@ -29,6 +34,14 @@ from schema.events import CreditRepaid, new_id
 from schema.ledger import refuse_overpayment
 
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9000, 12, 31)
+# Invoices are in the currency the tills sell in (agent/sales.py CURRENCY): one setting for
+# both once a chain outside the euro area comes.
+CURRENCY = "EUR"
+
+
+def payment_reference(number: str) -> str:
+    """The RF creditor reference printed on invoice `number` (`RF462026000123`)."""
+    return creditorref.for_invoice(number)
 
 
 def business_day(value: date, field: str) -> date:
@@ -99,22 +112,34 @@ def _issue(chain: Chain, conn: sqlite3.Connection, customer_id: str, items: list
 
 
 def pay_at_bank(chain: Chain, number: str, amount: int, reference: str) -> dict[str, Any]:
+    """A payment received at the bank, stamped by hand (back office, admin API)."""
+    with chain.db.write() as conn:
+        record_bank_payment(chain, conn, number, amount, reference)
+    chain.waiters.notify()
+    return invoice(chain, number)
+
+
+def record_bank_payment(chain: Chain, conn: sqlite3.Connection, number: str, amount: int,
+                        reference: str) -> str:
+    """Stamps `amount` paid at the bank on invoice `number` with the statement `reference`,
+    inside the caller's write transaction: HQ's own `credit.repaid` fact, folded at once.
+    A part payment is fine; more than is still owed is `overpayment` and changes nothing.
+    Returns the payment's id (the fact's `payment_id`)."""
     if amount <= 0:
         raise InvalidRequest("a payment is a positive amount")
     if not reference.strip():
         raise InvalidRequest("a bank payment needs the bank statement reference")
-    with chain.db.write() as conn:
-        row = conn.execute("SELECT invoice_id, customer_id, amount, paid_amount FROM invoices "
-                           "WHERE number = ?", (number,)).fetchone()
-        if row is None:
-            raise NotFound(f"no invoice {number}")
-        refuse_overpayment(number, row["amount"] - row["paid_amount"], amount)
-        record_hq_fact(chain, conn, CreditRepaid(payment_id=new_id(), customer_id=row["customer_id"],
-                                                 amount=amount, invoice_id=row["invoice_id"]))
-        conn.execute("UPDATE invoices SET bank_reference = ? WHERE invoice_id = ?",
-                     (reference.strip(), row["invoice_id"]))
-    chain.waiters.notify()
-    return invoice(chain, number)
+    row = conn.execute("SELECT invoice_id, customer_id, amount, paid_amount FROM invoices "
+                       "WHERE number = ?", (number,)).fetchone()
+    if row is None:
+        raise NotFound(f"no invoice {number}")
+    refuse_overpayment(number, row["amount"] - row["paid_amount"], amount)
+    payment_id = new_id()
+    record_hq_fact(chain, conn, CreditRepaid(payment_id=payment_id, customer_id=row["customer_id"],
+                                             amount=amount, invoice_id=row["invoice_id"]))
+    conn.execute("UPDATE invoices SET bank_reference = ? WHERE invoice_id = ?",
+                 (reference.strip(), row["invoice_id"]))
+    return payment_id
 
 
 def refresh(chain: Chain, today: date, policy: Policy = Policy()) -> dict[str, int]:
@@ -148,7 +173,11 @@ def invoice(chain: Chain, number: str) -> dict[str, Any]:
             raise NotFound(f"no invoice {number}")
         items = conn.execute("SELECT sale_id, outlet_id, at, amount FROM invoice_items "
                              "WHERE invoice_id = ? ORDER BY at", (row["invoice_id"],)).fetchall()
-    return {**dict(row), "items": [dict(i) for i in items]}
+    return {**_answer(row), "items": [dict(i) for i in items]}
+
+
+def _answer(row: sqlite3.Row) -> dict[str, Any]:
+    return {**dict(row), "payment_reference": payment_reference(row["number"])}
 
 
 def invoices(chain: Chain, customer_id: str | None = None,
@@ -158,7 +187,7 @@ def invoices(chain: Chain, customer_id: str | None = None,
     sql = " AND ".join(["1 = 1", *(clause for clause, _ in chosen)])
     rows = chain.db.all(f"SELECT * FROM invoices WHERE {sql} ORDER BY number",
                         [value for _, value in chosen])
-    return [dict(r) for r in rows]
+    return [_answer(r) for r in rows]
 
 
 def document(conn: sqlite3.Connection, invoice_id: str) -> dict[str, Any] | None:

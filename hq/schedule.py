@@ -1,10 +1,12 @@
-"""HQ's periodic work on APScheduler: invoice period closing, invoice status moves and
-category assignment.
+"""HQ's periodic work on APScheduler: invoice period closing, invoice status moves,
+category assignment and the mail run.
 
 By default the period is a calendar month: on the 1st at 00:05 UTC the previous month is
 closed; every day at 00:15 UTC overdue and past-term invoices are moved on (and credit
-blocked per policy), and at 01:00 UTC the category rules are applied. Every job is
-idempotent, so a missed or repeated run is harmless.
+blocked per policy), and at 01:00 UTC the category rules are applied. Every `mail.interval`
+seconds (hq/settings.py, 15 by default) the notices that are due are decided and the mail
+that is due is sent (hq/notices.py, hq/mailqueue.py): the only place HQ sends mail from.
+Every job is idempotent, so a missed or repeated run is harmless.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hq import categories, invoices
+from hq import categories, invoices, mailqueue, notices, settings
 from hq.chain import Chain
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,14 @@ def assign_categories(chain: Chain) -> None:
     log.info("category assignment: %s", categories.assign(chain, datetime.now(UTC).date()))
 
 
+def mail_run(chain: Chain) -> None:
+    """Notices first (so an invoice closed a moment ago goes out in this run), then mail."""
+    decided = notices.queue_due(chain)
+    if decided:
+        log.info("notices decided: %s", decided)
+    mailqueue.send_due(chain)
+
+
 def start(chain: Chain) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(close_last_month, "cron", day=1, hour=0, minute=5, args=[chain],
@@ -50,5 +60,8 @@ def start(chain: Chain) -> BackgroundScheduler:
                       id="invoice-refresh", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(assign_categories, "cron", hour=1, minute=0, args=[chain],
                       id="category-assignment", misfire_grace_time=6 * 3600, coalesce=True)
+    scheduler.add_job(mail_run, "interval", seconds=settings.interval_s(chain), args=[chain],
+                      id="mail", max_instances=1, coalesce=True,
+                      next_run_time=datetime.now(UTC))  # at start: mail cut off by a crash
     scheduler.start()
     return scheduler

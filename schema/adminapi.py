@@ -273,6 +273,8 @@ class Invoice(Answer):
     paid_on: str | None
     paid_via: str | None
     bank_reference: str | None
+    payment_reference: str = Field(
+        description="the ISO 11649 RF creditor reference a customer pays this invoice with")
 
 
 class Invoices(RootModel[list[Invoice]]):
@@ -288,3 +290,32 @@ class InvoiceItem(Answer):
 
 class InvoiceView(Invoice):
     items: list[InvoiceItem]
+
+
+class ConfirmMatchIn(Strict):
+    """A clerk's confirmation of a suggested statement match."""
+
+    invoice: str | None = Field(None, min_length=1, max_length=40,
+                                description="the invoice, when several were suggested")
+
+
+class MailMessage(Answer):
+    """One message HQ queued for a customer (hq/mailqueue.py), without its bytes."""
+
+    mail_id: int
+    message_id: str
+    customer_id: str | None
+    kind: str
+    about: str
+    recipient: str
+    subject: str
+    status: str = Field(description="queued, sending, sent or failed")
+    attempts: int
+    queued_at: str
+    next_attempt_at: str
+    sent_at: str | None
+    last_error: str | None
+
+
+class MailMessages(RootModel[list[MailMessage]]):
+    """The latest messages, newest first."""

@@ -11,6 +11,8 @@
 - `changes`: the compacted change log outlets pull: one row per entity, its `seq` bumped
   on every change, so a bootstrap reads the chain's current size, not its history.
 - `flags`: facts applied but needing review (overspent points, unknown customers...).
+- `hq_settings`, `mail_outbox`, `notices`, `statement_entries`: HQ's own settings, the mail
+  it is to send, the notices it decided, the bank statement entries it imported (m007).
 """
 
 from __future__ import annotations
@@ -263,5 +265,100 @@ def m006_outlet_clocks(db: Database) -> None:
         ALTER TABLE outlets ADD COLUMN clock_measured_at TEXT;
         ALTER TABLE outlets ADD COLUMN clock_flag_id INTEGER;
         ALTER TABLE outlets ADD COLUMN clock_redated INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
+@migrations()
+def m007_mail_notices_statements(db: Database) -> None:
+    """Reaching the customer (docs/invoices.md, docs/statements.md).
+
+    `hq_settings`: HQ's own settings (payee account, SMTP server, public address), never
+    replicated (hq/settings.py). `mail_outbox`: every message HQ is to send, rendered whole
+    when queued (`message`, dropped once sent) with its stable `message_id`; `status`
+    queued -> sending -> sent | failed, `attempts`, `next_attempt_at` (back-off),
+    `claimed_by` (the worker run that marked it sending). `notices`: one row per customer,
+    kind and what it is about (`about`: the invoice's number, the lost card) - the unique
+    key that makes a notice at most once - with its `outcome` (mailed, no_consent,
+    no_address, before_notices) and, for an invoice that was not mailed, `posted_at`.
+    `statement_entries`: every bank statement entry imported, by its `identity` (a second
+    import of it changes nothing), with what matching made of it and, for a suggestion, the
+    clerk's confirmation. What existed before this migration (invoices, overdue invoices,
+    lost cards) is marked `before_notices`: the upgrade mails nobody about the past."""
+    db.executescript(
+        """
+        CREATE TABLE hq_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+        CREATE TABLE mail_outbox (
+            mail_id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE,
+            customer_id TEXT,
+            kind TEXT NOT NULL,
+            about TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            message BLOB,
+            size INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            queued_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            claimed_by TEXT,
+            sending_since TEXT,
+            sent_at TEXT,
+            last_error TEXT
+        );
+        CREATE INDEX mail_outbox_due ON mail_outbox (status, next_attempt_at);
+        CREATE INDEX mail_outbox_customer ON mail_outbox (customer_id, mail_id);
+
+        CREATE TABLE notices (
+            customer_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            about TEXT NOT NULL,
+            decided_at TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            mail_id INTEGER,
+            posted_at TEXT,
+            PRIMARY KEY (customer_id, kind, about)
+        ) WITHOUT ROWID;
+        CREATE INDEX notices_about ON notices (kind, about);
+
+        INSERT INTO notices (customer_id, kind, about, decided_at, outcome)
+            SELECT customer_id, 'invoice_issued', number,
+                   strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'before_notices' FROM invoices;
+        INSERT INTO notices (customer_id, kind, about, decided_at, outcome)
+            SELECT customer_id, 'invoice_overdue', number,
+                   strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'before_notices' FROM invoices
+            WHERE status IN ('overdue', 'past_term');
+        INSERT OR IGNORE INTO notices (customer_id, kind, about, decided_at, outcome)
+            SELECT customer_id, 'card_lost', value,
+                   strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'before_notices' FROM identifiers
+            WHERE kind = 'card' AND status = 'lost';
+
+        CREATE TABLE statement_entries (
+            entry_id INTEGER PRIMARY KEY,
+            identity TEXT NOT NULL UNIQUE,
+            imported_at TEXT NOT NULL,
+            statement_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            position TEXT NOT NULL,
+            statement_reference TEXT NOT NULL,
+            booking_date TEXT,
+            amount INTEGER NOT NULL,
+            currency TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            debtor_name TEXT,
+            remittance TEXT NOT NULL DEFAULT '',
+            creditor_reference TEXT,
+            status TEXT NOT NULL,
+            via TEXT,
+            invoices TEXT NOT NULL DEFAULT '[]',
+            allocations TEXT NOT NULL DEFAULT '[]',
+            part_payment INTEGER NOT NULL DEFAULT 0,
+            reason TEXT NOT NULL DEFAULT '',
+            confirmed_at TEXT,
+            confirmed_invoice TEXT
+        );
+        CREATE INDEX statement_entries_status ON statement_entries (status, entry_id);
         """
     )

@@ -2,11 +2,12 @@
 
 `create_app(chain)` builds the service `loyalty hq serve` runs: the sync routes for
 outlets (hq/api/sync.py) and the admin routes (customers, master data, invoices, the
-chain: hq/api/{customers,master,invoices,chain}.py), who may call them (hq/api/auth.py),
-`/docs`, and the staff back office under /office (hq/web.py).
+chain, bank statements and mail: hq/api/{customers,master,invoices,chain,statements}.py), who may call them (hq/api/auth.py),
+`/docs`, and the staff back office under /office (hq/office/).
 
 Promises: sync endpoints need an outlet token and act only for that outlet; admin
-endpoints need an admin token and refuse outlet tokens; every operation publishes its
+endpoints need an admin token and refuse outlet tokens; the unsubscribe pages
+(hq/unsubscribe.py) need none, the signed link is the proof; every operation publishes its
 answer's model and its refusals (`ErrorBody`, with their codes) in `/openapi.json`, and
 answers exactly that model's fields; a pull with `wait` long-polls until something changes
 or the wait runs out, without holding a worker thread.
@@ -18,9 +19,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from hq import office
+from hq import office, unsubscribe
 from hq.api import chain as chain_routes
-from hq.api import customers, invoices, master, sync
+from hq.api import customers, invoices, master, statements, sync
 from hq.chain import Chain
 from web import apidocs, httperrors
 
@@ -37,7 +38,7 @@ def create_app(chain: Chain) -> FastAPI:
         return httperrors.error_response(422, "invalid_request",
                                          httperrors.validation_message(exc.errors()))
 
-    for routes in (sync, customers, master, chain_routes, invoices):
+    for routes in (sync, customers, master, chain_routes, invoices, statements):
         app.include_router(routes.router(chain))
 
     async def start_page(request: Request) -> Response:
@@ -45,5 +46,6 @@ def create_app(chain: Chain) -> FastAPI:
         return RedirectResponse(request.scope.get("root_path", "") + "/office/", 307)
 
     app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
+    app.include_router(unsubscribe.router(chain))  # the link in every notice (hq/notices.py)
     app.mount("/office", office.app(chain))  # the staff back office (hq/office/)
     return app

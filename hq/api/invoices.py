@@ -1,6 +1,8 @@
 """Admin routes for consolidated invoices: close a period, move invoices along on a given
 day, list and read them, record a payment made at the bank (hq/invoices.py).
 
+The PDF document of an invoice (hq/invoicedoc.py) is served as it would be printed.
+
 Promises: dates are the caller's (HQ never reads its wall clock here); a payment larger
 than what is owed is 409 `overpayment` and records nothing.
 """
@@ -8,8 +10,9 @@ than what is owed is 409 `overpayment` and records nothing.
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
-from hq import invoices
+from hq import invoicedoc, invoices
 from hq.api import auth
 from hq.chain import Chain
 from schema.adminapi import (
@@ -53,5 +56,14 @@ def router(chain: Chain) -> APIRouter:
     def bank_payment(number: str, body: BankPaymentIn) -> ModelResponse:
         paid = invoices.pay_at_bank(chain, number, body.amount, body.reference)
         return ModelResponse(answer(InvoiceView, paid))
+
+    @routes.get("/invoices/{number}/pdf", response_class=Response,
+                responses={200: {"content": {"application/pdf": {}},
+                                 "description": "the invoice as a PDF document"},
+                           **auth.refusals(NotFound)})
+    def invoice_pdf(number: str) -> Response:
+        return Response(invoicedoc.render(chain, number), media_type="application/pdf",
+                        headers={"Content-Disposition":
+                                 f'inline; filename="invoice-{number}.pdf"'})
 
     return routes

@@ -1,0 +1,278 @@
+"""Notices to customers by e-mail: invoice issued (with its PDF), invoice overdue, card
+reported lost - each at most once, only with consent, each with a working unsubscribe link.
+
+`queue_due` (HQ's scheduler, before each mail run) finds what has happened and has no
+notice yet, and decides each once: a row in `notices` keyed by customer, kind and what it
+is about - the invoice (its number) for the invoice notices, the card for a lost card. The
+key is unique, so a notice is never made twice, whatever runs again or in parallel. The
+outcome is `mailed` (queued in the same transaction, hq/mailqueue.py), `no_consent` (no
+e-mail consent), `no_address` (consent but no usable address) or `unknown_customer` (a
+credit sale of a customer HQ has not seen registered). An invoice that is not
+mailed - or whose mail failed - is listed to print and post (`to_post`) until it is marked
+posted. Points-expiring notices come with expiry.
+Unsubscribing: every mail carries a link `<mail.public_url>/unsubscribe/<token>`, the token
+signed with HQ's key (HMAC-SHA256), so nobody can unsubscribe another customer; the link
+does not expire. Withdrawing consent is HQ's own `customer.updated` fact, so it reaches
+every outlet like any profile change.
+Promises: no mail without consent and an address at the moment it is decided; one notice
+per customer, kind and invoice or card. Must never: send anything itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import sqlite3
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+from banking import creditorref
+from banking.payee import Payee, printed_iban
+from hq import admin, invoicedoc, invoices, mailqueue, settings
+from hq.chain import Chain
+from schema.customerstore import display_name
+from schema.errors import NotFound, mask_card
+from schema.money import money
+from schema.timing import parse
+
+KINDS = ("invoice_issued", "invoice_overdue", "card_lost")
+BATCH = 200  # notices decided per run at most (each may render a PDF)
+_PURPOSE = b"unsubscribe:"
+
+
+# --- unsubscribe tokens --------------------------------------------------------------------
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def token(key: bytes, customer_id: str) -> str:
+    """`<customer id>.<signature>`, both URL-safe base64."""
+    mac = hmac.new(key, _PURPOSE + customer_id.encode(), hashlib.sha256).digest()[:16]
+    return f"{_b64(customer_id.encode())}.{_b64(mac)}"
+
+
+def customer_of(conn: sqlite3.Connection, text: str) -> str | None:
+    """The customer an unsubscribe token was made for, or None if it is not one of ours."""
+    key = settings.unsubscribe_key(conn)
+    head, dot, _ = text.partition(".")
+    if key is None or not dot or len(text) > 400:
+        return None
+    try:
+        customer_id = _unb64(head).decode()
+    except (binascii.Error, ValueError):
+        return None
+    if not hmac.compare_digest(token(key, customer_id), text):
+        return None
+    return customer_id
+
+
+def withdraw_consent(chain: Chain, customer_id: str) -> bool:
+    """The customer wants no more e-mail: HQ's `customer.updated` fact with consent off
+    (it reaches every outlet). False when consent was already off (nothing recorded)."""
+    with chain.db.read() as conn:
+        row = conn.execute("SELECT email_consent FROM customers WHERE customer_id = ?",
+                           (customer_id,)).fetchone()
+    if row is None or not row[0]:
+        return False
+    admin.edit_customer(chain, customer_id, {"email_consent": False})
+    return True
+
+
+# --- deciding notices ----------------------------------------------------------------------
+_CAUSES = {  # kind: (what happened, as rows of customer and what it is about)
+    "invoice_issued": "SELECT i.customer_id, i.number AS about FROM invoices i WHERE 1",
+    "invoice_overdue": "SELECT i.customer_id, i.number AS about FROM invoices i"
+                       " WHERE i.status IN ('overdue', 'past_term')",
+    "card_lost": "SELECT i.customer_id, i.value AS about FROM identifiers i"
+                 " WHERE i.kind = 'card' AND i.status = 'lost'",
+}
+
+
+def _due(conn: sqlite3.Connection, mail_ready: bool) -> list[tuple[str, str, str]]:
+    """(kind, customer, about) of everything that happened and has no notice yet; without
+    mail settings, not those of consenting customers (they wait for the settings, and must
+    not fill the batch so that the others are never decided)."""
+    waits = "" if mail_ready else (" AND NOT EXISTS (SELECT 1 FROM customers w WHERE"
+                                   " w.customer_id = c.customer_id AND w.email_consent = 1)")
+    found: list[tuple[str, str, str]] = []
+    for kind, sql in _CAUSES.items():
+        rows = conn.execute(
+            f"SELECT * FROM ({sql}) c WHERE NOT EXISTS (SELECT 1 FROM notices n WHERE"
+            f" n.customer_id = c.customer_id AND n.kind = ? AND n.about = c.about){waits}"
+            " LIMIT ?", (kind, BATCH)).fetchall()
+        found += [(kind, r[0], r[1]) for r in rows]
+    return found[:BATCH]
+
+
+def queue_due(chain: Chain) -> dict[str, int]:
+    """Decides every notice that is due (see the module's docstring); returns how many of
+    each outcome. Without `mail.from` and `mail.public_url` nothing can be mailed: only the
+    notices that would not be mailed anyway are decided, the rest wait."""
+    now = chain.clock()
+    counts: dict[str, int] = {}
+    with chain.db.read() as conn:
+        mail = settings.mail(conn)
+        payee = settings.payee(conn)
+        due = _due(conn, mail is not None)
+    for kind, customer_id, about in due:
+        with chain.db.read() as conn:
+            customer = conn.execute("SELECT * FROM customers WHERE customer_id = ?",
+                                    (customer_id,)).fetchone()
+        address = mailqueue.usable_address(customer["email"]) if customer else None
+        outcome = ("unknown_customer" if customer is None else
+                   "no_consent" if not customer["email_consent"] else
+                   "no_address" if address is None else "mailed")
+        if outcome == "mailed" and mail is None:
+            continue  # waits for the mail settings
+        message = None
+        if outcome == "mailed":
+            assert mail is not None and address is not None and customer is not None
+            message = _message(chain, kind, about, dict(customer), address, mail, payee, now)
+            if message is None:  # what it was about is gone (an invoice paid meanwhile)
+                continue
+        with chain.db.write() as conn:
+            if conn.execute(
+                    "INSERT INTO notices (customer_id, kind, about, decided_at, outcome) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (customer_id, kind, about, now, outcome)).rowcount == 0:
+                continue  # decided meanwhile (another run): never twice
+            if message is not None:
+                key = settings.unsubscribe_key(conn, make=True)
+                assert key is not None and mail is not None
+                link = f"{mail.public_url}/unsubscribe/{token(key, customer_id)}"
+                _add_unsubscribe(message, link)
+                mail_id = mailqueue.enqueue(conn, message, customer_id=customer_id, kind=kind,
+                                            about=about, now=now)
+                conn.execute("UPDATE notices SET mail_id = ? WHERE customer_id = ? AND kind = ?"
+                             " AND about = ?", (mail_id, customer_id, kind, about))
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _message(chain: Chain, kind: str, about: str, customer: dict[str, Any], address: str,
+             mail: settings.Mail, payee: Payee | None, now: str) -> EmailMessage | None:
+    name = display_name(customer) or "customer"
+    signature = payee.name if payee else (settings.sender_address(mail.sender).display_name
+                                          or "Your loyalty club")
+    pdf = None
+    if kind == "card_lost":
+        subject = f"Your club card {mask_card(about)} was reported lost"
+        body = (f"Dear {name},\n\nyour club card {mask_card(about)} has been reported lost and"
+                " is blocked: nobody can use it any more, and your points and balance are"
+                " safe. Ask at any of our shops for a new card.\n\nIf you did not report it"
+                " lost, please tell us.\n")
+    else:
+        invoice = invoices.invoice(chain, about)
+        owed = invoice["amount"] - invoice["paid_amount"]
+        if kind == "invoice_overdue" and (owed <= 0 or invoice["status"] == "paid"):
+            return None
+        reference = creditorref.printed(invoice["payment_reference"])
+        pay = (f"Pay to: {payee.name}, IBAN {printed_iban(payee.iban)}"
+               + (f", BIC {payee.bic}" if payee.bic else "") + "\n") if payee else ""
+        currency = invoices.CURRENCY
+        if kind == "invoice_issued":
+            subject = (f"Invoice {about}: {currency} {money(invoice['amount'])}, due"
+                       f" {invoice['due_on']}")
+            body = (f"Dear {name},\n\nattached is your invoice {about} for your purchases on"
+                    f" account from {invoice['period_from']} to"
+                    f" {invoicedoc.last_day(invoice).isoformat()}.\n\n"
+                    f"Amount: {currency} {money(invoice['amount'])}\n"
+                    f"Due on: {invoice['due_on']}\n{pay}"
+                    f"Payment reference: {reference}\n\n"
+                    "Please give the payment reference exactly as written, in the reference"
+                    " field of your transfer"
+                    + (", or scan the QR code on the invoice with your banking app" if payee
+                       else "") + ".\n")
+            pdf = invoicedoc.document(invoice, customer, payee)
+        else:
+            subject = f"Reminder: invoice {about} is overdue"
+            body = (f"Dear {name},\n\nour invoice {about} was due on {invoice['due_on']} and"
+                    f" {currency} {money(owed)} of it is still open.\n\n{pay}"
+                    f"Payment reference: {reference}\n\nIf you have paid in the last few days,"
+                    " thank you, and please disregard this reminder.\n")
+    sender = settings.sender_address(mail.sender)
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = Address(display_name=display_name(customer), addr_spec=address)
+    message["Subject"] = subject
+    moment = parse(now) or datetime.now(UTC)
+    message["Date"] = format_datetime(moment)
+    message["Message-ID"] = mailqueue.message_id(sender.domain)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to it
+    message.set_content(f"{body}\nKind regards,\n{signature}\n")
+    if pdf is not None:
+        message.add_attachment(pdf, maintype="application", subtype="pdf",
+                               filename=f"invoice-{about}.pdf")
+    return message
+
+
+def _add_unsubscribe(message: EmailMessage, link: str) -> None:
+    """The link in the text and as List-Unsubscribe (RFC 2369) with one-click POST (RFC
+    8058), which mail programs show as an "unsubscribe" button."""
+    message["List-Unsubscribe"] = f"<{link}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    text = message.get_body(("plain",))
+    assert isinstance(text, EmailMessage)
+    content = text.get_content()
+    text.set_content(f"{content}\n-- \nYou receive these e-mails because you agreed to. To"
+                     f" receive no more, open:\n{link}\n")
+
+
+# --- invoices to post ------------------------------------------------------------------------
+def to_post(chain: Chain) -> list[dict[str, Any]]:
+    """Invoices to print and post: their customer has no e-mail consent or no usable
+    address, or their mail failed; until marked posted. While mail is not set up at all,
+    new invoices are listed too."""
+    with chain.db.read() as conn:
+        mail_ready = settings.mail(conn) is not None
+        rows = conn.execute(
+            "SELECT i.number, i.customer_id, i.amount, i.paid_amount, i.due_on, i.status,"
+            " n.outcome, m.status AS mail_status, m.last_error FROM invoices i"
+            " LEFT JOIN notices n ON n.customer_id = i.customer_id"
+            " AND n.kind = 'invoice_issued' AND n.about = i.number"
+            " LEFT JOIN mail_outbox m ON m.mail_id = n.mail_id"
+            " WHERE n.posted_at IS NULL AND (n.outcome IN ('no_consent', 'no_address',"
+            " 'unknown_customer')"
+            " OR m.status = 'failed' OR (n.outcome IS NULL AND ?))"
+            " ORDER BY i.number", (not mail_ready,)).fetchall()
+        listed = []
+        for row in rows:
+            customer = conn.execute("SELECT * FROM customers WHERE customer_id = ?",
+                                    (row["customer_id"],)).fetchone()
+            why = {"no_consent": "no e-mail consent", "no_address": "no usable e-mail address",
+                   "unknown_customer": "HQ does not know the customer",
+                   None: "mail is not set up"}.get(row["outcome"], "")
+            if row["mail_status"] == "failed":
+                why = f"the e-mail failed: {row['last_error']}"
+            listed.append({**dict(row), "name": display_name(customer) if customer else "",
+                           "address": (customer["address"] or "") if customer else "",
+                           "why": why})
+    return listed
+
+
+def mark_posted(chain: Chain, numbers: list[str]) -> int:
+    """Records that these invoices went out by post; they leave the list."""
+    now = chain.clock()
+    done = 0
+    with chain.db.write() as conn:
+        for number in numbers:
+            row = conn.execute("SELECT customer_id FROM invoices WHERE number = ?",
+                               (number,)).fetchone()
+            if row is None:
+                raise NotFound(f"no invoice {number}: nothing was marked posted",
+                               invoice=number)
+            conn.execute(
+                "INSERT INTO notices (customer_id, kind, about, decided_at, outcome, posted_at)"
+                " VALUES (?, 'invoice_issued', ?, ?, 'posted', ?) ON CONFLICT DO UPDATE SET"
+                " posted_at = excluded.posted_at", (row[0], number, now, now))
+            done += 1
+    return done
