@@ -12,12 +12,17 @@ answer what the domain functions say, value for value, as they did before they w
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "banking"))
+
+from statementkit import Ntry, Tx, camt053
 
 from agent.programme import default_documents
 from hq import admin, credentials, ingest, invoices
@@ -36,6 +41,7 @@ from schema.events import (
     utc_now,
 )
 
+NOT_JSON = {("get", "/v1/admin/invoices/{number}/pdf"): "application/pdf"}
 SYNC_MODELS = {("get", "/v1/sync/hello"): "Hello", ("post", "/v1/sync/push"): "PushResponse",
                ("get", "/v1/sync/pull"): "PullResponse"}
 ANSWERS = {name for name, value in vars(adminapi).items()
@@ -77,6 +83,9 @@ class HQ:
         if status == 204:
             assert answer.content == b"" and "content" not in responses["204"]
             return None
+        if (method.lower(), template) in NOT_JSON:
+            assert answer.headers["content-type"] == NOT_JSON[method.lower(), template]
+            return answer.content
         assert answer.headers["content-type"] == "application/json"
         body = answer.json()
         exact_keys(self.doc, responses[str(status)]["content"]["application/json"]["schema"],
@@ -153,7 +162,7 @@ def facts() -> list[dict[str, Any]]:
 def test_every_operation_names_its_answer_and_documents_its_refusals_as_sent(hq: HQ) -> None:
     operations = [(method, path, op) for path, ops in hq.doc["paths"].items()
                   for method, op in ops.items()]
-    assert len(operations) == 19
+    assert len(operations) == 24
     assert "HTTPValidationError" not in hq.doc["components"]["schemas"]
     for method, path, op in operations:
         where = f"{method.upper()} {path}"
@@ -163,6 +172,8 @@ def test_every_operation_names_its_answer_and_documents_its_refusals_as_sent(hq:
         answer = op["responses"][str(ok[0])]
         if ok[0] == 204:
             assert "content" not in answer, where
+        elif (method, path) in NOT_JSON:
+            assert set(answer["content"]) == {NOT_JSON[method, path]}, where
         else:
             schema = answer["content"]["application/json"]["schema"]
             assert set(schema) == {"$ref"}, f"{where} answers {schema}"
@@ -222,6 +233,18 @@ def test_every_answer_has_exactly_the_keys_its_schema_publishes(hq: HQ) -> None:
             json={"amount": 290, "reference": "bank 1"})
     hq.call("GET", f"/v1/admin/invoices/{number}", invoice)
     hq.call("GET", f"/v1/admin/invoices?customer={CUSTOMER}", "/v1/admin/invoices")
+    pdf = hq.call("GET", f"/v1/admin/invoices/{number}/pdf", invoice + "/pdf")
+    assert pdf.startswith(b"%PDF")
+    # what is still owed (10.00), paid by name and amount only: a suggestion to confirm
+    statement = camt053(entries=[Ntry("10.00", booking="2026-10-21", acct_svcr_ref="B-1",
+                                      txs=[Tx(debtor="Ana Novak")])])
+    report = hq.call("POST", "/v1/admin/statements", "/v1/admin/statements",
+                     content=statement)
+    assert report["counts"]["suggested"] == 1, report
+    (waiting,) = hq.call("GET", "/v1/admin/statement-matches", "/v1/admin/statement-matches")
+    hq.call("POST", f"/v1/admin/statement-matches/{waiting['entry_id']}/confirm",
+            "/v1/admin/statement-matches/{entry_id}/confirm")
+    hq.call("GET", f"/v1/admin/mail?customer={CUSTOMER}", "/v1/admin/mail")
     everything = {(m, p) for p, ops in hq.doc["paths"].items() for m in ops}
     assert hq.called == everything
 
