@@ -1,4 +1,4 @@
-"""The `loyalty` command (agent.cli) as an operator runs it: a subprocess of this venv."""
+"""The `loyalty` command (loyalty.cli) as an operator runs it: a subprocess of this venv."""
 
 from __future__ import annotations
 
@@ -331,7 +331,7 @@ def test_an_unexpected_failure_is_one_line_and_its_traceback_only_under_verbose(
         busy_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from agent.cli import main
+    from loyalty.cli import main
     from schema import reports
 
     def broken(*args: object, **kw: object) -> None:

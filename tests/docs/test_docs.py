@@ -40,7 +40,7 @@ import requests
 from agentkit import AgentProcess, free_port
 from click.testing import CliRunner
 
-from agent.cli import main as loyalty_cli
+from loyalty.cli import main as loyalty_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
