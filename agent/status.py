@@ -2,9 +2,11 @@
 
 Read-only. Promises: the same figures for `GET /v1/status` and `loyalty status --json`,
 the contract's names (`outlet_id`, `pending_events`, `last_sync_at`, `last_sync_error`,
-`cursor`) always present, times stored and answered as UTC ISO 8601. `local_time` (owned by
-schema/timing.py, shared with the manager's pages) is how a person is shown one of them: the
-machine's local time to the minute and how long ago.
+`cursor`) always present, times stored and answered as UTC ISO 8601. `render_status` is the
+same figures as text for a person (`loyalty status`, the demo): each time through `local_time`
+(owned by schema/timing.py, shared with the manager's pages), the machine's local time to the
+minute and how long ago. The figures and their rendering live together, so a new figure is
+one edit here; the rendering is plain text (no CLI framework), for any caller.
 Must never: write to the replica.
 """
 
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agent import outbox
 from schema import timing
 from schema.database import Database
-from schema.timing import local_time  # noqa: F401  (the name the CLI's status table imports)
+from schema.timing import local_time
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -77,3 +79,44 @@ def _modem(meta: dict[str, str]) -> dict[str, Any]:
 
 def outlet_status(outlet: Outlet) -> dict[str, Any]:
     return replica_status(outlet.db)
+
+
+def describe_call(session: dict[str, Any] | None) -> str:
+    """The modem link's last call, for a person."""
+    if not session:
+        return "none yet"
+    return (f"{session['result']} at {local_time(session['ended_at'])}, "
+            f"{session.get('bytes_sent', 0)} B sent, {session.get('bytes_received', 0)} B received"
+            + (f", {session['connect_bps']} bit/s" if session.get("connect_bps") else ""))
+
+
+def render_status(figures: dict[str, Any], verbose: bool = False) -> str:
+    """The status as a table of (label, value) rows for a store manager: times local and
+    readable. `verbose` adds what an engineer needs (cursor, epoch, the stored times)."""
+    counts = figures.get("counts", {})
+    rows = [
+        ("Outlet", figures["outlet_id"]),
+        ("Link", figures.get("link")),
+        ("Pending events", figures["pending_events"]),
+        ("Oldest pending", local_time(figures.get("oldest_pending_at")) or "-"),
+        ("Queue stuck", "YES - check the link to HQ" if figures.get("queue_stuck") else "no"),
+        ("Last sync", local_time(figures.get("last_sync_at")) or "never"),
+        ("Last sync error", figures.get("last_sync_error") or "-"),
+        ("Clock", figures.get("clock") or "-"),
+        ("Last sale", local_time(figures.get("last_sale_at")) or "-"),
+        ("Customers", counts.get("customers", 0)),
+        ("Sales", counts.get("sales", 0)),
+        ("Redemptions", counts.get("redemptions", 0)),
+    ]
+    if "next_dial_at" in figures:
+        rows.append(("Next dial", local_time(figures["next_dial_at"]) or "not scheduled"))
+        rows.append(("Last call", describe_call(figures.get("last_session"))))
+    for reader in figures.get("readers", []):
+        rows.append((f"Reader {reader.get('name')}", f"{reader.get('state')} "
+                     f"{reader.get('last_error') or ''}".strip()))
+    if verbose:
+        rows.append(("Cursor", figures["cursor"]))
+        rows.append(("HQ epoch", figures.get("hq_epoch") or "-"))
+        rows += [(key, value or "-") for key, value in figures.items() if key.endswith("_at")]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -2,7 +2,9 @@
 
 Tokens are printed alone on the last line of stdout so scripts can take them with
 `tail -n 1`. The default programme a new chain starts with is handed in by the caller
-(`group(seed)`), so HQ does not depend on the agent's code.
+(`group(seed)`: loyalty/cli.py, the composition root, hands in the agent's), so HQ does not
+depend on the agent's code. Refusals are raised, never printed here: the root's
+`LoyaltyGroup` (given as `cls`) renders them as one `error [code]: message` line.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A `LoyaltyError` carries a snake_case `code` that integrators rely on (see
 docs/design.md, "Names that are fixed"), a human message that says what to do, and context fields
 (card, outlet, port, ...) that are safe to log: card numbers are masked by `mask_card`
 before they get here. Errors are turned into HTTP answers and CLI messages in exactly
-one place each (`web.httperrors`, `agent.cli`); nothing else formats them.
+one place each (`web.httperrors`, `loyalty.cli`); nothing else formats them.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ import requests
 from agentkit import AgentProcess, free_port
 from click.testing import CliRunner
 
-from agent.cli import main as loyalty_cli
+from loyalty.cli import main as loyalty_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -269,8 +269,11 @@ def test_every_loyalty_command_shown_exists_with_its_options(shown: Shown) -> No
 
 # --- links and the code the pages name ------------------------------------------------------
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-CODE_PATH = re.compile(r"`((?:schema|agent|sync|hq|hardware|tests|bench)/[\w/]*\w\.py)`")
-PATH_AND_NAME = re.compile(r"`((?:schema|agent|sync|hq|hardware)/[\w/]+\.py)`\s+`(\w+)`")
+# every top-level package of the product (tests/test_layers.py gives each its layer)
+PACKAGES = "|".join(sorted(p.parent.name for p in ROOT.glob("*/__init__.py")
+                           if p.parent.name not in ("tests", "bench")))
+CODE_PATH = re.compile(rf"`((?:{PACKAGES}|tests|bench)/[\w/]*\w\.py)`")
+PATH_AND_NAME = re.compile(rf"`((?:{PACKAGES})/[\w/]+\.py)`\s+`(\w+)`")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -298,8 +301,8 @@ def test_the_code_a_page_names_exists(page: Path) -> None:
 
 def test_design_md_names_every_package_and_invariant() -> None:
     design = (ROOT / "docs" / "design.md").read_text()
-    for package in ("schema/", "hardware/", "sync/", "agent/", "hq/"):
-        assert f"`{package}`" in design
+    for package in PACKAGES.split("|"):
+        assert f"`{package}/`" in design, f"docs/design.md does not name the package {package}/"
     for n in range(1, 11):
         assert f"**{n}. " in design, f"invariant {n}"
 

@@ -425,7 +425,7 @@ def test_progress_counts_rows_read_out_of_the_rows_in_scope_during_the_scan(
 
 # --- the command line -------------------------------------------------------------------
 def test_cli_prints_csv_and_tables_and_refuses_bad_filters(hq_world: HQWorld) -> None:
-    from agent.cli import main
+    from loyalty.cli import main
 
     runner = CliRunner()
     db = str(hq_world.path)

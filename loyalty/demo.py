@@ -19,7 +19,6 @@ from typing import Any
 import requests
 
 from agent.api import create_app
-from agent.cli import render_status
 from agent.config import ModemEntry
 from agent.outlet import Outlet
 from agent.programme import default_documents
@@ -27,6 +26,7 @@ from agent.replica import set_meta
 from agent.replication import OutletReplica
 from agent.runtime import modem_dialer
 from agent.sales import CURRENCY
+from agent.status import render_status
 from hq import credentials
 from hq.api import create_app as create_hq_app
 from hq.chain import Chain
