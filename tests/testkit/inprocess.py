@@ -24,6 +24,10 @@ called through FastAPI's `TestClient` instead of uvicorn, over a real SQLite fil
   console script runs (its entry point), returning a `CompletedProcess` like
   `testkit.processes.cli`; `cli_last_line` the same.
 
+An exception the app does not turn into an answer is raised in the test, with its
+traceback (TestClient's default), where a real server would answer 500: stricter, and the
+contract never allows a 500 anyway.
+
 What this tier does not see, so one real-process test per family stays in the slow tier:
 uvicorn's HTTP (a port, keep-alive, a chunked body as it arrives, concurrent connections),
 process start-up, kill -9 and restart, and the manager pages' loopback check (a TestClient's
