@@ -1,9 +1,10 @@
 """Helpers for the agent tests: a real agent process, a till client, a look into its file.
 
 A unique module name (the test folders are not packages), imported by tests/conftest.py and
-by the test modules as `from agentkit import ...`. The supervisor, the till client and the
-request helpers are testkit's (`Till`, `line`, `expect_error`, `LOYALTY` and `free_port` are
-re-exported under their old names); what is the agent's own stays here.
+by the test modules as `from agentkit import ...`. The supervisor, the till client, the
+in-process agent and the request helpers are testkit's (`Till`, `InProcessAgent`, `line`,
+`expect_error`, `LOYALTY` and `free_port` are re-exported under their old names); what is
+the agent's own stays here.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from testkit import LOYALTY, Service, Till, expect_error, free_port, line
+from testkit.inprocess import InProcessAgent
 
-__all__ = ["COUNTED", "LOYALTY", "AgentProcess", "Till", "connect", "db_state", "expect_error",
-           "free_port", "line", "png", "set_customer_status"]
+__all__ = ["COUNTED", "LOYALTY", "AgentProcess", "AnyAgent", "InProcessAgent", "Till", "connect",
+           "db_state", "expect_error", "free_port", "line", "png", "set_customer_status"]
 
 # Tables whose row counts "nothing changed" compares before and after a refusal.
 COUNTED = ("outbox", "customers", "identifiers", "sales", "sale_lines", "payments", "ledger",
@@ -49,6 +51,11 @@ class AgentProcess(Service):
 
     def till(self, till_id: str = "T1", token: str | None = None) -> Till:
         return Till(self.url, till_id, token if token is not None else self.till_token)
+
+
+# An agent a test talks to: in this process (the fast tier) or a real process; both have
+# `db`, `url` and `till(till_id, token)`.
+AnyAgent = AgentProcess | InProcessAgent
 
 
 # --- looking into the agent's SQLite file from outside, as HQ's replica update will ------

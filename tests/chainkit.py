@@ -5,9 +5,9 @@ and tests/sync as `from chainkit import ...`. Every process is a testkit `Servic
 `loyalty ...` from this virtual environment, exactly as an operator starts it; its stderr
 goes to a file that tests/conftest.py attaches to the report of a failing test.
 
-- `HQProcess`: `loyalty hq serve` on its own file and port; `outlet_add` / `admin_token`
-  go through the CLI (the token is the last line of its output); stop/start on the same
-  port simulates HQ going down and coming back.
+- `HQProcess`: `loyalty hq serve` on its own file and port, with testkit's `HQAdmin`
+  (outlets and tokens through `loyalty hq ...`, the admin API, its file); stop/start on the
+  same port simulates HQ going down and coming back.
 - `OutletProcess`: `loyalty agent serve --hq URL --token T` with a `Till` on it.
 - `ChainRig`: HQ plus outlets of one test.
 - `until(...)` (testkit's `wait_until`): polls a condition, returns (seconds it took, value).
@@ -25,8 +25,9 @@ import requests
 from agentkit import Till
 from testkit import Service, check_files, cli, cli_last_line, free_port, line, read_only
 from testkit import wait_until as until
+from testkit.hqadmin import HQAdmin
 
-__all__ = ["ChainRig", "HQProcess", "OutletProcess", "Process", "Till", "buy", "cli",
+__all__ = ["ChainRig", "HQAdmin", "HQProcess", "OutletProcess", "Process", "Till", "buy", "cli",
            "cli_last_line", "free_port", "hq_ledger_check", "until", "wal_safe_copy"]
 
 
@@ -37,7 +38,7 @@ class Process(Service):
     stop_grace_s = 1.0
 
 
-class HQProcess(Process):
+class HQProcess(HQAdmin, Process):
     label = "HQ"
     ready_path = "/openapi.json"  # the sync and admin routes want a token
 
@@ -46,37 +47,7 @@ class HQProcess(Process):
         super().__init__(db.with_name(db.name + ".stderr"), port,
                          args=["hq", "serve", "--db", str(db), "--port", str(port)])
         self.db = db
-        self._admin: str | None = None
-        self.tokens: dict[str, str] = {}  # outlet id -> token, of the outlets added here
-        self.http = requests.Session()
-
-    def outlet_add(self, outlet_id: str) -> str:
-        token = cli_last_line("hq", "outlet-add", "--db", str(self.db), outlet_id)
-        self.tokens[outlet_id] = token
-        return token
-
-    @property
-    def admin_token(self) -> str:
-        if self._admin is None:
-            self._admin = cli_last_line("hq", "admin-token", "--db", str(self.db))
-        return self._admin
-
-    def admin(self, method: str, path: str, status: int | None = 200, **kw: Any) -> Any:
-        kw.setdefault("timeout", 15)
-        headers = {"Authorization": f"Bearer {self.admin_token}", **kw.pop("headers", {})}
-        answer = self.http.request(method, self.url + path, headers=headers, **kw)
-        if status is None:
-            return answer
-        assert answer.status_code == status, f"{method} {path}: {answer.status_code} {answer.text}"
-        return answer.json() if answer.content else None
-
-    def customer(self, customer_id: str) -> dict[str, Any]:
-        return self.admin("GET", f"/v1/admin/customers/{customer_id}")
-
-    def db_conn(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db, timeout=10, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        return conn
+        self.tokens = {}
 
 
 class OutletProcess(Process):

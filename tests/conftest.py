@@ -1,21 +1,77 @@
-"""Shared fixtures: a REAL agent process over HTTP, a till client, an in-process outlet.
+"""Shared fixtures and the two tiers of the suite.
 
-`agent_server` runs `loyalty agent serve` from this virtual environment as a subprocess (the
-way an outlet runs it), waits until `GET /v1/status` answers and kills it at teardown. Its
-stderr is kept in a file and attached to the report of any test that fails while using it
-(this hook does that for every folder's process fixtures). The helpers live in agentkit.py
-and tests/testkit/.
+The fast tier (`pytest -m "not slow"`, docs/operations.md "Tests") runs in this process: the
+till API and HQ's API are answered by the apps the services build, through a TestClient, on
+real SQLite files (tests/testkit/inprocess.py). The slow tier holds what needs real
+processes or real time: kill -9, sync between processes, card readers, pcscd, the modem line,
+the browser, and one real-process run per family of the HTTP contract tests.
+
+Fixtures here: `agent` (an agent in this process, the one `till` speaks to; a test
+parametrized with `@pytest.mark.parametrize("agent", TIERS, indirect=True)` also runs against
+the real process), `make_agent` (agents of one test, in process, with their own options),
+`outlet` (an Outlet for domain tests), and the real processes: `agent_server` (one
+`loyalty agent serve` for the session) and `start_agent` (real agents of one test). Every
+process's stderr is attached to the report of a failing test that used it.
+
+`pytest_collection_modifyitems` puts a test in the slow tier (marker `slow`) when it uses a
+process fixture (PROCESS_FIXTURES, directly or through another fixture), starts processes
+itself (SPAWNS) or runs on real line time (REAL_TIME). The lists are explicit so they can be
+reviewed; a test of the fast tier that starts a process anyway fails, naming the lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import inspect
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agentkit import AgentProcess, Till
+from testkit.inprocess import InProcessAgent
 from testkit.processes import failure_sections
+
+EVERY_TEST = "*"
+
+# Fixtures that start a real process (or a browser, or the line simulator), by the file
+# defining them; a fixture using one of them is covered too.
+PROCESS_FIXTURES: dict[str, set[str]] = {
+    "tests/conftest.py": {"agent_server", "start_agent"},
+    "tests/hq/conftest.py": {"hq_process"},
+    "tests/e2e/conftest.py": {"rig", "shared_chain"},
+    "tests/e2e/test_api_fuzz.py": {"agent", "hq"},
+    "tests/web/conftest.py": {"shop", "browser"},
+    "tests/web/test_bank_payments.py": {"shop"},
+    "tests/hardware/conftest.py": {"pcscd"},
+    "tests/sync/modem_fixtures.py": {"modem_line"},  # the modem line runs in real time
+    "tests/sync/test_transport_conformance.py": {"hq"},
+}
+
+# Tests that start processes themselves (`loyalty` commands, servers, pcscd): a whole
+# module, or the tests named (every parametrization of each).
+SPAWNS: dict[str, set[str] | str] = {
+    "tests/agent/test_crash.py": EVERY_TEST,  # kill -9 of a real agent
+    "tests/agent/test_readers.py": EVERY_TEST,  # agents with serial and PC/SC readers
+    "tests/hq/test_hq_cli.py": EVERY_TEST,  # `loyalty hq ...` as a subprocess
+    "tests/sync/test_kill.py": EVERY_TEST,
+    "tests/sync/test_linesim.py": {"test_cli_prints_paths_and_serves_modems"},
+    "tests/agent/test_till_api.py": {
+        "test_listening_beyond_loopback_without_a_till_token_is_refused"},
+    "tests/hq/test_clock_skew.py": {"test_the_tolerance_is_an_hq_setting"},
+    "tests/docs/test_docs.py": {"test_sh_block_runs_as_written_and_again"},
+    "tests/sync/test_faults.py": {"test_faulty_network_heals_to_one_truth"},
+    "tests/test_testkit.py": {
+        "test_a_service_that_exits_fails_at_once_with_the_tail_of_its_log",
+        "test_a_service_whose_port_is_still_held_starts_once_it_is_free",
+        "test_check_files_tells_a_converged_chain_from_one_still_pulling_or_missing_events"},
+}
+
+# Tests whose time is a simulated line's real time, not computing.
+REAL_TIME: dict[str, set[str]] = {
+    "tests/sync/test_modemchannel.py": {
+        "test_200kb_at_33600_with_bit_errors_arrives_intact_in_near_line_time"},
+}
 
 
 # --- pytest plumbing -------------------------------------------------------------------
@@ -29,33 +85,95 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.extend(failure_sections(getattr(item, "funcargs", {}).values()))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        fixtures = {name: defined_in(defs[name][-1].func, root)
+                    for name in getattr(item, "fixturenames", ()) if defs.get(name)}
+        why = slow_because(item.path.relative_to(root).as_posix(),
+                           getattr(item, "originalname", item.name), fixtures)
+        if why and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow(reason=why))
+
+
+def slow_because(module: str, test: str, fixtures: dict[str, str]) -> str | None:
+    """Why a test is in the slow tier (None: it is not), from its module, its name without
+    parameters and the fixtures it uses, each with the file that defines it."""
+    spawned = SPAWNS.get(module, set())
+    if spawned == EVERY_TEST or test in spawned:
+        return "starts processes"
+    if test in REAL_TIME.get(module, set()):
+        return "runs in real time"
+    for fixture, where in fixtures.items():
+        if fixture in PROCESS_FIXTURES.get(where, set()):
+            return f"uses {fixture} ({where})"
+    return None
+
+
+def defined_in(func: Callable[..., Any], root: Path) -> str:
+    try:
+        path = Path(inspect.getsourcefile(inspect.unwrap(func)) or "")
+        return path.resolve().relative_to(root).as_posix()
+    except (TypeError, ValueError):
+        return ""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A test of the fast tier may not start a process: it would belong in the lists above."""
+    if item.get_closest_marker("slow") is not None:
+        yield
+        return
+    popen = subprocess.Popen
+
+    class Refused(popen):  # type: ignore[type-arg,misc,valid-type]
+        def __init__(self, args: Any, *rest: Any, **kw: Any) -> None:
+            raise AssertionError(
+                f"{item.nodeid} starts a process ({args!r}) in the fast tier: run it in "
+                "process (tests/testkit/inprocess.py) or list it in tests/conftest.py "
+                "(PROCESS_FIXTURES or SPAWNS)")
+
+    subprocess.Popen = Refused  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        subprocess.Popen = popen  # type: ignore[misc]
+
+
+# --- agents in this process ------------------------------------------------------------
 @pytest.fixture(scope="session")
-def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    """One real agent process for the session (tests use their own customers)."""
-    agent = AgentProcess(tmp_path_factory.mktemp("agent") / "outlet.db", "T")
-    agent.start()
-    yield agent
-    agent.kill()
+def agent(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[InProcessAgent | AgentProcess]:
+    """The agent of outlet T that `till` speaks to, in this process, shared by the session
+    (tests use their own customers). Parametrized indirectly with "real process" (TIERS), it
+    is `agent_server` instead."""
+    if getattr(request, "param", "in process") == "real process":
+        yield request.getfixturevalue("agent_server")
+        return
+    shop = InProcessAgent(tmp_path_factory.mktemp("agent") / "outlet.db", "T")
+    yield shop
+    shop.close()
 
 
 @pytest.fixture
-def start_agent(tmp_path: Path) -> Iterator[Any]:
-    """A factory for agents of one test (own database, own options); all killed after."""
-    started: list[AgentProcess] = []
-
-    def start(db: Path | None = None, outlet: str = "T", **kw: Any) -> AgentProcess:
-        agent = AgentProcess(db or tmp_path / f"outlet{len(started)}.db", outlet, **kw)
-        started.append(agent)
-        return agent.start()
-
-    yield start
-    for agent in started:
-        agent.kill()
+def till(agent: InProcessAgent | AgentProcess) -> Till:
+    return agent.till("T1")
 
 
 @pytest.fixture
-def till(agent_server: AgentProcess) -> Till:
-    return agent_server.till("T1")
+def make_agent(tmp_path: Path) -> Iterator[Callable[..., InProcessAgent]]:
+    """A factory for in-process agents of one test (own database, own options)."""
+    made: list[InProcessAgent] = []
+
+    def make(db: Path | None = None, outlet: str = "T", **options: Any) -> InProcessAgent:
+        shop = InProcessAgent(db or tmp_path / f"outlet{len(made)}.db", outlet, **options)
+        made.append(shop)
+        return shop
+
+    yield make
+    for shop in made:
+        shop.close()
 
 
 @pytest.fixture
@@ -66,3 +184,28 @@ def outlet(tmp_path: Path) -> Iterator[Any]:
     shop = Outlet(tmp_path / "outlet.db", "T")
     yield shop
     shop.close()
+
+
+# --- real agent processes --------------------------------------------------------------
+@pytest.fixture(scope="session")
+def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    """One real `loyalty agent serve` for the session (tests use their own customers)."""
+    server = AgentProcess(tmp_path_factory.mktemp("agent") / "outlet.db", "T")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path) -> Iterator[Any]:
+    """A factory for real agents of one test (own database, own options); all killed after."""
+    started: list[AgentProcess] = []
+
+    def start(db: Path | None = None, outlet: str = "T", **kw: Any) -> AgentProcess:
+        server = AgentProcess(db or tmp_path / f"outlet{len(started)}.db", outlet, **kw)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.kill()

@@ -1,5 +1,5 @@
-"""PINs (agent.pin, identification.check_pin) and customer pictures (agent.picture), in process
-and over HTTP against the real agent."""
+"""PINs (agent.pin, identification.check_pin) and customer pictures (agent.picture): on the
+domain functions, and through the till API of the agent `loyalty agent serve` builds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from agentkit import AgentProcess, Till, db_state, expect_error, png
+from agentkit import AnyAgent, Till, db_state, expect_error, png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -103,7 +103,7 @@ def test_identify_with_a_wrong_pin_records_no_visit(outlet: Outlet) -> None:
 
 
 def test_pin_over_http_locks_and_is_reset_at_the_desk(till: Till,
-                                                      agent_server: AgentProcess) -> None:
+                                                      agent: AnyAgent) -> None:
     joined = till.register(pin="86420135")
     cid, card = joined["customer_id"], joined["card_number"]
     assert till.ok("GET", f"/v1/customers/{cid}")["has_pin"] is True
@@ -118,7 +118,7 @@ def test_pin_over_http_locks_and_is_reset_at_the_desk(till: Till,
     till.ok("POST", "/v1/identify", json={"kind": "card", "value": card, "pin": "55554444"})
     expect_error(till.post(f"/v1/customers/{cid}/pin", {"pin": "12"}), 422, "invalid_request")
     # the PIN itself is nowhere: not in the file, not in the answers
-    raw = b"".join(p.read_bytes() for p in agent_server.db.parent.glob("outlet.db*")
+    raw = b"".join(p.read_bytes() for p in agent.db.parent.glob("outlet.db*")
                    if p.suffix != ".stderr")
     assert b"86420135" not in raw and b"55554444" not in raw
     assert "55554444" not in json.dumps(till.ok("GET", f"/v1/customers/{cid}"))
@@ -155,11 +155,11 @@ def test_a_picture_that_is_not_a_png_or_jpeg_is_refused() -> None:
 
 
 def test_a_300x300_picture_is_kept_and_bigger_or_non_images_are_refused(
-        till: Till, agent_server: AgentProcess) -> None:
+        till: Till, agent: AnyAgent) -> None:
     joined = till.register(picture=png(300, 300))
     cid = joined["customer_id"]
     assert till.ok("GET", f"/v1/customers/{cid}")["has_picture"] is True
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     for bad in (png(301, 10), base64.b64encode(b"GIF89a not really").decode(),
                 png(10, 10, fmt="GIF")):
         expect_error(till.post("/v1/customers", {"kind": "person", "given_name": "A",
@@ -167,7 +167,7 @@ def test_a_300x300_picture_is_kept_and_bigger_or_non_images_are_refused(
                      422, "invalid_request")
         expect_error(till.request("PATCH", f"/v1/customers/{cid}", json={"picture": bad}),
                      422, "invalid_request")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     other = till.register()["customer_id"]
     till.ok("PATCH", f"/v1/customers/{other}", json={"picture": png(200, 100, fmt="JPEG")})
     assert till.ok("GET", f"/v1/customers/{other}")["has_picture"] is True

@@ -1,7 +1,10 @@
-"""The till API of docs/till-api.md, over real HTTP against a real agent process.
+"""The till API of docs/till-api.md, against the agent `loyalty agent serve` builds.
 
-Every refusal is checked for its status, its stable code, the contract's error shape, and
-that it changed nothing in the agent's SQLite file (outbox and affected tables).
+The agent answers in this process (tests/conftest.py `agent`: the same app, a TestClient
+instead of uvicorn, a real SQLite file); the tests parametrized with TIERS run again
+against a real agent process over HTTP (the slow tier). Every refusal is checked for its
+status, its stable code, the contract's error shape, and that it changed nothing in the
+agent's SQLite file (outbox and affected tables).
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-import requests
 from agentkit import (
     LOYALTY,
-    AgentProcess,
+    AnyAgent,
     Till,
     connect,
     db_state,
@@ -26,6 +28,7 @@ from agentkit import (
     line,
     set_customer_status,
 )
+from testkit.inprocess import TIERS
 
 CONTRACT_PATHS = {
     "/v1/status": "get",
@@ -48,7 +51,7 @@ def ean13_ok(number: str) -> bool:
     return (weighted + digits[12]) % 10 == 0
 
 
-def outbox_events(agent: AgentProcess, type_: str | None = None) -> list[dict[str, Any]]:
+def outbox_events(agent: AnyAgent, type_: str | None = None) -> list[dict[str, Any]]:
     conn = connect(agent.db)
     try:
         rows = conn.execute("SELECT event FROM outbox ORDER BY seq").fetchall()
@@ -58,7 +61,7 @@ def outbox_events(agent: AgentProcess, type_: str | None = None) -> list[dict[st
     return [e for e in events if type_ is None or e["type"] == type_]
 
 
-def sale_rows(agent: AgentProcess, sale_id: str) -> int:
+def sale_rows(agent: AnyAgent, sale_id: str) -> int:
     conn = connect(agent.db)
     try:
         return int(conn.execute("SELECT COUNT(*) FROM sales WHERE sale_id = ?",
@@ -110,7 +113,7 @@ def test_unknown_path_and_wrong_method_have_the_error_shape(till: Till) -> None:
 # --- customers -------------------------------------------------------------------------
 
 def test_register_person_returns_customer_id_and_valid_ean13_card(
-        till: Till, agent_server: AgentProcess) -> None:
+        till: Till, agent: AnyAgent) -> None:
     joined = till.ok("POST", "/v1/customers", 201, json={
         "kind": "person", "given_name": "Ana", "surname": "Novak", "address": "Main 1",
         "phone": "+386 1 111", "email": "ana@example.com", "email_consent": True,
@@ -124,7 +127,7 @@ def test_register_person_returns_customer_id_and_valid_ean13_card(
     assert profile["category"] == "D"  # the default: the lowest category
     assert {"kind": "card", "value": joined["card_number"], "status": "active"} in profile[
         "identifiers"]
-    registered = [e for e in outbox_events(agent_server, "customer.registered")
+    registered = [e for e in outbox_events(agent, "customer.registered")
                   if e["body"]["customer_id"] == joined["customer_id"]]
     assert len(registered) == 1
 
@@ -170,38 +173,38 @@ def test_search_finds_customers_by_surname(till: Till) -> None:
     ({"kind": "person", "given_name": "A", "surname": "B", "pin": "12"}, "short PIN"),
 ])
 def test_bad_registration_is_invalid_request_and_changes_nothing(
-        till: Till, agent_server: AgentProcess, body: dict[str, Any], why: str) -> None:
-    before = db_state(agent_server.db)
+        till: Till, agent: AnyAgent, body: dict[str, Any], why: str) -> None:
+    before = db_state(agent.db)
     expect_error(till.post("/v1/customers", body), 422, "invalid_request")
-    assert db_state(agent_server.db) == before, why
+    assert db_state(agent.db) == before, why
 
 
 def test_note_of_1024_characters_is_kept_and_1025_refused_on_edit(
-        till: Till, agent_server: AgentProcess) -> None:
+        till: Till, agent: AnyAgent) -> None:
     joined = till.register(note="n" * 1024)
     cid = joined["customer_id"]
     assert till.ok("GET", f"/v1/customers/{cid}")["note"] == "n" * 1024
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     expect_error(till.request("PATCH", f"/v1/customers/{cid}", json={"note": "m" * 1025}),
                  422, "invalid_request")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     edited = till.ok("PATCH", f"/v1/customers/{cid}", json={"note": "short"})
     assert edited["note"] == "short"
 
 
 # --- identification --------------------------------------------------------------------
 
-def test_identify_by_card_records_a_visit(till: Till, agent_server: AgentProcess) -> None:
+def test_identify_by_card_records_a_visit(till: Till, agent: AnyAgent) -> None:
     joined = till.register(given_name="Vida", surname="Visit", category="C")
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     who = till.ok("POST", "/v1/identify",
                   json={"kind": "card", "value": joined["card_number"], "till_id": "T1"})
     assert who == {**who, "customer_id": joined["customer_id"], "display_name": "Vida Visit",
                    "status": "approved", "category": "C", "points_balance": 0}
-    after = db_state(agent_server.db)
+    after = db_state(agent.db)
     assert after["visits"] == before["visits"] + 1
     assert after["outbox"] == before["outbox"] + 1
-    visit = outbox_events(agent_server)[-1]
+    visit = outbox_events(agent)[-1]
     assert visit["type"] == "visit.recorded"
     assert visit["body"] == {"customer_id": joined["customer_id"], "till_id": "T1", "via": "card"}
 
@@ -225,16 +228,16 @@ def unique_identifier(kind: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("kind", ["magstripe", "barcode", "phone", "smartcard", "key", "room"])
-def test_identify_by_an_added_identifier(till: Till, agent_server: AgentProcess,
+def test_identify_by_an_added_identifier(till: Till, agent: AnyAgent,
                                          kind: str) -> None:
     joined = till.register()
     stored, presented = unique_identifier(kind)
     till.ok("POST", f"/v1/customers/{joined['customer_id']}/identifiers", 201,
             json={"kind": kind, "value": stored})
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     who = till.ok("POST", "/v1/identify", json={"kind": kind, "value": presented, "till_id": "T1"})
     assert who["customer_id"] == joined["customer_id"]
-    assert db_state(agent_server.db)["visits"] == before["visits"] + 1
+    assert db_state(agent.db)["visits"] == before["visits"] + 1
 
 
 def test_a_bare_card_value_also_finds_a_magstripe_card(till: Till) -> None:
@@ -250,20 +253,20 @@ def test_a_bare_card_value_also_finds_a_magstripe_card(till: Till) -> None:
 
 
 def test_an_identifier_of_another_customer_is_a_conflict(till: Till,
-                                                         agent_server: AgentProcess) -> None:
+                                                         agent: AnyAgent) -> None:
     first, second = till.register(), till.register()
     value = f"BC-{uuid.uuid4().hex}"
     till.ok("POST", f"/v1/customers/{first['customer_id']}/identifiers", 201,
             json={"kind": "barcode", "value": value})
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     expect_error(till.post(f"/v1/customers/{second['customer_id']}/identifiers",
                            {"kind": "barcode", "value": value}), 409, "conflict")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_unknown_card_is_card_unknown_and_never_creates_a_customer(
-        till: Till, agent_server: AgentProcess) -> None:
-    before = db_state(agent_server.db)
+        till: Till, agent: AnyAgent) -> None:
+    before = db_state(agent.db)
     for value in ("2999999999994", "not-a-card", "0000"):
         error = expect_error(till.post("/v1/identify", {"kind": "card", "value": value}),
                              404, "card_unknown")
@@ -273,7 +276,7 @@ def test_unknown_card_is_card_unknown_and_never_creates_a_customer(
     expect_error(till.post("/v1/sales", {"card": "2999999999994", "lines": [line("X", 100)],
                                          "payments": [{"mode": "cash", "amount": 100}]}),
                  404, "card_unknown")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_card_with_a_wrong_check_digit_is_unknown(till: Till) -> None:
@@ -308,11 +311,11 @@ def test_quote_lines_and_totals_add_up(till: Till) -> None:
     assert any("wine" in a.lower() for a in quote["lines"][0]["actions"])
 
 
-def test_quote_changes_nothing(till: Till, agent_server: AgentProcess) -> None:
+def test_quote_changes_nothing(till: Till, agent: AnyAgent) -> None:
     card = till.register()["card_number"]
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     till.quote(card, [line("Q-1", 1000)])
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 # --- sales -----------------------------------------------------------------------------
@@ -325,11 +328,12 @@ def assert_receipt(lines: list[str], card: str) -> None:
     assert any(card[-4:] in text and "*" in text for text in lines), lines
 
 
-def test_sale_by_quote_id_sells_what_was_quoted(till: Till, agent_server: AgentProcess) -> None:
+@pytest.mark.parametrize("agent", TIERS, indirect=True)
+def test_sale_by_quote_id_sells_what_was_quoted(till: Till, agent: AnyAgent) -> None:
     joined = till.register(category="A")
     card = joined["card_number"]
     quote = till.quote(card, [line("S-1", 2500, 2), line("S-2", 999, 1, "Wine", "wine")])
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     sale = till.ok("POST", "/v1/sales", 201, headers={"Idempotency-Key": str(uuid.uuid4())},
                    json={"quote_id": quote["quote_id"], "till_id": "T1",
                          "payments": [{"mode": "card", "amount": quote["total_net"]}]})
@@ -339,11 +343,11 @@ def test_sale_by_quote_id_sells_what_was_quoted(till: Till, agent_server: AgentP
     assert_receipt(sale["receipt_lines"], card)
     assert any(str(sale["points_earned"]) in x and "earned" in x.lower()
                for x in sale["receipt_lines"])
-    after = db_state(agent_server.db)
+    after = db_state(agent.db)
     assert after["sales"] == before["sales"] + 1
     assert after["sale_lines"] == before["sale_lines"] + 2
     assert after["outbox"] == before["outbox"] + 1
-    event = outbox_events(agent_server)[-1]
+    event = outbox_events(agent)[-1]
     assert event["type"] == "sale.recorded" and event["body"]["sale_id"] == sale["sale_id"]
     assert event["body"]["total_net"] == quote["total_net"]
 
@@ -364,59 +368,58 @@ def test_sale_by_card_and_lines(till: Till) -> None:
     assert profile["points_balance"] == sale["points_balance"] == sale["points_earned"] > 0
 
 
-def test_quote_id_unknown_is_refused(till: Till, agent_server: AgentProcess) -> None:
-    before = db_state(agent_server.db)
+def test_quote_id_unknown_is_refused(till: Till, agent: AnyAgent) -> None:
+    before = db_state(agent.db)
     expect_error(till.post("/v1/sales", {"quote_id": "no-such-quote", "payments": [
         {"mode": "cash", "amount": 1}]}), 404, "quote_unknown")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 @pytest.mark.parametrize("quote_id", ["", "   ", "\t"])
 def test_an_empty_quote_id_without_lines_is_invalid_request_naming_the_field(
-        till: Till, agent_server: AgentProcess, quote_id: str) -> None:
+        till: Till, agent: AnyAgent, quote_id: str) -> None:
     card = till.register()["card_number"]
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     for body in ({"quote_id": quote_id, "payments": [{"mode": "cash", "amount": 100}]},
                  {"quote_id": quote_id, "card": card,
                   "payments": [{"mode": "cash", "amount": 100}]}):
         error = expect_error(till.post("/v1/sales", body), 422, "invalid_request")
         assert "quote_id" in error["message"], error
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_idempotency_key_returns_the_same_sale_once(till: Till,
-                                                     agent_server: AgentProcess) -> None:
+                                                     agent: AnyAgent) -> None:
     card = till.register()["card_number"]
     key = f"pos-{uuid.uuid4()}"
     lines = [line("I-1", 1234, 2)]
     first = till.sell(card, lines, key=key)
     assert first.status_code == 201, first.text
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     again = till.sell(card, lines, key=key)
     assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
     assert again.json() == first.json()
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     sale_id = first.json()["sale_id"]
-    assert sale_rows(agent_server, sale_id) == 1
-    events = [e for e in outbox_events(agent_server, "sale.recorded")
+    assert sale_rows(agent, sale_id) == 1
+    events = [e for e in outbox_events(agent, "sale.recorded")
               if e["body"]["sale_id"] == sale_id]
     assert len(events) == 1
 
 
-def test_the_same_key_sent_concurrently_makes_one_sale(till: Till,
-                                                       agent_server: AgentProcess) -> None:
+@pytest.mark.parametrize("agent", TIERS, indirect=True)
+def test_the_same_key_sent_concurrently_makes_one_sale(till: Till, agent: AnyAgent) -> None:
     card = till.register()["card_number"]
     lines = [line("CC-1", 777)]
     total = till.quote(card, lines)["total_net"]
     key = f"race-{uuid.uuid4()}"
-    before = db_state(agent_server.db)
-    answers: list[requests.Response] = []
+    before = db_state(agent.db)
+    answers: list[Any] = []
 
-    def post() -> None:
-        answers.append(requests.post(agent_server.url + "/v1/sales", timeout=15,
-                                     headers={"Idempotency-Key": key},
-                                     json={"card": card, "lines": lines,
-                                           "payments": [{"mode": "cash", "amount": total}]}))
+    def post() -> None:  # each thread its own connection
+        answers.append(agent.till().post("/v1/sales", headers={"Idempotency-Key": key},
+                                         json={"card": card, "lines": lines,
+                                               "payments": [{"mode": "cash", "amount": total}]}))
 
     threads = [threading.Thread(target=post) for _ in range(6)]
     for t in threads:
@@ -425,27 +428,27 @@ def test_the_same_key_sent_concurrently_makes_one_sale(till: Till,
         t.join()
     assert [a.status_code for a in answers] == [201] * 6
     assert len({a.json()["sale_id"] for a in answers}) == 1
-    after = db_state(agent_server.db)
+    after = db_state(agent.db)
     assert after["sales"] == before["sales"] + 1 and after["outbox"] == before["outbox"] + 1
 
 
 def test_idempotency_key_with_a_different_body_is_a_conflict(
-        till: Till, agent_server: AgentProcess) -> None:
+        till: Till, agent: AnyAgent) -> None:
     card = till.register()["card_number"]
     key = f"pos-{uuid.uuid4()}"
     first = till.sold(card, [line("K-1", 1000)], key=key)
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     expect_error(till.sell(card, [line("K-1", 1000, 2)], key=key), 409, "idempotency_conflict")
-    assert db_state(agent_server.db) == before
-    assert sale_rows(agent_server, first["sale_id"]) == 1
+    assert db_state(agent.db) == before
+    assert sale_rows(agent, first["sale_id"]) == 1
 
 
 def test_payments_not_adding_up_are_payment_mismatch(till: Till,
-                                                     agent_server: AgentProcess) -> None:
+                                                     agent: AnyAgent) -> None:
     card = till.register()["card_number"]
     lines = [line("M-1", 1000)]
     total = till.quote(card, lines)["total_net"]
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     for paid in (total - 1, total + 1, 0):
         error = expect_error(till.sell(card, lines, payments=[{"mode": "cash", "amount": paid}],
                                        key=str(uuid.uuid4())), 422, "payment_mismatch")
@@ -453,24 +456,24 @@ def test_payments_not_adding_up_are_payment_mismatch(till: Till,
         assert error["message"] == (f"payments add up to {paid // 100}.{paid % 100:02d}, "
                                     f"the sale is {total // 100}.{total % 100:02d}"), error
         assert error["context"] == {"total_net": total, "paid": paid}
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_credit_in_category_d_is_refused_and_nothing_written(
-        till: Till, agent_server: AgentProcess) -> None:
+        till: Till, agent: AnyAgent) -> None:
     joined = till.register(category="D")
     card = joined["card_number"]
     lines = [line("CR-1", 1000)]
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     error = expect_error(till.sell(card, lines, mode="credit", key=str(uuid.uuid4())),
                          402, "credit_limit_exceeded")
     assert card not in json.dumps(error)
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     assert till.ok("GET", f"/v1/customers/{joined['customer_id']}")["credit_balance"] == 0
 
 
 def test_credit_in_category_a_is_allowed_up_to_its_limit(
-        till: Till, agent_server: AgentProcess) -> None:
+        till: Till, agent: AnyAgent) -> None:
     joined = till.register(category="A")
     card, cid = joined["card_number"], joined["customer_id"]
     profile = till.ok("GET", f"/v1/customers/{cid}")
@@ -480,7 +483,7 @@ def test_credit_in_category_a_is_allowed_up_to_its_limit(
     owed = big["total_net"]
     assert till.ok("GET", f"/v1/customers/{cid}")["credit_balance"] == owed
     over = [line("CR-OVER", 2 * (500_000 - owed))]  # nets well over what is left
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     expect_error(till.sell(card, over, mode="credit"), 402, "credit_limit_exceeded")
     # part credit beyond the limit, the rest cash: still refused
     total = till.quote(card, over)["total_net"]
@@ -488,7 +491,7 @@ def test_credit_in_category_a_is_allowed_up_to_its_limit(
     expect_error(till.sell(card, over, payments=[
         {"mode": "credit", "amount": rest + 1}, {"mode": "cash", "amount": total - rest - 1}]),
         402, "credit_limit_exceeded")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     # exactly up to the limit is fine
     till.sold(card, over, payments=[
         {"mode": "credit", "amount": rest}, {"mode": "cash", "amount": total - rest}])
@@ -505,7 +508,7 @@ def half_up(value: Fraction) -> int:
 
 
 def test_customer_statistics_match_the_sales_made(till: Till,
-                                                  agent_server: AgentProcess) -> None:
+                                                  agent: AnyAgent) -> None:
     joined = till.register(category="A", given_name="Stat", surname="Istic")
     card, cid = joined["card_number"], joined["customer_id"]
     # 14 distinct SKUs with distinct prices, some bought in several sales
@@ -564,7 +567,7 @@ def test_customer_statistics_match_the_sales_made(till: Till,
     assert stats["top_purchased_items"][0]["name"] == f"Name {top_qty[0]}"
     assert stats["gifts_collected"] == 2 and stats["gifts"] == {"GIFT-MUG": 2}
 
-    conn = connect(agent_server.db)
+    conn = connect(agent.db)
     try:
         last_at = conn.execute("SELECT at FROM sales WHERE sale_id = ?",
                                (sales[-1]["sale_id"],)).fetchone()[0]
@@ -579,13 +582,13 @@ def test_customer_statistics_match_the_sales_made(till: Till,
 # --- gifts -----------------------------------------------------------------------------
 
 def test_redemption_takes_points_and_stock_together(till: Till,
-                                                   agent_server: AgentProcess) -> None:
+                                                   agent: AnyAgent) -> None:
     joined = till.register(category="A")
     card = joined["card_number"]
     earn_points(till, card, 800)
     balance = till.ok("GET", f"/v1/customers/{joined['customer_id']}")["points_balance"]
     stock = {g["sku"]: g for g in till.ok("GET", "/v1/gifts")}
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     key = str(uuid.uuid4())
     first = till.post("/v1/redemptions", headers={"Idempotency-Key": key},
                       json={"card": card, "gift_sku": "GIFT-TOTE", "qty": 1, "till_id": "T1"})
@@ -595,41 +598,41 @@ def test_redemption_takes_points_and_stock_together(till: Till,
     assert gift["points_balance"] == balance - 800
     assert_receipt(gift["receipt_lines"], card)
     assert any("800" in x for x in gift["receipt_lines"])
-    after = db_state(agent_server.db)
+    after = db_state(agent.db)
     assert after["gift_stock"]["GIFT-TOTE"] == before["gift_stock"]["GIFT-TOTE"] - 1
     assert after["redemptions"] == before["redemptions"] + 1
     assert after["outbox"] == before["outbox"] + 1
-    assert outbox_events(agent_server)[-1]["type"] == "gift.redeemed"
+    assert outbox_events(agent)[-1]["type"] == "gift.redeemed"
     # the same key again hands out nothing more, and says it is a replay, as a sale does
     again = till.post("/v1/redemptions", headers={"Idempotency-Key": key},
                       json={"card": card, "gift_sku": "GIFT-TOTE", "qty": 1, "till_id": "T1"})
     assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
     assert again.json() == gift
-    assert db_state(agent_server.db) == after
+    assert db_state(agent.db) == after
 
 
 def test_redemption_with_insufficient_points_changes_nothing(
-        till: Till, agent_server: AgentProcess) -> None:
+        till: Till, agent: AnyAgent) -> None:
     card = till.register(category="D")["card_number"]
     till.sold(card, [line("IP-1", 10_000)])  # about 100 points
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     error = expect_error(till.post("/v1/redemptions", {"card": card, "gift_sku": "GIFT-MUG"}),
                          402, "insufficient_points")
     assert error["context"]["points_needed"] == 500
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_redemption_of_an_unknown_gift_is_gift_unknown(till: Till,
-                                                       agent_server: AgentProcess) -> None:
+                                                       agent: AnyAgent) -> None:
     card = till.register()["card_number"]
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     expect_error(till.post("/v1/redemptions", {"card": card, "gift_sku": "NO-SUCH-GIFT"}),
                  404, "gift_unknown")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_redemption_is_refused_out_of_stock_once_stock_runs_out(
-        till: Till, agent_server: AgentProcess) -> None:
+        till: Till, agent: AnyAgent) -> None:
     sku = "GIFT-COFFEE"
     have = {g["sku"]: g["stock"] for g in till.ok("GET", "/v1/gifts")}[sku]
     assert have >= 1
@@ -643,11 +646,11 @@ def test_redemption_is_refused_out_of_stock_once_stock_runs_out(
     card = till.register(category="A")["card_number"]
     earn_points(till, card, 2500)
     till.ok("POST", "/v1/redemptions", 201, json={"card": card, "gift_sku": sku})
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     assert before["gift_stock"][sku] == 0
     expect_error(till.post("/v1/redemptions", {"card": card, "gift_sku": sku}), 409,
                  "out_of_stock")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     # receiving stock makes it available again
     till.ok("POST", f"/v1/gifts/{sku}/stock", json={"qty": 5, "reason": "receipt"})
     till.ok("POST", "/v1/redemptions", 201, json={"card": card, "gift_sku": sku})
@@ -657,7 +660,7 @@ def test_redemption_is_refused_out_of_stock_once_stock_runs_out(
 
 @pytest.mark.parametrize("status, code", [("blocked", "card_blocked"), ("lost", "card_lost")])
 def test_blocked_or_lost_card_is_refused_at_identify_and_sale(
-        till: Till, agent_server: AgentProcess, status: str, code: str) -> None:
+        till: Till, agent: AnyAgent, status: str, code: str) -> None:
     joined = till.register(category="A")
     card = joined["card_number"]
     earn_points(till, card, 500)
@@ -665,7 +668,7 @@ def test_blocked_or_lost_card_is_refused_at_identify_and_sale(
     quote = till.quote(card, lines)  # taken before the card was reported
     till.ok("POST", "/v1/identifiers/status",
             json={"kind": "card", "value": card, "status": status})
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     expect_error(till.post("/v1/identify", {"kind": "card", "value": card}), 403, code)
     expect_error(till.post("/v1/quotes", {"card": card, "lines": lines}), 403, code)
     expect_error(till.post("/v1/sales", {"card": card, "lines": lines, "payments": [
@@ -673,7 +676,7 @@ def test_blocked_or_lost_card_is_refused_at_identify_and_sale(
     expect_error(till.post("/v1/sales", {"quote_id": quote["quote_id"], "payments": [
         {"mode": "cash", "amount": quote["total_net"]}]}), 403, code)
     expect_error(till.post("/v1/redemptions", {"card": card, "gift_sku": "GIFT-MUG"}), 403, code)
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     # found again, the card works again
     till.ok("POST", "/v1/identifiers/status",
             json={"kind": "card", "value": card, "status": "active"})
@@ -681,7 +684,7 @@ def test_blocked_or_lost_card_is_refused_at_identify_and_sale(
 
 
 def test_banned_customer_is_refused_at_identify_and_sale(till: Till,
-                                                         agent_server: AgentProcess) -> None:
+                                                         agent: AnyAgent) -> None:
     joined = till.register(category="A")
     card, cid = joined["card_number"], joined["customer_id"]
     earn_points(till, card, 500)
@@ -690,8 +693,8 @@ def test_banned_customer_is_refused_at_identify_and_sale(till: Till,
             json={"kind": "barcode", "value": barcode})
     lines = [line("BAN-1", 1000)]
     quote = till.quote(card, lines)
-    set_customer_status(agent_server.db, cid, "banned")  # as HQ's replica update will
-    before = db_state(agent_server.db)
+    set_customer_status(agent.db, cid, "banned")  # as HQ's replica update will
+    before = db_state(agent.db)
     for kind, value in (("card", card), ("barcode", barcode)):
         expect_error(till.post("/v1/identify", {"kind": kind, "value": value}), 403,
                      "card_banned")
@@ -702,7 +705,7 @@ def test_banned_customer_is_refused_at_identify_and_sale(till: Till,
         {"mode": "cash", "amount": quote["total_net"]}]}), 403, "card_banned")
     expect_error(till.post("/v1/redemptions", {"card": card, "gift_sku": "GIFT-MUG"}), 403,
                  "card_banned")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     assert till.ok("GET", f"/v1/customers/{cid}")["status"] == "banned"
 
 
@@ -722,16 +725,16 @@ GOOD_LINE = {"sku": "G-1", "name": "Good", "qty": 1, "unit_price": 100}
     ({**GOOD_LINE, "sku": ""}, "empty sku"),
 ])
 def test_bad_lines_are_invalid_request_and_change_nothing(
-        till: Till, agent_server: AgentProcess, bad_line: dict[str, Any], why: str) -> None:
+        till: Till, agent: AnyAgent, bad_line: dict[str, Any], why: str) -> None:
     card = till.register()["card_number"]
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     expect_error(till.post("/v1/quotes", {"card": card, "lines": [bad_line]}), 422,
                  "invalid_request")
     expect_error(till.post("/v1/sales", {"card": card, "lines": [GOOD_LINE, bad_line],
                                          "payments": [{"mode": "cash", "amount": 100}]},
                            headers={"Idempotency-Key": str(uuid.uuid4())}),
                  422, "invalid_request")
-    assert db_state(agent_server.db) == before, why
+    assert db_state(agent.db) == before, why
 
 
 @pytest.mark.parametrize("path, body", [
@@ -751,11 +754,11 @@ def test_bad_lines_are_invalid_request_and_change_nothing(
     ("/v1/redemptions", {"card": "2900010000015", "gift_sku": "GIFT-MUG", "qty": -1}),
     ("/v1/customers", {}),
 ])
-def test_missing_or_wrong_fields_are_invalid_request(till: Till, agent_server: AgentProcess,
+def test_missing_or_wrong_fields_are_invalid_request(till: Till, agent: AnyAgent,
                                                       path: str, body: dict[str, Any]) -> None:
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     expect_error(till.post(path, body), 422, "invalid_request")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_a_body_that_is_not_json_is_invalid_request_saying_where(till: Till) -> None:
@@ -770,19 +773,19 @@ def test_a_body_that_is_not_json_is_invalid_request_saying_where(till: Till) -> 
 # --- strict input: what is sent is what is meant (no coercion) ------------------------------
 
 def test_a_body_that_is_not_utf8_is_invalid_request_saying_so(
-        till: Till, agent_server: AgentProcess) -> None:
-    before = db_state(agent_server.db)
+        till: Till, agent: AnyAgent) -> None:
+    before = db_state(agent.db)
     answer = till.post("/v1/customers", data='{"kind": "person", "given_name": "Zoë", '
                        '"surname": "B"}'.encode("latin-1"),
                        headers={"Content-Type": "application/json"})
     message = expect_error(answer, 422, "invalid_request")["message"]
     assert "UTF-8" in message and "JSON" in message, message
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_a_body_without_content_type_says_to_send_one(till: Till,
-                                                      agent_server: AgentProcess) -> None:
-    before = db_state(agent_server.db)
+                                                      agent: AnyAgent) -> None:
+    before = db_state(agent.db)
     body = json.dumps({"kind": "person", "given_name": "A", "surname": "B"}).encode()
     answer = till.request("POST", "/v1/customers", data=body)  # no Content-Type at all
     assert "content-type" not in {k.lower() for k in answer.request.headers}
@@ -791,7 +794,7 @@ def test_a_body_without_content_type_says_to_send_one(till: Till,
     message = expect_error(till.request("POST", "/v1/customers", data=body, headers={
         "Content-Type": "text/plain"}), 422, "invalid_request")["message"]
     assert "Content-Type: application/json" in message, message
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 @pytest.mark.parametrize("body, message", [
@@ -808,19 +811,19 @@ def test_a_body_without_content_type_says_to_send_one(till: Till,
     ({"email": "no-at-sign"}, "email: expected an e-mail address"),
 ])
 def test_registration_fields_are_taken_strictly_with_a_message_naming_the_field(
-        till: Till, agent_server: AgentProcess, body: dict[str, Any], message: str) -> None:
-    before = db_state(agent_server.db)
+        till: Till, agent: AnyAgent, body: dict[str, Any], message: str) -> None:
+    before = db_state(agent.db)
     person = {"kind": "person", "given_name": "Strict", "surname": "Input", "category": "A"}
     error = expect_error(till.post("/v1/customers", {**person, **body}), 422, "invalid_request")
     assert error["message"].startswith(message), error
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     cid = till.register()["customer_id"]
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     if "pin" not in body:  # a PIN is not edited by PATCH
         error = expect_error(till.request("PATCH", f"/v1/customers/{cid}", json=body), 422,
                              "invalid_request")
         assert error["message"].startswith(message), error
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_a_real_date_of_birth_is_kept(till: Till) -> None:
@@ -853,27 +856,28 @@ def test_a_real_date_of_birth_is_kept(till: Till) -> None:
     ("/v1/identify", ["card", "x"], "body: expected a JSON object, got a list"),
 ])
 def test_selling_fields_are_taken_strictly_with_a_message_naming_the_field(
-        till: Till, agent_server: AgentProcess, path: str, body: Any, message: str) -> None:
+        till: Till, agent: AnyAgent, path: str, body: Any, message: str) -> None:
     if isinstance(body, dict) and path != "/v1/identify" and "quote_id" not in body:
         body = {"card": till.register()["card_number"], **body}
-    before = db_state(agent_server.db)
+    before = db_state(agent.db)
     error = expect_error(till.post(path, body), 422, "invalid_request")
     assert error["message"].startswith(message), error
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
 def test_an_identifier_status_of_an_empty_kind_names_the_kinds(
-        till: Till, agent_server: AgentProcess) -> None:
-    before = db_state(agent_server.db)
+        till: Till, agent: AnyAgent) -> None:
+    before = db_state(agent.db)
     error = expect_error(till.post("/v1/identifiers/status", {
         "kind": "", "value": "2900010000015", "status": "lost"}), 422, "invalid_request")
     assert error["message"].startswith("kind: expected 'card', 'magstripe'"), error
     assert "no such" not in error["message"]
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
 
 
-def test_a_body_over_1_mib_is_payload_too_large(till: Till, agent_server: AgentProcess) -> None:
-    before = db_state(agent_server.db)
+@pytest.mark.parametrize("agent", TIERS, indirect=True)
+def test_a_body_over_1_mib_is_payload_too_large(till: Till, agent: AnyAgent) -> None:
+    before = db_state(agent.db)
     huge = {"kind": "person", "given_name": "A", "surname": "B", "note": "x" * (1 << 20)}
     expect_error(till.post("/v1/customers", huge), 413, "payload_too_large")
 
@@ -885,7 +889,7 @@ def test_a_body_over_1_mib_is_payload_too_large(till: Till, agent_server: AgentP
 
     expect_error(till.post("/v1/customers", data=chunks(), headers={
         "Content-Type": "application/json"}), 413, "payload_too_large")
-    assert db_state(agent_server.db) == before
+    assert db_state(agent.db) == before
     # a small chunked body is fine
     small = till.post("/v1/customers", data=iter([json.dumps(
         {"kind": "person", "given_name": "C", "surname": "D"}).encode()]),
@@ -904,13 +908,15 @@ def test_till_identification_poll_with_nothing_read_is_204(till: Till) -> None:
 
 # --- till token and listening address --------------------------------------------------
 
-def test_till_token_is_required_when_configured(start_agent: Any) -> None:
-    agent = start_agent(host="127.0.0.1", till_token="till-secret-123")
-    bare = Till(agent.url)
+@pytest.mark.parametrize("tier", TIERS)
+def test_till_token_is_required_when_configured(tier: str, request: pytest.FixtureRequest) -> None:
+    start = request.getfixturevalue("make_agent" if tier == "in process" else "start_agent")
+    agent = start(host="127.0.0.1", till_token="till-secret-123")
+    bare = agent.till(token="")
     expect_error(bare.get("/v1/status"), 401, "unauthorized")
     expect_error(bare.post("/v1/customers", {"kind": "person", "given_name": "A",
                                              "surname": "B"}), 401, "unauthorized")
-    expect_error(Till(agent.url, token="wrong-token").get("/v1/status"), 401, "unauthorized")
+    expect_error(agent.till(token="wrong-token").get("/v1/status"), 401, "unauthorized")
     # the token alone, without the Bearer scheme, is refused too
     expect_error(bare.get("/v1/status", headers={"Authorization": "till-secret-123"}), 401,
                  "unauthorized")
@@ -918,7 +924,7 @@ def test_till_token_is_required_when_configured(start_agent: Any) -> None:
                                              "surname": "B"},
                            headers={"Authorization": "till-secret-123"}), 401, "unauthorized")
     assert db_state(agent.db)["customers"] == 0
-    good = Till(agent.url, token="till-secret-123")
+    good = agent.till(token="till-secret-123")
     assert good.ok("GET", "/v1/status")["outlet_id"] == "T"
     good.register()
 

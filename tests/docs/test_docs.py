@@ -16,8 +16,9 @@ The convention every page follows (docs/README.md says it to writers):
   run; json, toml, python, nginx and sql blocks are what they say.
 - Every `loyalty ...` command shown anywhere (sh and console blocks, inline code) names a
   real subcommand with real options (and report names), and its `--help` works.
-- docs/till-api.md is replayed against a real agent: its curl examples are sent in order,
-  the answers it shows have the real answers' keys, its sale receipt is the real receipt.
+- docs/till-api.md is replayed against the agent `loyalty agent serve` builds (in this
+  process: testkit.inprocess): its curl examples are sent in order, the answers it shows
+  have the real answers' keys, its sale receipt is the real receipt.
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ from typing import Any
 
 import click
 import pytest
-import requests
-from agentkit import AgentProcess, free_port
+from agentkit import InProcessAgent, free_port
 from click.testing import CliRunner
 
 from loyalty.cli import main as loyalty_cli
@@ -318,7 +318,7 @@ def test_operations_md_names_every_package_install_sh_installs() -> None:
     assert not missing, f"docs/operations.md does not name {missing}, which install.sh installs"
 
 
-# --- docs/till-api.md, replayed against a real agent ----------------------------------------
+# --- docs/till-api.md, replayed against the agent ----------------------------------------------
 @dataclass
 class Example:
     method: str
@@ -383,11 +383,11 @@ def json_blocks_after(heading: str) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Every curl example of docs/till-api.md sent, in order, to a real agent (outlet NORTH)."""
-    agent = AgentProcess(tmp_path_factory.mktemp("till-api") / "outlet.db", "NORTH").start()
+    """Every curl example of docs/till-api.md sent, in order, to the agent of outlet NORTH."""
+    agent = InProcessAgent(tmp_path_factory.mktemp("till-api") / "outlet.db", "NORTH")
     try:
-        http = requests.Session()
-        answers: list[tuple[Example, requests.Response]] = []
+        http = agent.session()
+        answers: list[tuple[Example, Any]] = []
         last: dict[str, Any] = {}
         for example in till_api_examples():
             body = example.body
@@ -404,7 +404,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
                     last.update({k: v for k, v in data.items() if isinstance(v, str)})
         yield agent, http, answers
     finally:
-        agent.kill()
+        agent.close()
 
 
 def test_till_api_curl_examples_are_valid_requests(replayed: Any) -> None:

@@ -1,8 +1,9 @@
-"""Talking to a real HQ as an outlet would, with hand-made events (tests/hq).
+"""Talking to HQ as an outlet would, with hand-made events (tests/hq).
 
 `HQClient` pushes raw JSON, so a test can send anything a broken or hostile outlet might,
-over a `requests.Session` (or any requests-like session, such as a TestClient); `snapshot`
-reads HQ's file to prove a refused request changed nothing.
+over a session of its own to that HQ (`hq.session()`: requests for a real process, a
+TestClient for `InProcessHQ`, testkit's HQ in this process); `snapshot` reads HQ's file to
+prove a refused request changed nothing. `AnyHQ`: either kind of HQ.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import requests
 from chainkit import HQProcess
+from testkit.hqadmin import HQAdmin
+from testkit.inprocess import InProcessHQ
 
 from schema.events import (
     Body,
@@ -27,13 +30,18 @@ from schema.events import (
     new_id,
 )
 
+__all__ = ["AnyHQ", "HQClient", "InProcessHQ", "redeemed", "registered", "sale", "snapshot"]
+
+# An HQ a test talks to: in this process (the fast tier) or a real `loyalty hq serve`.
+AnyHQ = InProcessHQ | HQProcess
+
 
 class HQClient:
-    def __init__(self, hq: HQProcess, outlet_id: str, token: str, session: Any = None) -> None:
+    def __init__(self, hq: HQAdmin, outlet_id: str, token: str, session: Any = None) -> None:
         self.hq = hq
         self.outlet_id = outlet_id
         self.token = token
-        self.http: Any = session if session is not None else requests.Session()
+        self.http: Any = session if session is not None else hq.session()
         self.http.headers["Authorization"] = f"Bearer {token}"
 
     def hello(self) -> dict[str, Any]:
@@ -95,7 +103,7 @@ def redeemed(customer_id: str, points: int) -> GiftRedeemed:
                         gift_name="Club mug", qty=1, points_spent=points)
 
 
-def snapshot(hq: HQProcess) -> dict[str, Any]:
+def snapshot(hq: HQAdmin) -> dict[str, Any]:
     """Everything a refused push must leave alone."""
     conn = sqlite3.connect(hq.db, timeout=10)
     try:

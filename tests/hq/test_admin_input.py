@@ -2,8 +2,8 @@
 expected, and NOTHING changed (invariant 9). Request bodies are taken strictly: a date is
 "YYYY-MM-DD" text, an amount an integer number of cents, a flag true or false.
 
-One real HQ process per module (tests/hq/conftest.py); each test compares HQ's file before
-and after.
+One HQ per module (tests/hq/conftest.py `hq`, in this process); each test compares HQ's
+file before and after.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import requests
 from agentkit import expect_error
-from chainkit import HQProcess
-from hqkit import HQClient, registered, snapshot
+from hqkit import AnyHQ, HQClient, registered, snapshot
 
 
-def refused(hq: HQProcess, method: str, path: str, message: str, **kw: Any) -> None:
+def refused(hq: AnyHQ, method: str, path: str, message: str, **kw: Any) -> None:
     before = snapshot(hq)
     customers = hq.db_conn().execute("SELECT * FROM customers ORDER BY customer_id").fetchall()
     master = hq.db_conn().execute("SELECT * FROM master ORDER BY kind, key").fetchall()
@@ -30,7 +28,7 @@ def refused(hq: HQProcess, method: str, path: str, message: str, **kw: Any) -> N
 
 
 @pytest.fixture(scope="module")
-def customer_id(hq: HQProcess) -> str:
+def customer_id(hq: AnyHQ) -> str:
     client = HQClient(hq, "B", hq.tokens["B"])
     who = registered("Strict")
     client.pushed(client.events(who))
@@ -59,7 +57,7 @@ def customer_id(hq: HQProcess) -> str:
      "amount: expected an integer amount in cents, got a number with a fraction"),
 ])
 def test_admin_bodies_are_taken_strictly_and_change_nothing(
-        hq: HQProcess, path: str, body: dict[str, Any], message: str) -> None:
+        hq: AnyHQ, path: str, body: dict[str, Any], message: str) -> None:
     refused(hq, "POST", path, message, json=body)
 
 
@@ -76,14 +74,14 @@ def test_admin_bodies_are_taken_strictly_and_change_nothing(
     ({"picture": "@@not base64@@"}, "picture: must be base64-encoded PNG or JPEG"),
 ])
 def test_a_customer_edit_at_hq_is_taken_strictly_and_changes_nothing(
-        hq: HQProcess, customer_id: str, changes: dict[str, Any], message: str) -> None:
+        hq: AnyHQ, customer_id: str, changes: dict[str, Any], message: str) -> None:
     refused(hq, "PATCH", f"/v1/admin/customers/{customer_id}", message, json=changes)
     edited = hq.admin("PATCH", f"/v1/admin/customers/{customer_id}",
                       json={"date_of_birth": "1990-05-01", "email_consent": True})
     assert (edited["date_of_birth"], edited["email_consent"]) == ("1990-05-01", 1)
 
 
-def test_master_data_is_taken_strictly(hq: HQProcess) -> None:
+def test_master_data_is_taken_strictly(hq: AnyHQ) -> None:
     gift = {"sku": "GIFT-STRICT", "name": "Strict mug", "points_cost": "500"}
     refused(hq, "PUT", "/v1/admin/master/gift", "points_cost: expected an integer, got a string",
             json=gift)
@@ -96,7 +94,7 @@ def test_master_data_is_taken_strictly(hq: HQProcess) -> None:
     assert hq.admin("PUT", "/v1/admin/master/action", json=action)["key"] == "STRICT"
 
 
-def test_a_body_that_is_not_utf8_or_not_json_says_so(hq: HQProcess) -> None:
+def test_a_body_that_is_not_utf8_or_not_json_says_so(hq: AnyHQ) -> None:
     path = "/v1/admin/invoices/refresh"
     json_type = {"Content-Type": "application/json"}
     refused(hq, "POST", path, "body: must be UTF-8 encoded JSON",
@@ -106,9 +104,9 @@ def test_a_body_that_is_not_utf8_or_not_json_says_so(hq: HQProcess) -> None:
             "Content-Type: application/json", data=b'{"today": "2026-05-01"}')
 
 
-def test_a_token_without_the_bearer_scheme_is_refused(hq: HQProcess) -> None:
-    answer = requests.get(hq.url + "/v1/admin/outlets", timeout=10,
-                          headers={"Authorization": hq.admin_token})
+def test_a_token_without_the_bearer_scheme_is_refused(hq: AnyHQ) -> None:
+    answer = hq.session().get(hq.url + "/v1/admin/outlets", timeout=10,
+                              headers={"Authorization": hq.admin_token})
     assert "Bearer" in expect_error(answer, 401, "unauthorized")["message"]
 
 
@@ -123,7 +121,7 @@ def test_a_token_without_the_bearer_scheme_is_refused(hq: HQProcess) -> None:
                                   "issued_on": "2026-01-01"}, "period_from"),
 ])
 def test_a_date_at_the_end_of_the_calendar_is_invalid_request_naming_the_field(
-        hq: HQProcess, path: str, body: dict[str, Any], field: str) -> None:
+        hq: AnyHQ, path: str, body: dict[str, Any], field: str) -> None:
     before = snapshot(hq)
     error = expect_error(hq.admin("POST", path, None, json=body), 422, "invalid_request")
     assert error["message"].startswith(f"{field}: "), error

@@ -1,14 +1,20 @@
-"""Who may call what at HQ, and how tokens are kept (invariant 8)."""
+"""Who may call what at HQ, and how tokens are kept (invariant 8).
+
+HQ answers in this process (tests/hq/conftest.py `hq`); the tests parametrized with TIERS
+run again against a real `loyalty hq serve` (the slow tier). `loyalty hq ...` runs in
+process (CliRunner) against HQ's file, as an operator's command beside the server would.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-import requests
+import pytest
 from agentkit import expect_error
-from chainkit import HQProcess, cli, cli_last_line
-from hqkit import HQClient, registered, snapshot
+from hqkit import AnyHQ, HQClient, registered, snapshot
+from testkit.inprocess import TIERS, cli, cli_last_line
 
 from schema.events import make_event
 
@@ -19,17 +25,18 @@ ADMIN = [("GET", "/v1/admin/flags"), ("GET", "/v1/admin/outlets"),
          ("POST", "/v1/admin/identifiers/status")]
 
 
-def call(hq: HQProcess, method: str, path: str, token: str | None,
-         header: str | None = None) -> requests.Response:
+def call(hq: AnyHQ, method: str, path: str, token: str | None,
+         header: str | None = None) -> Any:
     headers = {}
     if header is not None:
         headers["Authorization"] = header
     elif token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return requests.request(method, hq.url + path, headers=headers, json={}, timeout=10)
+    return hq.session().request(method, hq.url + path, headers=headers, json={}, timeout=10)
 
 
-def test_no_or_unknown_token_is_401(hq: HQProcess) -> None:
+@pytest.mark.parametrize("hq", TIERS, indirect=True)
+def test_no_or_unknown_token_is_401(hq: AnyHQ) -> None:
     before = snapshot(hq)
     fake = "lo_" + "0" * 48
     for method, path in SYNC + ADMIN:
@@ -40,14 +47,14 @@ def test_no_or_unknown_token_is_401(hq: HQProcess) -> None:
     assert snapshot(hq) == before
 
 
-def test_an_outlet_token_cannot_use_admin_endpoints(hq: HQProcess) -> None:
+def test_an_outlet_token_cannot_use_admin_endpoints(hq: AnyHQ) -> None:
     before = snapshot(hq)
     for method, path in ADMIN:
         expect_error(call(hq, method, path, hq.tokens["A"]), 403, "forbidden")
     assert snapshot(hq) == before
 
 
-def test_an_admin_token_cannot_speak_for_an_outlet(hq: HQProcess) -> None:
+def test_an_admin_token_cannot_speak_for_an_outlet(hq: AnyHQ) -> None:
     before = snapshot(hq)
     for method, path in SYNC:
         expect_error(call(hq, method, path, hq.admin_token), 403, "forbidden")
@@ -62,7 +69,7 @@ def test_an_outlet_token_speaks_for_its_own_outlet_only(outlet_a: HQClient,
 
 
 def test_pull_shows_outlets_no_secrets_stock_or_flags(outlet_a: HQClient,
-                                                      hq: HQProcess) -> None:
+                                                      hq: AnyHQ) -> None:
     outlet_a.pushed(outlet_a.events(registered()))
     page = outlet_a.pull(0, limit=5000)
     assert page.status_code == 200, page.text
@@ -78,7 +85,8 @@ def test_pull_shows_outlets_no_secrets_stock_or_flags(outlet_a: HQClient,
     expect_error(outlet_a.pull(0, wait=3600), 422, "invalid_request")
 
 
-def test_tokens_are_stored_only_hashed_and_never_start_with_a_dash(hq: HQProcess,
+@pytest.mark.parametrize("hq", TIERS, indirect=True)
+def test_tokens_are_stored_only_hashed_and_never_start_with_a_dash(hq: AnyHQ,
                                                                     tmp_path: Path) -> None:
     tokens = [*hq.tokens.values(), hq.admin_token]
     extra_outlet = cli("hq", "outlet-add", "--db", str(hq.db), "C9")
@@ -105,12 +113,12 @@ def test_tokens_are_stored_only_hashed_and_never_start_with_a_dash(hq: HQProcess
 
 
 def test_a_token_that_is_not_bearer_shaped_is_refused_before_any_push(
-        outlet_a: HQClient, hq: HQProcess) -> None:
+        outlet_a: HQClient, hq: AnyHQ) -> None:
     who = registered()
     event = make_event("A", outlet_a.next_seq(), who)
     before = snapshot(hq)
-    answer = requests.post(hq.url + "/v1/sync/push", timeout=10,
-                           headers={"Authorization": hq.tokens["A"]},
-                           json={"outlet_id": "A", "events": [event.model_dump(mode="json")]})
+    answer = hq.session().post(hq.url + "/v1/sync/push", timeout=10,
+                               headers={"Authorization": hq.tokens["A"]},
+                               json={"outlet_id": "A", "events": [event.model_dump(mode="json")]})
     expect_error(answer, 401, "unauthorized")
     assert snapshot(hq) == before

@@ -1,10 +1,12 @@
-"""Outlet clocks years off, at a real HQ process (issue 9, item 2; docs/sync.md "Outlet clocks").
+"""Outlet clocks years off, at HQ (issue 9, item 2; docs/sync.md "Outlet clocks").
 
 Outlets are played by `HQClient`s pushing hand-made batches whose stamps come from a clock
 years off (2031, 2001) or are not times at all, each push carrying that clock's `sent_at`
 as a current outlet does. HQ must book such facts at its own receive time (this month's
 invoice close, today's turnover, a sane "last purchase"), keep the stamps as sent in its
 ledger, measure each outlet's clock offset and raise ONE flag per outlet while it lasts.
+HQ answers in this process (hqkit.InProcessHQ) and `loyalty report` runs in process; the
+tolerance option is checked on a real `loyalty hq serve --clock-tolerance` (the slow tier).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chainkit import HQProcess, cli
-from hqkit import HQClient, registered
+from chainkit import HQProcess
+from hqkit import AnyHQ, HQClient, InProcessHQ, registered
+from testkit.inprocess import cli
 
 from schema.events import Event, Payment, SaleLine, SaleRecorded, make_event, new_id
 
@@ -29,17 +32,17 @@ BEHIND = -(26 * YEAR)  # a clock saying 2000/2001
 
 
 @pytest.fixture(scope="module")
-def hq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HQProcess]:
-    process = HQProcess(tmp_path_factory.mktemp("hq") / "hq.db")
+def hq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHQ]:
+    here = InProcessHQ(tmp_path_factory.mktemp("hq") / "hq.db")
     for outlet_id in ("FUTURE", "PAST", "OLD", "BACK"):
-        process.outlet_add(outlet_id)
-    _ = process.admin_token
-    process.start()
-    yield process
-    process.kill()
+        here.outlet_add(outlet_id)
+    _ = here.admin_token
+    here.start()
+    yield here
+    here.close()
 
 
-def client(hq: HQProcess, outlet_id: str) -> HQClient:
+def client(hq: AnyHQ, outlet_id: str) -> HQClient:
     return HQClient(hq, outlet_id, hq.tokens[outlet_id])
 
 
@@ -85,16 +88,16 @@ def hello(client: HQClient, skew: timedelta | None) -> dict[str, Any]:
     return answer.json()  # type: ignore[no-any-return]
 
 
-def outlet_flags(hq: HQProcess, outlet_id: str, every: bool = False) -> list[dict[str, Any]]:
+def outlet_flags(hq: AnyHQ, outlet_id: str, every: bool = False) -> list[dict[str, Any]]:
     flags = hq.admin("GET", "/v1/admin/flags" + ("?all=true" if every else ""))
     return [f for f in flags if f["outlet_id"] == outlet_id and f["event_id"] is None]
 
 
-def outlet_row(hq: HQProcess, outlet_id: str) -> dict[str, Any]:
+def outlet_row(hq: AnyHQ, outlet_id: str) -> dict[str, Any]:
     return next(o for o in hq.admin("GET", "/v1/admin/outlets") if o["outlet_id"] == outlet_id)
 
 
-def close_this_month(hq: HQProcess) -> list[dict[str, Any]]:
+def close_this_month(hq: AnyHQ) -> list[dict[str, Any]]:
     first = today().replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)
     return hq.admin("POST", "/v1/admin/invoices/close", 201, json={  # type: ignore[no-any-return]
@@ -102,7 +105,7 @@ def close_this_month(hq: HQProcess) -> list[dict[str, Any]]:
         "issued_on": following.isoformat()})
 
 
-def turnover_today(hq: HQProcess, outlet_id: str) -> dict[str, str]:
+def turnover_today(hq: AnyHQ, outlet_id: str) -> dict[str, str]:
     done = cli("report", "turnover", "--db", str(hq.db), "--from", today().isoformat(),
                "--to", today().isoformat(), "--outlet", outlet_id, "--format", "csv")
     assert done.returncode == 0, done.stderr
@@ -111,7 +114,7 @@ def turnover_today(hq: HQProcess, outlet_id: str) -> dict[str, str]:
     return next((r for r in rows if outlet_id in r.values()), {})
 
 
-def everything_hq_shows(hq: HQProcess, customer_id: str) -> str:
+def everything_hq_shows(hq: AnyHQ, customer_id: str) -> str:
     """The customer's view, its invoices, its receipts report and the outlets, as text."""
     shown = [json.dumps(hq.customer(customer_id)),
              json.dumps(hq.admin("GET", f"/v1/admin/invoices?customer={customer_id}")),
@@ -124,7 +127,7 @@ def everything_hq_shows(hq: HQProcess, customer_id: str) -> str:
 
 
 def test_a_2031_clock_credit_sale_is_billed_this_month_counted_today_and_flagged_once(
-        hq: HQProcess) -> None:
+        hq: AnyHQ) -> None:
     outlet = client(hq, "FUTURE")
     who = registered("Future")
     first = stamped(outlet, AHEAD, who, credit_sale(who.customer_id, 5_000))
@@ -165,7 +168,7 @@ def test_a_2031_clock_credit_sale_is_billed_this_month_counted_today_and_flagged
     assert not re.search(r"20[34]\d-\d\d-\d\d", everything_hq_shows(hq, who.customer_id))
 
 
-def test_a_2001_clock_is_invoiced_with_a_sane_date_and_flagged(hq: HQProcess) -> None:
+def test_a_2001_clock_is_invoiced_with_a_sane_date_and_flagged(hq: AnyHQ) -> None:
     outlet = client(hq, "PAST")
     assert hello(outlet, BEHIND)["clock_offset_s"] < -25 * YEAR.total_seconds()
     who = registered("Past")
@@ -185,7 +188,7 @@ def test_a_2001_clock_is_invoiced_with_a_sane_date_and_flagged(hq: HQProcess) ->
     assert len(flags) == 1 and "behind HQ" in flags[0]["reason"], flags
 
 
-def test_a_time_that_does_not_parse_is_applied_flagged_and_never_shown(hq: HQProcess) -> None:
+def test_a_time_that_does_not_parse_is_applied_flagged_and_never_shown(hq: AnyHQ) -> None:
     outlet = client(hq, "OLD")  # an outlet of the previous version: no sent_at at all
     who = registered("Old")
     good = stamped(outlet, timedelta(0), who)
@@ -208,7 +211,7 @@ def test_a_time_that_does_not_parse_is_applied_flagged_and_never_shown(hq: HQPro
     assert "not-a-time" not in everything_hq_shows(hq, who.customer_id)
 
 
-def test_the_clock_flag_is_resolved_once_the_clock_is_back(hq: HQProcess) -> None:
+def test_the_clock_flag_is_resolved_once_the_clock_is_back(hq: AnyHQ) -> None:
     outlet = client(hq, "BACK")
     hello(outlet, AHEAD)
     hello(outlet, AHEAD)

@@ -1,7 +1,8 @@
 """Bad input at HQ's push: a clear error and NOTHING applied (invariants 2, 5, 8, 9).
 
-One real HQ process per module; each test pushes hand-made events as outlet A or B and
-compares HQ's file before and after. Facts that merely look wrong are applied and flagged,
+One HQ per module (tests/hq/conftest.py `hq`: in this process; the tests parametrized with
+TIERS run again against a real `loyalty hq serve`, the slow tier); each test pushes
+hand-made events as outlet A or B and compares HQ's file before and after. Facts that merely look wrong are applied and flagged,
 never refused (invariant 5).
 """
 
@@ -12,8 +13,8 @@ from typing import Any
 
 import pytest
 from agentkit import expect_error
-from chainkit import HQProcess
-from hqkit import HQClient, redeemed, registered, sale, snapshot
+from hqkit import AnyHQ, HQClient, redeemed, registered, sale, snapshot
+from testkit.inprocess import TIERS
 
 from schema.events import IdentifierStatusChanged, make_event
 from schema.sync import MAX_BATCH
@@ -27,8 +28,9 @@ def refused(client: HQClient, answer: Any, status: int, code: str,
 
 
 # --- a good batch, duplicates, flags ------------------------------------------------------
+@pytest.mark.parametrize("hq", TIERS, indirect=True)
 def test_push_applies_a_batch_and_a_repush_is_all_duplicates(outlet_a: HQClient,
-                                                             hq: HQProcess) -> None:
+                                                             hq: AnyHQ) -> None:
     who = registered()
     events = outlet_a.events(who, sale(who.customer_id, 10_000, 200),
                              sale(who.customer_id, 5_000, 100))
@@ -54,7 +56,7 @@ def test_push_applies_a_batch_and_a_repush_is_all_duplicates(outlet_a: HQClient,
 
 
 def test_a_sale_for_an_unknown_customer_is_applied_and_flagged(outlet_a: HQClient,
-                                                             hq: HQProcess) -> None:
+                                                             hq: AnyHQ) -> None:
     ghost = "01900000-0000-7000-8000-00000000dead"
     before = snapshot(hq)
     answer = outlet_a.pushed(outlet_a.events(sale(ghost, 10_000, 200)))
@@ -68,7 +70,7 @@ def test_a_sale_for_an_unknown_customer_is_applied_and_flagged(outlet_a: HQClien
 
 def test_overspent_points_are_applied_and_flagged_not_refused(outlet_a: HQClient,
                                                               outlet_b: HQClient,
-                                                              hq: HQProcess) -> None:
+                                                              hq: AnyHQ) -> None:
     who = registered()
     outlet_a.pushed(outlet_a.events(who, sale(who.customer_id, 50_000, 1_000)))
     # both outlets spent the same 800 points offline
@@ -83,14 +85,15 @@ def test_overspent_points_are_applied_and_flagged_not_refused(outlet_a: HQClient
 
 
 # --- refusals: nothing applied ------------------------------------------------------------
-def test_malformed_json_is_refused(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_malformed_json_is_refused(outlet_a: HQClient, hq: AnyHQ) -> None:
     before = snapshot(hq)
     for raw in (b"{not json", b"[]", b'{"protocol": 1}', b"", b'{"outlet_id": "A", "events": 3}'):
         error = refused(outlet_a, outlet_a.push_raw(data=raw), 422, "protocol_error", before)
         assert error["message"].startswith("malformed push batch"), error
 
 
-def test_an_oversized_batch_is_refused_with_413(outlet_a: HQClient, hq: HQProcess) -> None:
+@pytest.mark.parametrize("hq", TIERS, indirect=True)
+def test_an_oversized_batch_is_refused_with_413(outlet_a: HQClient, hq: AnyHQ) -> None:
     before = snapshot(hq)
     who = registered()
     payload = {"protocol": 1, "outlet_id": "A",
@@ -100,7 +103,7 @@ def test_an_oversized_batch_is_refused_with_413(outlet_a: HQClient, hq: HQProces
             "payload_too_large", before)
 
 
-def test_more_than_max_batch_events_is_refused(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_more_than_max_batch_events_is_refused(outlet_a: HQClient, hq: AnyHQ) -> None:
     who = registered()
     first = outlet_a.next_seq()
     events = [make_event("A", first, who)]
@@ -114,7 +117,7 @@ def test_more_than_max_batch_events_is_refused(outlet_a: HQClient, hq: HQProcess
 
 @pytest.mark.parametrize("type_, version", [("sale.recorded", 99), ("sale.teleported", 1)])
 def test_an_unknown_event_type_or_version_refuses_the_whole_batch(
-        outlet_a: HQClient, hq: HQProcess, type_: str, version: int) -> None:
+        outlet_a: HQClient, hq: AnyHQ, type_: str, version: int) -> None:
     who = registered()
     good, other = outlet_a.events(who, sale(who.customer_id))
     odd = other.model_copy(update={"type": type_, "version": version})
@@ -123,7 +126,7 @@ def test_an_unknown_event_type_or_version_refuses_the_whole_batch(
     assert type_ in error["message"] and str(version) in error["message"]
 
 
-def test_an_unsupported_protocol_version_is_refused(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_an_unsupported_protocol_version_is_refused(outlet_a: HQClient, hq: AnyHQ) -> None:
     who = registered()
     before = snapshot(hq)
     error = refused(outlet_a, outlet_a.push(outlet_a.events(who), protocol=99), 422,
@@ -131,7 +134,7 @@ def test_an_unsupported_protocol_version_is_refused(outlet_a: HQClient, hq: HQPr
     assert "99" in error["message"]
 
 
-def test_a_body_that_fails_validation_is_refused(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_a_body_that_fails_validation_is_refused(outlet_a: HQClient, hq: AnyHQ) -> None:
     who = registered()
     good, bad = outlet_a.events(who, sale(who.customer_id))
     broken = bad.model_copy(update={"body": {**bad.body, "total_net": "lots"}})
@@ -145,7 +148,7 @@ def test_a_body_that_fails_validation_is_refused(outlet_a: HQClient, hq: HQProce
             "protocol_error", before)
 
 
-def test_events_claiming_another_outlet_are_refused(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_events_claiming_another_outlet_are_refused(outlet_a: HQClient, hq: AnyHQ) -> None:
     who = registered()
     good = outlet_a.event(who)
     forged = make_event("B", good.seq + 1, sale(who.customer_id))
@@ -155,7 +158,7 @@ def test_events_claiming_another_outlet_are_refused(outlet_a: HQClient, hq: HQPr
 
 
 def test_a_batch_for_another_outlet_than_the_token_is_refused(outlet_a: HQClient,
-                                                              hq: HQProcess) -> None:
+                                                              hq: AnyHQ) -> None:
     forged = make_event("B", 1, registered())
     before = snapshot(hq)
     refused(outlet_a, outlet_a.push([forged], outlet_id="B"), 403, "outlet_mismatch", before)
@@ -164,7 +167,7 @@ def test_a_batch_for_another_outlet_than_the_token_is_refused(outlet_a: HQClient
 
 
 def test_a_gap_in_the_sequence_is_refused_with_sync_gap(outlet_a: HQClient,
-                                                        hq: HQProcess) -> None:
+                                                        hq: AnyHQ) -> None:
     expected = outlet_a.next_seq()
     ahead = make_event("A", expected + 1, registered())
     before = snapshot(hq)
@@ -173,7 +176,7 @@ def test_a_gap_in_the_sequence_is_refused_with_sync_gap(outlet_a: HQClient,
     assert snapshot(hq) == before
 
 
-def test_a_gap_inside_a_batch_stops_it_there(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_a_gap_inside_a_batch_stops_it_there(outlet_a: HQClient, hq: AnyHQ) -> None:
     who = registered()
     first = outlet_a.next_seq()
     events = [make_event("A", first, who), make_event("A", first + 1, sale(who.customer_id)),
@@ -185,7 +188,7 @@ def test_a_gap_inside_a_batch_stops_it_there(outlet_a: HQClient, hq: HQProcess) 
 
 
 def test_a_reused_sequence_with_another_event_id_is_refused(outlet_a: HQClient,
-                                                           hq: HQProcess) -> None:
+                                                           hq: AnyHQ) -> None:
     who = registered()
     original = outlet_a.event(who)
     outlet_a.pushed([original])
@@ -195,7 +198,7 @@ def test_a_reused_sequence_with_another_event_id_is_refused(outlet_a: HQClient,
     refused(outlet_a, outlet_a.push([impostor, new]), 409, "seq_reused", before)
 
 
-def test_an_event_id_used_twice_is_refused(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_an_event_id_used_twice_is_refused(outlet_a: HQClient, hq: AnyHQ) -> None:
     who = registered()
     original = outlet_a.event(who)
     outlet_a.pushed([original])
@@ -205,7 +208,7 @@ def test_an_event_id_used_twice_is_refused(outlet_a: HQClient, hq: HQProcess) ->
     refused(outlet_a, outlet_a.push([copy]), 422, "protocol_error", before)
 
 
-def test_events_out_of_order_are_refused(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_events_out_of_order_are_refused(outlet_a: HQClient, hq: AnyHQ) -> None:
     who = registered()
     one, two = outlet_a.events(who, sale(who.customer_id))
     before = snapshot(hq)
@@ -213,7 +216,7 @@ def test_events_out_of_order_are_refused(outlet_a: HQClient, hq: HQProcess) -> N
     refused(outlet_a, outlet_a.push([one, one]), 422, "protocol_error", before)
 
 
-def test_an_outlet_cannot_change_a_customer_status(outlet_a: HQClient, hq: HQProcess) -> None:
+def test_an_outlet_cannot_change_a_customer_status(outlet_a: HQClient, hq: AnyHQ) -> None:
     """Bans are HQ's: the fact is kept but flagged and has no effect."""
     who = registered()
     outlet_a.pushed(outlet_a.events(who))
@@ -230,7 +233,7 @@ def test_an_outlet_cannot_change_a_customer_status(outlet_a: HQClient, hq: HQPro
 
 
 def test_a_pull_cursor_beyond_what_sqlite_holds_is_invalid_request(outlet_a: HQClient,
-                                                                   hq: HQProcess) -> None:
+                                                                   hq: AnyHQ) -> None:
     # found by the schemathesis run (tests/e2e/test_api_fuzz.py): was a 500 OverflowError
     for cursor in (2**63, 1938686803650000017961254912):
         error = expect_error(outlet_a.pull(cursor), 422, "invalid_request")
@@ -239,7 +242,7 @@ def test_a_pull_cursor_beyond_what_sqlite_holds_is_invalid_request(outlet_a: HQC
 
 
 def test_numbers_no_sqlite_integer_holds_refuse_the_batch_not_crash_hq(
-        outlet_a: HQClient, hq: HQProcess) -> None:
+        outlet_a: HQClient, hq: AnyHQ) -> None:
     # was a 500 OverflowError from the ledger insert: such a fact cannot be stored at all
     who = registered()
     good, bad = outlet_a.events(who, sale(who.customer_id))

@@ -6,6 +6,11 @@
 - `till`: `Till`, the one till client (over requests, or a TestClient in process).
 - `ledger`: `check_files`, the one check of a chain's ledger (exactly once, HQ = fold of its
   events, outlets = HQ), and `Ledger`, what the tills were answered.
+- `hqadmin`: `HQAdmin`, the one admin client of HQ (outlets and tokens through `loyalty hq`,
+  the admin API, HQ's file), for a real HQ process and one in this process alike.
+- `inprocess`: the fast tier's servers, `InProcessAgent` and `InProcessHQ` (the apps the
+  services build, answered through a TestClient), `Session` (requests' surface over it),
+  `cli` (the `loyalty` command through CliRunner) and `TIERS`.
 
 A package under tests/ (on sys.path through tests/conftest.py's folder, as the kits are);
 the family kits (agentkit, chainkit, hqkit, faultproxy, modemkit, webkit, hwdevices) keep
