@@ -17,8 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hq import admin, categories, credentials, feed, ingest, invoices, web
+from hq import admin, categories, credentials, feed, ingest, invoices, snapshotapi, web
 from hq.chain import Chain
+from hq.snapshot import Snapshots
 from schema.api import IdentifierStatusIn
 from schema.sync import Hello, PullResponse, PushResponse, answer_json
 from web import httperrors
@@ -51,7 +52,9 @@ class RefreshIn(BaseModel):
 
 
 
-def create_app(chain: Chain) -> FastAPI:
+def create_app(chain: Chain, snapshots: Snapshots | None = None) -> FastAPI:
+    """`snapshots`: the ones HQ serves (default: those in its snapshot directory, never
+    building one: `loyalty hq serve` passes the scheduled ones)."""
     app = FastAPI(title="Loyalty headquarters", version="1")
     httperrors.install(app, max_body=MAX_PUSH_BYTES)
 
@@ -180,5 +183,8 @@ def create_app(chain: Chain) -> FastAPI:
     def bank_payment(number: str, body: BankPaymentIn) -> dict[str, Any]:
         return invoices.pay_at_bank(chain, number, body.amount, body.reference)
 
+    # snapshot bootstrap: its endpoints in their own router (hq/snapshotapi.py)
+    app.include_router(snapshotapi.router(snapshots or Snapshots(chain, every=0), outlet,
+                                          admin_only))
     app.mount("/office", web.app(chain))  # the staff back office (hq/web.py)
     return app
