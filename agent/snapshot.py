@@ -77,17 +77,23 @@ def read_local(db: Path) -> Local | None:
     not an outlet database."""
     if not db.exists():
         return None
+    # read-write, reading only: a read-only connection to a WAL database leaves its -wal
+    # and -shm behind, which would then look like another process using it
+    conn = sqlite3.connect(db, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-        try:
-            found = conn.execute("SELECT 1 FROM _sqlite_migrations WHERE migration_set = ?",
-                                 (migrations.name,)).fetchone()
-            if found is None:
-                raise ConfigError(f"{db} is not an outlet database")
-            meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-            facts = int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-        finally:
-            conn.close()
+        return _local_in(conn, db)
+    finally:
+        conn.close()
+
+
+def _local_in(conn: sqlite3.Connection, db: Path) -> Local:
+    try:
+        found = conn.execute("SELECT 1 FROM _sqlite_migrations WHERE migration_set = ?",
+                             (migrations.name,)).fetchone()
+        if found is None:
+            raise ConfigError(f"{db} is not an outlet database")
+        meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+        facts = int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"{db} is not an outlet database ({exc})") from exc
     return Local(meta, facts)
@@ -142,6 +148,7 @@ def apply(db: str | Path, snapshot: str | Path, outlet_id: str | None = None,
         check(local, header, outlet_id, follows, db)
         _stamp(new, local, outlet_id, header)
         stall("stamped")
+        _not_open_elsewhere(db)  # the old WAL must never sit beside the new file
         os.replace(new, db)
         _fsync_dir(db.parent)
         stall("swapped")
@@ -180,13 +187,23 @@ def _close_old(db: Path) -> Local | None:
     conn = sqlite3.connect(db, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     try:
         busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        local = _local_in(conn, db)
     finally:
-        conn.close()
-    leftovers = [s for s in ("-wal", "-shm") if Path(f"{db}{s}").exists()]
-    if busy or leftovers:
-        raise ConfigError(f"{db} is in use by another process (an agent serving it?): stop "
-                          "it, then bootstrap again")
-    return read_local(db)
+        conn.close()  # the last connection: SQLite removes the (empty) -wal and the -shm
+    if busy:
+        _in_use(db)
+    _not_open_elsewhere(db)
+    return local
+
+
+def _not_open_elsewhere(db: Path) -> None:
+    if any(Path(f"{db}{s}").exists() for s in ("-wal", "-shm")):
+        _in_use(db)
+
+
+def _in_use(db: Path) -> None:
+    raise ConfigError(f"{db} is in use by another process (an agent serving it?): stop it, "
+                      "then bootstrap again")
 
 
 def _stamp(new: Path, local: Local | None, outlet_id: str | None,

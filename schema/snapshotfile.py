@@ -223,7 +223,7 @@ def checksum(path: str | Path) -> str:
 def stall(stage: str) -> None:
     """Test only: with `LOYALTY_TEST_SNAPSHOT_STALL=STAGE` in its environment a process
     says `snapshot stage STAGE` on stderr at that point and waits there, so a test can
-    kill -9 it at a known moment (tests/agent/test_snapshot_crash.py). Never set it on a
+    kill -9 it at a known moment (tests/e2e/test_snapshot_bootstrap.py). Never set it on a
     real outlet."""
     if os.environ.get("LOYALTY_TEST_SNAPSHOT_STALL") == stage:
         import sys

@@ -12,8 +12,18 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import requests
+
+from agent import cardnumber
+from agent.outlet import Outlet
+from agent.replication import OutletReplica
+from hq import feed, ingest
+from hq.chain import Chain
 from schema.customerstore import PROFILE_COLUMNS
+from schema.events import CustomerRegistered, Profile, make_event, new_id
 from schema.ledger import Tally
+from schema.sync import Hello, PullResponse, PushRequest, PushResponse
+from sync import client
 
 # HQ's state as an outlet holds it: every table a pull fills (not the outlet's own facts)
 REPLICA_TABLES = {
@@ -95,3 +105,58 @@ def as_hq_sees_it(replica: dict[str, Any]) -> dict[str, Any]:
         "invoices": [{c: r[c] for c in ("invoice_id", "number", "customer_id", "amount",
                                         "paid_amount")} for r in replica["invoices"]],
     }
+
+
+class Direct:
+    """A link that calls HQ's feed and ingest in this process on HQ's file (no network,
+    no faults): the reference "pull from cursor 0" the snapshot tests compare with."""
+
+    def __init__(self, chain: Chain, outlet_id: str) -> None:
+        self.chain, self.outlet_id = chain, outlet_id
+
+    def hello(self) -> Hello:
+        return feed.hello(self.chain, self.outlet_id)
+
+    def push(self, request: PushRequest) -> PushResponse:
+        return ingest.push(self.chain, self.outlet_id, request)
+
+    def pull(self, cursor: int, limit: int, wait: float) -> PullResponse:
+        return feed.pull(self.chain, self.outlet_id, cursor, min(limit, 500))
+
+    def close(self) -> None:
+        pass
+
+
+def pulled_from_zero(hq_db: Path, outlet_id: str, path: Path) -> dict[str, Any]:
+    """A new outlet `outlet_id` (registered at HQ) pulls everything page by page, in this
+    process; its replica's state."""
+    chain = Chain(hq_db)
+    shop = Outlet(path, outlet_id, chain=True)
+    try:
+        client.run_once(OutletReplica(shop), Direct(chain, outlet_id))
+    finally:
+        shop.close()
+        chain.close()
+    return replica_state(path)
+
+
+def push_registrations(hq_url: str, token: str, outlet: str, first_seq: int, count: int,
+                       start: int = 0) -> int:
+    """`count` customers registered at `outlet`, pushed in batches of 1000; next seq."""
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {token}"
+    seq = first_seq
+    for at in range(start, start + count, 1000):
+        events = []
+        for i in range(at, min(at + 1000, start + count)):
+            events.append(make_event(outlet, seq, CustomerRegistered(
+                customer_id=new_id(), card_number=cardnumber.make(9000, i + 1),
+                profile=Profile(kind="person", given_name=f"G{i}", surname="Bulk",
+                                category="ABCD"[i % 4]))))
+            seq += 1
+        body = {"protocol": 1, "outlet_id": outlet,
+                "events": [e.model_dump(mode="json") for e in events]}
+        answer = http.post(hq_url + "/v1/sync/push", json=body, timeout=120)
+        assert answer.status_code == 200, answer.text
+    http.close()
+    return seq

@@ -21,40 +21,21 @@ from typing import Any
 import hypothesis.strategies as st
 from hqkit import redeemed, registered, sale
 from hypothesis import HealthCheck, given, settings
-from snapshotkit import as_hq_sees_it, hq_state, replica_state
+from snapshotkit import Direct, as_hq_sees_it, hq_state, replica_state
 
 from agent import snapshot as outlet_snapshot
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
-from hq import admin, credentials, feed, ingest, invoices
+from hq import admin, credentials, ingest, invoices
 from hq import snapshot as hq_snapshot
 from hq.chain import Chain
 from schema import snapshotfile
 from schema.events import Payment, SaleLine, SaleRecorded, make_event, new_id
-from schema.sync import Hello, PullResponse, PushRequest, PushResponse
+from schema.sync import PushRequest
 from sync import client
 
 OUTLETS = ("A", "B")
-
-
-class Direct:
-    """A link that calls HQ's feed and ingest in this process (no faults)."""
-
-    def __init__(self, chain: Chain, outlet_id: str) -> None:
-        self.chain, self.outlet_id = chain, outlet_id
-
-    def hello(self) -> Hello:
-        return feed.hello(self.chain, self.outlet_id)
-
-    def push(self, request: PushRequest) -> PushResponse:
-        return ingest.push(self.chain, self.outlet_id, request)
-
-    def pull(self, cursor: int, limit: int, wait: float) -> PullResponse:
-        return feed.pull(self.chain, self.outlet_id, cursor, min(limit, 50))
-
-    def close(self) -> None:
-        pass
 
 
 def _png() -> str:
