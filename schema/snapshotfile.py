@@ -25,13 +25,15 @@ database into memory, or leave a half-written output under the final name.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -157,38 +159,59 @@ def _chunks(f: IO[bytes], size: int) -> Iterator[bytes]:
         yield chunk
 
 
+class _Payload(io.RawIOBase):
+    """The payload of an open snapshot file as a stream: hashes what is read, and ends at
+    the size the header says (so a decompressor never reads past it)."""
+
+    def __init__(self, f: IO[bytes], size: int, progress: Progress | None) -> None:
+        self.f, self.left, self.size, self.progress = f, size, size, progress
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self.left)
+        if want <= 0:
+            return 0
+        data = self.f.read(want)
+        self.digest.update(data)
+        self.left -= len(data)
+        buffer[:len(data)] = data
+        if self.progress is not None:
+            self.progress(self.size - self.left, self.size)
+        return len(data)
+
+
 def unpack(path: str | Path, dest: str | Path, progress: Progress | None = None) -> SnapshotHeader:
     """Decompresses the snapshot at `path` into the file `dest` (created or truncated) and
     fsyncs it; SnapshotCorrupt (dest removed) when the payload does not hash to the header,
-    is cut short, or does not decompress to the size the header says."""
+    is cut short, or does not decompress to the size the header says. Memory stays at a
+    few chunks whatever the size (the decompressor's output is read a chunk at a time)."""
     header = read_header(path)
-    digest = hashlib.sha256()
-    broken: tuple[type[BaseException], ...] = (zlib.error,)
-    expand: Callable[[bytes], bytes]
-    if header.compression == "zstd":
-        import zstandard
-
-        unzstd = zstandard.ZstdDecompressor().decompressobj()
-        expand = unzstd.decompress
-        broken = (zlib.error, zstandard.ZstdError)
-    else:
-        inflate = zlib.decompressobj(31)
-        expand = inflate.decompress
-    read = written = 0
+    broken: tuple[type[BaseException], ...] = (zlib.error, EOFError, gzip.BadGzipFile)
+    written = 0
     try:
         with open(path, "rb") as src, open(dest, "wb") as dst:
             src.seek(HEADER_BYTES)
-            for chunk in _chunks(src, header.payload_bytes):
-                digest.update(chunk)
-                read += len(chunk)
-                data = expand(chunk)
-                written += len(data)
-                if written > header.db_bytes:
-                    raise SnapshotCorrupt(f"{path} expands past the size its header says:"
-                                          " the file is damaged: get it again")
-                dst.write(data)
-                if progress is not None:
-                    progress(read, header.payload_bytes)
+            payload = _Payload(src, header.payload_bytes, progress)
+            reader: IO[bytes]
+            if header.compression == "zstd":
+                import zstandard
+
+                broken = (*broken, zstandard.ZstdError)
+                reader = zstandard.ZstdDecompressor().stream_reader(
+                    cast(IO[bytes], payload), read_size=CHUNK)
+            else:
+                reader = cast(IO[bytes], gzip.GzipFile(fileobj=payload, mode="rb"))
+            with reader:
+                while data := reader.read(CHUNK):
+                    written += len(data)
+                    if written > header.db_bytes:
+                        raise SnapshotCorrupt(f"{path} expands past the size its header says:"
+                                              " the file is damaged: get it again")
+                    dst.write(data)
+            payload.read()  # what the decompressor left unread still counts in the hash
             if src.read(1):
                 raise SnapshotCorrupt(f"{path} is longer than its header says: get it again")
             dst.flush()
@@ -200,7 +223,8 @@ def unpack(path: str | Path, dest: str | Path, progress: Progress | None = None)
     except BaseException:
         Path(dest).unlink(missing_ok=True)
         raise
-    if read != header.payload_bytes or digest.hexdigest() != header.sha256 \
+    read = header.payload_bytes - payload.left
+    if read != header.payload_bytes or payload.digest.hexdigest() != header.sha256 \
             or written != header.db_bytes:
         Path(dest).unlink(missing_ok=True)
         raise SnapshotCorrupt(
