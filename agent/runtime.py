@@ -24,7 +24,7 @@ from agent.readers import TillReaders
 from agent.replica import set_meta
 from agent.replication import OutletReplica
 from agent.status import outlet_status
-from schema.errors import ConfigError
+from schema.errors import ConfigError, LoyaltyError
 from sync.dialer import Dialer
 from sync.loop import RouterLoop
 from sync.modem import ModemSettings, ModemTransport
@@ -109,6 +109,24 @@ def modem_dialer(outlet: Outlet, entry: ModemEntry, token: str) -> Dialer:
                   window_s=entry.window_minutes * 60)
 
 
+def start_from_snapshot(db: str, hq: str, token: str, outlet_id: str | None) -> None:
+    """A new or wiped outlet starts from HQ's snapshot when HQ offers one, before the till
+    API opens (docs/sync.md, "Snapshot bootstrap"); if that cannot be done now (HQ down, a
+    damaged download), the sync loop pulls page by page instead."""
+    from agent import snapshot
+
+    try:
+        boot = snapshot.from_hq(db, hq, token, outlet_id)
+    except LoyaltyError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        log.warning("no snapshot bootstrap (%s): pulling from HQ page by page", exc)
+        return
+    if boot is not None:
+        log.warning("started from HQ's snapshot at cursor %d (%d customers)",
+                    boot.header.cursor, boot.header.customers)
+
+
 def build(cfg: AgentConfig) -> Agent:
     if not cfg.db:
         raise ConfigError("say where the outlet's database is (--db or db = ... in the config)")
@@ -118,6 +136,8 @@ def build(cfg: AgentConfig) -> Agent:
         raise ConfigError("a chain outlet needs its --token (from `loyalty hq outlet-add`)")
     if cfg.hq and cfg.modem:
         raise ConfigError("choose one link to HQ: hq = URL (router) or [modem]")
+    if cfg.hq and cfg.token:
+        start_from_snapshot(cfg.db, cfg.hq, cfg.token, cfg.outlet)
     outlet = Outlet(cfg.db, cfg.outlet, card_range=cfg.card_range,
                     chain=bool(cfg.hq or cfg.modem))
     loop = None

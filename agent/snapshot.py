@@ -249,21 +249,28 @@ class Bootstrapped:
     resumed: bool  # the download continued a part file an earlier attempt left
 
 
-def from_hq(db: str | Path) -> Bootstrapped | None:
-    """`loyalty sync` on a new or wiped outlet linked to HQ by router: if HQ offers a
-    snapshot (of its current epoch) and the outlet's cursor is 0 with no facts, download
-    it (resuming a part file), check and apply it. None when no snapshot was taken (the
-    pass then pulls page by page). Called with the outlet database closed."""
+def from_hq(db: str | Path, url: str | None = None, token: str | None = None,
+            outlet_id: str | None = None) -> Bootstrapped | None:
+    """A new or wiped outlet linked to HQ by router (`loyalty sync`, `loyalty agent
+    serve`): if HQ offers a snapshot (of its current epoch) and the outlet's cursor is 0
+    with no facts, download it (resuming a part file), check and apply it. HQ's url and
+    token come from the database or, for one not created yet, from the arguments (with
+    the outlet's id). None when no snapshot was taken (the pass then pulls page by page).
+    Called with the outlet database closed."""
     from sync.router import RouterTransport
 
     db = Path(db)
     clean(db)
     local = read_local(db)
     part = Path(f"{db}{PART}")
-    if local is None or local.facts or local.cursor != 0 or local.meta.get("link") == "modem":
+    if local is None:
+        if not outlet_id:
+            return None
+    elif local.facts or local.cursor != 0 or local.meta.get("link") == "modem":
         part.unlink(missing_ok=True)
         return None
-    url, token = local.meta.get("hq_url"), local.meta.get("hq_token")
+    else:
+        url, token = local.meta.get("hq_url") or url, local.meta.get("hq_token") or token
     if not url or not token:
         return None
     link = RouterTransport(url, token)
@@ -276,7 +283,7 @@ def from_hq(db: str | Path) -> Bootstrapped | None:
         if offer.epoch != hello.epoch:
             return None  # HQ's epoch changed since it built this one: pages, this time
         try:
-            check(local, offer, None, hello.epoch, db)
+            check(local, offer, outlet_id, hello.epoch, db)
         except SnapshotIncompatible as exc:
             log.warning("%s: pulling page by page instead", exc.message)
             return None
@@ -286,7 +293,7 @@ def from_hq(db: str | Path) -> Bootstrapped | None:
         link.close()
     try:
         with Progress("unpack", unit="B") as bar:
-            header = apply(db, part, progress=bar.update, epoch=hello.epoch)
+            header = apply(db, part, outlet_id, progress=bar.update, epoch=hello.epoch)
     except SnapshotCorrupt:
         part.unlink(missing_ok=True)  # the next attempt downloads it again, whole
         raise

@@ -49,7 +49,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRig]:
     """HQ with CUSTOMERS customers (pushed by outlet R) and a snapshot of them."""
     rig = ChainRig(tmp_path_factory.mktemp("big"))
     try:
-        rig.register("R", "N1", "N2", "N3", "N4")
+        rig.register("R", "N1", "N2", "N3", "N4", "N5")
         rig.hq.start()
         push_registrations(rig.hq.url, rig.tokens["R"], "R", 1, CUSTOMERS)
         rig.hq.admin("POST", "/v1/admin/snapshot", 201)
@@ -139,6 +139,17 @@ def test_a_bootstrap_killed_during_the_swap_leaves_the_old_database_or_the_new_o
     assert done.returncode == 0, done.stderr
     assert look(db)["customers"] == CUSTOMERS
     assert not [p for p in db.parent.glob(f"{db.name}.snapshot-new*")]
+
+
+def test_an_agent_started_on_an_empty_database_starts_from_hqs_snapshot(
+        big: ChainRig) -> None:
+    agent = big.outlet("N5", start=False)
+    assert not agent.db.exists()
+    agent.start(timeout=60)
+    assert agent.status()["counts"]["customers"] == CUSTOMERS  # before any page was pulled
+    assert "started from HQ's snapshot" in agent.stderr()
+    agent.stop()
+    assert look(agent.db)["meta"]["hq_token"] == big.tokens["N5"]
 
 
 def test_a_bootstrap_killed_at_random_moments_never_leaves_a_mix(big: ChainRig,
