@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 DEFAULT_EVERY = 50_000  # changes: the most an outlet pulls on top of a snapshot (~4 s)
 CHECK_EVERY_S = 60
 KEEP = 2
-BUILD_CACHE_KIB = 65_536  # the build connection's page cache: the memory it may take
+BUILD_CACHE_KIB = 32_768  # the build's page cache (and so its sorter): what memory it takes
+INDEX_CACHE_KIB = 8_192  # while the indexes are made: bounds the sorter's memory too
 FILLED = ("customers", "identifiers", "invoices")  # their secondary indexes: made after
 
 _CUSTOMER_COLUMNS = ("customer_id", "kind", "given_name", "surname", "name", "business_domain",
@@ -128,6 +129,7 @@ def _fill(hq_db: Path, work: Path) -> tuple[str, int, int]:
                          [(k, str(v)) for k, v in meta.items()])
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE hq")
+        conn.execute(f"PRAGMA cache_size=-{INDEX_CACHE_KIB}")  # sorts spill to temp files
         for _name, sql in indexes:
             conn.execute(sql)
         return epoch, cursor, customers
