@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from agentkit import LOYALTY
-from chainkit import ChainRig, OutletProcess, buy, cli, until
+from chainkit import ChainRig, HQProcess, OutletProcess, buy, cli, until
 from snapshotkit import (
     as_hq_sees_it,
     hq_state,
@@ -295,3 +296,35 @@ def test_a_hand_carried_snapshot_then_the_router_brings_only_what_changed(rig: C
     assert moved == 2  # the new customer and the one who bought: all N had to pull
     n.stop()
     assert as_hq_sees_it(replica_state(db)) == hq_state(rig.hq.db)
+
+
+class EagerHQ(HQProcess):
+    """`loyalty hq serve --snapshot-changes 1`: a snapshot as soon as anything changed."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--snapshot-changes", "1"]
+
+
+def test_hq_builds_its_snapshot_by_itself_and_serves_it_with_range(tmp_path: Path) -> None:
+    hq = EagerHQ(tmp_path / "hq.db")
+    try:
+        token = hq.outlet_add("N")
+        hq.start()
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+        _took, manifest = until(lambda: (r := http.get(hq.url + "/v1/sync/snapshot",
+                                                       timeout=5)).ok and r.json(),
+                                30, 0.1, what="HQ's first snapshot")
+        url = f"{hq.url}/v1/sync/snapshot/{manifest['sha256']}"
+        whole = http.get(url, timeout=10)
+        assert whole.status_code == 200 and len(whole.content) == manifest["file_bytes"]
+        tail = http.get(url, headers={"Range": "bytes=100-"}, timeout=10)
+        assert tail.status_code == 206 and tail.content == whole.content[100:]
+        assert http.get(f"{hq.url}/v1/sync/snapshot/{'0' * 64}", timeout=5).status_code == 404
+        admin = requests.get(hq.url + "/v1/sync/snapshot", timeout=5,
+                             headers={"Authorization": f"Bearer {hq.admin_token}"})
+        assert admin.status_code == 403
+        assert requests.get(url, timeout=5).status_code == 401
+        http.close()
+    finally:
+        hq.kill()
