@@ -10,6 +10,7 @@ never: import loyalty/ or hq/ (tests/test_layers.py).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -61,10 +62,30 @@ def status(db: str, as_json: bool, verbose: bool) -> None:
     click.echo(render_status(figures, verbose=verbose))
 
 
+@agent.command("bootstrap")
+@click.option("--db", required=True, help="The outlet's SQLite file (created if new).")
+@click.option("--from", "source", required=True, metavar="FILE",
+              help="A snapshot file from `loyalty hq snapshot` (carried by hand).")
+@click.option("--outlet", help="This outlet's id (needed for a new database).")
+def agent_bootstrap(db: str, source: str, outlet: str | None) -> None:
+    """Start a new or wiped outlet from a snapshot file; sync then pulls only what changed
+    after it (docs/sync.md, "Snapshot bootstrap")."""
+    from agent import snapshot
+    from agent.progress import Progress
+
+    snapshot.clean(Path(db))
+    with Progress("unpack", unit="B") as bar:
+        header = snapshot.apply(db, source, outlet_id=outlet, progress=bar.update)
+    click.echo(f"{db}: started from the snapshot at cursor {header.cursor} of HQ epoch "
+               f"{header.epoch} ({header.customers} customers, built {header.built_at}); "
+               "the next sync pulls what changed after it")
+
+
 @click.command()
 @click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False))
 def sync(db: str) -> None:
     """One sync round now; exit 0 when everything pending was acknowledged."""
+    from agent import snapshot
     from agent.outlet import Outlet
     from agent.progress import Progress
     from agent.replica import get_meta
@@ -74,6 +95,11 @@ def sync(db: str) -> None:
     from sync.client import run_once
     from sync.router import RouterTransport
 
+    boot = snapshot.from_hq(db)  # a new or wiped outlet starts from HQ's snapshot if offered
+    if boot is not None:
+        click.echo(f"started from HQ's snapshot at cursor {boot.header.cursor} "
+                   f"({boot.header.customers} customers"
+                   f"{'; the download resumed' if boot.resumed else ''})", err=True)
     outlet = Outlet(db)
     try:
         url, token = get_meta(outlet.db, "hq_url"), get_meta(outlet.db, "hq_token")

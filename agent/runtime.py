@@ -27,7 +27,7 @@ from agent.replica import set_meta
 from agent.replication import OutletReplica
 from agent.status import outlet_status
 from schema.dblock import DatabaseLock
-from schema.errors import ConfigError
+from schema.errors import ConfigError, LoyaltyError
 from sync.dialer import Dialer
 from sync.loop import RouterLoop
 from sync.modem import ModemSettings, ModemTransport
@@ -112,6 +112,24 @@ def modem_dialer(outlet: Outlet, entry: ModemEntry, token: str) -> Dialer:
                   window_s=entry.window_minutes * 60)
 
 
+def start_from_snapshot(db: str, hq: str, token: str, outlet_id: str | None) -> None:
+    """A new or wiped outlet starts from HQ's snapshot when HQ offers one, before the till
+    API opens (docs/sync.md, "Snapshot bootstrap"); if that cannot be done now (HQ down, a
+    damaged download), the sync loop pulls page by page instead."""
+    from agent import snapshot
+
+    try:
+        boot = snapshot.from_hq(db, hq, token, outlet_id)
+    except LoyaltyError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        log.warning("no snapshot bootstrap (%s): pulling from HQ page by page", exc)
+        return
+    if boot is not None:
+        log.warning("started from HQ's snapshot at cursor %d (%d customers)",
+                    boot.header.cursor, boot.header.customers)
+
+
 def check(cfg: AgentConfig) -> str:
     """Refuses a configuration that cannot serve; the database's path."""
     if not cfg.db:
@@ -127,6 +145,8 @@ def check(cfg: AgentConfig) -> str:
 
 def build(cfg: AgentConfig) -> Agent:
     db = check(cfg)
+    if cfg.hq and cfg.token:
+        start_from_snapshot(db, cfg.hq, cfg.token, cfg.outlet)
     outlet = Outlet(db, cfg.outlet, card_range=cfg.card_range,
                     chain=bool(cfg.hq or cfg.modem))
     loop = None

@@ -44,12 +44,17 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
                   type=click.FloatRange(min=0, max=86400), metavar="SECONDS",
                   help="How far an outlet's clock may be from HQ's before it is flagged and "
                        "its facts are booked at HQ's receive time (docs/sync.md).")
+    @click.option("--snapshot-changes", default=50_000, show_default=True,
+                  type=click.IntRange(min=0), metavar="N",
+                  help="Keep a snapshot for new outlets: build one when the change log has "
+                       "moved N changes past the last (0: never build; docs/sync.md).")
     def serve(db: str, host: str, port: int, modems: tuple[str, ...], modem_init: str,
-              modem_guard: float, clock_tolerance: float) -> None:
+              modem_guard: float, clock_tolerance: float, snapshot_changes: int) -> None:
         """Serve the sync and admin API (and answer modem calls with --modem)."""
         from hq import schedule
         from hq.api import create_app
         from hq.modembank import LineSettings, ModemBank
+        from hq.snapshot import Snapshots
         from web import serving
 
         # Ingest allocates many short-lived objects: the default GC thresholds cost 15-20 %
@@ -59,7 +64,8 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         with lock.held("one HQ per database: stop that one first"):  # for the process's life
             the_chain = chain(db)
             the_chain.clock_tolerance_s = clock_tolerance
-            scheduler = schedule.start(the_chain)
+            snapshots = Snapshots(the_chain, every=snapshot_changes)
+            scheduler = schedule.start(the_chain, snapshots)
             the_chain.db.start_checkpointer()
             init = tuple(c.strip() for c in modem_init.split(";") if c.strip())
             bank = ModemBank(the_chain, [LineSettings(m, init, modem_guard) for m in modems])
@@ -67,11 +73,37 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
             click.echo(f"HQ serving {db} on http://{host}:{port} (epoch {the_chain.epoch}); "
                        f"{len(modems)} modem line(s)", err=True)
             try:
-                serving.run(create_app(the_chain), host, port, on_exit=the_chain.waiters.close)
+                serving.run(create_app(the_chain, snapshots), host, port,
+                            on_exit=the_chain.waiters.close)
             finally:
                 bank.stop()
                 scheduler.shutdown(wait=False)
                 the_chain.close()
+
+    @hq.command()
+    @click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False),
+                  help="HQ's SQLite file.")
+    @click.option("--out", metavar="FILE",
+                  help="Where to write it [HQ's snapshot directory, DB.snapshots, which "
+                       "`loyalty hq serve` serves from].")
+    def snapshot(db: str, out: str | None) -> None:
+        """Write a snapshot of the chain: a ready outlet database for new outlets
+        (`loyalty agent bootstrap --from FILE`); safe while HQ serves."""
+        from hq import snapshot as snapshots
+
+        the_chain = chain(db)
+        try:
+            if out is None:
+                offer = snapshots.Snapshots(the_chain).build_now()
+                header, path = offer.header, str(offer.path)
+            else:
+                header, path = snapshots.build(db, out), out
+        finally:
+            the_chain.close()
+        click.echo(f"snapshot at cursor {header.cursor} of epoch {header.epoch}: "
+                   f"{header.customers} customers, {header.file_bytes} bytes "
+                   f"({header.compression}), sha256 {header.sha256}")
+        click.echo(path)
 
     @hq.command("outlet-add")
     @click.option("--db", required=True)

@@ -29,6 +29,24 @@ from schema.sync import MAX_PAGE, PROTOCOL, Hello, PullResponse
 URGENT_PER_PAGE = 200
 
 
+def tally_sql(schema: str = "") -> str:
+    """A customer's tally in its wire form (`Tally.to_dict()`, key for key), rendered by
+    SQLite for the customer row `c` and its `customer_tally` row `t` (either may be
+    missing: defaults); `schema` ("hq.") names an attached database holding the tables."""
+    scalars = []
+    for f in fields(Tally):
+        if f.name in ("items", "gifts"):
+            continue
+        scalars.append(f"'{f.name}', coalesce(t.{f.name}, {f.default!r})")
+    return f"""json_object({", ".join(scalars)},
+            'items', json((SELECT json_group_object(sku, json_array(name, qty, max_unit_price))
+                FROM (SELECT sku, name, qty, max_unit_price FROM {schema}customer_items
+                      WHERE customer_id = c.customer_id ORDER BY sku))),
+            'gifts', json((SELECT json_group_object(sku, qty)
+                FROM (SELECT sku, qty FROM {schema}customer_gifts
+                      WHERE customer_id = c.customer_id ORDER BY sku))))"""
+
+
 def _customer_sql() -> str:
     """One change of the page as JSON text, rendered by SQLite: the same document as
     `render` (schema.customerstore.entity + tallystore.load), for a customer row without a
@@ -36,12 +54,6 @@ def _customer_sql() -> str:
     Python path). `json_patch('{}', ...)` drops the null members like `profile_of` does."""
     plain = [c for c in PROFILE_COLUMNS if c not in ("approved_actions", "email_consent")]
     profile = ", ".join(f"'{c}', c.{c}" for c in plain)
-    scalars = []
-    for f in fields(Tally):
-        if f.name in ("items", "gifts"):
-            continue
-        scalars.append(f"'{f.name}', coalesce(t.{f.name}, {f.default!r})")
-    tally = ", ".join(scalars)
     return f"""json_object('kind', ch.kind, 'key', ch.key, 'seq', ch.seq, 'data', json_object(
         'customer_id', c.customer_id,
         'profile', json_patch('{{}}', json_object({profile},
@@ -58,13 +70,7 @@ def _customer_sql() -> str:
                 'kind', i.kind, 'value', i.value, 'status', i.status))
             FROM (SELECT kind, value, status FROM identifiers
                   WHERE customer_id = c.customer_id ORDER BY kind, value) i)),
-        'tally', json_object({tally},
-            'items', json((SELECT json_group_object(sku, json_array(name, qty, max_unit_price))
-                FROM (SELECT sku, name, qty, max_unit_price FROM customer_items
-                      WHERE customer_id = c.customer_id ORDER BY sku))),
-            'gifts', json((SELECT json_group_object(sku, qty)
-                FROM (SELECT sku, qty FROM customer_gifts
-                      WHERE customer_id = c.customer_id ORDER BY sku))))))"""
+        'tally', {tally_sql()}))"""
 
 
 _RENDER = f"""SELECT ch.kind, ch.key, ch.seq,

@@ -1,11 +1,12 @@
 """HQ's periodic work on APScheduler: invoice period closing, invoice status moves,
-category assignment and the mail run.
+category assignment, the mail run and the snapshot outlets start from.
 
 By default the period is a calendar month: on the 1st at 00:05 UTC the previous month is
 closed; every day at 00:15 UTC overdue and past-term invoices are moved on (and credit
 blocked per policy), and at 01:00 UTC the category rules are applied. Every `mail.interval`
 seconds (hq/settings.py, 15 by default) the notices that are due are decided and the mail
 that is due is sent (hq/notices.py, hq/mailqueue.py): the only place HQ sends mail from.
+Every minute HQ looks whether a new snapshot is due (hq/snapshot.py).
 Every job is idempotent, so a missed or repeated run is harmless.
 """
 
@@ -18,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from hq import categories, invoices, mailqueue, notices, settings
 from hq.chain import Chain
+from hq.snapshot import CHECK_EVERY_S, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,14 @@ def mail_run(chain: Chain) -> None:
     mailqueue.send_due(chain)
 
 
-def start(chain: Chain) -> BackgroundScheduler:
+def start(chain: Chain, snapshots: Snapshots | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=UTC)
+    if snapshots is not None and snapshots.every > 0:
+        # first look at once (a new HQ over a big chain builds one right away), then
+        # every minute; a build that is still running makes the next look wait
+        scheduler.add_job(snapshots.refresh, "interval", seconds=CHECK_EVERY_S,
+                          id="snapshot", next_run_time=datetime.now(UTC), max_instances=1,
+                          coalesce=True)
     scheduler.add_job(close_last_month, "cron", day=1, hour=0, minute=5, args=[chain],
                       id="invoice-close", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(refresh_statuses, "cron", hour=0, minute=15, args=[chain],

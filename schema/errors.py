@@ -233,6 +233,33 @@ class SeqReused(Conflict):
     code = "seq_reused"
 
 
+class SnapshotCorrupt(InvalidRequest):
+    """A snapshot file that is not one, is cut short, or fails its SHA-256 check: nothing
+    of it is used; download or copy it again."""
+
+    code = "snapshot_corrupt"
+
+
+class SnapshotEpochMismatch(Conflict):
+    """A snapshot made by HQ in another epoch than the one this outlet follows (HQ was
+    restored from a backup since): it is refused; take a snapshot of the current HQ."""
+
+    code = "snapshot_epoch_mismatch"
+
+
+class SnapshotIncompatible(Conflict):
+    """A snapshot with outlet tables of a newer version than this outlet's software."""
+
+    code = "snapshot_incompatible"
+
+
+class OutletNotEmpty(Conflict):
+    """A snapshot is applied only to a new or wiped outlet: this one holds facts of its
+    own, which a snapshot would lose (it catches up by pulling instead)."""
+
+    code = "outlet_not_empty"
+
+
 class DeviceError(LoyaltyError):
     code = "device_error"
     status = 503

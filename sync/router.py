@@ -3,11 +3,16 @@
 Promises: one kept-alive session per transport; a request that meets a connection HQ
 closed while idle is retried once (uvicorn drops idle keep-alives); unreachable HQ is
 `LinkDown`; an HQ refusal is re-raised as the same `LoyaltyError` code HQ sent.
-Must never: log the token.
+Snapshots (docs/sync.md, "Snapshot bootstrap"): `snapshot_offer` reads HQ's manifest and
+`fetch_snapshot` downloads the file in chunks to a part file, resuming with an HTTP Range
+where an interrupted download stopped. Must never: log the token.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -15,6 +20,7 @@ from pydantic import ValidationError
 
 from schema import errors
 from schema.events import utc_now
+from schema.snapshotfile import HEADER_BYTES, SnapshotHeader, parse_header, stall
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync.transport import LinkDown, refusal, with_clock
 
@@ -79,6 +85,73 @@ class RouterTransport:
                 # a body cut short (the connection dropped midway)
                 raise LinkDown(f"HQ's answer was cut off ({len(body)} bytes)") from exc
             raise
+
+    # --- snapshots ----------------------------------------------------------------------
+    def snapshot_offer(self) -> SnapshotHeader | None:
+        """HQ's current snapshot, None when it offers none (or predates snapshots)."""
+        url = self.base_url + "/v1/sync/snapshot"
+        try:
+            answer = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise LinkDown(f"HQ unreachable at {self.base_url}: {type(exc).__name__}") from exc
+        if answer.status_code == 404:
+            return None
+        if answer.status_code >= 500:
+            raise LinkDown(f"HQ answered {answer.status_code}")
+        if answer.status_code >= 400:
+            raise _refusal(answer)
+        return SnapshotHeader.model_validate(answer.json())
+
+    def fetch_snapshot(self, offer: SnapshotHeader, part: Path,
+                       progress: Callable[[int, int], None] | None = None) -> bool:
+        """Downloads the snapshot `offer` into `part`, continuing a part file of the same
+        snapshot from where it stopped; True if it resumed. `LinkDown` if the download is
+        cut off (what arrived stays for the next try) or HQ no longer keeps that snapshot."""
+        total = offer.file_bytes
+        have = part.stat().st_size if part.exists() else 0
+        if have >= HEADER_BYTES:
+            with open(part, "rb") as f:
+                raw = f.read(HEADER_BYTES)
+            try:
+                same = parse_header(raw).sha256 == offer.sha256
+            except errors.SnapshotCorrupt:
+                same = False
+            have = have if same and have <= total else 0
+        else:
+            have = 0
+        resumed = have > 0
+        if have == total:
+            return resumed
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        url = f"{self.base_url}/v1/sync/snapshot/{offer.sha256}"
+        try:
+            with self.session.get(url, headers=headers, stream=True,
+                                  timeout=self.timeout) as answer:
+                if answer.status_code == 404:
+                    raise LinkDown("HQ replaced its snapshot during the download: ask again")
+                if answer.status_code >= 400:
+                    raise _refusal(answer) if answer.status_code < 500 else \
+                        LinkDown(f"HQ answered {answer.status_code}")
+                if answer.status_code != 206:
+                    have = 0  # the whole file (HQ ignored the range)
+                with open(part, "r+b" if have else "wb") as out:
+                    out.seek(have)
+                    out.truncate()
+                    for chunk in answer.iter_content(1 << 20):
+                        out.write(chunk)
+                        have += len(chunk)
+                        if progress is not None:
+                            progress(have, total)
+                        stall("download")
+                    out.flush()
+                    os.fsync(out.fileno())
+        except requests.RequestException as exc:
+            raise LinkDown(f"the snapshot download was cut off at {have} of {total} bytes "
+                           f"({type(exc).__name__}): it resumes there") from exc
+        if have != total:
+            raise LinkDown(f"the snapshot download was cut off at {have} of {total} bytes: "
+                           "it resumes there")
+        return resumed
 
     def close(self) -> None:
         self.session.close()

@@ -21,12 +21,15 @@ from pydantic import ValidationError
 
 from hq import office, unsubscribe
 from hq.api import chain as chain_routes
-from hq.api import customers, invoices, master, statements, sync
+from hq.api import customers, invoices, master, snapshots, statements, sync
 from hq.chain import Chain
+from hq.snapshot import Snapshots
 from web import apidocs, httperrors
 
 
-def create_app(chain: Chain) -> FastAPI:
+def create_app(chain: Chain, snapshot_store: Snapshots | None = None) -> FastAPI:
+    """`snapshot_store`: the snapshots HQ serves (default: those in its snapshot directory,
+    never building one: `loyalty hq serve` passes the scheduled ones)."""
     app = FastAPI(title="Loyalty headquarters", version="1", docs_url=None, redoc_url=None)
     httperrors.install(app, max_body=sync.MAX_PUSH_BYTES)
     apidocs.install(app)  # /docs with Swagger UI from the package: no internet needed
@@ -40,6 +43,9 @@ def create_app(chain: Chain) -> FastAPI:
 
     for routes in (sync, customers, master, chain_routes, invoices, statements):
         app.include_router(routes.router(chain))
+    served = snapshot_store or Snapshots(chain, every=0)
+    app.include_router(snapshots.router(chain, served))
+    app.include_router(snapshots.admin_router(chain, served))
 
     async def start_page(request: Request) -> Response:
         # a person who opens HQ's address in a browser wants the back office

@@ -41,7 +41,8 @@ from schema.events import (
     utc_now,
 )
 
-NOT_JSON = {("get", "/v1/admin/invoices/{number}/pdf"): "application/pdf"}
+NOT_JSON = {("get", "/v1/admin/invoices/{number}/pdf"): "application/pdf",
+            ("get", "/v1/sync/snapshot/{sha256}"): "application/octet-stream"}
 SYNC_MODELS = {("get", "/v1/sync/hello"): "Hello", ("post", "/v1/sync/push"): "PushResponse",
                ("get", "/v1/sync/pull"): "PullResponse"}
 ANSWERS = {name for name, value in vars(adminapi).items()
@@ -162,7 +163,7 @@ def facts() -> list[dict[str, Any]]:
 def test_every_operation_names_its_answer_and_documents_its_refusals_as_sent(hq: HQ) -> None:
     operations = [(method, path, op) for path, ops in hq.doc["paths"].items()
                   for method, op in ops.items()]
-    assert len(operations) == 24
+    assert len(operations) == 27
     assert "HTTPValidationError" not in hq.doc["components"]["schemas"]
     for method, path, op in operations:
         where = f"{method.upper()} {path}"
@@ -245,6 +246,11 @@ def test_every_answer_has_exactly_the_keys_its_schema_publishes(hq: HQ) -> None:
     hq.call("POST", f"/v1/admin/statement-matches/{waiting['entry_id']}/confirm",
             "/v1/admin/statement-matches/{entry_id}/confirm")
     hq.call("GET", f"/v1/admin/mail?customer={CUSTOMER}", "/v1/admin/mail")
+    built = hq.call("POST", "/v1/admin/snapshot", "/v1/admin/snapshot", 201)
+    assert hq.call("GET", "/v1/sync/snapshot", "/v1/sync/snapshot") == built
+    snapshot = hq.call("GET", f"/v1/sync/snapshot/{built['sha256']}",
+                       "/v1/sync/snapshot/{sha256}")
+    assert len(snapshot) == built["file_bytes"]
     everything = {(m, p) for p, ops in hq.doc["paths"].items() for m in ops}
     assert hq.called == everything
 
