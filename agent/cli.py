@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from sync.client import PassReport
 
 
 @click.group()
@@ -86,20 +89,44 @@ def agent_bootstrap(db: str, source: str, outlet: str | None) -> None:
 def sync(db: str) -> None:
     """One sync round now; exit 0 when everything pending was acknowledged."""
     from agent import snapshot
+    from schema.dblock import DatabaseLock
+
+    # The modem link needs no lock: its port is opened exclusively, so a call of the agent
+    # and this one never overlap. A router agent syncs all the time, and two pullers at
+    # once could move the replica's cursor back, or swap a snapshot under it
+    # (docs/operations.md): the lock comes before anything else.
+    local = snapshot.read_local(Path(db))
+    lock = None
+    if local is None or local.meta.get("link") != "modem":
+        lock = DatabaseLock(db, "loyalty sync", link="router")
+        lock.acquire(f"the agent syncs this database with HQ by itself: see `loyalty "
+                     f"status --db {db}` (stop the agent to sync by hand)")
+    try:
+        boot = snapshot.from_hq(db)  # a new or wiped outlet starts from HQ's snapshot
+        if boot is not None:
+            click.echo(f"started from HQ's snapshot at cursor {boot.header.cursor} "
+                       f"({boot.header.customers} customers"
+                       f"{'; the download resumed' if boot.resumed else ''})", err=True)
+        report = _sync_round(db)
+    finally:
+        if lock is not None:
+            lock.release()
+    click.echo(f"pushed {report.pushed} ({report.duplicates} already at HQ, {report.flagged} "
+               f"flagged), pulled {report.pulled}, pending {report.pending_after}")
+    if report.pending_after:
+        raise click.exceptions.Exit(1)
+
+
+def _sync_round(db: str) -> PassReport:
+    """One pass over the database's own link to HQ (router or modem)."""
     from agent.outlet import Outlet
     from agent.progress import Progress
     from agent.replica import get_meta
     from agent.replication import OutletReplica
-    from schema.dblock import DatabaseLock
     from schema.errors import ConfigError
     from sync.client import run_once
     from sync.router import RouterTransport
 
-    boot = snapshot.from_hq(db)  # a new or wiped outlet starts from HQ's snapshot if offered
-    if boot is not None:
-        click.echo(f"started from HQ's snapshot at cursor {boot.header.cursor} "
-                   f"({boot.header.customers} customers"
-                   f"{'; the download resumed' if boot.resumed else ''})", err=True)
     outlet = Outlet(db)
     try:
         url, token = get_meta(outlet.db, "hq_url"), get_meta(outlet.db, "hq_token")
@@ -110,29 +137,17 @@ def sync(db: str) -> None:
 
             dialer = modem_dialer(outlet, ModemEntry.model_validate_json(modem), token)
             with Progress("pull") as progress:
-                report = dialer.call(progress=progress.update)
-        elif url and token:
-            # the modem link needs no lock: its port is opened exclusively, so a call of the
-            # agent and this one never overlap; a router agent syncs all the time, and two
-            # pullers at once could move the replica's cursor back (docs/operations.md)
-            lock = DatabaseLock(db, "loyalty sync", link="router")
-            lock.acquire(f"the agent syncs this database with HQ by itself: see `loyalty "
-                         f"status --db {db}` (stop the agent to sync by hand)")
+                return dialer.call(progress=progress.update)
+        if url and token:
             link = RouterTransport(url, token)
             try:
                 with Progress("pull") as progress:
-                    report = run_once(OutletReplica(outlet), link, progress=progress.update)
+                    return run_once(OutletReplica(outlet), link, progress=progress.update)
             finally:
                 link.close()
-                lock.release()
-        else:
-            raise ConfigError(f"{db} has never been served with a link to HQ: nothing to sync with")
+        raise ConfigError(f"{db} has never been served with a link to HQ: nothing to sync with")
     finally:
         outlet.close()
-    click.echo(f"pushed {report.pushed} ({report.duplicates} already at HQ, {report.flagged} "
-               f"flagged), pulled {report.pulled}, pending {report.pending_after}")
-    if report.pending_after:
-        raise click.exceptions.Exit(1)
 
 
 COMMANDS: tuple[click.Command, ...] = (agent, status, sync)

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent import outbox
 from agent.progress import Progress
 from schema import snapshotfile
 from schema.agent_tables import migrations
@@ -93,7 +94,7 @@ def _local_in(conn: sqlite3.Connection, db: Path) -> Local:
         if found is None:
             raise ConfigError(f"{db} is not an outlet database")
         meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-        facts = int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        facts = outbox.last_seq(conn)
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"{db} is not an outlet database ({exc})") from exc
     return Local(meta, facts)

@@ -51,6 +51,18 @@ PROCESS_FIXTURES: dict[str, set[str]] = {
 # Tests that start processes themselves (`loyalty` commands, servers, pcscd): a whole
 # module, or the tests named (every parametrization of each).
 SPAWNS: dict[str, set[str] | str] = {
+    "tests/agent/test_cli.py": {  # chattr +i makes a file read-only even for root
+        "test_a_read_only_outlet_database_is_called_read_only",
+        "test_an_outlet_database_in_a_read_only_folder_says_so",
+        "test_agent_serve_in_a_read_only_folder_is_one_error_line"},
+    "tests/agent/test_snapshot_apply.py": {"test_bootstrap_command_says_what_is_wrong_and_exits_1"},
+    "tests/agent/test_unavailable.py": EVERY_TEST,  # real agents on faulty storage
+    "tests/e2e/test_file_modes.py": EVERY_TEST,
+    "tests/e2e/test_one_server_per_database.py": EVERY_TEST,
+    "tests/hq/test_invoice_document.py": EVERY_TEST,  # loyalty hq ..., pdftotext, zbarimg
+    "tests/hq/test_mail.py": EVERY_TEST,
+    "tests/hq/test_statement_import.py": EVERY_TEST,  # loyalty hq import-statement
+    "tests/sync/test_token_refused.py": EVERY_TEST,
     "tests/agent/test_crash.py": EVERY_TEST,  # kill -9 of a real agent
     "tests/agent/test_readers.py": EVERY_TEST,  # agents with serial and PC/SC readers
     "tests/hq/test_hq_cli.py": EVERY_TEST,  # `loyalty hq ...` as a subprocess

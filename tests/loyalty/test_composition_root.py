@@ -34,7 +34,7 @@ def test_every_command_the_agent_defines_is_a_loyalty_command() -> None:
 def test_loyalty_has_the_commands_operators_know_and_no_others() -> None:
     assert set(main.commands) == {"agent", "demo", "hq", "report", "status", "sync"}
     assert isinstance(main, LoyaltyGroup) and isinstance(main.commands["hq"], LoyaltyGroup)
-    assert set(main.commands["agent"].commands) == {"serve"}  # type: ignore[attr-defined]
+    assert set(main.commands["agent"].commands) == {"serve", "bootstrap"}  # type: ignore[attr-defined]
 
 
 def test_a_new_hq_database_starts_with_the_agents_default_programme(tmp_path: Path) -> None:
