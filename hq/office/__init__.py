@@ -8,8 +8,8 @@ Pages, one router per area (each module's `router(office)`), composed by `app()`
 the picture), `invoices` (the list, one invoice, a bank payment), `reports` (each report,
 the pack for printing), `chain` (gift stock, outlets and their sync health, flags),
 `staff` (accounts and roles, for administrators), `audit` (the audit trail).
-`context.Office` is what a router is given: the chain, the page renderer, the session
-dependencies, the clock. A page holds no SQL: it reads and writes through hq/ modules
+`context.Office` is what a router is given: the chain, the page renderer, the session and
+role dependencies, the clock. A page holds no SQL: it reads and writes through hq/ modules
 (hq/admin.py, hq/invoices.py, hq/staff.py...), whose reads are tested in process.
 
 Adding an area (a set of pages, docs/backoffice.md "Adding pages"): one new module of
@@ -31,7 +31,8 @@ generation, so every cookie issued before stops working. Every POST form carries
 per-session CSRF token and a cross-origin Origin header is refused. Templates autoescape
 everything. Card numbers are masked to their last 4 digits everywhere except on the
 customer's own card page. Must never: write anything but through hq/ operations (bank
-payments, resolving flags), or show a password or token.
+payments, resolving flags, staff accounts), each audited with who made it, or show a
+password, its hash or a token.
 """
 
 from __future__ import annotations
