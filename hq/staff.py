@@ -30,7 +30,7 @@ from schema import passwords
 from schema.database import Database
 from schema.errors import Conflict, InvalidRequest, NotFound
 from schema.events import utc_now
-from schema.roles import DESK_ACCOUNT_KIND, ROLES, Role, may_use_desk
+from schema.roles import DESK_ACCOUNT_KIND, DESK_ROLES, ROLES, Role, may_use_desk
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
@@ -232,6 +232,16 @@ def desk_account(conn: sqlite3.Connection, username: str) -> dict[str, Any] | No
         return None
     return {"username": row["username"], "role": row["role"],
             "password_hash": row["password_hash"], "session_gen": row["session_gen"]}
+
+
+def desk_accounts_copy(hq: str = "hq") -> str:
+    """The SQL that fills an outlet database's `desk_accounts` (the connection's `main`)
+    from HQ's file ATTACHed as `hq`: exactly the accounts a pull from cursor 0 gives
+    (`desk_account`), for a snapshot of the chain built as an outlet database."""
+    roles = ", ".join(f"'{r}'" for r in sorted(DESK_ROLES))
+    return ("INSERT INTO main.desk_accounts (username, role, password_hash, session_gen) "
+            f"SELECT username, role, password_hash, session_gen FROM {hq}.staff "
+            f"WHERE disabled = 0 AND role IN ({roles}) ORDER BY username")
 
 
 def session_key(chain: Chain) -> bytes:

@@ -130,3 +130,24 @@ def test_hqs_changes_reach_the_desk_at_the_next_pull(hq: Chain, outlet: Outlet) 
     staff.set_role(hq, ROOT, "clerk", Role.operator, "moved to head office")
     pull(hq, outlet)
     assert deskstaff.accounts(outlet.db) == []
+
+
+def test_a_copy_into_an_outlet_database_gives_what_a_pull_gives(
+        hq: Chain, outlet: Outlet, tmp_path: Path) -> None:
+    """`staff.desk_accounts_copy`: a snapshot of the chain (an outlet database built from
+    HQ's file) holds the same desk accounts as an outlet that pulled from cursor 0."""
+    staff.create(hq, ROOT, "clerk", Role.desk, PASSWORD)
+    staff.create(hq, ROOT, "gone", Role.desk, PASSWORD)
+    staff.create(hq, ROOT, "ops", Role.operator, PASSWORD)
+    staff.set_disabled(hq, ROOT, "gone", True)
+    pull(hq, outlet)
+    copy = Outlet(tmp_path / "copy.db", "A", chain=True)
+    try:
+        with copy.db.write() as conn:
+            conn.execute("ATTACH DATABASE ? AS hq", (str(hq.db.path),))
+            conn.execute(staff.desk_accounts_copy())
+        copy.db.conn.execute("DETACH DATABASE hq")
+        assert deskstaff.accounts(copy.db) == deskstaff.accounts(outlet.db) != []
+        assert DeskLogins(copy.db).sign_in("clerk", PASSWORD).username == "clerk"
+    finally:
+        copy.close()
