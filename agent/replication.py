@@ -24,13 +24,14 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import outbox
+from agent import deskstaff, outbox
 from agent.overlay import OUTLET, paid_towards
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
 from schema import tallystore
 from schema.customerstore import apply_entities, apply_entity
 from schema.events import Event, tally_of, utc_now
 from schema.ledger import Tally
+from schema.roles import DESK_ACCOUNT_KIND
 from schema.sync import Change, Hello, PullResponse, PushResponse
 from sync.client import EpochChanged
 
@@ -162,6 +163,8 @@ class OutletReplica:
                 elif change.kind in MASTER_KINDS:
                     self._apply_master(conn, change)
                     master_changed = True
+                elif change.kind == DESK_ACCOUNT_KIND:
+                    deskstaff.apply(conn, change.key, change.data)
             _apply_run(conn, list(run.values()), through)
             set_meta(conn, "cursor", page.cursor)
         if master_changed:

@@ -14,6 +14,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+from hq import audit
+from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema import salestore, tallystore, timing
@@ -141,14 +143,23 @@ def outlets(chain: Chain) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def resolve_flag(chain: Chain, flag_id: int, note: str = "") -> None:
-    from schema.events import utc_now
-
+def resolve_flag(chain: Chain, flag_id: int, note: str = "", *, by: Actor) -> None:
+    """Marks an open flag resolved; the note is kept in its detail, after the name of the
+    member of staff (`[alice] refunded in cash`), and the change is audited."""
     with chain.db.write() as conn:
-        if conn.execute("UPDATE flags SET resolved_at = ?, detail = COALESCE(detail || ' ', '') || ? "
-                        "WHERE flag_id = ? AND resolved_at IS NULL",
-                        (utc_now(), note, flag_id)).rowcount == 0:
+        old = conn.execute("SELECT customer_id, detail, resolved_at FROM flags "
+                           "WHERE flag_id = ? AND resolved_at IS NULL", (flag_id,)).fetchone()
+        if old is None:
             raise NotFound(f"no open flag {flag_id}")
+        signed = f"[{by.username}] {note}".strip()
+        conn.execute("UPDATE flags SET resolved_at = ?, detail = COALESCE(detail || ' ', '') || ? "
+                     "WHERE flag_id = ?", (chain.clock(), signed, flag_id))
+        new = conn.execute("SELECT detail, resolved_at FROM flags WHERE flag_id = ?",
+                           (flag_id,)).fetchone()
+        audit.record(conn, by, "flag.resolve", ("flag", str(flag_id)),
+                     {"resolved_at": old["resolved_at"], "detail": old["detail"]},
+                     {"resolved_at": new["resolved_at"], "detail": new["detail"]}, note,
+                     customer_id=old["customer_id"])
 
 
 # --- what the back office reads (hq/office/) -----------------------------------------------

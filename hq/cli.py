@@ -18,6 +18,7 @@ import click
 
 from hq.chain import Chain, MasterSeed
 from schema.dblock import DatabaseLock
+from schema.roles import Role
 
 SeedProvider = Callable[[], MasterSeed]
 
@@ -258,10 +259,15 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
     @hq.command("staff-add")
     @click.option("--db", required=True)
     @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
-    @click.option("--replace", is_flag=True, help="Set a new password for an existing account.")
+    @click.option("--replace", is_flag=True, help="Set a new password for an existing account "
+                  "(and enable it).")
+    @click.option("--role", type=click.Choice([str(r) for r in Role]), default=None,
+                  help="What the account may do (docs/backoffice.md, Roles); a new account is "
+                       "an administrator unless told, a replaced one keeps its role.")
     @click.argument("username")
-    def staff_add(db: str, username: str, password_stdin: bool, replace: bool) -> None:
-        """Create a back-office login (docs/backoffice.md); prompts for the password."""
+    def staff_add(db: str, username: str, password_stdin: bool, replace: bool,
+                  role: str | None) -> None:
+        """Create a back-office or desk login (docs/backoffice.md); prompts for the password."""
         import sys
 
         from hq import staff
@@ -269,7 +275,8 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
                     else str(click.prompt("Password", hide_input=True, confirmation_prompt=True)))
         with chain(db).db.write() as conn:
-            staff.add(conn, username, password, replace=replace)
+            staff.add(conn, username, password, replace=replace,
+                      role=Role(role) if role else None)
         click.echo(f"staff account {username} {'updated' if replace else 'created'}")
 
     @hq.command("invoice-pdf")

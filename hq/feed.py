@@ -5,7 +5,9 @@ Promises: entities come in HQ sequence order after the cursor, each as its lates
 blocked or lost cards) ride at the head of every page until the cursor passes them;
 `incorporated_through` and every entity in the page are read in ONE read transaction, so
 the page reflects exactly the outlet's events up to it (invariant 4). Outlets see master
-data and customers only, never other outlets' tokens, stock or flags.
+data, customers, invoices and the accounts that may use the reception desk (hq/staff.py
+`desk_account`: a password hash, never a password), never other outlets' tokens, stock or
+flags, nor any account of the back office.
 Must never: write, except the outlet's last-pull time after the page is read and the
 clock offset a hello measured.
 """
@@ -18,12 +20,13 @@ import sqlite3
 from dataclasses import dataclass, fields
 from typing import Any
 
-from hq import clocks
+from hq import clocks, staff
 from hq.chain import Chain
 from schema import tallystore
 from schema.customerstore import PROFILE_COLUMNS, entity
 from schema.events import utc_now
 from schema.ledger import Tally
+from schema.roles import DESK_ACCOUNT_KIND
 from schema.sync import MAX_PAGE, PROTOCOL, Hello, PullResponse
 
 URGENT_PER_PAGE = 200
@@ -105,6 +108,8 @@ def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | No
         from hq.invoices import document
 
         return document(conn, key)
+    if kind == DESK_ACCOUNT_KIND:
+        return staff.desk_account(conn, key)
     row = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?", (kind, key)).fetchone()
     return None if row is None else json.loads(row[0])
 

@@ -27,11 +27,14 @@ from datetime import date, timedelta
 from typing import Any
 
 from banking import creditorref
+from hq import audit
+from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema.errors import InvalidRequest, NotFound
 from schema.events import CreditRepaid, new_id
 from schema.ledger import refuse_overpayment
+from schema.money import money
 
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9000, 12, 31)
 # Invoices are in the currency the tills sell in (agent/sales.py CURRENCY): one setting for
@@ -111,20 +114,31 @@ def _issue(chain: Chain, conn: sqlite3.Connection, customer_id: str, items: list
             "amount": amount, "due_on": due_on.isoformat(), "items": len(items)}
 
 
-def pay_at_bank(chain: Chain, number: str, amount: int, reference: str) -> dict[str, Any]:
-    """A payment received at the bank, stamped by hand (back office, admin API)."""
+def pay_at_bank(chain: Chain, number: str, amount: int, reference: str, *,
+                by: Actor) -> dict[str, Any]:
+    """A payment received at the bank, stamped by hand by `by` (the back office, the admin
+    API), and audited with the invoice before and after."""
     with chain.db.write() as conn:
-        record_bank_payment(chain, conn, number, amount, reference)
+        record_bank_payment(chain, conn, number, amount, reference, by=by)
     chain.waiters.notify()
     return invoice(chain, number)
 
 
+def _payment_state(conn: sqlite3.Connection, number: str) -> dict[str, Any]:
+    """What a bank payment changes on an invoice, as the audit trail records it."""
+    row = conn.execute("SELECT status, paid_amount, bank_reference FROM invoices "
+                       "WHERE number = ?", (number,)).fetchone()
+    return {"status": row["status"], "paid_amount": row["paid_amount"],
+            "bank_reference": row["bank_reference"]}
+
+
 def record_bank_payment(chain: Chain, conn: sqlite3.Connection, number: str, amount: int,
-                        reference: str) -> str:
+                        reference: str, by: Actor | None = None) -> str:
     """Stamps `amount` paid at the bank on invoice `number` with the statement `reference`,
     inside the caller's write transaction: HQ's own `credit.repaid` fact, folded at once.
     A part payment is fine; more than is still owed is `overpayment` and changes nothing.
-    Returns the payment's id (the fact's `payment_id`)."""
+    With `by` (who stamps it by hand), the change is audited in the same transaction,
+    naming the fact's event id. Returns the payment's id (the fact's `payment_id`)."""
     if amount <= 0:
         raise InvalidRequest("a payment is a positive amount")
     if not reference.strip():
@@ -134,11 +148,18 @@ def record_bank_payment(chain: Chain, conn: sqlite3.Connection, number: str, amo
     if row is None:
         raise NotFound(f"no invoice {number}")
     refuse_overpayment(number, row["amount"] - row["paid_amount"], amount)
+    before = _payment_state(conn, number)
     payment_id = new_id()
-    record_hq_fact(chain, conn, CreditRepaid(payment_id=payment_id, customer_id=row["customer_id"],
-                                             amount=amount, invoice_id=row["invoice_id"]))
+    event = record_hq_fact(chain, conn, CreditRepaid(
+        payment_id=payment_id, customer_id=row["customer_id"], amount=amount,
+        invoice_id=row["invoice_id"]))
     conn.execute("UPDATE invoices SET bank_reference = ? WHERE invoice_id = ?",
                  (reference.strip(), row["invoice_id"]))
+    if by is not None:
+        audit.record(conn, by, "invoice.bank_payment", ("invoice", number), before,
+                     _payment_state(conn, number),
+                     f"paid {money(amount)} at the bank, statement {reference.strip()}",
+                     customer_id=row["customer_id"], event_id=event.event_id)
     return payment_id
 
 

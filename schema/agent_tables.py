@@ -11,6 +11,7 @@ What the tables hold:
   customer = HQ-confirmed tally (kept as JSON in `customers.confirmed_tally`) ⊕ the tally
   of local events after `customers.confirmed_through`.
 - `master`: categories, promotion categories, actions and gifts as HQ publishes them.
+- `desk_accounts`: the staff accounts HQ lets sign in at the reception desk (hashes only).
 - `sales`, `sale_lines`, `payments`, `ledger`, `redemptions`, `visits`, `gift_stock`:
   local projections of local facts, written in the same transaction as the fact.
 """
@@ -193,5 +194,22 @@ def m002_invoices(db: Database) -> None:
             status TEXT NOT NULL
         );
         CREATE INDEX invoices_customer ON invoices (customer_id, status);
+        """
+    )
+
+
+@migrations()
+def m003_desk_accounts(db: Database) -> None:
+    """The staff accounts that may sign in at this outlet's reception desk, replicated from
+    HQ (agent/deskstaff.py): the username, role, password hash (never a password) and
+    HQ's session generation of the account."""
+    db.executescript(
+        """
+        CREATE TABLE desk_accounts (
+            username TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            session_gen INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """
     )

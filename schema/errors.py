@@ -74,6 +74,26 @@ class Forbidden(LoyaltyError):
     status = 403
 
 
+class RoleRequired(Forbidden):
+    """A member of staff asked for a page or form their role does not open
+    (schema/roles.py); context `role`, the role it needs."""
+
+    code = "role_required"
+
+
+class LoginFailed(Unauthorized):
+    """A staff login with a wrong username or password (which of the two is not said)."""
+
+    code = "login_failed"
+
+
+class LoginLocked(LoyaltyError):
+    """Too many failed logins for one username in a short time: wait, then try again."""
+
+    code = "login_locked"
+    status = 429
+
+
 class NotFound(LoyaltyError):
     code = "not_found"
     status = 404

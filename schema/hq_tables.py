@@ -362,3 +362,43 @@ def m007_mail_notices_statements(db: Database) -> None:
         CREATE INDEX statement_entries_status ON statement_entries (status, entry_id);
         """
     )
+
+
+@migrations()
+def m008_staff_roles_audit(db: Database) -> None:
+    """Staff roles and the audit trail (docs/backoffice.md, "Roles" and "The audit trail").
+
+    `staff.role` (schema/roles.py): every account that existed before is an administrator,
+    so nobody who could do everything yesterday is locked out today; `staff.last_login_at`
+    for the staff page. `audit`: one row per change staff made (who, when by HQ's clock,
+    what, the subject and the customer concerned, the state before and after as JSON, why,
+    and the HQ fact it recorded if any), numbered by HQ's own sequence `audit_id`; rows are
+    never changed nor deleted (the triggers refuse it)."""
+    db.executescript(
+        """
+        ALTER TABLE staff ADD COLUMN role TEXT NOT NULL DEFAULT 'administrator';
+        ALTER TABLE staff ADD COLUMN last_login_at TEXT;
+
+        CREATE TABLE audit (
+            audit_id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            staff TEXT NOT NULL,
+            role TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject_kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            customer_id TEXT,
+            before TEXT,
+            after TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            event_id TEXT
+        );
+        CREATE INDEX audit_customer ON audit (customer_id, audit_id);
+        CREATE INDEX audit_staff ON audit (staff, audit_id);
+        CREATE INDEX audit_subject ON audit (subject_kind, subject, audit_id);
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        """
+    )

@@ -261,6 +261,14 @@ def _period(f: Filters, names: Mapping[str, str]) -> tuple[str | None, str | Non
             (hi + timedelta(days=1)).isoformat() if hi else None)
 
 
+def period(date_from: str | None, date_to: str | None,
+           names: Mapping[str, str] = CLI_NAMES) -> tuple[str | None, str | None]:
+    """Two inclusive UTC days as the half-open range [from, to + 1 day) of ISO texts (what
+    the reports filter by, for any page that filters by a period, e.g. the audit trail);
+    InvalidRequest naming the fields by `names`."""
+    return _period(Filters(date_from=date_from, date_to=date_to), names)
+
+
 def run(conn: sqlite3.Connection, name: str, filters: Filters = Filters(),
         progress: ProgressFn | None = None, names: Mapping[str, str] = CLI_NAMES) -> Report:
     """Runs report `name` over the database behind `conn` (HQ's or an outlet's); a refusal

@@ -15,7 +15,8 @@
   the one script of web/static.
 - `Sessions`: signed session cookies, CSRF tokens and the login throttle, for any app that
   has staff accounts: the app gives the signing key and how to read an account's session
-  generation. `same_origin`, `checked_form(sessions)` (the dependency of every POST form),
+  generation. `same_origin`, `check_form` (a form's origin and CSRF token),
+  `checked_form(sessions)` (the dependency of a POST form needing a session only),
   `safe_next` (the login's `next`, never another site).
 - `picture_type`/`picture_answer`: a customer's picture with its real type; `money_input`:
   an amount a person typed, read by schema.money.parse_money (the only money parser).
@@ -34,7 +35,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -52,6 +52,7 @@ from schema.customerstore import display_name
 from schema.errors import InvalidRequest, LoyaltyError, NotFound, mask_card
 from schema.money import money as format_money
 from schema.money import parse_money
+from schema.passwords import Throttle
 from schema.timing import local_time
 from web import httperrors
 
@@ -71,8 +72,6 @@ SECURITY_HEADERS = {
 }
 
 SESSION_S = 8 * 3600
-LOGIN_FAILURES = 5  # per username within LOGIN_WINDOW_S, then refused for the window
-LOGIN_WINDOW_S = 300
 
 
 # --- templates -------------------------------------------------------------------------------
@@ -225,8 +224,7 @@ class Sessions:
         self.generation = generation
         self.cookie = cookie
         self.ttl_s = ttl_s
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
+        self.throttle = Throttle()
 
     def _sign(self, payload: bytes) -> str:
         return hmac.new(self.key, payload, hashlib.sha256).hexdigest()
@@ -267,23 +265,15 @@ class Sessions:
         request.state.session = session
         return session
 
-    # login throttling (in memory, per username)
+    # login throttling (in memory, per username: schema.passwords.Throttle)
     def throttled(self, username: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.get(username, []) if now - t < LOGIN_WINDOW_S]
-            self._failures[username] = recent
-            return len(recent) >= LOGIN_FAILURES
+        return self.throttle.throttled(username)
 
     def failed(self, username: str) -> None:
-        with self._lock:
-            self._failures.setdefault(username, []).append(time.monotonic())
-            if len(self._failures) > 10_000:  # never grow without bound
-                self._failures.clear()
+        self.throttle.failed(username)
 
     def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(username, None)
+        self.throttle.succeeded(username)
 
 
 def same_origin(request: Request) -> None:
@@ -293,6 +283,15 @@ def same_origin(request: Request) -> None:
         raise StarletteHTTPException(403, "cross-origin form refused")
 
 
+def check_form(request: Request, sessions: Sessions, session: Mapping[str, Any],
+               csrf: str) -> None:
+    """Refuses (403) a form posted from another site or without the session's CSRF token."""
+    same_origin(request)
+    if not hmac.compare_digest(csrf.encode(), sessions.csrf(session).encode()):
+        raise StarletteHTTPException(403, "this form has expired: reload the page and "
+                                          "try again")
+
+
 def checked_form(sessions: Sessions) -> Callable[..., dict[str, Any]]:
     """The dependency of a POST form: signed in, same origin, and its `csrf` field is the
     session's token; the session."""
@@ -300,10 +299,7 @@ def checked_form(sessions: Sessions) -> Callable[..., dict[str, Any]]:
     def checked(request: Request,
                 session: Annotated[dict[str, Any], Depends(sessions.signed_in)],
                 csrf: Annotated[str, Form(max_length=200)] = "") -> dict[str, Any]:
-        same_origin(request)
-        if not hmac.compare_digest(csrf.encode(), sessions.csrf(session).encode()):
-            raise StarletteHTTPException(403, "this form has expired: reload the page and "
-                                              "try again")
+        check_form(request, sessions, session, csrf)
         return session
 
     return checked

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from hq import invoicedoc, invoices
 from hq.api import auth
+from hq.audit import ADMIN_API
 from hq.chain import Chain
 from schema.adminapi import (
     BankPaymentIn,
@@ -54,7 +55,8 @@ def router(chain: Chain) -> APIRouter:
     @routes.post("/invoices/{number}/bank-payment", response_model=InvoiceView,
                  responses=auth.refusals(NotFound, Overpayment))
     def bank_payment(number: str, body: BankPaymentIn) -> ModelResponse:
-        paid = invoices.pay_at_bank(chain, number, body.amount, body.reference)
+        paid = invoices.pay_at_bank(chain, number, body.amount, body.reference,
+                                    by=ADMIN_API)
         return ModelResponse(answer(InvoiceView, paid))
 
     @routes.get("/invoices/{number}/pdf", response_class=Response,

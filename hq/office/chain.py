@@ -1,21 +1,23 @@
 """The chain in the back office: gift stock per outlet, the outlets with their sync health
-and clocks, and the flags staff review (with the form that resolves one, the note keeping
-the staff member's name)."""
+and clocks, and the flags staff review (with the form that resolves one: operators, the
+note keeping the staff member's name, audited). Viewers read."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hq import admin, ingest
+from hq.audit import Actor
 from hq.office.context import Office, see_other
 from schema import timing
+from schema.roles import Role
 
 
 def router(office: Office) -> APIRouter:
-    routes = office.router()
+    routes = office.router(role=Role.viewer)
     chain = office.chain
-    Posted = Annotated[dict[str, Any], Depends(office.posted)]
+    Operator = Annotated[Actor, Depends(office.form(Role.operator))]
 
     @routes.get("/gifts")
     def gift_stock(request: Request) -> HTMLResponse:
@@ -44,9 +46,9 @@ def router(office: Office) -> APIRouter:
                            done=done if done and done.isdigit() else None)
 
     @routes.post("/flags/{flag_id}/resolve")
-    def resolve_flag(request: Request, flag_id: int, session: Posted,
+    def resolve_flag(request: Request, flag_id: int, actor: Operator,
                      note: Annotated[str, Form(max_length=500)] = "") -> Response:
-        admin.resolve_flag(chain, flag_id, f"[{session['u']}] {note}".strip())
+        admin.resolve_flag(chain, flag_id, note, by=actor)
         return see_other(request, f"/flags?done={flag_id}")
 
     return routes

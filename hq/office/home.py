@@ -6,10 +6,11 @@ from fastapi.responses import HTMLResponse
 
 from hq import admin
 from hq.office.context import Office
+from schema.roles import Role
 
 
 def router(office: Office) -> APIRouter:
-    routes = office.router()
+    routes = office.router(role=Role.viewer)
 
     @routes.get("/")
     def home(request: Request) -> HTMLResponse:

@@ -1,26 +1,28 @@
 """Invoices in the back office: the list (filtered by status or customer, with the total
 and what is outstanding), one invoice with its credit purchases, and the form that records
 a payment at the bank (`hq.invoices.pay_at_bank`: typed amounts read by
-schema.money.parse_money, an overpayment refused)."""
+schema.money.parse_money, an overpayment refused; operators, audited). Viewers read."""
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hq import admin, invoices
+from hq.audit import Actor
 from hq.office.context import Office, see_other
 from schema.errors import InvalidRequest, Overpayment
+from schema.roles import Role
 from web.office import money_input
 
 Status = Annotated[str, Query(pattern=r"^(|unpaid|paid|overdue|past_term)$")]
 
 
 def router(office: Office) -> APIRouter:
-    routes = office.router()
+    routes = office.router(role=Role.viewer)
     chain = office.chain
-    Posted = Annotated[dict[str, Any], Depends(office.posted)]
+    Operator = Annotated[Actor, Depends(office.form(Role.operator))]
 
     @routes.get("/invoices")
     def invoice_list(request: Request, status: Status = "",
@@ -49,11 +51,12 @@ def router(office: Office) -> APIRouter:
         return invoice_page(request, number, done="paid" if done == "paid" else None)
 
     @routes.post("/invoices/{number}/bank-payment")
-    def bank_payment(request: Request, number: str, _: Posted,
+    def bank_payment(request: Request, number: str, actor: Operator,
                      amount: Annotated[str, Form(max_length=20)],
                      reference: Annotated[str, Form(max_length=100)]) -> Response:
         try:
-            invoices.pay_at_bank(chain, number, money_input(amount, "amount"), reference)
+            invoices.pay_at_bank(chain, number, money_input(amount, "amount"), reference,
+                                 by=actor)
         except (InvalidRequest, Overpayment) as exc:
             return invoice_page(request, number, exc.status, error=f"{exc.message} [{exc.code}]")
         return see_other(request, f"/invoices/{quote(number)}?done=paid")

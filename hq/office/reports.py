@@ -11,6 +11,7 @@ from hq import admin
 from hq.office.context import Office
 from schema import reports
 from schema.errors import NotFound
+from schema.roles import Role
 from web.office import Grouping, Period, Short, report_or_error
 
 
@@ -35,7 +36,7 @@ def pack_filters(name: str, date_from: str, date_to: str, outlet: str, category:
 
 
 def router(office: Office) -> APIRouter:
-    routes = office.router()
+    routes = office.router(role=Role.viewer)
     chain = office.chain
 
     def choices() -> dict[str, Any]:

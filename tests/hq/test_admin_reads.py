@@ -17,6 +17,7 @@ import pytest
 
 from agent.programme import default_documents
 from hq import admin, credentials, ingest, invoices
+from hq.audit import COMMAND_LINE
 from hq.chain import Chain
 from schema.events import (
     Body,
@@ -93,9 +94,9 @@ def test_counts_are_the_start_pages_figures_and_follow_the_chain(chain: Chain) -
     assert admin.counts(chain) == {"customers": 2, "outlets": 2, "open_flags": 1,
                                    "invoices": {"unpaid": 1}}
     flag = ingest.flags(chain)[0]
-    admin.resolve_flag(chain, int(str(flag["flag_id"])), "checked")
+    admin.resolve_flag(chain, int(str(flag["flag_id"])), "checked", by=COMMAND_LINE)
     (invoice,) = invoices.invoices(chain)
-    invoices.pay_at_bank(chain, invoice["number"], invoice["amount"], "STMT-1")
+    invoices.pay_at_bank(chain, invoice["number"], invoice["amount"], "STMT-1", by=COMMAND_LINE)
     assert admin.counts(chain) == {"customers": 2, "outlets": 2, "open_flags": 0, "invoices": {}}
 
 
@@ -164,7 +165,7 @@ def test_gift_stock_is_per_gift_and_outlet_with_gifts_no_longer_offered(chain: C
 def test_open_flags_are_counted_per_outlet(chain: Chain) -> None:
     assert admin.open_flags_by_outlet(chain) == {"A": 1}
     flag = ingest.flags(chain)[0]
-    admin.resolve_flag(chain, int(str(flag["flag_id"])))
+    admin.resolve_flag(chain, int(str(flag["flag_id"])), by=COMMAND_LINE)
     assert admin.open_flags_by_outlet(chain) == {}
 
 

@@ -15,6 +15,7 @@ from testkit.processes import cli
 
 from hq import credentials, invoicedoc, invoices, settings
 from hq.api import create_app
+from hq.audit import COMMAND_LINE
 from hq.chain import Chain
 from schema.errors import InvalidRequest
 
@@ -60,7 +61,7 @@ def test_the_qr_code_is_an_epc_transfer_of_what_is_still_owed(
         "BCD", "002", "1", "SCT", "BAKOSI2X", "Zvestoba d.o.o.", "SI56191000000123438",
         "EUR152.25", "", "RF422026000001", "", f"Invoice {number}"])
 
-    invoices.pay_at_bank(chain, number, 5225, "STMT-1 0001")
+    invoices.pay_at_bank(chain, number, 5225, "STMT-1 0001", by=COMMAND_LINE)
     part = invoicedoc.render(chain, number)
     assert "EUR100.00" in (qr_of(part, tmp_path) or "").splitlines()
     words = " ".join(pdf_text(part, tmp_path).split())
@@ -78,7 +79,7 @@ def test_a_paid_invoice_and_an_invoice_without_payee_settings_have_no_qr_code(
     assert "IBAN" not in words
 
     with_payee(chain)
-    invoices.pay_at_bank(chain, number, 15225, "STMT-1 0002")
+    invoices.pay_at_bank(chain, number, 15225, "STMT-1 0002", by=COMMAND_LINE)
     paid = invoicedoc.render(chain, number)
     assert qr_of(paid, tmp_path) is None
     assert "Paid. Thank you." in pdf_text(paid, tmp_path)

@@ -15,6 +15,7 @@ from agent.programme import default_documents
 from agent.replication import OutletReplica
 from hq import credentials, ingest, invoices
 from hq.api import create_app
+from hq.audit import COMMAND_LINE
 from hq.chain import Chain
 from schema.api import CustomerIn, PaymentIn, QuoteIn, SaleIn
 from schema.errors import CreditBlocked
@@ -113,9 +114,9 @@ def test_invoice_moves_overdue_then_past_term_and_credit_is_blocked_until_paid(c
     assert invoices.refresh(chain, date(2026, 12, 16)) == {"overdue": 0, "past_term": 1}
     blocked = chain.db.scalar("SELECT credit_blocked FROM customers WHERE customer_id = ?", (CUSTOMER,))
     assert blocked == 1
-    partial = invoices.pay_at_bank(chain, number, 2000, "STMT-17/3")
+    partial = invoices.pay_at_bank(chain, number, 2000, "STMT-17/3", by=COMMAND_LINE)
     assert partial["status"] == "past_term" and partial["paid_amount"] == 2000
-    paid = invoices.pay_at_bank(chain, number, 3000, "STMT-17/4")
+    paid = invoices.pay_at_bank(chain, number, 3000, "STMT-17/4", by=COMMAND_LINE)
     assert paid["status"] == "paid" and paid["paid_via"] == "bank"
     assert paid["bank_reference"] == "STMT-17/4" and paid["paid_on"] is not None
     assert chain.db.scalar("SELECT credit_blocked FROM customers WHERE customer_id = ?",

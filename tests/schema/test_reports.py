@@ -88,6 +88,7 @@ def _sale(rng: random.Random, customer: str, credit: bool) -> SaleRecorded:
 @pytest.fixture(scope="module")
 def hq_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HQWorld]:
     from hq import invoices
+    from hq.audit import COMMAND_LINE
     from hq.chain import Chain
     from hq.credentials import add_outlet
     from hq.ingest import push
@@ -157,7 +158,7 @@ def hq_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HQWorld]:
             plan[customer] = fate
             if fate == "on_time":
                 chain.clock = lambda: "2024-05-10T09:00:00.000000Z"
-                invoices.pay_at_bank(chain, inv["number"], inv["amount"], "STMT-1")
+                invoices.pay_at_bank(chain, inv["number"], inv["amount"], "STMT-1", by=COMMAND_LINE)
                 chain.clock = real_now  # the till's payment reaches HQ after it was made
             elif fate == "late":
                 seqs["S"] += 1

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from hq import credentials, staff
 from hq.api import create_app
 from hq.chain import Chain
+from schema import passwords
 from schema.errors import Conflict, InvalidRequest
 from web import office
 
@@ -43,9 +44,9 @@ def log_in(client: TestClient, password: str = PASSWORD, **form: str) -> object:
 def test_passwords_are_kept_as_salted_scrypt_hashes_only(chain: Chain) -> None:
     stored = chain.db.scalar("SELECT password_hash FROM staff WHERE username = 'alice'")
     assert stored.startswith("scrypt$") and PASSWORD not in stored
-    assert staff.verify_password(PASSWORD, stored)
-    assert not staff.verify_password(PASSWORD + "x", stored)
-    assert staff.hash_password(PASSWORD) != staff.hash_password(PASSWORD)  # salted
+    assert passwords.verify_password(PASSWORD, stored)
+    assert not passwords.verify_password(PASSWORD + "x", stored)
+    assert passwords.hash_password(PASSWORD) != passwords.hash_password(PASSWORD)  # salted
     assert staff.authenticate(chain.db, "alice", PASSWORD) == 0
     assert staff.authenticate(chain.db, "nobody", PASSWORD) is None
     with chain.db.write() as conn, pytest.raises(InvalidRequest):
@@ -83,7 +84,7 @@ def test_an_expired_session_sends_back_to_login(chain: Chain, client: TestClient
 
 
 def test_login_is_throttled_after_repeated_failures(client: TestClient) -> None:
-    for _ in range(office.LOGIN_FAILURES):
+    for _ in range(passwords.LOGIN_FAILURES):
         assert log_in(client, "wrong password!").status_code == 401  # type: ignore[attr-defined]
     assert log_in(client).status_code == 429  # type: ignore[attr-defined]
     assert "loyalty_office" not in client.cookies

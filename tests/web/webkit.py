@@ -49,10 +49,11 @@ class Shop:
         return self.rig.processes()
 
 
-def staff_add(db: Path, username: str, password: str) -> None:
-    """`loyalty hq staff-add --password-stdin`, as an operator runs it."""
+def staff_add(db: Path, username: str, password: str, role: str | None = None) -> None:
+    """`loyalty hq staff-add --password-stdin [--role ROLE]`, as an operator runs it (an
+    administrator unless `role` says otherwise)."""
     done = cli("hq", "staff-add", "--db", str(db), "--password-stdin", username,
-               input=password + "\n")
+               *(["--role", role] if role else []), input=password + "\n")
     assert done.returncode == 0, done.stderr
 
 
