@@ -37,6 +37,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from hq import staff
 from hq.chain import Chain
 from hq.feed import tally_sql
 from schema import snapshotfile
@@ -118,6 +119,7 @@ def _fill(hq_db: Path, work: Path) -> tuple[str, int, int]:
         epoch = str(conn.execute("SELECT value FROM hq.meta WHERE key = 'epoch'").fetchone()[0])
         cursor = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM hq.changes").fetchone()[0])
         _copy(conn)
+        conn.execute(staff.desk_accounts_copy())  # the desk's accounts, as a pull gives
         customers = int(conn.execute("SELECT COUNT(*) FROM main.customers").fetchone()[0])
         master_version = conn.execute(
             f"SELECT MAX(seq) FROM hq.changes WHERE kind IN ({_MASTER})").fetchone()[0]

@@ -235,3 +235,29 @@ def test_build_never_writes_hqs_database(tmp_path: Path) -> None:
     hq_snapshot.build(tmp_path / "hq.db", tmp_path / "s.snapshot")
     assert hq_state(tmp_path / "hq.db") == before
     assert (tmp_path / "hq.db").stat().st_mtime_ns == mtime
+
+
+def test_an_outlet_started_from_a_snapshot_signs_in_the_desk_accounts_made_before_it(
+        tmp_path: Path) -> None:
+    """A desk account travels to outlets (docs/backoffice.md): one made before a snapshot
+    is in it, so a new outlet's desk works offline from its first minute."""
+    from agent.deskstaff import DeskLogins
+    from hq import staff
+    from schema.roles import Role
+
+    history = History(tmp_path)
+    try:
+        with history.chain.db.write() as conn:
+            staff.add(conn, "desk.ana", "a long desk secret", role=Role.desk)
+            staff.add(conn, "head.office", "another long secret", role=Role.operator)
+        hq_snapshot.build(tmp_path / "hq.db", tmp_path / "s.snapshot")
+    finally:
+        history.close()
+    outlet_snapshot.apply(tmp_path / "new.db", tmp_path / "s.snapshot", outlet_id="NEW")
+    shop = Outlet(tmp_path / "new.db")
+    try:
+        assert DeskLogins(shop.db).sign_in("desk.ana", "a long desk secret").role == "desk"
+        names = [r[0] for r in shop.db.all("SELECT username FROM desk_accounts")]
+        assert names == ["desk.ana"]  # back-office accounts never travel to outlets
+    finally:
+        shop.close()
