@@ -6,8 +6,8 @@ A `Chart` is data: a title, the labels along one axis (days, weeks, outlets, cat
 one or more `Series` of integer values (minor units for money, counts, points) and the
 unit. `line`, `columns`, `bars` and `stacked` make one; `Chart.svg()` draws it and
 `Chart.rows()` gives its numbers for the table printed beside it. The values are never
-changed on the way: the test of a chart reads them back from its SVG (`data-values` of each
-series) and compares them with the report they came from.
+changed on the way: the test of a chart reads them back from its SVG (`data-labels` of the
+chart, `data-values` of each series) and compares them with the report they came from.
 
 - `line`: time series, one line per series (the first drawn heaviest: the total).
 - `columns`: one series over time as vertical bars.
@@ -28,6 +28,7 @@ Must never: invent, round or drop a value; use floats for values (only for coord
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -68,8 +69,8 @@ class Chart:
     labels: tuple[str, ...]
     series: tuple[Series, ...]
     unit: Unit = "count"
-    x_label: str = ""  # what the labels are (Day, Outlet...)
-    y_label: str = ""  # what the values are (Net turnover, Members...)
+    x_label: str = ""  # what the labels are (Day, Outlet...): the label axis, the table's head
+    y_label: str = ""  # what the values are (Net turnover, Members...): the value axis
     empty: str = "No data for this period."
 
     def __post_init__(self) -> None:
@@ -192,8 +193,10 @@ def _frame(x: float, y: float, width: float, height: float) -> str:
 
 def _open(chart: Chart, width: int, height: float) -> list[str]:
     k = escape(chart.key)
+    labels = escape(json.dumps(list(chart.labels), ensure_ascii=False))
     return [(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{chart.kind}" '
              f'id="chart-{k}" role="img" aria-labelledby="{k}-title {k}-desc" '
+             f'data-labels="{labels}" '
              f'viewBox="0 0 {width} {_n(height)}" width="{width}" height="{_n(height)}" '
              f'font-family="{FONT}">'),
             f'<title id="{k}-title">{escape(chart.title)}</title>',
@@ -358,7 +361,7 @@ def _bars(chart: Chart) -> Markup:
     plot_w = width - left - right
     plot_h = row * n
     bottom = top + plot_h
-    height = bottom + 26 + (22 if chart.x_label else 0) + 6
+    height = bottom + 26 + (22 if chart.y_label else 0) + 6
     out = _open(chart, width, height)
     out.append(_frame(left, top, plot_w, plot_h))
     if legend:
@@ -369,8 +372,8 @@ def _bars(chart: Chart) -> Markup:
                    f'stroke="{INK if t == 0 else GRID}" stroke-width="{1 if t == 0 else 0.7}"/>')
         anchor = "end" if t == ticks[-1] and t != ticks[0] else "middle"
         out.append(_text(x, bottom + 16, text, size, anchor, MUTED))
-    if chart.x_label:
-        out.append(_text(left + plot_w / 2, bottom + 38, chart.x_label, size, "middle"))
+    if chart.y_label:  # the values run along the bottom
+        out.append(_text(left + plot_w / 2, bottom + 38, chart.y_label, size, "middle"))
     zero = _scale(ticks, left, plot_w, 0)
     for i, label in enumerate(chart.labels):
         y = top + row * i + (row - thick) / 2

@@ -4,7 +4,7 @@ layout, stylesheet, script, report and error templates, security headers, error 
 signed sessions).
 
 Pages, one router per area (each module's `router(office)`), composed by `app()`:
-`login` (log in, log out), `home` (the start page), `customers` (search, a customer's card,
+`login` (log in, log out), `home` (the start page), `dashboard` (the charts), `customers` (search, a customer's card,
 the picture), `invoices` (the list, one invoice, a bank payment), `reports` (each report,
 the pack for printing), `chain` (gift stock, outlets and their sync health, flags).
 `context.Office` is what a router is given: the chain, the page renderer, the session
@@ -41,7 +41,7 @@ from fastapi import FastAPI, Request
 from hq import staff
 from hq.chain import Chain
 from hq.office import chain as chain_pages
-from hq.office import customers, home, invoices, login, reports
+from hq.office import customers, dashboard, home, invoices, login, reports
 from hq.office.context import Office
 from web.office import Pages, Sessions, checked_form, environment, install
 
@@ -50,7 +50,7 @@ COOKIE = "loyalty_office"
 SESSION_S = 8 * 3600
 STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 
-AREAS = (login, home, customers, invoices, reports, chain_pages)
+AREAS = (login, home, dashboard, customers, invoices, reports, chain_pages)
 
 
 def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,

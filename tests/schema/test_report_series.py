@@ -4,120 +4,34 @@ liability over time, invoice ageing. Checked against the facts pushed, never aga
 report's own tables (the convention of tests/schema/test_reports.py, whose worlds these
 tests reuse where they fit).
 
-The world here: HQ with outlets N and S, twelve customers registered over March and April
-2024 (so weeks differ), sales and gift hand-outs on chosen days, pushed through
-`hq.ingest.push` as the outlets would send them.
+The world here: tests/reportkit.py (HQ with two outlets, registrations, sales and
+hand-outs over March and April 2024, pushed as the outlets would send them).
 """
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from reportkit import SeriesChain, build
 from test_reports import HQWorld, hq_conn, hq_world, outlet_world  # noqa: F401  (fixtures)
 
 from schema import reports
 from schema.errors import InvalidRequest
-from schema.events import (
-    CustomerRegistered,
-    Event,
-    GiftRedeemed,
-    Payment,
-    Profile,
-    SaleLine,
-    SaleRecorded,
-    make_event,
-    new_id,
-)
-
-
-@dataclass
-class Chain:
-    path: Path
-    joined: list[tuple[str, str, str, str]] = field(default_factory=list)  # id, at, outlet, cat
-    sales: list[tuple[str, str, SaleRecorded]] = field(default_factory=list)  # outlet, at, sale
-    gifts: list[tuple[str, str, GiftRedeemed]] = field(default_factory=list)
-
-    def category(self, customer: str) -> str:
-        return next(c for i, _, _, c in self.joined if i == customer)
-
-
-def stamp(day: date, hour: int = 10) -> str:
-    return f"{day.isoformat()}T{hour:02d}:00:00.000000Z"
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    from hq.chain import Chain as HQ
-    from hq.credentials import add_outlet
-    from hq.ingest import push
-    from schema.sync import PushRequest
-
-    rng = random.Random(12)
-    path = tmp_path_factory.mktemp("series") / "hq.db"
-    hq = HQ(path)
-    with hq.db.write() as conn:
-        for outlet in ("N", "S"):
-            add_outlet(conn, outlet)
-        conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
-    world = Chain(path)
-    queued: dict[str, list[tuple[str, Any]]] = {"N": [], "S": []}
-
-    def emit(outlet: str, body: Any, at: str) -> None:
-        queued[outlet].append((at, body))
-
-    first = date(2024, 3, 4)  # a Monday
-    for i in range(12):
-        customer, outlet, cat = new_id(), "NS"[i % 2], "AB"[i % 3 == 0]
-        at = stamp(first + timedelta(days=4 * i), 9)
-        emit(outlet, CustomerRegistered(customer_id=customer, card_number=f"29{i:011d}",
-                                        profile=Profile(kind="person", given_name=f"G{i}",
-                                                        surname="S", category=cat)), at)
-        world.joined.append((customer, at, outlet, cat))
-    buyers = [c for c, *_ in world.joined[:9]]  # the last three never buy
-    for n in range(50):
-        customer = rng.choice(buyers)
-        joined = next(at for c, at, *_ in world.joined if c == customer)
-        day = date.fromisoformat(joined[:10]) + timedelta(days=rng.randint(0, 50))
-        outlet = rng.choice("NS")
-        price, qty = rng.randint(100, 9000), rng.randint(1, 3)
-        line = SaleLine(sku="S1", name="Thing", qty=qty, unit_price=price, gross=price * qty,
-                        discount=0, net=price * qty)
-        sale = SaleRecorded(sale_id=new_id(), customer_id=customer, till_id="T1",
-                            currency="EUR", lines=[line],
-                            payments=[Payment(mode="cash", amount=line.net)],
-                            total_gross=line.net, total_discount=0, total_net=line.net,
-                            points_earned=line.net // 100)
-        at = stamp(day, 8 + n % 10)
-        emit(outlet, sale, at)
-        world.sales.append((outlet, at, sale))
-    for n in range(6):
-        customer = buyers[n]
-        gift = GiftRedeemed(redemption_id=new_id(), customer_id=customer, gift_sku="GIFT-MUG",
-                            gift_name="Mug", qty=1, points_spent=20)
-        at = stamp(date(2024, 4, 10) + timedelta(days=3 * n), 18)
-        emit("N", gift, at)
-        world.gifts.append(("N", at, gift))
-    for outlet, facts in queued.items():
-        facts.sort(key=lambda f: f[0])  # an outlet sends its facts in the order it made them
-        events: list[Event] = [make_event(outlet, i + 1, body, at=at)
-                               for i, (at, body) in enumerate(facts)]
-        for start in range(0, len(events), 50):
-            push(hq, outlet, PushRequest(outlet_id=outlet, events=events[start:start + 50]))
-    hq.close()
-    yield world
+def chain(tmp_path_factory: pytest.TempPathFactory) -> SeriesChain:
+    return build(tmp_path_factory.mktemp("series") / "hq.db")
 
 
 @pytest.fixture
-def conn(chain: Chain) -> Iterator[sqlite3.Connection]:
+def conn(chain: SeriesChain) -> Iterator[sqlite3.Connection]:
     c = reports.connect(chain.path)
     yield c
     c.close()
@@ -136,7 +50,7 @@ APRIL = {"date_from": "2024-04-01", "date_to": "2024-04-30"}
 
 # --- turnover over time ----------------------------------------------------------------------
 def test_turnover_by_day_has_every_day_of_the_period_for_each_outlet_that_sold(
-        chain: Chain, conn: sqlite3.Connection) -> None:
+        chain: SeriesChain, conn: sqlite3.Connection) -> None:
     report = reports.run(conn, "turnover", reports.Filters(by="day", **APRIL))
     assert [c.name for c in report.columns] == ["day", "outlet", "receipts", "gross", "discount",
                                                 "net"]
@@ -171,7 +85,7 @@ def test_turnover_by_week_and_month_are_the_sums_of_their_days(conn: sqlite3.Con
 
 
 # --- members ----------------------------------------------------------------------------------
-def test_members_joining_per_week_with_the_running_count(chain: Chain,
+def test_members_joining_per_week_with_the_running_count(chain: SeriesChain,
                                                         conn: sqlite3.Connection) -> None:
     report = reports.run(conn, "members", reports.Filters(date_from="2024-03-11",
                                                           date_to="2024-04-14"))
@@ -193,7 +107,7 @@ def test_members_joining_per_week_with_the_running_count(chain: Chain,
 
 
 # --- active and lapsed ------------------------------------------------------------------------
-def expected_activity(chain: Chain, as_of: str) -> dict[str, int]:
+def expected_activity(chain: SeriesChain, as_of: str) -> dict[str, int]:
     """Members by the end of `as_of`, and who bought in the ACTIVE_DAYS days up to then."""
     end = (date.fromisoformat(as_of) + timedelta(days=1)).isoformat()
     since = (date.fromisoformat(end) - timedelta(days=reports.ACTIVE_DAYS)).isoformat()
@@ -209,7 +123,7 @@ def expected_activity(chain: Chain, as_of: str) -> dict[str, int]:
 
 
 def test_activity_tells_active_lapsed_and_never_as_of_the_end_of_a_day(
-        chain: Chain, conn: sqlite3.Connection) -> None:
+        chain: SeriesChain, conn: sqlite3.Connection) -> None:
     want = expected_activity(chain, "2024-04-20")
     row = reports.run(conn, "activity", reports.Filters(date_to="2024-04-20")).as_dicts()[0]
     assert {k: row[k] for k in want} == want
@@ -230,7 +144,7 @@ def test_activity_tells_active_lapsed_and_never_as_of_the_end_of_a_day(
 
 # --- points over time -------------------------------------------------------------------------
 def test_points_liability_over_time_is_the_balance_at_the_end_of_each_bucket(
-        chain: Chain, conn: sqlite3.Connection) -> None:
+        chain: SeriesChain, conn: sqlite3.Connection) -> None:
     changes = [(at, s.points_earned) for _, at, s in chain.sales]
     changes += [(at, -g.points_spent) for _, at, g in chain.gifts]
     report = reports.run(conn, "points-liability", reports.Filters(by="week", **APRIL))
@@ -292,7 +206,7 @@ def test_a_grouping_a_report_does_not_have_is_refused_naming_the_filter(
         reports.run(conn, "turnover", reports.Filters(by="year"))
 
 
-def test_the_command_line_groups_by_day(chain: Chain) -> None:
+def test_the_command_line_groups_by_day(chain: SeriesChain) -> None:
     from agent.cli import main
 
     out = CliRunner().invoke(main, ["report", "turnover", "--db", str(chain.path), "--by", "day",
