@@ -29,6 +29,7 @@ Must never: invent, round or drop a value; use floats for values (only for coord
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -262,20 +263,25 @@ def _line_style(i: int) -> tuple[str, str, float]:
 
 def _time(chart: Chart) -> Markup:
     """A line or column chart: labels along the bottom, values up the side."""
-    size = 13.0
+    size = 14.0
     values = [v for s in chart.series for v in s.values]
     step = 100 if chart.unit == "money" else 1
     ticks = nice_ticks(min(values), max(values), step)
     tick_texts = [_tick_text(chart, t) for t in ticks]
     width = WIDE
+    n = len(chart.labels)
+    label_w = max(_width(label, size) for label in chart.labels)
     legend = chart.kind == "line" and len(chart.series) > 1
     top = (_legend_height(chart, width) + 14 if legend else 0) + 12
-    height = top + 240 + 62
-    left = max(_width(t, size) for t in tick_texts) + 12 + (22 if chart.y_label else 0)
-    right = 18.0
-    plot_w, plot_h = width - left - right, 240.0
+    plot_h = 240.0
+    height = top + plot_h + 64
+    # room for the value labels and the axis title on the left, and for half a label along
+    # the bottom at either end (a label is centred on its day)
+    left = max(max(_width(t, size) for t in tick_texts) + 12 + (24 if chart.y_label else 0),
+               label_w / 2 + 4)
+    right = max(18.0, label_w / 2 + 4)
+    plot_w = width - left - right
     bottom = top + plot_h
-    n = len(chart.labels)
     out = _open(chart, width, height)
     out.append(_frame(left, top, plot_w, plot_h))
     if legend:
@@ -290,26 +296,21 @@ def _time(chart: Chart) -> Markup:
         cy = top + plot_h / 2
         out.append(_text(16, cy, chart.y_label, size, "middle", INK,
                          f' transform="rotate(-90 16 {_n(cy)})"'))
-    # where each label sits
+    # where each label sits; every k-th label is written, counted back from the last (the
+    # latest day is the one people look for), as many as fit without touching
     if chart.kind == "columns":
         band = plot_w / n
         xs = [left + band * (i + 0.5) for i in range(n)]
     else:
         band = plot_w / max(n - 1, 1)
         xs = [left + plot_w / 2] if n == 1 else [left + band * i for i in range(n)]
-    label_w = max(_width(label, size) for label in chart.labels) + 14
-    every = max(1, -(-int(label_w) // max(int(plot_w / n), 1)))
-    for i in range(0, n, every):
-        anchor = "middle"
-        if chart.kind == "line" and n > 1 and i == 0:
-            anchor = "start"
-        if chart.kind == "line" and n > 1 and i == n - 1:
-            anchor = "end"
+    every = max(1, math.ceil((label_w + 16) / band)) if n > 1 else 1
+    for i in range(n - 1, -1, -every):
         out.append(f'<line x1="{_n(xs[i])}" y1="{_n(bottom)}" x2="{_n(xs[i])}" '
                    f'y2="{_n(bottom + 5)}" stroke="{INK}" stroke-width="0.7"/>')
-        out.append(_text(xs[i], bottom + 20, chart.labels[i], size, anchor, MUTED))
+        out.append(_text(xs[i], bottom + 21, chart.labels[i], size, "middle", MUTED))
     if chart.x_label:
-        out.append(_text(left + plot_w / 2, height - 10, chart.x_label, size, "middle"))
+        out.append(_text(left + plot_w / 2, height - 12, chart.x_label, size, "middle"))
     zero = bottom - _scale(ticks, 0, plot_h, 0)
     for si, s in enumerate(chart.series):
         out.append(f'<g class="series" data-series="{escape(s.name)}" '

@@ -180,7 +180,8 @@ def _members(report: reports.Report, f: reports.Filters) -> tuple[Panel, dict[st
                            x_label="Week (from Monday)", y_label="Members joining",
                            empty="No one joined in this period.")
     return (Panel(chart, "members", f, "Customers registered in each week (named by its "
-                  "Monday; the first and last week count only the days in the period)."),
+                  "Monday; the first and last week count only the days in the period).",
+                  wide=True),
             {"joined": _total(report, "joined"), "members": _total(report, "members")})
 
 
