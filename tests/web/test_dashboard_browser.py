@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import requests
-from selenium.webdriver.common.by import By
-from test_backoffice import hq_rows, money, signed_in
 from reportkit import build
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
+from test_backoffice import hq_rows, money, signed_in
 from test_office_layout import WIDTHS, shot_at
 from webkit import PASSWORD, Shop, print_pdf, today
 
