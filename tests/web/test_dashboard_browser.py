@@ -153,20 +153,26 @@ def april(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_a_chain_with_history_draws_lines_stacks_and_legends_that_fit(
         april: str, browser: Any, width: int) -> None:
     browser.delete_all_cookies()
-    browser.get(april + "/login?next=/dashboard%3Fdays%3D90")
-    if browser.find_elements(By.ID, "password"):
-        browser.find_element(By.ID, "username").send_keys("alice")
-        browser.find_element(By.ID, "password").send_keys(PASSWORD)
-        browser.find_element(By.ID, "login").click()
-    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID, "chart-points")))
-    browser.set_window_size(width, 1000)
-    charts = charts_on(browser)
-    assert set(charts["turnover-per-day"]["series"]) == {"Total", "Outlet N", "Outlet S"}
-    assert len(charts["turnover-per-day"]["labels"]) == 90
-    assert set(charts["activity"]["series"]) == {"Active", "Lapsed", "Never bought"}
-    shot_at(browser, "hq-dashboard-history", width)
-    fits(browser, "hq-dashboard-history", width)
-    if width == 1280:
-        pdf, _ = print_pdf(browser, "hq-dashboard-history")
-        assert pdf.read_bytes().startswith(b"%PDF-")
-    browser.set_window_size(1280, 1000)
+    try:
+        browser.get(april + "/login?next=/dashboard%3Fdays%3D90")
+        if browser.find_elements(By.ID, "password"):
+            browser.find_element(By.ID, "username").send_keys("alice")
+            browser.find_element(By.ID, "password").send_keys(PASSWORD)
+            browser.find_element(By.ID, "login").click()
+        WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.ID,
+                                                                         "chart-points")))
+        browser.set_window_size(width, 1000)
+        charts = charts_on(browser)
+        assert set(charts["turnover-per-day"]["series"]) == {"Total", "Outlet N", "Outlet S"}
+        assert len(charts["turnover-per-day"]["labels"]) == 90
+        assert set(charts["activity"]["series"]) == {"Active", "Lapsed", "Never bought"}
+        shot_at(browser, "hq-dashboard-history", width)
+        fits(browser, "hq-dashboard-history", width)
+        if width == 1280:
+            pdf, _ = print_pdf(browser, "hq-dashboard-history")
+            assert pdf.read_bytes().startswith(b"%PDF-")
+    finally:
+        # this office's cookie (path /, host 127.0.0.1: ports do not count) would shadow
+        # the shop's in the tests that follow
+        browser.delete_all_cookies()
+        browser.set_window_size(1280, 1000)
