@@ -46,7 +46,8 @@ class Day:
 
 def day_sales(outlet: Outlet, since: str, limit: int = SALES_SHOWN) -> Day:
     """The receipts stamped at or after `since`, newest first, each with its `lines`, the
-    names of the `actions` that priced it and the customer's name fields."""
+    names of the `actions` that priced it and the customer's name fields (at most `limit`
+    of them; `limit=0`: the totals alone, as the dashboard shows this week's)."""
     with outlet.db.read() as conn:
         sales = [dict(r) for r in conn.execute(
             "SELECT s.sale_id, s.till_id, s.at, s.total_gross, s.total_discount, "

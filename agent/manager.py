@@ -2,12 +2,15 @@
 /manager by agent/api.py, on the back-office base of web/office.py (its layout, stylesheet,
 script, report and error templates, security headers and error pages).
 
-Read-only pages over the local replica: status (is the outlet in sync, what is pending),
-customer search and the customer's card, today's sales, gift stock, and the outlet's own
-reports (schema/reports.py) with a print stylesheet. The queries live with the data they
+Read-only pages over the local replica: the dashboard (today's and this week's turnover,
+the sync state in words, the outlet's charts drawn from its reports by web/dashboard.py),
+status (is the outlet in sync, what is pending), customer search and the customer's card,
+today's sales, gift stock, and the outlet's own reports (schema/reports.py) with a print
+stylesheet. The queries live with the data they
 read (agent/status.py, agent/customers.py, agent/history.py, agent/gifts.py); this module
 only turns them into pages. Times are shown as `loyalty status` shows them: this machine's
-local time to the minute and how long ago; "today" is this machine's local day.
+local time to the minute and how long ago; "today" is this machine's local day and "this
+week" runs from its local Monday; charts and reports count UTC days, as at HQ.
 
 Security (docs/design.md invariant 8): there is no login; instead these pages answer ONLY to a
 client on loopback, whatever till token the agent has and whatever address it listens on:
@@ -19,6 +22,7 @@ HQ, or write to the replica.
 
 # no `from __future__ import annotations`: FastAPI reads the annotations of the handlers
 # defined inside app() and needs real objects.
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,11 +30,12 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from agent import customers, gifts, history
-from agent.status import outlet_status
+from agent.status import outlet_status, sync_state
 from schema import reports
 from schema.customerstore import display_name
 from schema.errors import NotFound
-from schema.timing import local_day
+from schema.timing import local_day, local_week
+from web import dashboard
 from web.office import (
     Grouping,
     Pages,
@@ -78,6 +83,18 @@ def app(outlet: "Outlet") -> FastAPI:
     @manager.get("/")
     def status(request: Request) -> HTMLResponse:
         return page(request, "status.html", title="Status", f=outlet_status(outlet))
+
+    @manager.get("/dashboard")
+    def charts(request: Request, days: int = 30) -> HTMLResponse:
+        now = datetime.now(UTC)
+        board = dashboard.build(outlet.db.path, days, now.date())
+        day, today_since = local_day(now)
+        monday, week_since = local_week(now)
+        return page(request, "dashboard.html", title="Dashboard", board=board,
+                    figures=dashboard.figures_text(board), periods=dashboard.PERIODS,
+                    sync=sync_state(outlet, now), day=day, monday=monday,
+                    today=history.day_sales(outlet, today_since, limit=0),
+                    week=history.day_sales(outlet, week_since, limit=0))
 
     @manager.get("/customers")
     def search(request: Request, q: Annotated[str, Query(max_length=100)] = "") -> HTMLResponse:

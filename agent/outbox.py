@@ -73,6 +73,12 @@ def pending_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM outbox WHERE acked = 0").fetchone()[0])
 
 
+def pending_by_type(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many unacknowledged events of each type (`sale.recorded`: 3...)."""
+    return {str(t): int(n) for t, n in conn.execute(
+        "SELECT type, COUNT(*) FROM outbox WHERE acked = 0 GROUP BY type").fetchall()}
+
+
 def oldest_pending_at(conn: sqlite3.Connection) -> str | None:
     row = conn.execute("SELECT MIN(at) FROM outbox WHERE acked = 0").fetchone()
     return None if row is None else row[0]

@@ -7,12 +7,15 @@ same figures as text for a person (`loyalty status`, the demo): each time throug
 (owned by schema/timing.py, shared with the manager's pages), the machine's local time to the
 minute and how long ago. The figures and their rendering live together, so a new figure is
 one edit here; the rendering is plain text (no CLI framework), for any caller.
+`sync_state` says the same figures in a store manager's words ("In sync with head
+office, last contact 2 minutes ago.").
 Must never: write to the replica.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -120,3 +123,91 @@ def render_status(figures: dict[str, Any], verbose: bool = False) -> str:
         rows += [(key, value or "-") for key, value in figures.items() if key.endswith("_at")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+# --- the sync state in words (the store manager's dashboard) -----------------------------------
+# what each kind of fact is called when it waits to be sent: (one, several)
+WAITING_NAMES = {"sale.recorded": ("sale", "sales"),
+                 "customer.registered": ("registration", "registrations"),
+                 "customer.updated": ("customer change", "customer changes"),
+                 "gift.redeemed": ("gift hand-out", "gift hand-outs"),
+                 "credit.repaid": ("credit payment", "credit payments"),
+                 "stock.moved": ("stock movement", "stock movements"),
+                 "visit.recorded": ("visit", "visits")}
+
+
+@dataclass(frozen=True)
+class SyncState:
+    level: str  # ok | waiting | attention | alone
+    words: str
+
+
+def sync_state(outlet: Outlet, now: datetime | None = None) -> SyncState:
+    """`describe_sync` over this outlet's replica, now."""
+    figures = outlet_status(outlet)
+    with outlet.db.read() as conn:
+        waiting = outbox.pending_by_type(conn)
+    return describe_sync(figures, waiting, now or datetime.now(UTC))
+
+
+def describe_sync(figures: dict[str, Any], waiting: dict[str, int], now: datetime) -> SyncState:
+    """The sync state as a store manager reads it: in sync and when HQ was last reached;
+    what is waiting to be sent (by kind: "3 sales and 1 registration") and for how long;
+    what to do when it has waited too long (check the network, or the modem and the phone
+    line); the last error. `figures` are `replica_status`'s, `waiting` counts the pending
+    events per type. Pure: `now` is given."""
+    link = figures.get("link")
+    if link == "none":
+        return SyncState("alone", "This outlet works on its own: it is not connected to head "
+                                  "office.")
+    last = _seconds_since(figures.get("last_sync_at"), now)
+    contact = ("last contact just now" if last is not None and last < 60 else
+               f"last contact {timing.spoken(last)} ago" if last is not None else
+               "no contact with head office yet")
+    pending = int(figures.get("pending_events") or 0)
+    if not pending:
+        if last is None:
+            return SyncState("waiting", "Not in contact with head office yet; nothing is "
+                                        "waiting to be sent.")
+        return SyncState("ok", f"In sync with head office, {contact}.")
+    what = _waiting_words(waiting, pending)
+    error = figures.get("last_sync_error")
+    if error and error[:4].isdigit() and " " in error:  # "2026-03-02T11:59:00Z reason"
+        error = error.split(" ", 1)[1]
+    tail = f" Last error: {error.rstrip('.')}." if error else ""
+    age = _seconds_since(figures.get("oldest_pending_at"), now) or 0.0
+    next_dial = _seconds_since(figures.get("next_dial_at"), now)
+    if link == "modem" and next_dial is not None and next_dial < 0 and not error:
+        at = datetime.fromisoformat(str(figures["next_dial_at"])).astimezone()
+        return SyncState("waiting", f"{what} waiting for the next call to head office at "
+                                    f"{at:%H:%M}; {contact}.")
+    if age > STUCK_AFTER_S:
+        todo = "check the modem and the phone line" if link == "modem" else "check the network"
+        return SyncState("attention", f"{what} waiting to be sent for {timing.spoken(age)}: "
+                                      f"{todo}. {contact.capitalize()}.{tail}")
+    return SyncState("ok", f"{what} being sent to head office; {contact}.{tail}")
+
+
+def _waiting_words(waiting: dict[str, int], pending: int) -> str:
+    counted: dict[tuple[str, str], int] = {}
+    for kind, n in waiting.items():
+        name = WAITING_NAMES.get(kind, ("other change", "other changes"))
+        counted[name] = counted.get(name, 0) + n
+    if not counted:  # the figures and the counts were read apart: say what the figures say
+        counted[("change", "changes")] = pending
+    parts = [f"{n} {one if n == 1 else many}"
+             for (one, many), n in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _seconds_since(value: Any, now: datetime) -> float | None:
+    """Seconds from a stored UTC time to `now` (negative: still to come); None without one."""
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (now - at).total_seconds()

@@ -314,6 +314,29 @@ def cases_for(customer: str) -> list[tuple[str, str, dict[str, Any], str, tuple[
          ("SELECT (SELECT COUNT(*) FROM customers), SUM(points_earned > points_used), "
          "SUM(points_earned), SUM(points_used), SUM(points_earned - points_used), "
          "SUM(MIN(points_earned - points_used, 0)) FROM customer_tally"), ()),
+        # the dashboard's series and snapshots (web/dashboard.py)
+        ("turnover_by_day", "turnover",
+         {"date_from": "2024-01-01", "date_to": "2024-12-31", "by": "day"},
+         ("SELECT substr(at, 1, 10), outlet_id, COUNT(*), SUM(total_gross), "
+          "SUM(total_discount), SUM(total_net) FROM sales WHERE at >= '2024-01-01' "
+          "AND at < '2025-01-01' GROUP BY 1, 2"), ()),
+        ("members_by_week", "members", {"date_from": "2024-01-01", "date_to": "2024-12-31"},
+         ("SELECT date(substr(created_at, 1, 10), 'weekday 0', '-6 days'), COUNT(*) "
+          "FROM customers WHERE created_at >= '2024-01-01' AND created_at < '2025-01-01' "
+          "GROUP BY 1"), ()),
+        ("activity_by_category", "activity", {"date_to": "2024-12-31", "by": "category"},
+         ("SELECT c.category, COUNT(*), SUM(l.last >= '2024-10-02'), "
+          "SUM(l.last < '2024-10-02'), SUM(l.last IS NULL) FROM customers c LEFT JOIN "
+          "(SELECT customer_id, MAX(at) AS last FROM sales WHERE +at < '2025-01-01' "
+          "GROUP BY customer_id) l ON l.customer_id = c.customer_id "
+          "WHERE c.created_at < '2025-01-01' GROUP BY 1"), ()),
+        ("points_by_week", "points-liability",
+         {"date_from": "2024-01-01", "date_to": "2024-12-31", "by": "week"},
+         ("SELECT date(substr(at, 1, 10), 'weekday 0', '-6 days'), SUM(points_earned) "
+          "FROM sales WHERE at >= '2024-01-01' AND at < '2025-01-01' GROUP BY 1"), ()),
+        ("invoice_ageing", "invoice-ageing", {},
+         ("SELECT status, COUNT(*), SUM(amount), SUM(amount - paid_amount) FROM invoices "
+          "WHERE status IN ('unpaid', 'overdue', 'past_term') GROUP BY status"), ()),
         ("points_liability_by_category", "points-liability", {"by": "category"},
          ("SELECT c.category, COUNT(*), SUM(t.points_earned > t.points_used), "
          "SUM(t.points_earned), SUM(t.points_used), SUM(t.points_earned - t.points_used), "

@@ -83,7 +83,9 @@ def demo(link: str) -> None:
               show_default=True, help="csv: a header row, amounts in minor units.")
 @click.option("--from", "date_from", metavar="DATE", help="First day, inclusive (YYYY-MM-DD, UTC).")
 @click.option("--to", "date_to", metavar="DATE", help="Last day, inclusive (YYYY-MM-DD, UTC).")
-@click.option("--by", type=click.Choice(["category"]), help="Group by customer category.")
+@click.option("--by", type=click.Choice(["category", "day", "week", "month"]),
+              help="Group by customer category, or over time (turnover, members, "
+                   "points-liability).")
 @click.option("--outlet", help="Only this outlet (HQ database).")
 @click.option("--category", help="Only customers now in this category.")
 @click.option("--customer", help="Only this customer (required by `receipts`).")

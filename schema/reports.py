@@ -14,7 +14,16 @@ Reports (docs/reports.md has the details and examples):
 - `payment-discipline`: consolidated invoices per customer: issued, paid on time, paid
   late, unpaid, overdue, past term, outstanding.
 - `gifts`: gifts handed out, per gift and outlet (HQ) or per gift (outlet): qty and points.
-- `points-liability`: outstanding points now (customer_tally: earned - used).
+- `points-liability`: outstanding points now (customer_tally: earned - used); by day, week
+  or month: the points earned and used in each and the balance at its end.
+- `members`: customers joining per week (or day, month) and the running count.
+- `activity`: members active (a receipt in the last ACTIVE_DAYS days), lapsed and never
+  buying, as of the end of a day.
+- `invoice-ageing`: what is owed on consolidated invoices, current, overdue and past term.
+
+Over time (`by` = day, week or month: turnover, members, points-liability): one row per
+bucket of the period, every bucket listed (0 when nothing happened in it), so a chart of the
+report is the report itself; a week starts on Monday and is named by that day.
 
 Filters: period (`date_from`/`date_to`, both dates INCLUSIVE, UTC: rows with
 `date_from <= at < date_to + 1 day`), outlet (HQ only), category (the customer's CURRENT
@@ -35,7 +44,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +53,18 @@ from schema.errors import InvalidRequest, NotFound, mask_card
 from schema.money import hundredths, money
 
 NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
-         "points-liability", "gift-handouts")
+         "points-liability", "gift-handouts", "members", "activity", "invoice-ageing")
+GRAINS = ("day", "week", "month")  # the groupings over time
+GROUPINGS = ("category", *GRAINS)
+# the groupings each report takes besides its default (receipts and gift-handouts take none
+# and say why in their own words)
+GROUPS: dict[str, tuple[str, ...]] = {
+    "turnover": GROUPINGS, "discounts": ("category",), "receipts": (),
+    "frequency": ("category",), "payment-discipline": ("category",), "gifts": ("category",),
+    "points-liability": GROUPINGS, "gift-handouts": (), "members": GRAINS,
+    "activity": ("category",), "invoice-ageing": ("category",)}
+ACTIVE_DAYS = 90  # a member with a receipt in the last 90 days is active (docs/reports.md)
+MAX_DAYS = 3700  # about ten years: a longer series is refused (choose a coarser grain)
 ProgressFn = Callable[[int, int], None]  # (rows read, rows in scope)
 PROGRESS_AFTER_S = 1.0  # short reports stay silent
 PROGRESS_EVERY_OPS = 100_000  # SQLite VM instructions between progress checks
@@ -60,7 +80,7 @@ class Filters:
     outlet: str | None = None
     category: str | None = None
     customer: str | None = None
-    by: str | None = None  # None or "category"
+    by: str | None = None  # None, "category" or a grain over time: "day", "week", "month"
 
 
 # How each filter is called where a person sets it: in a refusal's message
@@ -275,11 +295,16 @@ def run(conn: sqlite3.Connection, name: str, filters: Filters = Filters(),
     calls the filters by `names` (CLI_NAMES or FORM_NAMES)."""
     if name not in NAMES:
         raise InvalidRequest(f"unknown report {name!r} (known: {', '.join(NAMES)})")
-    if filters.by not in (None, "category"):
-        raise InvalidRequest(f"reports can be grouped by category only, not {filters.by!r}")
-    if filters.by and name == "receipts":
+    by = filters.by
+    if by is not None and by not in GROUPINGS:
+        raise InvalidRequest(f"reports can be grouped by {', '.join(GROUPINGS)}, not {by!r}")
+    if by and name == "receipts":
         raise InvalidRequest(f"the receipts report lists one customer's lines: {names['by']} "
                              "does not apply")
+    if by and GROUPS[name] and by not in GROUPS[name]:
+        takers = ", ".join(n for n in NAMES if by in GROUPS[n])
+        raise InvalidRequest(f"{names['by']} {by} does not apply to {name}: it works for "
+                             f"{takers}")
     kind = kind_of(conn)
     if filters.outlet and kind == "outlet":
         own = conn.execute("SELECT value FROM meta WHERE key = 'outlet_id'").fetchone()
@@ -325,6 +350,8 @@ def _avg(num: int, den: int) -> int:
 
 # --- the reports --------------------------------------------------------------------------
 def _turnover(ctx: _Ctx) -> Report:
+    if ctx.f.by in GRAINS:
+        return _turnover_over_time(ctx, ctx.f.by)
     if ctx.f.by == "category":
         rows = ctx.query(
             "SELECT c.category, COUNT(*), SUM(a.n), SUM(a.g), SUM(a.d), SUM(a.t)"
@@ -354,6 +381,26 @@ def _turnover(ctx: _Ctx) -> Report:
         Column(label, "text"), Column("receipts"), Column("gross", "money"),
         Column("discount", "money"), Column("net", "money"), Column("average_receipt", "money")],
         out, ("TOTAL", n, g, d, t, _avg(t, n)))
+
+
+def _turnover_over_time(ctx: _Ctx, grain: str) -> Report:
+    """Per bucket and outlet (HQ) or till (outlet): every bucket of the period for each
+    outlet with a receipt in it, 0 where it had none."""
+    key, label = ("s.outlet_id", "outlet") if ctx.hq else ("COALESCE(s.till_id, '-')", "till")
+    join, where, params = ctx.scope("s")
+    found = {(b, k): tuple(v) for b, k, *v in ctx.query(
+        f"SELECT {_bucket_sql('s.at', grain)}, {key}, COUNT(*), SUM(s.total_gross),"
+        f" SUM(s.total_discount), SUM(s.total_net) FROM sales s{join}{where} GROUP BY 1, 2",
+        params)}
+    keys = sorted({k for _, k in found})
+    out = [(b, k, *found.get((b, k), (0, 0, 0, 0)))
+           for b in _buckets(ctx, grain, {b for b, _ in found}) for k in keys]
+    totals = ("TOTAL", "", *(sum(r[i] for r in out) for i in (2, 3, 4, 5)))
+    return Report("turnover", f"Turnover per {grain} by {label}", ctx.kind, [
+        Column(grain, "text"), Column(label, "text"), Column("receipts"),
+        Column("gross", "money"), Column("discount", "money"), Column("net", "money")],
+        out, totals, [_grain_note(grain) + f"; every {grain} is listed for each {label} with a "
+                      f"receipt in the period (0 when it had none)"])
 
 
 def _per_customer(ctx: _Ctx) -> str:
@@ -607,9 +654,12 @@ def _gift_handouts(ctx: _Ctx) -> Report:
 
 
 def _points_liability(ctx: _Ctx) -> Report:
+    if ctx.f.by in GRAINS:
+        return _points_over_time(ctx, ctx.f.by)
     if ctx.lo or ctx.hi:
         raise InvalidRequest("points-liability is the balance outstanding now: "
-                             f"{ctx.names['date_from']}/{ctx.names['date_to']} do not apply")
+                             f"{ctx.names['date_from']}/{ctx.names['date_to']} do not apply "
+                             f"(group it by day, week or month to see it over time)")
     if ctx.f.outlet and ctx.hq:
         raise InvalidRequest(f"points are chain-wide: {ctx.names['outlet']} does not apply to "
                              "points-liability")
@@ -647,6 +697,225 @@ def _points_liability(ctx: _Ctx) -> Report:
         rows, totals if by_cat else None, notes)
 
 
+def _points_over_time(ctx: _Ctx, grain: str) -> Report:
+    """Points earned and used per bucket and, at HQ, the liability at each bucket's end (or
+    at the period's end, for a last bucket cut by it).
+
+    HQ computes the balance backwards from the tallies (today's points-liability): the
+    balance at time T is today's minus every change booked at or after T, so the series
+    ends exactly on the liability the plain report shows. An outlet holds only its own sales
+    and hand-outs, not the chain's balances: there the balance column stays empty."""
+    if ctx.f.outlet and ctx.hq:
+        raise InvalidRequest(f"points are chain-wide: {ctx.names['outlet']} does not apply to "
+                             "points-liability")
+    bucket_s, bucket_r = _bucket_sql("s.at", grain), _bucket_sql("r.at", grain)
+    join, where, params = ctx.scope("s")
+    earned = dict(ctx.query(f"SELECT {bucket_s}, SUM(s.points_earned) FROM sales s{join}{where}"
+                            " GROUP BY 1", params))
+    join, where, params = ctx.scope("r")
+    used = dict(ctx.query(f"SELECT {bucket_r}, SUM(r.points_spent) FROM redemptions r{join}"
+                          f"{where} GROUP BY 1", params))
+    buckets = _buckets(ctx, grain, set(earned) | set(used))
+    balances: list[int | None] = [None] * len(buckets)
+    notes = [_grain_note(grain)]
+    if ctx.hq:
+        _, who, params = ctx.scope("t", at=None, outlet=False)
+        balance = int(ctx.one("SELECT COALESCE(SUM(t.points_earned - t.points_used), 0)"
+                              f" FROM customer_tally t{who}", params)[0])
+        if ctx.hi:  # changes booked after the period are not in its balances
+            for table, alias, column, sign in (("sales", "s", "points_earned", 1),
+                                               ("redemptions", "r", "points_spent", -1)):
+                _, who, params = ctx.scope(alias, at=None, outlet=False)
+                glue = " AND " if who else " WHERE "
+                later = ctx.one(f"SELECT COALESCE(SUM({alias}.{column}), 0) FROM {table}"
+                                f" {alias}{who}{glue}{alias}.at >= ?", [*params, ctx.hi])[0]
+                balance -= sign * int(later)
+        for i in range(len(buckets) - 1, -1, -1):  # backwards from the period's end
+            balances[i] = balance
+            balance -= earned.get(buckets[i], 0) - used.get(buckets[i], 0)
+        notes.append("outstanding = the points liability at the end of each "
+                     f"{grain} (today's liability minus every change booked after it)")
+    else:
+        notes.append("an outlet's database holds its own sales and hand-outs, not the chain's "
+                     "balances: outstanding points over time need HQ's database")
+    rows = [(b, earned.get(b, 0), used.get(b, 0), balances[i]) for i, b in enumerate(buckets)]
+    return Report("points-liability", f"Points earned and used per {grain}" + (
+        ", and the liability" if ctx.hq else ""), ctx.kind, [
+        Column(grain, "text"), Column("points_earned"), Column("points_used"),
+        Column("outstanding_points")], rows,
+        ("TOTAL", sum(r[1] for r in rows), sum(r[2] for r in rows),
+         rows[-1][3] if rows else None), notes)
+
+
+def _members(ctx: _Ctx) -> Report:
+    """Customers joining per bucket (registration time, booked at HQ) and the running count
+    of members at each bucket's end. An outlet counts those registered there."""
+    grain = ctx.f.by or "week"
+    where, params = ["c.created_at != ''"], []
+    if ctx.hq and ctx.f.outlet:
+        where.append("c.origin_outlet = ?")
+        params.append(ctx.f.outlet)
+    elif not ctx.hq:
+        where.append("c.origin_outlet = (SELECT value FROM meta WHERE key = 'outlet_id')")
+    cw, cparams = _customer_filter(ctx)
+    if cw:
+        where.append(cw.removeprefix(" WHERE "))
+        params += cparams
+    base = " AND ".join(where)
+    period, pparams = [], []
+    if ctx.lo:
+        period.append("c.created_at >= ?")
+        pparams.append(ctx.lo)
+    if ctx.hi:
+        period.append("c.created_at < ?")
+        pparams.append(ctx.hi)
+    joined = dict(ctx.query(f"SELECT {_bucket_sql('c.created_at', grain)}, COUNT(*)"
+                            f" FROM customers c WHERE {' AND '.join([base, *period])}"
+                            " GROUP BY 1", [*params, *pparams]))
+    before = int(ctx.one(f"SELECT COUNT(*) FROM customers c WHERE {base} AND c.created_at < ?",
+                         [*params, ctx.lo])[0]) if ctx.lo else 0
+    rows: list[tuple[Any, ...]] = []
+    for b in _buckets(ctx, grain, set(joined)):
+        before += joined.get(b, 0)
+        rows.append((b, joined.get(b, 0), before))
+    notes = [_grain_note(grain) + "; joined = registered in it (at HQ: when HQ booked the "
+             "registration); members = registered by its end"]
+    if not ctx.hq:
+        notes.append("an outlet counts the customers registered at this outlet")
+    return Report("members", f"Members joining per {grain}", ctx.kind, [
+        Column(grain, "text"), Column("joined"), Column("members")], rows,
+        ("TOTAL", sum(r[1] for r in rows), rows[-1][2] if rows else before), notes)
+
+
+def _activity(ctx: _Ctx) -> Report:
+    """Members (registered by the end of the day) split into active (a receipt in the
+    ACTIVE_DAYS days up to the end of the day), lapsed (receipts, none since) and never
+    bought, as of the end of `date_to` (default: today, UTC)."""
+    if ctx.lo:
+        raise InvalidRequest("activity is counted as of the end of one day: give "
+                             f"{ctx.names['date_to']} alone, not {ctx.names['date_from']}")
+    end = date.fromisoformat(ctx.hi) if ctx.hi else datetime.now(UTC).date() + timedelta(days=1)
+    since = (end - timedelta(days=ACTIVE_DAYS)).isoformat()
+    by_cat = ctx.f.by == "category"
+    _, where, params = ctx.scope("s", by_customer=True)  # the period's end, outlet, customer
+    key = "c.category" if by_cat else "'all'"
+    cw, cparams = _customer_filter(ctx)
+    cw = (cw + " AND " if cw else " WHERE ") + "c.created_at < ?"
+    rows = ctx.query(
+        f"SELECT {key}, COUNT(*), COALESCE(SUM(l.last >= ?), 0), COALESCE(SUM(l.last < ?), 0),"
+        " COALESCE(SUM(l.last IS NULL), 0) FROM customers c LEFT JOIN (SELECT s.customer_id,"
+        f" MAX(s.at) AS last FROM sales s{where} GROUP BY s.customer_id) l"
+        f" ON l.customer_id = c.customer_id{cw} GROUP BY 1 ORDER BY 1",
+        [since, since, *params, *cparams, end.isoformat()])
+    if not by_cat:
+        rows = rows or [("all", 0, 0, 0, 0)]
+    day = (end - timedelta(days=1)).isoformat()
+    notes = [(f"as of the end of {day} (UTC): members = customers registered by then; active = "
+              f"a receipt in the {ACTIVE_DAYS} days up to then (from {since}); lapsed = "
+              "receipts, but none since; never bought = no receipt at all")]
+    if not ctx.hq:
+        notes.append("an outlet holds every customer of the chain but only its own sales: "
+                     "active and lapsed here mean buying at this outlet")
+    elif ctx.f.outlet:
+        notes.append(f"receipts at outlet {ctx.f.outlet} only")
+    totals = ("TOTAL", *(sum(r[i] for r in rows) for i in range(1, 5))) if by_cat else None
+    return Report("activity", f"Active and lapsed members on {day}", ctx.kind, [
+        Column("category" if by_cat else "scope", "text"), Column("members"), Column("active"),
+        Column("lapsed"), Column("never_bought")], rows, totals, notes)
+
+
+AGEING = (("unpaid", "current"), ("overdue", "overdue"), ("past_term", "past_term"))
+
+
+def _invoice_ageing(ctx: _Ctx) -> Report:
+    """What is owed on the consolidated invoices not paid in full, by status: current (not
+    yet due), overdue, past term; every status listed (0 when none)."""
+    if ctx.f.outlet and ctx.hq:
+        raise InvalidRequest("invoices are consolidated over every outlet: "
+                             f"{ctx.names['outlet']} does not apply to invoice-ageing")
+    by_cat = ctx.f.by == "category"
+    join, where, params = ctx.scope("i", at="issued_on", outlet=False, join_category=by_cat)
+    where = (where + " AND " if where else " WHERE ") + (
+        "i.status IN ('unpaid', 'overdue', 'past_term')")
+    key = "c.category" if by_cat else "'all'"
+    found = {(k, status): tuple(v) for k, status, *v in ctx.query(
+        f"SELECT {key}, i.status, COUNT(*), SUM(i.amount), SUM(i.amount - i.paid_amount)"
+        f" FROM invoices i{join}{where} GROUP BY 1, 2", params)}
+    rows: list[tuple[Any, ...]] = []
+    for k in sorted({k for k, _ in found}) if by_cat else ["all"]:
+        for status, bucket in AGEING:
+            rows.append(((k,) if by_cat else ()) + (bucket, *found.get((k, status), (0, 0, 0))))
+    width = 2 if by_cat else 1
+    totals = ("TOTAL", *([""] if by_cat else []),
+              *(sum(r[i] for r in rows) for i in range(width, width + 3)))
+    cols = [Column("category", "text")] if by_cat else []
+    cols += [Column("status", "text"), Column("invoices"), Column("amount", "money"),
+             Column("outstanding", "money")]
+    return Report("invoice-ageing", "Invoice ageing: what is owed", ctx.kind, cols, rows, totals,
+                  [("current = not yet due; overdue = past its due date; past_term = past the "
+                    "payment term (the customer's credit is blocked); statuses as HQ last "
+                    "refreshed them; the period filters on the issue date")])
+
+
+# --- time buckets ---------------------------------------------------------------------------
+def _bucket_sql(column: str, grain: str) -> str:
+    """SQL naming the bucket of a stored UTC time: its day, its week's Monday or its
+    month's first day (YYYY-MM-DD)."""
+    day = f"substr({column}, 1, 10)"
+    if grain == "day":
+        return day
+    if grain == "week":
+        return f"date({day}, 'weekday 0', '-6 days')"
+    return f"substr({column}, 1, 7) || '-01'"
+
+
+def bucket_start(day: date, grain: str) -> date:
+    """The first day of the bucket holding `day` (what `_bucket_sql` computes)."""
+    if grain == "week":
+        return day - timedelta(days=day.weekday())
+    if grain == "month":
+        return day.replace(day=1)
+    return day
+
+
+def next_bucket(start: date, grain: str) -> date:
+    if grain == "week":
+        return start + timedelta(days=7)
+    if grain == "month":
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return start + timedelta(days=1)
+
+
+def _buckets(ctx: _Ctx, grain: str, found: set[str]) -> list[str]:
+    """Every bucket of the period, first to last: its ends where given, else the first and
+    last bucket with something in it. A series over more than MAX_DAYS is refused."""
+    seen = sorted(date.fromisoformat(b) for b in found if b)
+    start = bucket_start(date.fromisoformat(ctx.lo), grain) if ctx.lo else (
+        seen[0] if seen else None)
+    end = bucket_start(date.fromisoformat(ctx.hi) - timedelta(days=1), grain) if ctx.hi else (
+        max(seen[-1], start) if seen and start else start)
+    if start is None or end is None or end < start:
+        return []
+    if (end - start).days > MAX_DAYS:
+        raise InvalidRequest(f"{(end - start).days + 1} days are too long a series to group by "
+                             f"{grain}: group by {'week or month' if grain == 'day' else 'month'}"
+                             f" or choose a shorter period ({ctx.names['date_from']}, "
+                             f"{ctx.names['date_to']})")
+    out = []
+    while start <= end:
+        out.append(start.isoformat())
+        start = next_bucket(start, grain)
+    return out
+
+
+def _grain_note(grain: str) -> str:
+    return {"day": "days are UTC days",
+            "week": "a week runs Monday to Sunday (UTC) and is named by its Monday; the first "
+                    "and last week of a period may be partial",
+            "month": "a month is named by its first day; the first and last month of a "
+                     "period may be partial"}[grain]
+
+
 _REPORTS: dict[str, Callable[[_Ctx], Report]] = {
     "turnover": _turnover,
     "discounts": _discounts,
@@ -656,6 +925,9 @@ _REPORTS: dict[str, Callable[[_Ctx], Report]] = {
     "gifts": _gifts,
     "points-liability": _points_liability,
     "gift-handouts": _gift_handouts,
+    "members": _members,
+    "activity": _activity,
+    "invoice-ageing": _invoice_ageing,
 }
 
 

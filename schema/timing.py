@@ -12,7 +12,8 @@ windows, "last purchase") by its *booking time* (docs/sync.md, "Outlet clocks"):
 
 `local_time` shows a stored time to a person at the machine (the store manager's pages and
 `loyalty status`): in this machine's time zone, to the minute, with how long ago;
-`local_day` is that person's today.
+`local_day` is that person's today and `local_week` their week (since Monday); `spoken`
+says a duration in words ("2 minutes", "3 hours").
 
 Promises: pure (no I/O; no clock but the "now" of `local_time`/`local_day` when they are
 not given one); a booking time is always a canonical UTC stamp (`YYYY-MM-DDTHH:MM:SS.ffffffZ`),
@@ -151,6 +152,25 @@ def _ago(seconds: float) -> str:
     else:
         amount = f"{int(span // 86400)} days"
     return f"{amount} ago" if seconds > 0 else f"in {amount}"
+
+
+def spoken(seconds: float) -> str:
+    """A duration in words: '40 seconds', '1 minute', '2 hours', '3 days' (rounded down)."""
+    span = int(abs(seconds))
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if span >= size:
+            n = span // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{span} second{'s' if span != 1 else ''}"
+
+
+def local_week(now: datetime | None = None) -> tuple[date, str]:
+    """This week's Monday on this machine's clock and time zone, and the canonical UTC stamp
+    of its local midnight (stored times at or after it are this week's)."""
+    day, _ = local_day(now)
+    monday = day - timedelta(days=day.weekday())
+    # local midnight in Monday's own offset (a daylight-saving change may fall in the week)
+    return monday, canonical(datetime(monday.year, monday.month, monday.day).astimezone())
 
 
 def local_day(now: datetime | None = None) -> tuple[date, str]:

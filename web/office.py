@@ -193,7 +193,7 @@ def money_input(text: str, field: str) -> int:
 # --- reports -------------------------------------------------------------------------------
 Period = Annotated[str, Query(max_length=100)]  # a date: a bad one is the report's to word
 Short = Annotated[str, Query(max_length=100)]  # an outlet, a category, a customer id
-Grouping = Literal["", "category"]
+Grouping = Literal["", "category", "day", "week", "month"]
 
 
 def report_or_error(database: str | Path, name: str,

@@ -4,7 +4,7 @@ layout, stylesheet, script, report and error templates, security headers, error 
 signed sessions).
 
 Pages, one router per area (each module's `router(office)`), composed by `app()`:
-`login` (log in, log out), `home` (the start page), `customers` (search, a customer's card,
+`login` (log in, log out), `home` (the start page), `dashboard` (the charts), `customers` (search, a customer's card,
 the picture), `invoices` (the list, one invoice, a bank payment), `reports` (each report,
 the pack for printing), `chain` (gift stock, outlets and their sync health, flags),
 `staff` (accounts and roles, for administrators), `audit` (the audit trail).
@@ -50,7 +50,7 @@ from hq.audit import shown
 from hq.chain import Chain
 from hq.office import audit as audit_pages
 from hq.office import chain as chain_pages
-from hq.office import customers, home, invoices, login, reports
+from hq.office import customers, dashboard, home, invoices, login, reports
 from hq.office import staff as staff_pages
 from hq.office.context import Office
 from hq.staff import session_gen, session_key
@@ -62,7 +62,8 @@ COOKIE = "loyalty_office"
 SESSION_S = 8 * 3600
 STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 
-AREAS = (login, home, customers, invoices, reports, chain_pages, staff_pages, audit_pages)
+AREAS = (login, home, dashboard, customers, invoices, reports, chain_pages, staff_pages,
+         audit_pages)
 
 
 def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,

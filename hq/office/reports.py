@@ -26,10 +26,14 @@ def filters_from(date_from: str, date_to: str, outlet: str, category: str, custo
 def pack_filters(name: str, date_from: str, date_to: str, outlet: str, category: str,
                  by: str) -> reports.Filters:
     """The filters of report `name` in the pack for a period: each takes those it has."""
-    if name == "points-liability":  # a balance is chain-wide and as of now
-        return filters_from("", "", "", category, "", by)
-    if name == "payment-discipline":  # an invoice covers every outlet
+    by = by if by in reports.GROUPS[name] else ""
+    if name == "points-liability":  # a balance is chain-wide, and as of now unless over time
+        return (filters_from(date_from, date_to, "", category, "", by) if by in reports.GRAINS
+                else filters_from("", "", "", category, "", by))
+    if name in ("payment-discipline", "invoice-ageing"):  # an invoice covers every outlet
         return filters_from(date_from, date_to, "", category, "", by)
+    if name == "activity":  # as of the end of the period
+        return filters_from("", date_to, outlet, category, "", by)
     if name == "gift-handouts":  # one row per hand-out: no grouping
         return filters_from(date_from, date_to, outlet, category, "", "")
     return filters_from(date_from, date_to, outlet, category, "", by)

@@ -305,7 +305,7 @@ def test_a_report_with_a_bad_date_names_the_form_field_not_a_cli_flag_or_a_regex
         assert browser.find_element(By.NAME, "date_from")  # the form is there to correct it
     shot(browser, f"{where}-report-bad-date")
     for query, message in (("date_from=" + "9" * 150, "From: expected at most 100 characters"),
-                           ("by=weekly", "Group: expected '' or 'category'")):
+                           ("by=weekly", "Group: expected '', 'category', 'day', 'week' or 'month'")):
         browser.get(f"{base}/reports/turnover?{query}")
         error = browser.find_element(By.ID, "error").text
         assert error.startswith(message), error

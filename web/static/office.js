@@ -1,4 +1,17 @@
-// The only script of the back office: a Print button (inline scripts are refused by the CSP).
+// The only script of the back office (inline scripts are refused by the CSP): a Print button,
+// and chart tables opened for printing.
 document.querySelectorAll("[data-print]").forEach(function (b) {
   b.addEventListener("click", function () { window.print(); });
+});
+// A dashboard's chart tables are folded on screen and printed open (office.css does it with
+// ::details-content; this does it in browsers without that).
+window.addEventListener("beforeprint", function () {
+  document.querySelectorAll("details.chart-data:not([open])").forEach(function (d) {
+    d.setAttribute("open", ""); d.setAttribute("data-opened-for-print", "");
+  });
+});
+window.addEventListener("afterprint", function () {
+  document.querySelectorAll("details[data-opened-for-print]").forEach(function (d) {
+    d.removeAttribute("open"); d.removeAttribute("data-opened-for-print");
+  });
 });
