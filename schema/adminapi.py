@@ -172,6 +172,7 @@ class CustomerView(Answer):
     promo_category: str | None = None
     approved_actions: list[str]
     note: str | None = None
+    language: str | None = None
     status: str = Field(description="approved or banned")
     origin_outlet: str | None
     identifiers: list[IdentifierView]
@@ -319,3 +320,4 @@ class MailMessage(Answer):
 
 class MailMessages(RootModel[list[MailMessage]]):
     """The latest messages, newest first."""
+

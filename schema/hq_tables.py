@@ -362,3 +362,20 @@ def m007_mail_notices_statements(db: Database) -> None:
         CREATE INDEX statement_entries_status ON statement_entries (status, entry_id);
         """
     )
+
+
+@migrations()
+def m008_greetings(db: Database) -> None:
+    """Greetings at the till (docs/greetings.md). `customers.language`: the customer's
+    language (a profile field). `customers.first_visit_at`: the booking time of the
+    customer's first visit fact, published to the outlets (their tills welcome a customer
+    on the first visit); every customer already here counts as having visited (their
+    created time), so the upgrade welcomes nobody."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN language TEXT;
+        ALTER TABLE customers ADD COLUMN first_visit_at TEXT;
+        UPDATE customers SET first_visit_at = created_at;
+        """
+    )
+

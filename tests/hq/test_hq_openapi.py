@@ -54,7 +54,7 @@ FULL_PROFILE = Profile(
     business_domain="retail", contact_person="Ana", date_of_birth="1990-05-01",
     address="Lipa 1", phone="+386 1 234 5678", fax="+386 1 234 5679", email="ana@example.com",
     email_consent=True, preferences="tea", room="12", code="AN-1", category="A",
-    promo_category="STAFF", approved_actions=["SPRING"], note="a note")
+    promo_category="STAFF", approved_actions=["SPRING"], note="a note", language="sl")
 
 
 class HQ:
