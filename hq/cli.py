@@ -466,6 +466,43 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
                        f"{', '.join(sorted(doc['texts']))}: {text[:60]}")
         click.echo(f"{len(rows)} announcement(s)" if rows else "no announcements")
 
+    @hq.command()
+    @click.option("--db", required=True)
+    @click.option("--subject", required=True, help="The e-mail's subject.")
+    @click.option("--body-file", required=True, metavar="FILE",
+                  help="The e-mail's text (UTF-8), sent as it is.")
+    @click.option("--category", metavar="K", help="Only customers of this category.")
+    @click.option("--outlet", metavar="O", help="Only customers who registered at this outlet.")
+    @click.option("--active-days", type=int, metavar="N",
+                  help="Only customers active (registered, visited, bought...) in the last N days.")
+    @click.option("--id", "newsletter_id", metavar="ID",
+                  help="The newsletter's id: sending the same id again reaches only those "
+                       "who do not have it yet [a new id].")
+    def newsletter(db: str, subject: str, body_file: str, category: str | None,
+                   outlet: str | None, active_days: int | None,
+                   newsletter_id: str | None) -> None:
+        """Send a newsletter to the consenting customers of a segment (docs/invoices.md):
+        queued here, mailed by `loyalty hq serve`'s mail run. Prints its id last."""
+        from pathlib import Path
+
+        from hq import newsletters
+        from schema.errors import InvalidRequest, NotFound
+
+        try:
+            body = Path(body_file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFound(f"no file {body_file}") from None
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{body_file} is not UTF-8 text") from None
+        except OSError as error:
+            raise NotFound(f"{body_file} cannot be read: {error.strerror}") from None
+        sent = newsletters.send(chain(db), subject, body, category=category, outlet=outlet,
+                                active_days=active_days, newsletter_id=newsletter_id)
+        click.echo(f"newsletter {sent['subject']!r}: {sent['recipients']} consenting "
+                   f"customer(s); {sent['decided'].get('pending', 0)} to mail by HQ's mail "
+                   "run; id:")
+        click.echo(sent["newsletter_id"])
+
     return hq
 
 

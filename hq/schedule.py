@@ -6,8 +6,8 @@ closed; every day at 00:15 UTC overdue and past-term invoices are moved on (and 
 blocked per policy), at 00:30 UTC announcements that have ended everywhere are withdrawn
 (hq/announcements.py), and at 01:00 UTC the category rules are applied. Every
 `mail.interval` seconds (hq/settings.py, 15 by default) the notices that are due are
-decided and the mail that is due is sent (hq/notices.py, hq/mailqueue.py): the only place
-HQ sends mail from.
+decided, pending newsletters rendered (hq/newsletters.py) and the mail that is due is sent
+(hq/notices.py, hq/mailqueue.py): the only place HQ sends mail from.
 Every minute HQ looks whether a new snapshot is due (hq/snapshot.py).
 Every job is idempotent, so a missed or repeated run is harmless.
 """
@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hq import announcements, categories, invoices, mailqueue, notices, settings
+from hq import announcements, categories, invoices, mailqueue, newsletters, notices, settings
 from hq.chain import Chain
 from hq.snapshot import CHECK_EVERY_S, Snapshots
 
@@ -55,10 +55,14 @@ def withdraw_ended_announcements(chain: Chain) -> None:
 
 
 def mail_run(chain: Chain) -> None:
-    """Notices first (so an invoice closed a moment ago goes out in this run), then mail."""
+    """Notices and newsletters first (so an invoice closed a moment ago goes out in this
+    run), then mail."""
     decided = notices.queue_due(chain)
     if decided:
         log.info("notices decided: %s", decided)
+    rendered = newsletters.queue_due(chain)
+    if rendered:
+        log.info("newsletter messages: %s", rendered)
     mailqueue.send_due(chain)
 
 

@@ -13,6 +13,7 @@
 - `flags`: facts applied but needing review (overspent points, unknown customers...).
 - `hq_settings`, `mail_outbox`, `notices`, `statement_entries`: HQ's own settings, the mail
   it is to send, the notices it decided, the bank statement entries it imported (m007).
+- `newsletters`: the messages head office sent to a segment of customers (m009).
 """
 
 from __future__ import annotations
@@ -379,3 +380,21 @@ def m008_greetings(db: Database) -> None:
         """
     )
 
+
+@migrations()
+def m009_newsletters(db: Database) -> None:
+    """Newsletters (docs/invoices.md, "Newsletters"): each message head office sent to a
+    segment (its text and segment as given); its recipients are `notices` of kind
+    `newsletter` about its id, so one newsletter reaches one customer at most once."""
+    db.executescript(
+        """
+        CREATE TABLE newsletters (
+            newsletter_id TEXT PRIMARY KEY,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            segment TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            recipients INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
