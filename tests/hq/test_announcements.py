@@ -98,10 +98,10 @@ def chain_file(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
     yield path, who.customer_id, who.card_number
 
 
-def stored(path: Path) -> dict[str, Any]:
+def stored(path: Path) -> list[dict[str, Any]]:
     chain = Chain(path)
     try:
-        return announcements.listing(chain)  # type: ignore[return-value]
+        return announcements.listing(chain)
     finally:
         chain.close()
 
