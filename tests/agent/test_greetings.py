@@ -11,8 +11,11 @@ tests/e2e/test_greetings_offline.py.
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,10 +24,13 @@ from agentkit import InProcessAgent, Till, db_state, expect_error, line
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent import customers, identification
+from agent.outlet import Outlet
 from agent.readers import TillReaders
 from agent.replication import OutletReplica
 from hardware.reads import CardRead
 from schema import greetings
+from schema.api import CustomerIn
 from schema.masterdata import GiftDoc
 from schema.sync import Change, PullResponse
 
@@ -349,3 +355,21 @@ def test_the_outlets_local_date_is_its_clock_in_its_zone(shop: Shop) -> None:
     shop.outlet.zone = ZoneInfo("America/New_York")
     assert shop.outlet.today() == date(2026, 12, 31)
     assert shop.outlet.local_now().utcoffset() == -timedelta(hours=5)
+
+
+def test_an_outlet_upgraded_from_the_first_schema_welcomes_none_of_its_customers_again(
+        tmp_path: Path) -> None:
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    people = json.loads((fixtures / "agent_v1.expected.json").read_text())["people"]
+    shutil.copyfile(fixtures / "agent_v1.db", tmp_path / "v1.db")
+    upgraded = Outlet(tmp_path / "v1.db")
+    try:
+        for who in ("ana", "dora", "hotel"):  # one visited before the upgrade, two never
+            answer = identification.identify(upgraded, "card", people[who]["card_number"])
+            assert "welcome" not in [g["kind"] for g in answer["greetings"]], who
+        new = customers.register(upgraded, CustomerIn(kind="person", given_name="New",
+                                                      surname="Comer"))
+        answer = identification.identify(upgraded, "card", new["card_number"])
+        assert answer["greetings"][0]["kind"] == "welcome"
+    finally:
+        upgraded.close()
