@@ -4,7 +4,11 @@ The operations live in their own modules (customers, identification, sales, gift
 take an `Outlet`; this object only holds what they share, and the policies that need it
 (categories, credit limits, offline floor limits). Promises: after every committed local
 fact the commit listeners run (the sync pushes from there), outside the transaction and
-never able to fail the till's request. Must never: perform network I/O itself.
+never able to fail the till's request. `clock` is the outlet's clock (an aware UTC
+datetime; schema.events.now by default) and `zone` its time zone (None: the machine's):
+`local_now`/`today` are the outlet's local time and date, by which greetings and
+announcements go (docs/greetings.md); tests set both. Must never: perform network I/O
+itself.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 
 from agent import cardnumber
@@ -19,6 +24,7 @@ from agent.programme import Programme, seed_defaults
 from agent.quotes import QuoteBook
 from agent.replica import get_meta, meta_in, open_replica, set_meta
 from agent.tills import TillBoard
+from schema import events
 from schema.errors import InvalidRequest, NotReady, OfflineLimitExceeded
 from schema.money import money
 
@@ -46,6 +52,17 @@ class Outlet:
         self.quotes = QuoteBook()
         self.tills = TillBoard()
         self._listeners: list[Callable[[], None]] = []
+        self.clock: Callable[[], datetime] = events.now
+        self.zone: tzinfo | None = None
+
+    # --- the outlet's time ----------------------------------------------------------------
+    def local_now(self) -> datetime:
+        """Now in the outlet's time zone (the machine's unless `zone` is set)."""
+        return self.clock().astimezone(self.zone)
+
+    def today(self) -> date:
+        """The outlet's local date: a birthday or an announcement's day starts at its midnight."""
+        return self.local_now().date()
 
     # --- commit listeners -------------------------------------------------------------
     def on_commit(self, listener: Callable[[], None]) -> None:

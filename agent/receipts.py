@@ -1,11 +1,13 @@
 """The loyalty part of a receipt: short lines a till printer prints as they are (pure).
 
-Promises: every line is at most `WIDTH` characters; a card number appears masked to its
-last 4 digits. Must never: print a full card number, a PIN, or a customer's picture.
+Promises: every line is at most `WIDTH` characters (a note is wrapped at word boundaries);
+a card number appears masked to its last 4 digits. Must never: print a full card number, a
+PIN, or a customer's picture.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from schema.errors import mask_card
@@ -27,12 +29,27 @@ def header(outlet_id: str, card: str, at: str) -> list[str]:
     return [pair(f"Club card {mask_card(card)}", ""), pair(f"Outlet {outlet_id}", at[:16].replace("T", " "))]
 
 
+def wrapped(text: str) -> list[str]:
+    """A free text (an announcement) as receipt lines: its own line breaks kept, each
+    paragraph wrapped at `WIDTH` (a word longer than that is cut)."""
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        lines += textwrap.wrap(paragraph, WIDTH, break_long_words=True,
+                               break_on_hyphens=False) or [""]
+    return lines
+
+
 def sale(outlet_id: str, card: str, at: str, priced_lines: Sequence[str],
-         points_earned: int, points_balance: int, payments: Sequence[tuple[str, int]]) -> list[str]:
+         points_earned: int, points_balance: int, payments: Sequence[tuple[str, int]],
+         notes: Sequence[str] = ()) -> list[str]:
+    """The sale's receipt; `notes` (announcements to print) come last, each after an
+    empty line."""
     lines = header(outlet_id, card, at) + [
         line[:WIDTH] for line in priced_lines if not line.startswith("Points to earn")]
     lines += [pair(f"Paid {mode}", money(amount)) for mode, amount in payments]
     lines += [pair("Points earned", str(points_earned)), pair("Points balance", str(points_balance))]
+    for note in notes:
+        lines += ["", *wrapped(note)]
     return [line.rstrip() for line in lines]
 
 

@@ -2,7 +2,9 @@
 
 Promises: a quote prices a basket for an identified customer; a sale writes the sale, its
 lines, its payments, its ledger entries (points earned, discount given, internal-credit
-charge), the customer's statistics and exactly one outbox fact in ONE transaction. The
+charge), the customer's statistics and exactly one outbox fact in ONE transaction; its
+receipt ends with head office's announcements for the customer marked "print on the
+receipt" (docs/greetings.md). The
 same Idempotency-Key returns the first answer, never a second sale. Refusals
 (`card_banned`, `credit_limit_exceeded`, `payment_mismatch`, ...) change nothing.
 Must never: sell to a banned customer, let payments differ from the total, or use floats.
@@ -171,7 +173,8 @@ def _record(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, car
         "points_balance": balance,
         "receipt_lines": receipts.sale(outlet.outlet_id, card, event.at, priced.receipt_lines,
                                        fact.points_earned, balance,
-                                       [(p.mode, p.amount) for p in fact.payments]),
+                                       [(p.mode, p.amount) for p in fact.payments],
+                                       identification.receipt_notes(outlet, conn, customer)),
     }
     _project(conn, fact, event.seq, event.at, key, digest, answer)
     return answer

@@ -22,7 +22,7 @@ from schema import salestore, tallystore, timing
 from schema.customerstore import display_name, identifiers_of, profile_of
 from schema.errors import CustomerUnknown, InvalidRequest, NotFound, mask_card
 from schema.events import CustomerStatusChanged, CustomerUpdated, Profile
-from schema.masterdata import DOCS
+from schema.masterdata import DOCS, AnnouncementDoc
 
 
 def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
@@ -123,9 +123,23 @@ def put_master(chain: Chain, kind: str, doc: dict[str, Any]) -> str:
     with chain.db.write() as conn:
         # strictly, as JSON (a date-time is ISO text there, `"500"` is not a number)
         valid = DOCS[kind].model_validate_json(json.dumps(doc), strict=True)
+        if isinstance(valid, AnnouncementDoc):
+            _check_audience(conn, valid)
         key = chain.put_master(conn, kind, valid.model_dump(mode="json"))
     chain.waiters.notify()
     return key
+
+
+def _check_audience(conn: sqlite3.Connection, doc: AnnouncementDoc) -> None:
+    """An announcement names a customer or a category HQ knows (a typo would show it to
+    nobody, silently)."""
+    if doc.customer_id is not None:
+        _customer(conn, doc.customer_id)
+    if doc.category is not None and conn.execute(
+            "SELECT 1 FROM master WHERE kind = 'category' AND key = ?",
+            (doc.category,)).fetchone() is None:
+        raise InvalidRequest(f"unknown category {doc.category!r}: the announcement was not "
+                             "stored")
 
 
 def delete_master(chain: Chain, kind: str, key: str) -> None:

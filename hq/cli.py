@@ -399,6 +399,117 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         for line in statement_lines(report):
             click.echo(line)
 
+    def day(option: str, text: str) -> Any:
+        from datetime import date
+
+        from schema.errors import InvalidRequest
+
+        try:
+            if len(text) != 10:
+                raise ValueError(text)
+            return date.fromisoformat(text)
+        except ValueError:
+            raise InvalidRequest(f"{option}: {text!r} is not a date: give YYYY-MM-DD") from None
+
+    @hq.command()
+    @click.option("--db", required=True)
+    @click.option("--text", required=True,
+                  help="The message, in the chain's default language (docs/greetings.md).")
+    @click.option("--text-in", "texts", multiple=True, nargs=2, metavar="LANG TEXT",
+                  help="The message in another language, e.g. --text-in de 'Guten Tag' "
+                       "(repeat for several).")
+    @click.option("--customer", metavar="C", help="Only this customer (id or club card number).")
+    @click.option("--category", metavar="K", help="Only the customers of this category.")
+    @click.option("--from", "valid_from", required=True, metavar="YYYY-MM-DD",
+                  help="The first day it is shown (each outlet's local date).")
+    @click.option("--to", "valid_to", required=True, metavar="YYYY-MM-DD",
+                  help="The last day it is shown (each outlet's local date).")
+    @click.option("--receipt", is_flag=True, help="Print it on the sale receipt too.")
+    @click.option("--id", "announcement_id", metavar="ID",
+                  help="Replace the announcement with this id [a new one].")
+    def announce(db: str, text: str, texts: tuple[tuple[str, str], ...], customer: str | None,
+                 category: str | None, valid_from: str, valid_to: str, receipt: bool,
+                 announcement_id: str | None) -> None:
+        """Announce a message at the tills: to one customer, a category or everybody;
+        every outlet shows it (offline too) while its days last. Prints its id last."""
+        from hq import announcements
+        from schema.errors import InvalidRequest
+
+        if customer and category:
+            raise InvalidRequest("--customer or --category, not both: an announcement is for "
+                                 "one customer, one category, or (neither) everybody")
+        the_chain = chain(db)
+        by_language = {announcements.default_language(the_chain): text, **dict(texts)}
+        doc = announcements.announce(
+            the_chain, by_language, day("--from", valid_from), day("--to", valid_to),
+            customer=customer, category=category, print_on_receipt=receipt,
+            announcement_id=announcement_id)
+        audience = (f"customer {doc['customer_id']}" if doc.get("customer_id") else
+                    f"category {doc['category']}" if doc.get("category") else "every customer")
+        click.echo(f"announced to {audience}, {doc['valid_from']}..{doc['valid_to']}, in "
+                   f"{', '.join(sorted(doc['texts']))}"
+                   f"{', printed on receipts' if doc['print_on_receipt'] else ''}; id:")
+        click.echo(doc["announcement_id"])
+
+    @hq.command("announcements")
+    @click.option("--db", required=True)
+    @click.option("--withdraw", "withdrawn", multiple=True, metavar="ID",
+                  help="Withdraw announcement ID at every outlet (repeat for several).")
+    def announcements_command(db: str, withdrawn: tuple[str, ...]) -> None:
+        """Head office's announcements, by their first day."""
+        from hq import admin, announcements
+
+        the_chain = chain(db)
+        for announcement_id in withdrawn:
+            admin.delete_master(the_chain, "announcement", announcement_id)
+            click.echo(f"withdrawn: {announcement_id}")
+        rows = announcements.listing(the_chain)
+        for doc in rows:
+            audience = (f"customer {doc['customer_id']}" if doc.get("customer_id") else
+                        f"category {doc['category']}" if doc.get("category") else "everybody")
+            text = next(iter(doc["texts"].values())).splitlines()[0]
+            click.echo(f"{doc['announcement_id']}  {doc['valid_from']}..{doc['valid_to']}  "
+                       f"{audience}{'  [receipt]' if doc['print_on_receipt'] else ''}  "
+                       f"{', '.join(sorted(doc['texts']))}: {text[:60]}")
+        click.echo(f"{len(rows)} announcement(s)" if rows else "no announcements")
+
+    @hq.command()
+    @click.option("--db", required=True)
+    @click.option("--subject", required=True, help="The e-mail's subject.")
+    @click.option("--body-file", required=True, metavar="FILE",
+                  help="The e-mail's text (UTF-8), sent as it is.")
+    @click.option("--category", metavar="K", help="Only customers of this category.")
+    @click.option("--outlet", metavar="O", help="Only customers who registered at this outlet.")
+    @click.option("--active-days", type=int, metavar="N",
+                  help="Only customers active (registered, visited, bought...) in the last N days.")
+    @click.option("--id", "newsletter_id", metavar="ID",
+                  help="The newsletter's id: sending the same id again reaches only those "
+                       "who do not have it yet [a new id].")
+    def newsletter(db: str, subject: str, body_file: str, category: str | None,
+                   outlet: str | None, active_days: int | None,
+                   newsletter_id: str | None) -> None:
+        """Send a newsletter to the consenting customers of a segment (docs/invoices.md):
+        queued here, mailed by `loyalty hq serve`'s mail run. Prints its id last."""
+        from pathlib import Path
+
+        from hq import newsletters
+        from schema.errors import InvalidRequest, NotFound
+
+        try:
+            body = Path(body_file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFound(f"no file {body_file}") from None
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{body_file} is not UTF-8 text") from None
+        except OSError as error:
+            raise NotFound(f"{body_file} cannot be read: {error.strerror}") from None
+        sent = newsletters.send(chain(db), subject, body, category=category, outlet=outlet,
+                                active_days=active_days, newsletter_id=newsletter_id)
+        click.echo(f"newsletter {sent['subject']!r}: {sent['recipients']} consenting "
+                   f"customer(s); {sent['decided'].get('pending', 0)} to mail by HQ's mail "
+                   "run; id:")
+        click.echo(sent["newsletter_id"])
+
     return hq
 
 

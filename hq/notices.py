@@ -146,10 +146,8 @@ def queue_due(chain: Chain) -> dict[str, int]:
                     (customer_id, kind, about, now, outcome)).rowcount == 0:
                 continue  # decided meanwhile (another run): never twice
             if message is not None:
-                key = settings.unsubscribe_key(conn, make=True)
-                assert key is not None and mail is not None
-                link = f"{mail.public_url}/unsubscribe/{token(key, customer_id)}"
-                _add_unsubscribe(message, link)
+                assert mail is not None
+                add_unsubscribe(message, unsubscribe_link(conn, mail, customer_id))
                 mail_id = mailqueue.enqueue(conn, message, customer_id=customer_id, kind=kind,
                                             about=about, now=now)
                 conn.execute("UPDATE notices SET mail_id = ? WHERE customer_id = ? AND kind = ?"
@@ -215,7 +213,15 @@ def _message(chain: Chain, kind: str, about: str, customer: dict[str, Any], addr
     return message
 
 
-def _add_unsubscribe(message: EmailMessage, link: str) -> None:
+def unsubscribe_link(conn: sqlite3.Connection, mail: settings.Mail, customer_id: str) -> str:
+    """The customer's unsubscribe link (the signing key is made on first use, inside the
+    caller's write transaction)."""
+    key = settings.unsubscribe_key(conn, make=True)
+    assert key is not None
+    return f"{mail.public_url}/unsubscribe/{token(key, customer_id)}"
+
+
+def add_unsubscribe(message: EmailMessage, link: str) -> None:
     """The link in the text and as List-Unsubscribe (RFC 2369) with one-click POST (RFC
     8058), which mail programs show as an "unsubscribe" button."""
     message["List-Unsubscribe"] = f"<{link}>"

@@ -444,6 +444,16 @@ def _pin(batch: Batch, event: Envelope, body: PinSet, hq_seq: int, at: str) -> N
                            (body.pin_hash, customer_id))
 
 
+def _visit(batch: Batch, event: Envelope, body: VisitRecorded, hq_seq: int, at: str) -> None:
+    """The customer's first visit (its booking time) is published, so every outlet's till
+    welcomes a customer once (docs/greetings.md); later visits change nothing published."""
+    customer_id = event.customer_id or ""
+    if customer_id in batch.known and batch.conn.execute(
+            "UPDATE customers SET first_visit_at = ? WHERE customer_id = ? "
+            "AND first_visit_at IS NULL", (at, customer_id)).rowcount:
+        batch.bump(batch.conn, "customer", customer_id, False)
+
+
 def _repaid(batch: Batch, event: Envelope, body: CreditRepaid, hq_seq: int,
             at: str) -> Verdict | None:
     if not body.invoice_id:
@@ -499,8 +509,9 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     HqEntry(IdentifierAdded, project=_identifier),
     HqEntry(IdentifierStatusChanged, project=_identifier_status, about_customer=False),
     HqEntry(PinSet, project=_pin),
-    # A visit changes nothing HQ publishes about the customer: no bump.
-    HqEntry(VisitRecorded, bumps_customer=False),
+    # A visit changes nothing HQ publishes about the customer but the first one: it bumps
+    # the customer itself then.
+    HqEntry(VisitRecorded, project=_visit, bumps_customer=False),
     # The hot path: rows for flush, the tally added without building it.
     HqEntry(SaleRecorded, project=_sale, accumulate=Acc.add_sale),
     HqEntry(GiftRedeemed, project=_redeemed),

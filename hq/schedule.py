@@ -1,11 +1,13 @@
 """HQ's periodic work on APScheduler: invoice period closing, invoice status moves,
-category assignment, the mail run and the snapshot outlets start from.
+category assignment, ended announcements, the mail run and the snapshot outlets start from.
 
 By default the period is a calendar month: on the 1st at 00:05 UTC the previous month is
 closed; every day at 00:15 UTC overdue and past-term invoices are moved on (and credit
-blocked per policy), and at 01:00 UTC the category rules are applied. Every `mail.interval`
-seconds (hq/settings.py, 15 by default) the notices that are due are decided and the mail
-that is due is sent (hq/notices.py, hq/mailqueue.py): the only place HQ sends mail from.
+blocked per policy), at 00:30 UTC announcements that have ended everywhere are withdrawn
+(hq/announcements.py), and at 01:00 UTC the category rules are applied. Every
+`mail.interval` seconds (hq/settings.py, 15 by default) the notices that are due are
+decided, pending newsletters rendered (hq/newsletters.py) and the mail that is due is sent
+(hq/notices.py, hq/mailqueue.py): the only place HQ sends mail from.
 Every minute HQ looks whether a new snapshot is due (hq/snapshot.py).
 Every job is idempotent, so a missed or repeated run is harmless.
 """
@@ -17,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hq import categories, invoices, mailqueue, notices, settings
+from hq import announcements, categories, invoices, mailqueue, newsletters, notices, settings
 from hq.chain import Chain
 from hq.snapshot import CHECK_EVERY_S, Snapshots
 
@@ -46,11 +48,21 @@ def assign_categories(chain: Chain) -> None:
     log.info("category assignment: %s", categories.assign(chain, datetime.now(UTC).date()))
 
 
+def withdraw_ended_announcements(chain: Chain) -> None:
+    ended = announcements.withdraw_ended(chain, datetime.now(UTC).date())
+    if ended:
+        log.info("announcements ended and withdrawn: %s", ", ".join(ended))
+
+
 def mail_run(chain: Chain) -> None:
-    """Notices first (so an invoice closed a moment ago goes out in this run), then mail."""
+    """Notices and newsletters first (so an invoice closed a moment ago goes out in this
+    run), then mail."""
     decided = notices.queue_due(chain)
     if decided:
         log.info("notices decided: %s", decided)
+    rendered = newsletters.queue_due(chain)
+    if rendered:
+        log.info("newsletter messages: %s", rendered)
     mailqueue.send_due(chain)
 
 
@@ -66,6 +78,8 @@ def start(chain: Chain, snapshots: Snapshots | None = None) -> BackgroundSchedul
                       id="invoice-close", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(refresh_statuses, "cron", hour=0, minute=15, args=[chain],
                       id="invoice-refresh", misfire_grace_time=6 * 3600, coalesce=True)
+    scheduler.add_job(withdraw_ended_announcements, "cron", hour=0, minute=30, args=[chain],
+                      id="announcements-ended", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(assign_categories, "cron", hour=1, minute=0, args=[chain],
                       id="category-assignment", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(mail_run, "interval", seconds=settings.interval_s(chain), args=[chain],

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from schema.api import MAX_AMOUNT, Cents, Day, ProfileIn, Strict
 from schema.events import IdentifierStatus
+from schema.masterdata import CODE
 
 # --- request bodies ---------------------------------------------------------------------
 
@@ -172,6 +173,7 @@ class CustomerView(Answer):
     promo_category: str | None = None
     approved_actions: list[str]
     note: str | None = None
+    language: str | None = None
     status: str = Field(description="approved or banned")
     origin_outlet: str | None
     identifiers: list[IdentifierView]
@@ -319,3 +321,37 @@ class MailMessage(Answer):
 
 class MailMessages(RootModel[list[MailMessage]]):
     """The latest messages, newest first."""
+
+
+class NewsletterIn(Strict):
+    """A newsletter (or catalogue) to the consenting customers of a segment: a category,
+    the outlet they registered at, active in the last N days (any combination; none: every
+    consenting customer). docs/invoices.md, "Newsletters"."""
+
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=100_000, description="the text, as it is sent")
+    category: str | None = Field(None, pattern=CODE)
+    outlet: str | None = Field(None, min_length=1, max_length=40,
+                               description="the outlet the customers registered at")
+    active_days: int | None = Field(None, ge=1, le=3660,
+                                    description="registered, visited, bought, took a gift or "
+                                                "paid in the last N days")
+    newsletter_id: str | None = Field(None, pattern=CODE,
+                                      description="sending the same id again adds nobody "
+                                                  "who has it [a new id]")
+
+
+class Newsletter(Answer):
+    """A newsletter, its segment, and where its messages are."""
+
+    newsletter_id: str
+    subject: str
+    category: str | None
+    outlet: str | None
+    active_days: int | None
+    created_at: str
+    recipients: int = Field(description="consenting customers of the segment when it was sent")
+    decided: dict[str, int] = Field(description="recipients by outcome: pending (not yet "
+                                                "rendered), mailed, no_consent, no_address")
+    mail: dict[str, int] = Field(description="its messages by status: queued, sending, sent, "
+                                             "failed")

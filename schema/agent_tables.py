@@ -10,7 +10,8 @@ What the tables hold:
 - `customer_tally`, `customer_items`, `customer_gifts`: the cashier's view of each
   customer = HQ-confirmed tally (kept as JSON in `customers.confirmed_tally`) ⊕ the tally
   of local events after `customers.confirmed_through`.
-- `master`: categories, promotion categories, actions and gifts as HQ publishes them.
+- `master`: categories, promotion categories, actions, gifts, greeting settings and
+  announcements as HQ publishes them.
 - `desk_accounts`: the staff accounts HQ lets sign in at the reception desk (hashes only).
 - `sales`, `sale_lines`, `payments`, `ledger`, `redemptions`, `visits`, `gift_stock`:
   local projections of local facts, written in the same transaction as the fact.
@@ -211,5 +212,24 @@ def m003_desk_accounts(db: Database) -> None:
             password_hash TEXT NOT NULL,
             session_gen INTEGER NOT NULL
         ) WITHOUT ROWID;
+
+
+@migrations()
+def m004_greetings(db: Database) -> None:
+    """Greetings and announcements (docs/greetings.md). `customers.language`: the
+    customer's language (a profile field). `customers.first_visit_at`: when HQ first saw
+    the customer visit (HQ publishes it); NULL with no visit here either is a first visit,
+    which the till welcomes. Every customer already here counts as having visited (their
+    created time), so the upgrade welcomes nobody twice. The indexes find, per customer, the
+    announcements for them and those for everybody without reading all of them, and
+    whether the customer visited here before."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN language TEXT;
+        ALTER TABLE customers ADD COLUMN first_visit_at TEXT;
+        UPDATE customers SET first_visit_at = created_at;
+        CREATE INDEX master_announcement_audience
+            ON master (json_extract(data, '$.customer_id')) WHERE kind = 'announcement';
+        CREATE INDEX visits_customer ON visits (customer_id);
         """
     )

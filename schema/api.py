@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from schema.errors import Unauthorized
 from schema.events import MAX_NOTE, IdentifierKind, IdentifierStatus, PaymentMode
+from schema.language import LanguageTag
 from schema.masterdata import CODE
 
 MAX_LINES = 500
@@ -174,6 +175,9 @@ class ProfileIn(Strict):
     room: str | None = Field(None, max_length=20)
     note: str | None = Field(None, max_length=MAX_NOTE)
     picture: Picture | None = None
+    language: LanguageTag | None = Field(
+        None, description="the customer's language (BCP 47: en, de, sl, de-AT...): "
+                          "greetings and announcements are given in it (docs/greetings.md)")
 
 
 class CustomerIn(ProfileIn):
@@ -437,6 +441,7 @@ class CustomerView(Answer):
     promo_category: str | None = None
     approved_actions: list[str]
     note: str | None = None
+    language: str | None = None
     status: str
     has_picture: bool
     has_pin: bool
@@ -459,8 +464,30 @@ class SmartcardIssued(Answer):
     reader: str
 
 
+class GiftNudge(Answer):
+    """The gift a `gift` greeting is about: reached when `points_missing` is 0."""
+
+    sku: str
+    name: str
+    points_cost: int
+    points_missing: int
+
+
+class Greeting(Answer):
+    """One thing the cashier should say or show (docs/greetings.md): `birthday`, `welcome`
+    (a first visit), `gift` (the gift the points reach, or how many are missing) or
+    `announcement` (set by head office), with its text in `language`."""
+
+    kind: Literal["birthday", "welcome", "gift", "announcement"]
+    text: str
+    language: str
+    print_on_receipt: bool = Field(description="the sale receipt prints it too")
+    announcement_id: str | None = Field(None, description="announcements only")
+    gift: GiftNudge | None = Field(None, description="gift nudges only")
+
+
 class Identified(Answer):
-    """`POST /v1/identify`: who presented the card (a visit is recorded)."""
+    """`POST /v1/identify`: who presented the card (a visit is recorded), and what to say."""
 
     customer_id: str
     display_name: str
@@ -468,6 +495,8 @@ class Identified(Answer):
     status: str
     category: str
     points_balance: int
+    language: str = Field(description="the language the greetings are in")
+    greetings: list[Greeting] = Field(description="in the order to say them; may be empty")
 
 
 class QuotedLine(Answer):

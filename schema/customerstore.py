@@ -67,7 +67,7 @@ def column_values(fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-_WRITTEN = {*PROFILE_COLUMNS, "status", "pin_hash", "credit_blocked"}
+_WRITTEN = {*PROFILE_COLUMNS, "status", "pin_hash", "credit_blocked", "first_visit_at"}
 
 
 def put_identifier(conn: sqlite3.Connection, customer_id: str, kind: str, value: str,
@@ -99,7 +99,8 @@ def identifiers_of(conn: sqlite3.Connection, customer_id: str) -> list[dict[str,
 
 
 def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any]) -> dict[str, Any]:
-    """The customer document HQ publishes: profile, status, identifiers, PIN hash, tally."""
+    """The customer document HQ publishes: profile, status, identifiers, PIN hash, the
+    first visit HQ knows of (None: none yet), tally."""
     picture = row["picture"]
     return {
         "customer_id": row["customer_id"],
@@ -110,6 +111,7 @@ def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any]) ->
         "picture": base64.b64encode(picture).decode() if picture else None,
         "origin_outlet": row["origin_outlet"],
         "created_at": row["created_at"],
+        "first_visit_at": row["first_visit_at"],
         "identifiers": identifiers_of(conn, row["customer_id"]),
         "tally": tally,
     }
@@ -129,8 +131,12 @@ def apply_entity(conn: sqlite3.Connection, doc: dict[str, Any]) -> None:
 
 
 def _fields_of(doc: dict[str, Any]) -> dict[str, Any]:
-    return {**doc["profile"], "status": doc["status"], "pin_hash": doc.get("pin_hash"),
-            "picture": doc.get("picture"), "credit_blocked": int(doc.get("credit_blocked", False))}
+    fields = {**doc["profile"], "status": doc["status"], "pin_hash": doc.get("pin_hash"),
+              "picture": doc.get("picture"),
+              "credit_blocked": int(doc.get("credit_blocked", False))}
+    if "first_visit_at" in doc:  # an HQ from before greetings does not say: keep ours
+        fields["first_visit_at"] = doc["first_visit_at"]
+    return fields
 
 
 def apply_entities(conn: sqlite3.Connection, docs: Sequence[dict[str, Any]],

@@ -305,6 +305,14 @@ class ConfigError(LoyaltyError):
     status = 500
 
 
+class MailNotConfigured(LoyaltyError):
+    """HQ was asked to mail customers (a newsletter) before its mail settings are complete:
+    nothing was queued."""
+
+    code = "mail_not_configured"
+    status = 409
+
+
 # --- banking --------------------------------------------------------------------------
 
 

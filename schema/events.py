@@ -58,9 +58,15 @@ def _test_clock_skew() -> timedelta:
 _SKEW = _test_clock_skew()
 
 
+def now() -> datetime:
+    """Now, as an aware UTC datetime: the one clock of this process (facts are stamped by
+    it through `utc_now`; an outlet's local date comes from it, agent/outlet.py)."""
+    return datetime.now(UTC) + _SKEW
+
+
 def utc_now() -> str:
     """Now, as UTC ISO 8601 with microseconds and `Z` (the one clock facts are stamped by)."""
-    return (datetime.now(UTC) + _SKEW).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return now().isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Body(BaseModel):
@@ -90,6 +96,7 @@ class Profile(Body):
     approved_actions: list[str] | None = None
     note: str | None = Field(None, max_length=MAX_NOTE)
     picture: str | None = None  # base64 PNG/JPEG, validated at the edge
+    language: str | None = Field(None, max_length=35)  # BCP 47 tag: greetings, announcements
 
 
 class CustomerRegistered(Body):

@@ -13,6 +13,7 @@
 - `flags`: facts applied but needing review (overspent points, unknown customers...).
 - `hq_settings`, `mail_outbox`, `notices`, `statement_entries`: HQ's own settings, the mail
   it is to send, the notices it decided, the bank statement entries it imported (m007).
+- `newsletters`: the messages head office sent to a segment of customers (m009).
 """
 
 from __future__ import annotations
@@ -400,5 +401,38 @@ def m008_staff_roles_audit(db: Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+
+
+@migrations()
+def m009_greetings(db: Database) -> None:
+    """Greetings at the till (docs/greetings.md). `customers.language`: the customer's
+    language (a profile field). `customers.first_visit_at`: the booking time of the
+    customer's first visit fact, published to the outlets (their tills welcome a customer
+    on the first visit); every customer already here counts as having visited (their
+    created time), so the upgrade welcomes nobody."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN language TEXT;
+        ALTER TABLE customers ADD COLUMN first_visit_at TEXT;
+        UPDATE customers SET first_visit_at = created_at;
+        """
+    )
+
+
+@migrations()
+def m010_newsletters(db: Database) -> None:
+    """Newsletters (docs/invoices.md, "Newsletters"): each message head office sent to a
+    segment (its text and segment as given); its recipients are `notices` of kind
+    `newsletter` about its id, so one newsletter reaches one customer at most once."""
+    db.executescript(
+        """
+        CREATE TABLE newsletters (
+            newsletter_id TEXT PRIMARY KEY,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            segment TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            recipients INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """
     )

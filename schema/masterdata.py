@@ -1,16 +1,21 @@
 """Master data documents as HQ publishes them and outlets store them.
 
 One document per entity, keyed by its code: categories (discount, points rate, credit
-limit, offline floor limits), promotion categories, special actions, division promotions
-and gifts. These models validate master data at every boundary (HQ admin API, sync pull,
-the defaults); pricing gets them converted to its own pure types (agent.programme).
+limit, offline floor limits), promotion categories, special actions, division promotions,
+gifts, category rules, the chain's greeting settings and head office's announcements
+(docs/greetings.md). These models validate master data at every boundary (HQ admin API,
+sync pull, the defaults); pricing gets them converted to its own pure types
+(agent.programme).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from schema.language import ENGLISH, LanguageTag
 
 CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 
@@ -69,6 +74,56 @@ class GiftDoc(Doc):
     points_cost: int = Field(gt=0)
 
 
+class GreetingsDoc(Doc):
+    """The chain's greeting settings: one document, key `chain` (docs/greetings.md).
+    `language`: the chain's default language, for customers without one (or with one that
+    has no text); `birthday`: greet on the day, in the (Monday to Sunday) week of it, or
+    not at all; `welcome` and `gift_nudge` switch those greetings."""
+
+    scope: Literal["chain"] = "chain"
+    language: LanguageTag = ENGLISH
+    birthday: Literal["day", "week", "off"] = "day"
+    welcome: bool = True
+    gift_nudge: bool = True
+
+
+MAX_ANNOUNCEMENT = 500
+
+
+def _one_text(text: str) -> str:
+    text = text.strip()
+    if any(ord(c) < 32 and c != "\n" for c in text):
+        raise ValueError("an announcement's text has no control characters but line breaks")
+    return text
+
+
+AnnouncementText = Annotated[str, Field(min_length=1, max_length=MAX_ANNOUNCEMENT),
+                             AfterValidator(_one_text)]
+
+
+class AnnouncementDoc(Doc):
+    """A message head office wants shown (and, with `print_on_receipt`, printed on the sale
+    receipt) when a customer is identified: to one customer, to a category, or chain-wide
+    (neither given). Valid from `valid_from` to `valid_to`, both days included, in each
+    outlet's local date. `texts`: the message per language (docs/greetings.md)."""
+
+    announcement_id: str = Field(pattern=CODE)
+    texts: dict[LanguageTag, AnnouncementText] = Field(min_length=1, max_length=20)
+    customer_id: str | None = Field(None, min_length=1, max_length=64)
+    category: str | None = Field(None, pattern=CODE)
+    valid_from: date
+    valid_to: date
+    print_on_receipt: bool = False
+
+    @model_validator(mode="after")
+    def _window_and_audience(self) -> AnnouncementDoc:
+        if self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        if self.customer_id is not None and self.category is not None:
+            raise ValueError("an announcement is for one customer or for a category, not both")
+        return self
+
+
 DOCS: dict[str, type[Doc]] = {
     "category": CategoryDoc,
     "promo_category": PromoCategoryDoc,
@@ -76,10 +131,13 @@ DOCS: dict[str, type[Doc]] = {
     "division_promo": DivisionPromoDoc,
     "gift": GiftDoc,
     "category_rule": CategoryRuleDoc,
+    "greetings": GreetingsDoc,
+    "announcement": AnnouncementDoc,
 }
 
 
 def key_of(kind: str, doc: Doc) -> str:
     field = {"category": "code", "promo_category": "code", "action": "action_id",
-             "division_promo": "division", "gift": "sku", "category_rule": "category"}[kind]
+             "division_promo": "division", "gift": "sku", "category_rule": "category",
+             "greetings": "scope", "announcement": "announcement_id"}[kind]
     return str(getattr(doc, field))

@@ -2,8 +2,9 @@
 
 `create_app(chain)` builds the service `loyalty hq serve` runs: the sync routes for
 outlets (hq/api/sync.py) and the admin routes (customers, master data, invoices, the
-chain, bank statements and mail: hq/api/{customers,master,invoices,chain,statements}.py), who may call them (hq/api/auth.py),
-`/docs`, and the staff back office under /office (hq/office/).
+chain, bank statements and mail, newsletters:
+hq/api/{customers,master,invoices,chain,statements,newsletters}.py), who may call them
+(hq/api/auth.py), `/docs`, and the staff back office under /office (hq/office/).
 
 Promises: sync endpoints need an outlet token and act only for that outlet; admin
 endpoints need an admin token and refuse outlet tokens; the unsubscribe pages
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from hq import office, unsubscribe
 from hq.api import chain as chain_routes
-from hq.api import customers, invoices, master, snapshots, statements, sync
+from hq.api import customers, invoices, master, newsletters, snapshots, statements, sync
 from hq.chain import Chain
 from hq.snapshot import Snapshots
 from web import apidocs, httperrors
@@ -41,7 +42,7 @@ def create_app(chain: Chain, snapshot_store: Snapshots | None = None) -> FastAPI
         return httperrors.error_response(422, "invalid_request",
                                          httperrors.validation_message(exc.errors()))
 
-    for routes in (sync, customers, master, chain_routes, invoices, statements):
+    for routes in (sync, customers, master, chain_routes, invoices, statements, newsletters):
         app.include_router(routes.router(chain))
     served = snapshot_store or Snapshots(chain, every=0)
     app.include_router(snapshots.router(chain, served))

@@ -40,7 +40,7 @@ EVERY_PROFILE_FIELD = {
     "phone": "+386 1 234 5678", "fax": "+386 1 234 5679", "email": "ana@example.com",
     "email_consent": True, "preferences": "red wine", "room": "101", "code": "ANA-1",
     "category": "A", "promo_category": "HAPPY", "approved_actions": ["WINE-WEEK"],
-    "note": "pays monthly", "picture": png(10, 10), "pin": "1234",
+    "note": "pays monthly", "picture": png(10, 10), "pin": "1234", "language": "sl",
 }
 
 
@@ -270,7 +270,16 @@ def test_every_answer_of_every_route_is_exactly_what_the_document_declares(
                                 "detected_monotonic": 1.0, "customer": {
                                     "customer_id": cid, "display_name": "Ana Novak",
                                     "kind": "person", "status": "approved", "category": "A",
-                                    "points_balance": 1}})
+                                    "points_balance": 1, "language": "sl", "greetings": [
+                                        {"kind": "welcome", "text": "Dobrodošli v klubu, Ana!",
+                                         "language": "sl", "print_on_receipt": False},
+                                        {"kind": "gift", "text": "...", "language": "sl",
+                                         "print_on_receipt": False, "gift": {
+                                             "sku": "GIFT-MUG", "name": "Club mug",
+                                             "points_cost": 500, "points_missing": 499}},
+                                        {"kind": "announcement", "text": "...",
+                                         "language": "sl", "print_on_receipt": True,
+                                         "announcement_id": "A-1"}]}})
     outlet.tills.publish("T2", {"reader": "R2", "till_id": "T2", "error": {
         "code": "read_error", "reason": "bad_lrc", "message": "read the card again"}})
     for till in ("T1", "T2"):

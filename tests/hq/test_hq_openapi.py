@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "banking"))
 from statementkit import Ntry, Tx, camt053
 
 from agent.programme import default_documents
-from hq import admin, credentials, ingest, invoices
+from hq import admin, credentials, ingest, invoices, settings
 from hq.api import create_app
 from hq.chain import Chain
 from schema import adminapi
@@ -54,7 +54,7 @@ FULL_PROFILE = Profile(
     business_domain="retail", contact_person="Ana", date_of_birth="1990-05-01",
     address="Lipa 1", phone="+386 1 234 5678", fax="+386 1 234 5679", email="ana@example.com",
     email_consent=True, preferences="tea", room="12", code="AN-1", category="A",
-    promo_category="STAFF", approved_actions=["SPRING"], note="a note")
+    promo_category="STAFF", approved_actions=["SPRING"], note="a note", language="sl")
 
 
 class HQ:
@@ -163,7 +163,7 @@ def facts() -> list[dict[str, Any]]:
 def test_every_operation_names_its_answer_and_documents_its_refusals_as_sent(hq: HQ) -> None:
     operations = [(method, path, op) for path, ops in hq.doc["paths"].items()
                   for method, op in ops.items()]
-    assert len(operations) == 27
+    assert len(operations) == 29
     assert "HTTPValidationError" not in hq.doc["components"]["schemas"]
     for method, path, op in operations:
         where = f"{method.upper()} {path}"
@@ -246,6 +246,14 @@ def test_every_answer_has_exactly_the_keys_its_schema_publishes(hq: HQ) -> None:
     hq.call("POST", f"/v1/admin/statement-matches/{waiting['entry_id']}/confirm",
             "/v1/admin/statement-matches/{entry_id}/confirm")
     hq.call("GET", f"/v1/admin/mail?customer={CUSTOMER}", "/v1/admin/mail")
+    settings.change(hq.chain, {"mail.from": "Club <club@example.com>",
+                               "mail.public_url": "https://club.example.com"})
+    letter = hq.call("POST", "/v1/admin/newsletters", "/v1/admin/newsletters", 201,
+                     json={"subject": "Spring catalogue", "body": "New in spring: ...",
+                           "category": "A"})
+    assert letter["recipients"] == 1 and letter["decided"] == {"pending": 1}
+    hq.call("GET", f"/v1/admin/newsletters/{letter['newsletter_id']}",
+            "/v1/admin/newsletters/{newsletter_id}")
     built = hq.call("POST", "/v1/admin/snapshot", "/v1/admin/snapshot", 201)
     assert hq.call("GET", "/v1/sync/snapshot", "/v1/sync/snapshot") == built
     snapshot = hq.call("GET", f"/v1/sync/snapshot/{built['sha256']}",
