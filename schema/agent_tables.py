@@ -212,6 +212,8 @@ def m003_desk_accounts(db: Database) -> None:
             password_hash TEXT NOT NULL,
             session_gen INTEGER NOT NULL
         ) WITHOUT ROWID;
+        """
+    )
 
 
 @migrations()

@@ -401,6 +401,8 @@ def m008_staff_roles_audit(db: Database) -> None:
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
         CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+        """
+    )
 
 
 @migrations()

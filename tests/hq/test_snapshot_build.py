@@ -29,6 +29,7 @@ from agent.programme import default_documents
 from agent.replication import OutletReplica
 from hq import admin, credentials, ingest, invoices
 from hq import snapshot as hq_snapshot
+from hq.audit import COMMAND_LINE
 from hq.chain import Chain
 from schema import snapshotfile
 from schema.events import Payment, SaleLine, SaleRecorded, make_event, new_id
@@ -116,7 +117,7 @@ class History:
             if made and n % 2:
                 first = made[0]
                 invoices.pay_at_bank(self.chain, first["number"], max(1, first["amount"] // 2),
-                                     f"REF{n}")
+                                     f"REF{n}", by=COMMAND_LINE)
 
     def outlet_from_zero(self, outlet: str) -> Path:
         path = self.root / f"{outlet}.db"
