@@ -180,7 +180,7 @@ def _check_credit(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Ro
     if customer["credit_blocked"]:
         raise CreditBlocked("internal credit is blocked: an invoice is past its payment term")
     limit = outlet.credit_limit(customer["category"])
-    owed = tallystore.load(conn, customer["customer_id"]).credit_outstanding
+    owed = tallystore.credit_outstanding(conn, customer["customer_id"])
     if credit > credit_available(limit, owed):
         raise CreditLimitExceeded(
             f"internal credit limit {money(limit)}, owed {money(owed)}",

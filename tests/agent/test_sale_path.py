@@ -21,7 +21,13 @@ from agent import customers, sales
 from agent.api import create_app
 from agent.outlet import Outlet
 from schema.api import CustomerIn, PaymentIn, QuoteIn, SaleIn
-from schema.errors import CardBanned, IdempotencyConflict, PaymentMismatch, QuoteUnknown
+from schema.errors import (
+    CardBanned,
+    CreditLimitExceeded,
+    IdempotencyConflict,
+    PaymentMismatch,
+    QuoteUnknown,
+)
 
 BASKET = [{"sku": "W-1", "name": "Wine", "qty": 2, "unit_price": 1250}]
 
@@ -36,10 +42,10 @@ def quoted(outlet: Outlet, card: str) -> dict[str, object]:
     return sales.quote(outlet, QuoteIn.model_validate({"card": card, "lines": BASKET}))
 
 
-def by_quote(quote: dict[str, object], paid: int | None = None) -> SaleIn:
+def by_quote(quote: dict[str, object], paid: int | None = None, mode: str = "cash") -> SaleIn:
     amount = quote["total_net"] if paid is None else paid
-    return SaleIn(quote_id=str(quote["quote_id"]), payments=[PaymentIn(mode="cash",
-                                                                       amount=amount)])
+    return SaleIn.model_validate({"quote_id": quote["quote_id"],
+                                  "payments": [{"mode": mode, "amount": amount}]})
 
 
 def by_card(outlet: Outlet, card: str) -> SaleIn:
@@ -87,6 +93,32 @@ def test_a_sale_by_card_reads_the_card_before_its_write_and_its_key_only_inside_
     assert any("FROM identifiers" in sql for sql in read)
     assert not any("FROM sales" in sql for sql in read)
     assert sum("FROM sales WHERE idempotency_key" in sql for sql in seen) == 1
+
+
+def test_a_credit_sale_checks_the_limit_without_reading_the_customers_item_history(
+        outlet: Outlet) -> None:
+    card = card_of(outlet)
+    for _ in range(3):  # some history: items bought, credit owed
+        sales.sell(outlet, by_quote(quoted(outlet, card), mode="credit"), None)
+    owed = outlet.db.scalar("SELECT paid_credit FROM customer_tally")
+    sale = by_quote(quoted(outlet, card), mode="credit")
+    with Statements(outlet.db.conn) as seen:
+        sales.sell(outlet, sale, None)
+    assert not [sql for sql in seen if "FROM customer_items" in sql]
+    assert outlet.db.scalar("SELECT paid_credit FROM customer_tally") > owed > 0
+
+
+def test_a_credit_sale_over_the_limit_counts_what_is_owed(outlet: Outlet) -> None:
+    card = card_of(outlet)
+    limit = outlet.credit_limit("A")
+    big = [{"sku": "BIG", "name": "Big", "qty": 1, "unit_price": limit}]
+    first = sales.quote(outlet, QuoteIn.model_validate({"card": card, "lines": big}))
+    sales.sell(outlet, by_quote(first, mode="credit"), None)
+    second = sales.quote(outlet, QuoteIn.model_validate({"card": card, "lines": big}))
+    with pytest.raises(CreditLimitExceeded) as refused:
+        sales.sell(outlet, by_quote(second, mode="credit"), None)
+    assert refused.value.context == {"credit_limit": limit,
+                                     "credit_outstanding": first["total_net"]}
 
 
 def test_a_retry_after_its_quote_was_used_up_answers_the_first_sale(outlet: Outlet) -> None:
