@@ -25,8 +25,7 @@ class HeldQuote:
     quote_id: str
     customer_id: str
     card: str
-    request: dict[str, Any]
-    priced: Any
+    priced: Any  # agent.pricing.Quote: the basket as priced, sold as it is
     created: float
 
 
@@ -35,8 +34,8 @@ class QuoteBook:
         self._lock = threading.Lock()
         self._quotes: dict[str, HeldQuote] = {}
 
-    def hold(self, customer_id: str, card: str, request: dict[str, Any], priced: Any) -> HeldQuote:
-        quote = HeldQuote(new_id(), customer_id, card, request, priced, time.monotonic())
+    def hold(self, customer_id: str, card: str, priced: Any) -> HeldQuote:
+        quote = HeldQuote(new_id(), customer_id, card, priced, time.monotonic())
         with self._lock:
             self._expire()
             self._quotes[quote.quote_id] = quote

@@ -15,18 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import identification, outbox, pricing, receipts
 from schema import tallystore
-from schema.api import LineIn, QuoteIn, SaleIn
+from schema.api import LineIn, QuoteIn, Sale, SaleIn
 from schema.errors import (
     Conflict,
     CreditBlocked,
     CreditLimitExceeded,
     IdempotencyConflict,
     InvalidRequest,
+    LoyaltyError,
     PaymentMismatch,
 )
 from schema.events import Payment, SaleLine, SaleRecorded, new_id, tally_of
@@ -74,7 +76,7 @@ def quote(outlet: Outlet, body: QuoteIn) -> dict[str, Any]:
     with outlet.db.read() as conn:
         customer = identification.resolve(conn, "card", body.card)
     priced = price(outlet, customer, body.lines, body.order_promo, body.table)
-    held = outlet.quotes.hold(customer["customer_id"], body.card, body.model_dump(), priced)
+    held = outlet.quotes.hold(customer["customer_id"], body.card, priced)
     return {"quote_id": held.quote_id, "customer_id": customer["customer_id"], **quote_view(priced)}
 
 
@@ -83,7 +85,22 @@ def request_hash(body: SaleIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(conn: sqlite3.Connection, key: str | None, digest: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Sold:
+    """A sale's answer as the till gets it: the `schema.api.Sale` model serialised once,
+    stored with the sale and sent as stored (a replay answers the same bytes); and whether
+    the sale was recorded now (False: a replay)."""
+
+    text: str
+    fresh: bool
+
+    def answer(self) -> dict[str, Any]:
+        return dict(json.loads(self.text))
+
+
+def _replay(conn: sqlite3.Connection, key: str | None, digest: str) -> Sold | None:
+    """The first answer to this Idempotency-Key, as stored; a conflict if the key was used
+    for another body."""
     if not key:
         return None
     row = conn.execute("SELECT request_hash, response FROM sales WHERE idempotency_key = ?",
@@ -92,16 +109,54 @@ def _replay(conn: sqlite3.Connection, key: str | None, digest: str) -> dict[str,
         return None
     if row["request_hash"] != digest:
         raise IdempotencyConflict("this Idempotency-Key was used for a different sale")
-    return json.loads(row["response"])
+    return Sold(row["response"], fresh=False)
 
 
 def sell(outlet: Outlet, body: SaleIn, key: str | None) -> tuple[dict[str, Any], bool]:
     """(the sale's answer, True if it was recorded now / False if replayed)."""
+    sold = record(outlet, body, key)
+    return sold.answer(), sold.fresh
+
+
+def record(outlet: Outlet, body: SaleIn, key: str | None) -> Sold:
+    """Records the sale (or replays the first one made with `key`).
+
+    The key is checked inside the write transaction, which runs every statement of a sale
+    by quote (a sale by card first reads the card, to price its basket outside the write
+    lock). A refusal found before the write (the quote is gone, the payments do not add up,
+    the card is refused) first asks whether `key` already made a sale: a retry answers as
+    the first time, and a key reused for another body is `idempotency_conflict`."""
     digest = request_hash(body)
-    with outlet.db.read() as conn:
+    try:
+        card, expected, priced = _basket(outlet, body)
+    except LoyaltyError:
+        replayed = _replayed(outlet, key, digest)
+        if replayed is not None:
+            return replayed
+        raise
+    with outlet.db.write() as conn:
         replayed = _replay(conn, key, digest)
-    if replayed is not None:
-        return replayed, False
+        if replayed is not None:
+            return replayed
+        customer = identification.resolve(conn, "card", card)
+        if customer["customer_id"] != expected:
+            raise Conflict("the card now belongs to another customer: quote again")
+        sold = _write(outlet, conn, customer, card, priced, body, key, digest)
+    outlet.committed()
+    if body.quote_id:
+        outlet.quotes.forget(body.quote_id)
+    return sold
+
+
+def _replayed(outlet: Outlet, key: str | None, digest: str) -> Sold | None:
+    if not key:
+        return None
+    with outlet.db.read() as conn:
+        return _replay(conn, key, digest)
+
+
+def _basket(outlet: Outlet, body: SaleIn) -> tuple[str, str, pricing.Quote]:
+    """(card, its customer's id, the priced basket) of a sale whose payments add up."""
     if body.quote_id:
         held = outlet.quotes.get(body.quote_id)
         card, expected, priced = held.card, held.customer_id, held.priced
@@ -117,18 +172,7 @@ def sell(outlet: Outlet, body: SaleIn, key: str | None) -> tuple[dict[str, Any],
         raise PaymentMismatch(f"payments add up to {money(paid)}, the sale is "
                               f"{money(priced.total_net)}",
                               total_net=priced.total_net, paid=paid)
-    with outlet.db.write() as conn:
-        replayed = _replay(conn, key, digest)
-        if replayed is not None:
-            return replayed, False
-        customer = identification.resolve(conn, "card", card)
-        if customer["customer_id"] != expected:
-            raise Conflict("the card now belongs to another customer: quote again")
-        answer = _record(outlet, conn, customer, card, priced, body, key, digest)
-    outlet.committed()
-    if body.quote_id:
-        outlet.quotes.forget(body.quote_id)
-    return answer, True
+    return card, expected, priced
 
 
 def _check_credit(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row,
@@ -138,7 +182,7 @@ def _check_credit(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Ro
     if customer["credit_blocked"]:
         raise CreditBlocked("internal credit is blocked: an invoice is past its payment term")
     limit = outlet.credit_limit(customer["category"])
-    owed = tallystore.load(conn, customer["customer_id"]).credit_outstanding
+    owed = tallystore.credit_outstanding(conn, customer["customer_id"])
     if credit > credit_available(limit, owed):
         raise CreditLimitExceeded(
             f"internal credit limit {money(limit)}, owed {money(owed)}",
@@ -146,8 +190,8 @@ def _check_credit(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Ro
     outlet.check_offline_credit(conn, customer, credit)
 
 
-def _record(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, card: str,
-            priced: pricing.Quote, body: SaleIn, key: str | None, digest: str) -> dict[str, Any]:
+def _write(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, card: str,
+           priced: pricing.Quote, body: SaleIn, key: str | None, digest: str) -> Sold:
     customer_id = customer["customer_id"]
     credit = sum(p.amount for p in body.payments if p.mode == "credit")
     _check_credit(outlet, conn, customer, credit)
@@ -163,31 +207,32 @@ def _record(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, car
     event = outbox.append(conn, outlet.outlet_id, fact)
     tallystore.add(conn, customer_id, tally_of(fact, event.at))
     balance = tallystore.points_balance(conn, customer_id)
-    answer = {
-        "sale_id": fact.sale_id,
-        "customer_id": customer_id,
-        "total_gross": fact.total_gross,
-        "total_discount": fact.total_discount,
-        "total_net": fact.total_net,
-        "points_earned": fact.points_earned,
-        "points_balance": balance,
-        "receipt_lines": receipts.sale(outlet.outlet_id, card, event.at, priced.receipt_lines,
-                                       fact.points_earned, balance,
-                                       [(p.mode, p.amount) for p in fact.payments],
-                                       identification.receipt_notes(outlet, conn, customer)),
-    }
-    _project(conn, fact, event.seq, event.at, key, digest, answer)
-    return answer
+    answer = Sale(
+        sale_id=fact.sale_id,
+        customer_id=customer_id,
+        total_gross=fact.total_gross,
+        total_discount=fact.total_discount,
+        total_net=fact.total_net,
+        points_earned=fact.points_earned,
+        points_balance=balance,
+        receipt_lines=receipts.sale(outlet.outlet_id, card, event.at, priced.receipt_lines,
+                                    fact.points_earned, balance,
+                                    [(p.mode, p.amount) for p in fact.payments],
+                                    identification.receipt_notes(outlet, conn, customer)),
+    )
+    sold = Sold(answer.model_dump_json(), fresh=True)
+    _project(conn, fact, event.seq, event.at, key, digest, sold.text)
+    return sold
 
 
 def _project(conn: sqlite3.Connection, fact: SaleRecorded, seq: int, at: str, key: str | None,
-             digest: str, answer: dict[str, Any]) -> None:
+             digest: str, answer: str) -> None:
     conn.execute(
         "INSERT INTO sales (sale_id, idempotency_key, request_hash, seq, customer_id, till_id, at,"
         " total_gross, total_discount, total_net, points_earned, response)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (fact.sale_id, key, digest, seq, fact.customer_id, fact.till_id, at, fact.total_gross,
-         fact.total_discount, fact.total_net, fact.points_earned, json.dumps(answer)))
+         fact.total_discount, fact.total_net, fact.points_earned, answer))
     conn.executemany(
         "INSERT INTO sale_lines (sale_id, line_no, sku, name, division, qty, unit_price, gross,"
         " discount, net, actions) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

@@ -2,8 +2,9 @@
 
 Both the agent (the cashier's view) and HQ (the authority) keep tallies in tables of this
 shape. `add` applies a delta with SQL upserts so a sale writes only the rows it touches;
-`load` reads a whole tally back; `replace` overwrites one (used when HQ confirms a newer
-state). Must be called inside the caller's write transaction; never commits.
+`load` reads a whole tally back (`points_balance` and `credit_outstanding` read one figure,
+for the till's path); `replace` overwrites one (used when HQ confirms a newer state). Must
+be called inside the caller's write transaction; never commits.
 """
 
 from __future__ import annotations
@@ -162,6 +163,16 @@ def replace_many(conn: sqlite3.Connection,
 def points_balance(conn: sqlite3.Connection, customer_id: str) -> int:
     row = conn.execute(
         "SELECT points_earned - points_used FROM customer_tally WHERE customer_id = ?",
+        (customer_id,),
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def credit_outstanding(conn: sqlite3.Connection, customer_id: str) -> int:
+    """`load(...).credit_outstanding` without reading the customer's item history (a credit
+    sale checks it on the till's path, and a regular's history only grows)."""
+    row = conn.execute(
+        "SELECT paid_credit - credit_repaid FROM customer_tally WHERE customer_id = ?",
         (customer_id,),
     ).fetchone()
     return 0 if row is None else int(row[0])

@@ -2,8 +2,9 @@
 answers, and reads that skip the thread pool.
 
 Promises: every route answers through `answer` (one pass: validated into the model its
-OpenAPI document publishes, serialised once, `Idempotent-Replayed: true` on a replay) and
-documents its refusals through `refusals` (the real error body, each status with its codes,
+OpenAPI document publishes, serialised once, `Idempotent-Replayed: true` on a replay), or
+through `serialised` when the service built that model and serialised it itself (a sale);
+and documents its refusals through `refusals` (the real error body, each status with its codes,
 plus what every till route can answer). `read` runs a read-only service call on the event
 loop when the replica's connection is free at that moment (no thread-pool hop: a read of a
 few indexed rows), and in a worker thread when a write holds it, so the loop (and the long
@@ -19,7 +20,7 @@ import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.models import HTTPBearer
 from fastapi.security.base import SecurityBase
@@ -77,6 +78,12 @@ def answer(model: type[BaseModel], data: Any, status: int = 200, *,
     """A service's answer as the route publishes it: exactly the keys it has."""
     return ModelResponse(model.model_validate(data), status, REPLAYED if replayed else None,
                          exclude_unset=True)
+
+
+def serialised(text: str, status: int = 200, *, replayed: bool = False) -> Response:
+    """An answer its service already serialised from the route's model (a sale's, kept as
+    it was sent for the sale's replays): sent as it is, not decoded and encoded again."""
+    return Response(text, status, REPLAYED if replayed else None, media_type="application/json")
 
 
 async def read(outlet: Outlet, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

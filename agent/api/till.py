@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from agent import gifts, identification, sales
-from agent.api.deps import IdempotencyKey, answer, new_router, read, refusals
+from agent.api.deps import IdempotencyKey, answer, new_router, read, refusals, serialised
 from agent.outlet import Outlet
 from schema.api import (
     IdentificationRead,
@@ -71,9 +71,9 @@ def router(outlet: Outlet) -> APIRouter:
     @routes.post("/v1/sales", status_code=201, response_model=Sale, responses=refusals(
         *CARD, QuoteUnknown, PaymentMismatch, CreditLimitExceeded, CreditBlocked,
         OfflineLimitExceeded, IdempotencyConflict, Conflict, body=True))
-    def sell(body: SaleIn, key: IdempotencyKey = None) -> ModelResponse:
-        sale, fresh = sales.sell(outlet, body, key)
-        return answer(Sale, sale, 201, replayed=not fresh)
+    def sell(body: SaleIn, key: IdempotencyKey = None) -> Response:
+        sold = sales.record(outlet, body, key)  # the Sale model, serialised once and stored
+        return serialised(sold.text, 201, replayed=not sold.fresh)
 
     @routes.post("/v1/redemptions", status_code=201, response_model=Redemption,
                  responses=refusals(*CARD, GiftUnknown, InsufficientPoints,
