@@ -183,8 +183,8 @@ def statement(outlet: Outlet, customer_id: str) -> list[str]:
 
 
 def find(outlet: Outlet, text: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The customers a person searching for `text` means: the one whose identifier (a card
-    number, a phone...) is exactly `text` first, then those found by name (`search`); each
+    """The customers a person searching for `text` means: those whose identifier (a card
+    number...), phone or room is exactly `text` first, then those found by name (`search`); each
     with its club `card` number (the last in order when it has several, "" without one).
     The caller masks it for display."""
     wanted = text.strip()
@@ -192,8 +192,9 @@ def find(outlet: Outlet, text: str, limit: int = 50) -> list[dict[str, Any]]:
         return []
     found = [dict(r) for r in outlet.db.all(
         "SELECT c.customer_id, c.kind, c.given_name, c.surname, c.name, c.status, "
-        "c.category, c.room FROM identifiers i JOIN customers c USING (customer_id) "
-        "WHERE i.value = ?", (wanted,))]
+        "c.category, c.room FROM customers c WHERE c.customer_id IN (SELECT customer_id FROM "
+        "identifiers WHERE value = ?) OR c.phone = ? OR lower(c.room) = lower(?) "
+        "ORDER BY c.search_name", (wanted, wanted, wanted))]
     seen = {r["customer_id"] for r in found}
     found += [r for r in search(outlet, wanted, limit=limit) if r["customer_id"] not in seen]
     if found:

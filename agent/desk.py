@@ -1,0 +1,173 @@
+"""The outlet's reception desk (issue 12; docs/desk.md), mounted under /desk by agent/api,
+on the back-office base of web/office.py (its layout, stylesheet, errors as pages,
+security headers, signed sessions and CSRF).
+
+Staff sign in with a desk account: HQ's master data replicated to the outlet and checked
+here with no network (agent/deskstaff.py `DeskLogins`), so the desk works offline. A
+session cookie (HttpOnly, SameSite=Strict, limited to /desk, Secure behind TLS) is signed
+with a key made when the agent starts: restarting the agent signs everyone out, and HQ's
+new password or a disabled account ends the sessions once the outlet has pulled it (the
+account's session generation). Every form carries the session's CSRF token and must come
+from the desk's own origin.
+
+Where the desk answers (docs/desk.md, "Reaching the desk"): only to a client on loopback,
+which is either a browser on the agent's own machine (Host a loopback name, plain HTTP),
+or a TLS reverse proxy on that machine that a desk PC on the outlet's LAN reaches over
+https (it says so with `X-Forwarded-Proto: https`). Any other client is refused with a page
+that says how to reach the desk. Passwords therefore never cross the LAN in clear, and a
+web page elsewhere cannot reach the desk through DNS rebinding without a session cookie.
+
+Pages: sign in / out, find a customer (name, card, phone, room) and the customer's card.
+What the desk changes goes through the same domain calls as the till API (agent/customers.py,
+agent/gifts.py, agent/credit.py): one code path. Card numbers are shown masked except on
+pages printed for the customer. Must never: call HQ, hold or log a password.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the annotations of the handlers
+# defined inside app() and needs real objects.
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from agent import customers, history
+from agent.deskstaff import DeskLogins
+from schema import passwords
+from schema.customerstore import display_name
+from schema.errors import LoginFailed, LoginLocked
+from web.office import (
+    Pages,
+    Sessions,
+    checked_form,
+    environment,
+    install,
+    picture_answer,
+    safe_next,
+    same_origin,
+)
+
+if TYPE_CHECKING:
+    from agent.outlet import Outlet
+
+HERE = Path(__file__).parent
+COOKIE = "loyalty_desk"
+LOOPBACK_CLIENTS = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+REFUSED = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Reception desk: "
+           "not here</title><h1>The reception desk is not reachable this way</h1><p>Open it on "
+           "the agent's own machine (http://127.0.0.1:PORT/desk/), or from a desk PC on the "
+           "outlet's network through the TLS reverse proxy the outlet runs on the agent's "
+           "machine (https://…/desk/). Plain HTTP from another machine is refused so that "
+           "passwords never cross the network in clear: see docs/desk.md, \"Reaching the "
+           "desk\".</p></html>")
+
+
+def reachable(request: Request) -> bool:
+    """A browser on this machine, or the TLS reverse proxy on this machine (docs/desk.md).
+
+    uvicorn trusts a proxy's X-Forwarded-* headers only from 127.0.0.1 (its default
+    `forwarded_allow_ips`) and then shows the request as https from the desk PC's address:
+    so https means "through the proxy here"; a proxy whose headers uvicorn did not read
+    still connects from loopback and says https itself."""
+    if request.url.scheme == "https":
+        return True
+    client = request.client.host if request.client else ""
+    if client not in LOOPBACK_CLIENTS:
+        return False
+    if request.headers.get("x-forwarded-proto", "").lower() == "https":
+        return True
+    host = request.headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name.lower() in LOOPBACK_HOSTS
+
+
+def secure(request: Request) -> bool:
+    return request.url.scheme == "https" \
+        or request.headers.get("x-forwarded-proto", "").lower() == "https"
+
+
+def app(outlet: "Outlet") -> FastAPI:
+    desk = FastAPI(title=f"Loyalty outlet {outlet.outlet_id}: reception desk",
+                   docs_url=None, redoc_url=None, openapi_url=None)
+    logins = DeskLogins(outlet.db)
+    sessions = Sessions(secrets.token_bytes(32), logins.session_gen, COOKIE)
+    site = f"Desk · outlet {outlet.outlet_id}"
+
+    def context(request: Request) -> dict[str, Any]:
+        session = getattr(request.state, "session", None)
+        if session is None:
+            return {"user": None, "csrf": ""}
+        return {"user": session["u"], "csrf": sessions.csrf(session)}
+
+    pages = Pages(environment(HERE / "templates", site=site, outlet_id=outlet.outlet_id),
+                  context)
+    page = pages.page
+    signed_in = Depends(sessions.signed_in)
+    form = Depends(checked_form(sessions))
+
+    @desk.middleware("http")
+    async def reachable_only(request: Request, call_next: Any) -> Response:
+        if not reachable(request):
+            return HTMLResponse(REFUSED, status_code=403)
+        response: Response = await call_next(request)
+        return response
+
+    install(desk, pages)  # after reachable_only: its 403 gets the security headers too
+
+    def mount(request: Request) -> str:
+        return str(request.scope.get("root_path", ""))
+
+    @desk.get("/login")
+    def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+        return page(request, "desk_login.html", title="Sign in", next=safe_next(next),
+                    error=None)
+
+    @desk.post("/login")
+    def login(request: Request, username: Annotated[str, Form(max_length=64)],
+              password: Annotated[str, Form(max_length=passwords.MAX_PASSWORD)],
+              next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+        same_origin(request)
+        target = safe_next(next)
+        try:
+            account = logins.sign_in(username, password)
+        except (LoginFailed, LoginLocked) as exc:
+            words = "Too many failed attempts: wait a few minutes." \
+                if isinstance(exc, LoginLocked) else "Wrong username or password."
+            return page(request, "desk_login.html", exc.status, title="Sign in", next=target,
+                        error=words)
+        base = mount(request)
+        target = target if target.startswith(base + "/") else base + target
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, sessions.issue(account.username, account.session_gen),
+                            max_age=sessions.ttl_s, path=base or "/", httponly=True,
+                            samesite="strict", secure=secure(request))
+        return response
+
+    @desk.post("/logout")
+    def logout(request: Request, session: Annotated[dict[str, Any], form]) -> Response:
+        response = RedirectResponse(mount(request) + "/login", status_code=303)
+        response.delete_cookie(COOKIE, path=mount(request) or "/", httponly=True,
+                               samesite="strict")
+        return response
+
+    @desk.get("/")
+    def home(request: Request, session: Annotated[dict[str, Any], signed_in],
+             q: Annotated[str, Query(max_length=100)] = "") -> HTMLResponse:
+        text = q.strip()
+        return page(request, "desk_home.html", title="Find a customer", q=text,
+                    found=customers.find(outlet, text))
+
+    @desk.get("/customers/{customer_id}")
+    def card(request: Request, customer_id: str,
+             session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        return page(request, "desk_customer.html", title=display_name(view) or customer_id,
+                    c=view, sales=history.customer_sales(outlet, customer_id))
+
+    @desk.get("/customers/{customer_id}/picture")
+    def picture(customer_id: str, session: Annotated[dict[str, Any], signed_in]) -> Response:
+        return picture_answer(customers.stored_picture(outlet, customer_id))
+
+    return desk

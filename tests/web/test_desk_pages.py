@@ -1,0 +1,146 @@
+"""The reception desk in process (agent/desk.py on web/office.py): a real outlet file with a
+desk account as HQ's feed stores it (agent/deskstaff.py), and FastAPI's TestClient as the
+browser. Who reaches the desk (loopback, or the TLS reverse proxy), signing in offline,
+sessions and CSRF, finding a customer by name, card, phone or room and the customer's card."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from agent import customers, deskstaff
+from agent.api import create_app
+from agent.outlet import Outlet
+from schema import passwords
+from schema.api import CustomerIn
+from schema.errors import mask_card
+
+PASSWORD = "a long enough password"
+
+
+def with_clerk(outlet: Outlet, username: str = "clerk", role: str = "desk", gen: int = 1) -> None:
+    with outlet.db.write() as conn:
+        deskstaff.apply(conn, username, {"username": username, "role": role, "session_gen": gen,
+                                         "password_hash": passwords.hash_password(PASSWORD)})
+
+
+def browser(outlet: Outlet, host: str = "127.0.0.1", client: str = "127.0.0.1",
+            headers: dict[str, str] | None = None) -> TestClient:
+    return TestClient(create_app(outlet), base_url=f"http://{host}", client=(client, 50000),
+                      headers=headers or {})
+
+
+def signed_in(outlet: Outlet, **how: Any) -> TestClient:
+    desk = browser(outlet, **how)
+    answer = desk.post("/desk/login", data={"username": "clerk", "password": PASSWORD,
+                                            "next": "/"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return desk
+
+
+def csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found
+    return found.group(1)
+
+
+@pytest.fixture
+def desk(outlet: Outlet) -> TestClient:
+    with_clerk(outlet)
+    return signed_in(outlet)
+
+
+def test_a_desk_clerk_signs_in_offline_and_out_again(outlet: Outlet) -> None:
+    with_clerk(outlet)
+    desk = browser(outlet)
+    first = desk.get("/desk/")
+    assert first.url.path == "/desk/login" and 'id="username"' in first.text
+    answer = desk.post("/desk/login", data={"username": "clerk", "password": PASSWORD,
+                                            "next": "/"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/desk/"
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/desk" in cookie
+    home = desk.get("/desk/")
+    assert home.status_code == 200 and 'id="who">clerk<' in home.text
+    out = desk.post("/desk/logout", data={"csrf": csrf(home.text)}, follow_redirects=False)
+    assert out.status_code == 303
+    assert desk.get("/desk/").url.path == "/desk/login"
+
+
+def test_a_wrong_password_or_a_back_office_role_is_refused(outlet: Outlet) -> None:
+    with_clerk(outlet)
+    desk = browser(outlet)
+    wrong = desk.post("/desk/login", data={"username": "clerk", "password": PASSWORD + "x"})
+    assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
+    assert desk.get("/desk/", follow_redirects=False).status_code == 303
+    with_clerk(outlet, "ops", role="operator")  # the feed never stores one: apply drops it
+    assert desk.post("/desk/login", data={"username": "ops", "password": PASSWORD}
+                     ).status_code == 401
+
+
+def test_a_new_session_generation_from_hq_ends_the_desk_session(outlet: Outlet) -> None:
+    with_clerk(outlet)
+    desk = signed_in(outlet)
+    assert desk.get("/desk/").status_code == 200
+    with_clerk(outlet, gen=2)  # HQ set a new password: the pull brings a new generation
+    assert desk.get("/desk/").url.path == "/desk/login"
+
+
+def test_a_form_without_the_session_csrf_token_or_from_another_site_is_refused(
+        desk: TestClient) -> None:
+    assert desk.post("/desk/logout", data={"csrf": "0" * 64}).status_code == 403
+    token = csrf(desk.get("/desk/").text)
+    assert desk.post("/desk/logout", data={"csrf": token},
+                     headers={"origin": "http://evil.example"}).status_code == 403
+    assert desk.get("/desk/").status_code == 200  # still signed in: nothing happened
+
+
+@pytest.mark.parametrize(("host", "client", "headers"), [
+    ("192.168.1.20:8080", "192.168.1.77", {}),  # a desk PC over plain HTTP on the LAN
+    ("192.168.1.20:8080", "192.168.1.77", {"x-forwarded-proto": "https"}),  # forged, not local
+    ("rebound.example", "127.0.0.1", {}),  # DNS rebinding from a page on this machine
+])
+def test_the_desk_refuses_plain_http_from_elsewhere_with_a_page_saying_how(
+        outlet: Outlet, host: str, client: str, headers: dict[str, str]) -> None:
+    with_clerk(outlet)
+    answer = browser(outlet, host, client, headers).post(
+        "/desk/login", data={"username": "clerk", "password": PASSWORD})
+    assert answer.status_code == 403
+    assert "TLS reverse proxy" in answer.text and "docs/desk.md" in answer.text
+    assert "set-cookie" not in answer.headers
+    assert answer.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("through", ["proxy headers", "uvicorn read them"])
+def test_a_desk_pc_reaches_the_desk_through_the_tls_reverse_proxy(outlet: Outlet,
+                                                                   through: str) -> None:
+    with_clerk(outlet)
+    if through == "proxy headers":  # the proxy on this machine, its headers as sent
+        desk = browser(outlet, "desk.shop.example", "127.0.0.1", {"x-forwarded-proto": "https"})
+    else:  # uvicorn trusted 127.0.0.1's headers: https, from the desk PC's address
+        desk = TestClient(create_app(outlet), base_url="https://desk.shop.example",
+                          client=("192.168.1.77", 50000))
+    answer = desk.post("/desk/login", data={"username": "clerk", "password": PASSWORD},
+                       follow_redirects=False)
+    assert answer.status_code == 303 and "secure" in answer.headers["set-cookie"].lower()
+
+
+def test_the_desk_finds_a_customer_by_name_card_phone_or_room_and_shows_the_card(
+        outlet: Outlet, desk: TestClient) -> None:
+    made = customers.register(outlet, CustomerIn(
+        kind="person", given_name="Ana", surname="Lindqvist", category="A",
+        phone="+46 70 123 45 67", room="214"))
+    card = made["card_number"]
+    for q in ("Lindq", card, "+46 70 123 45 67", "214"):
+        found = desk.get("/desk/", params={"q": q})
+        assert found.status_code == 200 and "Lindqvist" in found.text, q
+        results = found.text.split('id="results"', 1)[1]  # the query itself is echoed
+        assert card not in results and mask_card(card) in results
+    page = desk.get(f"/desk/customers/{made['customer_id']}")
+    assert page.status_code == 200 and 'id="customer-name">Ana Lindqvist' in page.text
+    assert 'id="points" data-value="0"' in page.text and card not in page.text
+    missing = desk.get("/desk/customers/nobody")
+    assert missing.status_code == 404 and "<!doctype html>" in missing.text.lower()
