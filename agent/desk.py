@@ -17,7 +17,11 @@ https (it says so with `X-Forwarded-Proto: https`). Any other client is refused 
 that says how to reach the desk. Passwords therefore never cross the LAN in clear, and a
 web page elsewhere cannot reach the desk through DNS rebinding without a session cookie.
 
-Pages: sign in / out, find a customer (name, card, phone, room) and the customer's card.
+Pages: sign in / out, find a customer (name, card, phone, room) and the customer's card;
+register a person or an organisation and print the club card (its EAN-13 barcode drawn by
+web/barcode.py). A form that makes something carries a one-time form token: a second
+submission of the same form (a double-click, a reload) answers with what the first made and
+makes nothing more (`FormTokens`; in memory, like the sessions).
 What the desk changes goes through the same domain calls as the till API (agent/customers.py,
 agent/gifts.py, agent/credit.py): one code path. Card numbers are shown masked except on
 pages printed for the customer. Must never: call HQ, hold or log a password.
@@ -26,17 +30,24 @@ pages printed for the customer. Must never: call HQ, hold or log a password.
 # no `from __future__ import annotations`: FastAPI reads the annotations of the handlers
 # defined inside app() and needs real objects.
 import secrets
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+from pydantic import ValidationError
 
 from agent import customers, history
 from agent.deskstaff import DeskLogins
 from schema import passwords
+from schema.api import CustomerIn
 from schema.customerstore import display_name
-from schema.errors import LoginFailed, LoginLocked
+from schema.errors import InvalidRequest, LoginFailed, LoginLocked, NotFound
+from web.barcode import ean13_svg
+from web.httperrors import describe
 from web.office import (
     Pages,
     Sessions,
@@ -53,6 +64,10 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).parent
 COOKIE = "loyalty_desk"
+FORM_TOKENS = 10_000  # the form tokens remembered (double-clicks), the oldest forgotten first
+LABELS = {"kind": "Kind", "given_name": "Given name", "surname": "Surname",
+          "name": "Organisation", "phone": "Phone", "email": "E-mail", "room": "Room",
+          "category": "Category"}
 LOOPBACK_CLIENTS = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 REFUSED = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Reception desk: "
@@ -86,6 +101,39 @@ def reachable(request: Request) -> bool:
 def secure(request: Request) -> bool:
     return request.url.scheme == "https" \
         or request.headers.get("x-forwarded-proto", "").lower() == "https"
+
+
+class FormTokens:
+    """What each one-time form token made (a customer id...), so a form sent twice makes one
+    thing. In memory: the desk's sessions end when the agent restarts anyway."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.made: dict[str, str] = {}
+
+    def once(self, token: str, make: Callable[[], str]) -> str:
+        """`make()`'s answer for the first use of `token`; the same answer after."""
+        if len(token) < 16:
+            raise InvalidRequest("this form has no token: reload the page and try again")
+        with self.lock:  # one at a time: the second click waits for the first's answer
+            if token not in self.made:
+                if len(self.made) >= FORM_TOKENS:
+                    del self.made[next(iter(self.made))]
+                self.made[token] = make()
+            return self.made[token]
+
+
+def registration(fields: dict[str, str]) -> CustomerIn:
+    """The registration form as the till API's body (empty fields left out); a refusal
+    naming the form's field otherwise."""
+    try:
+        return CustomerIn.model_validate({k: v.strip() for k, v in fields.items()
+                                          if v.strip()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidRequest(describe(first, names=LABELS) if first.get("loc")
+                             else str(first.get("msg", "")).removeprefix("Value error, ")
+                             ) from None
 
 
 def app(outlet: "Outlet") -> FastAPI:
@@ -165,6 +213,42 @@ def app(outlet: "Outlet") -> FastAPI:
         view = customers.profile(outlet, customer_id)
         return page(request, "desk_customer.html", title=display_name(view) or customer_id,
                     c=view, sales=history.customer_sales(outlet, customer_id))
+
+    made = FormTokens()
+    Field = Annotated[str, Form(max_length=300)]
+
+    @desk.get("/register")
+    def register_form(request: Request, session: Annotated[dict[str, Any], signed_in],
+                      kind: str = "person") -> HTMLResponse:
+        return page(request, "desk_register.html", title="Register a customer",
+                    kind="organisation" if kind == "organisation" else "person",
+                    categories=sorted(outlet.programme.categories),
+                    default=outlet.default_category(), token=secrets.token_urlsafe(24))
+
+    @desk.post("/register")
+    def register(request: Request, session: Annotated[dict[str, Any], form],
+                 token: Annotated[str, Form(max_length=100)], kind: Field = "person",
+                 given_name: Field = "", surname: Field = "", name: Field = "",
+                 phone: Field = "", email: Field = "", room: Field = "",
+                 category: Field = "") -> Response:
+        body = registration({"kind": kind, "given_name": given_name, "surname": surname,
+                             "name": name, "phone": phone, "email": email, "room": room,
+                             "category": category})
+        customer_id = made.once(token, lambda: customers.register(outlet, body)["customer_id"])
+        return RedirectResponse(f"{mount(request)}/customers/{customer_id}/card",
+                                status_code=303)
+
+    @desk.get("/customers/{customer_id}/card")
+    def printable_card(request: Request, customer_id: str,
+                       session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        cards = [i["value"] for i in view["identifiers"]
+                 if i["kind"] == "card" and i["status"] == "active"]
+        if not cards:
+            raise NotFound("this customer has no active club card")
+        number = cards[-1]
+        return page(request, "desk_card.html", title=display_name(view) or customer_id,
+                    c=view, number=number, barcode=Markup(ean13_svg(number)))
 
     @desk.get("/customers/{customer_id}/picture")
     def picture(customer_id: str, session: Annotated[dict[str, Any], signed_in]) -> Response:

@@ -144,3 +144,47 @@ def test_the_desk_finds_a_customer_by_name_card_phone_or_room_and_shows_the_card
     assert 'id="points" data-value="0"' in page.text and card not in page.text
     missing = desk.get("/desk/customers/nobody")
     assert missing.status_code == 404 and "<!doctype html>" in missing.text.lower()
+
+
+def register_form(desk: TestClient, kind: str = "person") -> dict[str, str]:
+    html = desk.get("/desk/register", params={"kind": kind}).text
+    token = re.search(r'name="token" value="([^"]+)"', html)
+    assert token
+    return {"csrf": csrf(html), "token": token.group(1), "kind": kind}
+
+
+def test_registering_a_person_issues_a_card_with_a_printable_barcode_page(
+        outlet: Outlet, desk: TestClient) -> None:
+    form = register_form(desk) | {"given_name": "Ana", "surname": "Berg", "phone": "0701",
+                                  "room": "", "category": "A"}
+    answer = desk.post("/desk/register", data=form, follow_redirects=False)
+    assert answer.status_code == 303
+    customer_id = answer.headers["location"].split("/")[3]
+    view = customers.profile(outlet, customer_id)
+    number = next(i["value"] for i in view["identifiers"] if i["kind"] == "card")
+    assert (view["given_name"], view["surname"], view["phone"]) == ("Ana", "Berg", "0701")
+    card = desk.get(answer.headers["location"])
+    assert card.status_code == 200 and f'id="card-number">{number}<' in card.text
+    assert f'aria-label="Barcode {number}"' in card.text and "<svg" in card.text
+    assert 'id="card-name">Ana Berg<' in card.text
+
+
+def test_a_double_clicked_registration_makes_one_customer(outlet: Outlet,
+                                                          desk: TestClient) -> None:
+    form = register_form(desk, "organisation") | {"name": "Fjord Hotels AB", "category": "A"}
+    first = desk.post("/desk/register", data=form, follow_redirects=False)
+    second = desk.post("/desk/register", data=form, follow_redirects=False)
+    assert first.headers["location"] == second.headers["location"]
+    assert len(customers.find(outlet, "Fjord")) == 1
+
+
+@pytest.mark.parametrize(("fields", "said"), [
+    ({"given_name": "Ana"}, "a person needs given_name and surname"),
+    ({"given_name": "Ana", "surname": "Berg", "email": "not-an-email"}, "E-mail"),
+    ({"given_name": "Ana", "surname": "Berg", "category": "ZZ"}, "category"),
+])
+def test_a_bad_registration_is_refused_by_its_field_and_makes_nothing(
+        outlet: Outlet, desk: TestClient, fields: dict[str, str], said: str) -> None:
+    answer = desk.post("/desk/register", data=register_form(desk) | fields)
+    assert answer.status_code in (404, 422) and said in answer.text
+    assert outlet.db.one("SELECT count(*) FROM customers")[0] == 0
