@@ -19,7 +19,9 @@ web page elsewhere cannot reach the desk through DNS rebinding without a session
 
 Pages: sign in / out, find a customer (name, card, phone, room) and the customer's card;
 register a person or an organisation and print the club card (its EAN-13 barcode drawn by
-web/barcode.py). A form that makes something carries a one-time form token: a second
+web/barcode.py); hand out a gift (POST /v1/redemptions' call, agent/gifts.py `redeem`,
+the form token its Idempotency-Key) with its receipt and the card-status printout
+(GET /v1/customers/{id}/statement's lines). A form that makes something carries a one-time form token: a second
 submission of the same form (a double-click, a reload) answers with what the first made and
 makes nothing more (`FormTokens`; in memory, like the sessions).
 What the desk changes goes through the same domain calls as the till API (agent/customers.py,
@@ -40,10 +42,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from agent import customers, history
+from agent import customers, gifts, history
 from agent.deskstaff import DeskLogins
 from schema import passwords
-from schema.api import CustomerIn
+from schema.api import CustomerIn, RedemptionIn
 from schema.customerstore import display_name
 from schema.errors import InvalidRequest, LoginFailed, LoginLocked, NotFound
 from web.barcode import ean13_svg
@@ -121,6 +123,15 @@ class FormTokens:
                     del self.made[next(iter(self.made))]
                 self.made[token] = make()
             return self.made[token]
+
+
+def club_card(view: dict[str, Any]) -> str:
+    """The customer's active club card number (the newest); NotFound without one."""
+    cards = [i["value"] for i in view["identifiers"]
+             if i["kind"] == "card" and i["status"] == "active"]
+    if not cards:
+        raise NotFound("this customer has no active club card")
+    return str(cards[-1])
 
 
 def registration(fields: dict[str, str]) -> CustomerIn:
@@ -242,13 +253,38 @@ def app(outlet: "Outlet") -> FastAPI:
     def printable_card(request: Request, customer_id: str,
                        session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
         view = customers.profile(outlet, customer_id)
-        cards = [i["value"] for i in view["identifiers"]
-                 if i["kind"] == "card" and i["status"] == "active"]
-        if not cards:
-            raise NotFound("this customer has no active club card")
-        number = cards[-1]
+        number = club_card(view)
         return page(request, "desk_card.html", title=display_name(view) or customer_id,
                     c=view, number=number, barcode=Markup(ean13_svg(number)))
+
+    @desk.get("/customers/{customer_id}/gifts")
+    def gift_catalogue(request: Request, customer_id: str,
+                       session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        return page(request, "desk_gifts.html", title=f"Gifts for {display_name(view)}",
+                    c=view, rows=gifts.stock(outlet), token=secrets.token_urlsafe(24))
+
+    @desk.post("/customers/{customer_id}/gifts")
+    def hand_out(request: Request, customer_id: str,
+                 session: Annotated[dict[str, Any], form],
+                 token: Annotated[str, Form(min_length=16, max_length=100)],
+                 sku: Annotated[str, Form(min_length=1, max_length=64)],
+                 qty: Annotated[int, Form(gt=0, le=1000)] = 1) -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        body = RedemptionIn(card=club_card(view), gift_sku=sku, qty=qty, till_id="desk")
+        # the form token is the Idempotency-Key of POST /v1/redemptions: a double-click
+        # replays the first hand-out's answer
+        handed, _ = gifts.redeem(outlet, body, f"desk-{token}")
+        return page(request, "desk_receipt.html", 201, title="Gift handed out", c=view,
+                    receipt=handed["receipt_lines"],
+                    statement=customers.statement(outlet, customer_id))
+
+    @desk.get("/customers/{customer_id}/statement")
+    def statement(request: Request, customer_id: str,
+                  session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        return page(request, "desk_receipt.html", title="Card statement", c=view,
+                    receipt=None, statement=customers.statement(outlet, customer_id))
 
     @desk.get("/customers/{customer_id}/picture")
     def picture(customer_id: str, session: Annotated[dict[str, Any], signed_in]) -> Response:

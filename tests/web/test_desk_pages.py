@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from agent import customers, deskstaff
+from agent import customers, deskstaff, gifts
 from agent.api import create_app
 from agent.outlet import Outlet
 from schema import passwords
@@ -188,3 +188,70 @@ def test_a_bad_registration_is_refused_by_its_field_and_makes_nothing(
     answer = desk.post("/desk/register", data=register_form(desk) | fields)
     assert answer.status_code in (404, 422) and said in answer.text
     assert outlet.db.one("SELECT count(*) FROM customers")[0] == 0
+
+
+def rich(outlet: Outlet) -> tuple[str, str]:
+    """(customer id, card) of a customer with points from a real sale."""
+    from agent import sales
+    from schema.api import PaymentIn, QuoteIn, SaleIn
+    made = customers.register(outlet, CustomerIn(kind="person", given_name="Rich", surname="Roe",
+                                                 category="A"))
+    quote = sales.quote(outlet, QuoteIn(card=made["card_number"], lines=[
+        {"sku": "X", "name": "X", "qty": 1, "unit_price": 200_000}]))  # type: ignore[list-item]
+    sales.sell(outlet, SaleIn(quote_id=quote["quote_id"],
+                              payments=[PaymentIn(mode="cash", amount=quote["total_net"])]), None)
+    return made["customer_id"], made["card_number"]
+
+
+def stocked(outlet: Outlet) -> dict[str, int]:
+    return {g["sku"]: g["stock"] for g in gifts.stock(outlet)}
+
+
+def hand_out_form(desk: TestClient, customer_id: str, sku: str) -> dict[str, str]:
+    html = desk.get(f"/desk/customers/{customer_id}/gifts").text
+    token = re.search(rf'name="token" value="([^"]+-{sku})"', html)
+    assert token, html
+    return {"csrf": csrf(html), "token": token.group(1), "sku": sku}
+
+
+def test_a_gift_handed_out_at_the_desk_lowers_stock_and_points_and_prints_both(
+        outlet: Outlet, desk: TestClient) -> None:
+    customer_id, card = rich(outlet)
+    before, points = stocked(outlet), customers.profile(outlet, customer_id)["points_balance"]
+    cost = outlet.programme.gifts["GIFT-MUG"].points_cost
+    answer = desk.post(f"/desk/customers/{customer_id}/gifts",
+                       data=hand_out_form(desk, customer_id, "GIFT-MUG"))
+    assert answer.status_code == 201, answer.text
+    assert stocked(outlet)["GIFT-MUG"] == before["GIFT-MUG"] - 1
+    after = customers.profile(outlet, customer_id)["points_balance"]
+    assert after == points - cost
+    assert 'id="receipt"' in answer.text and 'id="card-statement"' in answer.text
+    assert card not in answer.text  # printouts mask the card like the till's
+    statement = desk.get(f"/desk/customers/{customer_id}/statement")
+    for line in customers.statement(outlet, customer_id):
+        if "T" not in line[:2]:  # the printout's own time line differs by the second
+            assert line.strip() in statement.text.replace("&#39;", "'").replace("&amp;", "&")
+
+
+def test_a_double_clicked_gift_hand_out_makes_one(outlet: Outlet, desk: TestClient) -> None:
+    customer_id, _ = rich(outlet)
+    before = stocked(outlet)
+    form = hand_out_form(desk, customer_id, "GIFT-MUG")
+    first = desk.post(f"/desk/customers/{customer_id}/gifts", data=form)
+    second = desk.post(f"/desk/customers/{customer_id}/gifts", data=form)
+    assert first.status_code == second.status_code == 201
+    assert stocked(outlet)["GIFT-MUG"] == before["GIFT-MUG"] - 1
+    assert outlet.db.one("SELECT count(*) FROM redemptions")[0] == 1
+
+
+def test_a_gift_without_enough_points_is_refused_with_a_page_and_changes_nothing(
+        outlet: Outlet, desk: TestClient) -> None:
+    poor = customers.register(outlet, CustomerIn(kind="person", given_name="P", surname="Oor",
+                                                 category="A"))["customer_id"]
+    html = desk.get(f"/desk/customers/{poor}/gifts").text
+    assert "not enough points" in html
+    before = stocked(outlet)
+    answer = desk.post(f"/desk/customers/{poor}/gifts", data={
+        "csrf": csrf(html), "token": "t" * 20, "sku": "GIFT-MUG"})
+    assert answer.status_code == 402 and "insufficient_points" in answer.text
+    assert stocked(outlet) == before
