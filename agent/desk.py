@@ -21,9 +21,14 @@ Pages: sign in / out, find a customer (name, card, phone, room) and the customer
 register a person or an organisation and print the club card (its EAN-13 barcode drawn by
 web/barcode.py); hand out a gift (POST /v1/redemptions' call, agent/gifts.py `redeem`,
 the form token its Idempotency-Key) with its receipt and the card-status printout
-(GET /v1/customers/{id}/statement's lines). A form that makes something carries a one-time form token: a second
-submission of the same form (a double-click, a reload) answers with what the first made and
-makes nothing more (`FormTokens`; in memory, like the sessions).
+(GET /v1/customers/{id}/statement's lines); take a consolidated-invoice payment (POST
+/v1/invoices/{number}/payments' call, agent/credit.py `pay`; the amount typed read by
+web/office.py `money_input`; overpayment refused) and print the card statement.
+
+A form that makes something carries a one-time form token: a second submission of the
+same form (a double-click, a reload) answers with what the first made and makes nothing
+more (`FormTokens`; in memory, like the sessions).
+
 What the desk changes goes through the same domain calls as the till API (agent/customers.py,
 agent/gifts.py, agent/credit.py): one code path. Card numbers are shown masked except on
 pages printed for the customer. Must never: call HQ, hold or log a password.
@@ -31,6 +36,7 @@ pages printed for the customer. Must never: call HQ, hold or log a password.
 
 # no `from __future__ import annotations`: FastAPI reads the annotations of the handlers
 # defined inside app() and needs real objects.
+import json
 import secrets
 import threading
 from collections.abc import Callable
@@ -39,10 +45,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import ChoiceLoader, DictLoader
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from agent import customers, gifts, history
+from agent import credit, customers, gifts, history
 from agent.deskstaff import DeskLogins
 from schema import passwords
 from schema.api import CustomerIn, RedemptionIn
@@ -56,6 +63,7 @@ from web.office import (
     checked_form,
     environment,
     install,
+    money_input,
     picture_answer,
     safe_next,
     same_origin,
@@ -69,7 +77,8 @@ COOKIE = "loyalty_desk"
 FORM_TOKENS = 10_000  # the form tokens remembered (double-clicks), the oldest forgotten first
 LABELS = {"kind": "Kind", "given_name": "Given name", "surname": "Surname",
           "name": "Organisation", "phone": "Phone", "email": "E-mail", "room": "Room",
-          "category": "Category"}
+          "category": "Category", "amount": "Amount", "qty": "Quantity", "sku": "Gift",
+          "token": "Form token", "username": "Username", "password": "Password"}
 LOOPBACK_CLIENTS = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 REFUSED = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Reception desk: "
@@ -160,8 +169,11 @@ def app(outlet: "Outlet") -> FastAPI:
             return {"user": None, "csrf": ""}
         return {"user": session["u"], "csrf": sessions.csrf(session)}
 
-    pages = Pages(environment(HERE / "templates", site=site, outlet_id=outlet.outlet_id),
-                  context)
+    env = environment(HERE / "templates", site=site, outlet_id=outlet.outlet_id)
+    # the shared pages (error.html) extend "base.html": at the desk that is the desk's layout
+    env.loader = ChoiceLoader([DictLoader({"base.html": '{% extends "desk_base.html" %}'}),
+                               env.loader])  # type: ignore[list-item]
+    pages = Pages(env, context)
     page = pages.page
     signed_in = Depends(sessions.signed_in)
     form = Depends(checked_form(sessions))
@@ -173,7 +185,7 @@ def app(outlet: "Outlet") -> FastAPI:
         response: Response = await call_next(request)
         return response
 
-    install(desk, pages)  # after reachable_only: its 403 gets the security headers too
+    install(desk, pages, LABELS)  # after reachable_only: its 403 gets the security headers too
 
     def mount(request: Request) -> str:
         return str(request.scope.get("root_path", ""))
@@ -285,6 +297,31 @@ def app(outlet: "Outlet") -> FastAPI:
         view = customers.profile(outlet, customer_id)
         return page(request, "desk_receipt.html", title="Card statement", c=view,
                     receipt=None, statement=customers.statement(outlet, customer_id))
+
+    @desk.get("/customers/{customer_id}/invoices")
+    def invoices(request: Request, customer_id: str,
+                 session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        return page(request, "desk_invoices.html", title=f"Invoices of {display_name(view)}",
+                    c=view, rows=credit.invoices_of(outlet, customer_id),
+                    token=secrets.token_urlsafe(24))
+
+    @desk.post("/customers/{customer_id}/invoices/{number}/payments")
+    def pay(request: Request, customer_id: str, number: str,
+            session: Annotated[dict[str, Any], form],
+            token: Annotated[str, Form(min_length=16, max_length=100)],
+            amount: Annotated[str, Form(max_length=40)]) -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        if number not in {i["number"] for i in credit.invoices_of(outlet, customer_id)}:
+            raise NotFound(f"no invoice {number} of this customer at this outlet")
+        minor = money_input(amount, "Amount")
+        if minor <= 0:
+            raise InvalidRequest("Amount: enter what the customer pays, more than 0")
+        paid = json.loads(made.once(token, lambda: json.dumps(
+            credit.pay(outlet, number, minor, "desk"))))
+        return page(request, "desk_receipt.html", 201, title="Payment taken", c=view,
+                    paid=paid, receipt=None,
+                    statement=customers.statement(outlet, customer_id))
 
     @desk.get("/customers/{customer_id}/picture")
     def picture(customer_id: str, session: Annotated[dict[str, Any], signed_in]) -> Response:

@@ -255,3 +255,72 @@ def test_a_gift_without_enough_points_is_refused_with_a_page_and_changes_nothing
         "csrf": csrf(html), "token": "t" * 20, "sku": "GIFT-MUG"})
     assert answer.status_code == 402 and "insufficient_points" in answer.text
     assert stocked(outlet) == before
+
+
+def invoiced(outlet: Outlet, amount: int = 12_345) -> tuple[str, str]:
+    """(customer id, invoice number): a consolidated invoice as HQ's feed stores it."""
+    customer_id = customers.register(outlet, CustomerIn(
+        kind="organisation", name="Fjord Hotels AB", category="A"))["customer_id"]
+    with outlet.db.write() as conn:
+        conn.execute("INSERT INTO invoices (invoice_id, number, customer_id, period_from, "
+                     "period_to, issued_on, due_on, amount, paid_amount, status) VALUES "
+                     "('inv-1', 'INV-2026-0007', ?, '2026-11-01', '2026-11-30', '2026-12-01', "
+                     "'2026-12-15', ?, 0, 'open')", (customer_id, amount))
+    return customer_id, "INV-2026-0007"
+
+
+def pay_form(desk: TestClient, customer_id: str, amount: str) -> dict[str, str]:
+    html = desk.get(f"/desk/customers/{customer_id}/invoices").text
+    token = re.search(r'name="token" value="([^"]+)"', html)
+    assert token, html
+    return {"csrf": csrf(html), "token": token.group(1), "amount": amount}
+
+
+def paid_so_far(outlet: Outlet) -> int:
+    return int(outlet.db.one("SELECT paid_amount FROM invoices")[0])
+
+
+def test_a_part_payment_typed_with_a_comma_is_taken_once_and_the_statement_printed(
+        outlet: Outlet, desk: TestClient) -> None:
+    customer_id, number = invoiced(outlet)
+    form = pay_form(desk, customer_id, "100,50")
+    url = f"/desk/customers/{customer_id}/invoices/{number}/payments"
+    first = desk.post(url, data=form)
+    again = desk.post(url, data=form)  # a double-click
+    assert first.status_code == again.status_code == 201, first.text
+    assert paid_so_far(outlet) == 10_050
+    assert 'id="left">22.95<' in first.text and 'id="card-statement"' in first.text
+    assert outlet.db.one("SELECT count(*) FROM outbox WHERE type = 'credit.repaid'")[0] == 1
+
+
+@pytest.mark.parametrize(("typed", "said"), [
+    ("123.46", "overpayment"),
+    ("12,3,4", "Amount"),
+    ("-5", "Amount"),
+    ("0", "Amount"),
+    ("", "Amount"),
+])
+def test_an_overpayment_or_a_bad_amount_is_refused_and_changes_nothing(
+        outlet: Outlet, desk: TestClient, typed: str, said: str) -> None:
+    customer_id, number = invoiced(outlet)
+    answer = desk.post(f"/desk/customers/{customer_id}/invoices/{number}/payments",
+                       data=pay_form(desk, customer_id, typed))
+    assert answer.status_code in (409, 422) and said in answer.text, answer.text
+    assert paid_so_far(outlet) == 0
+
+
+def test_an_invoice_of_another_customer_is_not_paid_from_this_ones_page(
+        outlet: Outlet, desk: TestClient) -> None:
+    _, number = invoiced(outlet)
+    other = customers.register(outlet, CustomerIn(kind="person", given_name="O", surname="Ther",
+                                                  category="A"))["customer_id"]
+    answer = desk.post(f"/desk/customers/{other}/invoices/{number}/payments",
+                       data={"csrf": csrf(desk.get("/desk/").text), "token": "x" * 20,
+                             "amount": "1.00"})
+    assert answer.status_code == 404 and paid_so_far(outlet) == 0
+
+
+def test_a_refusal_at_the_desk_is_a_desk_page(outlet: Outlet, desk: TestClient) -> None:
+    answer = desk.get("/desk/customers/nobody")
+    assert answer.status_code == 404 and 'href="/desk/register"' in answer.text
+    assert "Today's sales" not in answer.text  # not the manager's layout
