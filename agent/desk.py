@@ -23,7 +23,9 @@ web/barcode.py); hand out a gift (POST /v1/redemptions' call, agent/gifts.py `re
 the form token its Idempotency-Key) with its receipt and the card-status printout
 (GET /v1/customers/{id}/statement's lines); take a consolidated-invoice payment (POST
 /v1/invoices/{number}/payments' call, agent/credit.py `pay`; the amount typed read by
-web/office.py `money_input`; overpayment refused) and print the card statement.
+web/office.py `money_input`; overpayment refused) and print the card statement; report a
+card lost and issue a replacement keeping the balance and history (agent/customers.py
+`replace_card`: the till API's identifier status change and identifier added).
 
 A form that makes something carries a one-time form token: a second submission of the
 same form (a double-click, a reload) answers with what the first made and makes nothing
@@ -235,7 +237,8 @@ def app(outlet: "Outlet") -> FastAPI:
              session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
         view = customers.profile(outlet, customer_id)
         return page(request, "desk_customer.html", title=display_name(view) or customer_id,
-                    c=view, sales=history.customer_sales(outlet, customer_id))
+                    c=view, sales=history.customer_sales(outlet, customer_id),
+                    token=secrets.token_urlsafe(24))
 
     made = FormTokens()
     Field = Annotated[str, Form(max_length=300)]
@@ -322,6 +325,25 @@ def app(outlet: "Outlet") -> FastAPI:
         return page(request, "desk_receipt.html", 201, title="Payment taken", c=view,
                     paid=paid, receipt=None,
                     statement=customers.statement(outlet, customer_id))
+
+    @desk.post("/customers/{customer_id}/replace-card")
+    def replace_card(request: Request, customer_id: str,
+                     session: Annotated[dict[str, Any], form],
+                     token: Annotated[str, Form(min_length=16, max_length=100)],
+                     ending: Annotated[str, Form(min_length=4, max_length=4)]) -> Response:
+        view = customers.profile(outlet, customer_id)
+
+        def replaced() -> str:
+            cards = [i["value"] for i in view["identifiers"] if i["kind"] == "card"
+                     and i["status"] == "active" and i["value"].endswith(ending)]
+            if len(cards) != 1:
+                raise InvalidRequest("no active club card of this customer ends so: reload "
+                                     "the customer's card and try again", kind="card")
+            return customers.replace_card(outlet, customer_id, cards[0])
+
+        made.once(token, replaced)
+        return RedirectResponse(f"{mount(request)}/customers/{customer_id}/card",
+                                status_code=303)
 
     @desk.get("/customers/{customer_id}/picture")
     def picture(customer_id: str, session: Annotated[dict[str, Any], signed_in]) -> Response:

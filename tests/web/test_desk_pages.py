@@ -16,7 +16,7 @@ from agent.api import create_app
 from agent.outlet import Outlet
 from schema import passwords
 from schema.api import CustomerIn
-from schema.errors import mask_card
+from schema.errors import InvalidRequest, mask_card
 
 PASSWORD = "a long enough password"
 
@@ -324,3 +324,35 @@ def test_a_refusal_at_the_desk_is_a_desk_page(outlet: Outlet, desk: TestClient) 
     answer = desk.get("/desk/customers/nobody")
     assert answer.status_code == 404 and 'href="/desk/register"' in answer.text
     assert "Today's sales" not in answer.text  # not the manager's layout
+
+
+def test_a_lost_card_is_replaced_once_keeping_points_and_history(outlet: Outlet,
+                                                                 desk: TestClient) -> None:
+    customer_id, old = rich(outlet)
+    points = customers.profile(outlet, customer_id)["points_balance"]
+    html = desk.get(f"/desk/customers/{customer_id}").text
+    token = re.search(r'name="token" value="([^"]+)"', html)
+    assert token and old not in html
+    form = {"csrf": csrf(html), "token": token.group(1), "ending": old[-4:]}
+    first = desk.post(f"/desk/customers/{customer_id}/replace-card", data=form,
+                      follow_redirects=False)
+    again = desk.post(f"/desk/customers/{customer_id}/replace-card", data=form,
+                      follow_redirects=False)  # a double-click
+    assert first.status_code == again.status_code == 303
+    view = customers.profile(outlet, customer_id)
+    cards = {i["value"]: i["status"] for i in view["identifiers"] if i["kind"] == "card"}
+    assert len(cards) == 2 and cards[old] == "lost"
+    new = next(v for v, status in cards.items() if status == "active")
+    assert view["points_balance"] == points and view["statistics"]["purchases_count"] == 1
+    printed = desk.get(first.headers["location"]).text
+    assert f'id="card-number">{new}<' in printed
+    assert customers.find(outlet, new)[0]["customer_id"] == customer_id
+
+
+def test_a_card_of_another_customer_is_never_reported_lost(outlet: Outlet) -> None:
+    _, card = rich(outlet)
+    other = customers.register(outlet, CustomerIn(kind="person", given_name="O", surname="Ther",
+                                                  category="A"))["customer_id"]
+    with pytest.raises(InvalidRequest):
+        customers.replace_card(outlet, other, card)
+    assert outlet.db.one("SELECT status FROM identifiers WHERE value = ?", (card,))[0] == "active"
