@@ -100,3 +100,23 @@ def test_a_double_clicked_gift_hand_out_at_the_desk_lowers_stock_and_points_once
     assert stock_and_points(browser) == (stock - 1, points - cost)
     shop.rig.settled()  # the other browser tests read HQ: the hand-out and the sale are there
     assert ARTEFACTS.is_dir()
+
+
+def test_the_desk_shows_a_customers_card_invoices_and_statement(shop: Shop,
+                                                                browser: Any) -> None:
+    desk = desk_signed_in(browser, shop)
+    ana = shop.customers["ana"]
+    pages = {"desk-customer": f"{desk}/customers/{ana['customer_id']}",
+             "desk-invoices": f"{desk}/customers/{ana['customer_id']}/invoices",
+             "desk-statement": f"{desk}/customers/{ana['customer_id']}/statement"}
+    for name, url in pages.items():
+        browser.get(url)
+        assert ana["card_number"] not in browser.page_source, name  # masked everywhere
+        for width in WIDTHS:
+            shot_at(browser, name, width)
+        browser.set_window_size(1280, 1000)
+    browser.get(pages["desk-invoices"])
+    number = shop.invoice["number"]
+    left = browser.find_element(By.CSS_SELECTOR, f"#invoice-{number} .left")
+    assert int(left.get_attribute("data-value")) == shop.invoice["amount"] - shop.invoice.get(
+        "paid_amount", 0)
