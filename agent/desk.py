@@ -25,7 +25,9 @@ the form token its Idempotency-Key) with its receipt and the card-status printou
 /v1/invoices/{number}/payments' call, agent/credit.py `pay`; the amount typed read by
 web/office.py `money_input`; overpayment refused) and print the card statement; report a
 card lost and issue a replacement keeping the balance and history (agent/customers.py
-`replace_card`: the till API's identifier status change and identifier added).
+`replace_card`: the till API's identifier status change and identifier added); write the
+club card number (and a PIN) onto a blank smart card in a PC/SC reader of the agent's
+machine (agent/smartcards.py `personalise`, POST /v1/customers/{id}/smartcard's call).
 
 A form that makes something carries a one-time form token: a second submission of the
 same form (a double-click, a reload) answers with what the first made and makes nothing
@@ -43,18 +45,18 @@ import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, DictLoader
 from markupsafe import Markup
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from agent import credit, customers, gifts, history
+from agent import credit, customers, gifts, history, smartcards
 from agent.deskstaff import DeskLogins
 from schema import passwords
-from schema.api import CustomerIn, RedemptionIn
+from schema.api import CustomerIn, RedemptionIn, SmartcardIn
 from schema.customerstore import display_name
 from schema.errors import InvalidRequest, LoginFailed, LoginLocked, NotFound
 from web.barcode import ean13_svg
@@ -75,12 +77,14 @@ if TYPE_CHECKING:
     from agent.outlet import Outlet
 
 HERE = Path(__file__).parent
+T = TypeVar("T", bound=BaseModel)
 COOKIE = "loyalty_desk"
 FORM_TOKENS = 10_000  # the form tokens remembered (double-clicks), the oldest forgotten first
 LABELS = {"kind": "Kind", "given_name": "Given name", "surname": "Surname",
           "name": "Organisation", "phone": "Phone", "email": "E-mail", "room": "Room",
           "category": "Category", "amount": "Amount", "qty": "Quantity", "sku": "Gift",
-          "token": "Form token", "username": "Username", "password": "Password"}
+          "token": "Form token", "username": "Username", "password": "Password",
+          "reader": "Reader", "pin": "PIN"}
 LOOPBACK_CLIENTS = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 REFUSED = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Reception desk: "
@@ -145,12 +149,11 @@ def club_card(view: dict[str, Any]) -> str:
     return str(cards[-1])
 
 
-def registration(fields: dict[str, str]) -> CustomerIn:
-    """The registration form as the till API's body (empty fields left out); a refusal
-    naming the form's field otherwise."""
+def validated(model: type[T], fields: dict[str, str]) -> T:
+    """A form as the till API's body `model` (empty fields left out): the same checks; a
+    refusal naming the form's field otherwise."""
     try:
-        return CustomerIn.model_validate({k: v.strip() for k, v in fields.items()
-                                          if v.strip()})
+        return model.model_validate({k: v.strip() for k, v in fields.items() if v.strip()})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InvalidRequest(describe(first, names=LABELS) if first.get("loc")
@@ -257,7 +260,7 @@ def app(outlet: "Outlet") -> FastAPI:
                  given_name: Field = "", surname: Field = "", name: Field = "",
                  phone: Field = "", email: Field = "", room: Field = "",
                  category: Field = "") -> Response:
-        body = registration({"kind": kind, "given_name": given_name, "surname": surname,
+        body = validated(CustomerIn, {"kind": kind, "given_name": given_name, "surname": surname,
                              "name": name, "phone": phone, "email": email, "room": room,
                              "category": category})
         customer_id = made.once(token, lambda: customers.register(outlet, body)["customer_id"])
@@ -344,6 +347,24 @@ def app(outlet: "Outlet") -> FastAPI:
         made.once(token, replaced)
         return RedirectResponse(f"{mount(request)}/customers/{customer_id}/card",
                                 status_code=303)
+
+    @desk.get("/customers/{customer_id}/smartcard")
+    def smartcard_form(request: Request, customer_id: str,
+                       session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        return page(request, "desk_smartcard.html", title="Personalise a smart card", c=view,
+                    done=None)
+
+    @desk.post("/customers/{customer_id}/smartcard")
+    def smartcard(request: Request, customer_id: str,
+                  session: Annotated[dict[str, Any], form],
+                  reader: Annotated[str, Form(min_length=1, max_length=100)],
+                  pin: Annotated[str, Form(max_length=12)] = "") -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        body = validated(SmartcardIn, {"reader": reader, "pin": pin})  # the till API's checks
+        done = smartcards.personalise(outlet, customer_id, body.reader, body.pin)
+        return page(request, "desk_smartcard.html", 201, title="Smart card written", c=view,
+                    done=done)
 
     @desk.get("/customers/{customer_id}/picture")
     def picture(customer_id: str, session: Annotated[dict[str, Any], signed_in]) -> Response:

@@ -356,3 +356,17 @@ def test_a_card_of_another_customer_is_never_reported_lost(outlet: Outlet) -> No
     with pytest.raises(InvalidRequest):
         customers.replace_card(outlet, other, card)
     assert outlet.db.one("SELECT status FROM identifiers WHERE value = ?", (card,))[0] == "active"
+
+
+@pytest.mark.parametrize(("fields", "status", "said"), [
+    ({"reader": "No Such Reader 9", "pin": "1234"}, 503, "No Such Reader 9"),
+    ({"reader": "No Such Reader 9", "pin": "12x"}, 422, "PIN"),
+])
+def test_a_smart_card_that_cannot_be_written_is_a_refusal_page_and_sets_no_pin(
+        outlet: Outlet, desk: TestClient, fields: dict[str, str], status: int, said: str) -> None:
+    customer_id, _ = rich(outlet)
+    html = desk.get(f"/desk/customers/{customer_id}/smartcard").text
+    answer = desk.post(f"/desk/customers/{customer_id}/smartcard",
+                       data={"csrf": csrf(html)} | fields)
+    assert answer.status_code == status and said in answer.text, answer.text[-800:]
+    assert customers.profile(outlet, customer_id)["has_pin"] is False
