@@ -52,9 +52,7 @@ def register(outlet: Outlet, body: CustomerIn) -> dict[str, str]:
     pin_hash = pin.hash_pin(body.pin) if body.pin else None
     profile = Profile(**body.model_dump(exclude={"pin", "category"}), category=category)
     with outlet.db.write() as conn:
-        serial = int(meta_in(conn, "card_serial", "0") or 0) + 1
-        card = cardnumber.make(outlet.card_range(conn), serial)
-        set_meta(conn, "card_serial", serial)
+        card = _next_card(conn, outlet)
         customer_id = new_id()
         event = outbox.append(conn, outlet.outlet_id, CustomerRegistered(
             customer_id=customer_id, card_number=card, profile=profile))
@@ -67,6 +65,32 @@ def register(outlet: Outlet, body: CustomerIn) -> dict[str, str]:
                          (pin_hash, customer_id))
     outlet.committed()
     return {"customer_id": customer_id, "card_number": card}
+
+
+def _next_card(conn: sqlite3.Connection, outlet: Outlet) -> str:
+    """The next club card number of this outlet's range, taken (in the caller's transaction)."""
+    serial = int(meta_in(conn, "card_serial", "0") or 0) + 1
+    card = cardnumber.make(outlet.card_range(conn), serial)
+    set_meta(conn, "card_serial", serial)
+    return card
+
+
+def replace_card(outlet: Outlet, customer_id: str, lost: str) -> str:
+    """A lost club card reported and a new one issued (the reception desk, docs/desk.md):
+    the till API's own calls, `lost` marked lost (`set_identifier_status`) and a new number
+    of this outlet's range added (`add_identifier`). The points, credit and history are the
+    customer's, so the new card has them all. The new card's number."""
+    with outlet.db.read() as conn:
+        require_customer(conn, customer_id)
+        owner = conn.execute("SELECT customer_id FROM identifiers WHERE kind = 'card' "
+                             "AND value = ?", (lost,)).fetchone()
+    if owner is None or owner["customer_id"] != customer_id:
+        raise InvalidRequest("this card is not one of this customer's cards", kind="card")
+    set_identifier_status(outlet, "card", lost, "lost")
+    with outlet.db.write() as conn:
+        card = _next_card(conn, outlet)
+    add_identifier(outlet, customer_id, IdentifierIn(kind="card", value=card))
+    return card
 
 
 def update(outlet: Outlet, customer_id: str, patch: CustomerPatch) -> dict[str, Any]:
@@ -183,8 +207,8 @@ def statement(outlet: Outlet, customer_id: str) -> list[str]:
 
 
 def find(outlet: Outlet, text: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The customers a person searching for `text` means: the one whose identifier (a card
-    number, a phone...) is exactly `text` first, then those found by name (`search`); each
+    """The customers a person searching for `text` means: those whose identifier (a card
+    number...), phone or room is exactly `text` first, then those found by name (`search`); each
     with its club `card` number (the last in order when it has several, "" without one).
     The caller masks it for display."""
     wanted = text.strip()
@@ -192,8 +216,9 @@ def find(outlet: Outlet, text: str, limit: int = 50) -> list[dict[str, Any]]:
         return []
     found = [dict(r) for r in outlet.db.all(
         "SELECT c.customer_id, c.kind, c.given_name, c.surname, c.name, c.status, "
-        "c.category, c.room FROM identifiers i JOIN customers c USING (customer_id) "
-        "WHERE i.value = ?", (wanted,))]
+        "c.category, c.room FROM customers c WHERE c.customer_id IN (SELECT customer_id FROM "
+        "identifiers WHERE value = ?) OR c.phone = ? OR lower(c.room) = lower(?) "
+        "ORDER BY c.search_name", (wanted, wanted, wanted))]
     seen = {r["customer_id"] for r in found}
     found += [r for r in search(outlet, wanted, limit=limit) if r["customer_id"] not in seen]
     if found:

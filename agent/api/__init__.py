@@ -9,7 +9,7 @@ request.
 
 The routes live in per-area routers (status, customers, till, credit, gifts), which share
 agent.api.deps; this module only assembles the app: the token, the error rendering, the
-documentation pages and the manager's pages.
+documentation pages, the manager's pages and the reception desk (agent/desk.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 
-from agent import manager
+from agent import desk, manager
 from agent.api import credit, customers, gifts, status, till
 from agent.api.deps import TillToken
 from agent.outlet import Outlet
@@ -48,4 +48,5 @@ def create_app(outlet: Outlet, till_token: str | None = None,
     # a plain route: no till token (a browser has none), not part of the till API
     app.add_route("/", start_page, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/manager", manager.app(outlet))  # the manager's pages, loopback only
+    app.mount("/desk", desk.app(outlet))  # the reception desk: sign-in, loopback or TLS proxy
     return app

@@ -1,7 +1,8 @@
 """Fixtures of the web back office tests: a real chain and one headless Chromium.
 
 `shop`: HQ as a real `loyalty hq serve` process and outlet A as a real `loyalty agent serve
---hq ...` process (tests/chainkit.py), with staff accounts made by `loyalty hq staff-add`,
+--hq ...` process (tests/chainkit.py), with staff accounts made by `loyalty hq staff-add`
+(a desk account `clerk` among them, replicated to A),
 customers registered and sales, a credit sale, a stock receipt and a gift hand-out made
 through A's till API and synced to HQ, and one consolidated invoice closed through HQ's
 admin API. Outlet B is registered but never syncs (a stale outlet).
@@ -35,6 +36,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     try:
         staff_add(rig.hq.db, "alice", PASSWORD)
         staff_add(rig.hq.db, "bob", OTHER_PASSWORD)
+        staff_add(rig.hq.db, "clerk", PASSWORD, role="desk")  # the reception desk at A
         rig.start(("A",))
         rig.register("B")  # registered, never syncs: a stale outlet
         a = rig.outlets["A"]
