@@ -19,8 +19,9 @@ HQ processes starting together migrate once; then a pool serves the threads.
   `callback` on each one (and after reconnecting, for what it may have missed). LISTEN does
   not pass through PgBouncer's transaction pooling: connect HQ to PostgreSQL itself.
 
-Faults: a server that cannot be reached at open, or lost later, is `storage_unavailable`
-naming the URL without its password; a URL that cannot be read is `config_error`; a
+Faults: a server that cannot be reached at open, or lost later (no connection within
+`wait_s`, 10 s), is `storage_unavailable` naming the URL without its password; a pooled
+connection the server dropped (a restart, a failover) is replaced when it is handed out; a URL that cannot be read is `config_error`; a
 database holding other tables and not HQ's migrations is refused (`config_error`), nothing
 written into it. Must never: show a password, or write into another program's database.
 """
@@ -50,7 +51,7 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT_S = 10
 POOL_SIZE = 20
-POOL_WAIT_S = 30.0
+POOL_WAIT_S = 10.0  # as long as SQLite's busy timeout: then storage_unavailable
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_lock key: "loyalty"
 
@@ -199,7 +200,8 @@ class PgStore:
     kind = "postgresql"
     dialect = POSTGRES
 
-    def __init__(self, url: str, pool_size: int = POOL_SIZE) -> None:
+    def __init__(self, url: str, pool_size: int = POOL_SIZE, wait_s: float = POOL_WAIT_S
+                 ) -> None:
         self.url = url
         self._where = shown(url)
         self._params = _checked_url(url)
@@ -211,9 +213,13 @@ class PgStore:
                 migrate(conn, self._where)
         except psycopg.OperationalError as exc:
             raise unreachable(self._where, exc) from None
+        self._wait_s = wait_s
+        # check: a connection the server dropped (a restart, a failover) is replaced when
+        # it is handed out, not found broken by the request that gets it
         self._pool = ConnectionPool(
             kwargs={**self._params, "autocommit": True}, min_size=1, max_size=pool_size,
-            configure=_configure, timeout=POOL_WAIT_S, name="loyalty-hq", open=False)
+            configure=_configure, check=ConnectionPool.check_connection, timeout=wait_s,
+            name="loyalty-hq", open=False)
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         except PoolTimeout as exc:
@@ -234,8 +240,9 @@ class PgStore:
             raise  # serialization failure or deadlock: transact() runs it again
         except PoolTimeout as exc:
             raise StorageUnavailable(
-                f"every connection to PostgreSQL at {self._where} stayed busy for "
-                f"{POOL_WAIT_S:.0f} s: try again in a moment", fault="busy") from exc
+                f"no connection to PostgreSQL at {self._where} could be had within "
+                f"{self._wait_s:g} s (every one busy, or the server is down): check that "
+                "it runs, then try again", fault="unreachable") from exc
         except psycopg.OperationalError as exc:
             raise unreachable(self._where, exc) from exc
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import decimal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 from hqkit import STORES
 from testkit.inprocess import cli
+from testkit.postgres import Cluster
 
 from hq.chain import Chain
 from hq.store import SqliteStore, open_hq
@@ -196,3 +198,32 @@ def test_a_committed_change_wakes_the_listeners_of_another_store_and_a_rolled_ba
     finally:
         listener.close()
         writer.close()
+
+
+def test_connections_the_server_dropped_are_replaced_without_failing_a_request(
+        hq_pg: str) -> None:
+    store = PgStore(hq_pg)
+    try:
+        assert store.scalar("SELECT 1") == 1
+        with psycopg.connect(hq_pg, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+        assert ended is not None and ended[0] >= 1
+        assert store.scalar("SELECT 2") == 2
+    finally:
+        store.close()
+
+
+def test_a_server_that_goes_away_is_storage_unavailable_naming_it() -> None:
+    cluster = Cluster.start()
+    try:
+        url = cluster.database()
+        store = PgStore(url, wait_s=1.0)
+        cluster.stop()
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable, match=r"PostgreSQL at postgresql://postgres@/t"):
+            store.scalar("SELECT 1")
+        assert time.monotonic() - started < 15
+    finally:
+        cluster.stop()
