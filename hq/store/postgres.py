@@ -22,8 +22,8 @@ HQ processes starting together migrate once; then a pool serves the threads.
 Faults: a server that cannot be reached at open, or lost later (no connection within
 `wait_s`, 10 s), is `storage_unavailable` naming the URL without its password; a pooled
 connection the server dropped (a restart, a failover) is replaced when it is handed out; a URL that cannot be read is `config_error`; a
-database holding other tables and not HQ's migrations is refused (`config_error`), nothing
-written into it. Must never: show a password, or write into another program's database.
+database holding other tables and not HQ's migrations, or not encoded UTF-8, is refused
+(`config_error`), nothing written into it. Must never: show a password, or write into another program's database.
 """
 
 from __future__ import annotations
@@ -153,6 +153,11 @@ def migrate(conn: psycopg.Connection[Any], where: str,
     record; returns the names applied. Refuses a database with other tables and no
     record of `migration_set` (another program's)."""
     conn.autocommit = True
+    encoding = conn.execute("SHOW server_encoding").fetchone()
+    if encoding is None or encoding[0] != "UTF8":
+        raise ConfigError(f"{where} is encoded {encoding and encoding[0]}, not UTF8: HQ keeps "
+                          "names in every European script; create its database with "
+                          "ENCODING 'UTF8' (docs/operations.md, \"PostgreSQL at HQ\")")
     conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
     try:
         tables = {r[0] for r in conn.execute(

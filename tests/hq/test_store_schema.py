@@ -110,3 +110,17 @@ def test_another_programs_database_is_refused_and_nothing_is_written_into_it(
         assert tables == {"invoices_of_someone_else"}
     finally:
         pg_cluster.drop(url)
+
+
+def test_a_database_not_encoded_utf8_is_refused_and_left_as_it_was(pg_cluster: Cluster) -> None:
+    pg_cluster.admin("CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' "
+                     "LC_COLLATE 'C' LC_CTYPE 'C'")
+    url = pg_cluster.url("latin")
+    try:
+        with pytest.raises(ConfigError, match="encoded LATIN1, not UTF8"):
+            PgStore(url)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM information_schema.tables "
+                                "WHERE table_schema = 'public'").fetchone() == (0,)
+    finally:
+        pg_cluster.drop(url)
