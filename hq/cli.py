@@ -42,7 +42,10 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
                               "PostgreSQL is in progress (docs/operations.md, \"PostgreSQL at "
                               f"HQ (in progress)\"); {store.shown(db)} now holds HQ's tables. "
                               "Give --db a SQLite file meanwhile")
-        return Chain(db, seed=seed())
+        made = Chain(db, seed=seed())
+        # closed when the command ends: a PostgreSQL store holds a pool and a listener
+        click.get_current_context().call_on_close(made.close)
+        return made
 
     @hq.command()
     @click.option("--db", required=True,
