@@ -21,6 +21,11 @@ stays one text for both stores. What cannot be translated mechanically is asked 
   booleans, in both schemas); `SUM` of an integer is a number PostgreSQL hands out as a
   `Decimal`: the PostgreSQL store reads whole numbers back as `int`, so callers see what
   SQLite gives them;
+- a `?` where nothing gives it a type (a function argument of any type, such as
+  `json_build_object('k', ?)`, or `SELECT ?`) is refused by PostgreSQL ("could not
+  determine data type of parameter"): write `CAST(? AS TEXT)` (or INTEGER), which SQLite
+  reads too; a `?` compared with a column takes the column's type, but PostgreSQL never
+  compares text with a number as SQLite does: bind the column's own type;
 - text order: PostgreSQL's follows a collation; HQ's PostgreSQL tables declare every text
   column `COLLATE "C"` (byte order, which is SQLite's) so `ORDER BY` agrees between stores.
 

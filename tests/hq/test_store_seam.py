@@ -12,6 +12,7 @@ announced wakes a listener of another store."""
 from __future__ import annotations
 
 import decimal
+import json
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from hq.chain import Chain
 from hq.store import SqliteStore, open_hq
 from hq.store.base import Store, shown
 from hq.store.postgres import PgStore
+from schema.dialect import dialect_of, insert_ignoring, replace_into
 from schema.errors import StorageUnavailable
 
 UNREACHABLE = "postgresql://loyalty:s3cret@127.0.0.1:1/hq"
@@ -227,3 +229,27 @@ def test_a_server_that_goes_away_is_storage_unavailable_naming_it() -> None:
         assert time.monotonic() - started < 15
     finally:
         cluster.stop()
+
+
+@pytest.mark.parametrize("hq_db", STORES, indirect=True)
+def test_the_dialect_hooks_answer_the_same_on_both_stores(hq_db: str) -> None:
+    store = open_hq(hq_db)
+    try:
+        with store.write() as conn:
+            d = dialect_of(conn)
+            conn.execute(replace_into("meta", ["key", "value"], ["key"]), ("h1", "one"))
+            conn.execute(replace_into("meta", ["key", "value"], ["key"]), ("h1", "uno"))
+            conn.execute(insert_ignoring("meta", ["key", "value"]), ("h1", "ignored"))
+            conn.execute(insert_ignoring("meta", ["key", "value"]), ("h2", "two"))
+            row = conn.execute(
+                f"SELECT {d.greatest('3', '5')}, {d.least('3', '5')}, "
+                f"{d.last_chars('?', 4)}, {d.json_object(('a', '1'), ('b', 'CAST(? AS TEXT)'))}, "
+                f"(SELECT {d.json_array_agg('key')} FROM meta WHERE key IN ('h1', 'h2')), "
+                f"(SELECT {d.json_object_agg('key', 'value')} FROM meta "
+                "WHERE key IN ('h1', 'h2'))", ("4000001234567890", "x")).fetchone()
+        answers = [json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v for v in row]
+        assert answers[:4] == [5, 3, "7890", {"a": 1, "b": "x"}]
+        assert sorted(answers[4]) == ["h1", "h2"]
+        assert answers[5] == {"h1": "uno", "h2": "two"}
+    finally:
+        store.close()
