@@ -8,7 +8,7 @@ As root (CI runs as root) initdb and the server refuse to run, so both run as th
 `postgres` user through `runuser`, in a folder chowned to it (pytest's own tmp folders are
 0700 root, which that user cannot enter); as anyone else they run as that user.
 
-- `cluster.url(name)`: the URL HQ takes (`postgresql://postgres@/NAME?host=FOLDER`).
+- `cluster.url(name)`: the URL HQ takes (`postgresql://postgres@/NAME?host=FOLDER&port=5432`).
 - `cluster.database(template=None)`: a new database of its own (from `template`, a
   database prepared once with `cluster.template(name, prepare)`: ~0.1-0.3 s instead of
   migrating again), dropped by `drop`.
@@ -41,7 +41,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 PREFIX = "loyalty-pg-"
-SERVER_OPTIONS = ("-c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+PORT = 5432  # only names the socket file in the cluster's folder (and keeps PGPORT out)
+SERVER_OPTIONS = (f"-p {PORT} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
                   "-c full_page_writes=off -c max_connections=200")
 
 
@@ -164,7 +165,7 @@ class Cluster:
 
     # --- databases ----------------------------------------------------------------
     def url(self, name: str = "postgres") -> str:
-        return f"postgresql://postgres@/{name}?host={self.folder}"
+        return f"postgresql://postgres@/{name}?host={self.folder}&port={PORT}"
 
     def admin(self, sql: str) -> None:
         """One statement outside any transaction (CREATE/DROP DATABASE), as `postgres`."""
@@ -186,7 +187,7 @@ class Cluster:
 
     def drop(self, url: str) -> None:
         """Drops a database `database` made, closing what is still connected to it."""
-        name = re.sub(r"\?.*$", "", url).rsplit("/", 1)[-1]
+        name = url.split("?", 1)[0].rsplit("/", 1)[-1]
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def template(self, name: str, prepare: Callable[[str], None]) -> str:
