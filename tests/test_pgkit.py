@@ -106,8 +106,8 @@ sys.modules["pgkit"] = kit
 spec.loader.exec_module(kit)
 c = kit.Cluster.start()
 try:
-    print(subprocess.run([{str(bindir / "psql")!r}, "-h", str(c.folder), "-p", "5432", "-U", "postgres",
-                          "-tAc", "SELECT current_user || ' ' || 1"],
+    print(subprocess.run([{str(bindir / "psql")!r}, "-h", str(c.folder), "-p", "5432",
+                          "-U", "postgres", "-tAc", "SELECT current_user || ' ' || 1"],
                          capture_output=True, text=True, check=True).stdout.strip())
 finally:
     c.stop()

@@ -21,9 +21,10 @@ HQ processes starting together migrate once; then a pool serves the threads.
 
 Faults: a server that cannot be reached at open, or lost later (no connection within
 `wait_s`, 10 s), is `storage_unavailable` naming the URL without its password; a pooled
-connection the server dropped (a restart, a failover) is replaced when it is handed out; a URL that cannot be read is `config_error`; a
-database holding other tables and not HQ's migrations, or not encoded UTF-8, is refused
-(`config_error`), nothing written into it. Must never: show a password, or write into another program's database.
+connection the server dropped (a restart, a failover) is replaced when it is handed out;
+a URL that cannot be read is `config_error`; a database holding other tables and not HQ's
+migrations, or not encoded UTF-8, is refused (`config_error`), nothing written into it.
+Must never: show a password, or write into another program's database.
 """
 
 from __future__ import annotations
