@@ -2,7 +2,8 @@
 # Sets up the loyalty system on a Debian 12 machine with Python 3.11.
 #   ./install.sh         the package and the `loyalty` command in .venv
 #   ./install.sh --dev   also the test tools and the Debian packages the tests drive
-#                        (pcscd, the virtual smart-card reader, socat, chromium, curl)
+#                        (pcscd, the virtual smart-card reader, socat, chromium, curl,
+#                        PostgreSQL 15 for HQ's PostgreSQL store)
 # Running it again is harmless: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,7 +12,7 @@ dev=0
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -27,8 +28,11 @@ fi
 # Debian packages: pyscard builds from source against libpcsclite (no Linux wheel).
 base_debs=(gcc libpcsclite-dev pkg-config)
 dev_debs=(pcscd vsmartcard-vpcd python3-virtualsmartcard socat chromium chromium-driver poppler-utils
-          curl zbar-tools)  # curl: tests/docs runs the README's chain block as written;
-                            # zbar-tools: tests read the invoice's QR code back (zbarimg)
+          curl zbar-tools postgresql)
+# curl: tests/docs runs the README's chain block as written; zbar-tools: tests read the
+# invoice's QR code back (zbarimg); postgresql: its binaries (initdb, pg_ctl) start the
+# throwaway clusters of HQ's PostgreSQL tests (tests/testkit/postgres.py). Debian's own
+# `main` cluster, which the package creates and may start, is never used by them.
 if [ "$python" = python3 ] && [ "$(command -v python3)" = /usr/bin/python3 ]; then
   base_debs+=(python3-venv python3-dev)
 fi

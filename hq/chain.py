@@ -2,8 +2,12 @@
 
 Promises: the epoch is fixed when the database is created and changes only when HQ is
 restored from a backup (`restore_epoch`), so outlets can tell HQ went back in time; every
-entity change bumps its row in the compacted change log inside the caller's transaction;
-`notify` wakes long-polling outlets after a commit. Must never: reuse a change sequence.
+entity change bumps its row in the compacted change log inside the caller's transaction,
+numbered by `hq.store.take` (on PostgreSQL the counter row, locked until commit: a puller
+never passes a change that commits later, so bump as late in a transaction as you can);
+`notify` wakes long-polling outlets after a commit, and on PostgreSQL a bump also wakes
+those of other HQ processes. The database is a SQLite file or a postgresql:// URL
+(hq/store). Must never: reuse a change sequence.
 """
 
 from __future__ import annotations
@@ -17,9 +21,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from schema.database import Database
+from hq import store
 from schema.events import utc_now
-from schema.hq_tables import migrations
 from schema.masterdata import DOCS, key_of
 from schema.timing import DEFAULT_TOLERANCE_S
 
@@ -70,8 +73,9 @@ class Chain:
     def __init__(self, path: str | Path, seed: MasterSeed = (), *,
                  clock: Callable[[], str] = utc_now,
                  clock_tolerance_s: float = DEFAULT_TOLERANCE_S) -> None:
-        self.db = Database(path, migrations)
+        self.db = store.open_hq(path)  # a file path or a postgresql:// URL (hq/store)
         self.waiters = Waiters()
+        self.db.listen(self.waiters.notify)  # changes committed by other HQ processes
         self.clock = clock
         self.clock_tolerance_s = clock_tolerance_s
         with self.db.write() as conn:
@@ -93,10 +97,11 @@ class Chain:
 
     @staticmethod
     def bump(conn: sqlite3.Connection, kind: str, key: str, urgent: bool = False) -> int:
-        seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM changes").fetchone()[0])
+        seq = store.take(conn, "changes")
         conn.execute("INSERT INTO changes (kind, key, seq, urgent) VALUES (?, ?, ?, ?) "
                      "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq, "
                      "urgent = excluded.urgent", (kind, key, seq, int(urgent)))
+        store.announce(conn)
         return seq
 
     @staticmethod
@@ -104,13 +109,16 @@ class Chain:
         """`bump` for several entities at once, in the order given (each at most once:
         a batch bumps an entity once, at the place of its last change in the batch, with
         that change's urgency); returns the new head."""
-        seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
-        rows = [(kind, key, seq + i, int(urgent))
-                for i, (kind, key, urgent) in enumerate(entities, start=1)]
+        wanted = list(entities)
+        first = store.take(conn, "changes", len(wanted))
+        rows = [(kind, key, first + i, int(urgent))
+                for i, (kind, key, urgent) in enumerate(wanted)]
         conn.executemany("INSERT INTO changes (kind, key, seq, urgent) VALUES (?, ?, ?, ?) "
                          "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq, "
                          "urgent = excluded.urgent", rows)
-        return seq + len(rows)
+        if rows:
+            store.announce(conn)
+        return first + len(rows) - 1
 
     def put_master(self, conn: sqlite3.Connection, kind: str, doc: dict[str, Any]) -> str:
         key = key_of(kind, DOCS[kind].model_validate(doc))

@@ -11,7 +11,9 @@ parametrized with `@pytest.mark.parametrize("agent", TIERS, indirect=True)` also
 the real process), `make_agent` (agents of one test, in process, with their own options),
 `outlet` (an Outlet for domain tests), and the real processes: `agent_server` (one
 `loyalty agent serve` for the session) and `start_agent` (real agents of one test). Every
-process's stderr is attached to the report of a failing test that used it.
+process's stderr is attached to the report of a failing test that used it. `pg_cluster`: a
+throwaway PostgreSQL cluster for the session (tests/testkit/postgres.py), `pg_database` a
+new empty database of one test in it.
 
 `pytest_collection_modifyitems` puts a test in the slow tier (marker `slow`) when it uses a
 process fixture (PROCESS_FIXTURES, directly or through another fixture), starts processes
@@ -22,6 +24,7 @@ reviewed; a test of the fast tier that starts a process anyway fails, naming the
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +32,7 @@ from typing import Any
 
 import pytest
 from agentkit import AgentProcess, Till
+from testkit import postgres
 from testkit.inprocess import InProcessAgent
 from testkit.processes import failure_sections
 
@@ -37,7 +41,7 @@ EVERY_TEST = "*"
 # Fixtures that start a real process (or a browser, or the line simulator), by the file
 # defining them; a fixture using one of them is covered too.
 PROCESS_FIXTURES: dict[str, set[str]] = {
-    "tests/conftest.py": {"agent_server", "start_agent"},
+    "tests/conftest.py": {"agent_server", "start_agent", "pg_cluster"},
     "tests/hq/conftest.py": {"hq_process"},
     "tests/e2e/conftest.py": {"rig", "shared_chain"},
     "tests/e2e/test_api_fuzz.py": {"agent", "hq"},
@@ -76,6 +80,11 @@ SPAWNS: dict[str, set[str] | str] = {
     "tests/hq/test_clock_skew.py": {"test_the_tolerance_is_an_hq_setting"},
     "tests/docs/test_docs.py": {"test_sh_block_runs_as_written_and_again"},
     "tests/sync/test_faults.py": {"test_faulty_network_heals_to_one_truth"},
+    "tests/test_pgkit.py": {  # PostgreSQL clusters of their own
+        "test_a_cluster_listens_on_its_own_socket_only_and_is_gone_after_stop",
+        "test_a_cluster_of_a_test_run_killed_with_sigkill_is_removed_by_the_next_start",
+        "test_a_cluster_starts_for_a_user_who_is_not_root"},
+    "tests/hq/test_store_seam.py": {"test_a_server_that_goes_away_is_storage_unavailable_naming_it"},
     "tests/test_testkit.py": {
         "test_a_service_that_exits_fails_at_once_with_the_tail_of_its_log",
         "test_a_service_whose_port_is_still_held_starts_once_it_is_free",
@@ -224,3 +233,26 @@ def start_agent(tmp_path: Path) -> Iterator[Any]:
     yield start
     for server in started:
         server.kill()
+
+
+# --- throwaway PostgreSQL (tests/testkit/postgres.py) -------------------------------------
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[postgres.Cluster]:
+    """A PostgreSQL cluster of this test run, removed at its end. Skipped, saying why, where
+    PostgreSQL is not installed; under CI that fails instead (install.sh --dev installs it)."""
+    reason = postgres.missing()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is needed under CI: {reason}")
+        pytest.skip(reason)
+    cluster = postgres.Cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_database(pg_cluster: postgres.Cluster) -> Iterator[str]:
+    """The URL of a new, empty database of this test (UTF-8, C order), dropped after."""
+    url = pg_cluster.database()
+    yield url
+    pg_cluster.drop(url)

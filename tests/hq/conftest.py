@@ -7,15 +7,20 @@ app `loyalty hq serve` serves, answered without uvicorn). Parametrized indirectl
 `hq_process` instead: the same HQ as a real process, whose stderr is attached to the report
 of a failing test (the slow tier).
 `outlet_a` / `outlet_b`: `HQClient`s that push hand-made events as that outlet.
+`hq_db`: HQ's `--db` for one test, on either store (`@pytest.mark.parametrize("hq_db",
+STORES, indirect=True)`, hqkit.STORES): a new SQLite file, or a new PostgreSQL database
+copied from one HQ's migrations were applied to once (`hq_pg` alone gives the latter).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from chainkit import HQProcess
 from hqkit import AnyHQ, HQClient, InProcessHQ
+from testkit.postgres import Cluster
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +57,25 @@ def outlet_a(hq: AnyHQ) -> HQClient:
 @pytest.fixture
 def outlet_b(hq: AnyHQ) -> HQClient:
     return HQClient(hq, "B", hq.tokens["B"])
+
+
+def _migrated_hq(url: str) -> None:
+    from hq.store.postgres import PgStore
+
+    PgStore(url).close()
+
+
+@pytest.fixture
+def hq_pg(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a new PostgreSQL database with HQ's tables (from a template), dropped after."""
+    url = pg_cluster.database(template=pg_cluster.template("hq", _migrated_hq))
+    yield url
+    pg_cluster.drop(url)
+
+
+@pytest.fixture
+def hq_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """HQ's --db on the store the test is parametrized with ("sqlite" or "postgresql")."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return str(request.getfixturevalue("hq_pg"))
+    return str(tmp_path / "hq.db")

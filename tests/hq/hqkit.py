@@ -12,6 +12,7 @@ import random
 import sqlite3
 from typing import Any
 
+import pytest
 import requests
 from chainkit import HQProcess
 from testkit.hqadmin import HQAdmin
@@ -30,10 +31,15 @@ from schema.events import (
     new_id,
 )
 
-__all__ = ["AnyHQ", "HQClient", "InProcessHQ", "redeemed", "registered", "sale", "snapshot"]
+__all__ = ["STORES", "AnyHQ", "HQClient", "InProcessHQ", "redeemed", "registered", "sale",
+           "snapshot"]
 
 # An HQ a test talks to: in this process (the fast tier) or a real `loyalty hq serve`.
 AnyHQ = InProcessHQ | HQProcess
+
+# HQ's stores, for `@pytest.mark.parametrize("hq_db", STORES, indirect=True)`: PostgreSQL's
+# cluster is a process, so that case is in the slow tier.
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 
 
 class HQClient:
