@@ -48,12 +48,19 @@ def resolve_customer(chain: Chain, text: str) -> str:
     return str(row[0])
 
 
-def set_status(chain: Chain, customer_id: str, status: str, reason: str = "") -> dict[str, Any]:
-    """A ban (or its lifting) is HQ's own fact, in the chain-wide ledger with its reason."""
+def set_status(chain: Chain, customer_id: str, status: str, reason: str = "",
+               by: Actor | None = None) -> dict[str, Any]:
+    """A ban (or its lifting) is HQ's own fact, in the chain-wide ledger with its reason;
+    made by staff (`by`: the back office, the admin API, the command line), it is audited
+    in the same transaction (before -> after, why, the fact's id)."""
     with chain.db.write() as conn:
-        _customer(conn, customer_id)
-        record_hq_fact(chain, conn, CustomerStatusChanged(
+        before = _customer(conn, customer_id)["status"]
+        event = record_hq_fact(chain, conn, CustomerStatusChanged(
             customer_id=customer_id, status=status, reason=reason))
+        if by is not None:
+            audit.record(conn, by, "customer.status", ("customer", customer_id),
+                         {"status": before}, {"status": status}, reason,
+                         customer_id=customer_id, event_id=event.event_id)
     chain.waiters.notify()
     return customer_view(chain, customer_id)
 
@@ -72,16 +79,29 @@ def set_identifier_status(chain: Chain, kind: str, value: str, status: str) -> N
     chain.waiters.notify()
 
 
-def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Profile and category edits made at HQ: the latest applied at HQ wins, per field."""
+def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any],
+                  by: Actor | None = None, reason: str = "") -> dict[str, Any]:
+    """Profile and category edits made at HQ: the latest applied at HQ wins, per field.
+    Made by staff (`by`), the edit is audited with each changed field before -> after (an
+    edit that changes nothing records no fact and no audit row)."""
     category = changes.get("category")
     with chain.db.write() as conn:
-        _customer(conn, customer_id)
+        row = _customer(conn, customer_id)
         if category is not None and conn.execute(
                 "SELECT 1 FROM master WHERE kind = 'category' AND key = ?", (category,)).fetchone() is None:
-            raise InvalidRequest(f"unknown category {category!r}")
-        record_hq_fact(chain, conn, CustomerUpdated(
-            customer_id=customer_id, changes=Profile.model_validate(changes)))
+            raise InvalidRequest(f"unknown category {category!r}: choose one of the programme's "
+                                 "categories", field="category")
+        old = {**profile_of(row), "category": row["category"]}
+        if by is not None:
+            changes = {k: v for k, v in changes.items() if old.get(k) != v}
+        if changes:
+            event = record_hq_fact(chain, conn, CustomerUpdated(
+                customer_id=customer_id, changes=Profile.model_validate(changes)))
+        if changes and by is not None:
+            shown = {k: v for k, v in changes.items() if k != "picture"}
+            audit.record(conn, by, "customer.edit", ("customer", customer_id),
+                         {k: old.get(k) for k in shown}, shown, reason,
+                         customer_id=customer_id, event_id=event.event_id)
     chain.waiters.notify()
     return customer_view(chain, customer_id)
 
