@@ -20,8 +20,14 @@ from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema import salestore, tallystore, timing
 from schema.customerstore import display_name, identifiers_of, profile_of
-from schema.errors import CustomerUnknown, InvalidRequest, NotFound, mask_card
-from schema.events import CustomerStatusChanged, CustomerUpdated, Profile
+from schema.errors import Conflict, CustomerUnknown, InvalidRequest, NotFound, mask_card
+from schema.events import (
+    CustomerStatusChanged,
+    CustomerUpdated,
+    IdentifierAdded,
+    IdentifierKind,
+    Profile,
+)
 from schema.masterdata import DOCS
 
 
@@ -65,17 +71,50 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "",
     return customer_view(chain, customer_id)
 
 
-def set_identifier_status(chain: Chain, kind: str, value: str, status: str) -> None:
+def set_identifier_status(chain: Chain, kind: str, value: str, status: str,
+                          by: Actor | None = None, reason: str = "") -> None:
+    """Blocks an identifier, reports it lost, or makes it active again (urgent for outlets
+    unless active); made by staff (`by`), audited with the status before -> after."""
     if status not in ("active", "blocked", "lost"):
         raise InvalidRequest("status is active, blocked or lost")
     with chain.db.write() as conn:
-        row = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
-                           (kind, value)).fetchone()
+        row = conn.execute("SELECT customer_id, status FROM identifiers WHERE kind = ? AND "
+                           "value = ?", (kind, value)).fetchone()
         if row is None:
             raise NotFound(f"no such {kind}")
         conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
                      (status, kind, value))
         chain.bump(conn, "customer", row[0], urgent=status != "active")
+        if by is not None and row["status"] != status:
+            audit.record(conn, by, "identifier.status", (kind, _masked(kind, value)),
+                         {"status": row["status"]}, {"status": status}, reason,
+                         customer_id=row["customer_id"])
+    chain.waiters.notify()
+
+
+def _masked(kind: str, value: str) -> str:
+    """How the audit trail names an identifier: a card number by its last 4 digits."""
+    return mask_card(value) if kind == "card" else value
+
+
+def add_identifier(chain: Chain, customer_id: str, kind: IdentifierKind, value: str,
+                   by: Actor, reason: str = "") -> None:
+    """Gives the customer another identifier (a card, a key, a phone...) as HQ's own
+    `identifier.added` fact, audited. One that already belongs to a customer is refused
+    (Conflict, naming whose) and nothing is recorded: HQ flags such a fact from an
+    outlet, but staff at HQ can be told at once."""
+    with chain.db.write() as conn:
+        _customer(conn, customer_id)
+        owner = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
+                             (kind, value)).fetchone()
+        if owner is not None:
+            whose = "this customer" if owner[0] == customer_id else f"customer {owner[0]}"
+            raise Conflict(f"this {kind} already belongs to {whose}", field="value")
+        event = record_hq_fact(chain, conn, IdentifierAdded(
+            customer_id=customer_id, kind=kind, value=value))
+        audit.record(conn, by, "identifier.add", (kind, _masked(kind, value)), None,
+                     {"kind": kind, "value": _masked(kind, value), "status": "active"},
+                     reason, customer_id=customer_id, event_id=event.event_id)
     chain.waiters.notify()
 
 

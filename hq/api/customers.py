@@ -66,7 +66,7 @@ def router(chain: Chain) -> APIRouter:
     @routes.post("/identifiers/status", response_model=IdentifierStatusSet,
                  responses=auth.refusals(NotFound))
     def identifier_status(body: IdentifierStatusIn) -> ModelResponse:
-        admin.set_identifier_status(chain, body.kind, body.value, body.status)
+        admin.set_identifier_status(chain, body.kind, body.value, body.status, by=ADMIN_API)
         return ModelResponse(IdentifierStatusSet(status=body.status))
 
     @routes.post("/categories/assign", response_model=CategoriesAssigned,

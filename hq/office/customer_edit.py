@@ -1,6 +1,7 @@
 """Editing a customer in the back office, for operators (docs/backoffice.md, "Editing a
 customer"): every profile field, the category, promotion category and approved special
-actions, the note, and the status (approved or banned, with a reason).
+actions, the note, the status (approved or banned, with a reason), and identifiers
+(add one; block one, report it lost, or make it active again).
 
 Promises: a form is checked exactly as the till API checks a profile (`AdminProfileIn`,
 built on schema/api.py `ProfileIn`: one declaration of the rules); a refused form is shown
@@ -11,7 +12,7 @@ changed field before -> after, and the reason typed. Only fields that differ are
 unchanged form records nothing.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast, get_args
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -24,7 +25,8 @@ from hq.audit import Actor
 from hq.office.context import Office, see_other
 from schema.adminapi import AdminProfileIn
 from schema.customerstore import display_name
-from schema.errors import InvalidRequest
+from schema.errors import Conflict, InvalidRequest, NotFound
+from schema.events import IdentifierKind, IdentifierStatus
 from schema.roles import Role
 
 # The text fields of the form, in the order shown, with their labels.
@@ -37,7 +39,12 @@ TEXT_FIELDS = {"given_name": "Given name", "surname": "Surname", "name": "Name",
 LONG_FIELDS = ("preferences", "note")  # a textarea each
 DONE = {"profile": "Saved: every outlet gets the change with its next pull.",
         "status": "Status changed: every outlet gets it with its next pull (a ban first).",
-        "same": "Nothing to save: the form was the same as the customer."}
+        "same": "Nothing to save: the form was the same as the customer.",
+        "identifier": "Identifier added: every outlet gets it with its next pull.",
+        "identifier_status": "Identifier status changed: a blocked or lost one is refused at "
+                             "every online outlet with its next pull."}
+IDENTIFIER_KINDS = get_args(IdentifierKind)
+IDENTIFIER_STATUSES = get_args(IdentifierStatus)
 Reason = Annotated[str, Form(max_length=500)]
 
 
@@ -131,5 +138,44 @@ def router(office: Office) -> APIRouter:
         except InvalidRequest as exc:
             return edit_page(request, customer_id, exc.status, f"{exc.message} [{exc.code}]")
         return see_other(request, f"/customers/{quote(customer_id)}/edit?done=status")
+
+    @routes.post("/customers/{customer_id}/identifiers")
+    def identifier_add(request: Request, customer_id: str, actor: Operator,
+                       kind: Annotated[str, Form(max_length=20)],
+                       value: Annotated[str, Form(max_length=200)], reason: Reason = ""
+                       ) -> Response:
+        typed = value.strip()
+        try:
+            if kind not in IDENTIFIER_KINDS:
+                raise InvalidRequest(f"Kind: choose one of {', '.join(IDENTIFIER_KINDS)}",
+                                     field="kind")
+            if not typed:
+                raise InvalidRequest("Value: type the card number, key or phone number",
+                                     field="value")
+            admin.add_identifier(chain, customer_id, cast(IdentifierKind, kind), typed,
+                                 by=actor, reason=reason)
+        except (InvalidRequest, Conflict) as exc:
+            return edit_page(request, customer_id, exc.status, f"{exc.message} [{exc.code}]")
+        return see_other(request, f"/customers/{quote(customer_id)}/edit?done=identifier")
+
+    @routes.post("/customers/{customer_id}/identifiers/status")
+    def identifier_status(request: Request, customer_id: str, actor: Operator,
+                          kind: Annotated[str, Form(max_length=20)],
+                          value: Annotated[str, Form(max_length=200)],
+                          status: Annotated[str, Form(max_length=20)], reason: Reason = ""
+                          ) -> Response:
+        try:
+            owned = {(i["kind"], i["value"])
+                     for i in admin.customer_view(chain, customer_id)["identifiers"]}
+            if (kind, value) not in owned:
+                raise NotFound(f"this customer has no such {kind}")
+            if status not in IDENTIFIER_STATUSES:
+                raise InvalidRequest(f"Status: choose one of {', '.join(IDENTIFIER_STATUSES)}",
+                                     field="status")
+            admin.set_identifier_status(chain, kind, value, status, by=actor, reason=reason)
+        except (InvalidRequest, NotFound) as exc:
+            return edit_page(request, customer_id, exc.status, f"{exc.message} [{exc.code}]")
+        return see_other(request,
+                         f"/customers/{quote(customer_id)}/edit?done=identifier_status")
 
     return routes

@@ -165,3 +165,53 @@ def test_a_viewer_gets_no_edit_link_and_is_refused_the_forms(chain: Chain) -> No
         assert client.post(path, data={**data, "csrf": csrf}).status_code == 403
     assert admin.customer_view(chain, ANA)["phone"] == "040 111 222"
     assert audit_rows(chain) == []
+
+
+CARD = "2000000000015"
+
+
+def test_an_identifier_is_added_blocked_and_reported_lost_each_audited(chain: Chain) -> None:
+    client = signed_in(chain, "olga")
+    csrf = csrf_of(client, f"/office/customers/{ANA}/edit")
+    added = client.post(f"/office/customers/{ANA}/identifiers", follow_redirects=False,
+                        data={"kind": "key", "value": "KEY-77", "reason": "new key fob",
+                              "csrf": csrf})
+    assert added.status_code == 303, added.text
+    kinds = {(i["kind"], i["value"]): i["status"]
+             for i in admin.customer_view(chain, ANA)["identifiers"]}
+    assert kinds[("key", "KEY-77")] == "active"
+    for status in ("blocked", "lost"):
+        changed = client.post(f"/office/customers/{ANA}/identifiers/status",
+                              follow_redirects=False, data={
+                                  "kind": "card", "value": CARD, "status": status,
+                                  "reason": "stolen wallet", "csrf": csrf})
+        assert changed.status_code == 303, changed.text
+    card = [i for i in admin.customer_view(chain, ANA)["identifiers"] if i["kind"] == "card"]
+    assert card[0]["status"] == "lost"
+    rows = audit_rows(chain) + [dict(r) for r in chain.db.all(
+        "SELECT * FROM audit WHERE subject_kind IN ('key', 'card') ORDER BY audit_id")]
+    assert [(r["action"], r["subject"], r["after"]) for r in rows] == [
+        ("identifier.add", "KEY-77", '{"kind": "key", "status": "active", "value": "KEY-77"}'),
+        ("identifier.status", "****0015", '{"status": "blocked"}'),
+        ("identifier.status", "****0015", '{"status": "lost"}')]
+    assert all(r["staff"] == "olga" and r["customer_id"] == ANA for r in rows)
+    assert CARD not in str(rows)  # the trail names a card by its last 4 digits
+
+
+def test_an_identifier_of_another_customer_is_refused_and_nothing_changes(
+        chain: Chain) -> None:
+    client = signed_in(chain, "olga")
+    csrf = csrf_of(client, f"/office/customers/{ANA}/edit")
+    facts = hq_facts(chain)
+    taken = client.post(f"/office/customers/{ANA}/identifiers",
+                        data={"kind": "card", "value": CARD, "csrf": csrf})
+    assert taken.status_code == 409 and "already belongs to this customer" in taken.text
+    unknown_kind = client.post(f"/office/customers/{ANA}/identifiers",
+                               data={"kind": "tattoo", "value": "X1", "csrf": csrf})
+    assert unknown_kind.status_code == 422 and "Kind: choose one of" in unknown_kind.text
+    not_hers = client.post(f"/office/customers/{ANA}/identifiers/status", data={
+        "kind": "card", "value": "2999999999994", "status": "lost", "csrf": csrf})
+    assert not_hers.status_code == 404
+    assert hq_facts(chain) == facts
+    assert chain.db.scalar("SELECT COUNT(*) FROM audit WHERE subject_kind != 'staff'") == 0
+    assert len(admin.customer_view(chain, ANA)["identifiers"]) == 1
