@@ -28,7 +28,7 @@ from schema.events import (
     IdentifierKind,
     Profile,
 )
-from schema.masterdata import DOCS
+from schema.masterdata import DOCS, key_of
 
 
 def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
@@ -176,13 +176,38 @@ def search(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def put_master(chain: Chain, kind: str, doc: dict[str, Any]) -> str:
+def _valid_master(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     if kind not in DOCS:
         raise InvalidRequest(f"unknown master data kind {kind!r} (one of {', '.join(DOCS)})")
+    # strictly, as JSON (a date-time is ISO text there, `"500"` is not a number)
+    valid = DOCS[kind].model_validate_json(json.dumps(doc), strict=True)
+    return valid.model_dump(mode="json")
+
+
+def master_change(chain: Chain, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """What putting `doc` would do, without doing it (the back office's preview): `key`,
+    `before` (the stored document, None for a new one), `after` and `changes`, the list of
+    (field, before, after) that differ. Checked as `put_master` checks it."""
+    after = _valid_master(kind, doc)
+    key = key_of(kind, DOCS[kind].model_validate(after))
+    before = master_docs(chain, kind).get(key)
+    return {"key": key, "before": before, "after": after,
+            "changes": audit.changes(before, after)}
+
+
+def put_master(chain: Chain, kind: str, doc: dict[str, Any], by: Actor | None = None,
+               reason: str = "") -> str:
+    """Stores a master data document (it reaches every outlet as a bumped entity); made
+    by staff (`by`), audited with the document before -> after in the same transaction."""
+    valid = _valid_master(kind, doc)
     with chain.db.write() as conn:
-        # strictly, as JSON (a date-time is ISO text there, `"500"` is not a number)
-        valid = DOCS[kind].model_validate_json(json.dumps(doc), strict=True)
-        key = chain.put_master(conn, kind, valid.model_dump(mode="json"))
+        key = key_of(kind, DOCS[kind].model_validate(valid))
+        old = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?",
+                           (kind, key)).fetchone()
+        chain.put_master(conn, kind, valid)
+        if by is not None:
+            audit.record(conn, by, f"{kind}.put", (kind, key),
+                         json.loads(old[0]) if old else None, valid, reason)
     chain.waiters.notify()
     return key
 

@@ -1,0 +1,152 @@
+"""The programme in the back office (docs/backoffice.md, "The programme"): every kind of
+master data as HQ holds it (categories, promotion categories, special action sales,
+gifts, category rules...) for every role, and for operators the special action sale
+editor: a form, then a preview of what saving will do (each field before -> after), then
+the save.
+
+Promises: the form is checked as the admin API checks master data (schema/masterdata.py
+`ActionDoc`, strictly, through hq/admin.py), a refused form shows why with what was typed
+and changes nothing; a preview changes nothing; a save is `hq.admin.put_master` (as the
+admin API's PUT: the document reaches every outlet as today's master data) audited with
+the document before -> after and the reason. Dates are UTC days: valid from the start of
+the first day to the end of the last.
+"""
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from hq import admin, audit
+from hq.audit import Actor
+from hq.office.context import Office, see_other
+from schema.errors import InvalidRequest
+from schema.masterdata import DOCS
+from schema.roles import Role
+
+LABELS = {"action_id": "Code", "name": "Name", "valid_from": "Valid from",
+          "valid_to": "Valid to", "discount_bp": "Discount %", "skus": "SKUs",
+          "divisions": "Divisions", "categories": "Categories",
+          "customer_codes": "Customer codes", "stackable": "Stacks with other discounts"}
+Text = Annotated[str, Form(max_length=2_000)]
+Reason = Annotated[str, Form(max_length=500)]
+
+
+def _list(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+def _basis_points(text: str) -> int:
+    """A percentage typed by a person (`10`, `12.5`, `7,5`) in basis points (1,250)."""
+    try:
+        value = Decimal(text.strip().replace(",", ".").rstrip("%").strip())
+    except InvalidOperation:
+        raise InvalidRequest("Discount %: type a percentage such as 10 or 12.5",
+                             field="discount_bp") from None
+    if not value.is_finite() or value * 100 != int(value * 100):
+        raise InvalidRequest("Discount %: at most two decimals", field="discount_bp")
+    return int(value * 100)
+
+
+def action_doc(form: dict[str, Any]) -> dict[str, Any]:
+    """The special action sale a form describes, as the master data document."""
+    days = {name: str(form.get(name, "")).strip() for name in ("valid_from", "valid_to")}
+    for name, day in days.items():
+        if len(day) != 10:
+            raise InvalidRequest(f"{LABELS[name]}: choose a day (YYYY-MM-DD)", field=name)
+    return {"action_id": str(form.get("action_id", "")).strip(),
+            "name": str(form.get("name", "")).strip(),
+            "valid_from": f"{days['valid_from']}T00:00:00Z",
+            "valid_to": f"{days['valid_to']}T23:59:59Z",
+            "discount_bp": _basis_points(str(form.get("discount", ""))),
+            "skus": _list(str(form.get("skus", ""))),
+            "divisions": _list(str(form.get("divisions", ""))),
+            "categories": list(form.get("categories") or []),
+            "customer_codes": _list(str(form.get("customer_codes", ""))),
+            "stackable": bool(form.get("stackable"))}
+
+
+def preview(chain: Any, form: dict[str, Any]) -> dict[str, Any]:
+    """`hq.admin.master_change` of the form's action; InvalidRequest naming the field."""
+    try:
+        return admin.master_change(chain, "action", action_doc(form))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        raise InvalidRequest(f"{LABELS.get(name, name)}: {first['msg']}",
+                             field=name or None) from None
+
+
+def form_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The form as it shows a stored action."""
+    return {"action_id": doc["action_id"], "name": doc["name"],
+            "valid_from": str(doc["valid_from"])[:10], "valid_to": str(doc["valid_to"])[:10],
+            "discount": f"{Decimal(doc['discount_bp']) / 100:f}".rstrip("0").rstrip("."),
+            "skus": ", ".join(doc.get("skus", [])),
+            "divisions": ", ".join(doc.get("divisions", [])),
+            "categories": doc.get("categories", []),
+            "customer_codes": ", ".join(doc.get("customer_codes", [])),
+            "stackable": doc.get("stackable", False)}
+
+
+def router(office: Office) -> APIRouter:
+    routes = office.router(role=Role.viewer)
+    chain = office.chain
+    Operator = Annotated[Actor, Depends(office.form(Role.operator))]
+    operator_page = [Depends(office.requires(Role.operator))]
+
+    def action_page(request: Request, form: dict[str, Any], http_status: int = 200,
+                    error: str | None = None, change: dict[str, Any] | None = None
+                    ) -> HTMLResponse:
+        return office.page(request, "programme_action.html", http_status,
+                           title="Special action sale", f=form, error=error, change=change,
+                           labels=LABELS, categories=admin.master_docs(chain, "category"),
+                           shown=audit.shown)
+
+    @routes.get("/programme")
+    def programme(request: Request, done: str | None = None) -> HTMLResponse:
+        return office.page(request, "programme.html", title="Programme",
+                           kinds={kind: admin.master_docs(chain, kind) for kind in DOCS},
+                           done=done == "action")
+
+    @routes.get("/programme/actions/new", dependencies=operator_page)
+    def action_new(request: Request) -> HTMLResponse:
+        return action_page(request, {"categories": []})
+
+    @routes.get("/programme/actions/{key}", dependencies=operator_page)
+    def action_edit(request: Request, key: str) -> HTMLResponse:
+        doc = admin.master_docs(chain, "action").get(key)
+        if doc is None:
+            return action_page(request, {"categories": []}, 404,
+                               f"no special action sale {key} [not_found]")
+        return action_page(request, form_of(doc))
+
+    async def typed_form(request: Request) -> dict[str, Any]:
+        form = await request.form()
+        typed: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+        typed["categories"] = [v for v in form.getlist("categories") if isinstance(v, str)]
+        return typed
+
+    @routes.post("/programme/actions/preview")
+    def action_preview(request: Request, actor: Operator,
+                       typed: Annotated[dict[str, Any], Depends(typed_form)]) -> Response:
+        try:
+            change = preview(chain, typed)
+        except InvalidRequest as exc:
+            return action_page(request, typed, exc.status, f"{exc.message} [{exc.code}]")
+        return action_page(request, typed, change=change)
+
+    @routes.post("/programme/actions")
+    def action_save(request: Request, actor: Operator,
+                    typed: Annotated[dict[str, Any], Depends(typed_form)],
+                    reason: Reason = "") -> Response:
+        try:
+            change = preview(chain, typed)
+            admin.put_master(chain, "action", change["after"], by=actor, reason=reason)
+        except InvalidRequest as exc:
+            return action_page(request, typed, exc.status, f"{exc.message} [{exc.code}]")
+        return see_other(request, "/programme?done=action")
+
+    return routes

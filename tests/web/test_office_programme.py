@@ -1,0 +1,87 @@
+"""The programme in HQ's back office (hq/office/programme.py), in process: a special action
+sale typed into the form is previewed (each field before -> after) without changing
+anything, then saved through hq.admin.put_master as master data that reaches outlets,
+with one audit row; a refused form says why on the form and changes nothing; a viewer
+sees the programme but is refused the editor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import test_office_customer_edit as edits
+from fastapi.testclient import TestClient
+from test_office_customer_edit import csrf_of, signed_in
+
+from hq import admin
+from hq.chain import Chain
+
+chain = edits.chain  # the same HQ: the default programme, outlet A, olga and vera
+
+SALE = {"action_id": "XMAS", "name": "Christmas oil", "valid_from": "2026-12-01",
+        "valid_to": "2026-12-31", "discount": "12.5", "skus": "OIL, WINE", "divisions": "",
+        "customer_codes": "", "reason": "season"}
+
+
+def master_rows(chain: Chain) -> list[Any]:
+    return [tuple(r) for r in chain.db.all("SELECT kind, key, data FROM master ORDER BY 1, 2")]
+
+
+def action_audit(chain: Chain) -> list[dict[str, Any]]:
+    return [dict(r) for r in chain.db.all(
+        "SELECT * FROM audit WHERE action = 'action.put' ORDER BY audit_id")]
+
+
+def test_a_special_action_sale_is_previewed_then_saved_as_master_data_and_audited(
+        chain: Chain) -> None:
+    client = signed_in(chain, "olga")
+    csrf = csrf_of(client, "/office/programme/actions/new")
+    before, head = master_rows(chain), chain.db.scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
+    shown = client.post("/office/programme/actions/preview",
+                        data={**SALE, "categories": ["A"], "csrf": csrf})
+    assert shown.status_code == 200, shown.text
+    assert 'id="preview-changes"' in shown.text and "A new special action sale" in shown.text
+    assert "Christmas oil" in shown.text and "1250" in shown.text
+    assert master_rows(chain) == before and action_audit(chain) == []  # a preview changes nothing
+    saved = client.post("/office/programme/actions", follow_redirects=False,
+                        data={**SALE, "categories": ["A"], "csrf": csrf})
+    assert saved.status_code == 303, saved.text
+    doc = admin.master_docs(chain, "action")["XMAS"]
+    assert (doc["name"], doc["discount_bp"], doc["skus"], doc["categories"]) == (
+        "Christmas oil", 1_250, ["OIL", "WINE"], ["A"])
+    assert doc["valid_to"].startswith("2026-12-31T23:59:59")
+    assert chain.db.scalar("SELECT COUNT(*) FROM changes WHERE kind = 'action' AND key = 'XMAS' "
+                           "AND seq > ?", (head,)) == 1  # outlets receive it
+    [row] = action_audit(chain)
+    assert (row["staff"], row["subject"], row["before"], row["reason"]) == (
+        "olga", "XMAS", None, "season")
+    again = client.post("/office/programme/actions/preview",
+                        data={**SALE, "discount": "15", "categories": ["A"], "csrf": csrf})
+    assert "Changes special action sale" in again.text and "1500" in again.text
+
+
+def test_a_refused_action_form_says_why_and_changes_nothing(chain: Chain) -> None:
+    client = signed_in(chain, "olga")
+    csrf = csrf_of(client, "/office/programme/actions/new")
+    before = master_rows(chain)
+    for typed, says in (({"discount": "abc"}, "Discount %: type a percentage"),
+                        ({"discount": "120"}, "Discount %"),
+                        ({"action_id": "bad code!"}, "Code"),
+                        ({"valid_to": ""}, "Valid to")):
+        answer = client.post("/office/programme/actions",
+                             data={**SALE, **typed, "csrf": csrf})
+        assert answer.status_code == 422, typed
+        assert 'id="action-error"' in answer.text and says in answer.text
+        assert "Christmas oil" in answer.text  # what was typed is kept
+    assert master_rows(chain) == before and action_audit(chain) == []
+
+
+def test_a_viewer_reads_the_programme_and_is_refused_the_editor(chain: Chain) -> None:
+    client: TestClient = signed_in(chain, "vera")
+    page = client.get("/office/programme")
+    assert page.status_code == 200 and 'id="kind-category"' in page.text
+    assert 'id="new-action"' not in page.text
+    assert client.get("/office/programme/actions/new").status_code == 403
+    csrf = csrf_of(client, "/office/programme")
+    for path in ("/office/programme/actions/preview", "/office/programme/actions"):
+        assert client.post(path, data={**SALE, "csrf": csrf}).status_code == 403
+    assert "XMAS" not in admin.master_docs(chain, "action")
