@@ -50,6 +50,12 @@ def _basis_points(text: str) -> int:
     return int(value * 100)
 
 
+def percent(bp: int) -> str:
+    """Basis points as the percentage a person types: 2000 -> "20", 1250 -> "12.5"."""
+    text = f"{Decimal(bp) / 100:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def action_doc(form: dict[str, Any]) -> dict[str, Any]:
     """The special action sale a form describes, as the master data document."""
     days = {name: str(form.get(name, "")).strip() for name in ("valid_from", "valid_to")}
@@ -79,11 +85,23 @@ def preview(chain: Any, form: dict[str, Any]) -> dict[str, Any]:
                              field=name or None) from None
 
 
+def shown(name: str, value: Any) -> str:
+    """A field of a preview as a person reads it: a discount as a percentage, a list as
+    its items ('every' when empty: the sale is not narrowed by it)."""
+    if value is None:
+        return "-"
+    if name.endswith("_bp") and isinstance(value, int):
+        return f"{percent(value)} %"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "every"
+    return audit.shown(name, value)
+
+
 def form_of(doc: dict[str, Any]) -> dict[str, Any]:
     """The form as it shows a stored action."""
     return {"action_id": doc["action_id"], "name": doc["name"],
             "valid_from": str(doc["valid_from"])[:10], "valid_to": str(doc["valid_to"])[:10],
-            "discount": f"{Decimal(doc['discount_bp']) / 100:f}".rstrip("0").rstrip("."),
+            "discount": percent(doc["discount_bp"]),
             "skus": ", ".join(doc.get("skus", [])),
             "divisions": ", ".join(doc.get("divisions", [])),
             "categories": doc.get("categories", []),
@@ -103,7 +121,7 @@ def router(office: Office) -> APIRouter:
         return office.page(request, "programme_action.html", http_status,
                            title="Special action sale", f=form, error=error, change=change,
                            labels=LABELS, categories=admin.master_docs(chain, "category"),
-                           shown=audit.shown)
+                           shown=shown)
 
     @routes.get("/programme")
     def programme(request: Request, done: str | None = None) -> HTMLResponse:

@@ -14,6 +14,7 @@ from test_office_customer_edit import csrf_of, signed_in
 
 from hq import admin
 from hq.chain import Chain
+from hq.office import programme
 
 chain = edits.chain  # the same HQ: the default programme, outlet A, olga and vera
 
@@ -40,7 +41,7 @@ def test_a_special_action_sale_is_previewed_then_saved_as_master_data_and_audite
                         data={**SALE, "categories": ["A"], "csrf": csrf})
     assert shown.status_code == 200, shown.text
     assert 'id="preview-changes"' in shown.text and "A new special action sale" in shown.text
-    assert "Christmas oil" in shown.text and "1250" in shown.text
+    assert "Christmas oil" in shown.text and "12.5 %" in shown.text
     assert master_rows(chain) == before and action_audit(chain) == []  # a preview changes nothing
     saved = client.post("/office/programme/actions", follow_redirects=False,
                         data={**SALE, "categories": ["A"], "csrf": csrf})
@@ -56,7 +57,14 @@ def test_a_special_action_sale_is_previewed_then_saved_as_master_data_and_audite
         "olga", "XMAS", None, "season")
     again = client.post("/office/programme/actions/preview",
                         data={**SALE, "discount": "15", "categories": ["A"], "csrf": csrf})
-    assert "Changes special action sale" in again.text and "1500" in again.text
+    assert "Changes special action sale" in again.text and "15 %" in again.text
+    edit = client.get("/office/programme/actions/XMAS")
+    assert 'id="a-discount" value="12.5"' in edit.text
+
+
+def test_a_discount_is_shown_as_the_percentage_typed() -> None:
+    assert [programme.percent(bp) for bp in (2_000, 1_250, 1_000, 5, 0, 10_000)] == [
+        "20", "12.5", "10", "0.05", "0", "100"]
 
 
 def test_a_refused_action_form_says_why_and_changes_nothing(chain: Chain) -> None:

@@ -1,0 +1,74 @@
+"""The programme editor as an operator uses it (issue 12), in real headless Chromium over
+HQ and outlet A as real processes (the session's `shop`): an operator creates a special
+action sale in the browser, previews it, saves it, and a till's quote at outlet A then
+shows it by name on the line it discounts. Screenshots of the programme page and the
+preview at 1280 and 800 px under tests/artefacts/web/ (`layout-programme-*`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from chainkit import until
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from test_backoffice import hq_rows, login, wait
+from test_office_layout import WIDTHS, shot_at
+from testkit import line
+from webkit import PASSWORD, Shop, staff_add, today
+
+pytestmark = pytest.mark.timeout(240)
+
+NAME = "Coffee week"
+
+
+def test_an_operator_creates_a_special_action_sale_and_a_till_quote_shows_it(
+        shop: Shop, browser: Any) -> None:
+    staff_add(shop.rig.hq.db, "otto", PASSWORD, role="operator")
+    browser.delete_all_cookies()
+    login(browser, shop, "otto", PASSWORD)
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "form.logout")))
+    try:
+        browser.find_element(By.ID, "nav-programme").click()
+        browser.find_element(By.ID, "new-action").click()
+        day = today()
+        typed = {"a-action_id": "COFWEEK", "a-name": NAME, "a-discount": "20",
+                 "a-skus": "COF", "a-reason": "slow week"}
+        for element_id, text in typed.items():
+            browser.find_element(By.ID, element_id).send_keys(text)
+        for element_id, when in (("a-valid_from", day - timedelta(days=1)),
+                                 ("a-valid_to", day + timedelta(days=7))):
+            browser.execute_script("arguments[0].value = arguments[1]",
+                                   browser.find_element(By.ID, element_id), when.isoformat())
+        browser.find_element(By.ID, "preview-action").click()
+        wait(browser, EC.presence_of_element_located((By.ID, "preview-changes")))
+        preview = browser.find_element(By.ID, "preview").text
+        assert "A new special action sale COFWEEK" in preview and NAME in preview
+        assert not hq_rows(shop, "SELECT 1 FROM master WHERE kind = 'action' AND key = 'COFWEEK'")
+        for width in WIDTHS:
+            shot_at(browser, "programme-action-preview", width)
+        browser.set_window_size(1280, 1000)
+        browser.find_element(By.ID, "save-action").click()
+        wait(browser, EC.presence_of_element_located((By.ID, "done")))
+        assert "COFWEEK" in browser.find_element(By.ID, "kind-action").text
+        for width in WIDTHS:
+            shot_at(browser, "programme", width)
+        [row] = hq_rows(shop, "SELECT staff, role FROM audit WHERE action = 'action.put' "
+                              "AND subject = 'COFWEEK'")
+        assert tuple(row) == ("otto", "operator")
+
+        card = shop.customers["bor"]["card_number"]
+        basket = [line("COF", 450, 2, "Coffee")]
+
+        def discounted() -> list[str]:
+            quoted = shop.a.till.quote(card, basket)["lines"][0]
+            return [label for label in quoted["actions"] if NAME in label]
+
+        until(lambda: discounted(), 30, what="outlet A prices coffee with the new sale")
+        quoted = shop.a.till.quote(card, basket)
+        assert quoted["lines"][0]["discount"] > 0
+        assert any(NAME in label for label in quoted["lines"][0]["actions"])
+    finally:
+        browser.delete_all_cookies()
+        browser.set_window_size(1280, 1000)
