@@ -12,6 +12,7 @@ the document before -> after and the reason. Dates are UTC days: valid from the 
 the first day to the end of the last.
 """
 
+from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -19,17 +20,20 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from hq import admin, audit
+from hq import admin, audit, categories
 from hq.audit import Actor
 from hq.office.context import Office, see_other
 from schema.errors import InvalidRequest
-from schema.masterdata import DOCS
+from schema.masterdata import DOCS, CategoryRuleDoc
 from schema.roles import Role
+from web.office import money_input
 
 LABELS = {"action_id": "Code", "name": "Name", "valid_from": "Valid from",
           "valid_to": "Valid to", "discount_bp": "Discount %", "skus": "SKUs",
           "divisions": "Divisions", "categories": "Categories",
-          "customer_codes": "Customer codes", "stackable": "Stacks with other discounts"}
+          "customer_codes": "Customer codes", "stackable": "Stacks with other discounts",
+          "category": "Category", "min_turnover": "Minimum turnover",
+          "window_days": "Window (days)"}
 Text = Annotated[str, Form(max_length=2_000)]
 Reason = Annotated[str, Form(max_length=500)]
 
@@ -109,6 +113,44 @@ def form_of(doc: dict[str, Any]) -> dict[str, Any]:
             "stackable": doc.get("stackable", False)}
 
 
+def rule_doc(form: dict[str, Any]) -> dict[str, Any]:
+    """The category rule a form describes; the turnover is money typed by a person."""
+    days = str(form.get("window_days", "")).strip()
+    if not days.isdigit():
+        raise InvalidRequest("Window (days): type a whole number of days", field="window_days")
+    return {"category": str(form.get("category", "")).strip(),
+            "min_turnover": money_input(str(form.get("min_turnover", "")), "Minimum turnover"),
+            "window_days": int(days)}
+
+
+def rule_preview(chain: Any, form: dict[str, Any], today: Any) -> dict[str, Any]:
+    """What saving the form's rule does to the rule (before -> after) and, by a dry run of
+    hq/categories.py over today's figures, to customers: `moves`, how many move from each
+    category to each other, largest first."""
+    try:
+        change = admin.master_change(chain, "category_rule", rule_doc(form))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        raise InvalidRequest(f"{LABELS.get(name, name)}: {first['msg']}",
+                             field=name or None) from None
+    if change["after"]["category"] not in admin.master_docs(chain, "category"):
+        raise InvalidRequest("Category: choose one of the programme's categories",
+                             field="category")
+    ordered = categories.with_rule(chain, CategoryRuleDoc.model_validate(change["after"]))
+    counted = Counter((old or "-", new) for _, old, new in categories.moves(chain, today, ordered))
+    change["moves"] = counted.most_common()
+    return change
+
+
+async def typed_form(request: Request) -> dict[str, Any]:
+    """What a form holds as typed (the categories ticked as a list)."""
+    form = await request.form()
+    typed: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    typed["categories"] = [v for v in form.getlist("categories") if isinstance(v, str)]
+    return typed
+
+
 def router(office: Office) -> APIRouter:
     routes = office.router(role=Role.viewer)
     chain = office.chain
@@ -123,11 +165,47 @@ def router(office: Office) -> APIRouter:
                            labels=LABELS, categories=admin.master_docs(chain, "category"),
                            shown=shown)
 
+    def rule_page(request: Request, form: dict[str, Any], http_status: int = 200,
+                  error: str | None = None, change: dict[str, Any] | None = None
+                  ) -> HTMLResponse:
+        return office.page(request, "programme_rule.html", http_status,
+                           title="Category rule", f=form, error=error, change=change,
+                           labels=LABELS, categories=admin.master_docs(chain, "category"),
+                           shown=lambda name, value: audit.shown(
+                               "amount" if name == "min_turnover" else name, value))
+
+    @routes.get("/programme/rules/new", dependencies=operator_page)
+    def rule_new(request: Request) -> HTMLResponse:
+        return rule_page(request, {"window_days": "365"})
+
+    @routes.post("/programme/rules/preview")
+    def rule_preview_page(request: Request, actor: Operator,
+                          typed: Annotated[dict[str, Any], Depends(typed_form)]) -> Response:
+        try:
+            change = rule_preview(chain, typed, office.clock().date())
+        except InvalidRequest as exc:
+            return rule_page(request, typed, exc.status, f"{exc.message} [{exc.code}]")
+        return rule_page(request, typed, change=change)
+
+    @routes.post("/programme/rules")
+    def rule_save(request: Request, actor: Operator,
+                  typed: Annotated[dict[str, Any], Depends(typed_form)],
+                  reason: Reason = "") -> Response:
+        today = office.clock().date()
+        try:
+            change = rule_preview(chain, typed, today)
+            admin.put_master(chain, "category_rule", change["after"], by=actor, reason=reason)
+        except InvalidRequest as exc:
+            return rule_page(request, typed, exc.status, f"{exc.message} [{exc.code}]")
+        if typed.get("apply"):
+            categories.assign(chain, today)
+        return see_other(request, "/programme?done=rule")
+
     @routes.get("/programme")
     def programme(request: Request, done: str | None = None) -> HTMLResponse:
         return office.page(request, "programme.html", title="Programme",
                            kinds={kind: admin.master_docs(chain, kind) for kind in DOCS},
-                           done=done == "action")
+                           done=done in ("action", "rule"))
 
     @routes.get("/programme/actions/new", dependencies=operator_page)
     def action_new(request: Request) -> HTMLResponse:
@@ -140,12 +218,6 @@ def router(office: Office) -> APIRouter:
             return action_page(request, {"categories": []}, 404,
                                f"no special action sale {key} [not_found]")
         return action_page(request, form_of(doc))
-
-    async def typed_form(request: Request) -> dict[str, Any]:
-        form = await request.form()
-        typed: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
-        typed["categories"] = [v for v in form.getlist("categories") if isinstance(v, str)]
-        return typed
 
     @routes.post("/programme/actions/preview")
     def action_preview(request: Request, actor: Operator,

@@ -93,3 +93,76 @@ def test_a_viewer_reads_the_programme_and_is_refused_the_editor(chain: Chain) ->
     for path in ("/office/programme/actions/preview", "/office/programme/actions"):
         assert client.post(path, data={**SALE, "csrf": csrf}).status_code == 403
     assert "XMAS" not in admin.master_docs(chain, "action")
+
+
+def two_customers_spend(chain: Chain) -> None:
+    """ANA (category A) and two more customers of category B, each with 500.00 of sales."""
+    from hq import ingest
+    from schema.events import (
+        CustomerRegistered,
+        Payment,
+        Profile,
+        SaleLine,
+        SaleRecorded,
+        make_event,
+        new_id,
+    )
+    from schema.sync import PushRequest
+
+    bodies: list[Any] = []
+    for n, who in enumerate(("bor-0001", "cene-0001", ANA)):
+        if who != ANA:
+            bodies.append(CustomerRegistered(customer_id=who, card_number=f"20000000001{n}9",
+                                             profile=Profile(kind="person", given_name=who,
+                                                             surname="B", category="B")))
+        bodies.append(SaleRecorded(
+            sale_id=new_id(), customer_id=who, currency="EUR",
+            lines=[SaleLine(sku="X", name="X", qty=1, unit_price=50_000, gross=50_000,
+                            discount=0, net=50_000)],
+            payments=[Payment(mode="cash", amount=50_000)], total_gross=50_000,
+            total_discount=0, total_net=50_000, points_earned=0))
+    events = [make_event("A", 2 + i, body) for i, body in enumerate(bodies)]
+    ingest.push(chain, "A", PushRequest(outlet_id="A", events=events))
+
+
+ANA = edits.ANA
+RULE = {"category": "A", "min_turnover": "400,00", "window_days": "365", "reason": "loyal"}
+
+
+def test_a_category_rule_is_previewed_with_who_moves_and_saved_and_applied(
+        chain: Chain) -> None:
+    two_customers_spend(chain)
+    client = signed_in(chain, "olga")
+    csrf = csrf_of(client, "/office/programme/rules/new")
+    facts = chain.db.scalar("SELECT COUNT(*) FROM events WHERE outlet_id = 'HQ'")
+    shown = client.post("/office/programme/rules/preview", data={**RULE, "csrf": csrf})
+    assert shown.status_code == 200, shown.text
+    assert "<b>2</b> customers move from B to A" in shown.text
+    assert "400.00" in shown.text  # the threshold shown as money
+    assert chain.db.scalar("SELECT COUNT(*) FROM events WHERE outlet_id = 'HQ'") == facts
+    assert admin.master_docs(chain, "category_rule") == {}
+    saved = client.post("/office/programme/rules", follow_redirects=False,
+                        data={**RULE, "apply": "on", "csrf": csrf})
+    assert saved.status_code == 303, saved.text
+    assert admin.master_docs(chain, "category_rule")["A"]["min_turnover"] == 40_000
+    assert admin.customer_view(chain, "bor-0001")["category"] == "A"
+    [row] = [dict(r) for r in chain.db.all("SELECT * FROM audit WHERE action = "
+                                           "'category_rule.put'")]
+    assert (row["staff"], row["reason"]) == ("olga", "loyal")
+    again = client.post("/office/programme/rules/preview", data={**RULE, "csrf": csrf})
+    assert "No customer changes category" in again.text
+
+
+def test_a_refused_category_rule_says_why_and_changes_nothing(chain: Chain) -> None:
+    client = signed_in(chain, "olga")
+    csrf = csrf_of(client, "/office/programme/rules/new")
+    for typed, says in (({"min_turnover": "lots"}, "Minimum turnover"),
+                        ({"min_turnover": "-5"}, "Minimum turnover"),
+                        ({"window_days": "0"}, "Window (days)"),
+                        ({"window_days": "a year"}, "Window (days)"),
+                        ({"category": "Z"}, "Category")):
+        answer = client.post("/office/programme/rules", data={**RULE, **typed, "csrf": csrf})
+        assert answer.status_code == 422, typed
+        assert 'id="rule-error"' in answer.text and says in answer.text
+    assert admin.master_docs(chain, "category_rule") == {}
+    assert chain.db.scalar("SELECT COUNT(*) FROM audit WHERE action LIKE 'category_rule%'") == 0
