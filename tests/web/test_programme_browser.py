@@ -13,6 +13,7 @@ import pytest
 from chainkit import until
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select
 from test_backoffice import hq_rows, login, wait
 from test_office_layout import WIDTHS, shot_at
 from testkit import line
@@ -34,7 +35,7 @@ def test_an_operator_creates_a_special_action_sale_and_a_till_quote_shows_it(
         browser.find_element(By.ID, "new-action").click()
         day = today()
         typed = {"a-action_id": "COFWEEK", "a-name": NAME, "a-discount": "20",
-                 "a-skus": "COF", "a-reason": "slow week"}
+                 "a-skus": "BEANS", "a-reason": "slow week"}
         for element_id, text in typed.items():
             browser.find_element(By.ID, element_id).send_keys(text)
         for element_id, when in (("a-valid_from", day - timedelta(days=1)),
@@ -59,16 +60,52 @@ def test_an_operator_creates_a_special_action_sale_and_a_till_quote_shows_it(
         assert tuple(row) == ("otto", "operator")
 
         card = shop.customers["bor"]["card_number"]
-        basket = [line("COF", 450, 2, "Coffee")]
+        basket = [line("BEANS", 450, 2, "Coffee beans")]  # sold by no other test
 
         def discounted() -> list[str]:
             quoted = shop.a.till.quote(card, basket)["lines"][0]
             return [label for label in quoted["actions"] if NAME in label]
 
-        until(lambda: discounted(), 30, what="outlet A prices coffee with the new sale")
+        until(lambda: discounted(), 30, what="outlet A prices beans with the new sale")
         quoted = shop.a.till.quote(card, basket)
         assert quoted["lines"][0]["discount"] > 0
         assert any(NAME in label for label in quoted["lines"][0]["actions"])
+    finally:
+        browser.delete_all_cookies()
+        browser.set_window_size(1280, 1000)
+
+
+def test_a_category_rule_change_previews_who_moves_and_applies(
+        shop: Shop, browser: Any) -> None:
+    rita = shop.a.till.register("A", given_name="Rita", surname="Rule")
+    shop.a.till.sold(rita["card_number"], [line("YACHT", 900_000, 1, "Boat")])  # 9,000.00
+    shop.rig.settled()
+    staff_add(shop.rig.hq.db, "uma", PASSWORD, role="operator")
+    browser.delete_all_cookies()
+    login(browser, shop, "uma", PASSWORD)
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "form.logout")))
+    try:
+        browser.get(shop.office + "/programme")
+        browser.find_element(By.ID, "new-rule").click()
+        Select(browser.find_element(By.ID, "r-category")).select_by_value("B")
+        browser.find_element(By.ID, "r-min_turnover").send_keys("8.000,00")
+        browser.find_element(By.ID, "r-reason").send_keys("big spenders")
+        browser.find_element(By.ID, "preview-rule").click()
+        wait(browser, EC.presence_of_element_located((By.ID, "preview-moves")))
+        assert browser.find_element(By.ID, "preview-moves").text == \
+            "1 customer moves from A to B"
+        for width in WIDTHS:
+            shot_at(browser, "programme-rule-preview", width)
+        browser.set_window_size(1280, 1000)
+        assert hq_rows(shop, "SELECT category FROM customers WHERE customer_id = ?",
+                       (rita["customer_id"],))[0][0] == "A"  # a preview moves nobody
+        browser.find_element(By.ID, "r-apply").click()
+        browser.find_element(By.ID, "save-rule").click()
+        wait(browser, EC.presence_of_element_located((By.ID, "done")))
+        assert hq_rows(shop, "SELECT category FROM customers WHERE customer_id = ?",
+                       (rita["customer_id"],))[0][0] == "B"
+        until(lambda: shop.a.till.get(f"/v1/customers/{rita['customer_id']}").json()
+              .get("category") == "B", 30, what="outlet A has Rita in category B")
     finally:
         browser.delete_all_cookies()
         browser.set_window_size(1280, 1000)
