@@ -14,7 +14,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from hq import audit
+from hq import audit, credentials
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
@@ -220,6 +220,26 @@ def delete_master(chain: Chain, kind: str, key: str) -> None:
     chain.waiters.notify()
 
 
+def register_outlet(chain: Chain, outlet_id: str, by: Actor, reason: str = "") -> tuple[str, int]:
+    """Registers an outlet (hq/credentials.py, as `loyalty hq outlet-add`): its token,
+    to be shown once, and its card range; audited without the token."""
+    with chain.db.write() as conn:
+        token, card_range = credentials.add_outlet(conn, outlet_id.strip())
+        audit.record(conn, by, "outlet.add", ("outlet", outlet_id.strip()), None,
+                     {"card_range": card_range, "token": "set"}, reason)
+    return token, card_range
+
+
+def rotate_outlet_token(chain: Chain, outlet_id: str, by: Actor, reason: str = "") -> str:
+    """A new token for an outlet (as `loyalty hq outlet-token`): the old one stops working
+    at once; audited without either token."""
+    with chain.db.write() as conn:
+        token = credentials.rotate_outlet(conn, outlet_id)
+        audit.record(conn, by, "outlet.token", ("outlet", outlet_id), {"token": "old"},
+                     {"token": "new"}, reason)
+    return token
+
+
 def outlets(chain: Chain) -> list[dict[str, Any]]:
     rows = chain.db.all("SELECT outlet_id, card_range, created_at, last_seq, last_push_at, "
                         "last_pull_at, clock_offset_s, clock_measured_at FROM outlets "
@@ -405,3 +425,13 @@ def outlet_health(chain: Chain, now: datetime, stale_after_s: int) -> list[dict[
         out.append({**o, "last_seen": seen, "age_s": age,
                     "stale": age is None or age > stale_after_s, **clock})
     return out
+
+
+def outlets_needing_care_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`outlet_health` rows with those that need someone first: stale ones (longest out of
+    touch first, never heard from before all), then clocks off, then the rest by id."""
+    def order(r: dict[str, Any]) -> tuple[int, int, str]:
+        if r["stale"]:
+            return (0, -(r["age_s"] if r["age_s"] is not None else 10**12), r["outlet_id"])
+        return (1 if r["clock_off"] else 2, 0, r["outlet_id"])
+    return sorted(rows, key=order)

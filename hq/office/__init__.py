@@ -57,6 +57,7 @@ from hq.office import (
     home,
     invoices,
     login,
+    outlet_admin,
     programme,
     reports,
 )
@@ -71,8 +72,8 @@ COOKIE = "loyalty_office"
 SESSION_S = 8 * 3600
 STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 
-AREAS = (login, home, dashboard, customers, customer_edit, programme, invoices, reports, chain_pages, staff_pages,
-         audit_pages)
+AREAS = (login, home, dashboard, customers, customer_edit, programme, outlet_admin, invoices,
+         reports, chain_pages, staff_pages, audit_pages)
 
 
 def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,
