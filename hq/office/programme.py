@@ -143,6 +143,73 @@ def rule_preview(chain: Any, form: dict[str, Any], today: Any) -> dict[str, Any]
     return change
 
 
+# The kinds edited field by field (a special action sale and a category rule have their
+# own forms): each field is text, a percentage (`_bp`), money or a whole number.
+EDITED = {"category": "Category", "promo_category": "Promotion category", "gift": "Gift"}
+MONEY_FIELDS = {"credit_limit", "floor_credit"}
+FIELD_LABELS = {"code": "Code", "sku": "SKU", "name": "Name", "discount_bp": "Discount %",
+                "points_per_100": "Points per 100.00", "credit_limit": "Credit limit",
+                "floor_points": "Offline floor: points", "floor_credit": "Offline floor: credit",
+                "points_bonus_bp": "Points bonus %", "points_cost": "Points value"}
+
+
+def doc_fields(kind: str) -> list[str]:
+    return list(DOCS[kind].model_fields)
+
+
+def typed_doc(kind: str, form: dict[str, Any]) -> dict[str, Any]:
+    """The document of `kind` a form describes, each field read as people type it."""
+    doc: dict[str, Any] = {}
+    for name in doc_fields(kind):
+        text = str(form.get(name, "")).strip()
+        label = FIELD_LABELS.get(name, name)
+        if DOCS[kind].model_fields[name].annotation is str:
+            doc[name] = text
+        elif name in MONEY_FIELDS:
+            doc[name] = money_input(text, label)
+        elif name.endswith("_bp"):
+            try:
+                doc[name] = _basis_points(text)
+            except InvalidRequest:
+                raise InvalidRequest(f"{label}: type a percentage such as 10 or 12.5",
+                                     field=name) from None
+        elif text.isdigit():
+            doc[name] = int(text)
+        else:
+            raise InvalidRequest(f"{label}: type a whole number", field=name)
+    return doc
+
+
+def doc_form(kind: str, doc: dict[str, Any]) -> dict[str, str]:
+    """The form as it shows a stored document."""
+    out = {}
+    for name in doc_fields(kind):
+        value = doc.get(name, "")
+        if name in MONEY_FIELDS:
+            out[name] = f"{Decimal(value) / 100:.2f}"
+        elif name.endswith("_bp"):
+            out[name] = percent(int(value))
+        else:
+            out[name] = str(value)
+    return out
+
+
+def doc_preview(chain: Any, kind: str, form: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return admin.master_change(chain, kind, typed_doc(kind, form))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        raise InvalidRequest(f"{FIELD_LABELS.get(name, name)}: {first['msg']}",
+                             field=name or None) from None
+
+
+def doc_shown(name: str, value: Any) -> str:
+    if name in MONEY_FIELDS:
+        return audit.shown("amount", value)
+    return shown(name, value)
+
+
 async def typed_form(request: Request) -> dict[str, Any]:
     """What a form holds as typed (the categories ticked as a list)."""
     form = await request.form()
@@ -201,11 +268,58 @@ def router(office: Office) -> APIRouter:
             categories.assign(chain, today)
         return see_other(request, "/programme?done=rule")
 
+    def doc_page(request: Request, kind: str, form: dict[str, Any], http_status: int = 200,
+                 error: str | None = None, change: dict[str, Any] | None = None
+                 ) -> HTMLResponse:
+        if kind not in EDITED:
+            return office.page(request, "programme_doc.html", 404, title="Programme",
+                               kind=kind, what="", f={}, fields=[], labels=FIELD_LABELS,
+                               error=f"no editor for {kind} [not_found]", change=None,
+                               shown=doc_shown)
+        return office.page(request, "programme_doc.html", http_status, title=EDITED[kind],
+                           kind=kind, what=EDITED[kind], f=form, fields=doc_fields(kind),
+                           labels=FIELD_LABELS, error=error, change=change, shown=doc_shown)
+
+    @routes.get("/programme/doc/{kind}/new", dependencies=operator_page)
+    def doc_new(request: Request, kind: str) -> HTMLResponse:
+        return doc_page(request, kind, {})
+
+    @routes.get("/programme/doc/{kind}/edit/{key}", dependencies=operator_page)
+    def doc_edit(request: Request, kind: str, key: str) -> HTMLResponse:
+        doc = admin.master_docs(chain, kind).get(key) if kind in EDITED else None
+        if doc is None:
+            return doc_page(request, kind, {}, 404, f"no {kind} {key} [not_found]")
+        return doc_page(request, kind, doc_form(kind, doc))
+
+    @routes.post("/programme/doc/{kind}/preview")
+    def doc_preview_page(request: Request, kind: str, actor: Operator,
+                         typed: Annotated[dict[str, Any], Depends(typed_form)]) -> Response:
+        if kind not in EDITED:
+            return doc_page(request, kind, typed)
+        try:
+            change = doc_preview(chain, kind, typed)
+        except InvalidRequest as exc:
+            return doc_page(request, kind, typed, exc.status, f"{exc.message} [{exc.code}]")
+        return doc_page(request, kind, typed, change=change)
+
+    @routes.post("/programme/doc/{kind}/save")
+    def doc_save(request: Request, kind: str, actor: Operator,
+                 typed: Annotated[dict[str, Any], Depends(typed_form)],
+                 reason: Reason = "") -> Response:
+        if kind not in EDITED:
+            return doc_page(request, kind, typed)
+        try:
+            change = doc_preview(chain, kind, typed)
+            admin.put_master(chain, kind, change["after"], by=actor, reason=reason)
+        except InvalidRequest as exc:
+            return doc_page(request, kind, typed, exc.status, f"{exc.message} [{exc.code}]")
+        return see_other(request, f"/programme?done={kind}")
+
     @routes.get("/programme")
     def programme(request: Request, done: str | None = None) -> HTMLResponse:
         return office.page(request, "programme.html", title="Programme",
                            kinds={kind: admin.master_docs(chain, kind) for kind in DOCS},
-                           done=done in ("action", "rule"))
+                           done=done in ("action", "rule", *EDITED), edited=EDITED)
 
     @routes.get("/programme/actions/new", dependencies=operator_page)
     def action_new(request: Request) -> HTMLResponse:

@@ -166,3 +166,47 @@ def test_a_refused_category_rule_says_why_and_changes_nothing(chain: Chain) -> N
         assert 'id="rule-error"' in answer.text and says in answer.text
     assert admin.master_docs(chain, "category_rule") == {}
     assert chain.db.scalar("SELECT COUNT(*) FROM audit WHERE action LIKE 'category_rule%'") == 0
+
+
+def test_a_category_edit_shows_money_and_percentages_before_after_and_saves_audited(
+        chain: Chain) -> None:
+    client = signed_in(chain, "olga")
+    form = client.get("/office/programme/doc/category/edit/B")
+    assert form.status_code == 200
+    assert 'id="d-credit_limit" value="2000.00"' in form.text  # 200,000 minor units
+    assert 'id="d-discount_bp" value="7"' in form.text
+    csrf = csrf_of(client, "/office/programme/doc/category/edit/B")
+    typed = {"code": "B", "name": "Silver", "discount_bp": "8.5", "points_per_100": "150",
+             "credit_limit": "2.500,00", "floor_points": "1500", "floor_credit": "200,00",
+             "reason": "competition", "csrf": csrf}
+    before = admin.master_docs(chain, "category")["B"]
+    shown = client.post("/office/programme/doc/category/preview", data=typed)
+    assert "Changes category" in shown.text and "2,000.00" in shown.text \
+        and "2,500.00" in shown.text and "8.5 %" in shown.text
+    assert admin.master_docs(chain, "category")["B"] == before
+    saved = client.post("/office/programme/doc/category/save", data=typed,
+                        follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    after = admin.master_docs(chain, "category")["B"]
+    assert (after["discount_bp"], after["credit_limit"], after["floor_credit"]) == (
+        850, 250_000, 20_000)
+    [row] = [dict(r) for r in chain.db.all("SELECT * FROM audit WHERE action = 'category.put'")]
+    assert (row["staff"], row["subject"], row["reason"]) == ("olga", "B", "competition")
+
+
+def test_a_gift_points_value_is_checked_and_a_refusal_changes_nothing(chain: Chain) -> None:
+    client = signed_in(chain, "olga")
+    csrf = csrf_of(client, "/office/programme/doc/gift/new")
+    before = master_rows(chain)
+    for typed, says in (({"points_cost": "0"}, "Points value"),
+                        ({"points_cost": "many"}, "Points value: type a whole number"),
+                        ({"sku": "bad sku!"}, "SKU")):
+        answer = client.post("/office/programme/doc/gift/save", data={
+            "sku": "GIFT-PEN", "name": "Pen", "points_cost": "300", **typed, "csrf": csrf})
+        assert answer.status_code == 422 and says in answer.text, typed
+    assert master_rows(chain) == before
+    saved = client.post("/office/programme/doc/gift/save", follow_redirects=False, data={
+        "sku": "GIFT-PEN", "name": "Pen", "points_cost": "300", "csrf": csrf})
+    assert saved.status_code == 303
+    assert admin.master_docs(chain, "gift")["GIFT-PEN"]["points_cost"] == 300
+    assert client.get("/office/programme/doc/staff/new").status_code == 404
