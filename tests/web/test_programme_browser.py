@@ -109,3 +109,28 @@ def test_a_category_rule_change_previews_who_moves_and_applies(
     finally:
         browser.delete_all_cookies()
         browser.set_window_size(1280, 1000)
+
+
+def test_the_edit_pages_fit_the_window(shop: Shop, browser: Any) -> None:
+    """Screenshots (`layout-customer-edit-*`, `layout-outlets-admin-*`, `layout-category-*`)
+    of the customer editor and the category editor as an operator, and of the outlets
+    page with its forms as an administrator; nothing is changed."""
+    staff_add(shop.rig.hq.db, "vic", PASSWORD, role="operator")
+    ana = shop.customers["ana"]["customer_id"]
+    try:
+        for who, password, pages in (
+                ("vic", PASSWORD, {"customer-edit": f"/customers/{ana}/edit",
+                                   "category": "/programme/doc/category/edit/A"}),
+                ("alice", PASSWORD, {"outlets-admin": "/outlets"})):
+            browser.delete_all_cookies()
+            login(browser, shop, who, password)
+            wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "form.logout")))
+            for name, path in pages.items():
+                browser.get(shop.office + path)
+                assert not browser.find_elements(By.CSS_SELECTOR, "p.error")
+                for width in WIDTHS:
+                    shot_at(browser, name, width)
+        assert browser.find_element(By.ID, "add-outlet")
+    finally:
+        browser.delete_all_cookies()
+        browser.set_window_size(1280, 1000)
