@@ -18,7 +18,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from agent import cardnumber, outbox
-from agent import pin as pins
+from schema import pin as pins
 from schema import tallystore
 from schema.customerstore import display_name
 from schema.database import storage_error

@@ -18,7 +18,7 @@ from hq import audit, credentials
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
-from schema import salestore, tallystore, timing
+from schema import pin, salestore, tallystore, timing
 from schema.customerstore import display_name, identifiers_of, profile_of
 from schema.errors import Conflict, CustomerUnknown, InvalidRequest, NotFound, mask_card
 from schema.events import (
@@ -26,6 +26,7 @@ from schema.events import (
     CustomerUpdated,
     IdentifierAdded,
     IdentifierKind,
+    PinSet,
     Profile,
 )
 from schema.masterdata import DOCS, key_of
@@ -115,6 +116,21 @@ def add_identifier(chain: Chain, customer_id: str, kind: IdentifierKind, value: 
         audit.record(conn, by, "identifier.add", (kind, _masked(kind, value)), None,
                      {"kind": kind, "value": _masked(kind, value), "status": "active"},
                      reason, customer_id=customer_id, event_id=event.event_id)
+    chain.waiters.notify()
+
+
+def reset_pin(chain: Chain, customer_id: str, new_pin: str, by: Actor, reason: str = "") -> None:
+    """Sets a new PIN the customer chose (4 to 8 digits; a forgotten one) as HQ's own
+    `pin.set` fact: only its hash is recorded and published, the audit row says "set"."""
+    try:
+        pin_hash = pin.hash_pin(new_pin)
+    except pin.PinFormatError as exc:
+        raise InvalidRequest(f"New PIN: {exc}", field="pin") from None
+    with chain.db.write() as conn:
+        _customer(conn, customer_id)
+        event = record_hq_fact(chain, conn, PinSet(customer_id=customer_id, pin_hash=pin_hash))
+        audit.record(conn, by, "customer.pin", ("customer", customer_id), None,
+                     {"pin": "set"}, reason, customer_id=customer_id, event_id=event.event_id)
     chain.waiters.notify()
 
 

@@ -40,6 +40,7 @@ LONG_FIELDS = ("preferences", "note")  # a textarea each
 DONE = {"profile": "Saved: every outlet gets the change with its next pull.",
         "status": "Status changed: every outlet gets it with its next pull (a ban first).",
         "same": "Nothing to save: the form was the same as the customer.",
+        "pin": "New PIN set: every outlet gets it with its next pull.",
         "identifier": "Identifier added: every outlet gets it with its next pull.",
         "identifier_status": "Identifier status changed: a blocked or lost one is refused at "
                              "every online outlet with its next pull."}
@@ -138,6 +139,20 @@ def router(office: Office) -> APIRouter:
         except InvalidRequest as exc:
             return edit_page(request, customer_id, exc.status, f"{exc.message} [{exc.code}]")
         return see_other(request, f"/customers/{quote(customer_id)}/edit?done=status")
+
+    @routes.post("/customers/{customer_id}/pin")
+    def customer_pin(request: Request, customer_id: str, actor: Operator,
+                     pin: Annotated[str, Form(max_length=20)],
+                     again: Annotated[str, Form(max_length=20)], reason: Reason = ""
+                     ) -> Response:
+        try:
+            if pin != again:
+                raise InvalidRequest("New PIN: the two differ: type the same PIN twice",
+                                     field="pin")
+            admin.reset_pin(chain, customer_id, pin, by=actor, reason=reason)
+        except InvalidRequest as exc:
+            return edit_page(request, customer_id, exc.status, f"{exc.message} [{exc.code}]")
+        return see_other(request, f"/customers/{quote(customer_id)}/edit?done=pin")
 
     @routes.post("/customers/{customer_id}/identifiers")
     def identifier_add(request: Request, customer_id: str, actor: Operator,

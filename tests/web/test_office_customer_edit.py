@@ -215,3 +215,25 @@ def test_an_identifier_of_another_customer_is_refused_and_nothing_changes(
     assert hq_facts(chain) == facts
     assert chain.db.scalar("SELECT COUNT(*) FROM audit WHERE subject_kind != 'staff'") == 0
     assert len(admin.customer_view(chain, ANA)["identifiers"]) == 1
+
+
+def test_a_pin_reset_is_an_hq_fact_with_only_the_hash_and_is_audited(chain: Chain) -> None:
+    from schema import pin
+
+    client = signed_in(chain, "olga")
+    csrf = csrf_of(client, f"/office/customers/{ANA}/edit")
+    for typed, says in (({"pin": "12", "again": "12"}, "4 to 8 digits"),
+                        ({"pin": "4321", "again": "4322"}, "the two differ")):
+        refused = client.post(f"/office/customers/{ANA}/pin", data={**typed, "csrf": csrf})
+        assert refused.status_code == 422 and says in refused.text
+    assert audit_rows(chain) == []
+    done = client.post(f"/office/customers/{ANA}/pin", follow_redirects=False,
+                       data={"pin": "4321", "again": "4321", "reason": "forgot it",
+                             "csrf": csrf})
+    assert done.status_code == 303, done.text
+    stored = chain.db.scalar("SELECT pin_hash FROM customers WHERE customer_id = ?", (ANA,))
+    assert pin.verify("4321", stored) and "4321" not in stored
+    [row] = audit_rows(chain)
+    assert (row["action"], row["after"], row["reason"]) == ("customer.pin", '{"pin": "set"}',
+                                                            "forgot it")
+    assert "4321" not in str([dict(r) for r in chain.db.all("SELECT * FROM audit")])
