@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from agent import cardnumber, outbox
-from agent import pin as pins
 from schema import greetings, tallystore
+from schema import pin as pins
 from schema.customerstore import display_name
 from schema.database import storage_error
 from schema.errors import (

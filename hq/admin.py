@@ -14,15 +14,22 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from hq import audit
+from hq import audit, credentials
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
-from schema import salestore, tallystore, timing
+from schema import pin, salestore, tallystore, timing
 from schema.customerstore import display_name, identifiers_of, profile_of
-from schema.errors import CustomerUnknown, InvalidRequest, NotFound, mask_card
-from schema.events import CustomerStatusChanged, CustomerUpdated, Profile
-from schema.masterdata import DOCS, AnnouncementDoc
+from schema.errors import Conflict, CustomerUnknown, InvalidRequest, NotFound, mask_card
+from schema.events import (
+    CustomerStatusChanged,
+    CustomerUpdated,
+    IdentifierAdded,
+    IdentifierKind,
+    PinSet,
+    Profile,
+)
+from schema.masterdata import DOCS, AnnouncementDoc, key_of
 
 
 def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
@@ -48,40 +55,108 @@ def resolve_customer(chain: Chain, text: str) -> str:
     return str(row[0])
 
 
-def set_status(chain: Chain, customer_id: str, status: str, reason: str = "") -> dict[str, Any]:
-    """A ban (or its lifting) is HQ's own fact, in the chain-wide ledger with its reason."""
+def set_status(chain: Chain, customer_id: str, status: str, reason: str = "",
+               by: Actor | None = None) -> dict[str, Any]:
+    """A ban (or its lifting) is HQ's own fact, in the chain-wide ledger with its reason;
+    made by staff (`by`: the back office, the admin API, the command line), it is audited
+    in the same transaction (before -> after, why, the fact's id)."""
     with chain.db.write() as conn:
-        _customer(conn, customer_id)
-        record_hq_fact(chain, conn, CustomerStatusChanged(
+        before = _customer(conn, customer_id)["status"]
+        event = record_hq_fact(chain, conn, CustomerStatusChanged(
             customer_id=customer_id, status=status, reason=reason))
+        if by is not None:
+            audit.record(conn, by, "customer.status", ("customer", customer_id),
+                         {"status": before}, {"status": status}, reason,
+                         customer_id=customer_id, event_id=event.event_id)
     chain.waiters.notify()
     return customer_view(chain, customer_id)
 
 
-def set_identifier_status(chain: Chain, kind: str, value: str, status: str) -> None:
+def set_identifier_status(chain: Chain, kind: str, value: str, status: str,
+                          by: Actor | None = None, reason: str = "") -> None:
+    """Blocks an identifier, reports it lost, or makes it active again (urgent for outlets
+    unless active); made by staff (`by`), audited with the status before -> after."""
     if status not in ("active", "blocked", "lost"):
         raise InvalidRequest("status is active, blocked or lost")
     with chain.db.write() as conn:
-        row = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
-                           (kind, value)).fetchone()
+        row = conn.execute("SELECT customer_id, status FROM identifiers WHERE kind = ? AND "
+                           "value = ?", (kind, value)).fetchone()
         if row is None:
             raise NotFound(f"no such {kind}")
         conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
                      (status, kind, value))
         chain.bump(conn, "customer", row[0], urgent=status != "active")
+        if by is not None and row["status"] != status:
+            audit.record(conn, by, "identifier.status", (kind, _masked(kind, value)),
+                         {"status": row["status"]}, {"status": status}, reason,
+                         customer_id=row["customer_id"])
     chain.waiters.notify()
 
 
-def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Profile and category edits made at HQ: the latest applied at HQ wins, per field."""
-    category = changes.get("category")
+def _masked(kind: str, value: str) -> str:
+    """How the audit trail names an identifier: a card number by its last 4 digits."""
+    return mask_card(value) if kind == "card" else value
+
+
+def add_identifier(chain: Chain, customer_id: str, kind: IdentifierKind, value: str,
+                   by: Actor, reason: str = "") -> None:
+    """Gives the customer another identifier (a card, a key, a phone...) as HQ's own
+    `identifier.added` fact, audited. One that already belongs to a customer is refused
+    (Conflict, naming whose) and nothing is recorded: HQ flags such a fact from an
+    outlet, but staff at HQ can be told at once."""
     with chain.db.write() as conn:
         _customer(conn, customer_id)
+        owner = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
+                             (kind, value)).fetchone()
+        if owner is not None:
+            whose = "this customer" if owner[0] == customer_id else f"customer {owner[0]}"
+            raise Conflict(f"this {kind} already belongs to {whose}", field="value")
+        event = record_hq_fact(chain, conn, IdentifierAdded(
+            customer_id=customer_id, kind=kind, value=value))
+        audit.record(conn, by, "identifier.add", (kind, _masked(kind, value)), None,
+                     {"kind": kind, "value": _masked(kind, value), "status": "active"},
+                     reason, customer_id=customer_id, event_id=event.event_id)
+    chain.waiters.notify()
+
+
+def reset_pin(chain: Chain, customer_id: str, new_pin: str, by: Actor, reason: str = "") -> None:
+    """Sets a new PIN the customer chose (4 to 8 digits; a forgotten one) as HQ's own
+    `pin.set` fact: only its hash is recorded and published, the audit row says "set"."""
+    try:
+        pin_hash = pin.hash_pin(new_pin)
+    except pin.PinFormatError as exc:
+        raise InvalidRequest(f"New PIN: {exc}", field="pin") from None
+    with chain.db.write() as conn:
+        _customer(conn, customer_id)
+        event = record_hq_fact(chain, conn, PinSet(customer_id=customer_id, pin_hash=pin_hash))
+        audit.record(conn, by, "customer.pin", ("customer", customer_id), None,
+                     {"pin": "set"}, reason, customer_id=customer_id, event_id=event.event_id)
+    chain.waiters.notify()
+
+
+def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any],
+                  by: Actor | None = None, reason: str = "") -> dict[str, Any]:
+    """Profile and category edits made at HQ: the latest applied at HQ wins, per field.
+    Made by staff (`by`), the edit is audited with each changed field before -> after (an
+    edit that changes nothing records no fact and no audit row)."""
+    category = changes.get("category")
+    with chain.db.write() as conn:
+        row = _customer(conn, customer_id)
         if category is not None and conn.execute(
                 "SELECT 1 FROM master WHERE kind = 'category' AND key = ?", (category,)).fetchone() is None:
-            raise InvalidRequest(f"unknown category {category!r}")
-        record_hq_fact(chain, conn, CustomerUpdated(
-            customer_id=customer_id, changes=Profile.model_validate(changes)))
+            raise InvalidRequest(f"unknown category {category!r}: choose one of the programme's "
+                                 "categories", field="category")
+        old = {**profile_of(row), "category": row["category"]}
+        if by is not None:
+            changes = {k: v for k, v in changes.items() if old.get(k) != v}
+        if changes:
+            event = record_hq_fact(chain, conn, CustomerUpdated(
+                customer_id=customer_id, changes=Profile.model_validate(changes)))
+        if changes and by is not None:
+            shown = {k: v for k, v in changes.items() if k != "picture"}
+            audit.record(conn, by, "customer.edit", ("customer", customer_id),
+                         {k: old.get(k) for k in shown}, shown, reason,
+                         customer_id=customer_id, event_id=event.event_id)
     chain.waiters.notify()
     return customer_view(chain, customer_id)
 
@@ -117,15 +192,41 @@ def search(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def put_master(chain: Chain, kind: str, doc: dict[str, Any]) -> str:
+def _valid_master(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     if kind not in DOCS:
         raise InvalidRequest(f"unknown master data kind {kind!r} (one of {', '.join(DOCS)})")
+    # strictly, as JSON (a date-time is ISO text there, `"500"` is not a number)
+    valid = DOCS[kind].model_validate_json(json.dumps(doc), strict=True)
+    return valid.model_dump(mode="json")
+
+
+def master_change(chain: Chain, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """What putting `doc` would do, without doing it (the back office's preview): `key`,
+    `before` (the stored document, None for a new one), `after` and `changes`, the list of
+    (field, before, after) that differ. Checked as `put_master` checks it."""
+    after = _valid_master(kind, doc)
+    key = key_of(kind, DOCS[kind].model_validate(after))
+    before = master_docs(chain, kind).get(key)
+    return {"key": key, "before": before, "after": after,
+            "changes": audit.changes(before, after)}
+
+
+def put_master(chain: Chain, kind: str, doc: dict[str, Any], by: Actor | None = None,
+               reason: str = "") -> str:
+    """Stores a master data document (it reaches every outlet as a bumped entity); made
+    by staff (`by`), audited with the document before -> after in the same transaction."""
+    valid = _valid_master(kind, doc)
     with chain.db.write() as conn:
-        # strictly, as JSON (a date-time is ISO text there, `"500"` is not a number)
-        valid = DOCS[kind].model_validate_json(json.dumps(doc), strict=True)
-        if isinstance(valid, AnnouncementDoc):
-            _check_audience(conn, valid)
-        key = chain.put_master(conn, kind, valid.model_dump(mode="json"))
+        model = DOCS[kind].model_validate(valid)
+        if isinstance(model, AnnouncementDoc):
+            _check_audience(conn, model)
+        key = key_of(kind, model)
+        old = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?",
+                           (kind, key)).fetchone()
+        chain.put_master(conn, kind, valid)
+        if by is not None:
+            audit.record(conn, by, f"{kind}.put", (kind, key),
+                         json.loads(old[0]) if old else None, valid, reason)
     chain.waiters.notify()
     return key
 
@@ -148,6 +249,26 @@ def delete_master(chain: Chain, kind: str, key: str) -> None:
             raise NotFound(f"no {kind} {key}")
         chain.bump(conn, kind, key)
     chain.waiters.notify()
+
+
+def register_outlet(chain: Chain, outlet_id: str, by: Actor, reason: str = "") -> tuple[str, int]:
+    """Registers an outlet (hq/credentials.py, as `loyalty hq outlet-add`): its token,
+    to be shown once, and its card range; audited without the token."""
+    with chain.db.write() as conn:
+        token, card_range = credentials.add_outlet(conn, outlet_id.strip())
+        audit.record(conn, by, "outlet.add", ("outlet", outlet_id.strip()), None,
+                     {"card_range": card_range, "token": "set"}, reason)
+    return token, card_range
+
+
+def rotate_outlet_token(chain: Chain, outlet_id: str, by: Actor, reason: str = "") -> str:
+    """A new token for an outlet (as `loyalty hq outlet-token`): the old one stops working
+    at once; audited without either token."""
+    with chain.db.write() as conn:
+        token = credentials.rotate_outlet(conn, outlet_id)
+        audit.record(conn, by, "outlet.token", ("outlet", outlet_id), {"token": "old"},
+                     {"token": "new"}, reason)
+    return token
 
 
 def outlets(chain: Chain) -> list[dict[str, Any]]:
@@ -335,3 +456,13 @@ def outlet_health(chain: Chain, now: datetime, stale_after_s: int) -> list[dict[
         out.append({**o, "last_seen": seen, "age_s": age,
                     "stale": age is None or age > stale_after_s, **clock})
     return out
+
+
+def outlets_needing_care_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`outlet_health` rows with those that need someone first: stale ones (longest out of
+    touch first, never heard from before all), then clocks off, then the rest by id."""
+    def order(r: dict[str, Any]) -> tuple[int, int, str]:
+        if r["stale"]:
+            return (0, -(r["age_s"] if r["age_s"] is not None else 10**12), r["outlet_id"])
+        return (1 if r["clock_off"] else 2, 0, r["outlet_id"])
+    return sorted(rows, key=order)

@@ -35,28 +35,53 @@ def target(turnover: int, ordered: list[CategoryRuleDoc]) -> str | None:
     return None
 
 
+def moves(chain: Chain, today: date, ordered: list[CategoryRuleDoc] | None = None
+          ) -> list[tuple[str, str | None, str]]:
+    """(customer id, category now, category the rules give) for each customer `assign`
+    would move on `today` under `ordered` (the stored rules when None), without moving
+    anyone: the dry run the back office previews a rule change with."""
+    business_day(today, "today")
+    ordered = rules(chain) if ordered is None else ordered
+    if not ordered:
+        return []
+    window = max(r.window_days for r in ordered)
+    since = (today - timedelta(days=window)).isoformat()
+    until = (today + timedelta(days=1)).isoformat()
+    rows = chain.db.all(
+        "SELECT c.customer_id, c.category, COALESCE(SUM(s.total_net), 0) AS turnover "
+        "FROM customers c LEFT JOIN sales s ON s.customer_id = c.customer_id "
+        "AND s.at >= ? AND s.at < ? WHERE c.status != 'banned' GROUP BY c.customer_id",
+        (since, until))
+    out = []
+    for row in rows:
+        wanted = target(row["turnover"], ordered)
+        if wanted is not None and wanted != row["category"]:
+            out.append((row["customer_id"], row["category"], wanted))
+    return out
+
+
+def with_rule(chain: Chain, rule: CategoryRuleDoc) -> list[CategoryRuleDoc]:
+    """The stored rules with `rule` put in place of its category's (as saving it would)."""
+    kept = [r for r in rules(chain) if r.category != rule.category]
+    return sorted([*kept, rule], key=lambda r: (-r.min_turnover, r.category))
+
+
 def assign(chain: Chain, today: date) -> dict[str, int]:
     business_day(today, "today")
     ordered = rules(chain)
     if not ordered:
         return {"changed": 0, "checked": 0}
-    window = max(r.window_days for r in ordered)
-    since = (today - timedelta(days=window)).isoformat()
-    until = (today + timedelta(days=1)).isoformat()
-    changed = checked = 0
+    checked = int(chain.db.scalar("SELECT COUNT(*) FROM customers WHERE status != 'banned'"))
+    changed = 0
     with chain.db.write() as conn:
-        rows = conn.execute(
-            "SELECT c.customer_id, c.category, COALESCE(SUM(s.total_net), 0) AS turnover "
-            "FROM customers c LEFT JOIN sales s ON s.customer_id = c.customer_id "
-            "AND s.at >= ? AND s.at < ? WHERE c.status != 'banned' GROUP BY c.customer_id",
-            (since, until)).fetchall()
-        for row in rows:
-            checked += 1
-            wanted = target(row["turnover"], ordered)
-            if wanted is None or wanted == row["category"]:
+        # moves() read before this transaction: re-check each under it (a ban may have come)
+        for customer_id, _, wanted in moves(chain, today, ordered):
+            row = conn.execute("SELECT status FROM customers WHERE customer_id = ?",
+                               (customer_id,)).fetchone()
+            if row is None or row["status"] == "banned":
                 continue
             record_hq_fact(chain, conn, CustomerUpdated(
-                customer_id=row["customer_id"], changes=Profile.model_validate({"category": wanted})))
+                customer_id=customer_id, changes=Profile.model_validate({"category": wanted})))
             changed += 1
     chain.waiters.notify()
     return {"changed": changed, "checked": checked}

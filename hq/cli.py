@@ -168,10 +168,11 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
 
     def set_status(db: str, customer: str, status: str, reason: str) -> None:
         from hq import admin
+        from hq.audit import COMMAND_LINE
 
         the_chain = chain(db)
         customer_id = admin.resolve_customer(the_chain, customer)
-        view = admin.set_status(the_chain, customer_id, status, reason)
+        view = admin.set_status(the_chain, customer_id, status, reason, by=COMMAND_LINE)
         click.echo(f"customer {customer_id} is now {view['status']}; every outlet gets it "
                    "with its next pull")
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 
 from hq import admin, categories
 from hq.api import auth
+from hq.audit import ADMIN_API
 from hq.chain import Chain
 from schema.adminapi import (
     AdminProfileIn,
@@ -36,13 +37,14 @@ def router(chain: Chain) -> APIRouter:
     @routes.post("/customers/{customer_id}/ban", response_model=CustomerView,
                  responses=auth.refusals(CustomerUnknown))
     def ban(customer_id: str, body: BanIn | None = None) -> ModelResponse:
-        view = admin.set_status(chain, customer_id, "banned", body.reason if body else "")
+        view = admin.set_status(chain, customer_id, "banned", body.reason if body else "",
+                                by=ADMIN_API)
         return ModelResponse(answer(CustomerView, view))
 
     @routes.post("/customers/{customer_id}/unban", response_model=CustomerView,
                  responses=auth.refusals(CustomerUnknown))
     def unban(customer_id: str) -> ModelResponse:
-        view = admin.set_status(chain, customer_id, "approved")
+        view = admin.set_status(chain, customer_id, "approved", by=ADMIN_API)
         return ModelResponse(answer(CustomerView, view))
 
     @routes.get("/customers/{customer_id}", response_model=CustomerView,
@@ -53,7 +55,8 @@ def router(chain: Chain) -> APIRouter:
     @routes.patch("/customers/{customer_id}", response_model=CustomerView,
                   responses=auth.refusals(CustomerUnknown))
     def edit(customer_id: str, changes: AdminProfileIn) -> ModelResponse:
-        view = admin.edit_customer(chain, customer_id, changes.model_dump(exclude_unset=True))
+        view = admin.edit_customer(chain, customer_id, changes.model_dump(exclude_unset=True),
+                                  by=ADMIN_API)
         return ModelResponse(answer(CustomerView, view))
 
     @routes.get("/customers", response_model=CustomersFound, responses=auth.refusals())
@@ -63,7 +66,7 @@ def router(chain: Chain) -> APIRouter:
     @routes.post("/identifiers/status", response_model=IdentifierStatusSet,
                  responses=auth.refusals(NotFound))
     def identifier_status(body: IdentifierStatusIn) -> ModelResponse:
-        admin.set_identifier_status(chain, body.kind, body.value, body.status)
+        admin.set_identifier_status(chain, body.kind, body.value, body.status, by=ADMIN_API)
         return ModelResponse(IdentifierStatusSet(status=body.status))
 
     @routes.post("/categories/assign", response_model=CategoriesAssigned,

@@ -50,7 +50,17 @@ from hq.audit import shown
 from hq.chain import Chain
 from hq.office import audit as audit_pages
 from hq.office import chain as chain_pages
-from hq.office import customers, dashboard, home, invoices, login, reports
+from hq.office import (
+    customer_edit,
+    customers,
+    dashboard,
+    home,
+    invoices,
+    login,
+    outlet_admin,
+    programme,
+    reports,
+)
 from hq.office import staff as staff_pages
 from hq.office.context import Office
 from hq.staff import session_gen, session_key
@@ -62,8 +72,8 @@ COOKIE = "loyalty_office"
 SESSION_S = 8 * 3600
 STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 
-AREAS = (login, home, dashboard, customers, invoices, reports, chain_pages, staff_pages,
-         audit_pages)
+AREAS = (login, home, dashboard, customers, customer_edit, programme, outlet_admin, invoices,
+         reports, chain_pages, staff_pages, audit_pages)
 
 
 def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,

@@ -26,7 +26,8 @@ def router(office: Office) -> APIRouter:
     @routes.get("/outlets")
     def outlets(request: Request) -> HTMLResponse:
         now = office.clock()
-        rows = admin.outlet_health(chain, now, office.stale_after_s)
+        rows = admin.outlets_needing_care_first(
+            admin.outlet_health(chain, now, office.stale_after_s))
         open_flags = admin.open_flags_by_outlet(chain)
         for r in rows:
             r["open_flags"] = open_flags.get(r["outlet_id"], 0)

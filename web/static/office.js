@@ -15,3 +15,16 @@ window.addEventListener("afterprint", function () {
     d.removeAttribute("open"); d.removeAttribute("data-opened-for-print");
   });
 });
+// A Copy button: copies the text of the element its data-copy names (an outlet's token,
+// shown once). A form with data-confirm asks before it is sent.
+document.querySelectorAll("[data-copy]").forEach(function (b) {
+  b.addEventListener("click", function () {
+    var text = document.getElementById(b.getAttribute("data-copy")).textContent;
+    navigator.clipboard.writeText(text).then(function () { b.textContent = "Copied"; });
+  });
+});
+document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+  f.addEventListener("submit", function (e) {
+    if (!window.confirm(f.getAttribute("data-confirm"))) { e.preventDefault(); }
+  });
+});
