@@ -48,7 +48,6 @@ PROCESS_FIXTURES: dict[str, set[str]] = {
     "tests/web/conftest.py": {"shop", "browser"},
     "tests/web/test_bank_payments.py": {"shop"},
     "tests/web/test_roles_and_audit.py": {"shop"},
-    "tests/web/test_programme_browser.py": {"shop"},
     "tests/hardware/conftest.py": {"pcscd"},
     "tests/sync/modem_fixtures.py": {"modem_line"},  # the modem line runs in real time
     "tests/sync/test_transport_conformance.py": {"hq"},
