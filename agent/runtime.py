@@ -27,7 +27,7 @@ from agent.replica import set_meta
 from agent.replication import OutletReplica
 from agent.status import outlet_status
 from schema.dblock import DatabaseLock
-from schema.errors import ConfigError, LoyaltyError
+from schema.errors import ConfigError, LoyaltyError, Unauthorized
 from sync.dialer import Dialer
 from sync.loop import RouterLoop
 from sync.modem import ModemSettings, ModemTransport
@@ -123,6 +123,8 @@ def start_from_snapshot(db: str, hq: str, token: str, outlet_id: str | None) -> 
     except LoyaltyError as exc:
         if isinstance(exc, ConfigError):
             raise
+        if isinstance(exc, Unauthorized):  # a refused token: the sync loop says so, once,
+            return                         # with how to get a new one (FailureLog)
         log.warning("no snapshot bootstrap (%s): pulling from HQ page by page", exc)
         return
     if boot is not None:
