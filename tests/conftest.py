@@ -67,7 +67,7 @@ SPAWNS: dict[str, set[str] | str] = {
     "tests/hq/test_invoice_document.py": EVERY_TEST,  # loyalty hq ..., pdftotext, zbarimg
     "tests/hq/test_mail.py": EVERY_TEST,
     "tests/hq/test_statement_import.py": EVERY_TEST,  # loyalty hq import-statement
-    "tests/web/test_barcode.py": {  # headless Chromium renders, zbarimg decodes
+    "tests/web/test_card_barcode.py": {  # headless Chromium renders, zbarimg decodes
         "test_the_drawn_club_card_number_scans_back"},
     "tests/sync/test_token_refused.py": EVERY_TEST,
     "tests/agent/test_crash.py": EVERY_TEST,  # kill -9 of a real agent
