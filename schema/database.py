@@ -213,6 +213,15 @@ class Database:
                         self.conn.execute("ROLLBACK")
                 raise
 
+    def writing_here(self) -> bool:
+        """True inside a `write()` block of this thread (a `write()` here would join it)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self.conn.in_transaction
+        finally:
+            self._lock.release()
+
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A consistent read: shares the connection, so it waits for a running write."""
