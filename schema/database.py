@@ -7,6 +7,8 @@ process with a lock and takes SQLite's write lock up front (`BEGIN IMMEDIATE`) s
 processes on the same file queue instead of failing half-way; readers share that lock, and
 `read_now` lets one that must not wait (an event loop) see whether it is free. Must never: open a second
 write connection to the same file in the same process, or commit part of a `write()` block.
+`read_committed` is the one way to read beside a running write (each thread's own
+read-only connection: it sees only what is committed).
 
 Faults: opening refuses, with a `LoyaltyError` naming the file, what is not a SQLite file,
 the other side's database (HQ's given to an agent, an outlet's given to HQ: nothing is
@@ -183,6 +185,8 @@ class Database:
             self.db = sqlite_utils.Database(conn, execute_plugins=False)
             self._lock = threading.RLock()
             self._count_lock = threading.Lock()
+            self._local = threading.local()  # each thread's `read_committed` connection
+            self._readers: list[sqlite3.Connection] = []
             self._waiters = 0  # threads waiting for `_lock` (read or write)
             self._closing = threading.Event()
             self._checkpointer: threading.Thread | None = None
@@ -291,6 +295,28 @@ class Database:
             self._lock.release()
 
     @contextlib.contextmanager
+    def read_committed(self) -> Iterator[sqlite3.Connection]:
+        """A read that never waits for a running write: on a read-only connection of this
+        thread's own (WAL lets it read beside the writer) it sees what is committed, not
+        the write in progress. For a lookup that must not queue behind a long write (an
+        outlet's token while HQ commits a group of pushes). A database in memory has no
+        second connection: that is `read()`."""
+        if self.path == ":memory:":
+            with self.read() as shared:
+                yield shared
+            return
+        conn: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if conn is None:
+            conn = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
+                                   check_same_thread=False, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._local.reader = conn
+            with self._count_lock:
+                self._readers.append(conn)
+        yield conn
+
+    @contextlib.contextmanager
     def read_now(self) -> Iterator[sqlite3.Connection | None]:
         """`read()` if the connection is free at this moment, else None: never waits.
 
@@ -348,6 +374,10 @@ class Database:
         self._closing.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=2)
+        with self._count_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
         with self._lock:
             self.conn.close()
 

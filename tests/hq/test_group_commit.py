@@ -304,3 +304,19 @@ def test_a_refused_push_alone_changes_nothing(tmp_path: Path, bad: str) -> None:
                                  again.model_copy(update={"event_id": first[0].event_id})])
         assert outcome(chain, push)[0] == "refused"
         assert state(chain) == before
+
+
+def test_an_outlets_token_is_checked_while_a_group_is_being_written(tmp_path: Path) -> None:
+    """A push's token is looked up on what is committed, beside the writer: pushes that
+    arrive while a group commits are parsed and ready for the next group meanwhile."""
+    with chain_of(str(tmp_path / "hq.db")) as chain:
+        with chain.db.write() as conn:
+            token, _ = credentials.add_outlet(conn, "N")
+        found: list[str] = []
+        with chain.db.write() as conn:  # a long write, as a group's
+            conn.execute("UPDATE outlets SET last_push_at = 'now'")
+            looker = threading.Thread(target=lambda: found.append(
+                credentials.outlet_for(chain.db, token)))
+            looker.start()
+            looker.join(5)
+            assert found == ["N"]
