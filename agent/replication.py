@@ -74,6 +74,7 @@ class OutletReplica:
         self._cache_raised = False
         self._fixed = slice_changes is not None
         self._slice = slice_changes or FIRST_SLICE  # changes per slice of a pulled page
+        self._pace: float | None = None  # seconds per change in a slice, a moving average
 
     # --- hello ------------------------------------------------------------------------
     def acked_through(self) -> int:
@@ -188,11 +189,15 @@ class OutletReplica:
         self.db.let_others_in()
 
     def _fit_slice(self, took_changes: int, took_s: float) -> None:
-        """The next slice's length: what should take SLICE_S at the pace just measured."""
+        """The next slice's length: what should take SLICE_S at the pace measured so far
+        (a moving average: one slice stalled by the disk or the scheduler says little),
+        growing at most twice as long at a time."""
         if self._fixed or took_changes < self._slice:
             return  # fixed, or the page's last, shorter slice (it says little)
         pace = took_s / took_changes
-        self._slice = max(MIN_SLICE, min(MAX_SLICE, int(SLICE_S / pace) if pace else MAX_SLICE))
+        self._pace = pace if self._pace is None else 0.7 * self._pace + 0.3 * pace
+        fit = int(SLICE_S / self._pace) if self._pace else MAX_SLICE
+        self._slice = max(MIN_SLICE, min(MAX_SLICE, 2 * self._slice, fit))
 
     def _apply_slice(self, conn: sqlite3.Connection, changes: list[Change], through: int,
                      bulk: bool) -> bool:
