@@ -1,4 +1,5 @@
-"""The chain as HQ holds it: the database, its epoch, the change log and who waits on it.
+"""The chain as HQ holds it: the database, its epoch, the change log and who waits on it,
+and the group commit its outlets' pushes go through (`pushes`, hq/committer.py).
 
 Promises: the epoch is fixed when the database is created and changes only when HQ is
 restored from a backup (`restore_epoch`), so outlets can tell HQ went back in time; every

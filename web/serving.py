@@ -3,11 +3,18 @@
 Promises: `Background` returns only once the server accepts connections, and `stop()`
 returns once it has shut down. Sets a keep-alive longer than uvicorn's 5 s default so a
 till posting every few seconds keeps its connection (bench/till.py measures it).
+
+A served process (`run`) freezes what it built to start out of Python's garbage collector
+once it serves: a full collection stops every thread, a till's sale included, and it
+used to scan the whole framework each time (~40 ms, and a pull's pages make full
+collections frequent); it now scans what was made since (docs/sync.md, "Sliced pull
+application").
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import threading
 import time
@@ -36,9 +43,17 @@ def config(app: FastAPI, host: str, port: int, log_level: str = "warning") -> uv
 class Server(uvicorn.Server):
     """uvicorn's server, telling the app when shutdown starts (so long polls end now)."""
 
-    def __init__(self, cfg: uvicorn.Config, on_exit: Callable[[], None] | None = None) -> None:
+    def __init__(self, cfg: uvicorn.Config, on_exit: Callable[[], None] | None = None,
+                 freeze: bool = False) -> None:
         super().__init__(cfg)
         self.on_exit = on_exit
+        self.freeze = freeze
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.freeze:  # what starting built lives as long as the process: never scan it
+            gc.collect()
+            gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.on_exit is not None:
@@ -57,7 +72,7 @@ class Server(uvicorn.Server):
 
 def run(app: FastAPI, host: str, port: int, log_level: str = "info",
         on_exit: Callable[[], None] | None = None) -> None:
-    Server(config(app, host, port, log_level), on_exit).run()
+    Server(config(app, host, port, log_level), on_exit, freeze=True).run()
 
 
 class Background:
