@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Sequence
 
 from hq import clocks
@@ -46,6 +47,10 @@ from schema.timing import Booker
 from schema.typedpush import TypedPushRequest
 
 log = logging.getLogger(__name__)
+# Pushes are parsed one at a time: parsing holds Python's GIL throughout, so parsing
+# several at once only makes all of them ready late, together; one at a time, the first
+# is written (which mostly leaves the GIL free) while the next ones are read.
+_PARSING = threading.Lock()
 
 
 # --- entry points ---------------------------------------------------------------------------
@@ -65,7 +70,8 @@ def push_json(chain: Chain, outlet_id: str, raw: bytes) -> PushResponse:
     Anything that does not parse that way goes the reference way (`PushRequest`, then
     `Event.parsed()` per event), so a refusal is exactly the one it always was."""
     try:
-        request = typedpush.parse(raw)
+        with _PARSING:
+            request = typedpush.parse(raw)
     except ValueError:
         try:
             batch = PushRequest.model_validate_json(raw)

@@ -42,6 +42,7 @@ batch only writes at `flush`, or commit (the caller's transaction holds the push
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -244,16 +245,17 @@ class Sums:
                 "INSERT INTO gift_stock (outlet_id, gift_sku, qty) VALUES (?, ?, ?) "
                 "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = qty + excluded.qty",
                 [(outlet, sku, qty) for (outlet, sku), qty in self.stock.items()])
-        if self.accs:  # in key order: neighbouring upserts land on the same b-tree pages
-            columns = tallystore.COLUMNS
+        if self.accs:  # in customer order: neighbouring upserts land on the same pages
             ordered = sorted(self.accs.items())
             tallystore.add_rows(
                 conn,
-                [[cid, *(getattr(acc, c) for c in columns)] for cid, acc in ordered],
-                [(cid, sku, item[0], item[1], item[2])
-                 for cid, acc in ordered for sku, item in sorted(acc.items.items())],
-                [(cid, sku, qty) for cid, acc in ordered for sku, qty in sorted(acc.gifts.items())])
+                [(cid, *_TALLY_ROW(acc)) for cid, acc in ordered],
+                [(cid, sku, *item) for cid, acc in ordered for sku, item in acc.items.items()],
+                [(cid, sku, qty) for cid, acc in ordered for sku, qty in acc.gifts.items()])
         self.bump.flush(conn)
+
+
+_TALLY_ROW = operator.attrgetter(*tallystore.COLUMNS)  # an Acc's figures, in COLUMNS order
 
 
 def stored(event: Envelope) -> str:
