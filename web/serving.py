@@ -3,12 +3,6 @@
 Promises: `Background` returns only once the server accepts connections, and `stop()`
 returns once it has shut down. Sets a keep-alive longer than uvicorn's 5 s default so a
 till posting every few seconds keeps its connection (bench/till.py measures it).
-
-A served process (`run`) freezes what it built to start out of Python's garbage collector
-once it serves: a full collection stops every thread, a till's sale included, and it
-used to scan the whole framework each time (~40 ms, and a pull's pages make full
-collections frequent); it now scans what was made since (docs/sync.md, "Sliced pull
-application").
 """
 
 from __future__ import annotations
@@ -41,7 +35,13 @@ def config(app: FastAPI, host: str, port: int, log_level: str = "warning") -> uv
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, telling the app when shutdown starts (so long polls end now)."""
+    """uvicorn's server, telling the app when shutdown starts (so long polls end now).
+
+    `freeze` (a served process, `run`): once serving, what starting built is frozen out of
+    Python's garbage collector. A full collection stops every thread, a till's sale
+    included; it scanned the whole framework each time (~40 ms, and a pull's pages make
+    full collections frequent) and now scans what was made since (docs/sync.md, "Sliced
+    pull application")."""
 
     def __init__(self, cfg: uvicorn.Config, on_exit: Callable[[], None] | None = None,
                  freeze: bool = False) -> None:

@@ -1,5 +1,5 @@
-"""Running an app on uvicorn (web/serving.py): a served process freezes what it built to
-start out of Python's collector, so a full collection does not stop its tills for ~40 ms."""
+"""A served process (web/serving.py) freezes what it built to start out of Python's garbage
+collector, so a full collection does not stop its tills for ~40 ms."""
 
 from __future__ import annotations
 
