@@ -188,8 +188,8 @@ class ProtocolModel(RuleBasedStateMachine):
     def redeem(self, outlet: str, pick: int) -> None:
         card = self.cards[pick % len(self.cards)]
         try:
-            answer = gifts.redeem(self.outlets[outlet], RedemptionIn(card=card,
-                                                                     gift_sku="GIFT-MUG"), None)
+            answer, _ = gifts.redeem(self.outlets[outlet], RedemptionIn(card=card,
+                                                                        gift_sku="GIFT-MUG"), None)
         except LoyaltyError:
             return
         self.ledger.redemptions[outlet].append(answer["redemption_id"])
