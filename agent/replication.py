@@ -1,7 +1,11 @@
 """The outlet's side of sync: what HQ's answers do to the replica (docs/design.md invariant 4).
 
 Implements `sync.client.Replica`. Promises:
-- a pulled page and its cursor are applied in one transaction;
+- a pulled page is applied in short slices, each in one transaction with the cursor moved
+  to just before the first change it leaves for the next (never past a change not
+  applied); a slice's commit does not wait for the disk (a power cut may undo the last
+  slices, whole and with their cursor, and they are pulled again; a sale's durable
+  commit after them makes them durable too);
 - a customer's view = HQ's confirmed state ⊕ this outlet's facts about the customer that
   HQ had not folded in (`seq > incorporated_through`); the confirmed part and its
   `confirmed_through` are kept so the offline floor limits know what is unconfirmed;
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 
 from agent import deskstaff, outbox
@@ -42,6 +47,11 @@ log = logging.getLogger(__name__)
 
 BULK_PAGE = 500  # a page this long is part of a bootstrap or a big catch-up
 BULK_CACHE_KIB = 131072  # the page cache the replica's connection gets for it
+# A pulled page is applied in slices that hold the writer about SLICE_S each (a sale
+# waiting for it waits about that long; docs/sync.md, "Sliced pull application"); a
+# slice's length follows the pace of the slices before it, within these bounds.
+SLICE_S = 0.004
+FIRST_SLICE, MIN_SLICE, MAX_SLICE = 64, 8, 2000
 
 
 def _note_clock(conn: sqlite3.Connection, offset: float | None, tolerance: float | None) -> None:
@@ -55,11 +65,17 @@ def _note_clock(conn: sqlite3.Connection, offset: float | None, tolerance: float
 
 
 class OutletReplica:
-    def __init__(self, outlet: Outlet) -> None:
+    """`slice_changes`: a fixed slice length for pulled pages (tests); by default each
+    slice's length is fitted to hold the writer about SLICE_S."""
+
+    def __init__(self, outlet: Outlet, slice_changes: int | None = None) -> None:
         self.outlet = outlet
         self.outlet_id = outlet.outlet_id
         self.db = outlet.db
         self._cache_raised = False
+        self._fixed = slice_changes is not None
+        self._slice = slice_changes or FIRST_SLICE  # changes per slice of a pulled page
+        self._pace: float | None = None  # seconds per change in a slice, a moving average
 
     # --- hello ------------------------------------------------------------------------
     def acked_through(self) -> int:
@@ -128,47 +144,100 @@ class OutletReplica:
             return int(meta_in(conn, "cursor", "0") or 0)
 
     def apply(self, page: PullResponse) -> None:
-        """Customers without local events after `incorporated_through` (all of them in a
-        bootstrap) are written in bulk, a run at a time; anything else (a customer with
-        pending events to fold back on top, master data, an invoice, a customer seen twice)
-        ends the run and is applied on its own, so the result is that of applying the page
-        change by change, in order."""
+        """Applies the page in slices, each its own short transaction, so a sale never
+        waits long for the writer (docs/sync.md, "Sliced pull application"). A slice is
+        sized to hold the writer about SLICE_S, from what the slices before it took; it
+        commits its changes and the cursor just before the first change it leaves for the
+        next slice (the page's own cursor after the last), so the cursor never passes a
+        change not applied. Between slices every customer is whole (HQ's state with this
+        outlet's pending facts on top: invariant 4); what a slice finds pending is read
+        in its own transaction, so a sale made between two slices is folded on top too.
+        If the cursor moved under the page (HQ went back and a hello reset it), the rest
+        of the page is dropped: the caller pulls again from the cursor it finds."""
+        changes = page.changes
+        bulk = len(changes) >= BULK_PAGE
+        # the cursor once changes[:k] are applied: just before the first change left of
+        # the page's range (request cursor, page.cursor]; the urgent changes a page
+        # carries first are ahead of that range and never move it
+        after = [page.cursor] * (len(changes) + 1)
+        for k in range(len(changes) - 1, -1, -1):
+            seq = changes[k].seq
+            after[k] = min(after[k + 1], seq - 1) if seq <= page.cursor else after[k + 1]
+        done = 0
+        expected: str | None = None
+        while True:
+            started = time.perf_counter()
+            take = min(len(changes) - done, self._slice)
+            with self.db.write(durable=False) as conn:
+                self._check_epoch(conn, page.epoch)
+                if expected is not None and meta_in(conn, "cursor") != expected:
+                    log.info("the cursor moved while a page was applied: pulling again")
+                    return
+                master_changed = self._apply_slice(conn, changes[done:done + take],
+                                                   page.incorporated_through, bulk)
+                done += take
+                set_meta(conn, "cursor", after[done])
+                expected = str(after[done])
+            if master_changed:
+                self.outlet.reload_programme()
+            self._fit_slice(take, time.perf_counter() - started)
+            if done == len(changes):
+                return
+            self._between_slices()
+
+    def _between_slices(self) -> None:
+        """A sale (or any reader) waiting for the writer goes first."""
+        self.db.let_others_in()
+
+    def _fit_slice(self, took_changes: int, took_s: float) -> None:
+        """The next slice's length: what should take SLICE_S at the pace measured so far
+        (a moving average: one slice stalled by the disk or the scheduler says little),
+        growing at most twice as long at a time."""
+        if self._fixed or took_changes < self._slice:
+            return  # fixed, or the page's last, shorter slice (it says little)
+        pace = took_s / took_changes
+        self._pace = pace if self._pace is None else 0.7 * self._pace + 0.3 * pace
+        fit = int(SLICE_S / self._pace) if self._pace else MAX_SLICE
+        self._slice = max(MIN_SLICE, min(MAX_SLICE, 2 * self._slice, fit))
+
+    def _apply_slice(self, conn: sqlite3.Connection, changes: list[Change], through: int,
+                     bulk: bool) -> bool:
+        """Customers without local events after `through` (all of them in a bootstrap)
+        are written in bulk, a run at a time; anything else (a customer with pending
+        events to fold back on top, master data, an invoice, a customer seen twice) ends
+        the run and is applied on its own, so the result is that of applying the changes
+        one by one, in order. True if master data changed."""
         master_changed = False
-        through = page.incorporated_through
-        with self.db.write() as conn:
-            self._check_epoch(conn, page.epoch)
-            if not self._cache_raised and len(page.changes) >= BULK_PAGE:
-                # a bootstrap-sized pull writes all over the customer tables and their
-                # indexes: SQLite's default 2 MB page cache turns that into re-reads
-                conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-                self._cache_raised = True
-            pending = outbox.customers_with_pending(conn, through, (
-                c.data["customer_id"] for c in page.changes if c.kind == "customer" and c.data))
-            run: dict[str, dict[str, Any]] = {}
-            for change in page.changes:
-                doc = change.data
-                if change.kind == "customer" and doc is not None \
-                        and doc["customer_id"] not in pending:
-                    if doc["customer_id"] in run:
-                        _apply_run(conn, list(run.values()), through)
-                        run = {}
-                    run[doc["customer_id"]] = doc
-                    continue
-                _apply_run(conn, list(run.values()), through)
-                run = {}
-                if change.kind == "customer":
-                    self._apply_customer(conn, change, through)
-                elif change.kind == "invoice":
-                    _apply_invoice(conn, change, page.incorporated_through)
-                elif change.kind in MASTER_KINDS:
-                    self._apply_master(conn, change)
-                    master_changed = True
-                elif change.kind == DESK_ACCOUNT_KIND:
-                    deskstaff.apply(conn, change.key, change.data)
+        if not self._cache_raised and bulk:
+            # a bootstrap-sized pull writes all over the customer tables and their
+            # indexes: SQLite's default 2 MB page cache turns that into re-reads
+            conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+            self._cache_raised = True
+        pending = outbox.customers_with_pending(conn, through, (
+            c.data["customer_id"] for c in changes if c.kind == "customer" and c.data))
+        run: dict[str, dict[str, Any]] = {}
+        for change in changes:
+            doc = change.data
+            if change.kind == "customer" and doc is not None \
+                    and doc["customer_id"] not in pending:
+                if doc["customer_id"] in run:
+                    _apply_run(conn, list(run.values()), through)
+                    run = {}
+                run[doc["customer_id"]] = doc
+                continue
             _apply_run(conn, list(run.values()), through)
-            set_meta(conn, "cursor", page.cursor)
-        if master_changed:
-            self.outlet.reload_programme()
+            run = {}
+            if change.kind == "customer":
+                self._apply_customer(conn, change, through)
+            elif change.kind == "invoice":
+                _apply_invoice(conn, change, through)
+            elif change.kind in MASTER_KINDS:
+                self._apply_master(conn, change)
+                master_changed = True
+            elif change.kind == DESK_ACCOUNT_KIND:
+                deskstaff.apply(conn, change.key, change.data)
+        _apply_run(conn, list(run.values()), through)
+        return master_changed
 
     def _apply_master(self, conn: sqlite3.Connection, change: Change) -> None:
         set_meta(conn, "master_version", change.seq)

@@ -19,7 +19,10 @@ What it does (issue 3, bench/README.md):
    HQ's `events` table (its UNIQUE indexes are the dedupe), plus the outlet's `last_seq`
    read and update, one transaction per batch of 500. A second, "projection" floor also
    writes what HQ derives from each sale (sales, sale_lines, tally and item upserts, the
-   change-log bump) to show how much of the gap is SQL and how much is Python.
+   change-log bump) to show how much of the gap is SQL and how much is Python; it is run
+   before and after HQ's run (the mean is the floor: the machine's load moves), and
+   ingest_projection_ratio = ingest_eps / that floor (goal: >= 0.9; HQ commits pushes
+   that wait together as one group, docs/sync.md "Group commit").
 3. Bootstrap: an HQ database with N customers (1,000,000; `--quick` 20,000) in HQ's own
    schema, built with raw sqlite3 (customers + a club card + a tally row + a `changes` row
    each; schema and master data first through `hq.chain.Chain`). Cached in `--dir` like
@@ -33,12 +36,20 @@ What it does (issue 3, bench/README.md):
    without the baseline, for the per-customer cost at two sizes (goal: flat) and the peak
    RSS of the three processes (building, HQ serving, the outlet; goal: flat):
    bootstrap_peak_rss_mb is the largest of the three at full size.
+4. Sales during a pull (after the ingest, before the bootstrap): an outlet bootstrapped
+   from a chain of N customers (100,000; `--quick` 10,000) runs as a real agent
+   (`loyalty agent serve --hq`); one till sells over HTTP, one sale after another (a quote,
+   then POST /v1/sales, whose round trip is timed), while the agent applies a re-pull of
+   all N customers (HQ re-bumps each in its change log, as a mass category change does).
+   sale_p99_during_pull_ms beside sale_p99_without_pull_ms, the same stream before and
+   after the pull (goal: <= 15 ms; docs/sync.md "Sliced pull application").
 
 Last line:
 `sync: propagation_p50_s= propagation_p99_s= ban_p50_s= ban_p99_s= ingest_eps=
 ingest_floor_eps= ingest_floor_ratio= bootstrap_s= bootstrap_customers=` (+ a few extras:
 bootstrap_pages_s=, bootstrap_us_per_customer=, bootstrap_small_us_per_customer=,
-bootstrap_peak_rss_mb=, ...),
+bootstrap_peak_rss_mb=, ingest_projection_ratio=, sale_p99_during_pull_ms=,
+sale_p99_without_pull_ms=, ...),
 where ingest_floor_ratio = ingest_eps / ingest_floor_eps (1.0 would be HQ as fast as bare
 sqlite3 inserting the same rows; lower is slower).
 """
@@ -570,10 +581,21 @@ def run_ingest(where: Path, customers: int, per_outlet: int, seed: int,
     fresh_copy(base, db)
     outlets = [f"O{k:02d}" for k in range(1, OUTLETS + 1)]
     tokens, _admin = new_chain(db, outlets)
-    fresh_copy(db, floor_db)  # the same database, outlets registered, nothing pushed yet
     say(f"ingest: building {OUTLETS} x {per_outlet:,} sale events ({LINES} lines each)")
     batches = build_batches(outlets, per_outlet, ids, seed)
     event_bytes = sum(len(b) for bl in batches.values() for b, _ in bl) / (OUTLETS * per_outlet)
+
+    def projection_floor() -> tuple[float, int]:
+        # on a database in the same state as HQ's before the push
+        fresh_copy(base, floor_db)
+        new_chain(floor_db, outlets)
+        say("ingest floor: events + projection (sales, lines, tally, items, change log)")
+        return run_floor(floor_db, batches, with_projection=True)
+
+    # the projection floor brackets HQ's run (before and after it): the machine's load
+    # moves, and the ratio must compare like with like
+    proj_before = projection_floor()
+    fresh_copy(db, floor_db)  # the same database, outlets registered, nothing pushed yet
     hq = hq_proc(db, where, "ingest-hq", tokens[outlets[0]])
     spy = start_spy(hq.pid, where / f"{profile}-ingest-hq.svg") if profile else None
     try:
@@ -591,17 +613,15 @@ def run_ingest(where: Path, customers: int, per_outlet: int, seed: int,
         raise RuntimeError(f"ingest: {stored} events stored, results {counts}, expected {events}")
     say("ingest floor: the same event rows with plain sqlite3")
     floor_s, floor_n = run_floor(floor_db, batches, with_projection=False)
-    # the projection floor on a database in the same state as HQ's before the push
-    fresh_copy(base, floor_db)
-    new_chain(floor_db, outlets)
-    say("ingest floor: events + projection (sales, lines, tally, items, change log)")
-    proj_s, proj_n = run_floor(floor_db, batches, with_projection=True)
+    proj_after = projection_floor()
     remove_db(floor_db)
     remove_db(db)
+    proj_eps = [n / s for s, n in (proj_before, proj_after)]
     say(f"ingest: {events / wall:.0f} events/s; floor {floor_n / floor_s:.0f} events/s,"
-        f" with projection {proj_n / proj_s:.0f} events/s")
+        f" with projection {proj_eps[0]:.0f} before HQ's run, {proj_eps[1]:.0f} after it")
     return {"eps": events / wall, "wall": wall, "events": events, "counts": counts,
-            "batch_s": batch_s, "floor_eps": floor_n / floor_s, "proj_floor_eps": proj_n / proj_s,
+            "batch_s": batch_s, "floor_eps": floor_n / floor_s,
+            "proj_floor_eps": sum(proj_eps) / 2, "proj_floor_runs": proj_eps,
             "event_bytes": event_bytes, "customers": customers}
 
 
@@ -731,6 +751,127 @@ def _customers(path: Path) -> int:
         conn.close()
 
 
+# --- 4. sales while an outlet applies a big pull -------------------------------------------
+
+
+def outlet_cursor(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+class SaleStream:
+    """One till selling over HTTP, one sale after another: POST /v1/quotes (untimed), then
+    POST /v1/sales, whose round trip is what is measured (the sale's write transaction)."""
+
+    def __init__(self, url: str, customers: int, seed: int) -> None:
+        import requests
+
+        self.url = url
+        self.session = requests.Session()
+        self.rng = random.Random(seed)
+        self.customers = customers
+        self.items = [(f"SKU{k:05d}", f"Item {k}", self.rng.randrange(150, 5000))
+                      for k in range(200)]
+
+    def sale(self) -> tuple[float, float]:
+        """One sale: (when its POST /v1/sales started, its round trip in ms)."""
+        card = card_of(self.rng.randrange(self.customers))
+        lines = [{"sku": sku, "name": name, "qty": self.rng.randrange(1, 4), "unit_price": price}
+                 for sku, name, price in self.rng.sample(self.items, LINES)]
+        r = self.session.post(self.url + "/v1/quotes",
+                              json={"card": card, "lines": lines, "till_id": "T1"}, timeout=60)
+        if r.status_code != 201:
+            raise RuntimeError(f"quote: {r.status_code} {r.text[:300]}")
+        q = r.json()
+        started = time.perf_counter()
+        r = self.session.post(self.url + "/v1/sales", timeout=60,
+                              json={"quote_id": q["quote_id"], "till_id": "T1",
+                                    "payments": [{"mode": "card", "amount": q["total_net"]}]},
+                              headers={"Idempotency-Key": new_id()})
+        took = (time.perf_counter() - started) * 1000
+        if r.status_code != 201:
+            raise RuntimeError(f"sale: {r.status_code} {r.text[:300]}")
+        return started, took
+
+    def run(self, n: int) -> list[float]:
+        return [self.sale()[1] for _ in range(n)]
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def run_pull_stall(where: Path, n: int, sales: int, seed: int) -> dict[str, Any]:
+    """A real agent (`loyalty agent serve --hq`) on an outlet bootstrapped from a chain of
+    n customers sells, one sale after another, while it applies a re-pull of all n
+    customers (HQ re-bumps each in its change log, as a mass category change does); the
+    same stream before and after the pull is the baseline. (sale ms while pulling, sale
+    ms without, the pull's changes and seconds)."""
+    base = where / f"hq-{n}.db"
+    build_hq(base, n, "building HQ for the pull")
+    db, outlet_db = where / "stall-hq.db", where / "stall-outlet.db"
+    fresh_copy(base, db)
+    shutil.rmtree(f"{db}.snapshots", ignore_errors=True)
+    tokens, _admin = new_chain(db, ["NEW"])
+    _s, status, _rss = run_child(["hq", "snapshot", "--db", str(db)], where / "snapshot.out")
+    if status != 0:
+        raise RuntimeError("loyalty hq snapshot failed")
+    hq = hq_proc(db, where, "stall-hq", tokens["NEW"])
+    agent = None
+    stream = None
+    try:
+        new_outlet(outlet_db, hq.url, tokens["NEW"])
+        say(f"pull: bootstrapping an outlet with {n:,} customers")
+        _s, status, _rss = run_child(["sync", "--db", str(outlet_db)], where / "sync.out")
+        if status != 0:
+            raise RuntimeError(f"loyalty sync failed: {(where / 'sync.out').read_text()}")
+        agent = agent_proc(outlet_db, "NEW", hq.url, tokens["NEW"], where)
+        stream = SaleStream(agent.url, n, seed)
+        stream.run(20)  # warm-up
+        say(f"pull: {sales} sales without a pull (the baseline)")
+        before = stream.run(sales)
+        conn = sqlite3.connect(db, timeout=30)
+        with conn:
+            head = conn.execute("SELECT MAX(seq) FROM changes").fetchone()[0]
+            conn.execute("UPDATE changes SET seq = seq + ? WHERE kind = 'customer'", (head,))
+            target = conn.execute("SELECT MAX(seq) FROM changes").fetchone()[0]
+        conn.close()
+        say(f"pull: HQ re-bumped {n:,} customers; selling while the agent pulls them")
+        during: list[float] = []
+        seen: list[tuple[float, float]] = []
+        started_at = ended_at = float("nan")
+        give_up = time.monotonic() + 600
+        while time.monotonic() < give_up:
+            seen.append(stream.sale())
+            cursor = outlet_cursor(outlet_db)
+            if math.isnan(started_at) and cursor > head:
+                started_at = seen[-1][0]
+            if cursor >= target:
+                ended_at = time.perf_counter()
+                break
+        else:
+            raise RuntimeError("pull: the agent did not catch up within 600 s")
+        during = [took for at, took in seen if at >= started_at]
+        say(f"pull: {sales} sales after the pull (the baseline)")
+        after = stream.run(sales)
+    finally:
+        if stream is not None:
+            stream.close()
+        if agent is not None:
+            agent.stop()
+        hq.stop()
+    remove_db(outlet_db)
+    remove_db(db)
+    shutil.rmtree(f"{db}.snapshots", ignore_errors=True)
+    pull_s = ended_at - started_at
+    say(f"pull: {n:,} changes in {pull_s:.1f} s; sale p99 {pct(during, 99):.1f} ms during"
+        f" ({len(during)} sales), {pct(before + after, 99):.1f} ms without")
+    return {"during": during, "without": before + after, "changes": n, "s": pull_s}
+
+
 # --- profiling (optional: py-spy, outside the project's venv) -------------------------------
 
 
@@ -772,7 +913,12 @@ def main() -> int:
     ap.add_argument("--ingest-customers", type=int, default=None,
                     help="customers at HQ for the ingest [100,000; quick 20,000]")
     ap.add_argument("--dir", help="where to build and cache the HQ databases [a temp dir]")
-    ap.add_argument("--skip", action="append", default=[], choices=["propagation", "ingest", "bootstrap"])
+    ap.add_argument("--pull-customers", type=int, default=None,
+                    help="changes the agent re-pulls while it sells [100,000; quick 10,000]")
+    ap.add_argument("--pull-sales", type=int, default=None,
+                    help="sales before and after the pull, the baseline [300; quick 100]")
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=["propagation", "ingest", "bootstrap", "pull"])
     ap.add_argument("--profile", metavar="NAME",
                     help="py-spy the HQ and outlet processes (raw folded stacks NAME-*.txt in --dir)")
     ap.add_argument("--seed", type=int, default=42)
@@ -782,6 +928,8 @@ def main() -> int:
     n = args.customers or (20_000 if args.quick else 1_000_000)
     ingest_customers = args.ingest_customers or (20_000 if args.quick else 100_000)
     small = args.small_customers or max(1, n // 10)
+    pull_n = args.pull_customers or (10_000 if args.quick else 100_000)
+    pull_sales = args.pull_sales or (100 if args.quick else 300)
 
     load_before = os.getloadavg()[0]
     tmp = None
@@ -794,7 +942,8 @@ def main() -> int:
     nan = float("nan")
     prop: dict[str, Any] = {"prop": [nan], "ban": [nan], "misses": 0, "ban_misses": 0,
                             "issue_ms": [nan]}
-    ing: dict[str, Any] = {"eps": nan, "floor_eps": nan, "proj_floor_eps": nan, "batch_s": [nan],
+    ing: dict[str, Any] = {"eps": nan, "floor_eps": nan, "proj_floor_eps": nan,
+                           "proj_floor_runs": [nan], "batch_s": [nan],
                            "event_bytes": nan, "wall": nan, "events": 0, "customers": 0,
                            "counts": {}}
     boot: dict[str, Any] = {"s": nan, "customers": 0, "build_s": 0.0, "hq_bytes": 0,
@@ -802,12 +951,15 @@ def main() -> int:
                             "snapshot_bytes": 0, "build_rss_mb": nan, "serve_rss_mb": nan,
                             "outlet_rss_mb": nan, "peak_rss_mb": nan}
     boot_small = dict(boot)
+    stall: dict[str, Any] = {"during": [nan], "without": [nan], "changes": 0, "s": nan}
     try:
         if "propagation" not in args.skip:
             say(f"propagation: HQ + agents A and B, {cards} cards issued at A")
             prop = run_propagation(where, cards, warmup=3)
         if "ingest" not in args.skip:
             ing = run_ingest(where, ingest_customers, per_outlet, args.seed, args.profile)
+        if "pull" not in args.skip:
+            stall = run_pull_stall(where, pull_n, pull_sales, args.seed)
         if "bootstrap" not in args.skip:
             boot_small = run_bootstrap(where, small, None, pages=False)
             boot = run_bootstrap(where, n, args.profile)
@@ -834,7 +986,16 @@ def main() -> int:
           f" p99 {pct(ing['batch_s'], 99):.2f} s; results {ing['counts']}")
     print(f"ingest floor (plain sqlite3, WAL, synchronous=FULL, {PUSH_BATCH} per transaction):"
           f" event rows + dedupe {ing['floor_eps']:.0f} events/s; with HQ's projection"
-          f" (sales, lines, tally, items, change log) {ing['proj_floor_eps']:.0f} events/s")
+          f" (sales, lines, tally, items, change log) {ing['proj_floor_eps']:.0f} events/s"
+          f" (the mean of {', '.join(f'{v:.0f}' for v in ing['proj_floor_runs'])}: before and"
+          f" after HQ's run); HQ / projection floor {ing['eps'] / ing['proj_floor_eps']:.2f}")
+    during, without = stall["during"], stall["without"]
+    print(f"sales while the agent applies a re-pull of {stall['changes']:,} changes"
+          f" ({stall['s']:.1f} s, {len(during)} sales, one till over HTTP): POST /v1/sales"
+          f" p50 {pct(during, 50):.1f} ms, p99 {pct(during, 99):.1f} ms, max {max(during):.1f} ms;"
+          f" the same stream without a pull ({len(without)} sales, before and after it):"
+          f" p50 {pct(without, 50):.1f} ms, p99 {pct(without, 99):.1f} ms,"
+          f" max {max(without):.1f} ms")
     built = f" (built in {boot['build_s']:.0f} s)" if boot["build_s"] else ""
 
     def us(run: dict[str, Any], key: str = "s") -> float:
@@ -858,6 +1019,8 @@ def main() -> int:
         ("propagation p99 < 1 s", pct(p, 99) < 1),
         ("ban p99 < 1 s", pct(b, 99) < 1),
         ("ingest >= 5,000 events/s", ing["eps"] >= 5000),
+        ("ingest >= 0.9x the projection floor", ing["eps"] / ing["proj_floor_eps"] >= 0.9),
+        ("sale p99 during a pull <= 15 ms", pct(during, 99) <= 15),
         ("bootstrap of 1,000,000 <= 20 s" if n == 1_000_000 else
          f"bootstrap <= 20 s (scaled to {n:,}: <= {20 * n / 1e6 + START_S:.1f} s, with"
          f" {START_S:.0f} s to start the process)", boot["s"] <= 20 * n / 1e6 + START_S),
@@ -865,7 +1028,8 @@ def main() -> int:
         ("bootstrap memory flat (peak RSS ratio <= 1.2)", rss_growth <= 1.2),
     ]
     measured = [not math.isnan(v)  # nan: that part was skipped
-                for v in (pct(p, 99), pct(b, 99), ing["eps"], boot["s"], flat, rss_growth)]
+                for v in (pct(p, 99), pct(b, 99), ing["eps"], ing["eps"], pct(during, 99),
+                          boot["s"], flat, rss_growth)]
     print("goals: " + "; ".join(f"{g}: {('met' if ok else 'MISSED') if m else 'skipped'}"
                                 for (g, ok), m in zip(goals, measured, strict=True)))
     # ingest_floor_ratio = ingest_eps / ingest_floor_eps (HQ over HTTP vs bare sqlite3 inserting
@@ -875,6 +1039,7 @@ def main() -> int:
           f" ingest_floor_eps={ing['floor_eps']:.0f}"
           f" ingest_floor_ratio={ing['eps'] / ing['floor_eps']:.3f}"
           f" ingest_projection_floor_eps={ing['proj_floor_eps']:.0f}"
+          f" ingest_projection_ratio={ing['eps'] / ing['proj_floor_eps']:.3f}"
           f" bootstrap_s={s(boot['s'])} bootstrap_customers={boot['customers']}"
           f" bootstrap_pages_s={s(boot['pages_s'])}"
           f" bootstrap_us_per_customer={us(boot):.2f}"
@@ -883,6 +1048,9 @@ def main() -> int:
           f" bootstrap_peak_rss_mb={boot['peak_rss_mb']:.0f}"
           f" bootstrap_small_peak_rss_mb={boot_small['peak_rss_mb']:.0f}"
           f" snapshot_build_s={boot['snapshot_build_s']:.2f}"
+          f" sale_p99_during_pull_ms={pct(during, 99):.1f}"
+          f" sale_p99_without_pull_ms={pct(without, 99):.1f}"
+          f" pull_changes={stall['changes']} pull_s={stall['s']:.2f} pull_sales={len(during)}"
           f" cards={len(p)} ingest_events={ing['events']}")
     return 0
 

@@ -1,4 +1,5 @@
-"""The chain as HQ holds it: the database, its epoch, the change log and who waits on it.
+"""The chain as HQ holds it: the database, its epoch, the change log and who waits on it,
+and the group commit its outlets' pushes go through (`pushes`, hq/committer.py).
 
 Promises: the epoch is fixed when the database is created and changes only when HQ is
 restored from a backup (`restore_epoch`), so outlets can tell HQ went back in time; every
@@ -22,11 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from hq import store
+from hq.committer import GroupCommit
 from schema.events import utc_now
 from schema.masterdata import DOCS, key_of
 from schema.timing import DEFAULT_TOLERANCE_S
 
 MasterSeed = Iterable[tuple[str, dict[str, Any]]]
+# Group commit of pushes (docs/sync.md, "Group commit"): a group takes the pushes waiting,
+# up to this many events; while it is written SQLite may cache this much of the file, so
+# the pages a group dirties are written once, at its commit, not spilled and rewritten.
+GROUP_EVENTS = 5_000
+GROUP_CACHE_KIB = 65_536
 
 
 class Waiters:
@@ -76,6 +83,7 @@ class Chain:
         self.db = store.open_hq(path)  # a file path or a postgresql:// URL (hq/store)
         self.waiters = Waiters()
         self.db.listen(self.waiters.notify)  # changes committed by other HQ processes
+        self.pushes = GroupCommit(self.db, max_weight=GROUP_EVENTS, cache_kib=GROUP_CACHE_KIB)
         self.clock = clock
         self.clock_tolerance_s = clock_tolerance_s
         with self.db.write() as conn:

@@ -60,8 +60,16 @@ def add_admin(conn: sqlite3.Connection, label: str = "") -> str:
     return token
 
 
+def _committed(db: Database, sql: str, token: str) -> sqlite3.Row | None:
+    """A token lookup: on what is committed, never waiting for a running write (a push
+    must not wait for the group of pushes being committed before it may even be parsed)."""
+    with db.read_committed() as conn:
+        row: sqlite3.Row | None = conn.execute(sql, (digest(token),)).fetchone()
+        return row
+
+
 def outlet_for(db: Database, token: str) -> str:
-    row = db.one("SELECT outlet_id, token_hash FROM outlets WHERE token_hash = ?", (digest(token),))
+    row = _committed(db, "SELECT outlet_id, token_hash FROM outlets WHERE token_hash = ?", token)
     if row is None or not hmac.compare_digest(row["token_hash"], digest(token)):
         if token.startswith("la_") and is_admin(db, token):
             raise Forbidden("an admin token cannot speak for an outlet")
@@ -70,11 +78,11 @@ def outlet_for(db: Database, token: str) -> str:
 
 
 def is_admin(db: Database, token: str) -> bool:
-    return db.one("SELECT 1 FROM admin_tokens WHERE token_hash = ?", (digest(token),)) is not None
+    return _committed(db, "SELECT 1 FROM admin_tokens WHERE token_hash = ?", token) is not None
 
 
 def require_admin(db: Database, token: str) -> None:
     if not is_admin(db, token):
-        if db.one("SELECT 1 FROM outlets WHERE token_hash = ?", (digest(token),)):
+        if _committed(db, "SELECT 1 FROM outlets WHERE token_hash = ?", token):
             raise Forbidden("outlet tokens cannot use admin operations")
         raise Unauthorized("unknown admin token")

@@ -7,6 +7,10 @@ Promises (docs/design.md invariants 2, 5, 7, 8):
 - new events are applied in local sequence order, each with its dedupe row and the
   outlet's `last_seq`, in ONE transaction; an event seen before is `duplicate`; a gap
   stops the batch there (`acked_through` says where to resume);
+- pushes that wait at the same time share that transaction (group commit,
+  hq/committer.py), each in its own savepoint: a push is answered only once its group
+  has committed, so `applied` and `acked_through` still mean durably applied, and a
+  refused push refuses no other;
 - a fact is never rejected: what looks wrong (overspent points, an unknown customer) is
   applied and `flagged` for review;
 - HQ orders by its own sequence (`hq_seq`), never by outlet clocks; a fact is placed in
@@ -23,11 +27,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Sequence
 
 from hq import clocks
 from hq.chain import Chain
-from hq.projection import HQ_OUTLET, Batch, Envelope, Verdict
+from hq.projection import HQ_OUTLET, Batch, Envelope, Sums, Verdict
 from schema import typedpush
 from schema.errors import (
     LoyaltyError,
@@ -42,6 +47,10 @@ from schema.timing import Booker
 from schema.typedpush import TypedPushRequest
 
 log = logging.getLogger(__name__)
+# Pushes are parsed one at a time: parsing holds Python's GIL throughout, so parsing
+# several at once only makes all of them ready late, together; one at a time, the first
+# is written (which mostly leaves the GIL free) while the next ones are read.
+_PARSING = threading.Lock()
 
 
 # --- entry points ---------------------------------------------------------------------------
@@ -61,7 +70,8 @@ def push_json(chain: Chain, outlet_id: str, raw: bytes) -> PushResponse:
     Anything that does not parse that way goes the reference way (`PushRequest`, then
     `Event.parsed()` per event), so a refusal is exactly the one it always was."""
     try:
-        request = typedpush.parse(raw)
+        with _PARSING:
+            request = typedpush.parse(raw)
     except ValueError:
         try:
             batch = PushRequest.model_validate_json(raw)
@@ -110,57 +120,75 @@ def _check_envelopes(outlet_id: str, request: TypedPushRequest) -> None:
         previous = event.seq
 
 
-# --- one push: dedupe, gap, then the new events in one transaction --------------------------
+# --- one push: dedupe, gap, then the new events, in a group's transaction ----------------
 
 
 def _push(chain: Chain, outlet_id: str, events: Sequence[Envelope], bodies: Sequence[Body],
           batched: bool, sent_at: str | None) -> PushResponse:
-    results: list[EventResult] = []
-    received, tolerance = chain.clock(), chain.clock_tolerance_s
-    with chain.db.write() as conn:
-        last, registered = conn.execute("SELECT last_seq, created_at FROM outlets WHERE "
-                                        "outlet_id = ?", (outlet_id,)).fetchone()
-        last = int(last)
-        # sequences increase (checked), so what HQ has seen is a prefix of the batch...
-        first = 0
-        while first < len(events) and events[first].seq <= last:
-            results.append(_seen(conn, events[first]))
-            first += 1
-        # ...and what it applies is the contiguous run after it; a gap stops the batch there
-        stop = first
-        while stop < len(events) and events[stop].seq == last + 1 + (stop - first):
-            stop += 1
-        if stop == first < len(events) and not results:
-            raise SyncGap(f"expected event {last + 1}, got {events[first].seq}: resend from there",
-                          outlet=outlet_id, expected=last + 1)
-        new, new_bodies = events[first:stop], bodies[first:stop]
-        redated = 0
-        if new:
-            booker = Booker(received, registered, tolerance)
-            verdicts, redated = _apply_new(conn, new, new_bodies, batched, booker)
-            results.extend(EventResult(event_id=e.event_id, seq=e.seq, result=v, reason=r)
-                           for e, (v, r) in zip(new, verdicts, strict=True))
-            last = new[-1].seq
-        conn.execute("UPDATE outlets SET last_seq = ?, last_push_at = ? WHERE outlet_id = ?",
-                     (last, received, outlet_id))
-        offset = clocks.settle(conn, outlet_id, sent_at, received, tolerance, redated)
+    """Applies the push in the next group commit (hq/committer.py) and answers once that
+    is durable: pushes that wait at the same time share one transaction, each in its own
+    savepoint, so a refused push changes nothing and refuses no other."""
+    received = chain.clock()  # before waiting for the writer: the time it arrived
+
+    def job(conn: sqlite3.Connection, group: Sums) -> tuple[PushResponse, Sums]:
+        return _apply_push(chain, conn, group, outlet_id, events, bodies, batched, sent_at,
+                           received)
+
+    answer = chain.pushes.run(job, Sums, weight=len(events))
     chain.waiters.notify()
+    return answer
+
+
+def _apply_push(chain: Chain, conn: sqlite3.Connection, group: Sums, outlet_id: str,
+                events: Sequence[Envelope], bodies: Sequence[Body], batched: bool,
+                sent_at: str | None, received: str) -> tuple[PushResponse, Sums]:
+    """One push inside the group's transaction: its answer and what it adds up (`Sums`,
+    written by the group once its last push is applied)."""
+    results: list[EventResult] = []
+    tolerance = chain.clock_tolerance_s
+    mine = Sums(group)
+    last, registered = conn.execute("SELECT last_seq, created_at FROM outlets WHERE "
+                                    "outlet_id = ?", (outlet_id,)).fetchone()
+    last = int(last)
+    # sequences increase (checked), so what HQ has seen is a prefix of the batch...
+    first = 0
+    while first < len(events) and events[first].seq <= last:
+        results.append(_seen(conn, events[first]))
+        first += 1
+    # ...and what it applies is the contiguous run after it; a gap stops the batch there
+    stop = first
+    while stop < len(events) and events[stop].seq == last + 1 + (stop - first):
+        stop += 1
+    if stop == first < len(events) and not results:
+        raise SyncGap(f"expected event {last + 1}, got {events[first].seq}: resend from there",
+                      outlet=outlet_id, expected=last + 1)
+    new, new_bodies = events[first:stop], bodies[first:stop]
+    redated = 0
+    if new:
+        booker = Booker(received, registered, tolerance)
+        verdicts, redated = _apply_new(conn, new, new_bodies, batched, booker, mine)
+        results.extend(EventResult(event_id=e.event_id, seq=e.seq, result=v, reason=r)
+                       for e, (v, r) in zip(new, verdicts, strict=True))
+        last = new[-1].seq
+    conn.execute("UPDATE outlets SET last_seq = ?, last_push_at = ? WHERE outlet_id = ?",
+                 (last, received, outlet_id))
+    offset = clocks.settle(conn, outlet_id, sent_at, received, tolerance, redated)
     return PushResponse(epoch=chain.epoch, acked_through=last, results=results,
                         clock_offset_s=offset,
-                        clock_tolerance_s=None if offset is None else tolerance)
+                        clock_tolerance_s=None if offset is None else tolerance), mine
 
 
 def _apply_new(conn: sqlite3.Connection, events: Sequence[Envelope], bodies: Sequence[Body],
-               batched: bool, booker: Booker) -> tuple[list[Verdict], int]:
-    """Records and applies new events, in order; returns their verdicts and how many were
-    booked at HQ's receive time. Batched, the push is one `Batch`, inside a savepoint; if it
-    fails (a reused event id, a duplicate sale id...) it is undone and the events go one
-    `Batch` each, which gives the exact refusal. `batched=False` goes one by one at once
-    (the reference the tests compare with)."""
+               batched: bool, booker: Booker, sums: Sums) -> tuple[list[Verdict], int]:
+    """Records and applies new events, in order, their sums into `sums`; returns their
+    verdicts and how many were booked at HQ's receive time. Batched, the push is one
+    `Batch`, inside a savepoint; if it fails (a reused event id, a duplicate sale id...)
+    it is undone and the events go one `Batch` each, which gives the exact refusal.
+    `batched=False` goes one by one at once (the reference the tests compare with)."""
     if batched:
         conn.execute("SAVEPOINT ingest_batch")
         try:
-            done = _project(conn, events, bodies, booker)
+            done = _project(conn, events, bodies, booker, sums)
         except (sqlite3.Error, LoyaltyError) as exc:
             log.info("batched ingest failed (%s): applying event by event", exc)
             conn.execute("ROLLBACK TO ingest_batch")
@@ -171,17 +199,17 @@ def _apply_new(conn: sqlite3.Connection, events: Sequence[Envelope], bodies: Seq
     verdicts: list[Verdict] = []
     redated = 0
     for event, body in zip(events, bodies, strict=True):
-        one, late = _project(conn, [event], [body], booker)
+        one, late = _project(conn, [event], [body], booker, sums)
         verdicts += one
         redated += late  # 0 or 1
     return verdicts, redated
 
 
 def _project(conn: sqlite3.Connection, events: Sequence[Envelope], bodies: Sequence[Body],
-             booker: Booker) -> tuple[list[Verdict], int]:
-    """`events` as one batch (hq/projection.py); their verdicts, and how many were booked at
-    HQ's receive time."""
-    batch = Batch(conn, booker.received, events)
+             booker: Booker, sums: Sums) -> tuple[list[Verdict], int]:
+    """`events` as one batch (hq/projection.py), its sums merged into `sums` if it is
+    applied whole; their verdicts, and how many were booked at HQ's receive time."""
+    batch = Batch(conn, booker.received, events, sums)
     verdicts = []
     redated = 0
     for event, body in zip(events, bodies, strict=True):

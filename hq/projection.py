@@ -8,9 +8,11 @@ delta its type declares (schema/events.py `EventType.tally`) with the overspent 
 the customer's bump in the change log, the review flag. What changes customers,
 identifiers and invoices is written at once (the facts after it read it); what only adds
 up (ledger rows, sales and lines, redemptions, gift stock, tallies, the change log,
-flags) is combined per key in memory and written by `flush` with one executemany per
-table: nothing in a batch reads those tables, except the overspent check, which follows
-each redeeming customer's balance in memory.
+flags) is combined per key in memory and written with one executemany per table: the rows
+by `flush`, the sums (tallies and their items, gift stock, the change log: `Sums`) by
+`flush` too or, in a push, once for its whole commit group (hq/committer.py). Nothing in
+a push reads those tables, except the overspent check, which follows each redeeming
+customer's balance in memory.
 
 Why one path. A push is applied as one batch (the fast path); when that fails (a reused
 event id, a duplicate sale id) hq/ingest.py undoes it and applies the push one fact per
@@ -40,6 +42,7 @@ batch only writes at `flush`, or commit (the caller's transaction holds the push
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -134,6 +137,25 @@ class Acc:
         self.best_purchase_total, self.best_purchase_id = max(
             (self.best_purchase_total, self.best_purchase_id), (sale.total_net, sale.sale_id))
 
+    def merge(self, other: Acc) -> None:
+        """+ another accumulator (what `add` of its deltas would have added)."""
+        for name in self.SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.last_purchase_at = max(self.last_purchase_at, other.last_purchase_at)
+        self.best_purchase_total, self.best_purchase_id = max(
+            (self.best_purchase_total, self.best_purchase_id),
+            (other.best_purchase_total, other.best_purchase_id))
+        items = self.items
+        for sku, (name, qty, price) in other.items.items():
+            item = items.get(sku)
+            if item is None:
+                items[sku] = [name, qty, price]
+            else:
+                item[1] += qty
+                item[2], item[0] = max((item[2], item[0]), (price, name))
+        for sku, qty in other.gifts.items():
+            self.gifts[sku] = self.gifts.get(sku, 0) + qty
+
     def add(self, delta: Tally) -> None:
         """+ any delta (Tally.combine)."""
         for name in self.SUMMED:
@@ -169,9 +191,71 @@ class Bumps:
         self.order.pop((kind, key), None)
         self.order[(kind, key)] = urgent
 
+    def merge(self, later: Bumps) -> None:
+        """+ the bumps of what came after (each entity at the place of its last change)."""
+        order = self.order
+        for entity, urgent in later.order.items():
+            order.pop(entity, None)
+            order[entity] = urgent
+
     def flush(self, conn: sqlite3.Connection) -> None:
         if self.order:
             Chain.bump_many(conn, ((kind, key, urgent) for (kind, key), urgent in self.order.items()))
+
+
+class Sums:
+    """What facts only add up to, kept in memory and written once: tally deltas per
+    customer (with their items and gifts), gift stock moves, change-log bumps. Nothing in
+    a push reads those tables except the overspent check, which asks `points` for what is
+    kept here (and in `under`, the sums this one will be merged into) but not yet written.
+
+    A `Batch` adds to its own `Sums`; ingest merges a batch's into its push's once the
+    batch is applied, and a push's into its commit group's once the push is (each inside
+    its savepoint, hq/committer.py): what a refused push added is never written. The
+    group writes the sum once, before it commits: one upsert per customer and item for
+    the whole group, in key order (docs/sync.md, "Group commit")."""
+
+    def __init__(self, under: Sums | None = None) -> None:
+        self.under = under
+        self.accs: dict[str, Acc] = {}
+        self.stock: dict[tuple[str, str], int] = {}
+        self.bump = Bumps()
+
+    def points(self, customer_id: str) -> int:
+        """Points this (and what it sits on) adds to the customer's stored balance."""
+        acc = self.accs.get(customer_id)
+        mine = 0 if acc is None else acc.points_earned - acc.points_used
+        return mine if self.under is None else mine + self.under.points(customer_id)
+
+    def merge(self, later: Sums) -> None:
+        accs = self.accs
+        for customer_id, acc in later.accs.items():
+            mine = accs.get(customer_id)
+            if mine is None:
+                accs[customer_id] = acc
+            else:
+                mine.merge(acc)
+        for key, qty in later.stock.items():
+            self.stock[key] = self.stock.get(key, 0) + qty
+        self.bump.merge(later.bump)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.stock:
+            conn.executemany(
+                "INSERT INTO gift_stock (outlet_id, gift_sku, qty) VALUES (?, ?, ?) "
+                "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = qty + excluded.qty",
+                [(outlet, sku, qty) for (outlet, sku), qty in self.stock.items()])
+        if self.accs:  # in customer order: neighbouring upserts land on the same pages
+            ordered = sorted(self.accs.items())
+            tallystore.add_rows(
+                conn,
+                [(cid, *_TALLY_ROW(acc)) for cid, acc in ordered],
+                [(cid, sku, *item) for cid, acc in ordered for sku, item in acc.items.items()],
+                [(cid, sku, qty) for cid, acc in ordered for sku, qty in acc.gifts.items()])
+        self.bump.flush(conn)
+
+
+_TALLY_ROW = operator.attrgetter(*tallystore.COLUMNS)  # an Acc's figures, in COLUMNS order
 
 
 def stored(event: Envelope) -> str:
@@ -204,21 +288,26 @@ def _existing(conn: sqlite3.Connection, customer_ids: set[str]) -> set[str]:
 
 class Batch:
     """New facts folded into HQ's state inside the caller's write transaction: `add` each
-    in HQ's order (their `hq_seq` follow the ledger's last), then `flush` once."""
+    in HQ's order (their `hq_seq` follow the ledger's last), then `flush` once.
 
-    def __init__(self, conn: sqlite3.Connection, received: str, events: Iterable[Envelope]) -> None:
+    `under`: the `Sums` this batch's sums go to at `flush` (not yet written: the overspent
+    check counts them); without it, `flush` writes them too."""
+
+    def __init__(self, conn: sqlite3.Connection, received: str, events: Iterable[Envelope],
+                 under: Sums | None = None) -> None:
         self.conn = conn
         self.received = received  # HQ's receive time: the ledger's received_at, flag times
         self.base = int(conn.execute("SELECT COALESCE(MAX(hq_seq), 0) FROM events").fetchone()[0])
         self.known = _existing(conn, {e.customer_id or "" for e in events})
-        self.bump = Bumps()
-        self.accs: dict[str, Acc] = {}
+        self.under = under
+        self.sums = Sums(under)
+        self.bump = self.sums.bump
+        self.accs = self.sums.accs
         self.balance0: dict[str, int] = {}  # stored balances of customers who redeem here
         self.rows: list[tuple[Any, ...]] = []
         self.sales: list[tuple[Any, ...]] = []
         self.lines: list[tuple[Any, ...]] = []
         self.redemptions: list[tuple[Any, ...]] = []
-        self.stock: dict[tuple[str, str], int] = {}
         self.flags: list[tuple[Any, ...]] = []
 
     def add(self, event: Envelope, body: Body, booked: str, late: str | None) -> Verdict:
@@ -263,19 +352,20 @@ class Batch:
     def _overspent(self, customer_id: str, acc: Acc, verdict: Verdict) -> Verdict:
         """For a fact that spent points: overspent if it left the customer's balance
         (stored, plus the batch so far: `acc`) below zero."""
-        if customer_id not in self.balance0:
-            self.balance0[customer_id] = tallystore.points_balance(self.conn, customer_id)
+        if customer_id not in self.balance0:  # stored, plus what is summed but not written
+            self.balance0[customer_id] = tallystore.points_balance(self.conn, customer_id) + (
+                0 if self.under is None else self.under.points(customer_id))
         return OVERSPENT if self.balance0[customer_id] + acc.points_earned - acc.points_used < 0 \
             else verdict
 
     def move_stock(self, outlet_id: str, sku: str, qty: int) -> None:
-        key = (outlet_id, sku)
-        self.stock[key] = self.stock.get(key, 0) + qty
+        stock, key = self.sums.stock, (outlet_id, sku)
+        stock[key] = stock.get(key, 0) + qty
 
     def flush(self) -> None:
-        """Writes what the batch combined; a reused event id is the fact's ProtocolError
-        when the batch is one fact (a larger batch fails with the SQL error and ingest
-        applies it fact by fact, which names the fact)."""
+        """Writes the batch's rows, and its sums (or merges them into `under`); a reused
+        event id is the fact's ProtocolError when the batch is one fact (a larger batch
+        fails with the SQL error and ingest applies it fact by fact, which names the fact)."""
         conn = self.conn
         try:
             conn.executemany(
@@ -298,24 +388,13 @@ class Batch:
             conn.executemany(
                 "INSERT INTO redemptions (redemption_id, hq_seq, outlet_id, customer_id, gift_sku,"
                 " gift_name, qty, points_spent, at) VALUES (?,?,?,?,?,?,?,?,?)", self.redemptions)
-        if self.stock:
-            conn.executemany(
-                "INSERT INTO gift_stock (outlet_id, gift_sku, qty) VALUES (?, ?, ?) "
-                "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = qty + excluded.qty",
-                [(outlet, sku, qty) for (outlet, sku), qty in self.stock.items()])
-        if self.accs:  # in key order: neighbouring upserts land on the same b-tree pages
-            columns = tallystore.COLUMNS
-            ordered = sorted(self.accs.items())
-            tallystore.add_rows(
-                conn,
-                [[cid, *(getattr(acc, c) for c in columns)] for cid, acc in ordered],
-                [(cid, sku, item[0], item[1], item[2])
-                 for cid, acc in ordered for sku, item in sorted(acc.items.items())],
-                [(cid, sku, qty) for cid, acc in ordered for sku, qty in sorted(acc.gifts.items())])
-        self.bump.flush(conn)
         if self.flags:
             conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
                              "VALUES (?, ?, ?, ?, ?)", self.flags)
+        if self.under is None:
+            self.sums.flush(conn)
+        else:
+            self.under.merge(self.sums)
 
 
 # --- the registry ---------------------------------------------------------------------------

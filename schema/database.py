@@ -7,6 +7,8 @@ process with a lock and takes SQLite's write lock up front (`BEGIN IMMEDIATE`) s
 processes on the same file queue instead of failing half-way; readers share that lock, and
 `read_now` lets one that must not wait (an event loop) see whether it is free. Must never: open a second
 write connection to the same file in the same process, or commit part of a `write()` block.
+`read_committed` is the one way to read beside a running write (each thread's own
+read-only connection: it sees only what is committed).
 
 Faults: opening refuses, with a `LoyaltyError` naming the file, what is not a SQLite file,
 the other side's database (HQ's given to an agent, an outlet's given to HQ: nothing is
@@ -28,6 +30,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,6 +184,10 @@ class Database:
             self.conn = conn
             self.db = sqlite_utils.Database(conn, execute_plugins=False)
             self._lock = threading.RLock()
+            self._count_lock = threading.Lock()
+            self._local = threading.local()  # each thread's `read_committed` connection
+            self._readers: list[sqlite3.Connection] = []
+            self._waiters = 0  # threads waiting for `_lock` (read or write)
             self._closing = threading.Event()
             self._checkpointer: threading.Thread | None = None
             with self._lock:
@@ -195,29 +202,119 @@ class Database:
             tighten(self.path)
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable write transaction; nested calls join the outer one."""
-        with self._lock:
+    def write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One atomic, durable write transaction; nested calls join the outer one.
+
+        `durable=False`: the commit does not wait for the disk (synchronous=NORMAL, for
+        that transaction only), for writes that can be made again (a pulled page): a
+        power cut may undo it, whole, never anything before it, and a durable commit
+        after it makes it durable too (both are in the same write-ahead log)."""
+        with self._waiting():
+            self._lock.acquire()
+        try:
             if self.conn.in_transaction:
                 yield self.conn
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self.conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:
-                # a failed COMMIT (disk full, I/O error) may leave the transaction open:
-                # the next write() would join it and never commit
-                if self.conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self.conn.execute("ROLLBACK")
-                raise
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    # a failed COMMIT (disk full, I/O error) may leave the transaction
+                    # open: the next write() would join it and never commit
+                    if self.conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self.conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous=FULL")
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        """Counts a thread waiting for the connection (see `let_others_in`)."""
+        with self._count_lock:
+            self._waiters += 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self._waiters -= 1
+
+    def others_waiting(self) -> int:
+        """How many threads wait for the connection now."""
+        return self._waiters
+
+    def let_others_in(self, grace_s: float = 0.002, at_most_s: float = 0.05) -> None:
+        """Between two parts of a long job: if other threads wait for the connection, they
+        go first (a lock is not fair: the thread that just released it would get it back
+        before a waiting one wakes up). Returns at once if none waits; else once the
+        connection has been free, with none waiting, for `grace_s` (a sale takes it two or
+        three times in a row), or after `at_most_s` at most."""
+        if not self._waiters:
+            return
+        deadline = time.monotonic() + at_most_s
+        quiet_since: float | None = None
+        while (now := time.monotonic()) < deadline:
+            if self._waiters or not self._free():
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= grace_s:
+                return
+            time.sleep(0.0002)
+
+    def _free(self) -> bool:
+        if not self._lock.acquire(blocking=False):
+            return False
+        self._lock.release()
+        return True
+
+    def writing_here(self) -> bool:
+        """True inside a `write()` block of this thread (a `write()` here would join it)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self.conn.in_transaction
+        finally:
+            self._lock.release()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A consistent read: shares the connection, so it waits for a running write."""
-        with self._lock:
+        with self._waiting():
+            self._lock.acquire()
+        try:
             yield self.conn
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def read_committed(self) -> Iterator[sqlite3.Connection]:
+        """A read that never waits for a running write: on a read-only connection of this
+        thread's own (WAL lets it read beside the writer) it sees what is committed, not
+        the write in progress. For a lookup that must not queue behind a long write (an
+        outlet's token while HQ commits a group of pushes). A database in memory has no
+        second connection: that is `read()`."""
+        if self.path == ":memory:":
+            with self.read() as shared:
+                yield shared
+            return
+        conn: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if conn is None:
+            conn = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
+                                   check_same_thread=False, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._local.reader = conn
+            with self._count_lock:
+                self._readers.append(conn)
+        yield conn
 
     @contextlib.contextmanager
     def read_now(self) -> Iterator[sqlite3.Connection | None]:
@@ -277,6 +374,10 @@ class Database:
         self._closing.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=2)
+        with self._count_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
         with self._lock:
             self.conn.close()
 

@@ -11,6 +11,7 @@ to h11 and asyncio in silence (slower on every request of the till's path).
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import threading
 import time
@@ -37,11 +38,25 @@ def config(app: FastAPI, host: str, port: int, log_level: str = "warning") -> uv
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, telling the app when shutdown starts (so long polls end now)."""
+    """uvicorn's server, telling the app when shutdown starts (so long polls end now).
 
-    def __init__(self, cfg: uvicorn.Config, on_exit: Callable[[], None] | None = None) -> None:
+    `freeze` (a served process, `run`): once serving, what starting built is frozen out of
+    Python's garbage collector. A full collection stops every thread, a till's sale
+    included; it scanned the whole framework each time (~40 ms, and a pull's pages make
+    full collections frequent) and now scans what was made since (docs/sync.md, "Sliced
+    pull application")."""
+
+    def __init__(self, cfg: uvicorn.Config, on_exit: Callable[[], None] | None = None,
+                 freeze: bool = False) -> None:
         super().__init__(cfg)
         self.on_exit = on_exit
+        self.freeze = freeze
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.freeze:  # what starting built lives as long as the process: never scan it
+            gc.collect()
+            gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.on_exit is not None:
@@ -60,7 +75,7 @@ class Server(uvicorn.Server):
 
 def run(app: FastAPI, host: str, port: int, log_level: str = "info",
         on_exit: Callable[[], None] | None = None) -> None:
-    Server(config(app, host, port, log_level), on_exit).run()
+    Server(config(app, host, port, log_level), on_exit, freeze=True).run()
 
 
 class Background:

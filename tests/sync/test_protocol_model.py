@@ -6,7 +6,10 @@ network is `SimNet`, a `sync.transport.Transport` that calls `hq.ingest.push`,
 `hq.feed.pull` and a hello builder directly. Rules make local facts (register, sell,
 redeem), run sync passes whose requests or responses the network may lose (a lost
 response was applied at HQ; the outlet gets an exception), replay an old push, ban at HQ,
-snapshot HQ's file and later restore HQ from such a snapshot with a new epoch.
+snapshot HQ's file and later restore HQ from such a snapshot with a new epoch. Pulled
+pages are applied in slices (1 and 3 changes at A and B, fitted at C); between two
+slices the model checks invariant 4 at that outlet and may sell there, or stop the agent
+(the rest of the page comes again on a later pass).
 
 After every step: HQ's ledger holds each event once and, per outlet, exactly a prefix of
 that outlet's outbox (same ids); HQ's tallies are the fold of its events; every outlet
@@ -56,6 +59,29 @@ PROFILE = os.environ.get("LOYALTY_MODEL_PROFILE", "ci")
 
 OUTLETS = ("A", "B", "C")
 FAULT = st.sampled_from(["ok", "ok", "ok", "lose_request", "lose_response"])
+# what happens between two slices of a pulled page: nothing, a sale at that outlet, or the
+# agent stops there (the rest of the page is pulled again later)
+BETWEEN = st.sampled_from(["go", "go", "sell", "stop"])
+SLICES = {"A": 1, "B": 3, "C": None}  # changes per slice of a pulled page (None: fitted)
+
+
+class SlicedReplica(OutletReplica):
+    """The outlet's replica, checking invariant 4 between the slices of every pulled page
+    and doing there what the rule drew (`ProtocolModel.between`)."""
+
+    def __init__(self, model: ProtocolModel, outlet: Outlet) -> None:
+        super().__init__(outlet, slice_changes=SLICES[outlet.outlet_id])
+        self.model = model
+
+    def _between_slices(self) -> None:
+        self.model.outlet_shows_confirmed_plus_pending(self.outlet_id)
+        plan = self.model.between[self.outlet_id]
+        step = plan.pop(0) if plan else "go"
+        if step == "sell" and self.model.cards:
+            self.model.sell(self.outlet_id, len(plan) * 7919, 350 + len(plan), False)
+        elif step == "stop":
+            raise LinkDown("the agent stopped between two slices of a page")
+        super()._between_slices()
 
 
 class SimNet:
@@ -114,7 +140,8 @@ class ProtocolModel(RuleBasedStateMachine):
             for outlet in OUTLETS:
                 credentials.add_outlet(conn, outlet)
         self.outlets = {o: Outlet(self.dir / f"{o}.db", o, chain=True) for o in OUTLETS}
-        self.replicas = {o: OutletReplica(shop) for o, shop in self.outlets.items()}
+        self.replicas = {o: SlicedReplica(self, shop) for o, shop in self.outlets.items()}
+        self.between: dict[str, list[str]] = {o: [] for o in OUTLETS}
         self.cards: list[str] = []
         self.sent: list[tuple[str, str]] = []
         self.snapshots: list[Path] = []
@@ -168,8 +195,10 @@ class ProtocolModel(RuleBasedStateMachine):
         self.ledger.redemptions[outlet].append(answer["redemption_id"])
 
     # --- the network -------------------------------------------------------------------
-    @rule(outlet=st.sampled_from(OUTLETS), faults=st.lists(FAULT, max_size=5))
-    def sync_pass(self, outlet: str, faults: list[str]) -> None:
+    @rule(outlet=st.sampled_from(OUTLETS), faults=st.lists(FAULT, max_size=5),
+          between=st.lists(BETWEEN, max_size=6))
+    def sync_pass(self, outlet: str, faults: list[str], between: list[str]) -> None:
+        self.between[outlet] = between
         try:
             client.run_once(self.replicas[outlet], SimNet(self, outlet, faults))
         except (LinkDown, client.EpochChanged, ingest.SyncGap):
@@ -255,29 +284,34 @@ class ProtocolModel(RuleBasedStateMachine):
 
     @invariant()
     def outlet_view_is_confirmed_plus_pending(self) -> None:
-        """Invariant 4: every local fact counted once, before and after HQ confirms it."""
+        """Invariant 4: every local fact counted once, before and after HQ confirms it
+        (checked between the slices of every pulled page too: `SlicedReplica`)."""
+        for outlet in OUTLETS:
+            self.outlet_shows_confirmed_plus_pending(outlet)
+
+    def outlet_shows_confirmed_plus_pending(self, outlet: str) -> None:
         import json
 
-        for outlet, shop in self.outlets.items():
-            with shop.db.read() as conn:
-                mine: dict[str, list[Event]] = defaultdict(list)
-                for (raw,) in conn.execute("SELECT event FROM outbox ORDER BY seq"):
-                    event = Event.model_validate_json(raw)
-                    if event.customer_id:
-                        mine[event.customer_id].append(event)
-                for row in conn.execute("SELECT customer_id, confirmed_through, confirmed_tally "
-                                        "FROM customers").fetchall():
-                    cid, through = row[0], row[1]
-                    confirmed = Tally.from_dict(json.loads(row[2]))
-                    pending = [e for e in mine.get(cid, []) if e.seq > through]
-                    expected = confirmed.combine(fold(pending))
-                    assert tallystore.load(conn, cid) == expected, (outlet, cid)
+        with self.outlets[outlet].db.read() as conn:
+            mine: dict[str, list[Event]] = defaultdict(list)
+            for (raw,) in conn.execute("SELECT event FROM outbox ORDER BY seq"):
+                event = Event.model_validate_json(raw)
+                if event.customer_id:
+                    mine[event.customer_id].append(event)
+            for row in conn.execute("SELECT customer_id, confirmed_through, confirmed_tally "
+                                    "FROM customers").fetchall():
+                cid, through = row[0], row[1]
+                confirmed = Tally.from_dict(json.loads(row[2]))
+                pending = [e for e in mine.get(cid, []) if e.seq > through]
+                expected = confirmed.combine(fold(pending))
+                assert tallystore.load(conn, cid) == expected, (outlet, cid)
 
     def teardown(self) -> None:
         try:
             if getattr(self, "hq", None) is None:
                 return
             # heal: full passes, no faults, until nothing moves
+            self.between = {o: [] for o in OUTLETS}
             for _ in range(4):
                 for outlet in OUTLETS:
                     client.run_once(self.replicas[outlet], SimNet(self, outlet, []))
