@@ -117,7 +117,13 @@ def router(office: Office) -> APIRouter:
         try:
             letter = newsletters.send(chain, form["subject"], form["body"], **segment(form),
                                       by=actor)
-        except (InvalidRequest, Conflict, MailNotConfigured) as exc:
+        except Conflict as exc:  # this form's newsletter was sent with another text
+            form["newsletter_id"] = new_id()  # what was typed becomes a new newsletter
+            return page(request, exc.status, form=form,
+                        error="this form's newsletter was sent already, with another text "
+                              f"or segment [{exc.code}]: the form below is now a new "
+                              "newsletter; preview it, then send it")
+        except (InvalidRequest, MailNotConfigured) as exc:
             return page(request, exc.status, form=form, error=f"{exc.message} [{exc.code}]")
         return see_other(request, f"/newsletters?sent={quote(letter['newsletter_id'])}")
 

@@ -141,3 +141,17 @@ def test_without_mail_settings_the_page_says_so_and_records_nothing(club: Chain)
 def test_a_viewer_may_not_open_the_newsletter_page(club: Chain) -> None:
     client = signed_in(club, "vera")
     assert client.get("/office/newsletters").status_code == 403
+
+
+def test_the_same_form_with_another_text_is_a_conflict_and_the_page_offers_a_new_newsletter(
+        club: Chain) -> None:
+    client = signed_in(club, "olga")
+    _, page = compose(client)
+    form = send_form(page)
+    assert client.post("/office/newsletters", data=form, follow_redirects=False
+                       ).status_code == 303
+    changed = client.post("/office/newsletters", data={**form, "subject": "Another text"})
+    assert changed.status_code == 409 and "[conflict]" in changed.text
+    assert hidden(changed.text, "newsletter_id") != form["newsletter_id"]
+    assert "Another text" in changed.text  # what was typed stays, to be previewed again
+    assert len(letters(club)) == 1
