@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hq"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "banking"))
 
 from invoicekit import Buyer, make_hq
+from statementkit import mt940
 from test_statement_import import march, state
 
 from hq import invoices, staff
@@ -170,3 +171,13 @@ def test_a_viewer_may_not_open_the_page_or_post_a_statement(
                           files={"statement": ("s.xml", march(numbers), "application/xml")})
     assert refused.status_code == 403
     assert state(chain) == before
+
+
+def test_an_mt940_file_is_read_on_the_same_page(bank: tuple[Chain, dict[str, str]]) -> None:
+    chain, _ = bank
+    status, page = upload(signed_in(chain, "olga"), mt940().encode(), "STARTUMS.sta")
+    assert status == 200, page
+    read = section(page, "statement-read")
+    assert "STARTUMS" in read and "mt940" in read and "STARTUMS.sta" in page
+    assert re.search(r'id="read-entries"[^>]*>7<', read), read
+    assert 'id="group-unmatched"' in page  # none of its references is one of our invoices
