@@ -410,6 +410,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         from pathlib import Path
 
         from hq import statements
+        from hq.audit import COMMAND_LINE
         from schema.errors import NotFound
 
         try:
@@ -418,7 +419,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
             raise NotFound(f"no file {file}") from None
         except OSError as error:
             raise NotFound(f"{file} cannot be read: {error.strerror}") from None
-        report = statements.import_statement(chain(db), data)
+        report = statements.import_statement(chain(db), data, by=COMMAND_LINE)
         for line in statement_lines(report):
             click.echo(line)
 
@@ -516,6 +517,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         from pathlib import Path
 
         from hq import newsletters
+        from hq.audit import COMMAND_LINE
         from schema.errors import InvalidRequest, NotFound
 
         try:
@@ -527,7 +529,8 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         except OSError as error:
             raise NotFound(f"{body_file} cannot be read: {error.strerror}") from None
         sent = newsletters.send(chain(db), subject, body, category=category, outlet=outlet,
-                                active_days=active_days, newsletter_id=newsletter_id)
+                                active_days=active_days, newsletter_id=newsletter_id,
+                                by=COMMAND_LINE)
         click.echo(f"newsletter {sent['subject']!r}: {sent['recipients']} consenting "
                    f"customer(s); {sent['decided'].get('pending', 0)} to mail by HQ's mail "
                    "run; id:")

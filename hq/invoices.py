@@ -133,12 +133,13 @@ def _payment_state(conn: sqlite3.Connection, number: str) -> dict[str, Any]:
 
 
 def record_bank_payment(chain: Chain, conn: sqlite3.Connection, number: str, amount: int,
-                        reference: str, by: Actor | None = None) -> str:
+                        reference: str, by: Actor | None = None, how: str = "") -> str:
     """Stamps `amount` paid at the bank on invoice `number` with the statement `reference`,
     inside the caller's write transaction: HQ's own `credit.repaid` fact, folded at once.
     A part payment is fine; more than is still owed is `overpayment` and changes nothing.
     With `by` (who stamps it by hand), the change is audited in the same transaction,
-    naming the fact's event id. Returns the payment's id (the fact's `payment_id`)."""
+    naming the fact's event id; `how` (a statement import, a confirmed suggestion) is added
+    to the audit row's reason. Returns the payment's id (the fact's `payment_id`)."""
     if amount <= 0:
         raise InvalidRequest("a payment is a positive amount")
     if not reference.strip():
@@ -158,7 +159,8 @@ def record_bank_payment(chain: Chain, conn: sqlite3.Connection, number: str, amo
     if by is not None:
         audit.record(conn, by, "invoice.bank_payment", ("invoice", number), before,
                      _payment_state(conn, number),
-                     f"paid {money(amount)} at the bank, statement {reference.strip()}",
+                     f"paid {money(amount)} at the bank, statement {reference.strip()}"
+                     + (f"; {how}" if how else ""),
                      customer_id=row["customer_id"], event_id=event.event_id)
     return payment_id
 

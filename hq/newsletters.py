@@ -10,6 +10,10 @@ about the newsletter's id, outcome `pending`), whose unique key makes one newsle
 one customer at most once: sending the same newsletter id again adds nobody who has it
 (the same text is answered as it was; another text under that id is a conflict).
 
+`preview` counts who a newsletter would reach now, recording nothing (the back office's
+preview, hq/office/newsletters.py); `listing` shows the latest newsletters with where their
+messages are. With `by` (who sends it) `send` audits a newly recorded newsletter.
+
 `queue_due` (HQ's mail run, hq/schedule.py, beside the notices) renders the pending ones a
 batch at a time into the mail queue (hq/mailqueue.py), each with the customer's unsubscribe
 link (hq/notices.py): `mailed`, or `no_consent` / `no_address` when the customer withdrew
@@ -30,7 +34,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from hq import mailqueue, notices, settings
+from hq import audit, mailqueue, notices, settings
+from hq.audit import Actor
 from hq.chain import Chain
 from schema.customerstore import display_name
 from schema.errors import Conflict, InvalidRequest, MailNotConfigured, NotFound
@@ -95,9 +100,28 @@ def _check_text(subject: str, body: str, active_days: int | None,
         raise InvalidRequest(f"active_days: 1 to {MAX_ACTIVE_DAYS} days")
 
 
+def preview(chain: Chain, subject: str, body: str, *, category: str | None = None,
+            outlet: str | None = None, active_days: int | None = None,
+            newsletter_id: str | None = None) -> int:
+    """How many customers this newsletter would reach if sent now (consenting, a usable
+    address, not banned); records nothing. Refuses what `send` refuses, but for missing
+    mail settings (`mail_ready` says so)."""
+    _check_text(subject, body, active_days, newsletter_id)
+    segment = segment_of(category, outlet, active_days)
+    with chain.db.read() as conn:
+        _check_segment(conn, segment)
+        return len(_recipients(conn, segment, chain.clock()))
+
+
+def mail_ready(chain: Chain) -> bool:
+    """Whether HQ can mail: `mail.from` and `mail.public_url` are set."""
+    with chain.db.read() as conn:
+        return settings.mail(conn) is not None
+
+
 def send(chain: Chain, subject: str, body: str, *, category: str | None = None,
          outlet: str | None = None, active_days: int | None = None,
-         newsletter_id: str | None = None) -> dict[str, Any]:
+         newsletter_id: str | None = None, by: Actor | None = None) -> dict[str, Any]:
     """Records a newsletter and its recipients (see the module docstring); returns
     `summary`. Nothing is mailed here: the mail run renders and sends it."""
     _check_text(subject, body, active_days, newsletter_id)
@@ -128,6 +152,9 @@ def send(chain: Chain, subject: str, body: str, *, category: str | None = None,
                 "INSERT INTO notices (customer_id, kind, about, decided_at, outcome) "
                 "VALUES (?, ?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
                 [(customer_id, KIND, newsletter_id, now) for customer_id in recipients])
+            if by is not None:
+                audit.record(conn, by, "newsletter.send", ("newsletter", newsletter_id), None,
+                             {"subject": subject, **segment, "recipients": len(recipients)})
     return summary(chain, newsletter_id)
 
 
@@ -149,6 +176,30 @@ def summary(chain: Chain, newsletter_id: str) -> dict[str, Any]:
     return {"newsletter_id": newsletter_id, "subject": row["subject"],
             **json.loads(row["segment"]), "created_at": row["created_at"],
             "recipients": row["recipients"], "decided": decided, "mail": mail}
+
+
+def listing(chain: Chain, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest newsletters, newest first, each as `summary` gives it."""
+    with chain.db.read() as conn:
+        rows = conn.execute("SELECT * FROM newsletters ORDER BY created_at DESC, newsletter_id"
+                            " DESC LIMIT ?", (limit,)).fetchall()
+        ids = [r["newsletter_id"] for r in rows]
+        marks = ", ".join("?" for _ in ids)
+        decided: dict[str, dict[str, int]] = {i: {} for i in ids}
+        mail: dict[str, dict[str, int]] = {i: {} for i in ids}
+        if ids:
+            for about, outcome, n in conn.execute(
+                    f"SELECT about, outcome, COUNT(*) FROM notices WHERE kind = ? AND about IN"
+                    f" ({marks}) GROUP BY about, outcome", (KIND, *ids)):
+                decided[about][outcome] = n
+            for about, status, n in conn.execute(
+                    f"SELECT about, status, COUNT(*) FROM mail_outbox WHERE kind = ? AND about"
+                    f" IN ({marks}) GROUP BY about, status", (KIND, *ids)):
+                mail[about][status] = n
+    return [{"newsletter_id": r["newsletter_id"], "subject": r["subject"],
+             **json.loads(r["segment"]), "created_at": r["created_at"],
+             "recipients": r["recipients"], "decided": decided[r["newsletter_id"]],
+             "mail": mail[r["newsletter_id"]]} for r in rows]
 
 
 def queue_due(chain: Chain) -> dict[str, int]:

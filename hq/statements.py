@@ -25,6 +25,7 @@ from pydantic import BaseModel, RootModel
 from banking.matching import Allocation, Match, OpenInvoice, match
 from banking.reader import parse_statements
 from hq import invoices
+from hq.audit import Actor
 from hq.chain import Chain
 from schema.customerstore import display_name
 from schema.errors import Conflict, InvalidRequest, NotFound
@@ -99,9 +100,10 @@ def _seen(conn: sqlite3.Connection, identities: list[str]) -> dict[str, int]:
     return found
 
 
-def import_statement(chain: Chain, data: bytes) -> StatementReport:
+def import_statement(chain: Chain, data: bytes, *, by: Actor | None = None) -> StatementReport:
     """Imports a statement file (see the module's docstring); `invalid_statement` if it
-    cannot be read, and then nothing changes."""
+    cannot be read, and then nothing changes. With `by` (who imports it: the back office's
+    operator, the command line, the admin API) every payment it stamps is audited."""
     statements = parse_statements(data)
     entries = [entry for statement in statements for entry in statement.entries]
     now = chain.clock()
@@ -119,9 +121,10 @@ def import_statement(chain: Chain, data: bytes) -> StatementReport:
                 entry_id = seen.get(found.identity) or stored.get(found.identity, 0)
             else:
                 for allocation in found.allocations if found.status == "matched" else ():
-                    invoices.record_bank_payment(chain, conn, allocation.number,
-                                                 allocation.amount,
-                                                 found.entry.statement_reference)
+                    invoices.record_bank_payment(
+                        chain, conn, allocation.number, allocation.amount,
+                        found.entry.statement_reference, by=by,
+                        how=f"statement import, entry {found.entry.position}")
                 entry_id = _store(conn, found, now)
                 stored[found.identity] = entry_id
             reported.append(_reported(found, entry_id))
@@ -184,11 +187,12 @@ def suggestions(chain: Chain) -> list[ReportEntry]:
     return [_row_entry(r) for r in rows]
 
 
-def confirm(chain: Chain, entry_id: int, number: str | None = None) -> ReportEntry:
-    """A clerk confirms a suggested match: the payment is stamped on `number` (which may be
-    left out when one invoice was suggested) like any bank payment. Confirming the same
-    again answers the same and changes nothing; an invoice paid meanwhile is
-    `overpayment` and nothing changes."""
+def confirm(chain: Chain, entry_id: int, number: str | None = None, *,
+            by: Actor) -> ReportEntry:
+    """A clerk (`by`) confirms a suggested match: the payment is stamped on `number` (which
+    may be left out when one invoice was suggested) like any bank payment, audited with
+    who confirmed it. Confirming the same again answers the same and changes nothing; an
+    invoice paid meanwhile is `overpayment` and nothing changes."""
     with chain.db.write() as conn:
         row = conn.execute("SELECT * FROM statement_entries WHERE entry_id = ?",
                            (entry_id,)).fetchone()
@@ -211,8 +215,9 @@ def confirm(chain: Chain, entry_id: int, number: str | None = None) -> ReportEnt
         elif number not in candidates:
             raise InvalidRequest(f"invoice {number} was not suggested for entry {entry_id}:"
                                  f" name one of {', '.join(candidates)}", entry=entry_id)
-        invoices.record_bank_payment(chain, conn, number, row["amount"],
-                                     row["statement_reference"])
+        invoices.record_bank_payment(
+            chain, conn, number, row["amount"], row["statement_reference"], by=by,
+            how=f"confirmed suggestion #{entry_id} (entry {row['position']}: amount and name)")
         conn.execute(
             "UPDATE statement_entries SET status = 'matched', allocations = ?,"
             " confirmed_at = ?, confirmed_invoice = ? WHERE entry_id = ?",

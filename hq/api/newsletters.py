@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path
 
 from hq import newsletters
 from hq.api import auth
+from hq.audit import ADMIN_API
 from hq.chain import Chain
 from schema.adminapi import Newsletter, NewsletterIn, answer
 from schema.errors import Conflict, MailNotConfigured, NotFound
@@ -28,7 +29,7 @@ def router(chain: Chain) -> APIRouter:
     def send(body: NewsletterIn) -> ModelResponse:
         sent = newsletters.send(chain, body.subject, body.body, category=body.category,
                                 outlet=body.outlet, active_days=body.active_days,
-                                newsletter_id=body.newsletter_id)
+                                newsletter_id=body.newsletter_id, by=ADMIN_API)
         return ModelResponse(answer(Newsletter, sent), 201)
 
     @routes.get("/newsletters/{newsletter_id}", response_model=Newsletter,

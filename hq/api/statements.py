@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from hq import admin, mailqueue, statements
 from hq.api import auth
+from hq.audit import ADMIN_API
 from hq.chain import Chain
 from schema.adminapi import ConfirmMatchIn, MailMessages, answer
 from schema.errors import Conflict, CustomerUnknown, InvalidStatement, NotFound, Overpayment
@@ -34,7 +35,8 @@ def router(chain: Chain) -> APIRouter:
     async def import_statement(request: Request) -> ModelResponse:
         # the file's bytes as the body, read as `loyalty hq import-statement` reads the file
         data = await request.body()
-        report = await run_in_threadpool(statements.import_statement, chain, data)
+        report = await run_in_threadpool(
+            lambda: statements.import_statement(chain, data, by=ADMIN_API))
         return ModelResponse(report)
 
     @routes.get("/statement-matches", response_model=statements.StatementMatches,
@@ -46,7 +48,8 @@ def router(chain: Chain) -> APIRouter:
                  responses=auth.refusals(NotFound, Conflict, Overpayment))
     def confirm_match(entry_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                       body: ConfirmMatchIn | None = None) -> ModelResponse:
-        return ModelResponse(statements.confirm(chain, entry_id, body.invoice if body else None))
+        return ModelResponse(statements.confirm(chain, entry_id, body.invoice if body else None,
+                                                 by=ADMIN_API))
 
     @routes.get("/mail", response_model=MailMessages, responses=auth.refusals(CustomerUnknown))
     def mail(customer: Annotated[str | None, Query(max_length=100)] = None) -> ModelResponse:

@@ -5,7 +5,9 @@ signed sessions).
 
 Pages, one router per area (each module's `router(office)`), composed by `app()`:
 `login` (log in, log out), `home` (the start page), `dashboard` (the charts), `customers` (search, a customer's card,
-the picture), `invoices` (the list, one invoice, a bank payment), `reports` (each report,
+the picture), `invoices` (the list, one invoice, a bank payment), `statements` (uploading a
+bank statement, confirming suggested payments), `newsletters` (composing and sending one,
+past ones), `reports` (each report,
 the pack for printing), `chain` (gift stock, outlets and their sync health, flags),
 `staff` (accounts and roles, for administrators), `audit` (the audit trail).
 `context.Office` is what a router is given: the chain, the page renderer, the session and
@@ -61,7 +63,9 @@ from hq.office import (
     programme,
     reports,
 )
+from hq.office import newsletters as newsletter_pages
 from hq.office import staff as staff_pages
+from hq.office import statements as statement_pages
 from hq.office.context import Office
 from hq.staff import session_gen, session_key
 from schema.roles import may
@@ -73,7 +77,7 @@ SESSION_S = 8 * 3600
 STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 
 AREAS = (login, home, dashboard, customers, customer_edit, programme, outlet_admin, invoices,
-         reports, chain_pages, staff_pages, audit_pages)
+         statement_pages, newsletter_pages, reports, chain_pages, staff_pages, audit_pages)
 
 
 def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,

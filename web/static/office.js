@@ -15,6 +15,17 @@ window.addEventListener("afterprint", function () {
     d.removeAttribute("open"); d.removeAttribute("data-opened-for-print");
   });
 });
+// A form with data-once is sent once: its buttons are disabled as it goes (a double click
+// posts one request; the server answers a repeated one the same way anyway).
+document.querySelectorAll("form[data-once]").forEach(function (f) {
+  f.addEventListener("submit", function (e) {
+    if (f.hasAttribute("data-sent")) { e.preventDefault(); return; }
+    f.setAttribute("data-sent", "");
+    setTimeout(function () {
+      f.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+    }, 0);
+  });
+});
 // A Copy button: copies the text of the element its data-copy names (an outlet's token,
 // shown once). A form with data-confirm asks before it is sent.
 document.querySelectorAll("[data-copy]").forEach(function (b) {
