@@ -70,7 +70,7 @@ def folded_statistics(shop: Shop, customer_id: str) -> dict[str, Any]:
 
 # --- HQ: login ------------------------------------------------------------------------------
 def test_a_page_without_login_redirects_to_the_login_form(shop: Shop, browser: Any) -> None:
-    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})  # all sites
     browser.get(shop.office + "/customers?q=novak")
     assert "/office/login" in browser.current_url
     assert browser.find_element(By.ID, "password")
@@ -86,7 +86,7 @@ def test_a_page_without_login_redirects_to_the_login_form(shop: Shop, browser: A
 
 def test_login_is_refused_with_a_wrong_password_and_accepted_with_the_right_one(
         shop: Shop, browser: Any) -> None:
-    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
     login(browser, shop, password="not the password")
     error = wait(browser, EC.presence_of_element_located((By.ID, "login-error")))
     assert "Wrong username or password" in error.text
@@ -321,7 +321,7 @@ def test_the_root_of_either_service_leads_a_person_to_the_back_office(
         assert answer.status_code in (303, 307), (url, answer.status_code, answer.text)
         assert answer.headers["location"] == where
     browser.get(shop.office + "/login")  # the session cookie is visible (and deleted) there
-    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
     browser.get(shop.hq_url + "/")
     assert "/office/login" in browser.current_url
     browser.get(shop.a.url + "/")
@@ -348,7 +348,7 @@ def test_gift_stock_outlets_and_flags(shop: Shop, browser: Any) -> None:
 
 
 def test_logging_out_ends_the_session(shop: Shop, browser: Any) -> None:
-    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
     login(browser, shop, "bob", OTHER_PASSWORD)
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "form.logout")))
     old = browser.get_cookie("loyalty_office")["value"]
@@ -359,7 +359,7 @@ def test_logging_out_ends_the_session(shop: Shop, browser: Any) -> None:
     answer = requests.get(shop.office + "/", cookies={"loyalty_office": old},
                           allow_redirects=False, timeout=10)
     assert answer.status_code == 303 and "/login" in answer.headers["location"]
-    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
 
 
 # --- the outlet: store manager's pages on loopback ---------------------------------------------

@@ -27,7 +27,7 @@ NAME = "Coffee week"
 def test_an_operator_creates_a_special_action_sale_and_a_till_quote_shows_it(
         shop: Shop, browser: Any) -> None:
     staff_add(shop.rig.hq.db, "otto", PASSWORD, role="operator")
-    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
     login(browser, shop, "otto", PASSWORD)
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "form.logout")))
     try:
@@ -71,7 +71,7 @@ def test_an_operator_creates_a_special_action_sale_and_a_till_quote_shows_it(
         assert quoted["lines"][0]["discount"] > 0
         assert any(NAME in label for label in quoted["lines"][0]["actions"])
     finally:
-        browser.delete_all_cookies()
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
         browser.set_window_size(1280, 1000)
 
 
@@ -81,7 +81,7 @@ def test_a_category_rule_change_previews_who_moves_and_applies(
     shop.a.till.sold(rita["card_number"], [line("YACHT", 900_000, 1, "Boat")])  # 9,000.00
     shop.rig.settled()
     staff_add(shop.rig.hq.db, "uma", PASSWORD, role="operator")
-    browser.delete_all_cookies()
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
     login(browser, shop, "uma", PASSWORD)
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "form.logout")))
     try:
@@ -107,7 +107,7 @@ def test_a_category_rule_change_previews_who_moves_and_applies(
         until(lambda: shop.a.till.get(f"/v1/customers/{rita['customer_id']}").json()
               .get("category") == "B", 30, what="outlet A has Rita in category B")
     finally:
-        browser.delete_all_cookies()
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
         browser.set_window_size(1280, 1000)
 
 
@@ -122,7 +122,7 @@ def test_the_edit_pages_fit_the_window(shop: Shop, browser: Any) -> None:
                 ("vic", PASSWORD, {"customer-edit": f"/customers/{ana}/edit",
                                    "category": "/programme/doc/category/edit/A"}),
                 ("alice", PASSWORD, {"outlets-admin": "/outlets"})):
-            browser.delete_all_cookies()
+            browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
             login(browser, shop, who, password)
             wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "form.logout")))
             for name, path in pages.items():
@@ -132,5 +132,5 @@ def test_the_edit_pages_fit_the_window(shop: Shop, browser: Any) -> None:
                     shot_at(browser, name, width)
         assert browser.find_element(By.ID, "add-outlet")
     finally:
-        browser.delete_all_cookies()
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
         browser.set_window_size(1280, 1000)
