@@ -275,6 +275,14 @@ class PgStore:
             self._local.conn = None
             conn.raw.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for the caller alone, outside the store's transactions
+        (autocommit until the caller begins one): for work that drives its own transaction
+        (hq/store/migrate.py) or holds a session-level lock (`exclusive`)."""
+        with self._connection() as conn:
+            yield conn.raw
+
     def write(self) -> contextlib.AbstractContextManager[PgConnection]:
         """One atomic transaction (READ COMMITTED); nested calls join the outer one."""
         return self._transaction("BEGIN", "write")
