@@ -9,7 +9,10 @@ is named by table (counts, sums, the ledger fold)."""
 from __future__ import annotations
 
 import hashlib
+import re
+import signal
 import sqlite3
+import subprocess
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import psycopg
 import pytest
 from invoicekit import OUTLET, Buyer, make_hq
 from testkit.inprocess import cli
+from testkit.processes import LOYALTY
 
 from hq import admin, credentials, ingest, invoices, notices, settings
 from hq.audit import COMMAND_LINE
@@ -118,6 +122,7 @@ def test_migrate_copies_every_table_row_for_row_and_leaves_the_file_as_it_was(
 
     assert done.returncode == 0, done.stderr
     assert fingerprint(source) == before
+    assert sorted(pg_counts(pg_database)) == sorted(expected)  # no table left out, none more
     copied = pg_tables(pg_database, sorted(expected))
     for table, rows in expected.items():
         assert copied[table] == rows, table
@@ -187,6 +192,38 @@ def test_a_copy_failing_part_way_leaves_the_target_empty_and_a_second_run_comple
     conn.close()
     moved = moving.migrate(broken, pg_database)
     assert moved.rows == sum(len(rows) for rows in sqlite_tables(broken).values())
+
+
+def test_migrate_killed_mid_copy_leaves_the_target_empty_and_a_second_run_completes(
+        source: Path, tmp_path: Path, pg_database: str) -> None:
+    big = tmp_path / "hq.db"
+    big.write_bytes(source.read_bytes())
+    conn = sqlite3.connect(big)
+    conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                 "WHERE i < 300000) INSERT INTO changes (kind, key, seq, urgent) "
+                 "SELECT 'customer', 'C' || i, 1000 + i, 0 FROM n")
+    conn.commit()
+    conn.close()
+    migrating = subprocess.Popen([str(LOYALTY), "hq", "migrate", "--from", str(big), "--to",
+                                  pg_database], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+    try:
+        assert migrating.stderr is not None
+        for line in migrating.stderr:  # off a terminal: `progress NAME done=N total=M ...`
+            seen = re.search(r" changes done=(\d+) total=(\d+)", line)
+            if seen:
+                assert int(seen[1]) < int(seen[2]), "the copy ended before it was killed"
+                break
+        else:
+            raise AssertionError(f"no progress of the changes table (exit {migrating.wait()})")
+    finally:
+        migrating.send_signal(signal.SIGKILL)
+        migrating.wait()
+
+    assert set(pg_counts(pg_database).values()) == {0}
+    done = cli("hq", "migrate", "--from", str(big), "--to", pg_database)
+    assert done.returncode == 0, done.stderr
+    assert pg_counts(pg_database)["changes"] == 300_000 + len(sqlite_tables(source)["changes"])
 
 
 def test_verify_names_the_table_that_differs(source: Path, pg_database: str) -> None:
