@@ -208,8 +208,8 @@ def _copy(conn: psycopg.Connection[Any], source: sqlite3.Connection, table: Tabl
             f"the rows of {table.name} cannot be copied into PostgreSQL ({words}): nothing "
             "was written; correct that row in the SQLite file (a value of the wrong kind for "
             "its column), then run the command again", table=table.name) from None
-    if bar is not None:
-        bar.update(done, total)
+    if bar is not None and done == 0:
+        bar.update(0, total)  # an empty table is said too
     return done
 
 
@@ -233,21 +233,33 @@ def _figures(rows: Iterable[Sequence[Any]]) -> list[int | None]:
     return [None if v is None else int(v) for v in row]
 
 
-def _fold(rows: Iterable[Sequence[Any]]) -> tuple[dict[str, Tally], int]:
+def _fold(rows: Iterable[Sequence[Any]], side: str, total: int,
+          progress: ProgressFactory | None) -> tuple[dict[str, Tally], int]:
     """Every customer's tally folded from `events` rows (event JSON, booked_at)."""
     tallies: dict[str, Tally] = defaultdict(Tally)
     count = 0
-    for text, booked_at in rows:
-        count += 1
-        event = Event.model_validate_json(text)
-        if event.customer_id:
-            tallies[event.customer_id] = tallies[event.customer_id].combine(
-                tally_of(event.parsed(), booked_at or event.at))
+    with (progress(f"verify ledger fold ({side})", "events") if progress is not None
+          else contextlib.nullcontext()) as bar:
+        for text, booked_at in rows:
+            count += 1
+            if bar is not None and count % BATCH == 0:
+                bar.update(count, total)
+            _add(tallies, text, booked_at)
+        if bar is not None and (count == 0 or count % BATCH):
+            bar.update(count, total)
     return dict(tallies), count
 
 
+def _add(tallies: dict[str, Tally], text: str, booked_at: str | None) -> None:
+    event = Event.model_validate_json(text)
+    if event.customer_id:
+        tallies[event.customer_id] = tallies[event.customer_id].combine(
+            tally_of(event.parsed(), booked_at or event.at))
+
+
 def _compare(source: sqlite3.Connection, target: psycopg.Connection[Any],
-             tables: Sequence[Table], moved: Moved) -> None:
+             tables: Sequence[Table], moved: Moved,
+             progress: ProgressFactory | None = None) -> None:
     for table in tables:
         sums = ", ".join(f"SUM({_quoted(c)})" for c in table.integers)
         sql = f"SELECT COUNT(*){', ' + sums if sums else ''} FROM {_quoted(table.name)}"
@@ -271,11 +283,12 @@ def _compare(source: sqlite3.Connection, target: psycopg.Connection[Any],
     if not any(t.name == "events" for t in tables):
         return
     ledger = "SELECT event, booked_at FROM events"
-    mine_fold, moved.events = _fold(source.execute(ledger))
+    total = int(source.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    mine_fold, moved.events = _fold(source.execute(ledger), "SQLite", total, progress)
     with target.cursor(name="loyalty_migrate_events") as cursor:
         cursor.itersize = BATCH
         cursor.execute(ledger)
-        theirs_fold, _ = _fold(cursor)
+        theirs_fold, _ = _fold(cursor, "PostgreSQL", total, progress)
     for customer in sorted(set(mine_fold) | set(theirs_fold)):
         here, there = mine_fold.get(customer, Tally()), theirs_fold.get(customer, Tally())
         if here != there:
@@ -344,7 +357,7 @@ def _copy_all(conn: psycopg.Connection[Any], src: sqlite3.Connection, tables: Se
         _set_numbering(conn, src)
         moved.copy_s = time.perf_counter() - started
         started = time.perf_counter()
-        _compare(src, conn, tables, moved)
+        _compare(src, conn, tables, moved, progress)
         moved.verify_s = time.perf_counter() - started
     return moved
 
