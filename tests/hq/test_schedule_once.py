@@ -7,13 +7,16 @@ file (schema/dblock.py), every run goes ahead."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
+from invoicekit import Buyer, make_hq
 
-from hq import schedule
+from hq import announcements, categories, invoices, schedule
 from hq.chain import Chain
 
 
@@ -82,5 +85,38 @@ def test_on_sqlite_the_one_hq_process_always_runs_its_jobs(tmp_path: Path) -> No
         with chain.db.exclusive("invoice-close:2026-11-01") as mine:
             assert mine
             assert schedule.once(chain, "invoice-close", "2026-11-01", lambda: 1) == 1
+    finally:
+        chain.close()
+
+
+def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = "
+                                            "'table' AND name NOT LIKE 'sqlite_%'")]
+        return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall(), key=repr)
+                for n in names}
+    finally:
+        conn.close()
+
+
+def test_each_scheduled_job_run_again_in_its_period_changes_nothing(tmp_path: Path) -> None:
+    """What `once` relies on for a process that comes to a job after another ran it."""
+    chain, _ = make_hq(tmp_path / "hq.db", [Buyer("Ana", "Novak", sales=(12_345,)),
+                                            Buyer("Bo", "Kos", sales=(500, 700))])
+    today = date(2026, 12, 20)  # invoices past their term: statuses and credit move
+    jobs = [lambda: invoices.close_period(chain, date(2026, 11, 1), date(2026, 12, 1), today),
+            lambda: invoices.refresh(chain, today),
+            lambda: categories.assign(chain, today),
+            lambda: announcements.withdraw_ended(chain, today)]
+    try:
+        for job in jobs:
+            job()
+        chain.db.checkpoint()
+        first = dump(tmp_path / "hq.db")
+        for job in jobs:
+            job()
+        chain.db.checkpoint()
+        assert dump(tmp_path / "hq.db") == first
     finally:
         chain.close()
