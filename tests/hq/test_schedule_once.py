@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -47,9 +48,9 @@ def run_together(chains: list[Chain], job: str, period: str) -> tuple[int, list[
 
 
 @pytest.fixture
-def two_processes(hq_pg: str) -> list[Chain]:
+def two_processes(hq_pg: str) -> Iterator[list[Chain]]:
     chains = [Chain(hq_pg), Chain(hq_pg)]
-    yield chains  # type: ignore[misc]
+    yield chains
     for chain in chains:
         chain.close()
 
