@@ -24,8 +24,10 @@ table because a partly copied HQ is not a state any HQ may start on.
 `verify(source, url)` (also run by `migrate` before it commits) compares, table by table:
 the row count, the sum of every integer column (money, points, quantities, sequences), and
 the ledger fold: every customer's tally (balance, credit, statistics, items, gifts) folded
-from that side's `events` with `schema.events.tally_of` at each fact's booking time. A
-difference is `migration_mismatch` naming the table (and the customer, for the fold).
+from that side's `events` with `schema.events.tally_of` at each fact's booking time, both
+sides read in customer order and compared customer by customer (memory for one customer,
+whatever the chain's size). A difference is `migration_mismatch` naming the table (and the
+customer, for the fold).
 
 Must never: write into the source file; commit a partial or unverified copy; copy into a
 database holding rows; show the URL's password.
@@ -34,6 +36,7 @@ database holding rows; show the URL's password.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 import time
 from collections import defaultdict
@@ -233,28 +236,60 @@ def _figures(rows: Iterable[Sequence[Any]]) -> list[int | None]:
     return [None if v is None else int(v) for v in row]
 
 
-def _fold(rows: Iterable[Sequence[Any]], side: str, total: int,
-          progress: ProgressFactory | None) -> tuple[dict[str, Tally], int]:
-    """Every customer's tally folded from `events` rows (event JSON, booked_at)."""
-    tallies: dict[str, Tally] = defaultdict(Tally)
-    count = 0
-    with (progress(f"verify ledger fold ({side})", "events") if progress is not None
-          else contextlib.nullcontext()) as bar:
-        for text, booked_at in rows:
+# every fact about a customer, customer by customer (the events_customer index on both sides;
+# "C" order on PostgreSQL is SQLite's byte order)
+LEDGER = ("SELECT customer_id, event, booked_at FROM events WHERE customer_id IS NOT NULL "
+          "ORDER BY customer_id, hq_seq")
+
+
+def _folds(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, Tally, int]]:
+    """(customer, the tally folded from the customer's facts, how many), one customer at a
+    time from `LEDGER` rows: memory for one customer, not for the chain."""
+    for customer, facts in itertools.groupby(rows, key=lambda row: str(row[0])):
+        tally, count = Tally(), 0
+        for _, text, booked_at in facts:
+            event = Event.model_validate_json(text)
+            tally = tally.combine(tally_of(event.parsed(), booked_at or event.at))
             count += 1
-            if bar is not None and count % BATCH == 0:
-                bar.update(count, total)
-            _add(tallies, text, booked_at)
-        if bar is not None and (count == 0 or count % BATCH):
-            bar.update(count, total)
-    return dict(tallies), count
+        yield customer, tally, count
 
 
-def _add(tallies: dict[str, Tally], text: str, booked_at: str | None) -> None:
-    event = Event.model_validate_json(text)
-    if event.customer_id:
-        tallies[event.customer_id] = tallies[event.customer_id].combine(
-            tally_of(event.parsed(), booked_at or event.at))
+def _compare_ledgers(source: sqlite3.Connection, target: psycopg.Connection[Any],
+                     moved: Moved, progress: ProgressFactory | None) -> None:
+    total = int(source.execute("SELECT COUNT(*) FROM events WHERE customer_id IS NOT NULL")
+                .fetchone()[0])
+    done, shown_at = 0, 0
+    with (progress("verify ledger fold", "events") if progress is not None
+          else contextlib.nullcontext()) as bar, \
+            target.cursor(name="loyalty_migrate_ledger") as cursor:
+        cursor.itersize = BATCH
+        cursor.execute(LEDGER)
+        for mine, theirs in itertools.zip_longest(_folds(source.execute(LEDGER)),
+                                                  _folds(cursor)):
+            if mine is None or theirs is None or mine[0] != theirs[0]:
+                first = min(x[0] for x in (mine, theirs) if x is not None)
+                raise MigrationMismatch(f"table events: the facts of customer {first} are in "
+                                        "one database and not in the other",
+                                        table="events", customer_id=first)
+            customer, here, count = mine
+            there = theirs[1]
+            if here != there:
+                same = (here.points_balance, here.credit_outstanding) == (
+                    there.points_balance, there.credit_outstanding)
+                raise MigrationMismatch(
+                    f"table events: the ledger of customer {customer} folds to points balance "
+                    f"{here.points_balance}, credit {here.credit_outstanding} in the SQLite "
+                    f"file and {there.points_balance}, credit {there.credit_outstanding} in "
+                    f"PostgreSQL{' (other figures of the tally differ)' if same else ''}",
+                    table="events", customer_id=customer)
+            moved.customers += 1
+            done += count
+            if bar is not None and done - shown_at >= BATCH:
+                bar.update(done, total)
+                shown_at = done
+        if bar is not None and (done != shown_at or done == 0):
+            bar.update(done, total)
+    moved.events = done
 
 
 def _compare(source: sqlite3.Connection, target: psycopg.Connection[Any],
@@ -282,25 +317,7 @@ def _compare(source: sqlite3.Connection, target: psycopg.Connection[Any],
                                     f"last number {expected}", table="counters")
     if not any(t.name == "events" for t in tables):
         return
-    ledger = "SELECT event, booked_at FROM events"
-    total = int(source.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-    mine_fold, moved.events = _fold(source.execute(ledger), "SQLite", total, progress)
-    with target.cursor(name="loyalty_migrate_events") as cursor:
-        cursor.itersize = BATCH
-        cursor.execute(ledger)
-        theirs_fold, _ = _fold(cursor, "PostgreSQL", total, progress)
-    for customer in sorted(set(mine_fold) | set(theirs_fold)):
-        here, there = mine_fold.get(customer, Tally()), theirs_fold.get(customer, Tally())
-        if here != there:
-            same = (here.points_balance, here.credit_outstanding) == (there.points_balance,
-                                                                there.credit_outstanding)
-            raise MigrationMismatch(
-                f"table events: the ledger of customer {customer} folds to points balance "
-                f"{here.points_balance}, credit {here.credit_outstanding} in the SQLite file and "
-                f"{there.points_balance}, credit {there.credit_outstanding} in PostgreSQL"
-                f"{' (other figures of the tally differ)' if same else ''}",
-                table="events", customer_id=customer)
-    moved.customers = len(mine_fold)
+    _compare_ledgers(source, target, moved, progress)
 
 
 # --- the commands ---------------------------------------------------------------------------
