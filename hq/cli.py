@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import click
@@ -23,6 +24,8 @@ from schema.errors import ConfigError
 from schema.roles import Role
 
 SeedProvider = Callable[[], MasterSeed]
+# `progress(name, unit)`: long work's progress display, handed in by the composition root
+ProgressFactory = Callable[[str, str], AbstractContextManager[Any]]
 
 # The commands that run on a PostgreSQL --db already (issue 15, phase 1: what their SQL
 # needs is ported and tested on both stores); the others connect, so an unreachable server
@@ -30,7 +33,8 @@ SeedProvider = Callable[[], MasterSeed]
 ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token"})
 
 
-def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Group:
+def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
+          progress: ProgressFactory | None = None) -> click.Group:
     @click.group(cls=cls)
     def hq() -> None:
         """Headquarters: the server and head-office operations."""
@@ -100,6 +104,27 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
                 bank.stop()
                 scheduler.shutdown(wait=False)
                 the_chain.close()
+
+    @hq.command()
+    @click.option("--from", "source", required=True, metavar="FILE",
+                  type=click.Path(exists=True, dir_okay=False),
+                  help="HQ's SQLite file (HQ stopped).")
+    @click.option("--to", "target", required=True, metavar="URL",
+                  help="An empty PostgreSQL database: postgresql://USER@HOST:PORT/DATABASE.")
+    def migrate(source: str, target: str) -> None:
+        """Move HQ from its SQLite file into an empty PostgreSQL database, verified (row
+        counts, sums, the ledger fold); the file is left as it was (docs/operations.md)."""
+        from hq.store import migrate as moving
+
+        moved = moving.migrate(source, target, progress)
+        width = max(len(name) for name in moved.tables)
+        for name, rows in moved.tables.items():
+            click.echo(f"{name:<{width}} {rows:>12,} rows")
+        rate = moved.rows / moved.copy_s if moved.copy_s > 0 else 0.0
+        click.echo(f"migrated {moved.rows:,} rows of {len(moved.tables)} tables in "
+                   f"{moved.copy_s:.1f} s ({rate:,.0f} rows/s) into {store.shown(target)}; "
+                   f"verified in {moved.verify_s:.1f} s: every table's rows and sums, the "
+                   f"ledger fold of {moved.customers:,} customers ({moved.events:,} events)")
 
     @hq.command()
     @click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False),

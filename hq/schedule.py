@@ -10,12 +10,22 @@ decided, pending newsletters rendered (hq/newsletters.py) and the mail that is d
 (hq/notices.py, hq/mailqueue.py): the only place HQ sends mail from.
 Every minute HQ looks whether a new snapshot is due (hq/snapshot.py).
 Every job is idempotent, so a missed or repeated run is harmless.
+
+Once chain-wide: several HQ processes may share one PostgreSQL database, each with this
+scheduler. Each run goes through `once(chain, job, period, ...)`: the store's `exclusive`
+(hq/store) lets one process run a job for a period while the others, reaching it at the
+same moment, skip it (logged); a process reaching it after that run ended runs it again,
+which the job's idempotency per period makes harmless (closing a month twice adds nothing:
+invoices are per customer and period; statuses, categories and withdrawals move only what
+is due). On SQLite one HQ process serves the file (schema/dblock.py), so every run goes ahead.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -24,6 +34,19 @@ from hq.chain import Chain
 from hq.snapshot import CHECK_EVERY_S, Snapshots
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def once(chain: Chain, job: str, period: str, run: Callable[[], T]) -> T | None:
+    """`run()` unless another HQ process on the chain's database is running `job` for
+    `period` right now (then None, logged): see the module's docstring."""
+    with chain.db.exclusive(f"{job}:{period}") as mine:
+        if not mine:
+            log.info("%s for %s is running in another HQ process: skipped here", job,
+                     period or "now")
+            return None
+        return run()
 
 
 def previous_month(today: date) -> tuple[date, date]:
@@ -35,26 +58,42 @@ def close_last_month(chain: Chain) -> None:
     """Closes the previous month (late credit sales of earlier months come along)."""
     today = datetime.now(UTC).date()
     start, end = previous_month(today)
-    made = invoices.close_period(chain, start, end, today)
-    log.info("closed %s..%s: %d invoices", start, end, len(made))
+    made = once(chain, "invoice-close", start.isoformat(),
+                lambda: invoices.close_period(chain, start, end, today))
+    if made is not None:
+        log.info("closed %s..%s: %d invoices", start, end, len(made))
 
 
 def refresh_statuses(chain: Chain) -> None:
-    moved = invoices.refresh(chain, datetime.now(UTC).date())
-    log.info("invoice statuses: %s", moved)
+    today = datetime.now(UTC).date()
+    moved = once(chain, "invoice-refresh", today.isoformat(),
+                 lambda: invoices.refresh(chain, today))
+    if moved is not None:
+        log.info("invoice statuses: %s", moved)
 
 
 def assign_categories(chain: Chain) -> None:
-    log.info("category assignment: %s", categories.assign(chain, datetime.now(UTC).date()))
+    today = datetime.now(UTC).date()
+    moved = once(chain, "category-assignment", today.isoformat(),
+                 lambda: categories.assign(chain, today))
+    if moved is not None:
+        log.info("category assignment: %s", moved)
 
 
 def withdraw_ended_announcements(chain: Chain) -> None:
-    ended = announcements.withdraw_ended(chain, datetime.now(UTC).date())
+    today = datetime.now(UTC).date()
+    ended = once(chain, "announcements-ended", today.isoformat(),
+                 lambda: announcements.withdraw_ended(chain, today))
     if ended:
         log.info("announcements ended and withdrawn: %s", ", ".join(ended))
 
 
 def mail_run(chain: Chain) -> None:
+    """One process at a time chain-wide (`once`), each run sending what is due."""
+    once(chain, "mail", "", lambda: _mail_run(chain))
+
+
+def _mail_run(chain: Chain) -> None:
     """Notices and newsletters first (so an invoice closed a moment ago goes out in this
     run), then mail."""
     decided = notices.queue_due(chain)
@@ -71,6 +110,7 @@ def start(chain: Chain, snapshots: Snapshots | None = None) -> BackgroundSchedul
     if snapshots is not None and snapshots.every > 0:
         # first look at once (a new HQ over a big chain builds one right away), then
         # every minute; a build that is still running makes the next look wait
+        # (per process, not `once`: each process serves the snapshots of its own folder)
         scheduler.add_job(snapshots.refresh, "interval", seconds=CHECK_EVERY_S,
                           id="snapshot", next_run_time=datetime.now(UTC), max_instances=1,
                           coalesce=True)

@@ -108,7 +108,15 @@ def report(name: str, db: str, fmt: str, **filters: Any) -> None:
 
 for _command in agent_cli.COMMANDS:
     main.add_command(_command)
-main.add_command(hq_cli.group(default_documents, cls=LoyaltyGroup), name="hq")
+def _progress(name: str, unit: str) -> Any:
+    """agent/progress.py's display, imported when long work starts (not at every command)."""
+    from agent.progress import Progress
+
+    return Progress(name, unit)
+
+
+main.add_command(hq_cli.group(default_documents, cls=LoyaltyGroup, progress=_progress),
+                 name="hq")
 
 
 if __name__ == "__main__":

@@ -280,6 +280,23 @@ class OutletNotEmpty(Conflict):
     code = "outlet_not_empty"
 
 
+class TargetNotEmpty(Conflict):
+    """`loyalty hq migrate` copies HQ only into an empty database: the one given holds rows
+    already (named in the message), which a copy would mix with the chain's. Nothing was
+    written."""
+
+    code = "target_not_empty"
+
+
+class MigrationMismatch(LoyaltyError):
+    """`loyalty hq migrate` found the PostgreSQL copy different from the SQLite file (a
+    table's rows, sums or the ledger fold), or could not copy a table's rows: the message
+    names the table. Nothing was committed."""
+
+    code = "migration_mismatch"
+    status = 500
+
+
 class DeviceError(LoyaltyError):
     code = "device_error"
     status = 503

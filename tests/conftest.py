@@ -86,6 +86,8 @@ SPAWNS: dict[str, set[str] | str] = {
         "test_a_cluster_of_a_test_run_killed_with_sigkill_is_removed_by_the_next_start",
         "test_a_cluster_starts_for_a_user_who_is_not_root"},
     "tests/hq/test_store_seam.py": {"test_a_server_that_goes_away_is_storage_unavailable_naming_it"},
+    "tests/hq/test_store_migrate.py": {  # kill -9 of `loyalty hq migrate` mid-copy
+        "test_migrate_killed_mid_copy_leaves_the_target_empty_and_a_second_run_completes"},
     "tests/test_testkit.py": {
         "test_a_service_that_exits_fails_at_once_with_the_tail_of_its_log",
         "test_a_service_whose_port_is_still_held_starts_once_it_is_free",

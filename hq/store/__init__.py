@@ -20,7 +20,9 @@ Phase 1 of issue 15 (docs/operations.md, "PostgreSQL at HQ (in progress)"): `Cha
 either store, and the change log (numbering, wake-ups) and the pull page run on both; the
 rest of HQ still speaks to SQLite. `open_hq` is typed as returning the SQLite store because
 HQ's modules are typed against `sqlite3.Connection`; a `PgStore` offers the same surface at
-run time (tests/hq/test_pg_store.py checks it) until phase 2 retypes the connections.
+run time (tests/hq/test_store_seam.py checks it) until phase 2 retypes the connections.
+hq/store/migrate.py moves a chain's HQ from its SQLite file into PostgreSQL (`loyalty hq
+migrate`), verified.
 """
 
 from __future__ import annotations

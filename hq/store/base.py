@@ -14,6 +14,9 @@ Both stores (hq/store/sqlite.py, hq/store/postgres.py) provide it:
   pause) when PostgreSQL aborts it to keep concurrent transactions serialisable (a
   serialization failure or a deadlock); SQLite's single writer never needs it. `fn` must
   therefore be safe to run again: everything it does is in the transaction it is handed.
+- `exclusive(name)`: whether this process is the one to do `name` (a scheduled job for a
+  period) now, chain-wide; False when another HQ process on the same database is doing it
+  (PostgreSQL: an advisory lock; SQLite: always True, one HQ process per file). Never waits.
 - numbering (`take`) and wake-ups (`announce`, `listen`): see hq/store/__init__.py.
 - `dialect` (schema/dialect.py) and `where` (the path, or the URL with its password
   hidden: safe to log and show).
@@ -83,6 +86,8 @@ class Store(Protocol):
     def scalar(self, sql: str, params: Any = ()) -> Any: ...
 
     def transact(self, fn: Callable[[Any], T], attempts: int = 5) -> T: ...
+
+    def exclusive(self, name: str) -> AbstractContextManager[bool]: ...
 
     def listen(self, callback: Callable[[], None]) -> None: ...
 

@@ -14,6 +14,9 @@ HQ processes starting together migrate once; then a pool serves the threads.
 - Numbering (`PgConnection.take`): the counter row of `counters`, updated and so locked
   until the transaction ends: numbers become visible in the order they were taken, so a
   reader following `seq > cursor` never passes one that commits later.
+- Chain-wide work (`exclusive(name)`): a session advisory lock per name, tried, never
+  waited for: of several HQ processes reaching the same scheduled job for the same period,
+  one runs it (hq/schedule.py `once`).
 - Wake-ups: `announce` queues a NOTIFY on `loyalty_changes` (sent at commit, once per
   transaction); `listen(callback)` keeps a connection LISTENing in a thread and calls
   `callback` on each one (and after reconnecting, for what it may have missed). LISTEN does
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import random
 import threading
 import time
@@ -97,6 +101,12 @@ class WholeNumbers(NumericLoader):
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("numeric", WholeNumbers)
+
+
+def lock_key(name: str) -> int:
+    """The 64-bit advisory lock key of a chain-wide piece of work (`PgStore.exclusive`)."""
+    digest = hashlib.sha256(f"loyalty:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def unreachable(where: str, exc: BaseException) -> StorageUnavailable:
@@ -274,6 +284,31 @@ class PgStore:
                 raise
             self._local.conn = None
             conn.raw.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for the caller alone, outside the store's transactions
+        (autocommit until the caller begins one): for work that drives its own transaction
+        (hq/store/migrate.py) or holds a session-level lock (`exclusive`)."""
+        with self._connection() as conn:
+            yield conn.raw
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Whether this process is the one to do `name` now, chain-wide: a session advisory
+        lock keyed by `name` (pg_try_advisory_lock), held on a connection of its own until
+        the block ends, never waited for. Another process holding it: False at once. The
+        server drops it with its connection, so a process that dies never leaves it held."""
+        key = lock_key(name)
+        with self.session() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            mine = bool(row and row[0])
+            try:
+                yield mine
+            finally:
+                if mine and not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def write(self) -> contextlib.AbstractContextManager[PgConnection]:
         """One atomic transaction (READ COMMITTED); nested calls join the outer one."""
