@@ -273,6 +273,13 @@ class SnapshotIncompatible(Conflict):
     code = "snapshot_incompatible"
 
 
+class DirectoryNotEmpty(Conflict):
+    """A command that fills a directory of its own (`loyalty demo --keep DIR`) was given one
+    that exists and holds something: nothing is written there."""
+
+    code = "directory_not_empty"
+
+
 class OutletNotEmpty(Conflict):
     """A snapshot is applied only to a new or wiped outlet: this one holds facts of its
     own, which a snapshot would lose (it catches up by pulling instead)."""
