@@ -418,7 +418,9 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
             raise NotFound(f"no file {file}") from None
         except OSError as error:
             raise NotFound(f"{file} cannot be read: {error.strerror}") from None
-        report = statements.import_statement(chain(db), data)
+        from hq.audit import COMMAND_LINE
+
+        report = statements.import_statement(chain(db), data, COMMAND_LINE)
         for line in statement_lines(report):
             click.echo(line)
 
@@ -456,6 +458,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         """Announce a message at the tills: to one customer, a category or everybody;
         every outlet shows it (offline too) while its days last. Prints its id last."""
         from hq import announcements
+        from hq.audit import COMMAND_LINE
         from schema.errors import InvalidRequest
 
         if customer and category:
@@ -466,7 +469,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
         doc = announcements.announce(
             the_chain, by_language, day("--from", valid_from), day("--to", valid_to),
             customer=customer, category=category, print_on_receipt=receipt,
-            announcement_id=announcement_id)
+            announcement_id=announcement_id, by=COMMAND_LINE)
         audience = (f"customer {doc['customer_id']}" if doc.get("customer_id") else
                     f"category {doc['category']}" if doc.get("category") else "every customer")
         click.echo(f"announced to {audience}, {doc['valid_from']}..{doc['valid_to']}, in "
@@ -481,10 +484,11 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group) -> click.Gro
     def announcements_command(db: str, withdrawn: tuple[str, ...]) -> None:
         """Head office's announcements, by their first day."""
         from hq import admin, announcements
+        from hq.audit import COMMAND_LINE
 
         the_chain = chain(db)
         for announcement_id in withdrawn:
-            admin.delete_master(the_chain, "announcement", announcement_id)
+            admin.delete_master(the_chain, "announcement", announcement_id, by=COMMAND_LINE)
             click.echo(f"withdrawn: {announcement_id}")
         rows = announcements.listing(the_chain)
         for doc in rows:

@@ -73,8 +73,11 @@ def is_admin(db: Database, token: str) -> bool:
     return db.one("SELECT 1 FROM admin_tokens WHERE token_hash = ?", (digest(token),)) is not None
 
 
-def require_admin(db: Database, token: str) -> None:
-    if not is_admin(db, token):
+def require_admin(db: Database, token: str) -> str:
+    """The label of the admin token (who holds it), or Forbidden/Unauthorized."""
+    row = db.one("SELECT label FROM admin_tokens WHERE token_hash = ?", (digest(token),))
+    if row is None:
         if db.one("SELECT 1 FROM outlets WHERE token_hash = ?", (digest(token),)):
             raise Forbidden("outlet tokens cannot use admin operations")
         raise Unauthorized("unknown admin token")
+    return str(row[0] or "")
