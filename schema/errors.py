@@ -192,6 +192,13 @@ class OutOfStock(Conflict):
     code = "out_of_stock"
 
 
+class TransferExceedsStock(OutOfStock):
+    """A stock transfer ordered at HQ of more than HQ knows the sending outlet holds
+    (what its facts have told HQ so far): nothing is recorded."""
+
+    code = "transfer_exceeds_stock"
+
+
 class Overpayment(Conflict):
     """A payment larger than what is still owed on the invoice (409: it conflicts with the
     invoice as it stands; re-read what is left to pay). Nothing is recorded."""
