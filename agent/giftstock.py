@@ -16,7 +16,6 @@ module and no `Outlet`, so the programme an `Outlet` loads never reaches back to
 from __future__ import annotations
 
 import sqlite3
-
 from typing import Any
 
 from agent import outbox

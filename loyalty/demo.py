@@ -9,7 +9,6 @@ outlets. Promises: exits 0 only if every step gave the answer a real till would 
 
 from __future__ import annotations
 
-import getpass
 import secrets
 import shlex
 import tempfile
@@ -32,7 +31,7 @@ from agent.sales import CURRENCY
 from agent.status import render_status
 from hq import credentials, staff
 from hq.api import create_app as create_hq_app
-from hq.audit import Actor
+from hq.audit import COMMAND_LINE
 from hq.chain import Chain
 from hq.modembank import LineSettings, ModemBank
 from schema.errors import DirectoryNotEmpty, mask_card
@@ -197,10 +196,9 @@ def _keep(out: Out, chainlet: Chainlet, where: Path) -> None:
     "The demo's chain, kept")."""
     logins = {"admin": (Role.administrator, secrets.token_urlsafe(12)),
               "desk": (Role.desk, secrets.token_urlsafe(12))}
-    made_by = Actor(f"cli:{getpass.getuser()}", Role.administrator)
     with chainlet.chain.db.write() as conn:
         for username, (role, password) in logins.items():
-            staff.add(conn, username, password, role=role, by=made_by,
+            staff.add(conn, username, password, role=role, by=COMMAND_LINE,
                       reason="loyalty demo --keep")
     hq_url = f"http://127.0.0.1:{HQ_PORT}"
     out(f"The demo's chain is kept in {where}. Serve it, each in a terminal of its own:")
