@@ -43,6 +43,7 @@ from schema.events import (
     PinSet,
     SaleRecorded,
     StockMoved,
+    StockTransferred,
     VisitRecorded,
 )
 
@@ -103,6 +104,8 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     OutletEntry(CreditRepaid, pays=_invoice_payment),  # the tally part is folded too
     # The outlet's own gift stock, no customer's: nothing HQ sends overwrites it.
     OutletEntry(StockMoved),
+    # HQ's own order (never in an outlet's outbox): applied when pulled (agent/giftstock.py).
+    OutletEntry(StockTransferred),
 )
 OUTLET: dict[str, OutletEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}
 

@@ -29,12 +29,12 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-from agent import deskstaff, outbox
+from agent import deskstaff, giftstock, outbox
 from agent.overlay import OUTLET, paid_towards
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
 from schema import tallystore
 from schema.customerstore import apply_entities, apply_entity
-from schema.events import Event, tally_of, utc_now
+from schema.events import STOCK_TRANSFER_KIND, Event, tally_of, utc_now
 from schema.ledger import Tally
 from schema.roles import DESK_ACCOUNT_KIND
 from schema.sync import Change, Hello, PullResponse, PushResponse
@@ -236,6 +236,8 @@ class OutletReplica:
                 master_changed = True
             elif change.kind == DESK_ACCOUNT_KIND:
                 deskstaff.apply(conn, change.key, change.data)
+            elif change.kind == STOCK_TRANSFER_KIND:
+                giftstock.apply_transfer(conn, self.outlet_id, change.data)
         _apply_run(conn, list(run.values()), through)
         return master_changed
 

@@ -55,8 +55,8 @@ def resolve_customer(chain: Chain, text: str) -> str:
     return str(row[0])
 
 
-def set_status(chain: Chain, customer_id: str, status: str, reason: str = "",
-               by: Actor | None = None) -> dict[str, Any]:
+def set_status(chain: Chain, customer_id: str, status: str, reason: str = "", *,
+               by: Actor | None) -> dict[str, Any]:
     """A ban (or its lifting) is HQ's own fact, in the chain-wide ledger with its reason;
     made by staff (`by`: the back office, the admin API, the command line), it is audited
     in the same transaction (before -> after, why, the fact's id)."""
@@ -72,8 +72,8 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "",
     return customer_view(chain, customer_id)
 
 
-def set_identifier_status(chain: Chain, kind: str, value: str, status: str,
-                          by: Actor | None = None, reason: str = "") -> None:
+def set_identifier_status(chain: Chain, kind: str, value: str, status: str, *,
+                          by: Actor | None, reason: str = "") -> None:
     """Blocks an identifier, reports it lost, or makes it active again (urgent for outlets
     unless active); made by staff (`by`), audited with the status before -> after."""
     if status not in ("active", "blocked", "lost"):
@@ -134,8 +134,8 @@ def reset_pin(chain: Chain, customer_id: str, new_pin: str, by: Actor, reason: s
     chain.waiters.notify()
 
 
-def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any],
-                  by: Actor | None = None, reason: str = "") -> dict[str, Any]:
+def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any], *,
+                  by: Actor | None, reason: str = "") -> dict[str, Any]:
     """Profile and category edits made at HQ: the latest applied at HQ wins, per field.
     Made by staff (`by`), the edit is audited with each changed field before -> after (an
     edit that changes nothing records no fact and no audit row)."""
@@ -211,10 +211,12 @@ def master_change(chain: Chain, kind: str, doc: dict[str, Any]) -> dict[str, Any
             "changes": audit.changes(before, after)}
 
 
-def put_master(chain: Chain, kind: str, doc: dict[str, Any], by: Actor | None = None,
+def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None,
                reason: str = "") -> str:
     """Stores a master data document (it reaches every outlet as a bumped entity); made
-    by staff (`by`), audited with the document before -> after in the same transaction."""
+    by staff (`by`: the back office, the admin API, the command line; None only for HQ's
+    own scheduled work), audited with the document before -> after in the same
+    transaction."""
     valid = _valid_master(kind, doc)
     with chain.db.write() as conn:
         model = DOCS[kind].model_validate(valid)
@@ -243,11 +245,20 @@ def _check_audience(conn: sqlite3.Connection, doc: AnnouncementDoc) -> None:
                              "stored")
 
 
-def delete_master(chain: Chain, kind: str, key: str) -> None:
+def delete_master(chain: Chain, kind: str, key: str, *, by: Actor | None,
+                  reason: str = "") -> None:
+    """Withdraws a master data document at every outlet; made by staff (`by`), audited
+    with the document before -> nothing."""
     with chain.db.write() as conn:
-        if conn.execute("DELETE FROM master WHERE kind = ? AND key = ?", (kind, key)).rowcount == 0:
+        old = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?",
+                           (kind, key)).fetchone()
+        if old is None:
             raise NotFound(f"no {kind} {key}")
+        conn.execute("DELETE FROM master WHERE kind = ? AND key = ?", (kind, key))
         chain.bump(conn, kind, key)
+        if by is not None:
+            audit.record(conn, by, f"{kind}.delete", (kind, key), json.loads(old[0]), None,
+                         reason)
     chain.waiters.notify()
 
 

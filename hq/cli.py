@@ -482,6 +482,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         """Announce a message at the tills: to one customer, a category or everybody;
         every outlet shows it (offline too) while its days last. Prints its id last."""
         from hq import announcements
+        from hq.audit import COMMAND_LINE
         from schema.errors import InvalidRequest
 
         if customer and category:
@@ -492,7 +493,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         doc = announcements.announce(
             the_chain, by_language, day("--from", valid_from), day("--to", valid_to),
             customer=customer, category=category, print_on_receipt=receipt,
-            announcement_id=announcement_id)
+            announcement_id=announcement_id, by=COMMAND_LINE)
         audience = (f"customer {doc['customer_id']}" if doc.get("customer_id") else
                     f"category {doc['category']}" if doc.get("category") else "every customer")
         click.echo(f"announced to {audience}, {doc['valid_from']}..{doc['valid_to']}, in "
@@ -507,10 +508,11 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
     def announcements_command(db: str, withdrawn: tuple[str, ...]) -> None:
         """Head office's announcements, by their first day."""
         from hq import admin, announcements
+        from hq.audit import COMMAND_LINE
 
         the_chain = chain(db)
         for announcement_id in withdrawn:
-            admin.delete_master(the_chain, "announcement", announcement_id)
+            admin.delete_master(the_chain, "announcement", announcement_id, by=COMMAND_LINE)
             click.echo(f"withdrawn: {announcement_id}")
         rows = announcements.listing(the_chain)
         for doc in rows:

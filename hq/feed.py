@@ -5,9 +5,10 @@ Promises: entities come in HQ sequence order after the cursor, each as its lates
 blocked or lost cards) ride at the head of every page until the cursor passes them;
 `incorporated_through` and every entity in the page are read in ONE read transaction, so
 the page reflects exactly the outlet's events up to it (invariant 4). Outlets see master
-data, customers, invoices and the accounts that may use the reception desk (hq/staff.py
-`desk_account`: a password hash, never a password), never other outlets' tokens, stock or
-flags, nor any account of the back office.
+data, customers, invoices, the accounts that may use the reception desk (hq/staff.py
+`desk_account`: a password hash, never a password) and HQ's stock transfer orders that
+involve them (`stock_transfer`: rendered as withdrawn, None, for every other outlet), never
+other outlets' tokens, stock or flags, nor any account of the back office.
 Must never: write, except the outlet's last-pull time after the page is read and the
 clock offset a hello measured.
 """
@@ -22,10 +23,11 @@ from typing import Any
 
 from hq import clocks, staff
 from hq.chain import Chain
+from hq.projection import HQ_OUTLET
 from schema import tallystore
 from schema.customerstore import PROFILE_COLUMNS, entity
 from schema.dialect import dialect_of
-from schema.events import utc_now
+from schema.events import STOCK_TRANSFER_KIND, StockTransferred, utc_now
 from schema.ledger import Tally
 from schema.roles import DESK_ACCOUNT_KIND
 from schema.sync import MAX_PAGE, PROTOCOL, Hello, PullResponse
@@ -105,7 +107,11 @@ class RenderedPage:
     changes: int
 
 
-def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | None:
+def render(conn: sqlite3.Connection, kind: str, key: str,
+           outlet_id: str | None = None) -> dict[str, Any] | None:
+    """An entity as `outlet_id` is sent it (None: withdrawn, or not this outlet's)."""
+    if kind == STOCK_TRANSFER_KIND:
+        return _transfer(conn, key, outlet_id)
     if kind == "customer":
         row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (key,)).fetchone()
         if row is None:
@@ -119,6 +125,21 @@ def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | No
         return staff.desk_account(conn, key)
     row = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?", (kind, key)).fetchone()
     return None if row is None else json.loads(row[0])
+
+
+def _transfer(conn: sqlite3.Connection, event_id: str,
+               outlet_id: str | None) -> dict[str, Any] | None:
+    """HQ's stock transfer order (its own `stock.transferred` fact) for the two outlets it
+    moves stock at: `transfer_id` (the fact's id), the body's fields, `at`."""
+    row = conn.execute("SELECT event FROM events WHERE event_id = ? AND outlet_id = ?",
+                       (event_id, HQ_OUTLET)).fetchone()
+    if row is None:
+        return None
+    event = json.loads(row[0])
+    body = StockTransferred.model_validate(event["body"])
+    if outlet_id not in (body.from_outlet, body.to_outlet):
+        return None
+    return {"transfer_id": event_id, **body.model_dump(), "at": event["at"]}
 
 
 def hello(chain: Chain, outlet_id: str, sent_at: str | None = None) -> Hello:
@@ -167,7 +188,7 @@ def _page(chain: Chain, conn: sqlite3.Connection, outlet_id: str, cursor: int,
     for kind, key, seq, text in [*urgent, *rows]:
         if text is None:  # master data, invoices, withdrawn entities, customers with a picture
             text = json.dumps({"kind": kind, "key": key, "seq": seq,
-                               "data": render(conn, kind, key)})
+                               "data": render(conn, kind, key, outlet_id)})
         parts.append(text)
     header = json.dumps({"protocol": PROTOCOL, "epoch": chain.epoch, "cursor": new_cursor,
                          "head": head, "incorporated_through": incorporated,

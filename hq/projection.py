@@ -54,6 +54,7 @@ from schema.customerstore import put_identifier, upsert_customer
 from schema.errors import Conflict, ProtocolError
 from schema.events import (
     EVENT_TYPE,
+    STOCK_TRANSFER_KIND,
     TYPE_OF,
     Body,
     CreditRepaid,
@@ -67,6 +68,7 @@ from schema.events import (
     PinSet,
     SaleRecorded,
     StockMoved,
+    StockTransferred,
     VisitRecorded,
 )
 from schema.ledger import Tally
@@ -82,6 +84,7 @@ UNKNOWN_CUSTOMER: Verdict = ("flagged", "unknown customer")
 OVERSPENT: Verdict = ("flagged", "points overspent: balance below zero")
 HQ_OUTLET = "HQ"
 STATUS_IGNORED: Verdict = ("flagged", "outlets cannot change a customer's status; ignored")
+TRANSFER_IGNORED: Verdict = ("flagged", "only HQ orders a stock transfer between outlets; ignored")
 NO_TALLY = Tally()
 
 B = TypeVar("B", bound=Body)
@@ -453,6 +456,18 @@ def _stock(batch: Batch, event: Envelope, body: StockMoved, hq_seq: int, at: str
     batch.move_stock(event.outlet_id, body.gift_sku, body.qty)
 
 
+def _transferred(batch: Batch, event: Envelope, body: StockTransferred, hq_seq: int,
+                 at: str) -> Verdict:
+    """HQ's order moves both outlets' stock at HQ and is published to the two of them
+    (hq/feed.py renders it for them only); an outlet's claim to order one is flagged."""
+    if event.outlet_id != HQ_OUTLET:
+        return TRANSFER_IGNORED
+    batch.move_stock(body.from_outlet, body.gift_sku, -body.qty)
+    batch.move_stock(body.to_outlet, body.gift_sku, body.qty)
+    batch.bump(batch.conn, STOCK_TRANSFER_KIND, event.event_id, False)
+    return APPLIED
+
+
 def _registered(batch: Batch, event: Envelope, body: CustomerRegistered, hq_seq: int,
                 at: str) -> Verdict:
     conn = batch.conn
@@ -597,5 +612,7 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     HqEntry(CreditRepaid, project=_repaid),
     # The outlet's gift stock, no customer's.
     HqEntry(StockMoved, project=_stock, about_customer=False),
+    # HQ's order moving stock between two outlets.
+    HqEntry(StockTransferred, project=_transferred, about_customer=False),
 )
 HQ: dict[str, HqEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}

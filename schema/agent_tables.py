@@ -235,3 +235,20 @@ def m004_greetings(db: Database) -> None:
         CREATE INDEX visits_customer ON visits (customer_id);
         """
     )
+
+
+@migrations()
+def m005_stock_transfers(db: Database) -> None:
+    """HQ's stock transfer orders this outlet has applied to its gift stock, by the order's
+    id (agent/giftstock.py `apply_transfer`): an order pulled again (a pull from scratch
+    after HQ was restored, a retried page) moves nothing a second time."""
+    db.executescript(
+        """
+        CREATE TABLE stock_transfers (
+            transfer_id TEXT PRIMARY KEY,
+            gift_sku TEXT NOT NULL,
+            qty INTEGER NOT NULL,
+            applied_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )

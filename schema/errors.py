@@ -192,6 +192,13 @@ class OutOfStock(Conflict):
     code = "out_of_stock"
 
 
+class TransferExceedsStock(OutOfStock):
+    """A stock transfer ordered at HQ of more than HQ knows the sending outlet holds
+    (what its facts have told HQ so far): nothing is recorded."""
+
+    code = "transfer_exceeds_stock"
+
+
 class Overpayment(Conflict):
     """A payment larger than what is still owed on the invoice (409: it conflicts with the
     invoice as it stands; re-read what is left to pay). Nothing is recorded."""
@@ -271,6 +278,13 @@ class SnapshotIncompatible(Conflict):
     """A snapshot with outlet tables of a newer version than this outlet's software."""
 
     code = "snapshot_incompatible"
+
+
+class DirectoryNotEmpty(Conflict):
+    """A command that fills a directory of its own (`loyalty demo --keep DIR`) was given one
+    that exists and holds something: nothing is written there."""
+
+    code = "directory_not_empty"
 
 
 class OutletNotEmpty(Conflict):

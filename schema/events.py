@@ -201,6 +201,22 @@ class StockMoved(Body):
     reference: str = ""
 
 
+STOCK_TRANSFER_KIND = "stock_transfer"  # the kind of change HQ's feed sends an order as
+
+
+class StockTransferred(Body):
+    """HQ's order moving gift stock from one outlet to another (docs/backoffice.md, "Stock
+    transfers"). Only HQ makes it (an outlet speaks only for itself: one that sends it is
+    flagged); HQ moves both outlets' stock at once, and each of the two outlets applies it
+    to its own stock when it pulls the order."""
+
+    gift_sku: str = Field(min_length=1, max_length=100)
+    qty: int = Field(ge=1, le=1_000_000)
+    from_outlet: str = Field(min_length=1, max_length=40)
+    to_outlet: str = Field(min_length=1, max_length=40)
+    reason: str = Field("", max_length=500)
+
+
 # --- what each fact adds to its customer's tally (pure; schema.ledger is the monoid) ---------
 
 
@@ -267,6 +283,7 @@ EVENT_TYPES: tuple[EventType[Any], ...] = (
     EventType("gift.redeemed", {1: GiftRedeemed}, tally=_gift_tally),
     EventType("credit.repaid", {1: CreditRepaid}, tally=_repaid_tally),
     EventType("stock.moved", {1: StockMoved}),
+    EventType("stock.transferred", {1: StockTransferred}),
 )
 EVENT_TYPE: dict[str, EventType[Any]] = {t.name: t for t in EVENT_TYPES}
 BODIES: dict[tuple[str, int], type[Body]] = {

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from hq import admin, categories
 from hq.api import auth
-from hq.audit import ADMIN_API
 from hq.chain import Chain
 from schema.adminapi import (
     AdminProfileIn,
@@ -36,15 +35,15 @@ def router(chain: Chain) -> APIRouter:
 
     @routes.post("/customers/{customer_id}/ban", response_model=CustomerView,
                  responses=auth.refusals(CustomerUnknown))
-    def ban(customer_id: str, body: BanIn | None = None) -> ModelResponse:
+    def ban(request: Request, customer_id: str, body: BanIn | None = None) -> ModelResponse:
         view = admin.set_status(chain, customer_id, "banned", body.reason if body else "",
-                                by=ADMIN_API)
+                                by=auth.actor(request))
         return ModelResponse(answer(CustomerView, view))
 
     @routes.post("/customers/{customer_id}/unban", response_model=CustomerView,
                  responses=auth.refusals(CustomerUnknown))
-    def unban(customer_id: str) -> ModelResponse:
-        view = admin.set_status(chain, customer_id, "approved", by=ADMIN_API)
+    def unban(customer_id: str, request: Request) -> ModelResponse:
+        view = admin.set_status(chain, customer_id, "approved", by=auth.actor(request))
         return ModelResponse(answer(CustomerView, view))
 
     @routes.get("/customers/{customer_id}", response_model=CustomerView,
@@ -54,9 +53,9 @@ def router(chain: Chain) -> APIRouter:
 
     @routes.patch("/customers/{customer_id}", response_model=CustomerView,
                   responses=auth.refusals(CustomerUnknown))
-    def edit(customer_id: str, changes: AdminProfileIn) -> ModelResponse:
+    def edit(customer_id: str, changes: AdminProfileIn, request: Request) -> ModelResponse:
         view = admin.edit_customer(chain, customer_id, changes.model_dump(exclude_unset=True),
-                                  by=ADMIN_API)
+                                  by=auth.actor(request))
         return ModelResponse(answer(CustomerView, view))
 
     @routes.get("/customers", response_model=CustomersFound, responses=auth.refusals())
@@ -65,8 +64,9 @@ def router(chain: Chain) -> APIRouter:
 
     @routes.post("/identifiers/status", response_model=IdentifierStatusSet,
                  responses=auth.refusals(NotFound))
-    def identifier_status(body: IdentifierStatusIn) -> ModelResponse:
-        admin.set_identifier_status(chain, body.kind, body.value, body.status, by=ADMIN_API)
+    def identifier_status(body: IdentifierStatusIn, request: Request) -> ModelResponse:
+        admin.set_identifier_status(chain, body.kind, body.value, body.status,
+                                    by=auth.actor(request))
         return ModelResponse(IdentifierStatusSet(status=body.status))
 
     @routes.post("/categories/assign", response_model=CategoriesAssigned,

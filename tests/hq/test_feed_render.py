@@ -130,7 +130,7 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
                          ("customer", key, seq + 1 + i, int(key == "c-banned")))
     # master data after the customers, and the banned customer is urgent
     admin.put_master(the_chain, "category_rule",
-                     {"category": "A", "min_turnover": 100_000, "window_days": 365})
+                     {"category": "A", "min_turnover": 100_000, "window_days": 365}, by=None)
     with the_chain.db.write() as conn:
         conn.execute("UPDATE changes SET seq = (SELECT MAX(seq) + 1 FROM changes), urgent = 1 "
                      "WHERE key = 'c-banned'")

@@ -50,6 +50,7 @@ from schema.events import (
     SaleLine,
     SaleRecorded,
     StockMoved,
+    StockTransferred,
     VisitRecorded,
     make_event,
     new_id,
@@ -122,6 +123,10 @@ repaid = st.builds(
     st.sampled_from([None, "no-such-invoice", INVOICE, INVOICE]))
 stock = st.builds(lambda sku, qty: StockMoved(gift_sku=sku, qty=qty, reason="receipt"),
                   st.sampled_from(["G1", "G2"]), st.integers(1, 5))
+# An outlet's claim to order a transfer (only HQ's is applied: this one is flagged).
+transfer = st.builds(lambda sku, qty: StockTransferred(gift_sku=sku, qty=qty, from_outlet="Y",
+                                                       to_outlet=OUTLET),
+                     st.sampled_from(["G1", "G2"]), st.integers(1, 5))
 # One strategy per registered event type (a new type fails the guard below until it has
 # one), drawn with the weight beside it: sales are most of HQ's traffic, redemptions are
 # what can overspend.
@@ -137,6 +142,7 @@ FACTS: dict[str, tuple[st.SearchStrategy[Body], int]] = {
     "customer.status_changed": (status, 1),
     "credit.repaid": (repaid, 1),
     "stock.moved": (stock, 1),
+    "stock.transferred": (transfer, 1),
 }
 fact = st.one_of(*(strategy for strategy, weight in FACTS.values() for _ in range(weight)))
 

@@ -91,25 +91,25 @@ class History:
         elif op == "redeem":
             self.push(outlet, redeemed(who[0], 5))
         elif op == "ban":
-            admin.set_status(self.chain, who[0], "banned" if n % 3 else "approved", "test")
+            admin.set_status(self.chain, who[0], "banned" if n % 3 else "approved", "test", by=None)
         elif op == "block_card":
             admin.set_identifier_status(self.chain, "card", who[1],
-                                        ("blocked", "lost", "active")[n % 3])
+                                        ("blocked", "lost", "active")[n % 3], by=None)
         elif op == "edit":
             changes: dict[str, Any] = {"phone": f"+385 1 {n}", "category": "ABCD"[n % 4]}
             if n % 2:
                 changes["picture"] = _png()
-            admin.edit_customer(self.chain, who[0], changes)
+            admin.edit_customer(self.chain, who[0], changes, by=None)
         elif op == "gift":
             self.gifts += 1
             admin.put_master(self.chain, "gift", {"sku": f"GIFT-T{self.gifts}",
-                                                  "name": f"Test {n}", "points_cost": 10 + n})
+                                                  "name": f"Test {n}", "points_cost": 10 + n}, by=None)
         elif op == "withdraw":
             key = "GIFT-MUG" if n % 2 else "HAPPY"
             kind = "gift" if n % 2 else "promo_category"
             if self.chain.db.scalar("SELECT 1 FROM master WHERE kind = ? AND key = ?",
                                     (kind, key)):
-                admin.delete_master(self.chain, kind, key)
+                admin.delete_master(self.chain, kind, key, by=None)
         elif op == "invoice":
             today = datetime.now(UTC).date()
             made = invoices.close_period(self.chain, today - timedelta(days=40),

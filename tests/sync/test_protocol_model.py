@@ -221,7 +221,7 @@ class ProtocolModel(RuleBasedStateMachine):
         with self.hq.db.read() as conn:
             ids = [r[0] for r in conn.execute("SELECT customer_id FROM customers ORDER BY 1")]
         if ids:
-            admin.set_status(self.hq, ids[pick % len(ids)], "banned" if banned else "approved")
+            admin.set_status(self.hq, ids[pick % len(ids)], "banned" if banned else "approved", by=None)
 
     @rule()
     def snapshot(self) -> None:
