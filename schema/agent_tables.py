@@ -235,3 +235,15 @@ def m004_greetings(db: Database) -> None:
         CREATE INDEX visits_customer ON visits (customer_id);
         """
     )
+
+
+@migrations()
+def m005_customer_merges(db: Database) -> None:
+    """`customers.merged_into` as HQ publishes it (docs/backoffice.md, "Merging two
+    profiles"): a merged profile's cards belong to the survivor it names; the till refuses
+    to sell to the merged one (`customer_merged`)."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN merged_into TEXT;
+        """
+    )

@@ -438,3 +438,16 @@ def m010_newsletters(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m011_customer_merges(db: Database) -> None:
+    """Merging two profiles of one person (docs/backoffice.md, "Merging two profiles"):
+    `customers.merged_into`, the profile that now holds a merged one's cards, points and
+    history (NULL for every profile not merged). Derived from the `customers.merged` facts
+    like the rest of the row; published to the outlets."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN merged_into TEXT;
+        """
+    )

@@ -356,6 +356,10 @@ CREATE TABLE newsletters (
 );
 """
 
+M011 = f"""
+ALTER TABLE customers ADD COLUMN merged_into {T};
+"""
+
 # (name, SQL): the names are schema/hq_tables.py's, in its order
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001),
@@ -368,6 +372,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m008_staff_roles_audit", M008),
     ("m009_greetings", M009),
     ("m010_newsletters", M010),
+    ("m011_customer_merges", M011),
 )
 
 # Tables only the PostgreSQL store has (numbering, its migration record).
