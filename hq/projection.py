@@ -459,6 +459,8 @@ def _merged(batch: Batch, event: Envelope, body: CustomersMerged, hq_seq: int,
         return "flagged", "merge of an unknown or already merged profile; ignored"
     conn.execute("UPDATE identifiers SET customer_id = ? WHERE customer_id = ?",
                  (survivor, merged))
+    earlier = [r[0] for r in conn.execute("SELECT customer_id FROM customers "
+                                          "WHERE merged_into = ?", (merged,))]
     conn.execute("UPDATE customers SET merged_into = ? WHERE customer_id = ? OR merged_into = ?",
                  (survivor, merged, merged))
     acc = batch.accs.get(survivor) or batch._acc(survivor)
@@ -473,6 +475,8 @@ def _merged(batch: Batch, event: Envelope, body: CustomersMerged, hq_seq: int,
         if into == merged:
             batch.merged[cid] = survivor
     batch.merged[merged] = survivor
+    for cid in earlier:  # outlets learn where those profiles' facts go now
+        batch.bump(conn, "customer", cid, False)
     batch.bump(conn, "customer", merged, False)
     batch.bump(conn, "customer", survivor, False)
     return APPLIED

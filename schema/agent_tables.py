@@ -240,10 +240,14 @@ def m004_greetings(db: Database) -> None:
 @migrations()
 def m005_customer_merges(db: Database) -> None:
     """`customers.merged_into` as HQ publishes it (docs/backoffice.md, "Merging two
-    profiles"): a merged profile's cards belong to the survivor it names; the till refuses
-    to sell to the merged one (`customer_merged`)."""
+    profiles"): a merged profile's cards belong to the survivor it names, and the facts
+    this outlet made about it that HQ has not folded in yet count for the survivor
+    (agent/replication.py). The partial index lists the merged profiles at each pull
+    without reading the others."""
     db.executescript(
         """
         ALTER TABLE customers ADD COLUMN merged_into TEXT;
+        CREATE INDEX customers_merged_into ON customers (merged_into)
+            WHERE merged_into IS NOT NULL;
         """
     )
