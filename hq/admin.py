@@ -534,24 +534,32 @@ def has_picture(chain: Chain, customer_id: str) -> bool:
     return bool(row and row[0])
 
 
+# The customer and the profiles merged into it: their receipts and hand-outs are its own
+# history (a merge re-points no stored row: hq/projection.py `_merged`).
+_HISTORY_OF = ("(customer_id = ? OR customer_id IN "
+               "(SELECT customer_id FROM customers WHERE merged_into = ?))")
+
+
 def receipts(chain: Chain, customer_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """(how many sales HQ holds for the customer, the latest `limit` of them, newest first,
-    each with its `lines` in order), read at one moment."""
+    """(how many sales HQ holds for the customer and the profiles merged into it, the
+    latest `limit` of them, newest first, each with its `lines` in order), read at one
+    moment."""
     with chain.db.read() as conn:
-        total = int(conn.execute("SELECT COUNT(*) FROM sales WHERE customer_id = ?",
-                                 (customer_id,)).fetchone()[0])
+        total = int(conn.execute(f"SELECT COUNT(*) FROM sales WHERE {_HISTORY_OF}",
+                                 (customer_id, customer_id)).fetchone()[0])
         sales = [dict(r) for r in conn.execute(
-            "SELECT * FROM sales WHERE customer_id = ? ORDER BY at DESC, sale_id LIMIT ?",
-            (customer_id, limit))]
+            f"SELECT * FROM sales WHERE {_HISTORY_OF} ORDER BY at DESC, sale_id LIMIT ?",
+            (customer_id, customer_id, limit))]
         salestore.attach_lines(conn, sales)
     return total, sales
 
 
 def handouts(chain: Chain, customer_id: str, limit: int) -> list[dict[str, Any]]:
-    """The customer's latest `limit` gift hand-outs, newest first."""
+    """The latest `limit` gift hand-outs of the customer and the profiles merged into it,
+    newest first."""
     return [dict(r) for r in chain.db.all(
-        "SELECT * FROM redemptions WHERE customer_id = ? ORDER BY at DESC LIMIT ?",
-        (customer_id, limit))]
+        f"SELECT * FROM redemptions WHERE {_HISTORY_OF} ORDER BY at DESC LIMIT ?",
+        (customer_id, customer_id, limit))]
 
 
 def master_docs(chain: Chain, kind: str) -> dict[str, dict[str, Any]]:

@@ -188,6 +188,8 @@ def test_a_merge_is_one_hq_fact_that_rewrites_no_earlier_fact_and_moves_the_card
     assert {i["value"] for i in survivor["identifiers"]} == {CARDS["ana"], CARDS["ana2"]}
     assert (merged["merged_into"], merged["identifiers"]) == ("ana", [])
     assert survivor["merged_from"] == ["ana2"]
+    total, receipts = admin.receipts(shop.chain, "ana", 10)  # the duplicate's history too
+    assert (total, [r["customer_id"] for r in receipts]) == (1, ["ana2"])
     # both reach the outlets: the survivor's document carries the old card
     with shop.chain.db.read() as conn:
         doc = feed.render(conn, "customer", "ana")
