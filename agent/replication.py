@@ -182,7 +182,7 @@ class OutletReplica:
             put_master(conn, change.kind, change.key, change.data)
 
     def _apply_customer(self, conn: sqlite3.Connection, change: Change, through: int,
-                        merges: dict[str, str]) -> None:
+                        merges: dict[str, str] | None = None) -> None:
         """HQ's row, and on top of it the customer's pending facts (invariant 4). A merged
         profile shows what HQ confirmed only: its pending facts count for its survivor,
         whose tally folds them in too (HQ applies them to the survivor as well)."""
@@ -190,6 +190,8 @@ class OutletReplica:
         if doc is None:
             return
         customer_id = doc["customer_id"]
+        if merges is None:
+            merges = _merges(conn, [change])
         apply_entity(conn, doc)
         confirmed = Tally.from_dict(doc["tally"])
         view = confirmed

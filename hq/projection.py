@@ -453,8 +453,8 @@ def _merged(batch: Batch, event: Envelope, body: CustomersMerged, hq_seq: int,
         return MERGE_IGNORED
     conn = batch.conn
     survivor, merged = body.customer_id, body.merged
-    rows = dict(conn.execute("SELECT customer_id, merged_into FROM customers "
-                             "WHERE customer_id IN (?, ?)", (survivor, merged)).fetchall())
+    rows = {r[0]: r[1] for r in conn.execute("SELECT customer_id, merged_into FROM customers "
+                                             "WHERE customer_id IN (?, ?)", (survivor, merged))}
     if survivor == merged or len(rows) != 2 or rows[survivor] or rows[merged]:
         return "flagged", "merge of an unknown or already merged profile; ignored"
     conn.execute("UPDATE identifiers SET customer_id = ? WHERE customer_id = ?",
