@@ -475,7 +475,8 @@ def find(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """The customers a person searching for `text` means: when it looks like an identifier
     (a card or phone number...), the owner of an identifier with exactly that value first;
     then those whose name starts with it (`search`). Each with its club `card` number
-    (`card_numbers`; "" without one), in full: the caller masks it for display."""
+    (`card_numbers`; "" without one), in full: the caller masks it for display, and the
+    survivor it was `merged_into` (None: not merged)."""
     wanted = text.strip()
     if not wanted:
         return []
@@ -487,10 +488,25 @@ def find(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
             "WHERE i.value = ? ORDER BY i.kind", (wanted,))]
     seen = {r["customer_id"] for r in found}
     found += [r for r in search(chain, wanted, limit) if r["customer_id"] not in seen]
-    cards = card_numbers(chain, [r["customer_id"] for r in found])
+    ids = [r["customer_id"] for r in found]
+    cards = card_numbers(chain, ids)
+    merged = merged_into(chain, ids)
     for r in found:
         r["card"] = cards.get(r["customer_id"], "")
+        r["merged_into"] = merged.get(r["customer_id"])
     return found
+
+
+def merged_into(chain: Chain, customer_ids: list[str]) -> dict[str, str]:
+    """The survivor of each of these customers that was merged into another; the others
+    are left out."""
+    out: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(customer_ids))):
+        marks = ",".join("?" for _ in chunk)
+        for r in chain.db.all(f"SELECT customer_id, merged_into FROM customers WHERE "
+                              f"merged_into IS NOT NULL AND customer_id IN ({marks})", chunk):
+            out[r[0]] = r[1]
+    return out
 
 
 def _chunks(values: list[str], size: int = 500) -> list[list[str]]:

@@ -131,6 +131,8 @@ def test_a_merge_is_previewed_then_confirmed_with_a_reason(chain: Chain) -> None
     assert 'id="merged-from"' in survivor and TWIN in survivor
     merged = client.get(f"/office/customers/{TWIN}").text
     assert 'id="merged-into"' in merged
+    found = client.get("/office/customers", params={"q": "Novak"}).text
+    assert f'class="merged" href="/office/customers/{ANA}"' in found
     again = client.get(f"/office/customers/{ANA}/merge", params={"duplicate": TWIN})
     assert again.status_code == 409 and "[customer_merged]" in again.text
     actions = [tuple(r) for r in chain.db.all("SELECT customer_id, action FROM audit WHERE "
