@@ -209,9 +209,13 @@ def _existing(conn: sqlite3.Connection, customer_ids: set[str]) -> dict[str, str
     found: dict[str, str | None] = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
+        marks = ",".join("?" * len(chunk))
+        # both from indexes only (the rows are not read)
+        found.update((r[0], None) for r in conn.execute(
+            f"SELECT customer_id FROM customers WHERE customer_id IN ({marks})", chunk))
         found.update((r[0], r[1]) for r in conn.execute(
             "SELECT customer_id, merged_into FROM customers "
-            f"WHERE customer_id IN ({','.join('?' * len(chunk))})", chunk))
+            f"WHERE merged_into IS NOT NULL AND customer_id IN ({marks})", chunk))
     return found
 
 

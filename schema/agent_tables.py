@@ -243,11 +243,11 @@ def m005_customer_merges(db: Database) -> None:
     profiles"): a merged profile's cards belong to the survivor it names, and the facts
     this outlet made about it that HQ has not folded in yet count for the survivor
     (agent/replication.py). The partial index lists the merged profiles at each pull
-    without reading the others."""
+    from the index alone, without reading a row."""
     db.executescript(
         """
         ALTER TABLE customers ADD COLUMN merged_into TEXT;
-        CREATE INDEX customers_merged_into ON customers (merged_into)
+        CREATE INDEX customers_merged ON customers (customer_id, merged_into)
             WHERE merged_into IS NOT NULL;
         """
     )

@@ -359,6 +359,8 @@ CREATE TABLE newsletters (
 M011 = f"""
 ALTER TABLE customers ADD COLUMN merged_into {T};
 CREATE INDEX customers_merged_into ON customers (merged_into) WHERE merged_into IS NOT NULL;
+CREATE INDEX customers_merged ON customers (customer_id, merged_into)
+    WHERE merged_into IS NOT NULL;
 """
 
 # (name, SQL): the names are schema/hq_tables.py's, in its order
