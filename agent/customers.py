@@ -15,10 +15,10 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import cardnumber, outbox, picture, receipts
+from agent import cardnumber, outbox, receipts
 from agent.identification import normalise
 from agent.replica import meta_in, set_meta
-from schema import pin, tallystore
+from schema import picture, pin, tallystore
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
 from schema.customerstore import (
     display_name,

@@ -34,6 +34,7 @@ from schema.events import (
     Body,
     CreditRepaid,
     CustomerRegistered,
+    CustomersMerged,
     CustomerStatusChanged,
     CustomerUpdated,
     Event,
@@ -96,6 +97,8 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     OutletEntry(IdentifierAdded, reapply=_identifier),
     OutletEntry(IdentifierStatusChanged, reapply=_identifier_status),
     OutletEntry(PinSet, reapply=_pin),
+    # Only HQ merges profiles: an outlet never holds one pending.
+    OutletEntry(CustomersMerged),
     # Visits, sales and redemptions reach the customer only through the tally; their own
     # rows (visits, sales, redemptions, ledger) are local and HQ's rows never touch them.
     OutletEntry(VisitRecorded),

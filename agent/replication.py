@@ -215,6 +215,10 @@ class OutletReplica:
             self._cache_raised = True
         pending = outbox.customers_with_pending(conn, through, (
             c.data["customer_id"] for c in changes if c.kind == "customer" and c.data))
+        merges = _merges(conn, changes)
+        if merges:  # a merged profile's pending facts count for its survivor
+            absorbed = outbox.customers_with_pending(conn, through, merges)
+            pending |= absorbed | {merges[m] for m in absorbed}
         run: dict[str, dict[str, Any]] = {}
         for change in changes:
             doc = change.data
@@ -228,7 +232,7 @@ class OutletReplica:
             _apply_run(conn, list(run.values()), through)
             run = {}
             if change.kind == "customer":
-                self._apply_customer(conn, change, through)
+                self._apply_customer(conn, change, through, merges)
             elif change.kind == "invoice":
                 _apply_invoice(conn, change, through)
             elif change.kind in MASTER_KINDS:
@@ -248,18 +252,29 @@ class OutletReplica:
         else:
             put_master(conn, change.kind, change.key, change.data)
 
-    def _apply_customer(self, conn: sqlite3.Connection, change: Change, through: int) -> None:
+    def _apply_customer(self, conn: sqlite3.Connection, change: Change, through: int,
+                        merges: dict[str, str] | None = None) -> None:
+        """HQ's row, and on top of it the customer's pending facts (invariant 4). A merged
+        profile shows what HQ confirmed only: its pending facts count for its survivor,
+        whose tally folds them in too (HQ applies them to the survivor as well)."""
         doc = change.data
         if doc is None:
             return
         customer_id = doc["customer_id"]
+        if merges is None:
+            merges = _merges(conn, [change])
         apply_entity(conn, doc)
         confirmed = Tally.from_dict(doc["tally"])
         view = confirmed
-        for event in outbox.events_for(conn, customer_id, through):
+        own = [] if doc.get("merged_into") else outbox.events_for(conn, customer_id, through)
+        for event in own:
             body = event.parsed()
             view = view.combine(tally_of(body, event.at))
             OUTLET[event.type].reapply(conn, body)
+        if not doc.get("merged_into"):
+            for merged in sorted(m for m, survivor in merges.items() if survivor == customer_id):
+                for event in outbox.events_for(conn, merged, through):
+                    view = view.combine(tally_of(event.parsed(), event.at))
         tallystore.replace(conn, customer_id, view)
         conn.execute("UPDATE customers SET confirmed_through = ?, confirmed_tally = ? "
                      "WHERE customer_id = ?",
@@ -272,6 +287,21 @@ class OutletReplica:
                 conn.execute("DELETE FROM meta WHERE key = 'last_sync_error'")
             else:
                 set_meta(conn, "last_sync_error", f"{utc_now()} {error}"[:500])
+
+
+def _merges(conn: sqlite3.Connection, changes: list[Change]) -> dict[str, str]:
+    """Merged profile -> its survivor, as this page says and the replica holds (a
+    profile merged again names its last survivor)."""
+    merges = {r[0]: r[1] for r in conn.execute(
+        "SELECT customer_id, merged_into FROM customers WHERE merged_into IS NOT NULL")}
+    for change in changes:
+        if change.kind == "customer" and change.data is not None:
+            into = change.data.get("merged_into")
+            if into:
+                merges[change.data["customer_id"]] = into
+            else:
+                merges.pop(change.data["customer_id"], None)
+    return merges
 
 
 def _apply_run(conn: sqlite3.Connection, docs: list[dict[str, Any]], through: int) -> None:

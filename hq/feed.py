@@ -73,6 +73,7 @@ def _customer_sql() -> str:
         'origin_outlet', c.origin_outlet,
         'created_at', c.created_at,
         'first_visit_at', c.first_visit_at,
+        'merged_into', c.merged_into,
         'identifiers', json((SELECT json_group_array(json_object(
                 'kind', i.kind, 'value', i.value, 'status', i.status))
             FROM (SELECT kind, value, status FROM identifiers

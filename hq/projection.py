@@ -59,6 +59,7 @@ from schema.events import (
     Body,
     CreditRepaid,
     CustomerRegistered,
+    CustomersMerged,
     CustomerStatusChanged,
     CustomerUpdated,
     Event,
@@ -71,7 +72,7 @@ from schema.events import (
     StockTransferred,
     VisitRecorded,
 )
-from schema.ledger import Tally
+from schema.ledger import ItemTally, Tally
 from schema.money import money
 from schema.typedpush import TypedEvent
 
@@ -85,6 +86,7 @@ OVERSPENT: Verdict = ("flagged", "points overspent: balance below zero")
 HQ_OUTLET = "HQ"
 STATUS_IGNORED: Verdict = ("flagged", "outlets cannot change a customer's status; ignored")
 TRANSFER_IGNORED: Verdict = ("flagged", "only HQ orders a stock transfer between outlets; ignored")
+MERGE_IGNORED: Verdict = ("flagged", "only head office merges customers; ignored")
 NO_TALLY = Tally()
 
 B = TypeVar("B", bound=Body)
@@ -176,6 +178,15 @@ class Acc:
                 item[2], item[0] = max((item[2], item[0]), (t.max_unit_price, t.name))
         for sku, qty in delta.gifts.items():
             self.gifts[sku] = self.gifts.get(sku, 0) + qty
+
+    def absorb(self, other: Acc) -> None:
+        """+ another accumulator (a merged customer's delta so far in the batch)."""
+        self.add(Tally(**{name: getattr(other, name) for name in self.SUMMED},
+                       last_purchase_at=other.last_purchase_at,
+                       best_purchase_total=other.best_purchase_total,
+                       best_purchase_id=other.best_purchase_id,
+                       items={sku: ItemTally(i[0], i[1], i[2]) for sku, i in other.items.items()},
+                       gifts=dict(other.gifts)))
 
 
 if sorted(Acc.SUMMED) != sorted(tallystore.SUMMED):  # a new Tally figure must be summed here too
@@ -278,14 +289,20 @@ def timed(verdict: Verdict, late: str | None) -> Verdict:
     return "flagged", late
 
 
-def _existing(conn: sqlite3.Connection, customer_ids: set[str]) -> set[str]:
+def _existing(conn: sqlite3.Connection, customer_ids: set[str]) -> dict[str, str | None]:
+    """Which of `customer_ids` HQ knows, each with the survivor it was merged into (None:
+    not merged)."""
     ids = sorted(customer_ids)
-    found: set[str] = set()
+    found: dict[str, str | None] = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
-        found.update(r[0] for r in conn.execute(
-            f"SELECT customer_id FROM customers WHERE customer_id IN ({','.join('?' * len(chunk))})",
-            chunk))
+        marks = ",".join("?" * len(chunk))
+        # both from indexes only (the rows are not read)
+        found.update((r[0], None) for r in conn.execute(
+            f"SELECT customer_id FROM customers WHERE customer_id IN ({marks})", chunk))
+        found.update((r[0], r[1]) for r in conn.execute(
+            "SELECT customer_id, merged_into FROM customers "
+            f"WHERE merged_into IS NOT NULL AND customer_id IN ({marks})", chunk))
     return found
 
 
@@ -301,7 +318,10 @@ class Batch:
         self.conn = conn
         self.received = received  # HQ's receive time: the ledger's received_at, flag times
         self.base = int(conn.execute("SELECT COALESCE(MAX(hq_seq), 0) FROM events").fetchone()[0])
-        self.known = _existing(conn, {e.customer_id or "" for e in events})
+        existing = _existing(conn, {e.customer_id or "" for e in events})
+        # a merged customer's facts count for the survivor (docs/design.md, "Merged profiles")
+        self.merged = {cid: into for cid, into in existing.items() if into}
+        self.known = set(existing) | set(self.merged.values())
         self.under = under
         self.sums = Sums(under)
         self.bump = self.sums.bump
@@ -318,7 +338,7 @@ class Batch:
         was not); returns its verdict (applied|flagged, reason)."""
         hq_seq = self.base + 1 + len(self.rows)
         entry = HQ[event.type]
-        customer_id = event.customer_id or ""
+        customer_id = self.owner(event.customer_id)
         known = customer_id in self.known
         verdict = entry.project(self, event, body, hq_seq, booked) or (
             APPLIED if known or not entry.about_customer else UNKNOWN_CUSTOMER)
@@ -347,6 +367,12 @@ class Batch:
             self.flags.append((event.event_id, event.customer_id, event.outlet_id, reason or "",
                                self.received))
         return final
+
+    def owner(self, customer_id: str | None) -> str:
+        """Whose state a fact about `customer_id` changes: the survivor of a merged profile,
+        else the customer itself ("" for none)."""
+        cid = customer_id or ""
+        return self.merged.get(cid, cid)
 
     def _acc(self, customer_id: str) -> Acc:
         acc = self.accs[customer_id] = Acc()
@@ -438,7 +464,8 @@ def _sale(batch: Batch, event: Envelope, sale: SaleRecorded, hq_seq: int, at: st
     for p in sale.payments:
         if p.mode == "credit":
             credit += p.amount
-    batch.sales.append((sale.sale_id, hq_seq, event.outlet_id, sale.customer_id, sale.till_id,
+    batch.sales.append((sale.sale_id, hq_seq, event.outlet_id, batch.owner(sale.customer_id),
+                        sale.till_id,
                         at, sale.total_gross, sale.total_discount, sale.total_net,
                         sale.points_earned, credit))
     sale_id = sale.sale_id
@@ -447,7 +474,8 @@ def _sale(batch: Batch, event: Envelope, sale: SaleRecorded, hq_seq: int, at: st
 
 
 def _redeemed(batch: Batch, event: Envelope, body: GiftRedeemed, hq_seq: int, at: str) -> None:
-    batch.redemptions.append((body.redemption_id, hq_seq, event.outlet_id, event.customer_id or "",
+    batch.redemptions.append((body.redemption_id, hq_seq, event.outlet_id,
+                              batch.owner(event.customer_id),
                               body.gift_sku, body.gift_name, body.qty, body.points_spent, at))
     batch.move_stock(event.outlet_id, body.gift_sku, -body.qty)
 
@@ -512,17 +540,57 @@ def _identifier_status(batch: Batch, event: Envelope, body: IdentifierStatusChan
     return APPLIED
 
 
+def _merged(batch: Batch, event: Envelope, body: CustomersMerged, hq_seq: int,
+            at: str) -> Verdict:
+    """Two profiles made one (HQ's own fact only): the merged one's identifiers and tally
+    go to the survivor (its stored tally and what this batch added so far), profiles
+    merged into it earlier now name the survivor too, and both are republished. A merge
+    of an unknown or already merged profile changes nothing and is flagged (hq/admin.py
+    refuses it before it is made)."""
+    if event.outlet_id != HQ_OUTLET:
+        return MERGE_IGNORED
+    conn = batch.conn
+    survivor, merged = body.customer_id, body.merged
+    rows = {r[0]: r[1] for r in conn.execute("SELECT customer_id, merged_into FROM customers "
+                                             "WHERE customer_id IN (?, ?)", (survivor, merged))}
+    if survivor == merged or len(rows) != 2 or rows[survivor] or rows[merged]:
+        return "flagged", "merge of an unknown or already merged profile; ignored"
+    conn.execute("UPDATE identifiers SET customer_id = ? WHERE customer_id = ?",
+                 (survivor, merged))
+    earlier = [r[0] for r in conn.execute("SELECT customer_id FROM customers "
+                                          "WHERE merged_into = ?", (merged,))]
+    conn.execute("UPDATE customers SET merged_into = ? WHERE customer_id = ? OR merged_into = ?",
+                 (survivor, merged, merged))
+    acc = batch.accs.get(survivor) or batch._acc(survivor)
+    acc.add(tallystore.load(conn, merged))
+    tallystore.replace(conn, merged, Tally())
+    pending = batch.accs.pop(merged, None)
+    if pending is not None:
+        acc.absorb(pending)
+    batch.balance0.pop(merged, None)
+    batch.known.update((survivor, merged))
+    for cid, into in list(batch.merged.items()):
+        if into == merged:
+            batch.merged[cid] = survivor
+    batch.merged[merged] = survivor
+    for cid in earlier:  # outlets learn where those profiles' facts go now
+        batch.bump(conn, "customer", cid, False)
+    batch.bump(conn, "customer", merged, False)
+    batch.bump(conn, "customer", survivor, False)
+    return APPLIED
+
+
 def _profile(batch: Batch, event: Envelope, body: CustomerUpdated, hq_seq: int,
              at: str) -> None:
     """A known customer's profile fields, written now (last writer at HQ wins per field)."""
-    customer_id = event.customer_id or ""
+    customer_id = batch.owner(event.customer_id)
     if customer_id in batch.known:
         upsert_customer(batch.conn, customer_id, body.changes.model_dump(exclude_none=True), "")
 
 
 def _identifier(batch: Batch, event: Envelope, body: IdentifierAdded, hq_seq: int,
                 at: str) -> Verdict | None:
-    customer_id = event.customer_id or ""
+    customer_id = batch.owner(event.customer_id)
     if customer_id in batch.known:
         try:
             put_identifier(batch.conn, customer_id, body.kind, body.value, body.status)
@@ -532,7 +600,7 @@ def _identifier(batch: Batch, event: Envelope, body: IdentifierAdded, hq_seq: in
 
 
 def _pin(batch: Batch, event: Envelope, body: PinSet, hq_seq: int, at: str) -> None:
-    customer_id = event.customer_id or ""
+    customer_id = batch.owner(event.customer_id)
     if customer_id in batch.known:
         batch.conn.execute("UPDATE customers SET pin_hash = ? WHERE customer_id = ?",
                            (body.pin_hash, customer_id))
@@ -541,7 +609,7 @@ def _pin(batch: Batch, event: Envelope, body: PinSet, hq_seq: int, at: str) -> N
 def _visit(batch: Batch, event: Envelope, body: VisitRecorded, hq_seq: int, at: str) -> None:
     """The customer's first visit (its booking time) is published, so every outlet's till
     welcomes a customer once (docs/greetings.md); later visits change nothing published."""
-    customer_id = event.customer_id or ""
+    customer_id = batch.owner(event.customer_id)
     if customer_id in batch.known and batch.conn.execute(
             "UPDATE customers SET first_visit_at = ? WHERE customer_id = ? "
             "AND first_visit_at IS NULL", (at, customer_id)).rowcount:
@@ -603,6 +671,8 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     HqEntry(IdentifierAdded, project=_identifier),
     HqEntry(IdentifierStatusChanged, project=_identifier_status, about_customer=False),
     HqEntry(PinSet, project=_pin),
+    # A merge moves identifiers and a tally between two customers and bumps both itself.
+    HqEntry(CustomersMerged, project=_merged, about_customer=False),
     # A visit changes nothing HQ publishes about the customer but the first one: it bumps
     # the customer itself then.
     HqEntry(VisitRecorded, project=_visit, bumps_customer=False),

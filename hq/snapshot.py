@@ -61,7 +61,7 @@ _CUSTOMER_COLUMNS = ("customer_id", "kind", "given_name", "surname", "name", "bu
                      "email_consent", "preferences", "room", "code", "status", "category",
                      "promo_category", "approved_actions", "note", "pin_hash",
                      "origin_outlet", "created_at", "search_name", "credit_blocked",
-                     "language", "first_visit_at")
+                     "language", "first_visit_at", "merged_into")
 _INVOICE_COLUMNS = ("invoice_id", "number", "customer_id", "period_from", "period_to",
                     "issued_on", "due_on", "amount", "paid_amount")
 _TALLY_COLUMNS = ("purchases_total", "purchases_count", "items_count", "points_earned",

@@ -42,6 +42,22 @@ class BanIn(Strict):
     reason: str = Field("", max_length=500)
 
 
+class MergeIn(Strict):
+    """Merge the profile `merged` into the one in the path (docs/backoffice.md, "Merging
+    two profiles"); the reason is required."""
+
+    merged: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ReplaceCardIn(Strict):
+    """Report the club card `lost` lost and issue the card `card` in its place."""
+
+    lost: str = Field(min_length=1, max_length=40)
+    card: str = Field(min_length=1, max_length=40)
+    reason: str = Field("", max_length=500)
+
+
 class CloseIn(Strict):
     period_from: Day
     period_to: Day
@@ -176,6 +192,11 @@ class CustomerView(Answer):
     language: str | None = None
     status: str = Field(description="approved or banned")
     origin_outlet: str | None
+    merged_into: str | None = Field(
+        None, description="the profile this one was merged into (its cards, points and "
+                          "history are there); null when not merged")
+    merged_from: list[str] = Field(
+        default_factory=list, description="the profiles merged into this one")
     identifiers: list[IdentifierView]
     points_balance: int
     credit_balance: int = Field(description="credit purchases not yet repaid, in cents")

@@ -252,3 +252,19 @@ def m005_stock_transfers(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m006_customer_merges(db: Database) -> None:
+    """`customers.merged_into` as HQ publishes it (docs/backoffice.md, "Merging two
+    profiles"): a merged profile's cards belong to the survivor it names, and the facts
+    this outlet made about it that HQ has not folded in yet count for the survivor
+    (agent/replication.py). The partial index lists the merged profiles at each pull
+    from the index alone, without reading a row."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN merged_into TEXT;
+        CREATE INDEX customers_merged ON customers (customer_id, merged_into)
+            WHERE merged_into IS NOT NULL;
+        """
+    )

@@ -147,7 +147,7 @@ def _picture(value: str) -> str:
 
 
 # A customer's picture as sent: base64 text (the agent checks it is a PNG or JPEG of at most
-# 300x300 pixels, agent/picture.py). Checked here so that no service stores what it cannot
+# 300x300 pixels, schema/picture.py). Checked here so that no service stores what it cannot
 # decode.
 Picture = Annotated[str, Field(max_length=800_000, description="base64 PNG/JPEG, <=300x300"),
                     AfterValidator(_picture)]

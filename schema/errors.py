@@ -140,6 +140,21 @@ class CustomerUnknown(NotFound):
     code = "customer_unknown"
 
 
+class CustomerMerged(Conflict):
+    """A profile merged into another (docs/backoffice.md, "Merging two profiles"): it
+    cannot be merged again, merged into, or sold to; context `survivor`, the profile that
+    holds its cards, points and history now."""
+
+    code = "customer_merged"
+
+
+class CardInUse(Conflict):
+    """A replacement card whose number already belongs to a customer (this one or
+    another): take another card; nothing was changed."""
+
+    code = "card_in_use"
+
+
 class PinLocked(Forbidden):
     code = "pin_locked"
 

@@ -132,6 +132,17 @@ class IdentifierStatusChanged(Body):
     customer_id: str | None = None  # the owner, so the change counts as pending for them
 
 
+class CustomersMerged(Body):
+    """Two profiles of one person made one, at HQ only (docs/backoffice.md, "Merging two
+    profiles"): `merged`'s identifiers, points, credit and statistics go to `survivor`,
+    and every later fact about `merged` counts for `survivor`. No earlier fact is changed:
+    the merge is this fact. The envelope's customer is the survivor."""
+
+    customer_id: str  # the survivor
+    merged: str
+    reason: str = Field("", max_length=500)
+
+
 class PinSet(Body):
     customer_id: str
     pin_hash: str
@@ -278,6 +289,7 @@ EVENT_TYPES: tuple[EventType[Any], ...] = (
     EventType("identifier.added", {1: IdentifierAdded}),
     EventType("identifier.status_changed", {1: IdentifierStatusChanged}),
     EventType("pin.set", {1: PinSet}),
+    EventType("customers.merged", {1: CustomersMerged}),
     EventType("visit.recorded", {1: VisitRecorded}),
     EventType("sale.recorded", {1: SaleRecorded}, tally=_sale_tally),
     EventType("gift.redeemed", {1: GiftRedeemed}, tally=_gift_tally),

@@ -438,3 +438,23 @@ def m010_newsletters(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m011_customer_merges(db: Database) -> None:
+    """Merging two profiles of one person (docs/backoffice.md, "Merging two profiles"):
+    `customers.merged_into`, the profile that now holds a merged one's cards, points and
+    history (NULL for every profile not merged). Derived from the `customers.merged` facts
+    like the rest of the row; published to the outlets. Two partial indexes, holding the
+    merged profiles only: one finds those merged into a customer (its page lists them),
+    the other tells ingest which of a batch's customers are merged without reading their
+    rows (a picture makes a row long, and the new column is its last)."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN merged_into TEXT;
+        CREATE INDEX customers_merged_into ON customers (merged_into)
+            WHERE merged_into IS NOT NULL;
+        CREATE INDEX customers_merged ON customers (customer_id, merged_into)
+            WHERE merged_into IS NOT NULL;
+        """
+    )

@@ -356,6 +356,13 @@ CREATE TABLE newsletters (
 );
 """
 
+M011 = f"""
+ALTER TABLE customers ADD COLUMN merged_into {T};
+CREATE INDEX customers_merged_into ON customers (merged_into) WHERE merged_into IS NOT NULL;
+CREATE INDEX customers_merged ON customers (customer_id, merged_into)
+    WHERE merged_into IS NOT NULL;
+"""
+
 # (name, SQL): the names are schema/hq_tables.py's, in its order
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001),
@@ -368,6 +375,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m008_staff_roles_audit", M008),
     ("m009_greetings", M009),
     ("m010_newsletters", M010),
+    ("m011_customer_merges", M011),
 )
 
 # Tables only the PostgreSQL store has (numbering, its migration record).

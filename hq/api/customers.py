@@ -1,5 +1,5 @@
-"""Admin routes about customers: view, search, edit, ban and unban, identifier status,
-category assignment.
+"""Admin routes about customers: view, search, edit (a picture too), ban and unban,
+identifier status, a lost card replaced, two profiles merged, category assignment.
 
 Promises: every change is HQ's own fact or a bumped entity (hq/admin.py), so it reaches
 every outlet; a ban travels first. An edit at HQ is checked as the till checks a profile
@@ -22,11 +22,13 @@ from schema.adminapi import (
     CustomersFound,
     CustomerView,
     IdentifierStatusSet,
+    MergeIn,
     RefreshIn,
+    ReplaceCardIn,
     answer,
 )
 from schema.api import IdentifierStatusIn
-from schema.errors import CustomerUnknown, NotFound
+from schema.errors import CardInUse, CustomerMerged, CustomerUnknown, NotFound
 from web.responses import ModelResponse
 
 
@@ -57,6 +59,20 @@ def router(chain: Chain) -> APIRouter:
         view = admin.edit_customer(chain, customer_id, changes.model_dump(exclude_unset=True),
                                   by=auth.actor(request))
         return ModelResponse(answer(CustomerView, view))
+
+    @routes.post("/customers/{customer_id}/merge", response_model=CustomerView,
+                 responses=auth.refusals(CustomerUnknown, CustomerMerged))
+    def merge(customer_id: str, body: MergeIn, request: Request) -> ModelResponse:
+        view = admin.merge_customers(chain, customer_id, body.merged, by=auth.actor(request),
+                                     reason=body.reason)
+        return ModelResponse(answer(CustomerView, view))
+
+    @routes.post("/customers/{customer_id}/replace-card", response_model=CustomerView,
+                 responses=auth.refusals(CustomerUnknown, CustomerMerged, CardInUse))
+    def replace_card(customer_id: str, body: ReplaceCardIn, request: Request) -> ModelResponse:
+        admin.replace_card(chain, customer_id, body.lost, body.card, by=auth.actor(request),
+                           reason=body.reason)
+        return ModelResponse(answer(CustomerView, admin.customer_view(chain, customer_id)))
 
     @routes.get("/customers", response_model=CustomersFound, responses=auth.refusals())
     def search(q: Annotated[str, Query(min_length=1, max_length=100)]) -> ModelResponse:

@@ -38,6 +38,7 @@ from schema.events import (
     Body,
     CreditRepaid,
     CustomerRegistered,
+    CustomersMerged,
     CustomerStatusChanged,
     CustomerUpdated,
     Event,
@@ -127,6 +128,9 @@ stock = st.builds(lambda sku, qty: StockMoved(gift_sku=sku, qty=qty, reason="rec
 transfer = st.builds(lambda sku, qty: StockTransferred(gift_sku=sku, qty=qty, from_outlet="Y",
                                                        to_outlet=OUTLET),
                      st.sampled_from(["G1", "G2"]), st.integers(1, 5))
+# an outlet cannot merge (flagged, ignored); HQ's merge of the seed is `merge_at_hq`
+merge = st.builds(lambda a, b: CustomersMerged(customer_id=a, merged=b, reason="twins"),
+                  customer, customer)
 # One strategy per registered event type (a new type fails the guard below until it has
 # one), drawn with the weight beside it: sales are most of HQ's traffic, redemptions are
 # what can overspend.
@@ -143,6 +147,7 @@ FACTS: dict[str, tuple[st.SearchStrategy[Body], int]] = {
     "credit.repaid": (repaid, 1),
     "stock.moved": (stock, 1),
     "stock.transferred": (transfer, 1),
+    "customers.merged": (merge, 1),
 }
 fact = st.one_of(*(strategy for strategy, weight in FACTS.values() for _ in range(weight)))
 
@@ -171,6 +176,20 @@ def seed_facts() -> list[tuple[Body, str]]:
                         discount=0, net=100 * (i + 1))
         facts.append((_sale(cid, [line], ["cash"], 50 * i), TIMES[0]))
     return facts
+
+
+MERGE = make_event(projection.HQ_OUTLET, 1, CustomersMerged(
+    customer_id=SEEDED[1], merged=SEEDED[2], reason="one person"), at=HQ_NOW)
+
+
+def merge_at_hq(chain: Chain) -> None:
+    """HQ merged SEEDED[2] into SEEDED[1] before the push (the same fact in every chain,
+    as `ingest.record_hq_fact` folds one): the batch's facts about SEEDED[2] count for
+    SEEDED[1]."""
+    with chain.db.write() as conn:
+        batch = projection.Batch(conn, HQ_NOW, [MERGE])
+        assert batch.add(MERGE, MERGE.parsed(), HQ_NOW, None) == projection.APPLIED
+        batch.flush()
 
 
 @contextmanager
@@ -256,6 +275,7 @@ def test_one_batched_push_equals_one_event_per_push_and_the_reference(
     with new_chain() as one, new_chain() as each, new_chain() as ref:
         for chain in (one, each, ref):
             ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=seed), batched=False)
+            merge_at_hq(chain)
         got_one = answers([ingest.push_json(one, OUTLET, wire(pushed))])
         got_each = answers([ingest.push_json(each, OUTLET, wire([e])) for e in pushed])
         got_ref = answers([ingest.push(ref, OUTLET, PushRequest(outlet_id=OUTLET, events=pushed),

@@ -4,7 +4,8 @@
 processes may be running or stopped):
 1. every outlet event is at HQ exactly once, in the outlet's order, `(outlet, seq)` gap-free
    from 1, and HQ's `last_seq` of the outlet is its count;
-2. HQ's tallies are the fold of its events, per customer;
+2. HQ's tallies are the fold of its events, per customer (a merged profile's events
+   counted for the profile it was merged into);
 3. with `floor_bound`: the lowest balance HQ ever held (and any in `lowest_seen`) stays above
    minus the sum of the outlets' offline floors (off when HQ was restored from a backup: its
    order of events is then not one history);
@@ -75,10 +76,14 @@ def check_files(hq_db: Path, outlet_dbs: dict[str, Path], ledger: Ledger | None 
         _exactly_once(hq, rows, outlet_dbs, converged)
 
         # periods and "last purchase" go by HQ's booking time (docs/sync.md "Outlet clocks")
+        # a merged profile's facts count for the profile it was merged into (hq/projection.py)
+        into = dict(hq.execute("SELECT customer_id, merged_into FROM customers "
+                               "WHERE merged_into IS NOT NULL").fetchall())
         by_customer: dict[str, Tally] = defaultdict(Tally)
         for event, row in zip(events, rows, strict=True):
             if event.customer_id:
-                by_customer[event.customer_id] = by_customer[event.customer_id].combine(
+                owner = into.get(event.customer_id, event.customer_id)
+                by_customer[owner] = by_customer[owner].combine(
                     tally_of(event.parsed(), row["booked_at"] or event.at))
         customers = [r[0] for r in hq.execute("SELECT customer_id FROM customers ORDER BY 1")]
         for cid in set(customers) | set(by_customer):
