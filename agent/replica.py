@@ -18,7 +18,7 @@ from schema.agent_tables import migrations
 from schema.database import Database
 from schema.errors import ConfigError
 
-MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift")
+MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift", "programme")
 
 
 def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:

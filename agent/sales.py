@@ -16,7 +16,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from agent import identification, outbox, pricing, receipts
+from agent import identification, outbox, points, pricing, receipts
 from schema import tallystore
 from schema.api import LineIn, QuoteIn, SaleIn
 from schema.errors import (
@@ -159,8 +159,13 @@ def _record(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, car
         total_net=priced.total_net, points_earned=priced.points_to_earn,
     )
     event = outbox.append(conn, outlet.outlet_id, fact)
+    settings = outlet.programme.settings
+    held = points.record(conn, settings, customer_id, fact, event.at)
     tallystore.add(conn, customer_id, tally_of(fact, event.at))
     balance = tallystore.points_balance(conn, customer_id)
+    today = points.day_of(event.at)
+    notice = receipts.points_notice(points.notice(conn, settings, customer_id, held, today),
+                                    points.pending(held, today))
     answer = {
         "sale_id": fact.sale_id,
         "customer_id": customer_id,
@@ -171,7 +176,7 @@ def _record(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, car
         "points_balance": balance,
         "receipt_lines": receipts.sale(outlet.outlet_id, card, event.at, priced.receipt_lines,
                                        fact.points_earned, balance,
-                                       [(p.mode, p.amount) for p in fact.payments]),
+                                       [(p.mode, p.amount) for p in fact.payments], notice),
     }
     _project(conn, fact, event.seq, event.at, key, digest, answer)
     return answer

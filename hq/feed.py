@@ -20,7 +20,7 @@ from typing import Any
 
 from hq import clocks
 from hq.chain import Chain
-from schema import tallystore
+from schema import lotstore, tallystore
 from schema.customerstore import PROFILE_COLUMNS, entity
 from schema.events import utc_now
 from schema.ledger import Tally
@@ -38,10 +38,12 @@ def _customer_sql() -> str:
     profile = ", ".join(f"'{c}', c.{c}" for c in plain)
     scalars = []
     for f in fields(Tally):
-        if f.name in ("items", "gifts"):
+        if f.name in ("items", "gifts", *Tally.SPARSE):
             continue
         scalars.append(f"'{f.name}', coalesce(t.{f.name}, {f.default!r})")
     tally = ", ".join(scalars)
+    # a sparse figure is in the document only when it is not 0 (Tally.to_dict)
+    sparse = ", ".join(f"'{name}', nullif(coalesce(t.{name}, 0), 0)" for name in Tally.SPARSE)
     return f"""json_object('kind', ch.kind, 'key', ch.key, 'seq', ch.seq, 'data', json_object(
         'customer_id', c.customer_id,
         'profile', json_patch('{{}}', json_object({profile},
@@ -58,13 +60,18 @@ def _customer_sql() -> str:
                 'kind', i.kind, 'value', i.value, 'status', i.status))
             FROM (SELECT kind, value, status FROM identifiers
                   WHERE customer_id = c.customer_id ORDER BY kind, value) i)),
-        'tally', json_object({tally},
+        'tally', json_patch(json_object({tally},
             'items', json((SELECT json_group_object(sku, json_array(name, qty, max_unit_price))
                 FROM (SELECT sku, name, qty, max_unit_price FROM customer_items
                       WHERE customer_id = c.customer_id ORDER BY sku))),
             'gifts', json((SELECT json_group_object(sku, qty)
                 FROM (SELECT sku, qty FROM customer_gifts
-                      WHERE customer_id = c.customer_id ORDER BY sku))))))"""
+                      WHERE customer_id = c.customer_id ORDER BY sku)))),
+            json_object({sparse})),
+        'lots', json((SELECT json_group_array(json_array(lot_id, earned_on, points, expires_on,
+                                                         spendable_on))
+            FROM (SELECT lot_id, earned_on, points, expires_on, spendable_on FROM customer_lots
+                  WHERE customer_id = c.customer_id ORDER BY lot_id)))))"""
 
 
 _RENDER = f"""SELECT ch.kind, ch.key, ch.seq,
@@ -94,7 +101,8 @@ def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | No
         row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (key,)).fetchone()
         if row is None:
             return None
-        return entity(conn, row, tallystore.load(conn, key).to_dict())
+        return entity(conn, row, tallystore.load(conn, key).to_dict(),
+                      lotstore.wire(sorted(lotstore.load(conn, key), key=lambda lot: lot.lot_id)))
     if kind == "invoice":
         from hq.invoices import document
 

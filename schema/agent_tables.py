@@ -10,6 +10,8 @@ What the tables hold:
 - `customer_tally`, `customer_items`, `customer_gifts`: the cashier's view of each
   customer = HQ-confirmed tally (kept as JSON in `customers.confirmed_tally`) ⊕ the tally
   of local events after `customers.confirmed_through`.
+- `customer_lots`: the view of each customer's points as dated lots (schema/lots.py) =
+  HQ-confirmed lots with the local events after `confirmed_through` applied in order.
 - `master`: categories, promotion categories, actions and gifts as HQ publishes them.
 - `sales`, `sale_lines`, `payments`, `ledger`, `redemptions`, `visits`, `gift_stock`:
   local projections of local facts, written in the same transaction as the fact.
@@ -193,5 +195,33 @@ def m002_invoices(db: Database) -> None:
             status TEXT NOT NULL
         );
         CREATE INDEX invoices_customer ON invoices (customer_id, status);
+        """
+    )
+
+
+@migrations()
+def m003_point_lots(db: Database) -> None:
+    """Points as dated lots (schema/lots.py): the view of each customer's lots, and the
+    expiry figure of the tally (the balance is earned - used - expired). Points held before
+    become one lot, `opening` (schema/lotstore.py), until HQ's lots replace it."""
+    db.executescript(
+        """
+        ALTER TABLE customer_tally ADD COLUMN points_expired INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE customer_lots (
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            earned_on TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            expires_on TEXT,
+            spendable_on TEXT,
+            PRIMARY KEY (customer_id, lot_id)
+        ) WITHOUT ROWID;
+        INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
+            SELECT customer_id, CASE WHEN points_earned - points_used > 0 THEN 'opening'
+                                     ELSE 'deficit' END,
+                   CASE WHEN points_earned - points_used > 0 THEN '1970-01-01'
+                        ELSE '0001-01-01' END,
+                   points_earned - points_used
+            FROM customer_tally WHERE points_earned != points_used;
         """
     )
