@@ -1,9 +1,13 @@
-"""Head-office operations: outlets, bans, identifiers, profiles, master data, views.
+"""Head-office operations: outlets, bans, identifiers, profiles, corrections, master data,
+views.
 
 Every change bumps the entity in the change log so outlets receive it; bans and blocked
 or lost identifiers are urgent (they travel first). Promises: a ban takes effect at every
-online outlet with the next long-poll answer. Must never: edit a balance (balances are
-the fold of facts; a correction is a new fact).
+online outlet with the next long-poll answer; a correction of points or credit is HQ's own
+fact (`balance.adjusted`) with its reason, in the chain-wide ledger like a ban. Putting the
+programme's settings with an expiry rule but no `since` starts the rule today (HQ's
+clock): turning expiry on is never retroactive by surprise. Must never: edit a balance
+(balances are the fold of facts; a correction is a new fact).
 """
 
 from __future__ import annotations
@@ -12,13 +16,22 @@ import json
 import sqlite3
 from typing import Any
 
+from pydantic import ValidationError
+
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema import tallystore
 from schema.customerstore import identifiers_of, profile_of
 from schema.errors import CustomerUnknown, InvalidRequest, NotFound, mask_card
-from schema.events import CustomerStatusChanged, CustomerUpdated, Profile
-from schema.masterdata import DOCS
+from schema.events import (
+    BalanceAdjusted,
+    CustomerStatusChanged,
+    CustomerUpdated,
+    Profile,
+    new_id,
+)
+from schema.masterdata import DOCS, PROGRAMME
+from web.httperrors import validation_message
 
 
 def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
@@ -52,6 +65,26 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "") ->
             customer_id=customer_id, status=status, reason=reason))
     chain.waiters.notify()
     return customer_view(chain, customer_id)
+
+
+def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, reason: str = "",
+           corrects: str | None = None) -> dict[str, Any]:
+    """A correction: `points` more (fewer when negative) and `credit` minor units less
+    (more when negative) owed on internal credit, with its reason, as HQ's own fact. It
+    reaches every outlet with the customer's next pull, like any change. A correction that
+    changes nothing, or has no reason, is `invalid_request` and changes nothing."""
+    try:
+        body = BalanceAdjusted(adjustment_id=new_id(), customer_id=customer_id, points=points,
+                               credit=credit, reason=reason, corrects=corrects)
+    except ValidationError as exc:
+        raise InvalidRequest(validation_message(exc.errors())) from None
+    with chain.db.write() as conn:
+        _customer(conn, customer_id)
+        event = record_hq_fact(chain, conn, body)
+        tally = tallystore.load(conn, customer_id)
+    chain.waiters.notify()
+    return {**body.model_dump(), "event_id": event.event_id, "at": event.at,
+            "points_balance": tally.points_balance, "credit_balance": tally.credit_outstanding}
 
 
 def set_identifier_status(chain: Chain, kind: str, value: str, status: str) -> None:
@@ -116,12 +149,23 @@ def search(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
 def put_master(chain: Chain, kind: str, doc: dict[str, Any]) -> str:
     if kind not in DOCS:
         raise InvalidRequest(f"unknown master data kind {kind!r} (one of {', '.join(DOCS)})")
+    if kind == PROGRAMME:
+        doc = _starting_today(chain, doc)
     with chain.db.write() as conn:
         # strictly, as JSON (a date-time is ISO text there, `"500"` is not a number)
         valid = DOCS[kind].model_validate_json(json.dumps(doc), strict=True)
         key = chain.put_master(conn, kind, valid.model_dump(mode="json"))
     chain.waiters.notify()
     return key
+
+
+def _starting_today(chain: Chain, doc: dict[str, Any]) -> dict[str, Any]:
+    """The programme's settings with an expiry rule that says no `since` starting today:
+    points already held then get the rule's whole life (docs/programme.md)."""
+    rule = doc.get("expiry")
+    if isinstance(rule, dict) and rule.get("kind", "never") != "never" and "since" not in rule:
+        return {**doc, "expiry": {**rule, "since": chain.clock()[:10]}}
+    return doc
 
 
 def delete_master(chain: Chain, kind: str, key: str) -> None:
