@@ -200,7 +200,7 @@ def m002_invoices(db: Database) -> None:
 
 
 @migrations()
-def m003_point_lots(db: Database) -> None:
+def m004_point_lots(db: Database) -> None:
     """Points as dated lots (schema/lots.py): the view of each customer's lots, and the
     expiry figure of the tally (the balance is earned - used - expired). Points held before
     become one lot, `opening` (schema/lotstore.py), until HQ's lots replace it."""

@@ -268,7 +268,7 @@ def m006_outlet_clocks(db: Database) -> None:
 
 
 @migrations()
-def m007_point_lots(db: Database) -> None:
+def m009_point_lots(db: Database) -> None:
     """Points as dated lots (schema/lots.py, docs/programme.md "Points as lots") and the
     expiry figure of the tally.
 

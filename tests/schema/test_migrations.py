@@ -105,7 +105,7 @@ def test_every_v1_customer_profile_balance_and_statistic_is_still_there(
 
 
 def test_points_held_before_lots_existed_become_one_opening_lot(upgraded: Outlet) -> None:
-    """m003_point_lots: the balance is exactly the lots' sum, until HQ's lots replace it."""
+    """m004_point_lots: the balance is exactly the lots' sum, until HQ's lots replace it."""
     for customer_id, then in EXPECTED["profiles"].items():
         lots = upgraded.db.all("SELECT lot_id, earned_on, points FROM customer_lots "
                                "WHERE customer_id = ?", (customer_id,))
