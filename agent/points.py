@@ -11,7 +11,7 @@ HQ's lots come (the outlet does not hold what HQ's redemptions took), which chan
 lots hold the points, never how many.
 
 `notice` is what receipts and the card statement print: the points that expire within
-`NOTICE_DAYS` days, by date. `spendable` is what the till may spend: the balance less the
+`NOTICE_DAYS` days, by date. What the till may spend is the balance less `pending`, the
 points still pending (docs/programme.md "Pending points").
 Must never: read the clock (the caller's `at` or `today` is the day), or move lots without
 the fact's tally.
@@ -83,9 +83,6 @@ def notice(conn: sqlite3.Connection, settings: ProgrammeDoc, customer_id: str, h
                             _last_purchase_in(conn, settings, customer_id))
 
 
-def spendable(held: Lots, today: date) -> int:
-    return lotmath.spendable(held, today)
-
-
 def pending(held: Lots, today: date) -> int:
+    """Points of `held` not spendable yet on `today` (the balance less them may be spent)."""
     return lotmath.pending(held, today)
