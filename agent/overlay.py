@@ -31,6 +31,7 @@ from typing import Any, Generic, TypeVar
 from schema.customerstore import put_identifier, upsert_customer
 from schema.events import (
     TYPE_OF,
+    BalanceAdjusted,
     Body,
     CreditRepaid,
     CustomerRegistered,
@@ -41,6 +42,7 @@ from schema.events import (
     IdentifierAdded,
     IdentifierStatusChanged,
     PinSet,
+    PointsExpired,
     SaleRecorded,
     StockMoved,
     VisitRecorded,
@@ -103,6 +105,9 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     OutletEntry(CreditRepaid, pays=_invoice_payment),  # the tally part is folded too
     # The outlet's own gift stock, no customer's: nothing HQ sends overwrites it.
     OutletEntry(StockMoved),
+    # Head office's own facts: an outlet never has one pending (HQ's row carries them).
+    OutletEntry(BalanceAdjusted),
+    OutletEntry(PointsExpired),
 )
 OUTLET: dict[str, OutletEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}
 

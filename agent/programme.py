@@ -19,7 +19,17 @@ from agent import defaults, giftstock
 from agent.pricing import Action, Category, PromotionCategory, Rules
 from agent.replica import master, put_master
 from schema.database import Database
-from schema.masterdata import DOCS, ActionDoc, CategoryDoc, GiftDoc, PromoCategoryDoc, key_of
+from schema.masterdata import (
+    DEFAULT_PROGRAMME,
+    DOCS,
+    PROGRAMME,
+    ActionDoc,
+    CategoryDoc,
+    GiftDoc,
+    ProgrammeDoc,
+    PromoCategoryDoc,
+    key_of,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,7 @@ class Programme:
     categories: dict[str, CategoryDoc]
     gifts: dict[str, GiftDoc]
     default_category: str
+    settings: ProgrammeDoc = DEFAULT_PROGRAMME  # expiry, pending points, the way back
 
     @classmethod
     def load(cls, db: Database) -> Programme:
@@ -48,7 +59,9 @@ class Programme:
         gifts = {k: GiftDoc(**v) for k, v in master(db, "gift").items()}
         # The lowest-ranked category (last code) is where new customers start.
         default = max(categories) if categories else "D"
-        return cls(rules, categories, gifts, default)
+        settings = master(db, PROGRAMME).get(PROGRAMME)
+        return cls(rules, categories, gifts, default,
+                   DEFAULT_PROGRAMME if settings is None else ProgrammeDoc(**settings))
 
 
 def default_documents() -> list[tuple[str, dict[str, Any]]]:

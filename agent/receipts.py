@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from datetime import date
 
 from schema.errors import mask_card
 from schema.money import money as format_money
@@ -23,6 +24,14 @@ def money(minor: int) -> str:
 def pair(left: str, right: str) -> str:
     room = WIDTH - len(right) - 1
     return f"{left[:room]:<{room}} {right}"
+
+
+def points_notice(expiring: Sequence[tuple[date, int]], pending: int = 0) -> list[str]:
+    """"N points expire on DATE" per day some expire soon, and the points still pending
+    (docs/programme.md): printed only when there are such points."""
+    lines = [pair("Points pending", str(pending))] if pending else []
+    lines += [f"{points} points expire on {day.isoformat()}"[:WIDTH] for day, points in expiring]
+    return lines
 
 
 def header(outlet_id: str, card: str, at: str) -> list[str]:
@@ -41,38 +50,43 @@ def wrapped(text: str) -> list[str]:
 
 def sale(outlet_id: str, card: str, at: str, priced_lines: Sequence[str],
          points_earned: int, points_balance: int, payments: Sequence[tuple[str, int]],
-         notes: Sequence[str] = ()) -> list[str]:
-    """The sale's receipt; `notes` (announcements to print) come last, each after an
-    empty line."""
+         notice: Sequence[str] = (), notes: Sequence[str] = ()) -> list[str]:
+    """The sale's receipt; `notice` (`points_notice`'s lines) follows the balance; `notes`
+    (announcements to print) come last, each after an empty line."""
     lines = header(outlet_id, card, at) + [
         line[:WIDTH] for line in priced_lines if not line.startswith("Points to earn")]
     lines += [pair(f"Paid {mode}", money(amount)) for mode, amount in payments]
     lines += [pair("Points earned", str(points_earned)), pair("Points balance", str(points_balance))]
+    lines += notice
     for note in notes:
         lines += ["", *wrapped(note)]
     return [line.rstrip() for line in lines]
 
 
 def redemption(outlet_id: str, card: str, gift_name: str, qty: int, points_spent: int,
-               points_balance: int, at: str) -> list[str]:
+               points_balance: int, at: str, notice: Sequence[str] = ()) -> list[str]:
     lines = header(outlet_id, card, at) + [
         pair(f"Gift {qty} x {gift_name}", ""),
         pair("Points spent", str(points_spent)),
         pair("Points balance", str(points_balance)),
+        *notice,
     ]
     return [line.rstrip() for line in lines]
 
 
 def statement(outlet_id: str, card: str, at: str, name: str, category: str,
               stats: dict[str, object], points_balance: int, credit_owed: int,
-              invoices: Sequence[dict[str, object]]) -> list[str]:
+              invoices: Sequence[dict[str, object]], notice: Sequence[str] = ()) -> list[str]:
     """The customer's total card status, printed at the desk on request."""
+    expired = int(str(stats.get("total_points_expired", 0)))
     lines = header(outlet_id, card, at) + [
         pair("Card status", ""),
         pair(name, f"cat. {category}"),
         pair("Points balance", str(points_balance)),
+        *notice,
         pair("Points earned", str(stats["total_points_earned"])),
         pair("Points used", str(stats["total_points_used"])),
+        *([pair("Points expired", str(expired))] if expired else []),
         pair("Purchases", str(stats["purchases_count"])),
         pair("Total spent", money(int(str(stats["total_purchases"])))),
         pair("Discount received", money(int(str(stats["total_discount"])))),

@@ -20,7 +20,7 @@ from schema.errors import ConfigError
 
 # What an outlet keeps of HQ's master data (HQ's category rules are HQ's alone).
 MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift", "greetings",
-                "announcement")
+                "announcement", "programme")
 
 
 def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:

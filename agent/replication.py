@@ -4,7 +4,9 @@ Implements `sync.client.Replica`. Promises:
 - a pulled page and its cursor are applied in one transaction;
 - a customer's view = HQ's confirmed state ⊕ this outlet's facts about the customer that
   HQ had not folded in (`seq > incorporated_through`); the confirmed part and its
-  `confirmed_through` are kept so the offline floor limits know what is unconfirmed;
+  `confirmed_through` are kept so the offline floor limits know what is unconfirmed; the
+  same for the customer's point lots (agent/points.py `overlay`: HQ's lots with those facts
+  applied in order);
 - when HQ went back in time (a new epoch, fewer of our events than it acknowledged, or a
   shorter change log than our cursor) every event after what HQ holds is queued again
   with its original id and the replica re-pulls from scratch;
@@ -24,10 +26,10 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import deskstaff, outbox
+from agent import deskstaff, outbox, points
 from agent.overlay import OUTLET, paid_towards
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
-from schema import tallystore
+from schema import lotstore, tallystore
 from schema.customerstore import apply_entities, apply_entity
 from schema.events import Event, tally_of, utc_now
 from schema.ledger import Tally
@@ -185,11 +187,16 @@ class OutletReplica:
         apply_entity(conn, doc)
         confirmed = Tally.from_dict(doc["tally"])
         view = confirmed
-        for event in outbox.events_for(conn, customer_id, through):
-            body = event.parsed()
+        pending = [(event, event.parsed()) for event in outbox.events_for(conn, customer_id,
+                                                                            through)]
+        for event, body in pending:
             view = view.combine(tally_of(body, event.at))
             OUTLET[event.type].reapply(conn, body)
         tallystore.replace(conn, customer_id, view)
+        held = points.overlay(self.outlet.programme.settings,
+                              lotstore.of_document(doc, confirmed.points_balance), confirmed,
+                              pending)
+        lotstore.replace_many(conn, [(customer_id, held)])
         conn.execute("UPDATE customers SET confirmed_through = ?, confirmed_tally = ? "
                      "WHERE customer_id = ?",
                      (through, json.dumps(confirmed.to_dict()), customer_id))
@@ -210,18 +217,23 @@ def _apply_run(conn: sqlite3.Connection, docs: list[dict[str, Any]], through: in
         return
     extra = []
     tallies: list[tuple[str, Tally | dict[str, Any]]] = []
+    held = []
     for doc in docs:
         wire = doc["tally"]
         if wire.get("items") == {} and wire.get("gifts") == {} and list(wire) == _CANONICAL:
             # already Tally.from_dict(wire).to_dict(), key for key: skip the round trip
             text, tally = json.dumps(wire), wire
+            balance = wire["points_earned"] - wire["points_used"]
         else:
             confirmed = Tally.from_dict(wire)
             text, tally = json.dumps(confirmed.to_dict()), confirmed
+            balance = confirmed.points_balance
         extra.append({"confirmed_through": through, "confirmed_tally": text})
         tallies.append((doc["customer_id"], tally))
+        held.append((doc["customer_id"], lotstore.of_document(doc, balance)))
     apply_entities(conn, docs, extra)
     tallystore.replace_many(conn, tallies)
+    lotstore.replace_many(conn, held)
 
 
 _CANONICAL = list(Tally().to_dict())  # the keys of a tally's wire form, in its order

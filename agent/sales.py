@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from agent import identification, outbox, pricing, receipts
+from agent import identification, outbox, points, pricing, receipts
 from schema import tallystore
 from schema.api import LineIn, QuoteIn, Sale, SaleIn
 from schema.errors import (
@@ -205,8 +205,13 @@ def _write(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, card
         total_net=priced.total_net, points_earned=priced.points_to_earn,
     )
     event = outbox.append(conn, outlet.outlet_id, fact)
+    settings = outlet.programme.settings
+    held = points.record(conn, settings, customer_id, fact, event.at)
     tallystore.add(conn, customer_id, tally_of(fact, event.at))
     balance = tallystore.points_balance(conn, customer_id)
+    today = points.day_of(event.at)
+    notice = receipts.points_notice(points.notice(conn, settings, customer_id, held, today),
+                                    points.pending(held, today))
     answer = Sale(
         sale_id=fact.sale_id,
         customer_id=customer_id,
@@ -217,8 +222,8 @@ def _write(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, card
         points_balance=balance,
         receipt_lines=receipts.sale(outlet.outlet_id, card, event.at, priced.receipt_lines,
                                     fact.points_earned, balance,
-                                    [(p.mode, p.amount) for p in fact.payments],
-                                    identification.receipt_notes(outlet, conn, customer)),
+                                    [(p.mode, p.amount) for p in fact.payments], notice=notice,
+                                    notes=identification.receipt_notes(outlet, conn, customer)),
     )
     sold = Sold(answer.model_dump_json(), fresh=True)
     _project(conn, fact, event.seq, event.at, key, digest, sold.text)

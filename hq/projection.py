@@ -10,7 +10,13 @@ identifiers and invoices is written at once (the facts after it read it); what o
 up (ledger rows, sales and lines, redemptions, gift stock, tallies, the change log,
 flags) is combined per key in memory and written by `flush` with one executemany per
 table: nothing in a batch reads those tables, except the overspent check, which follows
-each redeeming customer's balance in memory.
+each redeeming customer's balance in memory. Point lots (schema/lots.py) are order
+dependent: each customer's lots (and, for the facts that need them, what its redemptions
+took) are read once when the batch starts, moved fact by fact in memory in HQ's order,
+on each fact's booking day under the programme's settings (`programme_of`, read once per
+batch), and what changed is written by `flush`. A head-office-only fact
+(`EventType.hq_only`: a correction, an expiry) sent by an outlet is flagged and ignored:
+nothing of it is applied, as `schema.events.fold` counts it for nothing.
 
 Why one path. A push is applied as one batch (the fast path); when that fails (a reused
 event id, a duplicate sale id) hq/ingest.py undoes it and applies the push one fact per
@@ -27,7 +33,9 @@ in each layer's registry, keyed by the wire name:
    `EVENT_TYPES` (the tally: what the fact adds to its customer, or none);
 2. here: an `HqEntry(Body, project=..., ...)` in `_ENTRIES`: what HQ writes beyond the
    tally, whether the fact is about its envelope's customer, whether HQ republishes that
-   customer;
+   customer, whether it moves the customer's point lots (`lots`: `schema.lots.apply`
+   does what it does to them, in HQ's order; `reads_spends` when it needs what earlier
+   redemptions took, as a gift given back does);
 3. agent/overlay.py: an `OutletEntry(Body, ...)` in `_ENTRIES`: what a pending local fact
    puts back over HQ's older row at the outlet;
 4. tests/hq/test_ingest_batch.py: a strategy for the body in `FACTS`.
@@ -43,15 +51,19 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Generic, TypeVar
 
 from hq.chain import Chain
-from schema import tallystore
+from schema import lots as lotmath
+from schema import lotstore, tallystore
 from schema.customerstore import put_identifier, upsert_customer
 from schema.errors import Conflict, ProtocolError
 from schema.events import (
     EVENT_TYPE,
+    HQ_OUTLET,
     TYPE_OF,
+    BalanceAdjusted,
     Body,
     CreditRepaid,
     CustomerRegistered,
@@ -62,11 +74,14 @@ from schema.events import (
     IdentifierAdded,
     IdentifierStatusChanged,
     PinSet,
+    PointsExpired,
     SaleRecorded,
     StockMoved,
     VisitRecorded,
 )
 from schema.ledger import Tally
+from schema.lots import Book
+from schema.masterdata import programme_of
 from schema.money import money
 from schema.typedpush import TypedEvent
 
@@ -77,7 +92,6 @@ Bump = Callable[[sqlite3.Connection, str, str, bool], object]  # Chain.bump's sh
 APPLIED: Verdict = ("applied", None)
 UNKNOWN_CUSTOMER: Verdict = ("flagged", "unknown customer")
 OVERSPENT: Verdict = ("flagged", "points overspent: balance below zero")
-HQ_OUTLET = "HQ"
 STATUS_IGNORED: Verdict = ("flagged", "outlets cannot change a customer's status; ignored")
 NO_TALLY = Tally()
 
@@ -91,14 +105,14 @@ class Acc:
     """A customer's tally delta over a batch, combined as `Tally.combine` does, mutably."""
 
     SUMMED = ("purchases_total", "purchases_count", "items_count", "points_earned",
-              "points_used", "discount_total", "paid_cash", "paid_card", "paid_credit",
-              "credit_repaid", "gifts_count")
+              "points_used", "points_expired", "discount_total", "paid_cash", "paid_card",
+              "paid_credit", "credit_repaid", "gifts_count")
     __slots__ = (*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id",
                  "items", "gifts")
 
     def __init__(self) -> None:
         self.purchases_total = self.purchases_count = self.items_count = 0
-        self.points_earned = self.points_used = self.discount_total = 0
+        self.points_earned = self.points_used = self.points_expired = self.discount_total = 0
         self.paid_cash = self.paid_card = self.paid_credit = 0
         self.credit_repaid = self.gifts_count = 0
         self.last_purchase_at = ""
@@ -220,6 +234,29 @@ class Batch:
         self.redemptions: list[tuple[Any, ...]] = []
         self.stock: dict[tuple[str, str], int] = {}
         self.flags: list[tuple[Any, ...]] = []
+        self.settings = programme_of(conn)
+        self.books0, self.last0 = self._books(events)
+        self.books = dict(self.books0)
+
+    def _books(self, events: Iterable[Envelope]) -> tuple[dict[str, Book], dict[str, str]]:
+        """The stored lots (and the redemptions' allocations, for customers with a fact
+        that reads them) of every customer whose lots a fact of the batch moves, and their
+        last purchase (the `inactivity` rule's clock)."""
+        moving, reading = set(), set()
+        for event in events:
+            entry = HQ.get(event.type)
+            if entry is not None and entry.lots and event.customer_id:
+                moving.add(event.customer_id)
+                if entry.reads_spends:
+                    reading.add(event.customer_id)
+        if not moving:
+            return {}, {}
+        lots = lotstore.load_many(self.conn, moving)
+        spends = lotstore.load_spends(self.conn, reading) if reading else {}
+        last = {}
+        if self.settings.expiry.kind == "inactivity":
+            last = {cid: tallystore.load_last_purchase(self.conn, cid) for cid in moving}
+        return {cid: Book(held, spends.get(cid, {})) for cid, held in lots.items()}, last
 
     def add(self, event: Envelope, body: Body, booked: str, late: str | None) -> Verdict:
         """Folds one fact, booked at `booked` (`late`: why its own stamp was not used, if it
@@ -228,8 +265,14 @@ class Batch:
         entry = HQ[event.type]
         customer_id = event.customer_id or ""
         known = customer_id in self.known
+        if entry.hq_only and event.outlet_id != HQ_OUTLET:
+            why = (f"only head office makes {event.type} facts: outlet {event.outlet_id} "
+                   "sent one; ignored")
+            return self._record(event, hq_seq, booked, late, ("flagged", why))
         verdict = entry.project(self, event, body, hq_seq, booked) or (
             APPLIED if known or not entry.about_customer else UNKNOWN_CUSTOMER)
+        if entry.lots and customer_id:
+            self._move_lots(event, customer_id, body, booked)
         if entry.accumulate is not None:
             if customer_id:
                 acc = self.accs.get(customer_id) or self._acc(customer_id)
@@ -246,6 +289,12 @@ class Batch:
                     verdict = self._overspent(customer_id, acc, verdict)
         if known and entry.about_customer and entry.bumps_customer:
             self.bump(self.conn, "customer", customer_id, False)
+        return self._record(event, hq_seq, booked, late, verdict)
+
+    def _record(self, event: Envelope, hq_seq: int, booked: str, late: str | None,
+                 verdict: Verdict) -> Verdict:
+        """The fact's ledger row and, when flagged, its flag (every fact has them, even
+        one whose content HQ ignores)."""
         final = timed(verdict, late)
         result, reason = final
         self.rows.append((hq_seq, event.event_id, event.outlet_id, event.seq, event.type,
@@ -256,6 +305,26 @@ class Batch:
                                self.received))
         return final
 
+    def _move_lots(self, event: Envelope, customer_id: str, body: Body, booked: str) -> None:
+        """The customer's lots after the fact, applied on its booking day. A fact that
+        cannot move them (a lot earned twice: a sale id used again) is malformed."""
+        book = self.books.get(customer_id)
+        if book is None:  # not announced to the batch (a caller's own use): read it now
+            book = self.books0[customer_id] = Book(lotstore.load(self.conn, customer_id))
+        settings = self.settings
+        last_purchase = None
+        if settings.expiry.kind == "inactivity":
+            acc = self.accs.get(customer_id)
+            last = max(self.last0.get(customer_id, ""), acc.last_purchase_at if acc else "")
+            last_purchase = date.fromisoformat(last[:10]) if last else None
+        try:
+            self.books[customer_id] = lotmath.apply(
+                book, body, date.fromisoformat(booked[:10]), settings.expiry,
+                pending_days=settings.pending_days, last_purchase=last_purchase)
+        except ValueError as exc:
+            raise ProtocolError(f"{event.type} {event.event_id}: {exc}",
+                                event_id=event.event_id) from None
+
     def _acc(self, customer_id: str) -> Acc:
         acc = self.accs[customer_id] = Acc()
         return acc
@@ -265,8 +334,8 @@ class Batch:
         (stored, plus the batch so far: `acc`) below zero."""
         if customer_id not in self.balance0:
             self.balance0[customer_id] = tallystore.points_balance(self.conn, customer_id)
-        return OVERSPENT if self.balance0[customer_id] + acc.points_earned - acc.points_used < 0 \
-            else verdict
+        held = acc.points_earned - acc.points_used - acc.points_expired
+        return OVERSPENT if self.balance0[customer_id] + held < 0 else verdict
 
     def move_stock(self, outlet_id: str, sku: str, qty: int) -> None:
         key = (outlet_id, sku)
@@ -312,6 +381,12 @@ class Batch:
                 [(cid, sku, item[0], item[1], item[2])
                  for cid, acc in ordered for sku, item in sorted(acc.items.items())],
                 [(cid, sku, qty) for cid, acc in ordered for sku, qty in sorted(acc.gifts.items())])
+        changed = [(cid, self.books0[cid], book) for cid, book in sorted(self.books.items())
+                   if book is not self.books0.get(cid)]
+        if changed:
+            lotstore.write(conn, [(cid, old.lots, new.lots) for cid, old, new in changed])
+            lotstore.write_spends(conn, [(cid, old.spends, new.spends)
+                                         for cid, old, new in changed])
         self.bump.flush(conn)
         if self.flags:
             conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
@@ -338,17 +413,25 @@ class HqEntry(Generic[B]):
     A fact that is not (a registration, a status, stock) bumps what it changed itself.
     `accumulate(acc, body, booked)`: an optional fast path that adds the type's tally to
     a batch accumulator without building a `Tally`; it must add exactly `EventType.tally`
-    (tests/hq/test_ingest_batch.py). The tally itself comes from the type's `EventType`."""
+    (tests/hq/test_ingest_batch.py). The tally itself comes from the type's `EventType`,
+    and so does `hq_only`. `lots`: the fact moves its customer's point lots
+    (`schema.lots.apply`, in HQ's order); `reads_spends`: to do so it needs what the
+    customer's redemptions took (a gift given back)."""
 
     body: type[B]
     project: Callable[[Batch, Envelope, B, int, str], Verdict | None] = nothing
     about_customer: bool = True
     bumps_customer: bool = True
     accumulate: Callable[[Acc, B, str], None] | None = None
+    lots: bool = False
+    reads_spends: bool = False
     tally: Callable[[B, str], Tally] | None = field(init=False)
+    hq_only: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tally", EVENT_TYPE[TYPE_OF[self.body]].tally)
+        kind = EVENT_TYPE[TYPE_OF[self.body]]
+        object.__setattr__(self, "tally", kind.tally)
+        object.__setattr__(self, "hq_only", kind.hq_only)
 
 
 def _sale(batch: Batch, event: Envelope, sale: SaleRecorded, hq_seq: int, at: str) -> None:
@@ -512,10 +595,13 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     # A visit changes nothing HQ publishes about the customer but the first one: it bumps
     # the customer itself then.
     HqEntry(VisitRecorded, project=_visit, bumps_customer=False),
-    # The hot path: rows for flush, the tally added without building it.
-    HqEntry(SaleRecorded, project=_sale, accumulate=Acc.add_sale),
-    HqEntry(GiftRedeemed, project=_redeemed),
+    # The hot path: rows for flush, the tally added without building it, a lot earned.
+    HqEntry(SaleRecorded, project=_sale, accumulate=Acc.add_sale, lots=True),
+    HqEntry(GiftRedeemed, project=_redeemed, lots=True),
     HqEntry(CreditRepaid, project=_repaid),
+    # Head office's own (an outlet's is flagged and ignored): the tally and the lots.
+    HqEntry(BalanceAdjusted, lots=True),
+    HqEntry(PointsExpired, lots=True),
     # The outlet's gift stock, no customer's.
     HqEntry(StockMoved, project=_stock, about_customer=False),
 )

@@ -10,8 +10,10 @@ What the tables hold:
 - `customer_tally`, `customer_items`, `customer_gifts`: the cashier's view of each
   customer = HQ-confirmed tally (kept as JSON in `customers.confirmed_tally`) ⊕ the tally
   of local events after `customers.confirmed_through`.
-- `master`: categories, promotion categories, actions, gifts, greeting settings and
-  announcements as HQ publishes them.
+- `customer_lots`: the view of each customer's points as dated lots (schema/lots.py) =
+  HQ-confirmed lots with the local events after `confirmed_through` applied in order.
+- `master`: categories, promotion categories, actions, gifts, greeting settings,
+  announcements and the programme's settings as HQ publishes them.
 - `desk_accounts`: the staff accounts HQ lets sign in at the reception desk (hashes only).
 - `sales`, `sale_lines`, `payments`, `ledger`, `redemptions`, `visits`, `gift_stock`:
   local projections of local facts, written in the same transaction as the fact.
@@ -233,5 +235,33 @@ def m004_greetings(db: Database) -> None:
         CREATE INDEX master_announcement_audience
             ON master (json_extract(data, '$.customer_id')) WHERE kind = 'announcement';
         CREATE INDEX visits_customer ON visits (customer_id);
+        """
+    )
+
+
+@migrations()
+def m005_point_lots(db: Database) -> None:
+    """Points as dated lots (schema/lots.py): the view of each customer's lots, and the
+    expiry figure of the tally (the balance is earned - used - expired). Points held before
+    become one lot, `opening` (schema/lotstore.py), until HQ's lots replace it."""
+    db.executescript(
+        """
+        ALTER TABLE customer_tally ADD COLUMN points_expired INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE customer_lots (
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            earned_on TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            expires_on TEXT,
+            spendable_on TEXT,
+            PRIMARY KEY (customer_id, lot_id)
+        ) WITHOUT ROWID;
+        INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
+            SELECT customer_id, CASE WHEN points_earned - points_used > 0 THEN 'opening'
+                                     ELSE 'deficit' END,
+                   CASE WHEN points_earned - points_used > 0 THEN '1970-01-01'
+                        ELSE '0001-01-01' END,
+                   points_earned - points_used
+            FROM customer_tally WHERE points_earned != points_used;
         """
     )

@@ -24,13 +24,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from uuid6 import uuid7
 
 from schema.errors import ProtocolError
 from schema.ledger import ItemTally, Tally
+from schema.money import MAX_AMOUNT
 
 MAX_NOTE = 1024
+MAX_REASON = 200
+MAX_POINTS = 10**9
+DATE = r"^\d{4}-\d{2}-\d{2}$"
+HQ_OUTLET = "HQ"
+"""The outlet id of head office's own facts (numbered in HQ's own sequence)."""
 
 IdentifierKind = Literal["card", "magstripe", "smartcard", "key", "barcode", "phone", "room"]
 IdentifierStatus = Literal["active", "blocked", "lost"]
@@ -201,6 +207,62 @@ class StockMoved(Body):
     reference: str = ""
 
 
+# --- head office's own facts (schema/reversal.py and schema/lots.py have their maths) ------
+
+
+class BalanceAdjusted(Body):
+    """Head office's correction. Both amounts are signed and positive means in the
+    customer's favour: `points` more points, `credit` minor units less owed on internal
+    credit. `corrects` names the fact it corrects, when there is one."""
+
+    adjustment_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    points: int = Field(0, ge=-MAX_POINTS, le=MAX_POINTS)
+    credit: int = Field(0, ge=-MAX_AMOUNT, le=MAX_AMOUNT)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    corrects: str | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _said(cls, reason: str) -> str:
+        if not reason.strip():
+            raise ValueError("say why: a correction needs a reason")
+        return reason
+
+    @model_validator(mode="after")
+    def _something(self) -> BalanceAdjusted:
+        if self.points == 0 and self.credit == 0:
+            raise ValueError("a correction changes points or credit: both are 0")
+        return self
+
+
+class ExpiredLot(Body):
+    lot_id: str = Field(min_length=1)
+    points: int = Field(gt=0, le=MAX_POINTS)
+    expired_on: str = Field(pattern=DATE)  # the lot's last valid day
+
+
+class PointsExpired(Body):
+    """Head office's expiry run for one customer on day `on`: the lots and points it
+    expires, each never more than the lot still held (schema/lots.py `due`)."""
+
+    expiry_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    on: str = Field(pattern=DATE)
+    lots: list[ExpiredLot] = Field(min_length=1)
+
+    @field_validator("lots")
+    @classmethod
+    def _each_once(cls, lots: list[ExpiredLot]) -> list[ExpiredLot]:
+        if len({lot.lot_id for lot in lots}) != len(lots):
+            raise ValueError("an expiry names each lot once")
+        return lots
+
+    @property
+    def points(self) -> int:
+        return sum(lot.points for lot in self.lots)
+
+
 # --- what each fact adds to its customer's tally (pure; schema.ledger is the monoid) ---------
 
 
@@ -236,6 +298,15 @@ def _repaid_tally(repaid: CreditRepaid, at: str) -> Tally:
     return Tally(credit_repaid=repaid.amount)
 
 
+def _adjusted_tally(adjusted: BalanceAdjusted, at: str) -> Tally:
+    """A correction's points count as earned (fewer when negative), its credit as repaid."""
+    return Tally(points_earned=adjusted.points, credit_repaid=adjusted.credit)
+
+
+def _expired_tally(expired: PointsExpired, at: str) -> Tally:
+    return Tally(points_expired=expired.points)
+
+
 # --- the registry ---------------------------------------------------------------------------
 
 B = TypeVar("B", bound=Body)
@@ -248,11 +319,14 @@ class EventType(Generic[B]):
     `name` is the wire name (fixed: docs/design.md "Names that are fixed"); `versions` maps
     every body version HQ still accepts to its model, the highest being the one written;
     `tally(body, at)` is what one fact booked at `at` adds to its customer, None when it
-    adds nothing (no points, no money, no purchase)."""
+    adds nothing (no points, no money, no purchase). `hq_only`: only head office makes
+    such facts (a correction, an expiry); one an outlet sends is flagged and ignored at
+    HQ, and counts for nothing in a fold (`counts`)."""
 
     name: str
     versions: Mapping[int, type[B]]
     tally: Callable[[B, str], Tally] | None = None
+    hq_only: bool = False
 
 
 EVENT_TYPES: tuple[EventType[Any], ...] = (
@@ -267,6 +341,8 @@ EVENT_TYPES: tuple[EventType[Any], ...] = (
     EventType("gift.redeemed", {1: GiftRedeemed}, tally=_gift_tally),
     EventType("credit.repaid", {1: CreditRepaid}, tally=_repaid_tally),
     EventType("stock.moved", {1: StockMoved}),
+    EventType("balance.adjusted", {1: BalanceAdjusted}, tally=_adjusted_tally, hq_only=True),
+    EventType("points.expired", {1: PointsExpired}, tally=_expired_tally, hq_only=True),
 )
 EVENT_TYPE: dict[str, EventType[Any]] = {t.name: t for t in EVENT_TYPES}
 BODIES: dict[tuple[str, int], type[Body]] = {
@@ -328,9 +404,17 @@ def make_event(outlet_id: str, seq: int, body: Body, at: str | None = None) -> E
     )
 
 
+def counts(event: Event) -> bool:
+    """Whether HQ applies `event` at all: not a head-office-only fact sent by an outlet
+    (HQ flags and ignores those, `EventType.hq_only`)."""
+    kind = EVENT_TYPE.get(event.type)
+    return kind is None or not kind.hq_only or event.outlet_id == HQ_OUTLET
+
+
 def fold(events: Iterable[Event]) -> Tally:
-    """The tally of a sequence of events, in any order."""
+    """The tally of a sequence of events, in any order (what HQ holds for them)."""
     total = Tally()
     for event in events:
-        total = total.combine(tally_of(event.parsed(), event.at))
+        if counts(event):
+            total = total.combine(tally_of(event.parsed(), event.at))
     return total

@@ -438,3 +438,49 @@ def m010_newsletters(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m011_point_lots(db: Database) -> None:
+    """Points as dated lots (schema/lots.py, docs/programme.md "Points as lots") and the
+    expiry figure of the tally.
+
+    `customer_lots`: each customer's lots as HQ's fold of the facts leaves them (a lot per
+    earning, named by the fact; `deficit` a balance below zero), tidy (no empty lot).
+    `lot_spends`: per redemption, what it took from which lot and has not been given back
+    (a gift given back refills them). `customer_tally.points_expired`: points expired so
+    far (the balance is earned - used - expired).
+    Points held before lots existed become one lot, `opening` (schema/lotstore.py), dated
+    1970-01-01: exact for the balance; a rule turned on later counts it from its `since`."""
+    db.executescript(
+        """
+        ALTER TABLE customer_tally ADD COLUMN points_expired INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE customer_lots (
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            earned_on TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            expires_on TEXT,
+            spendable_on TEXT,
+            PRIMARY KEY (customer_id, lot_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE lot_spends (
+            redemption_id TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            earned_on TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            expires_on TEXT,
+            spendable_on TEXT,
+            PRIMARY KEY (redemption_id, n)
+        ) WITHOUT ROWID;
+        INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
+            SELECT customer_id, CASE WHEN points_earned - points_used > 0 THEN 'opening'
+                                     ELSE 'deficit' END,
+                   CASE WHEN points_earned - points_used > 0 THEN '1970-01-01'
+                        ELSE '0001-01-01' END,
+                   points_earned - points_used
+            FROM customer_tally WHERE points_earned != points_used;
+        """
+    )

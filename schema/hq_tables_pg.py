@@ -356,6 +356,37 @@ CREATE TABLE newsletters (
 );
 """
 
+M011 = f"""
+ALTER TABLE customer_tally ADD COLUMN points_expired {INT} NOT NULL DEFAULT 0;
+CREATE TABLE customer_lots (
+    customer_id {T} NOT NULL,
+    lot_id {T} NOT NULL,
+    earned_on {T} NOT NULL,
+    points {INT} NOT NULL,
+    expires_on {T},
+    spendable_on {T},
+    PRIMARY KEY (customer_id, lot_id)
+);
+CREATE TABLE lot_spends (
+    redemption_id {T} NOT NULL,
+    n {INT} NOT NULL,
+    customer_id {T} NOT NULL,
+    lot_id {T} NOT NULL,
+    earned_on {T} NOT NULL,
+    points {INT} NOT NULL,
+    expires_on {T},
+    spendable_on {T},
+    PRIMARY KEY (redemption_id, n)
+);
+INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
+    SELECT customer_id, CASE WHEN points_earned - points_used > 0 THEN 'opening'
+                             ELSE 'deficit' END,
+           CASE WHEN points_earned - points_used > 0 THEN '1970-01-01'
+                ELSE '0001-01-01' END,
+           points_earned - points_used
+    FROM customer_tally WHERE points_earned != points_used;
+"""
+
 # (name, SQL): the names are schema/hq_tables.py's, in its order
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001),
@@ -368,6 +399,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m008_staff_roles_audit", M008),
     ("m009_greetings", M009),
     ("m010_newsletters", M010),
+    ("m011_point_lots", M011),
 )
 
 # Tables only the PostgreSQL store has (numbering, its migration record).

@@ -14,8 +14,10 @@ Reports (docs/reports.md has the details and examples):
 - `payment-discipline`: consolidated invoices per customer: issued, paid on time, paid
   late, unpaid, overdue, past term, outstanding.
 - `gifts`: gifts handed out, per gift and outlet (HQ) or per gift (outlet): qty and points.
-- `points-liability`: outstanding points now (customer_tally: earned - used); by day, week
-  or month: the points earned and used in each and the balance at its end.
+- `points-liability`: outstanding points now (customer_tally: earned - used - expired), and
+  from the point lots (customer_lots) split into active (spendable), pending, expiring
+  within 30/60/90 days of `today` under the programme's expiry rule, and negative; by day,
+  week or month: the points earned and used in each and the balance at its end.
 - `members`: customers joining per week (or day, month) and the running count.
 - `activity`: members active (a receipt in the last ACTIVE_DAYS days), lapsed and never
   buying, as of the end of a day.
@@ -27,7 +29,8 @@ report is the report itself; a week starts on Monday and is named by that day.
 
 Filters: period (`date_from`/`date_to`, both dates INCLUSIVE, UTC: rows with
 `date_from <= at < date_to + 1 day`), outlet (HQ only), category (the customer's CURRENT
-category), customer. A refusal names a filter the way the caller shows it: `--from` on the
+category), customer; `today`, the day a balance "now" is split as of (the UTC date when
+not given). A refusal names a filter the way the caller shows it: `--from` on the
 command line (`CLI_NAMES`), the form's "From" on a web page (`FORM_NAMES`), never a pattern.
 Amounts are integers in minor units; ratios are integers in
 hundredths (rendered with 2 decimals). Promises: every figure is one SQL aggregate over the
@@ -50,6 +53,8 @@ from typing import Any
 
 from schema.database import storage_error
 from schema.errors import InvalidRequest, NotFound, mask_card
+from schema.lots import ExpiryRule
+from schema.masterdata import programme_of
 from schema.money import hundredths, money
 
 NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
@@ -81,13 +86,17 @@ class Filters:
     category: str | None = None
     customer: str | None = None
     by: str | None = None  # None, "category" or a grain over time: "day", "week", "month"
+    today: str | None = None  # YYYY-MM-DD: "now" for points-liability (default: UTC today)
 
 
 # How each filter is called where a person sets it: in a refusal's message
 CLI_NAMES = {"date_from": "--from", "date_to": "--to", "outlet": "--outlet",
-             "category": "--category", "customer": "--customer", "by": "--by"}
+             "category": "--category", "customer": "--customer", "by": "--by",
+             "today": "--today"}
 FORM_NAMES = {"date_from": "From", "date_to": "To", "outlet": "Outlet",
-              "category": "Category", "customer": "Customer id", "by": "Group"}
+              "category": "Category", "customer": "Customer id", "by": "Group",
+              "today": "Today"}
+EXPIRING_DAYS = (30, 60, 90)  # points-liability: what expires within these many days
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,7 @@ class _Ctx:
                  progress: ProgressFn | None, names: Mapping[str, str] = CLI_NAMES) -> None:
         self.conn, self.kind, self.f, self.names = conn, kind, f, names
         self.lo, self.hi = _period(f, names)
+        self.today = _day(f.today, "today", names) or datetime.now(UTC).date()
         self.progress = progress
         self.started = time.monotonic()
         self.last = 0.0
@@ -262,17 +272,21 @@ class _Ctx:
         return join, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
+def _day(value: str | None, what: str, names: Mapping[str, str]) -> date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"{names[what]}: enter a date as YYYY-MM-DD (a real day), "
+                             f"not {value[:40]!r}") from None
+
+
 def _period(f: Filters, names: Mapping[str, str]) -> tuple[str | None, str | None]:
     def day(value: str | None, what: str) -> date | None:
-        if value is None:
-            return None
-        try:
-            if len(value) != 10:
-                raise ValueError
-            return date.fromisoformat(value)
-        except ValueError:
-            raise InvalidRequest(f"{names[what]}: enter a date as YYYY-MM-DD (a real day), "
-                                 f"not {value[:40]!r}") from None
+        return _day(value, what, names)
 
     lo, hi = day(f.date_from, "date_from"), day(f.date_to, "date_to")
     if lo and hi and hi < lo:
@@ -653,6 +667,23 @@ def _gift_handouts(ctx: _Ctx) -> Report:
     return Report("gift-handouts", "Gift hand-outs (evidence)", ctx.kind, cols, rows, totals)
 
 
+def _last_day_sql(rule: ExpiryRule) -> str:
+    """SQL for a lot's last valid day (`schema.lots.ExpiryRule.expiry_of`) over the lot `l`
+    and the customer's tally `t`: the day fixed on the lot, else the rule's. The months are
+    added as `schema.lots.add_months` does: a day the target month lacks is its last day."""
+    if rule.kind == "never":
+        return "l.expires_on"
+    since, months = f"'{rule.since.isoformat()}'", rule.months
+    if rule.kind == "end_of_month":
+        start = f"max(l.earned_on, {since})"
+        return (f"coalesce(l.expires_on, date({start}, 'start of month', '+{months + 1} months',"
+                " '-1 day'))")
+    start = f"max(l.earned_on, {since}, coalesce(substr(t.last_purchase_at, 1, 10), ''))"
+    return (f"coalesce(l.expires_on, CASE WHEN strftime('%d', date({start}, '+{months} months'))"
+            f" = strftime('%d', {start}) THEN date({start}, '+{months} months') ELSE"
+            f" date({start}, 'start of month', '+{months + 1} months', '-1 day') END)")
+
+
 def _points_liability(ctx: _Ctx) -> Report:
     if ctx.f.by in GRAINS:
         return _points_over_time(ctx, ctx.f.by)
@@ -673,27 +704,57 @@ def _points_liability(ctx: _Ctx) -> Report:
     cw, cparams = _customer_filter(ctx)
     counts = dict(ctx.query(f"SELECT {key}, COUNT(*) FROM"
                             f" {ctx.customers()}{cw}{group}", cparams))
+    balance = "t.points_earned - t.points_used - t.points_expired"
     sums = {r[0]: tuple(v or 0 for v in r[1:]) for r in ctx.query(
-        f"SELECT {key}, SUM(t.points_earned > t.points_used), SUM(t.points_earned),"
-        " SUM(t.points_used), SUM(t.points_earned - t.points_used),"
-        " SUM(MIN(t.points_earned - t.points_used, 0))"
+        f"SELECT {key}, SUM({balance} > 0), SUM(t.points_earned), SUM(t.points_used),"
+        f" SUM(t.points_expired), SUM({balance})"
         f" FROM customer_tally t{join}{where}{group}", params)}
-    keys = sorted(k for k in set(counts) | set(sums) if counts.get(k) or any(sums.get(k, ())))
+    # the split, from the lots (their sum is the balance): spendable or pending on
+    # `today`, and what expires within 30/60/90 days of it (cumulative)
+    settings = programme_of(ctx.conn)
+    today = ctx.today
+    last = _last_day_sql(settings.expiry)
+    ljoin, lwhere, lparams = ctx.scope("l", at=None, outlet=False, join_category=by_cat)
+    tally = " LEFT JOIN customer_tally t ON t.customer_id = l.customer_id" if (
+        settings.expiry.kind == "inactivity") else ""
+    ahead = ", ".join(
+        f"SUM(CASE WHEN l.points > 0 AND {last} <= '{(today + timedelta(days=n)).isoformat()}'"
+        " THEN l.points ELSE 0 END)" for n in EXPIRING_DAYS)
+    day = f"'{today.isoformat()}'"
+    split = {r[0]: tuple(v or 0 for v in r[1:]) for r in ctx.query(
+        f"SELECT {key}, SUM(CASE WHEN l.points > 0 AND (l.spendable_on IS NULL OR"
+        f" l.spendable_on <= {day}) THEN l.points ELSE 0 END),"
+        f" SUM(CASE WHEN l.points > 0 AND l.spendable_on > {day} THEN l.points ELSE 0 END),"
+        f" {ahead}, SUM(MIN(l.points, 0))"
+        f" FROM customer_lots l{ljoin}{tally}{lwhere}{group}", lparams)}
+    keys = sorted(k for k in set(counts) | set(sums) | set(split)
+                  if counts.get(k) or any(sums.get(k, ())) or any(split.get(k, ())))
     if not by_cat:
         keys = ["all"]
-    rows = [(k, counts.get(k, 0), *sums.get(k, (0, 0, 0, 0, 0))) for k in keys]
-    totals = ("TOTAL", *(sum(r[i] for r in rows) for i in range(1, 7)))
+    rows = [(k, counts.get(k, 0), *sums.get(k, (0, 0, 0, 0, 0)),
+             *split.get(k, (0, 0, 0, 0, 0, 0))) for k in keys]
+    totals = ("TOTAL", *(sum(r[i] for r in rows) for i in range(1, 13)))
+    rule = settings.expiry
     notes = [("customers = every customer registered in this database, with or without "
               "points (as HQ's home page counts them); outstanding = points earned - points "
-              "used, summed over every customer (negative balances, i.e. overspent points "
-              "awaiting repayment, included and shown apart)")]
+              "used - points expired, summed over every customer = active + pending + "
+              "negative (negative balances, i.e. overspent points awaiting repayment, "
+              "included and shown apart)"),
+             (f"as of {today.isoformat()}: active = spendable now, pending = earned but "
+              "spendable only after the return window; expiring_30/60/90 = points whose last "
+              "valid day is at most 30/60/90 days after it (cumulative; points past their "
+              "last day that the nightly run has not expired yet included); expiry rule: "
+              f"{rule.kind}" + (f", {rule.months} months from {rule.since.isoformat()}"
+                                if rule.kind != "never" else ""))]
     if not ctx.hq:
         notes.append("an outlet's figures are its view: HQ-confirmed balances plus its own "
                      "pending events")
     return Report("points-liability", "Outstanding points liability", ctx.kind, [
         Column("category" if by_cat else "scope", "text"), Column("customers"),
         Column("customers_with_points"), Column("points_earned"), Column("points_used"),
-        Column("outstanding_points"), Column("negative_points")],
+        Column("points_expired"), Column("outstanding_points"), Column("active_points"),
+        Column("pending_points"), Column("expiring_30"), Column("expiring_60"),
+        Column("expiring_90"), Column("negative_points")],
         rows, totals if by_cat else None, notes)
 
 
@@ -720,7 +781,8 @@ def _points_over_time(ctx: _Ctx, grain: str) -> Report:
     notes = [_grain_note(grain)]
     if ctx.hq:
         _, who, params = ctx.scope("t", at=None, outlet=False)
-        balance = int(ctx.one("SELECT COALESCE(SUM(t.points_earned - t.points_used), 0)"
+        balance = int(ctx.one("SELECT COALESCE(SUM(t.points_earned - t.points_used"
+                              " - t.points_expired), 0)"
                               f" FROM customer_tally t{who}", params)[0])
         if ctx.hi:  # changes booked after the period are not in its balances
             for table, alias, column, sign in (("sales", "s", "points_earned", 1),

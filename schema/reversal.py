@@ -5,7 +5,9 @@ Facts (pydantic bodies, version 1, listed in `BODIES` for the event registry): e
 what it reverses. `ReturnRecorded` names a sale and its lines (a void is a return of every
 line left, `kind="void"`); `GiftReturned` names a redemption; `BalanceAdjusted` is head
 office's points and/or credit correction, with a reason and optionally the fact it corrects;
-`PointsExpired` names the point lots it expires (schema/lots.py).
+`PointsExpired` names the point lots it expires (schema/lots.py). The last two are head
+office's own facts, declared in schema/events.py beside their registry entries (the
+registry cannot import this module, which imports it) and named here too.
 
 Maths (docs/programme.md has the rules and worked examples):
 
@@ -39,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schema.errors import (
     AlreadyReversed,
@@ -47,13 +49,18 @@ from schema.errors import (
     ReturnExceedsSale,
     SupervisorRequired,
 )
-from schema.events import Body, GiftRedeemed, PaymentMode, SaleRecorded
+from schema.events import (
+    MAX_REASON,
+    BalanceAdjusted,
+    Body,
+    GiftRedeemed,
+    PaymentMode,
+    PointsExpired,
+    SaleRecorded,
+    tally_of,
+)
 from schema.ledger import ItemTally, Tally
 from schema.money import MAX_AMOUNT, money
-
-MAX_REASON = 200
-MAX_POINTS = 10**9
-DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 REFUND_ORDER: tuple[PaymentMode, ...] = ("credit", "card", "cash")
 """Internal credit first (it only lowers what the customer owes: buying on credit and
@@ -157,59 +164,6 @@ class GiftReturned(Body):
     points_returned: int = Field(ge=0)
     till_id: str | None = None
     reason: str = Field("", max_length=MAX_REASON)
-
-
-class BalanceAdjusted(Body):
-    """Head office's correction. Both amounts are signed and positive means in the
-    customer's favour: `points` more points, `credit` minor units less owed on internal
-    credit. `corrects` names the fact it corrects, when there is one."""
-
-    adjustment_id: str = Field(min_length=1)
-    customer_id: str = Field(min_length=1)
-    points: int = Field(0, ge=-MAX_POINTS, le=MAX_POINTS)
-    credit: int = Field(0, ge=-MAX_AMOUNT, le=MAX_AMOUNT)
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
-    corrects: str | None = None
-
-    @field_validator("reason")
-    @classmethod
-    def _said(cls, reason: str) -> str:
-        if not reason.strip():
-            raise ValueError("say why: a correction needs a reason")
-        return reason
-
-    @model_validator(mode="after")
-    def _something(self) -> BalanceAdjusted:
-        if self.points == 0 and self.credit == 0:
-            raise ValueError("a correction changes points or credit: both are 0")
-        return self
-
-
-class ExpiredLot(Body):
-    lot_id: str = Field(min_length=1)
-    points: int = Field(gt=0)
-    expired_on: str = Field(pattern=DATE)  # the lot's last valid day
-
-
-class PointsExpired(Body):
-    """Head office's expiry run for one customer on day `on`: the lots and points it
-    expires, each never more than the lot still held (schema/lots.py `due`)."""
-
-    expiry_id: str = Field(min_length=1)
-    customer_id: str = Field(min_length=1)
-    on: str = Field(pattern=DATE)
-    lots: list[ExpiredLot] = Field(min_length=1)
-
-    @field_validator("lots")
-    @classmethod
-    def _each_once(cls, lots: list[ExpiredLot]) -> list[ExpiredLot]:
-        if len({lot.lot_id for lot in lots}) != len(lots):
-            raise ValueError("an expiry names each lot once")
-        return lots
-
-    @property
-    def points(self) -> int:
-        return sum(lot.points for lot in self.lots)
 
 
 BODIES: dict[tuple[str, int], type[Body]] = {
@@ -471,13 +425,12 @@ def plan_gift_return(redemption: GiftRedeemed, earlier: Sequence[GiftReturned], 
 class Delta:
     """What one fact of the way back does to its customer's tally.
 
-    `tally` combines with a `Tally` as it is (negative figures). `points_expired` is the one
-    figure `Tally` has no field for yet: the balance is `earned - used - expired`.
+    `tally` combines with a `Tally` as it is (negative figures; an expiry's points are
+    `Tally.points_expired`, and the balance is `earned - used - expired`).
     `restate` names the sale whose holding changed: its customer's most expensive purchase,
     items' dearest unit prices and last purchase are recomputed by `restate`."""
 
     tally: Tally = field(default_factory=Tally)
-    points_expired: int = 0
     restate: str | None = None
 
 
@@ -502,9 +455,7 @@ def tally_delta(body: ReturnRecorded | GiftReturned | BalanceAdjusted | PointsEx
     if isinstance(body, GiftReturned):
         return Delta(Tally(points_used=-body.points_returned, gifts_count=-body.qty,
                            gifts={body.gift_sku: -body.qty}))
-    if isinstance(body, BalanceAdjusted):
-        return Delta(Tally(points_earned=body.points, credit_repaid=body.credit))
-    return Delta(points_expired=body.points)
+    return Delta(tally_of(body))  # head office's facts: their registered tally
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,11 @@ unknown customers, visits, identifier and profile facts, stock, repayments), pus
 - one event per push through `push_json`,
 - in one push through the reference path (`push(..., batched=False)`: event by event),
 
-gives the same HQ state (tallies, items, gifts, sales and lines, redemptions, stock,
-customers, identifiers, flags, the ledger's rows and verdicts, the change log's order) and
-the same answers, on top of the same earlier history. Stamps include ones HQ cannot use
+gives the same HQ state (tallies, items, gifts, point lots and what redemptions took,
+sales and lines, redemptions, stock, customers, identifiers, flags, the ledger's rows and
+verdicts, the change log's order) and the same answers, on top of the same earlier history,
+under the programme's expiry and pending-points settings. Corrections and expiries sent by
+an outlet are flagged and ignored on every path. Stamps include ones HQ cannot use
 (after its receive time, before the outlet existed, not a time): both paths book those at
 HQ's receive time, on HQ's clock fixed here.
 """
@@ -35,17 +37,20 @@ from schema.errors import ProtocolError
 from schema.events import (
     EVENT_TYPE,
     TYPE_OF,
+    BalanceAdjusted,
     Body,
     CreditRepaid,
     CustomerRegistered,
     CustomerStatusChanged,
     CustomerUpdated,
     Event,
+    ExpiredLot,
     GiftRedeemed,
     IdentifierAdded,
     IdentifierStatusChanged,
     Payment,
     PinSet,
+    PointsExpired,
     Profile,
     SaleLine,
     SaleRecorded,
@@ -122,6 +127,16 @@ repaid = st.builds(
     st.sampled_from([None, "no-such-invoice", INVOICE, INVOICE]))
 stock = st.builds(lambda sku, qty: StockMoved(gift_sku=sku, qty=qty, reason="receipt"),
                   st.sampled_from(["G1", "G2"]), st.integers(1, 5))
+# head office's own facts: an outlet that sends one has it flagged and ignored
+adjusted = st.builds(
+    lambda cid, points: BalanceAdjusted(adjustment_id=new_id(), customer_id=cid, points=points,
+                                        reason="an outlet's try"),
+    customer, st.sampled_from([-40, 90]))
+expired = st.builds(
+    lambda cid, points: PointsExpired(expiry_id=new_id(), customer_id=cid, on="2026-01-02",
+                                      lots=[ExpiredLot(lot_id="opening", points=points,
+                                                       expired_on="2026-01-01")]),
+    customer, st.sampled_from([1, 50]))
 # One strategy per registered event type (a new type fails the guard below until it has
 # one), drawn with the weight beside it: sales are most of HQ's traffic, redemptions are
 # what can overspend.
@@ -137,7 +152,16 @@ FACTS: dict[str, tuple[st.SearchStrategy[Body], int]] = {
     "customer.status_changed": (status, 1),
     "credit.repaid": (repaid, 1),
     "stock.moved": (stock, 1),
+    "balance.adjusted": (adjusted, 1),
+    "points.expired": (expired, 1),
 }
+# The programme's settings the projection moves lots under (docs/programme.md)
+PROGRAMMES = [
+    {},  # the default: points never expire, no pending points
+    {"expiry": {"kind": "end_of_month", "months": 1, "since": "2025-12-01"}},
+    {"expiry": {"kind": "inactivity", "months": 2},
+     "returns": {"pending_points": True, "return_window_days": 1}},
+]
 fact = st.one_of(*(strategy for strategy, weight in FACTS.values() for _ in range(weight)))
 
 
@@ -168,8 +192,11 @@ def seed_facts() -> list[tuple[Body, str]]:
 
 
 @contextmanager
-def new_chain() -> Iterator[Chain]:
+def new_chain(programme: dict[str, Any] | None = None) -> Iterator[Chain]:
     chain = Chain(":memory:", clock=lambda: HQ_NOW)
+    if programme:
+        with chain.db.write() as conn:
+            chain.put_master(conn, "programme", programme)
     with chain.db.write() as conn:
         credentials.add_outlet(conn, OUTLET)
         # its facts are dated years back: the outlet has traded since 2020 (before that
@@ -214,6 +241,8 @@ def state(chain: Chain) -> dict[str, Any]:
         "customers": rows(conn, "SELECT * FROM customers ORDER BY customer_id"),
         "identifiers": rows(conn, "SELECT * FROM identifiers ORDER BY kind, value"),
         "tally": rows(conn, "SELECT * FROM customer_tally ORDER BY customer_id"),
+        "lots": rows(conn, "SELECT * FROM customer_lots ORDER BY customer_id, lot_id"),
+        "spends": rows(conn, "SELECT * FROM lot_spends ORDER BY redemption_id, n"),
         "items": rows(conn, "SELECT * FROM customer_items ORDER BY customer_id, sku"),
         "gifts": rows(conn, "SELECT * FROM customer_gifts ORDER BY customer_id, sku"),
         "sales": rows(conn, "SELECT * FROM sales ORDER BY sale_id"),
@@ -237,17 +266,18 @@ def _paid(amount: int) -> tuple[Body, str]:
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@example(facts=[_paid(500), _paid(500), _paid(100)], resend=0)  # an overpaid invoice
+@example(facts=[_paid(500), _paid(500), _paid(100)], resend=0, programme=0)  # overpaid
 @given(facts=st.lists(st.tuples(fact, st.sampled_from(TIMES)), min_size=1, max_size=25),
-       resend=st.integers(0, 2))
+       resend=st.integers(0, 2), programme=st.integers(0, len(PROGRAMMES) - 1))
 def test_one_batched_push_equals_one_event_per_push_and_the_reference(
-        facts: list[tuple[Body, str]], resend: int) -> None:
+        facts: list[tuple[Body, str]], resend: int, programme: int) -> None:
     seed = [make_event(OUTLET, i + 1, body, at) for i, (body, at) in enumerate(seed_facts())]
     first = len(seed) + 1
     batch = [make_event(OUTLET, first + i, body, at) for i, (body, at) in enumerate(facts)]
     # a batch may start with events HQ already has (a lost answer, at-least-once delivery)
     pushed = seed[len(seed) - resend:] + batch
-    with new_chain() as one, new_chain() as each, new_chain() as ref:
+    settings = PROGRAMMES[programme]
+    with new_chain(settings) as one, new_chain(settings) as each, new_chain(settings) as ref:
         for chain in (one, each, ref):
             ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=seed), batched=False)
         got_one = answers([ingest.push_json(one, OUTLET, wire(pushed))])

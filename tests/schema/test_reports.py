@@ -17,7 +17,7 @@ import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -619,3 +619,235 @@ def test_points_liability_counts_every_customer_the_same_at_hq_and_at_the_outlet
     assert figures["hq"][:2] == (5, 2)
     assert figures["hq"][3] == {"A": 2, "B": 1, "C": 1, "D": 1}
     assert figures["hq"][4] == 2
+
+
+# --- points liability split: lots, pending points, expiry (issue 11) -----------------------
+@dataclass
+class RefLot:
+    """A lot as the test's own small model keeps it (independent of schema.lots)."""
+
+    lot_id: str
+    earned_on: date
+    points: int
+    last_day: date | None
+    spendable_on: date
+
+
+def _end_of_month_after(day: date, months: int) -> date:
+    month = day.month - 1 + months + 1
+    first_after = date(day.year + month // 12, month % 12 + 1, 1)
+    return first_after - timedelta(days=1)
+
+
+class RefBook:
+    """Points earned, spent oldest-expiring first (spendable lots by last day, then
+    pending ones), a deficit repaid by the next earning; an expiry run takes what is left
+    of every lot past its last day."""
+
+    def __init__(self) -> None:
+        self.lots: list[RefLot] = []
+        self.deficit = 0
+
+    def earn(self, lot_id: str, on: date, points: int, last_day: date | None,
+             pending_days: int) -> None:
+        repaid = min(-self.deficit, points)
+        self.deficit += repaid
+        if points - repaid:
+            self.lots.append(RefLot(lot_id, on, points - repaid, last_day,
+                                    on + timedelta(days=pending_days)))
+
+    def spend(self, on: date, points: int) -> None:
+        far = date.max
+        ready = sorted((x for x in self.lots if x.spendable_on <= on),
+                       key=lambda x: (x.last_day or far, x.earned_on, x.lot_id))
+        waiting = sorted((x for x in self.lots if x.spendable_on > on),
+                         key=lambda x: (x.spendable_on, x.last_day or far, x.earned_on,
+                                        x.lot_id))
+        for lot in ready + waiting:
+            took = min(points, lot.points)
+            lot.points -= took
+            points -= took
+        self.lots = [x for x in self.lots if x.points]
+        self.deficit -= points
+
+    def expire(self, on: date) -> int:
+        gone = sum(x.points for x in self.lots if x.last_day and x.last_day < on)
+        self.lots = [x for x in self.lots if not (x.last_day and x.last_day < on)]
+        return gone
+
+    @property
+    def balance(self) -> int:
+        return sum(x.points for x in self.lots) + self.deficit
+
+
+def test_points_liability_splits_active_pending_expiring_and_expired_at_hq(
+        tmp_path: Path) -> None:
+    """End of the 2nd month after earning, 14 days pending; sales and hand-outs over half
+    a year, head office's corrections, an expiry run on 2024-06-01; split as of 06-10."""
+    from hq import admin, expiry
+    from hq.chain import Chain
+    from hq.credentials import add_outlet
+    from hq.ingest import push
+    from schema.sync import PushRequest
+
+    today, run_on = date(2024, 6, 10), date(2024, 6, 1)
+    chain = Chain(tmp_path / "hq.db", clock=lambda: "2024-06-10T12:00:00.000000Z")
+    admin.put_master(chain, "programme", {
+        "expiry": {"kind": "end_of_month", "months": 2, "since": "2024-01-01"},
+        "returns": {"pending_points": True, "return_window_days": 14}})
+    with chain.db.write() as conn:
+        add_outlet(conn, "N")
+        conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
+    rng = random.Random(11)
+    customers = [new_id() for _ in range(6)]
+    category = {c: CATEGORIES[i % 4] for i, c in enumerate(customers)}
+    books = {c: RefBook() for c in customers}
+    earned: Counter[str] = Counter()
+    used: Counter[str] = Counter()
+    events: list[Event] = []
+
+    def emit(body: Any, at: str) -> None:
+        events.append(make_event("N", len(events) + 1, body, at=at))
+
+    for i, c in enumerate(customers):
+        emit(CustomerRegistered(customer_id=c, card_number=f"29{i:011d}", profile=Profile(
+            kind="person", given_name="L", surname=f"L{i}", category=category[c])),
+            "2024-01-01T08:00:00.000000Z")
+    days = sorted(date(2024, 1, 2) + timedelta(days=rng.randint(0, 158)) for _ in range(70))
+    for n, day in enumerate(days):
+        c = rng.choice(customers)
+        at = f"{day.isoformat()}T10:{n % 60:02d}:00.000000Z"
+        book = books[c]
+        spendable = sum(x.points for x in book.lots if x.spendable_on <= day) + book.deficit
+        if n % 5 == 4 and spendable > 0:
+            points = rng.randint(1, spendable) if n != 54 else spendable + 300  # one overspends
+            emit(GiftRedeemed(redemption_id=new_id(), customer_id=c, gift_sku="GIFT-MUG",
+                              gift_name="Mug", qty=1, points_spent=points), at)
+            book.spend(day, points)
+            used[c] += points
+        else:
+            sale = _sale(rng, c, credit=False)
+            emit(sale, at)
+            book.earn(sale.sale_id, day, sale.points_earned, _end_of_month_after(day, 2), 14)
+            earned[c] += sale.points_earned
+    push(chain, "N", PushRequest(outlet_id="N", events=events))
+    expired = sum(book.expire(run_on) for book in books.values())
+    assert expiry.run(chain, run_on)["points"] == expired > 0
+    plus, minus = customers[0], customers[1]
+    made = admin.adjust(chain, plus, points=77, reason="goodwill")
+    books[plus].earn(made["adjustment_id"], today, 77, _end_of_month_after(today, 2), 0)
+    earned[plus] += 77
+    admin.adjust(chain, minus, points=-30, reason="double scan")
+    books[minus].spend(today, 30)
+    earned[minus] -= 30
+    chain.close()
+
+    def split(which: list[str]) -> dict[str, int]:
+        lots = [x for c in which for x in books[c].lots]
+
+        def within(n: int) -> int:
+            return sum(x.points for x in lots if x.last_day and x.last_day <= today
+                       + timedelta(days=n))
+        return {"outstanding_points": sum(books[c].balance for c in which),
+                "points_earned": sum(earned[c] for c in which),
+                "points_used": sum(used[c] for c in which),
+                "active_points": sum(x.points for x in lots if x.spendable_on <= today),
+                "pending_points": sum(x.points for x in lots if x.spendable_on > today),
+                "expiring_30": within(30), "expiring_60": within(60), "expiring_90": within(90),
+                "negative_points": sum(min(books[c].deficit, 0) for c in which)}
+
+    conn = reports.connect(tmp_path / "hq.db")
+    try:
+        got = reports.run(conn, "points-liability", reports.Filters(today=today.isoformat()))
+        row = got.as_dicts()[0]
+        want = split(customers)
+        assert {k: row[k] for k in want} == want
+        assert row["points_expired"] == expired
+        assert row["outstanding_points"] == (row["active_points"] + row["pending_points"]
+                                             + row["negative_points"])
+        assert want["negative_points"] < 0 and want["pending_points"] > 0
+        assert 0 < want["expiring_30"] < want["expiring_60"] <= want["expiring_90"]
+        by_cat = rows_by_key(reports.run(conn, "points-liability", reports.Filters(
+            by="category", today=today.isoformat())))
+        for cat in CATEGORIES:
+            mine = split([c for c in customers if category[c] == cat])
+            assert {k: by_cat[cat][k] for k in mine} == mine, cat
+        later = reports.run(conn, "points-liability", reports.Filters(today="2024-08-01"))
+        assert later.as_dicts()[0]["pending_points"] == 0
+        with pytest.raises(InvalidRequest, match="--today"):
+            reports.run(conn, "points-liability", reports.Filters(today="2024-02-30"))
+    finally:
+        conn.close()
+
+
+def test_points_liability_at_an_outlet_is_its_view_and_hqs_once_synced(
+        tmp_path: Path) -> None:
+    """The same split on both databases once the outlet has synced; the outlet's counts
+    its own pending sale too. Expected figures from the outlet's outbox and HQ's facts."""
+    from agent import customers, sales
+    from agent.outlet import Outlet
+    from agent.programme import default_documents
+    from agent.replication import OutletReplica
+    from hq import admin, credentials
+    from hq.api import create_app
+    from hq.chain import Chain
+    from schema.api import CustomerIn, PaymentIn, QuoteIn, SaleIn
+    from sync.client import run_once
+    from sync.router import RouterTransport
+    from web.serving import Background
+
+    chain = Chain(tmp_path / "hq.db", seed=default_documents())
+    admin.put_master(chain, "programme", {
+        "expiry": {"kind": "inactivity", "months": 1, "since": "2020-01-01"},
+        "returns": {"pending_points": True, "return_window_days": 30}})
+    with chain.db.write() as conn:
+        token, _ = credentials.add_outlet(conn, "NORTH")
+    server = Background(create_app(chain), on_exit=chain.waiters.close)
+    outlet = Outlet(tmp_path / "north.db", "NORTH", chain=True)
+    replica, link = OutletReplica(outlet), RouterTransport(server.url, token)
+
+    def sell(card: str, price: int) -> None:
+        quote = sales.quote(outlet, QuoteIn(card=card, lines=[
+            {"sku": "S", "name": "S", "qty": 1, "unit_price": price}]))  # type: ignore[list-item]
+        sales.sell(outlet, SaleIn(quote_id=quote["quote_id"], payments=[
+            PaymentIn(mode="cash", amount=quote["total_net"])]), None)
+
+    try:
+        run_once(replica, link)
+        made = [customers.register(outlet, CustomerIn(
+            kind="person", given_name=f"N{i}", surname="Lots", category="A")) for i in range(3)]
+        for i, card in enumerate(m["card_number"] for m in made):
+            sell(card, 10_000 * (i + 1))
+        run_once(replica, link)
+        admin.adjust(chain, made[0]["customer_id"], points=40, reason="welcome")
+        run_once(replica, link)
+        figures = {}
+        for place, path in (("hq", tmp_path / "hq.db"), ("outlet", tmp_path / "north.db")):
+            conn = reports.connect(path)
+            try:
+                figures[place] = reports.run(conn, "points-liability").as_dicts()[0]
+            finally:
+                conn.close()
+        assert figures["hq"] == figures["outlet"]
+        sell(made[1]["card_number"], 5_000)  # pending at the outlet: not at HQ yet
+        events = [Event.model_validate_json(r[0]) for r in outlet.db.all(
+            "SELECT event FROM outbox WHERE type = 'sale.recorded'")]
+    finally:
+        link.close()
+        server.stop()
+        outlet.close()
+        chain.close()
+    day = date.fromisoformat(events[-1].at[:10])
+    as_of = reports.Filters(today=(day + timedelta(days=5)).isoformat())
+    sold = sum(e.body["points_earned"] for e in events)
+    conn = reports.connect(tmp_path / "north.db")
+    try:
+        row = reports.run(conn, "points-liability", as_of).as_dicts()[0]
+    finally:
+        conn.close()
+    # every sale's points are pending (30 days); the correction's are spendable at once;
+    # a month without a purchase: all of them are due within 30 days
+    assert (row["outstanding_points"], row["pending_points"], row["active_points"]) == (
+        sold + 40, sold, 40)
+    assert row["expiring_30"] == row["expiring_90"] == sold + 40
+    assert row["points_expired"] == 0 and row["negative_points"] == 0

@@ -6,13 +6,18 @@ network is `SimNet`, a `sync.transport.Transport` that calls `hq.ingest.push`,
 `hq.feed.pull` and a hello builder directly. Rules make local facts (register, sell,
 redeem), run sync passes whose requests or responses the network may lose (a lost
 response was applied at HQ; the outlet gets an exception), replay an old push, ban at HQ,
-snapshot HQ's file and later restore HQ from such a snapshot with a new epoch.
+correct a balance at HQ, run HQ's point expiry as of a later day (the programme expires
+points at the end of the month after they were earned), snapshot HQ's file and later
+restore HQ from such a snapshot with a new epoch.
 
 After every step: HQ's ledger holds each event once and, per outlet, exactly a prefix of
-that outlet's outbox (same ids); HQ's tallies are the fold of its events; every outlet
-shows HQ's confirmed state plus its own pending facts, each local fact counted once
-(invariant 4); every page HQ sends reflects exactly the outlet's events up to its
-`incorporated_through`. At teardown, after healing: full convergence
+that outlet's outbox (same ids); HQ's tallies are the fold of its events, and its point
+lots the fold of the same events in HQ's order (schema.lots.apply), adding up to the
+balance; every outlet shows HQ's confirmed state plus its own pending facts, each local
+fact counted once (invariant 4), its lots adding up to its balance; every page HQ sends
+reflects exactly the outlet's events up to its `incorporated_through`. So any interleaving
+of sales, redemptions, corrections and expiries folds to the same balances at HQ and at
+every outlet. At teardown, after healing: full convergence, lots included
 (`faultproxy.check_files`).
 
 Profile `LOYALTY_MODEL_PROFILE=long` runs many more examples.
@@ -25,6 +30,7 @@ import shutil
 import sqlite3
 import tempfile
 from collections import defaultdict
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +43,16 @@ from agent import customers, gifts, giftstock, sales
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
-from hq import admin, credentials, feed, ingest
+from hq import admin, credentials, expiry, feed, ingest
 from hq.chain import Chain
-from schema import tallystore
+from schema import lots as lotmath
+from schema import lotstore, tallystore
 from schema.api import CustomerIn, RedemptionIn, SaleIn
 from schema.errors import ConfigError, LoyaltyError
-from schema.events import Event, fold
+from schema.events import Event, counts, fold
 from schema.ledger import Tally
+from schema.lots import Book, Lots
+from schema.masterdata import programme_of
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync import client
 from sync.transport import LinkDown
@@ -56,6 +65,8 @@ PROFILE = os.environ.get("LOYALTY_MODEL_PROFILE", "ci")
 
 OUTLETS = ("A", "B", "C")
 FAULT = st.sampled_from(["ok", "ok", "ok", "lose_request", "lose_response"])
+# points expire at the end of the month after the month they were earned in
+PROGRAMME = {"expiry": {"kind": "end_of_month", "months": 1, "since": "2020-01-01"}}
 
 
 class SimNet:
@@ -110,6 +121,7 @@ class ProtocolModel(RuleBasedStateMachine):
         self.dir = Path(tempfile.mkdtemp(prefix="loyalty-model-", dir=_tmp_root()))
         self.hq_path = self.dir / "hq.db"
         self.hq = Chain(self.hq_path, seed=default_documents())
+        admin.put_master(self.hq, "programme", PROGRAMME)
         with self.hq.db.write() as conn:
             for outlet in OUTLETS:
                 credentials.add_outlet(conn, outlet)
@@ -194,6 +206,27 @@ class ProtocolModel(RuleBasedStateMachine):
         if ids:
             admin.set_status(self.hq, ids[pick % len(ids)], "banned" if banned else "approved")
 
+    @precondition(lambda self: self.cards)
+    @rule(pick=st.integers(0, 10**6), points=st.integers(-400, 400), credit=st.booleans())
+    def adjust(self, pick: int, points: int, credit: bool) -> None:
+        """Head office corrects a balance (it reaches the outlets with their next pull)."""
+        with self.hq.db.read() as conn:
+            ids = [r[0] for r in conn.execute("SELECT customer_id FROM customers ORDER BY 1")]
+        if ids and (points or credit):
+            admin.adjust(self.hq, ids[pick % len(ids)], points=points,
+                         credit=-250 if credit else 0, reason="model correction")
+
+    def _hq_holds_points(self) -> bool:
+        with self.hq.db.read() as conn:
+            return conn.execute("SELECT 1 FROM customer_lots WHERE points > 0").fetchone() \
+                is not None
+
+    @precondition(_hq_holds_points)
+    @rule(days=st.integers(0, 100))
+    def expire(self, days: int) -> None:
+        """HQ's expiry run, as of a day up to 100 days from today."""
+        expiry.run(self.hq, date.fromisoformat(self.hq.clock()[:10]) + timedelta(days=days))
+
     @rule()
     def snapshot(self) -> None:
         path = self.dir / f"snap{len(self.snapshots)}.db"
@@ -222,11 +255,14 @@ class ProtocolModel(RuleBasedStateMachine):
             last = conn.execute("SELECT last_seq FROM outlets WHERE outlet_id = ?",
                                 (outlet,)).fetchone()[0]
             assert page.incorporated_through == last
+            settings = programme_of(conn)
             for change in page.changes:
                 if change.kind != "customer" or change.data is None:
                     continue
                 events = _hq_events(conn, change.key)
                 assert Tally.from_dict(change.data["tally"]) == fold(events)
+                assert lotstore.from_wire(change.data["lots"]) == \
+                    _lots_fold(conn, change.key, settings)
                 mine = sorted(e.seq for e in events if e.outlet_id == outlet)
                 assert all(s <= page.incorporated_through for s in mine)
 
@@ -252,6 +288,24 @@ class ProtocolModel(RuleBasedStateMachine):
             ids |= {r[0] for r in conn.execute("SELECT customer_id FROM customer_tally")}
             for cid in ids:
                 assert tallystore.load(conn, cid) == fold(_hq_events(conn, cid)), cid
+
+    @invariant()
+    def hq_lots_are_the_fold_in_hqs_order(self) -> None:
+        with self.hq.db.read() as conn:
+            settings = programme_of(conn)
+            for (cid,) in conn.execute("SELECT customer_id FROM customers").fetchall():
+                held = lotstore.load(conn, cid)
+                assert held == _lots_fold(conn, cid, settings), cid
+                assert sum(lot.points for lot in held) == tallystore.points_balance(conn, cid)
+
+    @invariant()
+    def outlet_lots_add_up_to_its_balance(self) -> None:
+        for outlet, shop in self.outlets.items():
+            with shop.db.read() as conn:
+                for (cid,) in conn.execute("SELECT customer_id FROM customers").fetchall():
+                    held = lotstore.load(conn, cid)
+                    assert sum(lot.points for lot in held) == \
+                        tallystore.points_balance(conn, cid), (outlet, cid)
 
     @invariant()
     def outlet_view_is_confirmed_plus_pending(self) -> None:
@@ -296,6 +350,24 @@ class ProtocolModel(RuleBasedStateMachine):
 def _hq_events(conn: sqlite3.Connection, customer_id: str) -> list[Event]:
     return [Event.model_validate_json(r[0]) for r in conn.execute(
         "SELECT event FROM events WHERE customer_id = ? ORDER BY hq_seq", (customer_id,))]
+
+
+def _lots_fold(conn: sqlite3.Connection, customer_id: str, settings: Any) -> Lots:
+    """The customer's lots as schema.lots folds HQ's facts about them, in HQ's order, each
+    on its booking day (the model's settings never change after the start)."""
+    book, tally = Book(), Tally()
+    for (raw, booked) in conn.execute("SELECT event, booked_at FROM events WHERE customer_id = ?"
+                                      " ORDER BY hq_seq", (customer_id,)).fetchall():
+        event = Event.model_validate_json(raw)
+        if not counts(event):
+            continue
+        body = event.parsed()
+        last = tally.last_purchase_at
+        book = lotmath.apply(book, body, date.fromisoformat((booked or event.at)[:10]),
+                             settings.expiry, pending_days=settings.pending_days,
+                             last_purchase=date.fromisoformat(last[:10]) if last else None)
+        tally = tally.combine(fold([event]))
+    return book.lots
 
 
 def _lines(price: int) -> list[Any]:

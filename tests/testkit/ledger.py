@@ -4,12 +4,16 @@
 processes may be running or stopped):
 1. every outlet event is at HQ exactly once, in the outlet's order, `(outlet, seq)` gap-free
    from 1, and HQ's `last_seq` of the outlet is its count;
-2. HQ's tallies are the fold of its events, per customer;
+2. HQ's tallies are the fold of its events, per customer (a head-office-only fact an
+   outlet sent counts for nothing, `schema.events.counts`), and its point lots add up to
+   the balance;
 3. with `floor_bound`: the lowest balance HQ ever held (and any in `lowest_seen`) stays above
    minus the sum of the outlets' offline floors (off when HQ was restored from a backup: its
-   order of events is then not one history);
+   order of events is then not one history); points HQ's own corrections took away are
+   not offline spending and are left out of it;
 4. with `converged`: nothing is pending at any outlet, each has pulled up to HQ's head and
-   shows every customer as HQ does (off while the outlets may still be pulling);
+   shows every customer as HQ does, point lots included (off while the outlets may still
+   be pulling);
 5. with a `ledger` (what the tills were answered): every sale and redemption answered 201
    is once at its outlet and once at HQ.
 It returns figures for the test's log (`hq_events`, `events_by_outlet`, `customers`, ...).
@@ -28,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.defaults import LIMITS
-from schema import tallystore
+from schema import lotstore, tallystore
 from schema.customerstore import identifiers_of, profile_of
-from schema.events import Event, tally_of
+from schema.events import HQ_OUTLET, Event, counts, tally_of
 from schema.ledger import Tally
 
 
@@ -77,13 +81,15 @@ def check_files(hq_db: Path, outlet_dbs: dict[str, Path], ledger: Ledger | None 
         # periods and "last purchase" go by HQ's booking time (docs/sync.md "Outlet clocks")
         by_customer: dict[str, Tally] = defaultdict(Tally)
         for event, row in zip(events, rows, strict=True):
-            if event.customer_id:
+            if event.customer_id and counts(event):
                 by_customer[event.customer_id] = by_customer[event.customer_id].combine(
                     tally_of(event.parsed(), row["booked_at"] or event.at))
         customers = [r[0] for r in hq.execute("SELECT customer_id FROM customers ORDER BY 1")]
         for cid in set(customers) | set(by_customer):
             assert tallystore.load(hq, cid) == by_customer.get(cid, Tally()), \
                 f"HQ tally of {cid} is not the fold of its events"
+            assert sum(lot.points for lot in lotstore.load(hq, cid)) == \
+                by_customer.get(cid, Tally()).points_balance, f"HQ lots of {cid} != balance"
         figures["customers"] = len(customers)
         figures["flags"] = hq.execute("SELECT COUNT(*) FROM flags").fetchone()[0]
         figures["lowest_balance"] = _floor_bound(hq, events, len(outlet_dbs), floor_bound,
@@ -125,9 +131,12 @@ def _floor_bound(hq: sqlite3.Connection, events: list[Event], outlets: int, chec
     running: dict[str, Tally] = defaultdict(Tally)
     for event in events:
         cid = event.customer_id
-        if not cid:
+        if not cid or not counts(event):
             continue
-        running[cid] = running[cid].combine(tally_of(event.parsed(), event.at))
+        delta = tally_of(event.parsed(), event.at)
+        if event.outlet_id == HQ_OUTLET and delta.points_earned < 0:  # a correction took them
+            delta = Tally()
+        running[cid] = running[cid].combine(delta)
         lowest[cid] = min(lowest.get(cid, 0), running[cid].points_balance)
     for cid, low in lowest.items() if check else ():
         assert low >= bound[cid], f"{cid} reached {low} at HQ, bound {bound[cid]}"
@@ -140,7 +149,7 @@ def _converged(hq: sqlite3.Connection, customers: list[str], outlet_dbs: dict[st
     def view(conn: sqlite3.Connection, cid: str) -> tuple[Any, ...]:
         row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (cid,)).fetchone()
         return (profile_of(row), row["status"], row["category"], identifiers_of(conn, cid),
-                tallystore.load(conn, cid))
+                tallystore.load(conn, cid), lotstore.load(conn, cid))
 
     head = hq.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
     hq_view = {cid: view(hq, cid) for cid in customers}
