@@ -38,9 +38,11 @@ from schema.events import (
     CustomerUpdated,
     Event,
     GiftRedeemed,
+    GiftReturned,
     IdentifierAdded,
     IdentifierStatusChanged,
     PinSet,
+    ReturnRecorded,
     SaleRecorded,
     StockMoved,
     VisitRecorded,
@@ -103,6 +105,12 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     OutletEntry(CreditRepaid, pays=_invoice_payment),  # the tally part is folded too
     # The outlet's own gift stock, no customer's: nothing HQ sends overwrites it.
     OutletEntry(StockMoved),
+    # Returns, voids and gift returns, like sales and redemptions: the tally (negative
+    # figures) and their own local rows (returns, gift_returns, gift stock), which HQ's
+    # rows never touch. The maxima a return changes stay as they were until HQ's restated
+    # row comes back (docs/programme.md, "Statistics after a return").
+    OutletEntry(ReturnRecorded),
+    OutletEntry(GiftReturned),
 )
 OUTLET: dict[str, OutletEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}
 

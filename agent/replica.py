@@ -1,7 +1,8 @@
 """The outlet's SQLite replica: opening it, its identity, and master data in it.
 
 Promises: an outlet database belongs to exactly one outlet id (opening it as another is a
-ConfigError); master data (categories, promotion categories, actions, gifts) is stored as
+ConfigError); master data (categories, promotion categories, actions, gifts, the programme's settings)
+is stored as
 HQ publishes it, one JSON document per entity, and a new replica starts with the default
 programme so a fresh install already earns points. Must never: change a fact or a
 balance (those come only from events).
@@ -18,7 +19,7 @@ from schema.agent_tables import migrations
 from schema.database import Database, opening_error
 from schema.errors import ConfigError
 
-MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift")
+MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift", "programme")
 
 
 def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:

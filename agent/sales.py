@@ -2,7 +2,9 @@
 
 Promises: a quote prices a basket for an identified customer; a sale writes the sale, its
 lines, its payments, its ledger entries (points earned, discount given, internal-credit
-charge), the customer's statistics and exactly one outbox fact in ONE transaction. The
+charge), the customer's statistics and exactly one outbox fact in ONE transaction; its
+answer carries the receipt reference and receipt code a return names it by
+(schema/receiptcode.py). The
 same Idempotency-Key returns the first answer, never a second sale. Refusals
 (`card_banned`, `credit_limit_exceeded`, `payment_mismatch`, ...) change nothing.
 Must never: sell to a banned customer, let payments differ from the total, or use floats.
@@ -30,6 +32,7 @@ from schema.errors import (
 from schema.events import Payment, SaleLine, SaleRecorded, new_id, tally_of
 from schema.ledger import credit_available
 from schema.money import money
+from schema.receiptcode import encode, reference
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -161,6 +164,7 @@ def _record(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, car
     event = outbox.append(conn, outlet.outlet_id, fact)
     tallystore.add(conn, customer_id, tally_of(fact, event.at))
     balance = tallystore.points_balance(conn, customer_id)
+    printed = reference(fact.sale_id)
     answer = {
         "sale_id": fact.sale_id,
         "customer_id": customer_id,
@@ -171,7 +175,9 @@ def _record(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, car
         "points_balance": balance,
         "receipt_lines": receipts.sale(outlet.outlet_id, card, event.at, priced.receipt_lines,
                                        fact.points_earned, balance,
-                                       [(p.mode, p.amount) for p in fact.payments]),
+                                       [(p.mode, p.amount) for p in fact.payments], printed),
+        "receipt_reference": printed,
+        "receipt_code": encode(outlet.outlet_id, event.at, fact),
     }
     _project(conn, fact, event.seq, event.at, key, digest, answer)
     return answer

@@ -2,15 +2,19 @@
 
 One document per entity, keyed by its code: categories (discount, points rate, credit
 limit, offline floor limits), promotion categories, special actions, division promotions
-and gifts. These models validate master data at every boundary (HQ admin API, sync pull,
+and gifts; and one `programme` document (key `programme`) with the chain-wide settings of
+the way back (schema/reversal.py `ReturnsSettings`). These models validate master data at every boundary (HQ admin API, sync pull,
 the defaults); pricing gets them converted to its own pure types (agent.programme).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from schema.reversal import ReturnsSettings
 
 CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 
@@ -27,6 +31,9 @@ class CategoryDoc(Doc):
     credit_limit: int = Field(0, ge=0)
     floor_points: int = Field(0, ge=0, description="points an outlet may spend unconfirmed")
     floor_credit: int = Field(0, ge=0, description="credit an outlet may charge unconfirmed")
+    floor_returns: int = Field(0, ge=0, description=(
+        "what one outlet may refund per card, over the return window, on sales made at "
+        "other outlets (known only from the receipt's code); 0: none"))
 
 
 class PromoCategoryDoc(Doc):
@@ -69,6 +76,15 @@ class GiftDoc(Doc):
     points_cost: int = Field(gt=0)
 
 
+class ProgrammeDoc(Doc):
+    """The chain-wide programme settings, one document under the key `programme`. Every
+    field has a default, so a chain that never set one runs the defaults
+    (docs/programme.md)."""
+
+    key: Literal["programme"] = "programme"
+    returns: ReturnsSettings = ReturnsSettings()
+
+
 DOCS: dict[str, type[Doc]] = {
     "category": CategoryDoc,
     "promo_category": PromoCategoryDoc,
@@ -76,10 +92,12 @@ DOCS: dict[str, type[Doc]] = {
     "division_promo": DivisionPromoDoc,
     "gift": GiftDoc,
     "category_rule": CategoryRuleDoc,
+    "programme": ProgrammeDoc,
 }
 
 
 def key_of(kind: str, doc: Doc) -> str:
     field = {"category": "code", "promo_category": "code", "action": "action_id",
-             "division_promo": "division", "gift": "sku", "category_rule": "category"}[kind]
+             "division_promo": "division", "gift": "sku", "category_rule": "category",
+             "programme": "key"}[kind]
     return str(getattr(doc, field))

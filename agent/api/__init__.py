@@ -7,8 +7,8 @@ publishes its answer's schema (schema.api) and each refusal it can answer, as th
 error body with its codes (tests/agent/test_till_openapi.py). Must never: call HQ in a
 request.
 
-The routes live in per-area routers (status, customers, till, credit, gifts), which share
-agent.api.deps; this module only assembles the app: the token, the error rendering, the
+The routes live in per-area routers (status, customers, till, returns, credit, gifts),
+which share agent.api.deps; this module only assembles the app: the token, the error rendering, the
 documentation pages and the manager's pages.
 """
 
@@ -21,7 +21,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 
 from agent import manager
-from agent.api import credit, customers, gifts, status, till
+from agent.api import credit, customers, gifts, returns, status, till
 from agent.api.deps import TillToken
 from agent.outlet import Outlet
 from web import apidocs, httperrors
@@ -36,7 +36,8 @@ def create_app(outlet: Outlet, till_token: str | None = None,
     apidocs.install(app)  # /docs with Swagger UI from the package: no internet needed
     app.state.outlet = outlet
     for routes in (status.router(outlet, extra_status), customers.router(outlet),
-                   till.router(outlet), credit.router(outlet), gifts.router(outlet)):
+                   till.router(outlet), returns.router(outlet), credit.router(outlet),
+                   gifts.router(outlet)):
         app.include_router(routes)
 
     async def start_page(request: Request) -> Response:
