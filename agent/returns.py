@@ -16,6 +16,10 @@ Promises:
   gift back in stock and the customer's statistics are written in ONE transaction with
   exactly one outbox fact. The same Idempotency-Key returns the first answer, never a
   second return; the same key with another request is `idempotency_conflict`.
+- The customer's statistics take the return's sums at once; the maxima a sum cannot undo
+  (most expensive purchase, item prices, last purchase) are HQ's to restate, and reach a
+  chain outlet with HQ's row. A standalone outlet (no HQ) holds every sale and restates
+  them itself.
 - Every refusal changes nothing.
 Must never: refund more than the sale's payments, take back more points than it earned,
 write a fact for a sale it cannot see (no code, no row), or call HQ.
@@ -35,7 +39,7 @@ from pydantic import BaseModel
 from agent import identification, outbox, receipts
 from agent.giftstock import stock_in
 from agent.sales import CURRENCY
-from schema import tallystore
+from schema import events, salestore, tallystore
 from schema.api import GiftReturnIn, ReturnIn, VoidIn
 from schema.errors import (
     Conflict,
@@ -54,7 +58,6 @@ from schema.events import (
     SaleRecorded,
     new_id,
     tally_of,
-    utc_now,
 )
 from schema.receiptcode import (
     CODE_PREFIX,
@@ -191,7 +194,7 @@ def _reference_of(sale_id: str) -> str | None:
 
 def _window_start(at: str, days: int) -> str:
     moment = parse(at)
-    assert moment is not None  # `utc_now()` is always a time
+    assert moment is not None  # `events.utc_now()` is always a time
     return canonical(moment - timedelta(days=days))
 
 
@@ -252,7 +255,7 @@ def _reverse(outlet: Outlet, kind: str, digest: str, key: str | None, sale_id: s
             fact = plan_void(sale, earlier, **common)
         else:
             fact = plan_return(sale, earlier, asked, **common)
-        at = utc_now()
+        at = events.utc_now()  # the fact's stamp, so the window it checks is its own
         if not found.home:
             _check_abroad(outlet, conn, customer, fact, at)
         event = outbox.append(conn, outlet.outlet_id, fact, at)
@@ -260,6 +263,8 @@ def _reverse(outlet: Outlet, kind: str, digest: str, key: str | None, sale_id: s
         after = tallystore.points_balance(conn, customer_id)
         answer = _answer(outlet, fact, event.at, card or _card_of(conn, customer_id), after)
         _record(conn, fact, event.seq, event.at, key, digest, answer)
+        if not outlet.is_chain(conn):  # it holds every sale: it restates as HQ would
+            tallystore.restate(conn, customer_id, salestore.holdings(conn, customer_id))
     outlet.committed()
     return answer, True
 

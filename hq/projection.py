@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from hq.chain import Chain
-from schema import tallystore
+from schema import salestore, tallystore
 from schema.customerstore import put_identifier, upsert_customer
 from schema.errors import Conflict, ProtocolError
 from schema.events import (
@@ -75,7 +75,7 @@ from schema.events import (
 )
 from schema.ledger import Tally
 from schema.money import money
-from schema.reversal import HeldLine, audit, held, restate
+from schema.reversal import audit
 from schema.typedpush import TypedEvent
 
 Verdict = tuple[str, str | None]
@@ -373,32 +373,11 @@ class Batch:
                 " customer_id, gift_sku, gift_name, qty, points_returned, till_id, reason, at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self.gift_returns)
         for customer_id in sorted(self.restate):
-            restate_customer(conn, customer_id)
+            tallystore.restate(conn, customer_id, salestore.holdings(conn, customer_id))
         self.bump.flush(conn)
         if self.flags:
             conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
                              "VALUES (?, ?, ?, ?, ?)", self.flags)
-
-
-def restate_customer(conn: sqlite3.Connection, customer_id: str) -> None:
-    """The customer's stored tally restated from every sale HQ holds of them less its
-    returns (schema/reversal.py `restate`): what a sum cannot undo after a return."""
-    sold: dict[str, tuple[str, int, list[HeldLine]]] = {}
-    for r in conn.execute(
-            "SELECT s.sale_id, s.at, s.total_net, l.sku, l.name, l.unit_price, l.qty FROM sales s"
-            " JOIN sale_lines l ON l.sale_id = s.sale_id WHERE s.customer_id = ?"
-            " ORDER BY s.sale_id, l.line_no", (customer_id,)):
-        sold.setdefault(r[0], (r[1], r[2], []))[2].append(HeldLine(r[3], r[4], r[5], r[6]))
-    returns: dict[str, list[ReturnRecorded]] = {}
-    for (text,) in conn.execute("SELECT e.event FROM returns r JOIN events e ON e.hq_seq ="
-                                " r.hq_seq WHERE r.customer_id = ?", (customer_id,)):
-        body = Event.model_validate_json(text).parsed()
-        if isinstance(body, ReturnRecorded):
-            returns.setdefault(body.sale_id, []).append(body)
-    holdings = (held(sale_id, at, net, lines, returns.get(sale_id, ()))
-                for sale_id, (at, net, lines) in sold.items())
-    tally = tallystore.load(conn, customer_id)
-    tallystore.replace(conn, customer_id, restate(tally, [h for h in holdings if h]))
 
 
 # --- the registry ---------------------------------------------------------------------------

@@ -462,31 +462,31 @@ class Holding:
 
 
 def holding(sale: SaleRecorded, at: str, returns: Sequence[ReturnRecorded]) -> Holding | None:
-    """`sale` (made at `at`) less `returns`; None when nothing of it is held any more."""
+    """`sale` (made at `at`) less `returns`; None when nothing of it is held any more.
+    Never raises on what a return says: a return of another sale, and a returned line the
+    sale does not have (a damaged or forged code, which `audit` flags), give nothing back
+    here; a line returned more often than sold is simply not held."""
+    mine = [r for r in returns if r.sale_id == sale.sale_id]
     return held(sale.sale_id, at, sale.total_net,
-                [HeldLine(ln.sku, ln.name, ln.unit_price, ln.qty) for ln in sale.lines], returns)
+                [HeldLine(ln.sku, ln.name, ln.unit_price, ln.qty) for ln in sale.lines],
+                [(x.line, x.sku, x.qty) for r in mine for x in r.lines],
+                sum(r.value for r in mine))
 
 
 def held(sale_id: str, at: str, total_net: int, sold: Sequence[HeldLine],
-         returns: Iterable[ReturnRecorded]) -> Holding | None:
-    """`holding` from a sale's figures as stored (HQ keeps lines, not the fact): `sold` is
-    its lines in order. Never raises on what a return says: a return of another sale, and a
-    returned line the sale does not have (a damaged or forged code, which `audit` flags),
-    give nothing back here; a line returned more often than sold is simply not held."""
+         returned: Iterable[tuple[int, str, int]], value_returned: int) -> Holding | None:
+    """`holding` from a sale's figures as stored (schema/salestore.py `holdings` reads them
+    from HQ's or an outlet's tables): `sold` is its lines in order, `returned` the (line,
+    sku, qty) its returns gave back, `value_returned` their value."""
     done = [0] * len(sold)
-    value = 0
-    for r in returns:
-        if r.sale_id != sale_id:
-            continue
-        value += r.value
-        for x in r.lines:
-            if x.line < len(sold) and sold[x.line].sku == x.sku:
-                done[x.line] += x.qty
+    for line, sku, qty in returned:
+        if line < len(sold) and sold[line].sku == sku:
+            done[line] += qty
     lines = tuple(replace(ln, qty=ln.qty - done[i]) for i, ln in enumerate(sold)
                   if ln.qty > done[i])
     if not lines:
         return None
-    return Holding(sale_id, at, total_net - value, lines)
+    return Holding(sale_id, at, total_net - value_returned, lines)
 
 
 def restate(tally: Tally, holdings: Iterable[Holding]) -> Tally:
