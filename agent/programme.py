@@ -12,7 +12,7 @@ An `Outlet` loads its programme, so this module imports no service module (they 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agent import defaults, giftstock
@@ -20,7 +20,9 @@ from agent.pricing import Action, Category, PromotionCategory, Rules
 from agent.replica import master, put_master
 from schema.database import Database
 from schema.masterdata import (
+    DEFAULT_PROGRAMME,
     DOCS,
+    PROGRAMME,
     ActionDoc,
     CategoryDoc,
     GiftDoc,
@@ -28,7 +30,6 @@ from schema.masterdata import (
     PromoCategoryDoc,
     key_of,
 )
-from schema.reversal import ReturnsSettings
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Programme:
     categories: dict[str, CategoryDoc]
     gifts: dict[str, GiftDoc]
     default_category: str
-    returns: ReturnsSettings = field(default_factory=ReturnsSettings)
+    settings: ProgrammeDoc = DEFAULT_PROGRAMME  # the way back
 
     @classmethod
     def load(cls, db: Database) -> Programme:
@@ -58,9 +59,9 @@ class Programme:
         gifts = {k: GiftDoc(**v) for k, v in master(db, "gift").items()}
         # The lowest-ranked category (last code) is where new customers start.
         default = max(categories) if categories else "D"
-        settings = master(db, "programme").get("programme")
-        returns = ProgrammeDoc(**settings).returns if settings else ReturnsSettings()
-        return cls(rules, categories, gifts, default, returns)
+        settings = master(db, PROGRAMME).get(PROGRAMME)
+        return cls(rules, categories, gifts, default,
+                   DEFAULT_PROGRAMME if settings is None else ProgrammeDoc(**settings))
 
 
 def default_documents() -> list[tuple[str, dict[str, Any]]]:

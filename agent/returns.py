@@ -201,7 +201,7 @@ def _window_start(at: str, days: int) -> str:
 def _check_abroad(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row,
                   fact: ReturnRecorded, at: str) -> None:
     """A refund of another outlet's sale stays within the card's and the outlet's bound."""
-    settings = outlet.programme.returns
+    settings = outlet.programme.settings.returns
     since = _window_start(at, settings.return_window_days)
     card_total, all_total = conn.execute(
         "SELECT COALESCE(SUM(CASE WHEN customer_id = ? THEN refunded END), 0),"
@@ -212,6 +212,19 @@ def _check_abroad(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Ro
                         0 if doc is None else doc.floor_returns,
                         outlet_refunded=int(all_total),
                         outlet_floor=settings.outlet_floor_returns)
+
+
+def _points_moved(conn: sqlite3.Connection, customer_id: str,
+                  fact: ReturnRecorded | GiftReturned, at: str) -> None:
+    """What a return or gift return does to the customer's view, in the fact's transaction.
+
+    SEAM (issue 11, phase 2B: points as dated lots at the outlet): today the view is the
+    tally, and the points policy compares with its balance. With the outlet's lots, this
+    is also where the lots move (schema/lots.py `apply`: a return takes back from its
+    sale's lot first, a gift given back refills what its redemption took), and the policy
+    in `_reverse` should compare with what the customer may spend (pending points are
+    not theirs to keep). Nothing else here knows about points."""
+    tallystore.add(conn, customer_id, tally_of(fact, at))
 
 
 # --- returns and voids --------------------------------------------------------------------
@@ -248,8 +261,9 @@ def _reverse(outlet: Outlet, kind: str, digest: str, key: str | None, sale_id: s
         balance = tallystore.points_balance(conn, customer_id)
         printed = _reference_of(sale.sale_id)
         common: dict[str, Any] = {
-            "return_id": new_id(), "balance": balance, "settings": outlet.programme.returns,
-            "till_id": till_id, "reason": reason, "receipt": printed, "home": found.home,
+            "return_id": new_id(), "balance": balance,
+            "settings": outlet.programme.settings.returns, "till_id": till_id,
+            "reason": reason, "receipt": printed, "home": found.home,
             "approved_by": approved_by}
         if asked is None:
             fact = plan_void(sale, earlier, **common)
@@ -259,7 +273,7 @@ def _reverse(outlet: Outlet, kind: str, digest: str, key: str | None, sale_id: s
         if not found.home:
             _check_abroad(outlet, conn, customer, fact, at)
         event = outbox.append(conn, outlet.outlet_id, fact, at)
-        tallystore.add(conn, customer_id, tally_of(fact, event.at))
+        _points_moved(conn, customer_id, fact, event.at)
         after = tallystore.points_balance(conn, customer_id)
         answer = _answer(outlet, fact, event.at, card or _card_of(conn, customer_id), after)
         _record(conn, fact, event.seq, event.at, key, digest, answer)
@@ -358,7 +372,7 @@ def give_gift_back(outlet: Outlet, redemption_id: str, body: GiftReturnIn,
         conn.execute("INSERT INTO gift_stock (gift_sku, qty) VALUES (?, ?) "
                      "ON CONFLICT (gift_sku) DO UPDATE SET qty = qty + excluded.qty",
                      (fact.gift_sku, fact.qty))
-        tallystore.add(conn, customer_id, tally_of(fact, event.at))
+        _points_moved(conn, customer_id, fact, event.at)
         if fact.points_returned:
             conn.execute("INSERT INTO ledger (seq, customer_id, kind, points, at) "
                          "VALUES (?, ?, ?, ?, ?)",

@@ -198,7 +198,7 @@ def m002_invoices(db: Database) -> None:
 
 
 @migrations()
-def m003_returns(db: Database) -> None:
+def m005_returns(db: Database) -> None:
     """The way back at the till (docs/programme.md): `returns` (one row per return or void,
     with its Idempotency-Key, its fact's body in `fact`, and the answer given), its
     `return_lines`, and `gift_returns` at the desk. A return of another outlet's sale

@@ -12,7 +12,7 @@
   on every change, so a bootstrap reads the chain's current size, not its history.
 - `flags`: facts applied but needing review (overspent points, unknown customers, returns
   that together give back more than their sale...).
-- `returns`, `return_lines`, `gift_returns`: the way back (m007), beside `sales` and
+- `returns`, `return_lines`, `gift_returns`: the way back (m011), beside `sales` and
   `redemptions`.
 """
 
@@ -271,7 +271,7 @@ def m006_outlet_clocks(db: Database) -> None:
 
 
 @migrations()
-def m007_returns(db: Database) -> None:
+def m011_returns(db: Database) -> None:
     """The way back at HQ (docs/programme.md): `returns` (one row per return or void, from
     any outlet, with the ledger row it came from: `hq_seq`), `return_lines`, and
     `gift_returns`. `sale_known` = 0 marks a return that reached HQ before its sale (made

@@ -2,15 +2,14 @@
 
 One document per entity, keyed by its code: categories (discount, points rate, credit
 limit, offline floor limits), promotion categories, special actions, division promotions
-and gifts; and one `programme` document (key `programme`) with the chain-wide settings of
-the way back (schema/reversal.py `ReturnsSettings`). These models validate master data at every boundary (HQ admin API, sync pull,
-the defaults); pricing gets them converted to its own pure types (agent.programme).
+and gifts; and one `programme` document, the programme's settings (the way back). These
+models validate master data at every boundary (HQ admin API, sync pull, the defaults);
+pricing gets them converted to its own pure types (agent.programme).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,12 +76,17 @@ class GiftDoc(Doc):
 
 
 class ProgrammeDoc(Doc):
-    """The chain-wide programme settings, one document under the key `programme`. Every
-    field has a default, so a chain that never set one runs the defaults
-    (docs/programme.md)."""
+    """The programme's settings: one document, key `programme` (docs/programme.md).
 
-    key: Literal["programme"] = "programme"
+    `returns`: the way back (`schema.reversal.ReturnsSettings`): the points policy, the
+    return window, pending points, the limits on returns an outlet cannot check. A chain
+    without this document runs the defaults."""
+
     returns: ReturnsSettings = ReturnsSettings()
+
+
+PROGRAMME = "programme"  # the kind and the key of the one programme document
+DEFAULT_PROGRAMME = ProgrammeDoc()
 
 
 DOCS: dict[str, type[Doc]] = {
@@ -92,12 +96,13 @@ DOCS: dict[str, type[Doc]] = {
     "division_promo": DivisionPromoDoc,
     "gift": GiftDoc,
     "category_rule": CategoryRuleDoc,
-    "programme": ProgrammeDoc,
+    PROGRAMME: ProgrammeDoc,
 }
 
 
 def key_of(kind: str, doc: Doc) -> str:
+    if kind == PROGRAMME:
+        return PROGRAMME
     field = {"category": "code", "promo_category": "code", "action": "action_id",
-             "division_promo": "division", "gift": "sku", "category_rule": "category",
-             "programme": "key"}[kind]
+             "division_promo": "division", "gift": "sku", "category_rule": "category"}[kind]
     return str(getattr(doc, field))
