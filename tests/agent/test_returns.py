@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from agentkit import AgentProcess, Till, connect, db_state, expect_error, line
 
+from agent import customers, gifts, returns, sales
+from agent.outlet import Outlet
+from agent.replica import put_master
 from schema import reports
+from schema.api import CustomerIn, LineIn, PaymentIn, QuoteIn, RedemptionIn, ReturnIn, SaleIn
 from schema.receiptcode import decode, parse_reference, sale_id_prefix
 
 
@@ -282,3 +287,37 @@ def test_returns_and_voids_reach_the_outbox_once_each_as_facts_naming_their_sale
     assert [(f["body"]["kind"], f["body"]["sale_id"], f["body"]["home"]) for f in facts] == [
         ("return", sale["sale_id"], True), ("void", sale["sale_id"], True)]
     assert all(f["body"]["receipt"] == sale["receipt_reference"] for f in facts)
+
+
+def test_points_already_spent_are_kept_out_of_the_cash_refund_under_reduce_refund(
+        tmp_path: Path) -> None:
+    """docs/programme.md, "Points already spent": the policy as head office sets it in the
+    programme document, applied by the till's own code on a real replica."""
+    shop = Outlet(tmp_path / "outlet.db", "T")
+    try:
+        with shop.db.write() as conn:
+            put_master(conn, "programme", "programme", {"returns": {
+                "points_policy": "reduce_refund", "point_value_per_100": 100}})
+        shop.reload_programme()
+        card = customers.register(shop, CustomerIn(kind="person", given_name="R",
+                                                   surname="Reduce", category="B"))["card_number"]
+        lines = [LineIn(sku="TV", name="Radio", qty=1, unit_price=40_000)]
+        net = sales.quote(shop, QuoteIn(card=card, lines=lines))["total_net"]  # 372.00
+        sold, _ = sales.sell(shop, SaleIn(card=card, lines=lines, payments=[
+            PaymentIn(mode="card", amount=30_000), PaymentIn(mode="cash", amount=net - 30_000)]),
+            "s-1")
+        spent, _ = gifts.redeem(shop, RedemptionIn(card=card, gift_sku="GIFT-MUG"), None)
+        left = spent["points_balance"]
+        done, _ = returns.give_back(shop, ReturnIn.model_validate({
+            "sale_id": sold["sale_id"], "lines": [{"sku": "TV", "qty": 1}]}), None)
+        short = sold["points_earned"] - left
+        kept = ceil_div(short * 100, 100)
+        assert (done["points_reversed"], done["points_withheld"]) == (left, short)
+        assert done["points_balance"] == 0
+        assert done["refunds"] == [
+            {"mode": "card", "amount": 30_000, "withheld": 0},
+            {"mode": "cash", "amount": net - 30_000 - kept, "withheld": kept}]
+        assert done["refunded"] == net - kept
+        assert any(t.startswith(f"Kept for {short} points spent") for t in done["receipt_lines"])
+    finally:
+        shop.close()
