@@ -39,10 +39,12 @@ from schema.events import (
     CustomerUpdated,
     Event,
     GiftRedeemed,
+    GiftReturned,
     IdentifierAdded,
     IdentifierStatusChanged,
     PinSet,
     PointsExpired,
+    ReturnRecorded,
     SaleRecorded,
     StockMoved,
     VisitRecorded,
@@ -108,6 +110,12 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     # Head office's own facts: an outlet never has one pending (HQ's row carries them).
     OutletEntry(BalanceAdjusted),
     OutletEntry(PointsExpired),
+    # Returns, voids and gift returns, like sales and redemptions: the tally (negative
+    # figures) and their own local rows (returns, gift_returns, gift stock), which HQ's
+    # rows never touch. The maxima a return changes stay as they were until HQ's restated
+    # row comes back (docs/programme.md, "Statistics after a return").
+    OutletEntry(ReturnRecorded),
+    OutletEntry(GiftReturned),
 )
 OUTLET: dict[str, OutletEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}
 

@@ -75,7 +75,8 @@ def default_documents() -> list[tuple[str, dict[str, Any]]]:
         docs.append(("category", CategoryDoc(
             code=c.code, name=c.name, discount_bp=c.discount_bp, points_per_100=c.points_per_100,
             credit_limit=lim.credit_limit, floor_points=lim.floor_points,
-            floor_credit=lim.floor_credit).model_dump(mode="json")))
+            floor_credit=lim.floor_credit, floor_returns=lim.floor_returns,
+        ).model_dump(mode="json")))
     for p in data.rules.promotions:
         docs.append(("promo_category", PromoCategoryDoc(
             code=p.code, name=p.name, discount_bp=p.discount_bp,

@@ -50,16 +50,59 @@ def wrapped(text: str) -> list[str]:
 
 def sale(outlet_id: str, card: str, at: str, priced_lines: Sequence[str],
          points_earned: int, points_balance: int, payments: Sequence[tuple[str, int]],
-         notice: Sequence[str] = (), notes: Sequence[str] = ()) -> list[str]:
-    """The sale's receipt; `notice` (`points_notice`'s lines) follows the balance; `notes`
-    (announcements to print) come last, each after an empty line."""
+         notice: Sequence[str] = (), reference: str | None = None,
+         notes: Sequence[str] = ()) -> list[str]:
+    """The sale's receipt: `notice` (`points_notice`'s lines) follows the balance, then the
+    receipt `reference` a return names it by (the POS prints it as a barcode too, and the
+    sale's receipt code as a QR code): the last line but for `notes`, head office's
+    announcements to print, which come last, each after an empty line."""
     lines = header(outlet_id, card, at) + [
         line[:WIDTH] for line in priced_lines if not line.startswith("Points to earn")]
     lines += [pair(f"Paid {mode}", money(amount)) for mode, amount in payments]
     lines += [pair("Points earned", str(points_earned)), pair("Points balance", str(points_balance))]
     lines += notice
+    if reference:
+        lines.append(pair("Receipt", reference))
     for note in notes:
         lines += ["", *wrapped(note)]
+    return [line.rstrip() for line in lines]
+
+
+def reversal(outlet_id: str, card: str, at: str, kind: str, reference: str | None,
+             returned: Sequence[tuple[str, int, int, int, int]],
+             refunds: Sequence[tuple[str, int, int]], points_reversed: int,
+             points_withheld: int, points_balance: int) -> list[str]:
+    """A return's (or a void's) receipt: what came back (`returned`: name, qty, unit price,
+    gross, discount per line), the money refunded per mode (`refunds`: mode, amount,
+    withheld), and the points: taken back, settled out of the refund, the balance now."""
+    title = "Void" if kind == "void" else "Return"
+    lines = header(outlet_id, card, at) + [pair(f"{title} of receipt", reference or "")]
+    for name, qty, unit_price, gross, discount in returned:
+        lines += [name[:WIDTH], pair(f"  {qty} x {money(unit_price)}", money(gross))]
+        if discount:
+            lines.append(pair("  Discount", money(-discount)))
+    lines.append("-" * WIDTH)
+    value = sum(gross - discount for _, _, _, gross, discount in returned)
+    lines.append(pair("Returned", money(value)))
+    for mode, amount, _ in refunds:
+        lines.append(pair(f"Refund {mode}", money(amount)))
+    withheld = sum(w for _, _, w in refunds)
+    if withheld:
+        lines.append(pair(f"Kept for {points_withheld} points spent", money(withheld)))
+    lines += [pair("Points taken back", str(points_reversed)),
+              pair("Points balance", str(points_balance))]
+    if points_balance < 0:
+        lines.append(pair("  (future points repay it)", ""))
+    return [line.rstrip() for line in lines]
+
+
+def gift_return(outlet_id: str, card: str, at: str, gift_name: str, qty: int,
+                points_returned: int, points_balance: int) -> list[str]:
+    lines = header(outlet_id, card, at) + [
+        pair(f"Gift returned {qty} x {gift_name}", ""),
+        pair("Points returned", str(points_returned)),
+        pair("Points balance", str(points_balance)),
+    ]
     return [line.rstrip() for line in lines]
 
 

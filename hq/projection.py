@@ -16,7 +16,12 @@ took) are read once when the batch starts, moved fact by fact in memory in HQ's 
 on each fact's booking day under the programme's settings (`programme_of`, read once per
 batch), and what changed is written by `flush`. A head-office-only fact
 (`EventType.hq_only`: a correction, an expiry) sent by an outlet is flagged and ignored:
-nothing of it is applied, as `schema.events.fold` counts it for nothing.
+nothing of it is applied, as `schema.events.fold` counts it for nothing. The way back: a
+return reads its sale and the earlier returns of it (this batch's from memory, earlier
+batches' from `sales`, `returns` and the ledger) to audit them (schema/reversal.py
+`audit`: flagged, never refused), and `flush` ends by restating every customer a return
+touched (`restate`: the most expensive purchase, item prices and last purchase from what
+the customer still holds), also when a sale arrives after returns of it made elsewhere.
 
 Why one path. A push is applied as one batch (the fast path); when that fails (a reused
 event id, a duplicate sale id) hq/ingest.py undoes it and applies the push one fact per
@@ -56,7 +61,7 @@ from typing import Any, Generic, TypeVar
 
 from hq.chain import Chain
 from schema import lots as lotmath
-from schema import lotstore, tallystore
+from schema import lotstore, salestore, tallystore
 from schema.customerstore import put_identifier, upsert_customer
 from schema.errors import Conflict, ProtocolError
 from schema.events import (
@@ -71,10 +76,12 @@ from schema.events import (
     CustomerUpdated,
     Event,
     GiftRedeemed,
+    GiftReturned,
     IdentifierAdded,
     IdentifierStatusChanged,
     PinSet,
     PointsExpired,
+    ReturnRecorded,
     SaleRecorded,
     StockMoved,
     VisitRecorded,
@@ -83,6 +90,7 @@ from schema.ledger import Tally
 from schema.lots import Book
 from schema.masterdata import programme_of
 from schema.money import money
+from schema.reversal import audit
 from schema.typedpush import TypedEvent
 
 Verdict = tuple[str, str | None]
@@ -237,6 +245,15 @@ class Batch:
         self.settings = programme_of(conn)
         self.books0, self.last0 = self._books(events)
         self.books = dict(self.books0)
+        # the way back (see the module docstring)
+        self.returns: list[tuple[Any, ...]] = []
+        self.return_lines: list[tuple[Any, ...]] = []
+        self.gift_returns: list[tuple[Any, ...]] = []
+        self.sold: dict[str, SaleRecorded] = {}  # this batch's sales
+        self.returned: dict[str, list[ReturnRecorded]] = {}  # this batch's returns, by sale
+        self._waiting: set[str] | None = None  # sales whose returns came first
+        self.resolved: list[str] = []  # ... and that came in this batch
+        self.restate: set[str] = set()  # customers to restate at the flush
 
     def _books(self, events: Iterable[Envelope]) -> tuple[dict[str, Book], dict[str, str]]:
         """The stored lots (and the redemptions' allocations, for customers with a fact
@@ -285,7 +302,7 @@ class Batch:
             if delta != NO_TALLY:
                 acc = self.accs.get(customer_id) or self._acc(customer_id)
                 acc.add(delta)
-                if delta.points_used:
+                if delta.points_used > 0:  # a gift given back never overspends
                     verdict = self._overspent(customer_id, acc, verdict)
         if known and entry.about_customer and entry.bumps_customer:
             self.bump(self.conn, "customer", customer_id, False)
@@ -337,6 +354,31 @@ class Batch:
         held = acc.points_earned - acc.points_used - acc.points_expired
         return OVERSPENT if self.balance0[customer_id] + held < 0 else verdict
 
+    # --- the way back: what a return reads (see the module docstring) -----------------
+    def waiting(self) -> set[str]:
+        """Sales HQ holds returns of but not the sale itself (read once per batch)."""
+        if self._waiting is None:
+            self._waiting = {r[0] for r in self.conn.execute(
+                "SELECT DISTINCT sale_id FROM returns WHERE sale_known = 0")}
+        return self._waiting
+
+    def sale(self, sale_id: str) -> SaleRecorded | None:
+        """The sale as recorded: this batch's, or an earlier one's from the ledger."""
+        if sale_id in self.sold:
+            return self.sold[sale_id]
+        row = self.conn.execute("SELECT e.event FROM sales s JOIN events e ON e.hq_seq = "
+                                "s.hq_seq WHERE s.sale_id = ?", (sale_id,)).fetchone()
+        body = None if row is None else Event.model_validate_json(row[0]).parsed()
+        return body if isinstance(body, SaleRecorded) else None
+
+    def returns_of(self, sale_id: str) -> list[ReturnRecorded]:
+        """Every return of the sale HQ holds: earlier batches' in HQ's order, then this one's."""
+        earlier = [Event.model_validate_json(r[0]).parsed() for r in self.conn.execute(
+            "SELECT e.event FROM returns r JOIN events e ON e.hq_seq = r.hq_seq"
+            " WHERE r.sale_id = ? ORDER BY r.hq_seq", (sale_id,))]
+        return [r for r in earlier if isinstance(r, ReturnRecorded)] + self.returned.get(
+            sale_id, [])
+
     def move_stock(self, outlet_id: str, sku: str, qty: int) -> None:
         key = (outlet_id, sku)
         self.stock[key] = self.stock.get(key, 0) + qty
@@ -387,6 +429,26 @@ class Batch:
             lotstore.write(conn, [(cid, old.lots, new.lots) for cid, old, new in changed])
             lotstore.write_spends(conn, [(cid, old.spends, new.spends)
                                          for cid, old, new in changed])
+        if self.returns:
+            conn.executemany(
+                "INSERT INTO returns (return_id, hq_seq, outlet_id, sale_id, customer_id, kind,"
+                " till_id, reason, receipt, home, at, gross, discount, value, refunded,"
+                " refund_cash, refund_card, refund_credit, withheld, points_reversed,"
+                " points_withheld, closes_sale, approved_by, sale_known)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.returns)
+            conn.executemany(
+                "INSERT INTO return_lines (return_id, line_no, sku, name, qty, unit_price,"
+                " gross, discount, net) VALUES (?,?,?,?,?,?,?,?,?)", self.return_lines)
+        if self.resolved:
+            conn.executemany("UPDATE returns SET sale_known = 1 WHERE sale_id = ?",
+                             [(sale_id,) for sale_id in self.resolved])
+        if self.gift_returns:
+            conn.executemany(
+                "INSERT INTO gift_returns (gift_return_id, hq_seq, outlet_id, redemption_id,"
+                " customer_id, gift_sku, gift_name, qty, points_returned, till_id, reason, at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self.gift_returns)
+        for customer_id in sorted(self.restate):
+            tallystore.restate(conn, customer_id, salestore.holdings(conn, customer_id))
         self.bump.flush(conn)
         if self.flags:
             conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
@@ -434,7 +496,8 @@ class HqEntry(Generic[B]):
         object.__setattr__(self, "hq_only", kind.hq_only)
 
 
-def _sale(batch: Batch, event: Envelope, sale: SaleRecorded, hq_seq: int, at: str) -> None:
+def _sale(batch: Batch, event: Envelope, sale: SaleRecorded, hq_seq: int,
+          at: str) -> Verdict | None:
     credit = 0
     for p in sale.payments:
         if p.mode == "credit":
@@ -445,6 +508,71 @@ def _sale(batch: Batch, event: Envelope, sale: SaleRecorded, hq_seq: int, at: st
     sale_id = sale.sale_id
     batch.lines += [(sale_id, i, ln.sku, ln.name, ln.division, ln.qty, ln.unit_price,
                      ln.gross, ln.discount, ln.net) for i, ln in enumerate(sale.lines)]
+    batch.sold[sale_id] = sale
+    waiting = batch.waiting()
+    if waiting and sale_id in waiting:
+        return _returned_first(batch, sale)
+    return None
+
+
+def _returned_first(batch: Batch, sale: SaleRecorded) -> Verdict | None:
+    """A sale arriving after returns of it (made at outlets that pushed first): its
+    customers are restated and the returns audited now."""
+    batch.waiting().discard(sale.sale_id)
+    batch.resolved.append(sale.sale_id)
+    returns = batch.returns_of(sale.sale_id)
+    batch.restate.add(sale.customer_id)
+    batch.restate.update(r.customer_id for r in returns)
+    reasons = audit(sale, returns) + [_not_its_customer(r, sale) for r in returns
+                                      if r.customer_id != sale.customer_id]
+    return ("flagged", "; ".join(reasons)) if reasons else None
+
+
+def _not_its_customer(ret: ReturnRecorded, sale: SaleRecorded) -> str:
+    return (f"return {ret.return_id} names customer {ret.customer_id}, the sale was made to "
+            f"{sale.customer_id}")
+
+
+def _returned(batch: Batch, event: Envelope, body: ReturnRecorded, hq_seq: int,
+              at: str) -> Verdict | None:
+    """A return or void: its rows, its customer restated at the flush, and the audit of
+    every return of its sale HQ holds (flagged when together they give back more than the
+    sale, or do not match it: returns at outlets that could not see each other, or a
+    damaged or forged receipt code). A return before its sale waits for it."""
+    sale = batch.sale(body.sale_id)
+    earlier = batch.returns_of(body.sale_id)
+    batch.returned.setdefault(body.sale_id, []).append(body)
+    refund = {"cash": 0, "card": 0, "credit": 0}
+    for r in body.refunds:
+        refund[r.mode] += r.amount
+    batch.returns.append((
+        body.return_id, hq_seq, event.outlet_id, body.sale_id, body.customer_id, body.kind,
+        body.till_id, body.reason, body.receipt, int(body.home), at,
+        sum(ln.gross for ln in body.lines), sum(ln.discount for ln in body.lines), body.value,
+        sum(refund.values()), refund["cash"], refund["card"], refund["credit"],
+        sum(r.withheld for r in body.refunds), body.points_reversed, body.points_withheld,
+        int(body.closes_sale), body.approved_by, int(sale is not None)))
+    batch.return_lines += [(body.return_id, ln.line, ln.sku, ln.name, ln.qty, ln.unit_price,
+                            ln.gross, ln.discount, ln.net) for ln in body.lines]
+    batch.restate.add(body.customer_id)
+    if sale is None:
+        batch.waiting().add(body.sale_id)
+        return None
+    before = audit(sale, earlier)
+    reasons = [r for r in audit(sale, [*earlier, body]) if r not in before]
+    if body.customer_id != sale.customer_id:
+        reasons.append(_not_its_customer(body, sale))
+    return ("flagged", "returns: " + "; ".join(reasons)) if reasons else None
+
+
+def _gift_returned(batch: Batch, event: Envelope, body: GiftReturned, hq_seq: int,
+                   at: str) -> None:
+    """Gifts given back at the desk: back into that outlet's stock, recorded beside the
+    hand-outs (the tax evidence shows the return)."""
+    batch.gift_returns.append((body.gift_return_id, hq_seq, event.outlet_id, body.redemption_id,
+                               body.customer_id, body.gift_sku, body.gift_name, body.qty,
+                               body.points_returned, body.till_id, body.reason, at))
+    batch.move_stock(event.outlet_id, body.gift_sku, body.qty)
 
 
 def _redeemed(batch: Batch, event: Envelope, body: GiftRedeemed, hq_seq: int, at: str) -> None:
@@ -604,5 +732,9 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     HqEntry(PointsExpired, lots=True),
     # The outlet's gift stock, no customer's.
     HqEntry(StockMoved, project=_stock, about_customer=False),
+    # The way back: rows, audit and the restatement at the flush; the tally (negative
+    # figures) is the type's.
+    HqEntry(ReturnRecorded, project=_returned, lots=True),
+    HqEntry(GiftReturned, project=_gift_returned, lots=True, reads_spends=True),
 )
 HQ: dict[str, HqEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}

@@ -265,3 +265,70 @@ def m005_point_lots(db: Database) -> None:
             FROM customer_tally WHERE points_earned != points_used;
         """
     )
+
+
+@migrations()
+def m006_returns(db: Database) -> None:
+    """The way back at the till (docs/programme.md): `returns` (one row per return or void,
+    with its Idempotency-Key, its fact's body in `fact`, and the answer given), its
+    `return_lines`, and `gift_returns` at the desk. A return of another outlet's sale
+    (`home` = 0) names a sale this outlet has no row for; those rows are what the card's
+    `floor_returns` counts, over the return window (`returns_abroad`)."""
+    db.executescript(
+        """
+        CREATE TABLE returns (
+            return_id TEXT PRIMARY KEY,
+            idempotency_key TEXT UNIQUE,
+            request_hash TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            sale_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            till_id TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            receipt TEXT,
+            home INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            gross INTEGER NOT NULL,
+            discount INTEGER NOT NULL,
+            value INTEGER NOT NULL,
+            refunded INTEGER NOT NULL,
+            refund_cash INTEGER NOT NULL DEFAULT 0,
+            refund_card INTEGER NOT NULL DEFAULT 0,
+            refund_credit INTEGER NOT NULL DEFAULT 0,
+            withheld INTEGER NOT NULL DEFAULT 0,
+            points_reversed INTEGER NOT NULL,
+            points_withheld INTEGER NOT NULL DEFAULT 0,
+            closes_sale INTEGER NOT NULL,
+            approved_by TEXT,
+            fact TEXT NOT NULL,
+            response TEXT NOT NULL
+        );
+        CREATE INDEX returns_sale ON returns (sale_id);
+        CREATE INDEX returns_at ON returns (at);
+        CREATE INDEX returns_abroad ON returns (customer_id, at) WHERE home = 0;
+        CREATE TABLE return_lines (
+            return_id TEXT NOT NULL,
+            line_no INTEGER NOT NULL,
+            sku TEXT NOT NULL, name TEXT NOT NULL,
+            qty INTEGER NOT NULL, unit_price INTEGER NOT NULL,
+            gross INTEGER NOT NULL, discount INTEGER NOT NULL, net INTEGER NOT NULL,
+            PRIMARY KEY (return_id, line_no)
+        ) WITHOUT ROWID;
+        CREATE TABLE gift_returns (
+            gift_return_id TEXT PRIMARY KEY,
+            idempotency_key TEXT UNIQUE,
+            request_hash TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            redemption_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            gift_sku TEXT NOT NULL, gift_name TEXT NOT NULL,
+            qty INTEGER NOT NULL, points_returned INTEGER NOT NULL,
+            till_id TEXT, reason TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL,
+            response TEXT NOT NULL
+        );
+        CREATE INDEX gift_returns_redemption ON gift_returns (redemption_id);
+        CREATE INDEX gift_returns_at ON gift_returns (at);
+        """
+    )

@@ -263,6 +263,71 @@ class PointsExpired(Body):
         return sum(lot.points for lot in self.lots)
 
 
+class ReturnedLine(Body):
+    """One line of a sale given back: `line` is its index in the sale's `lines`."""
+
+    line: int = Field(ge=0)
+    sku: str = Field(min_length=1)
+    name: str = ""
+    qty: int = Field(gt=0)
+    unit_price: int = Field(ge=0)
+    gross: int = Field(ge=0)
+    discount: int = Field(ge=0)
+    net: int = Field(ge=0)
+
+
+class Refund(Body):
+    """Money given back in one payment mode; `withheld` is the part of this mode's share
+    kept for points already spent (policy `reduce_refund`)."""
+
+    mode: PaymentMode
+    amount: int = Field(ge=0)
+    withheld: int = Field(0, ge=0)
+
+
+class ReturnRecorded(Body):
+    """Goods given back against a sale (`kind="void"`: the whole rest of it, at its till);
+    schema/reversal.py makes it (`plan_return`, `plan_void`) and says the rules.
+
+    `value` is the net value of the lines (the sum of their `net`); the refunds share it
+    out. `points_reversed` leave the balance; `points_withheld` were settled out of the
+    refund instead. `closes_sale`: nothing of the sale is left after this return. `home`:
+    the outlet returned its own sale (False: a sale it knew only from the receipt's code,
+    counted against `floor_returns`). `receipt`: the sale's printed reference.
+    `approved_by`: the supervisor who let the balance go below zero, when one had to."""
+
+    return_id: str = Field(min_length=1)
+    sale_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    kind: Literal["return", "void"] = "return"
+    till_id: str | None = None
+    reason: str = Field("", max_length=MAX_REASON)
+    receipt: str | None = None
+    home: bool = True
+    lines: list[ReturnedLine] = Field(min_length=1)
+    refunds: list[Refund] = Field(default_factory=list)
+    value: int = Field(ge=0)
+    points_reversed: int = Field(ge=0)
+    points_withheld: int = Field(0, ge=0)
+    closes_sale: bool
+    approved_by: str | None = Field(None, max_length=MAX_REASON)
+
+
+class GiftReturned(Body):
+    """Gifts given back at the desk against a redemption: back into the outlet's stock, and
+    `points_returned` back to the customer (schema/reversal.py `plan_gift_return`)."""
+
+    gift_return_id: str = Field(min_length=1)
+    redemption_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    gift_sku: str = Field(min_length=1)
+    gift_name: str = ""
+    qty: int = Field(gt=0)
+    points_returned: int = Field(ge=0)
+    till_id: str | None = None
+    reason: str = Field("", max_length=MAX_REASON)
+
+
 # --- what each fact adds to its customer's tally (pure; schema.ledger is the monoid) ---------
 
 
@@ -307,6 +372,36 @@ def _expired_tally(expired: PointsExpired, at: str) -> Tally:
     return Tally(points_expired=expired.points)
 
 
+def _return_tally(ret: ReturnRecorded, at: str) -> Tally:
+    """The sums a return takes off (negative figures). The maxima (most expensive purchase,
+    an item's dearest unit price, last purchase) cannot be undone by a sum: an item given
+    back adds ("", -qty, 0), which never wins `ItemTally.combine`'s max, and HQ restates
+    the maxima from what the customer still holds (schema/reversal.py `restate`)."""
+    refunded = {"cash": 0, "card": 0, "credit": 0}
+    for refund in ret.refunds:
+        refunded[refund.mode] += refund.amount
+    items: dict[str, ItemTally] = {}
+    for line in ret.lines:
+        back = ItemTally("", -line.qty, 0)
+        items[line.sku] = items[line.sku].combine(back) if line.sku in items else back
+    return Tally(
+        purchases_total=-ret.value,
+        purchases_count=-1 if ret.closes_sale else 0,
+        items_count=-sum(line.qty for line in ret.lines),
+        points_earned=-ret.points_reversed,
+        discount_total=-sum(line.discount for line in ret.lines),
+        paid_cash=-refunded["cash"],
+        paid_card=-refunded["card"],
+        paid_credit=-refunded["credit"],
+        items=items,
+    )
+
+
+def _gift_return_tally(gift: GiftReturned, at: str) -> Tally:
+    return Tally(points_used=-gift.points_returned, gifts_count=-gift.qty,
+                 gifts={gift.gift_sku: -gift.qty})
+
+
 # --- the registry ---------------------------------------------------------------------------
 
 B = TypeVar("B", bound=Body)
@@ -343,6 +438,8 @@ EVENT_TYPES: tuple[EventType[Any], ...] = (
     EventType("stock.moved", {1: StockMoved}),
     EventType("balance.adjusted", {1: BalanceAdjusted}, tally=_adjusted_tally, hq_only=True),
     EventType("points.expired", {1: PointsExpired}, tally=_expired_tally, hq_only=True),
+    EventType("return.recorded", {1: ReturnRecorded}, tally=_return_tally),
+    EventType("gift.returned", {1: GiftReturned}, tally=_gift_return_tally),
 )
 EVENT_TYPE: dict[str, EventType[Any]] = {t.name: t for t in EVENT_TYPES}
 BODIES: dict[tuple[str, int], type[Body]] = {

@@ -387,6 +387,59 @@ INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
     FROM customer_tally WHERE points_earned != points_used;
 """
 
+M012 = f"""
+CREATE TABLE returns (
+    return_id {T} PRIMARY KEY,
+    hq_seq {INT} NOT NULL,
+    outlet_id {T} NOT NULL,
+    sale_id {T} NOT NULL,
+    customer_id {T} NOT NULL,
+    kind {T} NOT NULL,
+    till_id {T},
+    reason {T} NOT NULL DEFAULT '',
+    receipt {T},
+    home {INT} NOT NULL,
+    at {T} NOT NULL,
+    gross {INT} NOT NULL,
+    discount {INT} NOT NULL,
+    value {INT} NOT NULL,
+    refunded {INT} NOT NULL,
+    refund_cash {INT} NOT NULL DEFAULT 0,
+    refund_card {INT} NOT NULL DEFAULT 0,
+    refund_credit {INT} NOT NULL DEFAULT 0,
+    withheld {INT} NOT NULL DEFAULT 0,
+    points_reversed {INT} NOT NULL,
+    points_withheld {INT} NOT NULL DEFAULT 0,
+    closes_sale {INT} NOT NULL,
+    approved_by {T},
+    sale_known {INT} NOT NULL
+);
+CREATE INDEX returns_sale ON returns (sale_id);
+CREATE INDEX returns_customer ON returns (customer_id);
+CREATE INDEX returns_at ON returns (at);
+CREATE INDEX returns_waiting ON returns (sale_id) WHERE sale_known = 0;
+CREATE TABLE return_lines (
+    return_id {T} NOT NULL, line_no {INT} NOT NULL,
+    sku {T} NOT NULL, name {T} NOT NULL,
+    qty {INT} NOT NULL, unit_price {INT} NOT NULL,
+    gross {INT} NOT NULL, discount {INT} NOT NULL, net {INT} NOT NULL,
+    PRIMARY KEY (return_id, line_no)
+);
+CREATE TABLE gift_returns (
+    gift_return_id {T} PRIMARY KEY,
+    hq_seq {INT} NOT NULL,
+    outlet_id {T} NOT NULL,
+    redemption_id {T} NOT NULL,
+    customer_id {T} NOT NULL,
+    gift_sku {T} NOT NULL, gift_name {T} NOT NULL,
+    qty {INT} NOT NULL, points_returned {INT} NOT NULL,
+    till_id {T}, reason {T} NOT NULL DEFAULT '',
+    at {T} NOT NULL
+);
+CREATE INDEX gift_returns_at ON gift_returns (at);
+CREATE INDEX gift_returns_redemption ON gift_returns (redemption_id);
+"""
+
 # (name, SQL): the names are schema/hq_tables.py's, in its order
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001),
@@ -400,6 +453,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m009_greetings", M009),
     ("m010_newsletters", M010),
     ("m011_point_lots", M011),
+    ("m012_returns", M012),
 )
 
 # Tables only the PostgreSQL store has (numbering, its migration record).

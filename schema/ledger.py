@@ -106,11 +106,16 @@ class Tally:
             return 0
         return (2 * self.purchases_total + self.items_count) // (2 * self.items_count)
 
+    def held_items(self) -> list[tuple[str, ItemTally]]:
+        """The items the customer still holds some of: returns leave an item at a count of
+        0 (or below, until HQ has the sale a return names), which the lists leave out."""
+        return [(sku, item) for sku, item in self.items.items() if item.qty > 0]
+
     def top_expensive(self, n: int = TOP_N) -> list[tuple[str, ItemTally]]:
-        return sorted(self.items.items(), key=lambda kv: (-kv[1].max_unit_price, kv[0]))[:n]
+        return sorted(self.held_items(), key=lambda kv: (-kv[1].max_unit_price, kv[0]))[:n]
 
     def top_purchased(self, n: int = TOP_N) -> list[tuple[str, ItemTally]]:
-        return sorted(self.items.items(), key=lambda kv: (-kv[1].qty, kv[0]))[:n]
+        return sorted(self.held_items(), key=lambda kv: (-kv[1].qty, kv[0]))[:n]
 
     def statistics(self) -> dict[str, Any]:
         """The figures a customer's card shows (GET /v1/customers/{id})."""
@@ -144,7 +149,7 @@ class Tally:
                 {"sku": sku, "name": t.name, "qty": t.qty} for sku, t in self.top_purchased()
             ],
             "gifts_collected": self.gifts_count,
-            "gifts": dict(sorted(self.gifts.items())),
+            "gifts": {sku: qty for sku, qty in sorted(self.gifts.items()) if qty > 0},
         }
 
     # --- wire form ------------------------------------------------------------------

@@ -43,10 +43,11 @@ from schema.events import (
     Body,
     ExpiredLot,
     GiftRedeemed,
+    GiftReturned,
     PointsExpired,
+    ReturnRecorded,
     SaleRecorded,
 )
-from schema.reversal import GiftReturned, ReturnRecorded
 
 DEFICIT = "deficit"
 """The lot id of a balance below zero (points spent or taken back beyond what was held)."""

@@ -38,6 +38,9 @@ class CategoryDoc(Doc):
     credit_limit: int = Field(0, ge=0)
     floor_points: int = Field(0, ge=0, description="points an outlet may spend unconfirmed")
     floor_credit: int = Field(0, ge=0, description="credit an outlet may charge unconfirmed")
+    floor_returns: int = Field(0, ge=0, description=(
+        "what one outlet may refund per card, over the return window, on sales made at "
+        "other outlets (known only from the receipt's code); 0: none"))
 
 
 class PromoCategoryDoc(Doc):

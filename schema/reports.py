@@ -6,14 +6,19 @@ the tables (HQ has `outlets` and `events`; an outlet has `outbox`).
 
 Reports (docs/reports.md has the details and examples):
 - `turnover`: receipts, gross, discount, net; by outlet at HQ, by till at an outlet; with
-  `by="category"` per customer category with buying customers and receipts per customer.
+  `by="category"` per customer category with buying customers and receipts per customer;
+  then what returns and voids in the period gave back and the net of returns.
 - `discounts`: discount given; by action at an outlet (sale_lines.actions), by outlet at HQ
-  (HQ keeps no per-line actions); or by category.
+  (HQ keeps no per-line actions); or by category; then the discount returned goods took
+  back and the discount net of returns.
 - `receipts`: one customer's receipts, line by line (needs `customer`).
 - `frequency`: how many customers made 0, 1, 2, ... receipts in the period; or by category.
 - `payment-discipline`: consolidated invoices per customer: issued, paid on time, paid
   late, unpaid, overdue, past term, outstanding.
 - `gifts`: gifts handed out, per gift and outlet (HQ) or per gift (outlet): qty and points.
+- `gift-handouts`: every hand-out, and every gift given back (negative qty and points).
+- `returns`: every return and void, one row each (where, which till, kind, the receipt's
+  reference, reason, who approved, value, refund, points), for fraud control.
 - `points-liability`: outstanding points now (customer_tally: earned - used - expired), and
   from the point lots (customer_lots) split into active (spendable), pending, expiring
   within 30/60/90 days of `today` under the programme's expiry rule, and negative; by day,
@@ -58,15 +63,16 @@ from schema.masterdata import programme_of
 from schema.money import hundredths, money
 
 NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
-         "points-liability", "gift-handouts", "members", "activity", "invoice-ageing")
+         "points-liability", "gift-handouts", "returns", "members", "activity",
+         "invoice-ageing")
 GRAINS = ("day", "week", "month")  # the groupings over time
 GROUPINGS = ("category", *GRAINS)
-# the groupings each report takes besides its default (receipts and gift-handouts take none
-# and say why in their own words)
+# the groupings each report takes besides its default (receipts, gift-handouts and returns
+# take none and say why in their own words)
 GROUPS: dict[str, tuple[str, ...]] = {
     "turnover": GROUPINGS, "discounts": ("category",), "receipts": (),
     "frequency": ("category",), "payment-discipline": ("category",), "gifts": ("category",),
-    "points-liability": GROUPINGS, "gift-handouts": (), "members": GRAINS,
+    "points-liability": GROUPINGS, "gift-handouts": (), "returns": (), "members": GRAINS,
     "activity": ("category",), "invoice-ageing": ("category",)}
 ACTIVE_DAYS = 90  # a member with a receipt in the last 90 days is active (docs/reports.md)
 MAX_DAYS = 3700  # about ten years: a longer series is refused (choose a coarser grain)
@@ -196,6 +202,11 @@ class _Ctx:
         found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
                                   (name,)).fetchone()
         return f" INDEXED BY {name}" if found else ""
+
+    def has(self, table: str) -> bool:
+        """The database has `table` (one written before the way back has no `returns`)."""
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (table,)).fetchone() is not None
 
     def customers(self) -> str:
         """`customers c` read through the narrow (customer_id, category) index if present."""
@@ -372,29 +383,59 @@ def _turnover(ctx: _Ctx) -> Report:
             f" FROM ({_per_customer(ctx)}) a JOIN {ctx.customers()}"
             " ON c.customer_id = a.customer_id GROUP BY c.category ORDER BY c.category",
             _per_customer_params(ctx))
-        out: list[tuple[Any, ...]] = [(cat, cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust))
-               for cat, cust, n, g, d, t in rows]
+        back = _returned_by(ctx, "c.category", category=True)
+        found = {r[0]: r[1:] for r in rows}
+        out: list[tuple[Any, ...]] = []
+        for cat in sorted(set(found) | set(back)):
+            cust, n, g, d, t = found.get(cat, (0, 0, 0, 0, 0))
+            r = back.get(cat, (0, 0, 0))[0]
+            out.append((cat, cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust), r, t - r))
         cust, n = sum(r[1] for r in out), sum(r[2] for r in out)
-        g, d, t = (sum(r[i] for r in out) for i in (4, 5, 6))
+        g, d, t, r = (sum(row[i] for row in out) for i in (4, 5, 6, 8))
         return Report("turnover", "Turnover by customer category", ctx.kind, [
             Column("category", "text"), Column("customers"), Column("receipts"),
             Column("receipts_per_customer", "ratio"), Column("gross", "money"),
             Column("discount", "money"), Column("net", "money"),
-            Column("net_per_customer", "money")],
-            out, ("TOTAL", cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust)),
+            Column("net_per_customer", "money"), Column("returned", "money"),
+            Column("net_of_returns", "money")],
+            out, ("TOTAL", cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust), r, t - r),
             [("customers = customers with at least one receipt in the period, by their current "
-             "category; receipts_per_customer = buying frequency")])
+             "category; receipts_per_customer = buying frequency"), _RETURNS_NOTE])
     key, label = ("outlet_id", "outlet") if ctx.hq else ("COALESCE(till_id, '-')", "till")
     join, where, params = ctx.scope("s")
     rows = ctx.query(
         f"SELECT {key}, COUNT(*), SUM(s.total_gross), SUM(s.total_discount), SUM(s.total_net)"
         f" FROM sales s{join}{where} GROUP BY 1 ORDER BY 1", params)
-    out = [(k, n, g, d, t, _avg(t, n)) for k, n, g, d, t in rows]
-    n, g, d, t = (sum(r[i] for r in out) for i in (1, 2, 3, 4))
+    back = _returned_by(ctx, "rt.outlet_id" if ctx.hq else "COALESCE(rt.till_id, '-')")
+    found = {r[0]: r[1:] for r in rows}
+    out = []
+    for k in sorted(set(found) | set(back)):
+        n, g, d, t = found.get(k, (0, 0, 0, 0))
+        r = back.get(k, (0, 0, 0))[0]
+        out.append((k, n, g, d, t, _avg(t, n), r, t - r))
+    n, g, d, t, r = (sum(row[i] for row in out) for i in (1, 2, 3, 4, 6))
     return Report("turnover", f"Turnover by {label}", ctx.kind, [
         Column(label, "text"), Column("receipts"), Column("gross", "money"),
-        Column("discount", "money"), Column("net", "money"), Column("average_receipt", "money")],
-        out, ("TOTAL", n, g, d, t, _avg(t, n)))
+        Column("discount", "money"), Column("net", "money"), Column("average_receipt", "money"),
+        Column("returned", "money"), Column("net_of_returns", "money")],
+        out, ("TOTAL", n, g, d, t, _avg(t, n), r, t - r), [_RETURNS_NOTE])
+
+
+_RETURNS_NOTE = ("returned = the net value returns and voids made in the period gave back, "
+                 "where and when they were made (by the returning outlet or till); "
+                 "net_of_returns = net - returned")
+
+
+def _returned_by(ctx: _Ctx, key: str, category: bool = False) -> dict[Any, tuple[int, int, int]]:
+    """Per `key` (an expression over `rt`, the returns, or `c.category`): the value, the
+    discount and the number of the returns and voids in scope; {} when the database has
+    no returns table yet."""
+    if not ctx.has("returns"):
+        return {}
+    join, where, params = ctx.scope("rt", join_category=category)
+    return {r[0]: (r[1], r[2], r[3]) for r in ctx.query(
+        f"SELECT {key}, SUM(rt.value), SUM(rt.discount), COUNT(*) FROM returns rt{join}{where}"
+        " GROUP BY 1", params)}
 
 
 def _turnover_over_time(ctx: _Ctx, grain: str) -> Report:
@@ -453,15 +494,21 @@ def _discounts(ctx: _Ctx) -> Report:
             rows = ctx.query(
                 "SELECT s.outlet_id, COUNT(*), SUM(s.total_discount > 0), SUM(s.total_gross),"
                 f" SUM(s.total_discount) FROM sales s{join}{where} GROUP BY 1", params)
-        out = sorted(((k, n, nd, g, d, _pct(d, g)) for k, n, nd, g, d in rows),
-                     key=lambda r: (-r[4], str(r[0])))
-        n, nd, g, d = (sum(r[i] for r in out) for i in (1, 2, 3, 4))
+        back = _returned_by(ctx, "c.category" if by_cat else "rt.outlet_id", category=by_cat)
+        found = {k: (n, nd, g, d) for k, n, nd, g, d in rows}
+        out = []
+        for k in set(found) | set(back):
+            n, nd, g, d = found.get(k, (0, 0, 0, 0))
+            dr = back.get(k, (0, 0, 0))[1]
+            out.append((k, n, nd, g, d, _pct(d, g), dr, d - dr))
+        out.sort(key=lambda r: (-r[4], str(r[0])))
+        n, nd, g, d, dr = (sum(r[i] for r in out) for i in (1, 2, 3, 4, 6))
         notes = [] if by_cat else [
             ("HQ keeps no per-line action names (sale_lines has no actions column): discounts "
             "are shown per outlet; an outlet's own report shows them per action")]
         return Report("discounts", f"Discounts by {label}", ctx.kind,
-                      [Column(label, "text"), *columns], out,
-                      ("TOTAL", n, nd, g, d, _pct(d, g)), notes)
+                      [Column(label, "text"), *columns, *_DISCOUNT_BACK], out,
+                      ("TOTAL", n, nd, g, d, _pct(d, g), dr, d - dr), [*notes, _DISCOUNT_NOTE])
     join, where, params = ctx.scope("s")
     rows = ctx.query(
         "SELECT l.actions, COUNT(*), COUNT(DISTINCT l.sale_id), SUM(l.gross), SUM(l.discount)"
@@ -469,19 +516,37 @@ def _discounts(ctx: _Ctx) -> Report:
         " GROUP BY l.actions", params)
     merged: dict[str, list[int]] = {}
     for actions, lines, receipts, g, d in rows:
-        acc = merged.setdefault(_action_label(actions), [0, 0, 0, 0])
+        acc = merged.setdefault(_action_label(actions), [0, 0, 0, 0, 0])
         for i, v in enumerate((lines, receipts, g, d)):
             acc[i] += v
-    out = sorted(((k, ln, r, g, d, _pct(d, g)) for k, (ln, r, g, d) in merged.items()),
-                 key=lambda r: (-r[4], r[0]))
+    if ctx.has("returns"):
+        rjoin, rwhere, rparams = ctx.scope("rt")
+        for actions, dr in ctx.query(
+                "SELECT l.actions, SUM(rl.discount) FROM returns rt"
+                " JOIN return_lines rl ON rl.return_id = rt.return_id"
+                " LEFT JOIN sale_lines l ON l.sale_id = rt.sale_id AND l.line_no = rl.line_no"
+                f"{rjoin}{rwhere} GROUP BY 1", rparams):
+            label = _OTHER_OUTLETS if actions is None else _action_label(actions)
+            merged.setdefault(label, [0, 0, 0, 0, 0])[4] += dr
+    out = sorted(((k, ln, r, g, d, _pct(d, g), dr, d - dr)
+                  for k, (ln, r, g, d, dr) in merged.items()), key=lambda r: (-r[4], r[0]))
     tot = ctx.one(f"SELECT COUNT(*), SUM(s.total_discount > 0), COALESCE(SUM(s.total_gross), 0),"
                   f" COALESCE(SUM(s.total_discount), 0) FROM sales s{join}{where}", params)
+    taken_back = sum(r[6] for r in out)
     return Report("discounts", "Discounts by action", ctx.kind, [
         Column("action", "text"), Column("lines"), Column("receipts"), Column("gross", "money"),
-        Column("discount", "money"), Column("discount_pct", "ratio")],
-        out, ("TOTAL", sum(r[1] for r in out), tot[0], tot[2], tot[3], _pct(tot[3], tot[2])),
+        Column("discount", "money"), Column("discount_pct", "ratio"), *_DISCOUNT_BACK],
+        out, ("TOTAL", sum(r[1] for r in out), tot[0], tot[2], tot[3], _pct(tot[3], tot[2]),
+              taken_back, tot[3] - taken_back),
         [("a line priced by several rules counts under their combination; "
-         f"receipts with a discount: {tot[1]}")])
+         f"receipts with a discount: {tot[1]}"), _DISCOUNT_NOTE])
+
+
+_DISCOUNT_BACK = (Column("discount_returned", "money"), Column("discount_net", "money"))
+_DISCOUNT_NOTE = ("discount_returned = the discount of the goods returns and voids in the period "
+                  "gave back (a returned unit takes its discount with it); discount_net = "
+                  "discount - discount_returned")
+_OTHER_OUTLETS = "(returned here, sold at another outlet)"
 
 
 def _receipts(ctx: _Ctx) -> Report:
@@ -650,21 +715,64 @@ def _gift_handouts(ctx: _Ctx) -> Report:
     if ctx.f.by:
         raise InvalidRequest("the hand-out evidence lists single hand-outs: "
                              f"{ctx.names['by']} does not apply")
-    join, where, params = ctx.scope("r")
-    outlet = "r.outlet_id" if ctx.hq else "(SELECT value FROM meta WHERE key = 'outlet_id')"
-    rows = ctx.query(
-        f"SELECT r.at, {outlet}, r.redemption_id, {_name_sql('c')},"
-        " (SELECT i.value FROM identifiers i WHERE i.customer_id = r.customer_id"
-        "   AND i.kind = 'card' ORDER BY i.value LIMIT 1),"
-        " r.gift_sku, r.gift_name, r.qty, r.points_spent"
-        f" FROM redemptions r LEFT JOIN customers c ON c.customer_id = r.customer_id{join}{where}"
-        " ORDER BY r.at, r.redemption_id", params)
+    def handouts(alias: str, table: str, qty: str, points: str, kind: str) -> tuple[str, list[Any]]:
+        join, where, params = ctx.scope(alias)
+        outlet = (f"{alias}.outlet_id" if ctx.hq
+                  else "(SELECT value FROM meta WHERE key = 'outlet_id')")
+        return ((f"SELECT {alias}.at, {outlet}, {alias}.redemption_id, {_name_sql('c')},"
+                " (SELECT i.value FROM identifiers i WHERE i.customer_id = "
+                f"{alias}.customer_id AND i.kind = 'card' ORDER BY i.value LIMIT 1),"
+                f" {alias}.gift_sku, {alias}.gift_name, {qty}, {points}, '{kind}'"
+                f" FROM {table} {alias} LEFT JOIN customers c ON c.customer_id ="
+                f" {alias}.customer_id{join}{where}"), params)
+
+    sql, params = handouts("r", "redemptions", "r.qty", "r.points_spent", "handout")
+    if ctx.has("gift_returns"):
+        back, more = handouts("g", "gift_returns", "-g.qty", "-g.points_returned", "return")
+        sql, params = f"{sql} UNION ALL {back}", [*params, *more]
+    rows = ctx.query(f"{sql} ORDER BY 1, 3, 10", params)
     rows = [(*r[:4], mask_card(r[4]) or None, *r[5:]) for r in rows]  # the one masked form
     cols = [Column("at", "text"), Column("outlet", "text"), Column("redemption_id", "text"),
             Column("customer", "text"), Column("card", "text"), Column("gift_sku", "text"),
-            Column("gift_name", "text"), Column("qty"), Column("points")]
-    totals = ("TOTAL", "", "", "", "", "", "", sum(r[7] for r in rows), sum(r[8] for r in rows))
-    return Report("gift-handouts", "Gift hand-outs (evidence)", ctx.kind, cols, rows, totals)
+            Column("gift_name", "text"), Column("qty"), Column("points"), Column("kind", "text")]
+    totals = ("TOTAL", "", "", "", "", "", "", sum(r[7] for r in rows), sum(r[8] for r in rows),
+              "")
+    return Report("gift-handouts", "Gift hand-outs (evidence)", ctx.kind, cols, rows, totals,
+                  [("a gift given back at the desk is a row of its own (kind return): negative "
+                   "qty and points, under the hand-out it returns")])
+
+
+def _returns(ctx: _Ctx) -> Report:
+    """Every return and void in scope, one row each: for fraud control (who gives back
+    what, where, on which receipt, why, and who approved points already spent)."""
+    if ctx.f.by:
+        raise InvalidRequest("the returns report lists single returns: "
+                             f"{ctx.names['by']} does not apply")
+    cols = [Column("at", "text"), Column("outlet", "text"), Column("till", "text"),
+            Column("kind", "text"), Column("receipt", "text"), Column("sale", "text"),
+            Column("reason", "text"), Column("approved_by", "text"), Column("lines"),
+            Column("value", "money"), Column("refunded", "money"), Column("withheld", "money"),
+            Column("points_reversed")]
+    if not ctx.has("returns"):
+        return Report("returns", "Returns and voids", ctx.kind, cols, [],
+                      ("TOTAL", "", "", "", "", "", "", "", 0, 0, 0, 0, 0))
+    join, where, params = ctx.scope("rt")
+    outlet = "rt.outlet_id" if ctx.hq else "(SELECT value FROM meta WHERE key = 'outlet_id')"
+    rows = ctx.query(
+        f"SELECT rt.at, {outlet}, COALESCE(rt.till_id, '-'), rt.kind, rt.receipt,"
+        " CASE WHEN rt.home THEN 'own' ELSE 'other outlet' END, rt.reason, rt.approved_by,"
+        " (SELECT COUNT(*) FROM return_lines rl WHERE rl.return_id = rt.return_id),"
+        " rt.value, rt.refunded, rt.withheld, rt.points_reversed"
+        f" FROM returns rt{join}{where} ORDER BY rt.at, rt.return_id", params)
+    totals = ("TOTAL", "", "", "", "", "", "", "", *(sum(r[i] for r in rows)
+                                                      for i in range(8, 13)))
+    kinds = {k: sum(1 for r in rows if r[3] == k) for k in ("return", "void")}
+    abroad = sum(r[10] for r in rows if r[5] == "other outlet")
+    return Report("returns", "Returns and voids", ctx.kind, cols, rows, totals, [
+        (f"{kinds['return']} returns, {kinds['void']} voids; refunded on other outlets' sales "
+        f"(known from the receipt's code, within floor_returns): {money(abroad)}"),
+        ("sale: own = a sale of the outlet that took it back; receipt = the reference printed "
+        "on the sale's receipt")])
 
 
 def _last_day_sql(rule: ExpiryRule) -> str:
@@ -990,6 +1098,7 @@ _REPORTS: dict[str, Callable[[_Ctx], Report]] = {
     "members": _members,
     "activity": _activity,
     "invoice-ageing": _invoice_ageing,
+    "returns": _returns,
 }
 
 

@@ -16,6 +16,8 @@ from dataclasses import fields
 from typing import Any
 
 from schema.ledger import ItemTally, Tally
+from schema.reversal import Holding
+from schema.reversal import restate as restated
 
 SUMMED = [
     f.name
@@ -125,6 +127,12 @@ def replace(conn: sqlite3.Connection, customer_id: str, tally: Tally) -> None:
     for table in ("customer_tally", "customer_items", "customer_gifts"):
         conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", (customer_id,))
     add(conn, customer_id, tally)
+
+
+def restate(conn: sqlite3.Connection, customer_id: str, holdings: Sequence[Holding]) -> None:
+    """The stored tally with what a sum cannot undo recomputed from `holdings` (every sale
+    the customer still holds, schema/salestore.py `holdings`): after a return."""
+    replace(conn, customer_id, restated(load(conn, customer_id), holdings))
 
 
 def replace_many(conn: sqlite3.Connection,

@@ -125,7 +125,9 @@ def test_receipts_and_the_statement_say_which_points_expire_within_60_days(
     last_day = add_months(date.fromisoformat(sale_day(outlet)), 1).isoformat()
     balance = sale["points_balance"]
     notice = f"{balance} points expire on {last_day}"
-    assert sale["receipt_lines"][-1] == notice, sale["receipt_lines"]
+    # the notice follows the balance; the receipt reference is the last line
+    assert sale["receipt_lines"][-2] == notice, sale["receipt_lines"]
+    assert sale["receipt_lines"][-1].split() == ["Receipt", sale["receipt_reference"]]
     gift, _ = gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), None)
     left = gift["points_balance"]
     assert gift["receipt_lines"][-1] == f"{left} points expire on {last_day}"

@@ -79,7 +79,7 @@ def test_expiry_turned_on_is_announced_on_receipts_and_taken_at_every_outlet(
           what="B's statement names the points that expire")
 
     sale = buy(a.till, card["card_number"], PRICE)
-    assert sale["receipt_lines"][-1] == f"{2 * POINTS} points expire on {last_day.isoformat()}"
+    assert sale["receipt_lines"][-2] == f"{2 * POINTS} points expire on {last_day.isoformat()}"
     balance_becomes(b, card["customer_id"], 2 * POINTS)
 
     ran = chain.hq.admin("POST", "/v1/admin/points/expire",
