@@ -127,10 +127,9 @@ def _exactly_once(hq: sqlite3.Connection, rows: list[sqlite3.Row], outlet_dbs: d
 
 def _floor_bound(hq: sqlite3.Connection, events: list[Event], outlets: int, check: bool,
                  lowest_seen: dict[str, int]) -> int:
-    # the floors in force: the defaults, and any category head office set or added since
-    floors = {**floor_points(), **{key: int(json.loads(data).get("floor_points", 0)) for key, data
-                                   in hq.execute("SELECT key, data FROM master"
-                                                 " WHERE kind = 'category'")}}
+    floors = floor_points()  # the defaults, and the categories HQ publishes now
+    floors.update({key: int(json.loads(data).get("floor_points", 0)) for key, data in hq.execute(
+        "SELECT key, data FROM master WHERE kind = 'category'")})
     categories = dict(hq.execute("SELECT customer_id, category FROM customers").fetchall())
     bound = {cid: -outlets * floors.get(cat, 0) for cid, cat in categories.items()}
     lowest: dict[str, int] = {}
