@@ -31,6 +31,7 @@ from typing import Any, Generic, TypeVar
 from schema.customerstore import put_identifier, upsert_customer
 from schema.events import (
     TYPE_OF,
+    BalanceAdjusted,
     Body,
     CreditRepaid,
     CustomerRegistered,
@@ -39,9 +40,12 @@ from schema.events import (
     CustomerUpdated,
     Event,
     GiftRedeemed,
+    GiftReturned,
     IdentifierAdded,
     IdentifierStatusChanged,
     PinSet,
+    PointsExpired,
+    ReturnRecorded,
     SaleRecorded,
     StockMoved,
     StockTransferred,
@@ -109,6 +113,15 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     OutletEntry(StockMoved),
     # HQ's own order (never in an outlet's outbox): applied when pulled (agent/giftstock.py).
     OutletEntry(StockTransferred),
+    # Head office's own facts: an outlet never has one pending (HQ's row carries them).
+    OutletEntry(BalanceAdjusted),
+    OutletEntry(PointsExpired),
+    # Returns, voids and gift returns, like sales and redemptions: the tally (negative
+    # figures) and their own local rows (returns, gift_returns, gift stock), which HQ's
+    # rows never touch. The maxima a return changes stay as they were until HQ's restated
+    # row comes back (docs/programme.md, "Statistics after a return").
+    OutletEntry(ReturnRecorded),
+    OutletEntry(GiftReturned),
 )
 OUTLET: dict[str, OutletEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}
 

@@ -8,7 +8,9 @@ Implements `sync.client.Replica`. Promises:
   commit after them makes them durable too);
 - a customer's view = HQ's confirmed state ⊕ this outlet's facts about the customer that
   HQ had not folded in (`seq > incorporated_through`); the confirmed part and its
-  `confirmed_through` are kept so the offline floor limits know what is unconfirmed;
+  `confirmed_through` are kept so the offline floor limits know what is unconfirmed; the
+  same for the customer's point lots (agent/points.py `overlay`: HQ's lots with those facts
+  applied in order);
 - when HQ went back in time (a new epoch, fewer of our events than it acknowledged, or a
   shorter change log than our cursor) every event after what HQ holds is queued again
   with its original id and the replica re-pulls from scratch;
@@ -29,10 +31,10 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-from agent import deskstaff, giftstock, outbox
+from agent import deskstaff, giftstock, outbox, points
 from agent.overlay import OUTLET, paid_towards
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
-from schema import tallystore
+from schema import lotstore, tallystore
 from schema.customerstore import apply_entities, apply_entity
 from schema.events import STOCK_TRANSFER_KIND, Event, tally_of, utc_now
 from schema.ledger import Tally
@@ -267,15 +269,22 @@ class OutletReplica:
         confirmed = Tally.from_dict(doc["tally"])
         view = confirmed
         own = [] if doc.get("merged_into") else outbox.events_for(conn, customer_id, through)
-        for event in own:
-            body = event.parsed()
+        pending = [(event, event.parsed()) for event in own]
+        for event, body in pending:
             view = view.combine(tally_of(body, event.at))
             OUTLET[event.type].reapply(conn, body)
         if not doc.get("merged_into"):
             for merged in sorted(m for m, survivor in merges.items() if survivor == customer_id):
                 for event in outbox.events_for(conn, merged, through):
-                    view = view.combine(tally_of(event.parsed(), event.at))
+                    body = event.parsed()
+                    view = view.combine(tally_of(body, event.at))
+                    pending.append((event, body))
+            pending.sort(key=lambda fact: fact[0].event_id)  # UUIDv7: the order they were made
         tallystore.replace(conn, customer_id, view)
+        held = points.overlay(self.outlet.programme.settings,
+                              lotstore.of_document(doc, confirmed.points_balance), confirmed,
+                              pending)
+        lotstore.replace_many(conn, [(customer_id, held)])
         conn.execute("UPDATE customers SET confirmed_through = ?, confirmed_tally = ? "
                      "WHERE customer_id = ?",
                      (through, json.dumps(confirmed.to_dict()), customer_id))
@@ -311,18 +320,23 @@ def _apply_run(conn: sqlite3.Connection, docs: list[dict[str, Any]], through: in
         return
     extra = []
     tallies: list[tuple[str, Tally | dict[str, Any]]] = []
+    held = []
     for doc in docs:
         wire = doc["tally"]
         if wire.get("items") == {} and wire.get("gifts") == {} and list(wire) == _CANONICAL:
             # already Tally.from_dict(wire).to_dict(), key for key: skip the round trip
             text, tally = json.dumps(wire), wire
+            balance = wire["points_earned"] - wire["points_used"]
         else:
             confirmed = Tally.from_dict(wire)
             text, tally = json.dumps(confirmed.to_dict()), confirmed
+            balance = confirmed.points_balance
         extra.append({"confirmed_through": through, "confirmed_tally": text})
         tallies.append((doc["customer_id"], tally))
+        held.append((doc["customer_id"], lotstore.of_document(doc, balance)))
     apply_entities(conn, docs, extra)
     tallystore.replace_many(conn, tallies)
+    lotstore.replace_many(conn, held)
 
 
 _CANONICAL = list(Tally().to_dict())  # the keys of a tally's wire form, in its order

@@ -1,10 +1,14 @@
-"""Head-office operations: outlets, bans, identifiers, profiles, master data, views, and the
-reads of the back office's pages (counts, search, receipts, gift stock, outlet health...).
+"""Head-office operations: outlets, bans, identifiers, profiles, corrections, master data,
+views, and the reads of the back office's pages (counts, search, receipts, gift stock, outlet
+health...).
 
 Every change bumps the entity in the change log so outlets receive it; bans and blocked
 or lost identifiers are urgent (they travel first). Promises: a ban takes effect at every
-online outlet with the next long-poll answer. Must never: edit a balance (balances are
-the fold of facts; a correction is a new fact).
+online outlet with the next long-poll answer; a correction of points or credit is HQ's own
+fact (`balance.adjusted`) with its reason, in the chain-wide ledger like a ban. Putting the
+programme's settings with an expiry rule but no `since` starts the rule today (HQ's
+clock): turning expiry on is never retroactive by surprise. Must never: edit a balance
+(balances are the fold of facts; a correction is a new fact).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import json
 import sqlite3
 from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from hq import audit, credentials
 from hq.audit import Actor
@@ -32,6 +38,7 @@ from schema.errors import (
     mask_card,
 )
 from schema.events import (
+    BalanceAdjusted,
     CustomersMerged,
     CustomerStatusChanged,
     CustomerUpdated,
@@ -40,9 +47,11 @@ from schema.events import (
     IdentifierStatusChanged,
     PinSet,
     Profile,
+    new_id,
 )
-from schema.masterdata import DOCS, AnnouncementDoc, key_of
+from schema.masterdata import DOCS, PROGRAMME, AnnouncementDoc, key_of
 from web.barcode import check_digit
+from web.httperrors import validation_message
 
 
 def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
@@ -83,6 +92,34 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "", *,
                          customer_id=customer_id, event_id=event.event_id)
     chain.waiters.notify()
     return customer_view(chain, customer_id)
+
+
+def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, reason: str = "",
+           corrects: str | None = None, *, by: Actor | None) -> dict[str, Any]:
+    """A correction: `points` more (fewer when negative) and `credit` minor units less
+    (more when negative) owed on internal credit, with its reason, as HQ's own fact. It
+    reaches every outlet with the customer's next pull, like any change. A correction that
+    changes nothing, or has no reason, is `invalid_request` and changes nothing. Made by
+    staff (`by`), audited with the balances before -> after in the same transaction."""
+    try:
+        body = BalanceAdjusted(adjustment_id=new_id(), customer_id=customer_id, points=points,
+                               credit=credit, reason=reason, corrects=corrects)
+    except ValidationError as exc:
+        raise InvalidRequest(validation_message(exc.errors())) from None
+    with chain.db.write() as conn:
+        _customer(conn, customer_id)
+        before = tallystore.load(conn, customer_id)
+        event = record_hq_fact(chain, conn, body)
+        tally = tallystore.load(conn, customer_id)
+        if by is not None:
+            audit.record(conn, by, "customer.adjust", ("customer", customer_id),
+                         {"points": before.points_balance,
+                          "credit_owed": before.credit_outstanding},
+                         {"points": tally.points_balance, "credit_owed": tally.credit_outstanding},
+                         reason, customer_id=customer_id, event_id=event.event_id)
+    chain.waiters.notify()
+    return {**body.model_dump(), "event_id": event.event_id, "at": event.at,
+            "points_balance": tally.points_balance, "credit_balance": tally.credit_outstanding}
 
 
 def set_identifier_status(chain: Chain, kind: IdentifierKind, value: str, status: str, *,
@@ -354,6 +391,8 @@ def master_change(chain: Chain, kind: str, doc: dict[str, Any]) -> dict[str, Any
     """What putting `doc` would do, without doing it (the back office's preview): `key`,
     `before` (the stored document, None for a new one), `after` and `changes`, the list of
     (field, before, after) that differ. Checked as `put_master` checks it."""
+    if kind == PROGRAMME:
+        doc = _starting_today(chain, doc)
     after = _valid_master(kind, doc)
     key = key_of(kind, DOCS[kind].model_validate(after))
     before = master_docs(chain, kind).get(key)
@@ -367,6 +406,8 @@ def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None
     by staff (`by`: the back office, the admin API, the command line; None only for HQ's
     own scheduled work), audited with the document before -> after in the same
     transaction."""
+    if kind == PROGRAMME:
+        doc = _starting_today(chain, doc)
     valid = _valid_master(kind, doc)
     with chain.db.write() as conn:
         model = DOCS[kind].model_validate(valid)
@@ -393,6 +434,15 @@ def _check_audience(conn: sqlite3.Connection, doc: AnnouncementDoc) -> None:
             (doc.category,)).fetchone() is None:
         raise InvalidRequest(f"unknown category {doc.category!r}: the announcement was not "
                              "stored")
+
+
+def _starting_today(chain: Chain, doc: dict[str, Any]) -> dict[str, Any]:
+    """The programme's settings with an expiry rule that says no `since` starting today:
+    points already held then get the rule's whole life (docs/programme.md)."""
+    rule = doc.get("expiry")
+    if isinstance(rule, dict) and rule.get("kind", "never") != "never" and "since" not in rule:
+        return {**doc, "expiry": {**rule, "since": chain.clock()[:10]}}
+    return doc
 
 
 def delete_master(chain: Chain, kind: str, key: str, *, by: Actor | None,

@@ -24,7 +24,7 @@ from typing import Any
 from hq import clocks, staff
 from hq.chain import Chain
 from hq.projection import HQ_OUTLET
-from schema import tallystore
+from schema import lotstore, tallystore
 from schema.customerstore import PROFILE_COLUMNS, entity
 from schema.dialect import dialect_of
 from schema.events import STOCK_TRANSFER_KIND, StockTransferred, utc_now
@@ -38,19 +38,32 @@ URGENT_PER_PAGE = 200
 def tally_sql(schema: str = "") -> str:
     """A customer's tally in its wire form (`Tally.to_dict()`, key for key), rendered by
     SQLite for the customer row `c` and its `customer_tally` row `t` (either may be
-    missing: defaults); `schema` ("hq.") names an attached database holding the tables."""
+    missing: defaults); `schema` ("hq.") names an attached database holding the tables.
+    A sparse figure (`Tally.SPARSE`) is in the document only when it is not 0."""
     scalars = []
     for f in fields(Tally):
-        if f.name in ("items", "gifts"):
+        if f.name in ("items", "gifts", *Tally.SPARSE):
             continue
         scalars.append(f"'{f.name}', coalesce(t.{f.name}, {f.default!r})")
-    return f"""json_object({", ".join(scalars)},
+    sparse = ", ".join(f"'{name}', nullif(coalesce(t.{name}, 0), 0)" for name in Tally.SPARSE)
+    return f"""json_patch(json_object({", ".join(scalars)},
             'items', json((SELECT json_group_object(sku, json_array(name, qty, max_unit_price))
                 FROM (SELECT sku, name, qty, max_unit_price FROM {schema}customer_items
                       WHERE customer_id = c.customer_id ORDER BY sku))),
             'gifts', json((SELECT json_group_object(sku, qty)
                 FROM (SELECT sku, qty FROM {schema}customer_gifts
-                      WHERE customer_id = c.customer_id ORDER BY sku))))"""
+                      WHERE customer_id = c.customer_id ORDER BY sku)))),
+            json_object({sparse}))"""
+
+
+def lots_sql(schema: str = "") -> str:
+    """A customer's point lots in their wire form (schema/lotstore.py `of_document`), rendered
+    by SQLite for the customer row `c`; `schema` as for `tally_sql`."""
+    return f"""json((SELECT json_group_array(json_array(lot_id, earned_on, points, expires_on,
+                                                       spendable_on))
+            FROM (SELECT lot_id, earned_on, points, expires_on, spendable_on
+                  FROM {schema}customer_lots
+                  WHERE customer_id = c.customer_id ORDER BY lot_id)))"""
 
 
 def _customer_sql() -> str:
@@ -78,7 +91,8 @@ def _customer_sql() -> str:
                 'kind', i.kind, 'value', i.value, 'status', i.status))
             FROM (SELECT kind, value, status FROM identifiers
                   WHERE customer_id = c.customer_id ORDER BY kind, value) i)),
-        'tally', {tally_sql()}))"""
+        'tally', {tally_sql()},
+        'lots', {lots_sql()}))"""
 
 
 _RENDER = f"""SELECT ch.kind, ch.key, ch.seq,
@@ -117,7 +131,8 @@ def render(conn: sqlite3.Connection, kind: str, key: str,
         row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (key,)).fetchone()
         if row is None:
             return None
-        return entity(conn, row, tallystore.load(conn, key).to_dict())
+        return entity(conn, row, tallystore.load(conn, key).to_dict(),
+                      lotstore.wire(sorted(lotstore.load(conn, key), key=lambda lot: lot.lot_id)))
     if kind == "invoice":
         from hq.invoices import document
 

@@ -93,6 +93,8 @@ def demo(link: str, keep: Path | None) -> None:
 @click.option("--outlet", help="Only this outlet (HQ database).")
 @click.option("--category", help="Only customers now in this category.")
 @click.option("--customer", help="Only this customer (required by `receipts`).")
+@click.option("--today", metavar="DATE",
+              help="points-liability: the day to split the balance as of [today, UTC].")
 def report(name: str, db: str, fmt: str, **filters: Any) -> None:
     """A report on an HQ or outlet database (docs/reports.md)."""
     from agent.progress import Progress

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from schema.api import MAX_AMOUNT, Cents, Day, ProfileIn, Strict
-from schema.events import IdentifierStatus
+from schema.events import MAX_POINTS, MAX_REASON, IdentifierStatus
 from schema.masterdata import CODE
+from schema.money import MAX_AMOUNT as MAX_CORRECTION
 
 # --- request bodies ---------------------------------------------------------------------
 
@@ -70,6 +71,32 @@ class BankPaymentIn(Strict):
 
 
 class RefreshIn(Strict):
+    today: Day
+
+
+class AdjustmentIn(Strict):
+    """A correction by head office (`POST /v1/admin/customers/{id}/adjustments`): signed,
+    positive in the customer's favour. `points` more (or fewer) points; `credit` minor
+    units less (or more, when negative) owed on internal credit. A reason is required;
+    `corrects` may name the fact (an event id, a sale id...) it corrects."""
+
+    points: int = Field(0, ge=-MAX_POINTS, le=MAX_POINTS)
+    credit: Cents = Field(0, ge=-MAX_CORRECTION, le=MAX_CORRECTION)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    corrects: str | None = Field(None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _something(self) -> AdjustmentIn:
+        if self.points == 0 and self.credit == 0:
+            raise ValueError("a correction changes points or credit: give points and/or "
+                             "credit (signed integers, not both 0)")
+        return self
+
+
+class ExpireIn(Strict):
+    """`POST /v1/admin/points/expire`: run the expiry as of `today` (what HQ's schedule
+    does every night)."""
+
     today: Day
 
 
@@ -151,6 +178,7 @@ class Statistics(Answer):
     total_points_earned: int
     points_balance: int
     total_points_used: int
+    total_points_expired: int
     total_discount: int
     paid_by_mode: PaidByMode
     credit_outstanding: CreditOutstanding
@@ -255,6 +283,32 @@ class Flag(Answer):
 
 class Flags(RootModel[list[Flag]]):
     """Flags by id: the open ones, or every one with `all=true`."""
+
+
+class Adjustment(Answer):
+    """A correction recorded: HQ's fact `balance.adjusted` (its `event_id` in the ledger),
+    and the customer's balances after it."""
+
+    adjustment_id: str
+    event_id: str
+    customer_id: str
+    points: int
+    credit: int
+    reason: str
+    corrects: str | None
+    at: str
+    points_balance: int
+    credit_balance: int = Field(description="credit purchases not yet repaid, in cents")
+
+
+class ExpiryRun(Answer):
+    """What an expiry run did: per customer with points past their last valid day, one
+    `points.expired` fact naming the lots."""
+
+    on: str = Field(description="the day it ran as of, YYYY-MM-DD")
+    customers: int
+    lots: int
+    points: int
 
 
 class CategoriesAssigned(Answer):

@@ -99,10 +99,11 @@ def identifiers_of(conn: sqlite3.Connection, customer_id: str) -> list[dict[str,
     return [dict(r) for r in rows]
 
 
-def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any]) -> dict[str, Any]:
+def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any],
+           lots: list[list[Any]] | None = None) -> dict[str, Any]:
     """The customer document HQ publishes: profile, status, identifiers, PIN hash, the
     first visit HQ knows of (None: none yet), the survivor it was merged into (None: not
-    merged), tally."""
+    merged), tally, point lots (schema/lotstore.py's wire form, by lot id)."""
     picture = row["picture"]
     return {
         "customer_id": row["customer_id"],
@@ -117,6 +118,7 @@ def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any]) ->
         "merged_into": row["merged_into"],
         "identifiers": identifiers_of(conn, row["customer_id"]),
         "tally": tally,
+        "lots": lots or [],
     }
 
 

@@ -404,3 +404,18 @@ class ReceiptInvalid(InvalidRequest):
     catches, a damaged scan, a code of another version. Nothing is recorded."""
 
     code = "receipt_invalid"
+
+
+class SaleUnknown(NotFound):
+    """A return or void names a sale this outlet does not hold: another outlet's, or one not
+    yet in this outlet's replica. A return then needs the receipt's code (a void is only
+    ever of this outlet's own sale). Nothing is recorded."""
+
+    code = "sale_unknown"
+
+
+class RedemptionUnknown(NotFound):
+    """A gift return names a hand-out this outlet did not make (gifts go back where they
+    were handed out). Nothing is recorded."""
+
+    code = "redemption_unknown"

@@ -1,9 +1,11 @@
 """Admin routes about customers: view, search, edit (a picture too), ban and unban,
-identifier status, a lost card replaced, two profiles merged, category assignment.
+corrections of points and credit, identifier status, a lost card replaced, two profiles
+merged, category assignment, point expiry.
 
 Promises: every change is HQ's own fact or a bumped entity (hq/admin.py), so it reaches
 every outlet; a ban travels first. An edit at HQ is checked as the till checks a profile
-(`AdminProfileIn` is built on `ProfileIn`).
+(`AdminProfileIn` is built on `ProfileIn`); a correction needs an amount and a reason
+(`AdjustmentIn`), and is answered 201 with the fact it made.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from hq import admin, categories
+from hq import admin, categories, expiry
 from hq.api import auth
 from hq.chain import Chain
 from schema.adminapi import (
+    Adjustment,
+    AdjustmentIn,
     AdminProfileIn,
     BanIn,
     CategoriesAssigned,
     CustomersFound,
     CustomerView,
+    ExpireIn,
+    ExpiryRun,
     IdentifierStatusSet,
     MergeIn,
     RefreshIn,
@@ -47,6 +53,13 @@ def router(chain: Chain) -> APIRouter:
     def unban(customer_id: str, request: Request) -> ModelResponse:
         view = admin.set_status(chain, customer_id, "approved", by=auth.actor(request))
         return ModelResponse(answer(CustomerView, view))
+
+    @routes.post("/customers/{customer_id}/adjustments", status_code=201,
+                 response_model=Adjustment, responses=auth.refusals(CustomerUnknown))
+    def adjust(customer_id: str, body: AdjustmentIn, request: Request) -> ModelResponse:
+        made = admin.adjust(chain, customer_id, body.points, body.credit, body.reason,
+                            body.corrects, by=auth.actor(request))
+        return ModelResponse(answer(Adjustment, made), status_code=201)
 
     @routes.get("/customers/{customer_id}", response_model=CustomerView,
                 responses=auth.refusals(CustomerUnknown))
@@ -90,5 +103,9 @@ def router(chain: Chain) -> APIRouter:
     def assign_categories(body: RefreshIn) -> ModelResponse:
         assigned = categories.assign(chain, body.today)
         return ModelResponse(answer(CategoriesAssigned, assigned))
+
+    @routes.post("/points/expire", response_model=ExpiryRun, responses=auth.refusals())
+    def expire_points(body: ExpireIn) -> ModelResponse:
+        return ModelResponse(answer(ExpiryRun, expiry.run(chain, body.today)))
 
     return routes
