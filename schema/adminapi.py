@@ -330,6 +330,7 @@ class InvoiceMade(Answer):
     amount: int
     due_on: str
     items: int = Field(description="how many credit sales it lists")
+    credits: int = Field(description="how many return credits it deducts")
 
 
 class InvoicesMade(RootModel[list[InvoiceMade]]):
@@ -365,8 +366,21 @@ class InvoiceItem(Answer):
     amount: int
 
 
+class InvoiceCredit(Answer):
+    """A return's credit refund deducted on the invoice (docs/invoices.md, "Returns on the
+    invoice"): `amount` is negative."""
+
+    return_id: str
+    sale_id: str = Field(description="the sale the return gave back from")
+    receipt_reference: str = Field(description="that sale's printed receipt reference")
+    outlet_id: str
+    at: str
+    amount: int
+
+
 class InvoiceView(Invoice):
     items: list[InvoiceItem]
+    credits: list[InvoiceCredit]
 
 
 class ConfirmMatchIn(Strict):

@@ -17,7 +17,7 @@
 - `newsletters`: the messages head office sent to a segment of customers (m010).
 - `customer_lots`, `lot_spends`: each customer's points as dated lots (m011).
 - `returns`, `return_lines`, `gift_returns`: the way back (m012), beside `sales` and
-  `redemptions`.
+  `redemptions`; `invoice_credits`: the return credits each invoice deducts (m013).
 """
 
 from __future__ import annotations
@@ -571,3 +571,29 @@ def m013_returns(db: Database) -> None:
         CREATE INDEX gift_returns_redemption ON gift_returns (redemption_id);
         """
     )
+
+
+@migrations()
+def m014_invoice_credits(db: Database) -> None:
+    """Consolidated invoices net of returns (docs/invoices.md, "Returns on the invoice"):
+    `invoice_credits`, per invoice the return credits it deducts (`amount` in minor units,
+    positive, shown negative), each naming its return and the sale it gave back from. A
+    return's credit refund may be spread over several invoices when one could not absorb it
+    all (an invoice never goes below zero); what is left of it waits for the next one. The
+    partial index finds the returns that refunded internal credit."""
+    db.executescript(
+        """
+        CREATE TABLE invoice_credits (
+            invoice_id TEXT NOT NULL,
+            return_id TEXT NOT NULL,
+            sale_id TEXT NOT NULL,
+            outlet_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            PRIMARY KEY (invoice_id, return_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX invoice_credits_return ON invoice_credits (return_id);
+        CREATE INDEX returns_credit_refunds ON returns (customer_id, at) WHERE refund_credit > 0;
+        """
+    )
+

@@ -447,6 +447,20 @@ CREATE INDEX gift_returns_at ON gift_returns (at);
 CREATE INDEX gift_returns_redemption ON gift_returns (redemption_id);
 """
 
+M014 = f"""
+CREATE TABLE invoice_credits (
+    invoice_id {T} NOT NULL,
+    return_id {T} NOT NULL,
+    sale_id {T} NOT NULL,
+    outlet_id {T} NOT NULL,
+    at {T} NOT NULL,
+    amount {INT} NOT NULL,
+    PRIMARY KEY (invoice_id, return_id)
+);
+CREATE INDEX invoice_credits_return ON invoice_credits (return_id);
+CREATE INDEX returns_credit_refunds ON returns (customer_id, at) WHERE refund_credit > 0;
+"""
+
 # (name, SQL): the names are schema/hq_tables.py's, in its order
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001),
@@ -462,6 +476,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m011_customer_merges", M011),
     ("m012_point_lots", M012),
     ("m013_returns", M013),
+    ("m014_invoice_credits", M014),
 )
 
 # Tables only the PostgreSQL store has (numbering, its migration record).

@@ -447,15 +447,27 @@ def _turnover_over_time(ctx: _Ctx, grain: str) -> Report:
         f"SELECT {_bucket_sql('s.at', grain)}, {key}, COUNT(*), SUM(s.total_gross),"
         f" SUM(s.total_discount), SUM(s.total_net) FROM sales s{join}{where} GROUP BY 1, 2",
         params)}
-    keys = sorted({k for _, k in found})
-    out = [(b, k, *found.get((b, k), (0, 0, 0, 0)))
-           for b in _buckets(ctx, grain, {b for b, _ in found}) for k in keys]
-    totals = ("TOTAL", "", *(sum(r[i] for r in out) for i in (2, 3, 4, 5)))
+    back: dict[tuple[str, str], int] = {}
+    if ctx.has("returns"):
+        rkey = "rt.outlet_id" if ctx.hq else "COALESCE(rt.till_id, '-')"
+        join, where, params = ctx.scope("rt")
+        back = {(b, k): int(v) for b, k, v in ctx.query(
+            f"SELECT {_bucket_sql('rt.at', grain)}, {rkey}, SUM(rt.value) FROM returns rt"
+            f"{join}{where} GROUP BY 1, 2", params)}
+    keys = sorted({k for _, k in found} | {k for _, k in back})
+    out: list[tuple[Any, ...]] = []
+    for b in _buckets(ctx, grain, {b for b, _ in found} | {b for b, _ in back}):
+        for k in keys:
+            n, g, d, t = found.get((b, k), (0, 0, 0, 0))
+            r = back.get((b, k), 0)
+            out.append((b, k, n, g, d, t, r, t - r))
+    totals = ("TOTAL", "", *(sum(r[i] for r in out) for i in (2, 3, 4, 5, 6, 7)))
     return Report("turnover", f"Turnover per {grain} by {label}", ctx.kind, [
         Column(grain, "text"), Column(label, "text"), Column("receipts"),
-        Column("gross", "money"), Column("discount", "money"), Column("net", "money")],
+        Column("gross", "money"), Column("discount", "money"), Column("net", "money"),
+        Column("returned", "money"), Column("net_of_returns", "money")],
         out, totals, [_grain_note(grain) + f"; every {grain} is listed for each {label} with a "
-                      f"receipt in the period (0 when it had none)"])
+                      f"receipt or a return in the period (0 when it had none)", _RETURNS_NOTE])
 
 
 def _per_customer(ctx: _Ctx) -> str:

@@ -66,6 +66,8 @@ SPAWNS: dict[str, set[str] | str] = {
     "tests/e2e/test_file_modes.py": EVERY_TEST,
     "tests/e2e/test_one_server_per_database.py": EVERY_TEST,
     "tests/hq/test_invoice_document.py": EVERY_TEST,  # loyalty hq ..., pdftotext, zbarimg
+    "tests/hq/test_invoice_returns.py": {  # pdftotext reads the PDF back
+        "test_the_invoice_pdf_lists_the_return_credit_by_its_receipt_and_totals_net"},
     "tests/hq/test_mail.py": EVERY_TEST,
     "tests/hq/test_statement_import.py": EVERY_TEST,  # loyalty hq import-statement
     "tests/web/test_card_barcode.py": {  # headless Chromium renders, zbarimg decodes

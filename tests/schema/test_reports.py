@@ -389,6 +389,10 @@ def test_payment_discipline_tells_on_time_late_and_overdue(
         credit = sum(s.total_net for _, at, s in hq_world.sales
                      if s.customer_id == customer and in_april(at)
                      and any(p.mode == "credit" for p in s.payments))
+        # net of the credit the month's returns refunded (docs/invoices.md)
+        credit -= sum(f.amount for _, at, r in hq_world.returns
+                      if r.customer_id == customer and at < "2024-05-01"
+                      for f in r.refunds if f.mode == "credit")
         row = got[customer]
         assert row["amount"] == plan["amount"] == credit
         assert (row["paid_on_time"], row["paid_late"], row["overdue"]) == {
@@ -618,6 +622,26 @@ def test_turnover_and_discounts_are_net_of_the_returns_made_in_the_period(
     for cat, row in by_cat.items():
         assert row["returned"] == sum(r.value for _, _, r in hq_world.returns
                                       if hq_world.categories[r.customer_id] == cat)
+
+
+def test_turnover_over_time_is_net_of_the_returns_of_each_day_where_they_were_made(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "turnover", reports.Filters(**APRIL, by="day"))
+    rows = {(r["day"], r["outlet"]): r for r in report.as_dicts()}
+    back: dict[tuple[str, str], int] = {}
+    for outlet, at, r in hq_world.returns:
+        if in_april(at):
+            back[(at[:10], outlet)] = back.get((at[:10], outlet), 0) + r.value
+    assert back
+    for key, row in rows.items():
+        assert (row["returned"], row["net_of_returns"]) == (
+            back.get(key, 0), row["net"] - back.get(key, 0)), key
+    assert set(back) <= set(rows)
+    plain = reports.run(hq_conn, "turnover", reports.Filters(**APRIL))
+    names = [c.name for c in report.columns]
+    assert report.totals is not None and plain.totals is not None
+    assert report.totals[names.index("net_of_returns")] == \
+        plain.totals[[c.name for c in plain.columns].index("net_of_returns")]
 
 
 def test_the_returns_report_lists_every_return_and_void_with_its_receipt_reference(
