@@ -9,18 +9,20 @@ What it does (issue 11 "Proof", bench/README.md, docs/programme.md "The offline 
    `floor_returns`, `credit_limit = 2 x floor_credit`), a gift `GIFT-EXPO`, the programme's
    `return_window_days` W, `outlet_floor_returns` L and `point_value_per_100`.
 2. While online, each of C adversarial cards is brought to the worst starting point the
-   limits allow: a points balance of exactly `floor_points` and internal credit owed of
-   `credit_limit - floor_credit` (a sale on credit, and a paid sale for the rest of the
-   points), both confirmed by HQ at every outlet. Then head office sets the category's
-   `points_per_100` to 0, so nothing the adversary buys offline earns points (earning only
-   lowers what it can take: see "loss" below), and HQ stops: the outage.
+   limits allow: no points (the category earns none until then) and internal credit owed
+   of `credit_limit - floor_credit` (a sale on credit), confirmed by HQ at every outlet.
+   Then head office sets the category's `points_per_100` (1: a point per 100.00, so the
+   small purchases below earn nothing worth spending) and HQ stops: the outage.
 3. Offline, for M days in periods of W days (an outlet's notion of the day is moved by
    restarting it with the TEST-ONLY `LOYALTY_TEST_CLOCK_SKEW_S`, schema/events.py; the
    floors on points and credit are per outage, only `floor_returns` counts per window, so
    M only matters through ceil(M / W); period p starts p x W days + 1 hour after the
    first, so the outage lasts (ceil(M / W) - 1) x W days and a bit, within M), every card,
    at every outlet, in every period:
-   - spends the same points: redeems gifts until the till refuses;
+   - spends points it will not keep: buys enough (by bank card) to earn `floor_points`
+     at the outlet, redeems gifts until the till refuses, then returns that purchase at
+     the same outlet (the default points policy, `negative`, lets the balance go below
+     zero); every outlet sees only its own earning, so each lets `floor_points` go;
    - runs up internal credit: buys on credit in quarter-floor steps until refused;
    - returns the same receipts: buys 5 units at 1/4 of `floor_returns` each at outlets 1
      and 2 (paid in cash), returns each sale whole at its own outlet (from the printed
@@ -47,11 +49,13 @@ Loss, per card, read from HQ's ledger after the sync (the facts since the outage
 The card's loss is the sum in minor units; the chain's the sum over cards.
 
 The bound (docs/programme.md), per card, with N outlets that cannot see each other, D days
-and a window of W days: points `(N - 1) x floor_points` (each outlet lets the card spend at
-most `floor_points` unconfirmed and at most its balance: one outlet's spending is covered
-by the balance, every other's is not), credit `(N - 1) x floor_credit` (the same with the
-credit limit), refunds `N x floor_returns x ceil(D / W)` (`schema.receiptcode.worst_loss`).
-Per chain: C x (points + credit) + `N x min(C x floor_returns, L) x ceil(D / W)`.
+and a window of W days: points `N x floor_points` (each outlet lets the card spend at most
+`floor_points` not yet confirmed by HQ, whatever the balance it shows: that balance may be
+points earned there and taken back by a return), credit `(N - 1) x floor_credit` (each
+outlet lets the card charge at most `floor_credit` unconfirmed and at most up to its
+credit limit: one outlet's charge is within the limit, every other's is not), refunds
+`N x floor_returns x ceil(D / W)` (`schema.receiptcode.worst_loss`). Per chain:
+C x (points + credit) + `N x min(C x floor_returns, L) x ceil(D / W)`.
 
 Last line: `exposure: worst_loss_ratio=...` where `worst_loss_ratio` is the worst card's
 loss / its bound (must be <= 1), each part's ratio beside it (the adversary must reach
@@ -104,6 +108,7 @@ class Settings:
     floor_returns: int = 20_000
     outlet_floor_returns: int = 50_000
     point_value_per_100: int = 100
+    points_per_100: int = 1  # offline: a point per 100.00
     gift_cost: int = 250
 
     @property
@@ -135,7 +140,7 @@ def bounds(s: Settings) -> tuple[Bound, Bound]:
     """(per card, per chain) from the settings: the formulas of the module docstring."""
     refunds = worst_loss(s.outlets, s.floor_returns, s.days, window_days=s.window_days,
                          cards=s.cards, outlet_floor=s.outlet_floor_returns)
-    points = (s.outlets - 1) * s.floor_points
+    points = s.outlets * s.floor_points
     credit = (s.outlets - 1) * s.floor_credit
     card = Bound(points, credit, refunds.per_card,
                  s.points_value(points) + credit + refunds.per_card)
@@ -208,14 +213,14 @@ def _holds(held: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
 
 def set_up(rig: ChainRig, s: Settings) -> list[Card]:
     """The programme, the gift, the cards at their worst starting point, confirmed."""
-    publish(rig, "category", category_doc(s, 100), CATEGORY)
+    publish(rig, "category", category_doc(s, 0), CATEGORY)
     publish(rig, "gift", {"sku": GIFT, "name": "Exposure gift", "points_cost": s.gift_cost},
             GIFT)
     publish(rig, "programme", {"returns": {
         "return_window_days": s.window_days, "outlet_floor_returns": s.outlet_floor_returns,
         "point_value_per_100": s.point_value_per_100}}, "programme")
     agents = list(rig.outlets.values())
-    stock = s.cards * (s.floor_points // s.gift_cost + 2)
+    stock = s.cards * s.periods * (s.floor_points // s.gift_cost + 2)
     for agent in agents:
         agent.stock(GIFT, stock)
     first = agents[0]
@@ -227,20 +232,10 @@ def set_up(rig: ChainRig, s: Settings) -> list[Card]:
         for agent in agents:
             until(lambda a=agent, c=card: a.balance(c.customer_id) is not None, 30, every=0.05,
                   what=f"{card.customer_id} known at {agent.outlet}")
-        # points_per_100 = 100: one point per 1.00; the sale on credit earns some, the
-        # second sale the rest of floor_points
-        owe = first.till.sold(card.number, [line("OWE", s.credit_limit - s.floor_credit)],
-                              mode="credit")
-        rest = s.floor_points - owe["points_earned"]
-        if rest <= 0:
-            raise RuntimeError("the sale on credit earns floor_points already: raise "
-                               "floor_points or lower floor_credit")
-        earned = first.till.sold(card.number, [line("PTS", rest * 100)], mode="card")
-        if owe["points_earned"] + earned["points_earned"] != s.floor_points:
-            raise RuntimeError(f"the set-up sales earned {owe['points_earned']} + "
-                               f"{earned['points_earned']} points, not {s.floor_points}")
+        first.till.sold(card.number, [line("OWE", s.credit_limit - s.floor_credit)],
+                        mode="credit")
     synced(rig)
-    publish(rig, "category", category_doc(s, 0), CATEGORY)
+    publish(rig, "category", category_doc(s, s.points_per_100), CATEGORY)
     synced(rig)
     with read_only(rig.hq.db) as hq:
         for card in cards:
@@ -263,11 +258,18 @@ def _outcome(card: Card, what: str, answer: Any) -> bool:
 
 
 def spend_points(agent: OutletProcess, card: Card, s: Settings) -> None:
+    """Earn `floor_points` here, spend until refused, give the purchase back here."""
+    price = s.floor_points * 10_000 // s.points_per_100  # minor units earning floor_points
+    bought = agent.till.sold(card.number, [line("PTS", price)], mode="card")
     for _ in range(s.floor_points // s.gift_cost + 2):
         answer = agent.till.post("/v1/redemptions", {"card": card.number, "gift_sku": GIFT,
                                                      "till_id": agent.till.till_id})
         if not _outcome(card, "points", answer):
-            return
+            break
+    back = give_back(agent, {"receipt": bought["receipt_reference"],
+                             "lines": [{"sku": "PTS", "qty": 1}]})
+    if back.status_code != 201:
+        raise RuntimeError(f"a return at the sale's own outlet: {back.text}")
 
 
 def run_up_credit(agent: OutletProcess, card: Card, s: Settings) -> None:

@@ -26,7 +26,7 @@ def test_the_adversary_reaches_the_offline_bound_and_never_passes_it(rig: ChainR
     result = exposure.simulate(rig, TINY)
     card, chain = exposure.bounds(TINY)
     # the bound from the settings: 2 outlets, 2 windows, the second card capped by L
-    assert (card.points, card.credit, card.refunds) == (1_000, 20_000, 2 * 2 * 20_000)
+    assert (card.points, card.credit, card.refunds) == (2 * 1_000, 20_000, 2 * 2 * 20_000)
     assert chain.refunds == 2 * min(2 * 20_000, 30_000) * 2
     # never passed, per card and per chain
     assert result.worst_loss_ratio <= 1, result.loss
