@@ -58,9 +58,9 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import cardnumber, identification, sales
+from agent import cardnumber, identification, returns, sales
 from agent.outlet import Outlet
-from schema.api import QuoteIn, SaleIn
+from schema.api import QuoteIn, ReturnIn, SaleIn
 from schema.database import file_size
 from schema.events import new_id
 
@@ -75,6 +75,7 @@ GIVEN = ("Ana", "Marko", "Ivana", "Luka", "Petra", "Josip", "Maja", "Ivan", "Sar
 SURNAMES = ("Horvat", "Kovačević", "Babić", "Marić", "Jurić", "Novak", "Knežević", "Vuković",
             "Marković", "Petrović", "Matić", "Tomić", "Pavlović", "Božić", "Blažević")
 BUILD_BATCH = 50_000
+RETURNED = 3  # lines of each sale given back whole, right after it (domain and floor)
 
 
 # --- statistics -----------------------------------------------------------------------------
@@ -338,22 +339,36 @@ def domain_iteration(outlet: Outlet, card: str, basket: list[dict[str, Any]],
     answer, fresh = sales.sell(outlet, sale_body, key)
     t4 = time.perf_counter_ns()
     assert fresh
+    return_body = ReturnIn.model_validate(
+        {"sale_id": answer["sale_id"], "till_id": "T1", "reason": "bench",
+         "lines": [{"sku": ln["sku"], "qty": ln["qty"]} for ln in basket[:RETURNED]]})
+    key = str(uuid.uuid4())
+    t5 = time.perf_counter_ns()
+    _, fresh = returns.give_back(outlet, return_body, key)
+    t6 = time.perf_counter_ns()
+    assert fresh
     if out is not None:
         out["identify"].append(t1 - t0)
         out["quote"].append(t2 - t1)
         out["sale"].append(t4 - t3)
         out["total"].append((t4 - t3) + (t2 - t0))
+        out["return"].append(t6 - t5)
     return answer
 
 
 class Floor:
-    """The same rows as a sale, written with plain sqlite3 on a copy of the replica."""
+    """The same rows as a sale, and as a return of RETURNED of its lines, written with plain
+    sqlite3 on a copy of the replica (the texts as long as the domain layer's)."""
 
     TALLY_COLS = ("purchases_total", "purchases_count", "items_count", "points_earned",
                   "discount_total", "paid_card", "paid_credit")
 
-    def __init__(self, path: Path, event_text: str, response_text: str) -> None:
+    def __init__(self, path: Path, event_text: str, response_text: str,
+                 return_texts: tuple[str, str, str]) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.return_event, self.return_fact, self.return_response = return_texts
+        self.last: tuple[str, str, list[tuple[str, str, Any, int, int, int]]] | None = None
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
@@ -412,6 +427,91 @@ class Floor:
                       " qty = qty + excluded.qty, max_unit_price = max(max_unit_price,"
                       " excluded.max_unit_price)", (cid, sku, name, qty, up))
         c.execute("COMMIT")
+        took = time.perf_counter_ns() - t0
+        self.last = (sale_id, cid, lines)
+        return took
+
+    def give_back(self) -> int:
+        """A return of the first RETURNED lines of the last sale, as the agent writes it on
+        this standalone replica (agent/returns.py): the replay check, the sale, the
+        customer, earlier returns, the outbox fact, the tally and item upserts, the
+        `returns` row, its lines, 2 ledger rows, then the customer restated (what the
+        customer still holds read back, the tally rows deleted and written again).
+        Returns its duration in ns (BEGIN to COMMIT returned)."""
+        assert self.last is not None
+        sale_id, cid, lines = self.last
+        back = lines[:RETURNED]
+        gross = sum(ln[5] for ln in back)
+        discount = sum(ln[5] // 20 for ln in back)
+        value = gross - discount
+        credit = min(CREDIT_PART, value)
+        points = value // 100
+        return_id, event_id, key = new_id(), new_id(), str(uuid.uuid4())
+        at = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        c = self.conn
+        t0 = time.perf_counter_ns()
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("SELECT request_hash, response FROM returns WHERE idempotency_key = ?",
+                  (key,)).fetchone()
+        c.execute("SELECT * FROM sales WHERE sale_id = ?", (sale_id,)).fetchone()
+        c.execute("SELECT * FROM sale_lines WHERE sale_id = ? ORDER BY line_no",
+                  (sale_id,)).fetchall()
+        c.execute("SELECT mode, amount FROM payments WHERE sale_id = ? ORDER BY rowid",
+                  (sale_id,)).fetchall()
+        c.execute("SELECT * FROM customers WHERE customer_id = ?", (cid,)).fetchone()
+        c.execute("SELECT fact FROM returns WHERE sale_id = ? ORDER BY seq", (sale_id,)).fetchall()
+        c.execute("SELECT points_earned - points_used FROM customer_tally WHERE customer_id = ?",
+                  (cid,)).fetchone()
+        seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
+        c.execute("INSERT INTO outbox (seq, event_id, type, customer_id, at, event)"
+                  " VALUES (?, ?, 'return_recorded', ?, ?, ?)",
+                  (seq, event_id, cid, at, self.return_event))
+        c.execute(self.tally_sql, (cid, -value, 0, -sum(ln[3] for ln in back), -points,
+                                   -discount, -(value - credit), -credit, "", 0, ""))
+        for sku, name, _div, qty, up, _g in back:
+            c.execute("INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)"
+                      " VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer_id, sku) DO UPDATE SET"
+                      " qty = qty + excluded.qty, max_unit_price = max(max_unit_price,"
+                      " excluded.max_unit_price)", (cid, sku, name, -qty, up))
+        c.execute("SELECT points_earned - points_used FROM customer_tally WHERE customer_id = ?",
+                  (cid,)).fetchone()
+        c.execute("INSERT INTO returns (return_id, idempotency_key, request_hash, seq, sale_id,"
+                  " customer_id, kind, till_id, reason, receipt, home, at, gross, discount,"
+                  " value, refunded, refund_cash, refund_card, refund_credit, withheld,"
+                  " points_reversed, points_withheld, closes_sale, approved_by, fact, response)"
+                  " VALUES (?,?,?,?,?,?,'return','T1','bench',?,1,?,?,?,?,?,0,?,?,0,?,0,0,NULL,?,?)",
+                  (return_id, key, "0" * 64, seq, sale_id, cid, sale_id[:16], at, gross, discount,
+                   value, value, value - credit, credit, points, self.return_fact,
+                   self.return_response))
+        c.executemany("INSERT INTO return_lines (return_id, line_no, sku, name, qty, unit_price,"
+                      " gross, discount, net) VALUES (?,?,?,?,?,?,?,?,?)",
+                      [(return_id, i, sku, name, qty, up, g, g // 20, g - g // 20)
+                       for i, (sku, name, _div, qty, up, g) in enumerate(back)])
+        c.executemany("INSERT INTO ledger (seq, customer_id, kind, points, amount, at)"
+                      " VALUES (?,?,?,?,?,?)",
+                      [(seq, cid, "points_reversed", -points, 0, at),
+                       (seq, cid, "refund", 0, -value, at)])
+        # the customer restated: what they still hold, then their tally rows written again
+        c.execute("SELECT s.sale_id, s.at, s.total_net, l.sku, l.name, l.unit_price, l.qty"
+                  " FROM sales s JOIN sale_lines l ON l.sale_id = s.sale_id"
+                  " WHERE s.customer_id = ? ORDER BY s.sale_id, l.line_no", (cid,)).fetchall()
+        c.execute("SELECT sale_id, SUM(value) FROM returns WHERE customer_id = ?"
+                  " GROUP BY sale_id", (cid,)).fetchall()
+        c.execute("SELECT r.sale_id, l.line_no, l.sku, l.qty FROM returns r JOIN return_lines l"
+                  " ON l.return_id = r.return_id WHERE r.customer_id = ?", (cid,)).fetchall()
+        tally = c.execute("SELECT * FROM customer_tally WHERE customer_id = ?",
+                          (cid,)).fetchone()
+        items = c.execute("SELECT sku, name, qty, max_unit_price FROM customer_items"
+                          " WHERE customer_id = ?", (cid,)).fetchall()
+        c.execute("SELECT sku, qty FROM customer_gifts WHERE customer_id = ?", (cid,)).fetchall()
+        for table in ("customer_tally", "customer_items", "customer_gifts"):
+            c.execute(f"DELETE FROM {table} WHERE customer_id = ?", (cid,))
+        names = list(tally.keys())
+        c.execute(f"INSERT INTO customer_tally ({', '.join(names)})"
+                  f" VALUES ({', '.join('?' * len(names))})", tuple(tally))
+        c.executemany("INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)"
+                      " VALUES (?, ?, ?, ?, ?)", [(cid, *tuple(r)) for r in items if r["qty"]])
+        c.execute("COMMIT")
         return time.perf_counter_ns() - t0
 
     def close(self) -> None:
@@ -420,7 +520,8 @@ class Floor:
 
 def run_domain_and_floor(db: Path, floor_db: Path, work: list[tuple[str, list[dict[str, Any]]]],
                          warmup: int, seed: int, profile: bool
-                         ) -> tuple[dict[str, list[int]], list[int], dict[str, int], str | None]:
+                         ) -> tuple[dict[str, list[int]], dict[str, list[int]], dict[str, int],
+                                    str | None]:
     outlet = Outlet(db, OUTLET)
     try:
         # Warm-up (untimed), also giving the real sizes the floor must write.
@@ -430,17 +531,29 @@ def run_domain_and_floor(db: Path, floor_db: Path, work: list[tuple[str, list[di
             event_text, response_text = conn.execute(
                 "SELECT o.event, s.response FROM sales s JOIN outbox o ON o.seq = s.seq"
                 " ORDER BY s.seq DESC LIMIT 1").fetchone()
-        sizes = {"event_bytes": len(event_text.encode()), "response_bytes": len(response_text.encode())}
-        floor = Floor(floor_db, event_text, response_text)
+            return_texts = conn.execute(
+                "SELECT o.event, r.fact, r.response FROM returns r JOIN outbox o ON o.seq = r.seq"
+                " ORDER BY r.seq DESC LIMIT 1").fetchone()
+        sizes = {"event_bytes": len(event_text.encode()), "response_bytes": len(response_text.encode()),
+                 "return_event_bytes": len(return_texts[0].encode()),
+                 "return_response_bytes": len(return_texts[2].encode())}
+        floor = Floor(floor_db, event_text, response_text, tuple(return_texts))
         for card, basket in work[:warmup]:
             floor.sale(card, basket)
-        out: dict[str, list[int]] = {"identify": [], "quote": [], "sale": [], "total": []}
-        floor_ns: list[int] = []
+            floor.give_back()
+        out: dict[str, list[int]] = {"identify": [], "quote": [], "sale": [], "total": [],
+                                     "return": []}
+        floor_ns: dict[str, list[int]] = {"sale": [], "return": []}
+
+        def on_floor(card: str, basket: list[dict[str, Any]]) -> None:
+            floor_ns["sale"].append(floor.sale(card, basket))
+            floor_ns["return"].append(floor.give_back())
+
         rng = random.Random(seed + 1)
         profiler = cProfile.Profile() if profile else None
         for card, basket in work[warmup:]:
             if rng.random() < 0.5:  # alternate the order so neither always follows the other
-                floor_ns.append(floor.sale(card, basket))
+                on_floor(card, basket)
                 if profiler:
                     profiler.enable()
                 domain_iteration(outlet, card, basket, out)
@@ -452,7 +565,7 @@ def run_domain_and_floor(db: Path, floor_db: Path, work: list[tuple[str, list[di
                 domain_iteration(outlet, card, basket, out)
                 if profiler:
                     profiler.disable()
-                floor_ns.append(floor.sale(card, basket))
+                on_floor(card, basket)
         floor.close()
     finally:
         outlet.close()
@@ -527,7 +640,9 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.2f} before the run,"
           f" {os.getloadavg()[0]:.2f} after (other processes' work lands in the tails)")
     print(f"stream: {iterations} iterations x {LINES} lines, {args.tills} HTTP till(s);"
-          f" sale event {sizes['event_bytes']} B, stored response {sizes['response_bytes']} B")
+          f" sale event {sizes['event_bytes']} B, stored response {sizes['response_bytes']} B;"
+          f" a return of {RETURNED} lines after each in-process sale: event"
+          f" {sizes['return_event_bytes']} B, stored response {sizes['return_response_bytes']} B")
     print(f"{'step (ms)':<34} {'p50':>9} {'p99':>9} {'max':>9}")
     for step in ("identify", "quote", "sale", "total"):
         print(row(f"HTTP {step if step != 'total' else 'identify+quote+sale'}", http[step]))
@@ -535,15 +650,23 @@ def main() -> int:
     for step in ("identify", "quote", "sale", "total"):
         label = {"sale": "sell (the commit)", "total": "identify+quote+sell"}.get(step, step)
         print(row(f"domain {label}", dom[step]))
-    print(row("raw sqlite3 floor (same rows)", floor_ns))
+    print(row("raw sqlite3 floor (same rows)", floor_ns["sale"]))
+    print(row("domain give_back (the return)", dom["return"]))
+    print(row("raw sqlite3 floor (return's rows)", floor_ns["return"]))
     domain_commit_p50, domain_commit_p99 = ms(pct(dom["sale"], 50)), ms(pct(dom["sale"], 99))
-    floor_p50, floor_p99 = ms(pct(floor_ns, 50)), ms(pct(floor_ns, 99))
+    floor_p50, floor_p99 = ms(pct(floor_ns["sale"], 50)), ms(pct(floor_ns["sale"], 99))
+    return_p50, return_p99 = ms(pct(dom["return"], 50)), ms(pct(dom["return"], 99))
+    return_floor_p50 = ms(pct(floor_ns["return"], 50))
+    return_floor_p99 = ms(pct(floor_ns["return"], 99))
     print(f"sales/s over HTTP: {sales_per_s:.0f}; in process: {iterations / domain_wall_s:.0f}")
     print(f"goals: HTTP p99 {ms(pct(http['total'], 99)):.2f} ms (< 15 ms:"
           f" {'met' if ms(pct(http['total'], 99)) < 15 else 'MISSED'}); domain commit / floor at"
           f" p50 {domain_commit_p50 / floor_p50:.2f}x (<= 3x:"
           f" {'met' if domain_commit_p50 / floor_p50 <= 3 else 'MISSED'}),"
-          f" at p99 {domain_commit_p99 / floor_p99:.2f}x")
+          f" at p99 {domain_commit_p99 / floor_p99:.2f}x; return / its floor at p50"
+          f" {return_p50 / return_floor_p50:.2f}x (<= 3x:"
+          f" {'met' if return_p50 / return_floor_p50 <= 3 else 'MISSED'}),"
+          f" at p99 {return_p99 / return_floor_p99:.2f}x")
     if report:
         print(report)
     # floor_ratio uses the p50s (domain commit p50 / floor p50); floor_ratio_p99 the p99s.
@@ -552,6 +675,10 @@ def main() -> int:
           f" domain_commit_p99_ms={domain_commit_p99:.3f} floor_p50_ms={floor_p50:.3f}"
           f" floor_p99_ms={floor_p99:.3f} floor_ratio={domain_commit_p50 / floor_p50:.2f}"
           f" floor_ratio_p99={domain_commit_p99 / floor_p99:.2f}"
+          f" return_p50_ms={return_p50:.3f} return_p99_ms={return_p99:.3f}"
+          f" return_floor_p50_ms={return_floor_p50:.3f} return_floor_p99_ms={return_floor_p99:.3f}"
+          f" return_floor_ratio={return_p50 / return_floor_p50:.2f}"
+          f" return_floor_ratio_p99={return_p99 / return_floor_p99:.2f}"
           f" customers={n} iterations={iterations}")
     return 0
 
