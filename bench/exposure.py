@@ -450,7 +450,7 @@ def report(result: Result, wall_s: float, load: tuple[float, float]) -> list[str
     out.append(f"HQ flagged {result.flags} returns; ledger: {result.ledger['hq_events']} events,"
                " each once, HQ = the fold of its events, every outlet = HQ")
     parts = {p: result.ratio(p) for p in ("points", "credit", "refunds")}
-    held = result.worst_loss_ratio <= 1 and result.chain_loss_ratio <= 1
+    held = max([*parts.values(), result.worst_loss_ratio, result.chain_loss_ratio]) <= 1
     tight = min([*parts.values(), result.worst_loss_ratio, result.chain_loss_ratio]) >= 0.95
     out.append(f"goals: loss <= bound: {'met' if held else 'MISSED'}; the adversary reaches"
                f" every bound (ratio >= 0.95): {'met' if tight else 'MISSED'}")

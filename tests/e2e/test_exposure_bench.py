@@ -28,9 +28,11 @@ def test_the_adversary_reaches_the_offline_bound_and_never_passes_it(rig: ChainR
     # the bound from the settings: 2 outlets, 2 windows, the second card capped by L
     assert (card.points, card.credit, card.refunds) == (2 * 1_000, 20_000, 2 * 2 * 20_000)
     assert chain.refunds == 2 * min(2 * 20_000, 30_000) * 2
-    # never passed, per card and per chain
+    # never passed, per card and per chain, as a whole and part by part
     assert result.worst_loss_ratio <= 1, result.loss
     assert result.chain_loss_ratio <= 1, result.loss
+    for part in ("points", "credit", "refunds"):
+        assert result.ratio(part) <= 1, (part, result.loss)
     # and reached: each limit is tight, not loose
     for part in ("points", "credit", "refunds"):
         assert result.ratio(part) >= 0.95, (part, result.loss)
