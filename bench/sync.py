@@ -890,6 +890,22 @@ def sale_parts(sales: list[tuple[float, float]], probe: Path) -> list[dict[str, 
     return parts
 
 
+def sync_writes(probe: Path) -> str:
+    """The sync threads' transactions over the whole run: how many, how many waited for
+    the disk, and how long each held the connection."""
+    held: dict[str, list[float]] = {}
+    durable: dict[str, int] = {}
+    for line in probe.read_text().splitlines():
+        kind, thread, is_durable, _wait, begin, body, commit, *_rest = line.split("\t")
+        if kind == "write" and thread in SYNC_THREADS:
+            held.setdefault(thread, []).append(float(begin) + float(body) + float(commit))
+            durable[thread] = durable.get(thread, 0) + int(is_durable)
+    return "probe, the sync threads' transactions: " + "; ".join(
+        f"{thread} {len(times)} ({durable[thread]} durable), holding the connection p50"
+        f" {pct(times, 50):.2f} ms p99 {pct(times, 99):.2f} ms max {max(times):.2f} ms"
+        for thread, times in sorted(held.items()))
+
+
 def describe_parts(name: str, parts: list[dict[str, float]]) -> str:
     """The median sale's parts, and the mean parts of the slowest 1% (at least 3 sales)."""
     if not parts:
@@ -919,7 +935,7 @@ def run_pull_stall(where: Path, n: int, sales: int, seed: int,
     same stream before and after the pull is the baseline. (sale ms while pulling, sale
     ms without, the pull's changes and seconds). `probe`: the agent runs under
     bench/saleprobe.py and a thread times the disk's fsync meanwhile; each sale's time is
-    split into its parts (printed)."""
+    split into its parts (printed; the agent's lines stay in `where`/saleprobe.tsv)."""
     base = where / f"hq-{n}.db"
     build_hq(base, n, "building HQ for the pull")
     db, outlet_db = where / "stall-hq.db", where / "stall-outlet.db"
@@ -1000,8 +1016,7 @@ def run_pull_stall(where: Path, n: int, sales: int, seed: int,
             (f"probe, the disk (4 KiB write + fdatasync every 20 ms, another file): without a"
             f" pull p50 {pct(fsync_without, 50):.2f} ms p99 {pct(fsync_without, 99):.2f} ms;"
             f" during p50 {pct(fsync_during or [math.nan], 50):.2f} ms"
-            f" p99 {pct(fsync_during or [math.nan], 99):.2f} ms")]
-        probe_file.unlink(missing_ok=True)
+            f" p99 {pct(fsync_during or [math.nan], 99):.2f} ms"), sync_writes(probe_file)]
     return {"during": during, "without": before + after, "changes": n, "s": pull_s,
             "probe": probed}
 
