@@ -5,7 +5,7 @@ Implements `sync.client.Replica`. Promises:
   to just before the first change it leaves for the next (never past a change not
   applied); a slice's commit does not wait for the disk (a power cut may undo the last
   slices, whole and with their cursor, and they are pulled again; a sale's durable
-  commit after them makes them durable too);
+  commit after them makes them durable too); so does the note of a sync's outcome;
 - a customer's view = HQ's confirmed state ⊕ this outlet's facts about the customer that
   HQ had not folded in (`seq > incorporated_through`); the confirmed part and its
   `confirmed_through` are kept so the offline floor limits know what is unconfirmed; the
@@ -290,7 +290,10 @@ class OutletReplica:
                      (through, json.dumps(confirmed.to_dict()), customer_id))
 
     def note_sync(self, error: str | None) -> None:
-        with self.db.write() as conn:
+        """The outcome of a push or pull, for `loyalty status`. Its commit does not wait
+        for the disk: a power cut may undo the last notes, which the next exchange writes
+        again, and a sale waiting for the writer does not wait for their fsync."""
+        with self.db.write(durable=False) as conn:
             if error is None:
                 set_meta(conn, "last_sync_at", utc_now())
                 conn.execute("DELETE FROM meta WHERE key = 'last_sync_error'")

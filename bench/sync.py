@@ -42,7 +42,10 @@ What it does (issue 3, bench/README.md):
    then POST /v1/sales, whose round trip is timed), while the agent applies a re-pull of
    all N customers (HQ re-bumps each in its change log, as a mass category change does).
    sale_p99_during_pull_ms beside sale_p99_without_pull_ms, the same stream before and
-   after the pull (goal: <= 15 ms; docs/sync.md "Sliced pull application").
+   after the pull (goal: <= 15 ms; docs/sync.md "Sliced pull application"). `--probe`
+   runs that agent under bench/saleprobe.py and prints where each sale's time went (waiting
+   for the connection, BEGIN, body, COMMIT, the collector, the rest) beside the disk's own
+   fsync time, timed meanwhile (bench/README.md).
 
 Last line:
 `sync: propagation_p50_s= propagation_p99_s= ban_p50_s= ban_p99_s= ingest_eps=
@@ -131,14 +134,15 @@ class Proc:
     """A real `loyalty ...` server process, answering `probe` (GET) before we go on."""
 
     def __init__(self, args: list[str], port: int, probe: str, log_path: Path,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 command: Sequence[str] = (LOYALTY,)) -> None:
         import requests
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self.log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
-        self.proc = subprocess.Popen([LOYALTY, *args, "--port", str(port)], stdout=self.log,
+        self.proc = subprocess.Popen([*command, *args, "--port", str(port)], stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:
@@ -174,9 +178,14 @@ def hq_proc(db: Path, where: Path, name: str, token: str) -> Proc:
                 where / f"{name}.log", {"Authorization": f"Bearer {token}"})
 
 
-def agent_proc(db: Path, outlet: str, hq_url: str, token: str, where: Path) -> Proc:
+def agent_proc(db: Path, outlet: str, hq_url: str, token: str, where: Path,
+               probe: Path | None = None) -> Proc:
+    """`probe`: run it under bench/saleprobe.py, its transactions' times into that file."""
+    command = (LOYALTY,) if probe is None else (
+        sys.executable, str(Path(__file__).with_name("saleprobe.py")), str(probe))
     return Proc(["agent", "serve", "--db", str(db), "--outlet", outlet, "--hq", hq_url,
-                 "--token", token], free_port(), "/v1/status", where / f"agent-{outlet}.log")
+                 "--token", token], free_port(), "/v1/status", where / f"agent-{outlet}.log",
+                command=command)
 
 
 def new_chain(path: Path, outlets: Sequence[str]) -> tuple[dict[str, str], str]:
@@ -580,7 +589,7 @@ def run_ingest(where: Path, customers: int, per_outlet: int, seed: int,
     db, floor_db = where / "ingest-hq.db", where / "ingest-floor.db"
     fresh_copy(base, db)
     outlets = [f"O{k:02d}" for k in range(1, OUTLETS + 1)]
-    tokens, _admin = new_chain(db, outlets)
+    tokens, admin = new_chain(db, outlets)
     say(f"ingest: building {OUTLETS} x {per_outlet:,} sale events ({LINES} lines each)")
     batches = build_batches(outlets, per_outlet, ids, seed)
     event_bytes = sum(len(b) for bl in batches.values() for b, _ in bl) / (OUTLETS * per_outlet)
@@ -602,6 +611,10 @@ def run_ingest(where: Path, customers: int, per_outlet: int, seed: int,
         say(f"ingest: {OUTLETS} outlets pushing {per_outlet:,} events each in batches of"
             f" {PUSH_BATCH} at once")
         wall, counts, batch_s = push_all(hq.url, tokens, batches)
+        import requests
+
+        groups = requests.get(hq.url + "/v1/admin/push-groups", timeout=30,
+                              headers={"Authorization": f"Bearer {admin}"}).json()
     finally:
         stop_spy(spy)
         hq.stop()
@@ -620,6 +633,7 @@ def run_ingest(where: Path, customers: int, per_outlet: int, seed: int,
     say(f"ingest: {events / wall:.0f} events/s; floor {floor_n / floor_s:.0f} events/s,"
         f" with projection {proj_eps[0]:.0f} before HQ's run, {proj_eps[1]:.0f} after it")
     return {"eps": events / wall, "wall": wall, "events": events, "counts": counts,
+            "groups": groups,
             "batch_s": batch_s, "floor_eps": floor_n / floor_s,
             "proj_floor_eps": sum(proj_eps) / 2, "proj_floor_runs": proj_eps,
             "event_bytes": event_bytes, "customers": customers}
@@ -797,19 +811,131 @@ class SaleStream:
             raise RuntimeError(f"sale: {r.status_code} {r.text[:300]}")
         return started, took
 
-    def run(self, n: int) -> list[float]:
-        return [self.sale()[1] for _ in range(n)]
+    def run(self, n: int, seen: list[tuple[float, float]] | None = None) -> list[float]:
+        sales = [self.sale() for _ in range(n)]
+        if seen is not None:
+            seen.extend(sales)
+        return [took for _at, took in sales]
 
     def close(self) -> None:
         self.session.close()
 
 
-def run_pull_stall(where: Path, n: int, sales: int, seed: int) -> dict[str, Any]:
+class DiskProbe:
+    """A thread writing 4 KiB and fdatasync-ing it every 20 ms in `where` (its own file),
+    timing each: the disk's own fsync time beside the sales (--probe)."""
+
+    def __init__(self, where: Path) -> None:
+        self.path = where / "fsync-probe.bin"
+        self.times: list[tuple[float, float]] = []  # (started at, ms)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fsync-probe", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        block = os.urandom(4096)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while not self._stop.wait(0.02):
+                started = time.perf_counter()
+                os.pwrite(fd, block, 0)
+                os.fdatasync(fd)
+                self.times.append((started, (time.perf_counter() - started) * 1000))
+        finally:
+            os.close(fd)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.path.unlink(missing_ok=True)
+
+
+SYNC_THREADS = ("sync-push", "sync-pull")
+
+
+def sale_parts(sales: list[tuple[float, float]], probe: Path) -> list[dict[str, float]]:
+    """Each sale's time split by what bench/saleprobe.py recorded in the agent during its
+    round trip (the till's threads only): waiting for the connection, BEGIN, the
+    transactions' bodies, COMMIT, the collector; `rest` = HTTP, framework and Python
+    outside a transaction. And `sync_held`: how long the sync threads' transactions held the
+    connection during the sale (the push loop's writes included)."""
+    rows = []
+    for line in probe.read_text().splitlines():
+        kind, thread, _durable, *numbers = line.split("\t")
+        wait, begin, body, commit, gc_ms, start, end = map(float, numbers)
+        rows.append((kind, thread, wait, begin, body, commit, gc_ms, start, end))
+    rows.sort(key=lambda r: r[7])
+    parts = []
+    for at, took in sales:
+        until_ = at + took / 1000
+        part = {"total": took, "wait": 0.0, "begin": 0.0, "body": 0.0, "commit": 0.0,
+                "gc": 0.0, "sync_held": 0.0}
+        for kind, thread, wait, begin, body, commit, gc_ms, start, end in rows:
+            if start > until_:
+                break
+            if end < at:
+                continue
+            if thread in SYNC_THREADS:
+                if kind == "write":
+                    part["sync_held"] += max(0.0, min(end, until_) - max(start + wait / 1000, at)) * 1000
+                continue
+            if start >= at and end <= until_:
+                part["wait"] += wait
+                part["begin"] += begin
+                part["body"] += body
+                part["commit"] += commit
+                part["gc"] += gc_ms
+        part["rest"] = took - part["wait"] - part["begin"] - part["body"] - part["commit"]
+        parts.append(part)
+    return parts
+
+
+def sync_writes(probe: Path) -> str:
+    """The sync threads' transactions over the whole run: how many, how many waited for
+    the disk, and how long each held the connection."""
+    held: dict[str, list[float]] = {}
+    durable: dict[str, int] = {}
+    for line in probe.read_text().splitlines():
+        kind, thread, is_durable, _wait, begin, body, commit, *_rest = line.split("\t")
+        if kind == "write" and thread in SYNC_THREADS:
+            held.setdefault(thread, []).append(float(begin) + float(body) + float(commit))
+            durable[thread] = durable.get(thread, 0) + int(is_durable)
+    return "probe, the sync threads' transactions: " + "; ".join(
+        f"{thread} {len(times)} ({durable[thread]} durable), holding the connection p50"
+        f" {pct(times, 50):.2f} ms p99 {pct(times, 99):.2f} ms max {max(times):.2f} ms"
+        for thread, times in sorted(held.items()))
+
+
+def describe_parts(name: str, parts: list[dict[str, float]]) -> str:
+    """The median sale's parts, and the mean parts of the slowest 1% (at least 3 sales)."""
+    if not parts:
+        return f"{name}: no sales"
+    ordered = sorted(parts, key=lambda p: p["total"])
+    slow = ordered[-max(3, len(ordered) // 100):]
+    keys = ("total", "wait", "begin", "body", "commit", "gc", "rest", "sync_held")
+
+    def mean(group: list[dict[str, float]], key: str) -> float:
+        return sum(p[key] for p in group) / len(group)
+
+    median = ordered[len(ordered) // 2]
+    return (f"{name} ({len(parts)} sales), ms: median sale "
+            + " ".join(f"{k}={median[k]:.2f}" for k in keys)
+            + f"; slowest {len(slow)} (mean) "
+            + " ".join(f"{k}={mean(slow, k):.2f}" for k in keys)
+            + f"; commit p50 {pct([p['commit'] for p in parts], 50):.2f}"
+            f" p99 {pct([p['commit'] for p in parts], 99):.2f}"
+            f"; wait p99 {pct([p['wait'] for p in parts], 99):.2f}")
+
+
+def run_pull_stall(where: Path, n: int, sales: int, seed: int,
+                   probe: bool = False) -> dict[str, Any]:
     """A real agent (`loyalty agent serve --hq`) on an outlet bootstrapped from a chain of
     n customers sells, one sale after another, while it applies a re-pull of all n
     customers (HQ re-bumps each in its change log, as a mass category change does); the
     same stream before and after the pull is the baseline. (sale ms while pulling, sale
-    ms without, the pull's changes and seconds)."""
+    ms without, the pull's changes and seconds). `probe`: the agent runs under
+    bench/saleprobe.py and a thread times the disk's fsync meanwhile; each sale's time is
+    split into its parts (printed; the agent's lines stay in `where`/saleprobe.tsv)."""
     base = where / f"hq-{n}.db"
     build_hq(base, n, "building HQ for the pull")
     db, outlet_db = where / "stall-hq.db", where / "stall-outlet.db"
@@ -822,17 +948,24 @@ def run_pull_stall(where: Path, n: int, sales: int, seed: int) -> dict[str, Any]
     hq = hq_proc(db, where, "stall-hq", tokens["NEW"])
     agent = None
     stream = None
+    disk: DiskProbe | None = None
+    probe_file = where / "saleprobe.tsv"
+    probe_file.unlink(missing_ok=True)
+    before_seen: list[tuple[float, float]] = []
+    after_seen: list[tuple[float, float]] = []
     try:
         new_outlet(outlet_db, hq.url, tokens["NEW"])
         say(f"pull: bootstrapping an outlet with {n:,} customers")
         _s, status, _rss = run_child(["sync", "--db", str(outlet_db)], where / "sync.out")
         if status != 0:
             raise RuntimeError(f"loyalty sync failed: {(where / 'sync.out').read_text()}")
-        agent = agent_proc(outlet_db, "NEW", hq.url, tokens["NEW"], where)
+        agent = agent_proc(outlet_db, "NEW", hq.url, tokens["NEW"], where,
+                           probe_file if probe else None)
         stream = SaleStream(agent.url, n, seed)
         stream.run(20)  # warm-up
+        disk = DiskProbe(where) if probe else None
         say(f"pull: {sales} sales without a pull (the baseline)")
-        before = stream.run(sales)
+        before = stream.run(sales, before_seen)
         conn = sqlite3.connect(db, timeout=30)
         with conn:
             head = conn.execute("SELECT MAX(seq) FROM changes").fetchone()[0]
@@ -856,8 +989,10 @@ def run_pull_stall(where: Path, n: int, sales: int, seed: int) -> dict[str, Any]
             raise RuntimeError("pull: the agent did not catch up within 600 s")
         during = [took for at, took in seen if at >= started_at]
         say(f"pull: {sales} sales after the pull (the baseline)")
-        after = stream.run(sales)
+        after = stream.run(sales, after_seen)
     finally:
+        if disk is not None:
+            disk.stop()
         if stream is not None:
             stream.close()
         if agent is not None:
@@ -869,7 +1004,21 @@ def run_pull_stall(where: Path, n: int, sales: int, seed: int) -> dict[str, Any]
     pull_s = ended_at - started_at
     say(f"pull: {n:,} changes in {pull_s:.1f} s; sale p99 {pct(during, 99):.1f} ms during"
         f" ({len(during)} sales), {pct(before + after, 99):.1f} ms without")
-    return {"during": during, "without": before + after, "changes": n, "s": pull_s}
+    probed: list[str] = []
+    if probe and disk is not None:
+        fsync_without = [ms for at, ms in disk.times if not started_at <= at <= ended_at]
+        fsync_during = [ms for at, ms in disk.times if started_at <= at <= ended_at]
+        probed = [
+            describe_parts("probe, sales without a pull", sale_parts(before_seen + after_seen,
+                                                                     probe_file)),
+            describe_parts("probe, sales during the pull",
+                           sale_parts([x for x in seen if x[0] >= started_at], probe_file)),
+            (f"probe, the disk (4 KiB write + fdatasync every 20 ms, another file): without a"
+            f" pull p50 {pct(fsync_without, 50):.2f} ms p99 {pct(fsync_without, 99):.2f} ms;"
+            f" during p50 {pct(fsync_during or [math.nan], 50):.2f} ms"
+            f" p99 {pct(fsync_during or [math.nan], 99):.2f} ms"), sync_writes(probe_file)]
+    return {"during": during, "without": before + after, "changes": n, "s": pull_s,
+            "probe": probed}
 
 
 # --- profiling (optional: py-spy, outside the project's venv) -------------------------------
@@ -921,6 +1070,9 @@ def main() -> int:
                     choices=["propagation", "ingest", "bootstrap", "pull"])
     ap.add_argument("--profile", metavar="NAME",
                     help="py-spy the HQ and outlet processes (raw folded stacks NAME-*.txt in --dir)")
+    ap.add_argument("--probe", action="store_true",
+                    help="split each sale of the pull part into its parts (bench/saleprobe.py)"
+                         " and time the disk's fsync meanwhile")
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
     cards = args.cards or (30 if args.quick else 200)
@@ -942,7 +1094,7 @@ def main() -> int:
     nan = float("nan")
     prop: dict[str, Any] = {"prop": [nan], "ban": [nan], "misses": 0, "ban_misses": 0,
                             "issue_ms": [nan]}
-    ing: dict[str, Any] = {"eps": nan, "floor_eps": nan, "proj_floor_eps": nan,
+    ing: dict[str, Any] = {"eps": nan, "floor_eps": nan, "proj_floor_eps": nan, "groups": {},
                            "proj_floor_runs": [nan], "batch_s": [nan],
                            "event_bytes": nan, "wall": nan, "events": 0, "customers": 0,
                            "counts": {}}
@@ -959,7 +1111,7 @@ def main() -> int:
         if "ingest" not in args.skip:
             ing = run_ingest(where, ingest_customers, per_outlet, args.seed, args.profile)
         if "pull" not in args.skip:
-            stall = run_pull_stall(where, pull_n, pull_sales, args.seed)
+            stall = run_pull_stall(where, pull_n, pull_sales, args.seed, args.probe)
         if "bootstrap" not in args.skip:
             boot_small = run_bootstrap(where, small, None, pages=False)
             boot = run_bootstrap(where, n, args.profile)
@@ -983,7 +1135,11 @@ def main() -> int:
           f" ({LINES} lines, {ing['event_bytes']:.0f} B JSON each) in batches of {PUSH_BATCH},"
           f" HQ with {ing['customers']:,} customers: {ing['eps']:.0f} events/s"
           f" ({ing['wall']:.1f} s); batch round trip p50 {pct(ing['batch_s'], 50):.2f} s,"
-          f" p99 {pct(ing['batch_s'], 99):.2f} s; results {ing['counts']}")
+          f" p99 {pct(ing['batch_s'], 99):.2f} s, shortest {min(ing['batch_s']):.2f} s;"
+          f" results {ing['counts']};"
+          f" HQ's commits: {ing['groups'].get('groups', 0)} holding"
+          f" {ing['groups'].get('pushes', 0)} pushes, at most {ing['groups'].get('largest', 0)}"
+          f" in one")
     print(f"ingest floor (plain sqlite3, WAL, synchronous=FULL, {PUSH_BATCH} per transaction):"
           f" event rows + dedupe {ing['floor_eps']:.0f} events/s; with HQ's projection"
           f" (sales, lines, tally, items, change log) {ing['proj_floor_eps']:.0f} events/s"
@@ -996,6 +1152,8 @@ def main() -> int:
           f" the same stream without a pull ({len(without)} sales, before and after it):"
           f" p50 {pct(without, 50):.1f} ms, p99 {pct(without, 99):.1f} ms,"
           f" max {max(without):.1f} ms")
+    for line in stall.get("probe", []):
+        print(line)
     built = f" (built in {boot['build_s']:.0f} s)" if boot["build_s"] else ""
 
     def us(run: dict[str, Any], key: str = "s") -> float:

@@ -79,6 +79,7 @@ class GroupCommit:
         self._writing = 0  # jobs in the group being written
         self.groups = 0  # committed groups and the jobs in them (for tests and benches)
         self.jobs = 0
+        self.largest = 0  # the most jobs one committed group held
 
     def pending(self) -> int:
         """Jobs submitted and not answered yet (queued, or in the group being written)."""
@@ -145,6 +146,7 @@ class GroupCommit:
         else:
             self.groups += 1
             self.jobs += len(group)
+            self.largest = max(self.largest, len(group))
 
     @staticmethod
     def _run_jobs(conn: sqlite3.Connection, group: list[_Waiting[Any, Any]]) -> None:

@@ -270,6 +270,14 @@ class Outlets(RootModel[list[OutletView]]):
     """Every registered outlet, by id."""
 
 
+class PushGroups(Answer):
+    """HQ's group commit of pushes since this HQ process started (docs/sync.md)."""
+
+    groups: int = Field(description="transactions committed, each holding one or more pushes")
+    pushes: int = Field(description="pushes those transactions held")
+    largest: int = Field(description="the most pushes one transaction held")
+
+
 class Flag(Answer):
     flag_id: int
     event_id: str | None

@@ -224,3 +224,30 @@ def test_a_sale_waiting_for_the_writer_goes_between_two_slices(world: World) -> 
     # it went at the first boundaries (one, or a few under load), not after the page's
     # 30 slices (before the pull thread let it in: after 26)
     assert done and seen and seen[0] <= 5, seen
+
+
+def test_sync_bookkeeping_does_not_wait_for_the_disk_but_a_sale_does(world: World) -> None:
+    """Every push and pull ends with a note of its outcome (`last_sync_at`, the last
+    error), a status line for `loyalty status` that the next exchange writes again: its
+    commit does not wait for the disk (a sale waiting for the writer would wait for that
+    fsync too). A sale's commit still does (synchronous=FULL: it survives a power cut)."""
+    statements: list[str] = []
+    world.a.db.conn.set_trace_callback(statements.append)
+    try:
+        replica = OutletReplica(world.a)
+        replica.note_sync(None)
+        noted = list(statements)
+        replica.note_sync("hq_unreachable: the line is down")
+        failed = statements[len(noted):]
+        statements.clear()
+        world.sell_at_a(0)
+        sold = list(statements)
+    finally:
+        world.a.db.conn.set_trace_callback(None)
+    for note in (noted, failed):
+        assert note[:2] == ["PRAGMA synchronous=NORMAL", "BEGIN IMMEDIATE"], note
+        assert note[-2:] == ["COMMIT", "PRAGMA synchronous=FULL"], note
+    assert world.a.db.scalar("SELECT value FROM meta WHERE key = 'last_sync_error'") \
+        .endswith("hq_unreachable: the line is down")
+    assert "PRAGMA synchronous=NORMAL" not in sold and "COMMIT" in sold, sold
+    assert world.a.db.scalar("PRAGMA synchronous") == 2  # FULL

@@ -20,6 +20,7 @@ from schema.events import make_event
 
 SYNC = [("GET", "/v1/sync/hello"), ("GET", "/v1/sync/pull"), ("POST", "/v1/sync/push")]
 ADMIN = [("GET", "/v1/admin/flags"), ("GET", "/v1/admin/outlets"),
+         ("GET", "/v1/admin/push-groups"),
          ("POST", "/v1/admin/customers/someone/ban"), ("GET", "/v1/admin/customers/someone"),
          ("PUT", "/v1/admin/master/category"),
          ("POST", "/v1/admin/identifiers/status")]

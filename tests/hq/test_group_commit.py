@@ -101,6 +101,7 @@ def together(chain: Chain, pushes: list[Push]) -> list[Outcome]:
     # the first push may have taken its group before the others queued: at most 2 groups
     assert chain.pushes.jobs - jobs == queued
     assert chain.pushes.groups - groups <= 2
+    assert chain.pushes.largest >= queued - 1  # what GET /v1/admin/push-groups reports
     assert all(o is not None for o in got)
     return [o for o in got if o is not None]
 

@@ -163,7 +163,8 @@ def facts() -> list[dict[str, Any]]:
 def test_every_operation_names_its_answer_and_documents_its_refusals_as_sent(hq: HQ) -> None:
     operations = [(method, path, op) for path, ops in hq.doc["paths"].items()
                   for method, op in ops.items()]
-    assert len(operations) == 33  # merge and replace-card (issue 12), adjustments and points/expire (issue 11)
+    assert len(operations) == 34  # merge, replace-card (12), adjustments, points/expire (11),
+    # push-groups (14)
     assert "HTTPValidationError" not in hq.doc["components"]["schemas"]
     for method, path, op in operations:
         where = f"{method.upper()} {path}"
@@ -231,6 +232,7 @@ def test_every_answer_has_exactly_the_keys_its_schema_publishes(hq: HQ) -> None:
     hq.call("DELETE", "/v1/admin/master/category/M", "/v1/admin/master/{kind}/{key}", 204)
     hq.call("GET", "/v1/admin/outlets", "/v1/admin/outlets")
     hq.call("GET", "/v1/admin/flags?all=true", "/v1/admin/flags")
+    hq.call("GET", "/v1/admin/push-groups", "/v1/admin/push-groups")
     hq.call("POST", "/v1/admin/categories/assign", "/v1/admin/categories/assign",
             json={"today": "2026-09-30"})
     hq.call("POST", customer + "/adjustments", template + "/adjustments", 201,

@@ -540,12 +540,16 @@ class Workload:
 
 
 class BalanceWatch:
-    """Polls HQ's balances of the hot customers while the workload runs (HQ directly)."""
+    """Polls HQ's balances of the hot customers while the workload runs (HQ directly), and
+    its push groups (`GET /v1/admin/push-groups`): `grouped` is the most pushes HQ wrote
+    beyond one per commit in any of its lives (0: no commit ever held two pushes)."""
 
     def __init__(self, chain: Chain, cards: dict[str, tuple[str, str]], hot: list[str]) -> None:
         self.chain = chain
         self.ids = {cards[c][0]: cards[c][1] for c in hot}
         self.lowest: dict[str, int] = {}
+        self.grouped = 0
+        self.largest = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="balance-watch")
 
@@ -559,6 +563,10 @@ class BalanceWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
+            with contextlib.suppress(Exception):  # HQ may be down (killed): next time
+                groups = self.chain.admin_get("/v1/admin/push-groups")
+                self.grouped = max(self.grouped, groups["pushes"] - groups["groups"])
+                self.largest = max(self.largest, groups["largest"])
             for cid in self.ids:
                 with contextlib.suppress(Exception):
                     balance = self.chain.admin_get(f"/v1/admin/customers/{cid}")["points_balance"]

@@ -63,7 +63,8 @@ def test_faulty_network_heals_to_one_truth(tmp_path: Path, seed: int) -> None:
         assert chain.admin_get(f"/v1/admin/customers/{ban_cid}")["status"] == "banned"
         phases = [round(b - a, 1) for a, b in itertools.pairwise(clock)]
         print(f"seed {seed}: start+setup/faults/heal {phases}s {figures} "
-              f"proxy {dict(chain.proxy.stats)}")
+              f"proxy {dict(chain.proxy.stats)} pushes grouped {watch.grouped}, "
+              f"largest group {watch.largest}")  # 0-4: test_kill.py asserts grouping
     except BaseException:
         print(chain.logs())
         raise
