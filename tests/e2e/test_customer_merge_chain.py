@@ -69,4 +69,5 @@ def test_a_merge_reaches_an_outlet_and_an_offline_sale_on_the_old_card_counts_fo
     until(lambda: owner(a, dup["card_number"]) == kept, 15, what="A resolves the old card")
     until(lambda: a.balance(kept) == total, 15, what="A shows the sale once, on the survivor")
     until(lambda: b.balance(kept) == total, 15, what="B too")
+    chain.settled()  # the visits the identifications above recorded reach HQ too
     hq_ledger_check(chain.hq.db, {o.outlet: o.db for o in chain.outlets.values()})
