@@ -22,8 +22,9 @@ What it does (issues 2 and 10, bench/README.md):
 4. Floor: interleaved with (3), iteration by iteration so noise hits both, plain sqlite3
    on a second copy of the same file (WAL, synchronous=FULL, BEGIN IMMEDIATE ... COMMIT)
    writing the same rows as a sale: the card lookup and customer read, 1 sales row, 10
-   sale_lines, 2 payments, 3 ledger rows, the customer_tally upsert, 10 customer_items
-   upserts and 1 outbox row, with the outbox event and the stored response exactly as long
+   sale_lines, 2 payments, 3 ledger rows, the sale's point lot (the customer's lots read,
+   1 customer_lots row), the customer_tally upsert, 10 customer_items upserts and 1 outbox
+   row, with the outbox event and the stored response exactly as long
    as the domain layer's (copied from a real sale made in the warm-up). The visit writes
    the card lookup and customer read, 1 outbox row (as long as a real visit's) and 1 visits
    row, and reads the points balance.
@@ -562,6 +563,11 @@ class Floor:
                       [(seq, cid, "points_earned", net // 100, 0, at),
                        (seq, cid, "discount", 0, discount, at),
                        (seq, cid, "credit_charge", 0, CREDIT_PART, at)])
+        # the sale's point lot (agent/points.py `record`): the customer's lots read, one added
+        c.execute("SELECT lot_id, earned_on, points, expires_on, spendable_on FROM customer_lots"
+                  " WHERE customer_id = ?", (cid,)).fetchall()
+        c.execute("INSERT INTO customer_lots (customer_id, lot_id, earned_on, points, expires_on,"
+                  " spendable_on) VALUES (?, ?, ?, ?, NULL, NULL)", (cid, sale_id, at[:10], net // 100))
         c.execute(self.tally_sql, (cid, net, 1, sum(ln[3] for ln in lines), net // 100, discount,
                                    net - CREDIT_PART, CREDIT_PART, at, net, sale_id))
         for sku, name, _div, qty, up, _g in lines:
