@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Till latency on a big replica: identify + quote + sale over HTTP, in process, and the floor.
 
-What it does (issues 2 and 10, bench/README.md):
+What it does (issues 2, 10 and 11, bench/README.md):
 
 1. Builds (or reuses, from `--dir`) an outlet replica with N customers (1,000,000; `--quick`
    20,000), each with a club card and an empty `customer_tally` row. The schema and default
@@ -18,15 +18,20 @@ What it does (issues 2 and 10, bench/README.md):
    (as in 4), each its own durable commit.
 3. Domain: the same stream in process through `agent.identification.identify`,
    `agent.sales.quote` and `agent.sales.sell` (schema.api bodies built before the clock
-   starts) on that copy, after the agent has stopped.
+   starts) on that copy, after the agent has stopped; right after each sale, a return of
+   RETURNED (3) of its lines by sale_id through `agent.returns.give_back`, the call behind
+   POST /v1/returns (issue 11).
 4. Floor: interleaved with (3), iteration by iteration so noise hits both, plain sqlite3
    on a second copy of the same file (WAL, synchronous=FULL, BEGIN IMMEDIATE ... COMMIT)
    writing the same rows as a sale: the card lookup and customer read, 1 sales row, 10
-   sale_lines, 2 payments, 3 ledger rows, the customer_tally upsert, 10 customer_items
-   upserts and 1 outbox row, with the outbox event and the stored response exactly as long
+   sale_lines, 2 payments, 3 ledger rows, the sale's point lot (the customer's lots read,
+   1 customer_lots row), the customer_tally upsert, 10 customer_items upserts and 1 outbox
+   row, with the outbox event and the stored response exactly as long
    as the domain layer's (copied from a real sale made in the warm-up). The visit writes
    the card lookup and customer read, 1 outbox row (as long as a real visit's) and 1 visits
-   row, and reads the points balance.
+   row, and reads the points balance. Right after each floor sale, the return's rows in one
+   transaction, as agent/returns.py writes them on this standalone replica (`Floor.give_back`
+   lists them), its fact, event and stored answer as long as the domain layer's.
 
 Every customer is in category A, B or C and pays 1.00 on internal credit and the rest by
 bank card, so every sale writes three ledger rows (points, discount, credit charge) and
@@ -37,7 +42,8 @@ HTTP (client-side wall time of the three requests), http_floor_ratio = its p50 /
 round trips p50 + the raw sale commit p50, both from the HTTP run) and floor_ratio = domain
 commit p50 / floor p50 (the p50 ratios are the fair ones: a p99 on this noisy 2-vCPU disk is
 dominated by fsync/checkpoint stalls that hit whichever transaction is running;
-floor_ratio_p99 is printed too).
+floor_ratio_p99 is printed too); return_floor_ratio = the in-process return's p50 / its raw
+floor's p50 (return_floor_ratio_p99 the same of the p99s).
 """
 
 from __future__ import annotations
@@ -68,11 +74,12 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent import cardnumber, identification, sales
+from agent import cardnumber, identification, returns, sales
 from agent.outlet import Outlet
-from schema.api import QuoteIn, SaleIn
+from schema.api import QuoteIn, ReturnIn, SaleIn
 from schema.database import file_size
 from schema.events import new_id
+from schema.receiptcode import reference
 
 OUTLET = "BENCH"
 FIRST_RANGE = 9000  # the replica's customers carry cards of other outlets' ranges
@@ -85,6 +92,7 @@ GIVEN = ("Ana", "Marko", "Ivana", "Luka", "Petra", "Josip", "Maja", "Ivan", "Sar
 SURNAMES = ("Horvat", "Kovačević", "Babić", "Marić", "Jurić", "Novak", "Knežević", "Vuković",
             "Marković", "Petrović", "Matić", "Tomić", "Pavlović", "Božić", "Blažević")
 BUILD_BATCH = 50_000
+RETURNED = 3  # lines of each in-process sale given back whole right after it (issue 11)
 
 
 # --- statistics -----------------------------------------------------------------------------
@@ -445,17 +453,28 @@ def domain_iteration(outlet: Outlet, card: str, basket: list[dict[str, Any]],
     answer, fresh = sales.sell(outlet, sale_body, key)
     t4 = time.perf_counter_ns()
     assert fresh
+    # issue 11: RETURNED of its lines given back whole, by sale_id, as POST /v1/returns does
+    return_body = ReturnIn.model_validate(
+        {"sale_id": answer["sale_id"], "till_id": "T1", "reason": "bench",
+         "lines": [{"sku": ln["sku"], "qty": ln["qty"]} for ln in basket[:RETURNED]]})
+    key = str(uuid.uuid4())
+    t5 = time.perf_counter_ns()
+    _, fresh = returns.give_back(outlet, return_body, key)
+    t6 = time.perf_counter_ns()
+    assert fresh
     if out is not None:
         out["identify"].append(t1 - t0)
         out["quote"].append(t2 - t1)
         out["sale"].append(t4 - t3)
         out["total"].append((t4 - t3) + (t2 - t0))
+        out["return"].append(t6 - t5)
     return answer
 
 
 class Floor:
-    """The same rows as a sale (and as identify's visit), written with plain sqlite3 on a
-    copy of the replica: what the agent's durable commits cost without the agent."""
+    """The same rows as a sale (and as identify's visit, and as a return of RETURNED lines of
+    the sale just written), written with plain sqlite3 on a copy of the replica: what the
+    agent's durable commits cost without the agent."""
 
     TALLY_COLS = ("purchases_total", "purchases_count", "items_count", "points_earned",
                   "discount_total", "paid_card", "paid_credit")
@@ -469,6 +488,10 @@ class Floor:
         self.event_text = event_text
         self.response_text = response_text
         self.visit_text = visit_text
+        # the return's outbox event, `returns.fact` and stored answer (`returns_like`)
+        self.return_texts: tuple[str, str, str] | None = None
+        # the last sale written: (sale_id, customer_id, lines as in `sale`, net)
+        self.last: tuple[str, str, list[tuple[str, str, Any, int, int, int]], int] | None = None
         cols = ", ".join(self.TALLY_COLS)
         sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in self.TALLY_COLS)
         self.tally_sql = (
@@ -562,6 +585,11 @@ class Floor:
                       [(seq, cid, "points_earned", net // 100, 0, at),
                        (seq, cid, "discount", 0, discount, at),
                        (seq, cid, "credit_charge", 0, CREDIT_PART, at)])
+        # the sale's point lot (agent/points.py `record`): the customer's lots read, one added
+        c.execute("SELECT lot_id, earned_on, points, expires_on, spendable_on FROM customer_lots"
+                  " WHERE customer_id = ?", (cid,)).fetchall()
+        c.execute("INSERT INTO customer_lots (customer_id, lot_id, earned_on, points, expires_on,"
+                  " spendable_on) VALUES (?, ?, ?, ?, NULL, NULL)", (cid, sale_id, at[:10], net // 100))
         c.execute(self.tally_sql, (cid, net, 1, sum(ln[3] for ln in lines), net // 100, discount,
                                    net - CREDIT_PART, CREDIT_PART, at, net, sale_id))
         for sku, name, _div, qty, up, _g in lines:
@@ -569,6 +597,119 @@ class Floor:
                       " VALUES (?, ?, ?, ?, ?) ON CONFLICT (customer_id, sku) DO UPDATE SET"
                       " qty = qty + excluded.qty, max_unit_price = max(max_unit_price,"
                       " excluded.max_unit_price)", (cid, sku, name, qty, up))
+        c.execute("COMMIT")
+        took = time.perf_counter_ns() - t0
+        self.last = (sale_id, cid, lines, net)
+        return took
+
+    def returns_like(self, made: Path) -> None:
+        """Sizes the return's texts exactly like the last return in `made` (a replica the
+        agent has sold and given back on)."""
+        conn = sqlite3.connect(made)
+        try:
+            event, fact, response = conn.execute(
+                "SELECT o.event, r.fact, r.response FROM returns r JOIN outbox o"
+                " ON o.seq = r.seq ORDER BY r.seq DESC LIMIT 1").fetchone()
+        finally:
+            conn.close()
+        self.return_texts = (event, fact, response)
+
+    def give_back(self) -> int:
+        """A return of the first RETURNED lines of the last sale, written as agent/returns.py
+        writes it on this standalone replica (no HQ), in one transaction: the replay lookup;
+        the sale, its lines and payments; the customer; earlier returns of the sale; the
+        balance; 1 outbox row; the customer's lots read and the sale's lot taken down; the
+        tally upsert and RETURNED item upserts; the balance again and the card (for the
+        receipt); 1 `returns` row, RETURNED `return_lines`, 2 ledger rows; then the customer
+        restated: what they still hold read back (their sales and lines, their returns and
+        returned lines), their tally, items and gifts read, deleted and written again.
+        Returns its duration in ns (BEGIN to COMMIT returned)."""
+        assert self.last is not None and self.return_texts is not None
+        event_text, fact_text, response_text = self.return_texts
+        sale_id, cid, lines, net = self.last
+        back = lines[:RETURNED]
+        gross = sum(ln[5] for ln in back)
+        discount = sum(ln[5] // 20 for ln in back)
+        value = gross - discount
+        credit = min(CREDIT_PART, value)  # the agent refunds the credit part first
+        points = value // 100
+        lot_left = net // 100 - points
+        return_id, event_id, key = new_id(), new_id(), str(uuid.uuid4())
+        printed = reference(sale_id)
+        at = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        c = self.conn
+        t0 = time.perf_counter_ns()
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("SELECT request_hash, response FROM returns WHERE idempotency_key = ?",
+                  (key,)).fetchone()
+        c.execute("SELECT * FROM sales WHERE sale_id = ?", (sale_id,)).fetchone()
+        c.execute("SELECT * FROM sale_lines WHERE sale_id = ? ORDER BY line_no",
+                  (sale_id,)).fetchall()
+        c.execute("SELECT mode, amount FROM payments WHERE sale_id = ? ORDER BY rowid",
+                  (sale_id,)).fetchall()
+        c.execute("SELECT * FROM customers WHERE customer_id = ?", (cid,)).fetchone()
+        c.execute("SELECT fact FROM returns WHERE sale_id = ? ORDER BY seq", (sale_id,)).fetchall()
+        balance_sql = ("SELECT points_earned - points_used - points_expired FROM customer_tally"
+                       " WHERE customer_id = ?")
+        c.execute(balance_sql, (cid,)).fetchone()
+        seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0]
+        c.execute("INSERT INTO outbox (seq, event_id, type, customer_id, at, event)"
+                  " VALUES (?, ?, 'return.recorded', ?, ?, ?)",
+                  (seq, event_id, cid, at, event_text))
+        c.execute("SELECT lot_id, earned_on, points, expires_on, spendable_on FROM customer_lots"
+                  " WHERE customer_id = ?", (cid,)).fetchall()
+        if lot_left > 0:
+            c.execute("INSERT INTO customer_lots (customer_id, lot_id, earned_on, points,"
+                      " expires_on, spendable_on) VALUES (?, ?, ?, ?, NULL, NULL)"
+                      " ON CONFLICT (customer_id, lot_id) DO UPDATE SET points = excluded.points",
+                      (cid, sale_id, at[:10], lot_left))
+        else:
+            c.execute("DELETE FROM customer_lots WHERE customer_id = ? AND lot_id = ?",
+                      (cid, sale_id))
+        c.execute(self.tally_sql, (cid, -value, 0, -sum(ln[3] for ln in back), -points,
+                                   -discount, -(value - credit), -credit, "", 0, ""))
+        for sku, _name, _div, qty, _up, _g in back:
+            c.execute("INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)"
+                      " VALUES (?, ?, '', ?, 0) ON CONFLICT (customer_id, sku) DO UPDATE SET"
+                      " qty = qty + excluded.qty", (cid, sku, -qty))
+        c.execute(balance_sql, (cid,)).fetchone()
+        c.execute("SELECT value FROM identifiers WHERE customer_id = ? AND kind = 'card'"
+                  " ORDER BY value LIMIT 1", (cid,)).fetchone()
+        c.execute("INSERT INTO returns (return_id, idempotency_key, request_hash, seq, sale_id,"
+                  " customer_id, kind, till_id, reason, receipt, home, at, gross, discount,"
+                  " value, refunded, refund_cash, refund_card, refund_credit, withheld,"
+                  " points_reversed, points_withheld, closes_sale, approved_by, fact, response)"
+                  " VALUES (?,?,?,?,?,?,'return','T1','bench',?,1,?,?,?,?,?,0,?,?,0,?,0,0,NULL,?,?)",
+                  (return_id, key, "0" * 64, seq, sale_id, cid, printed, at, gross, discount,
+                   value, value, value - credit, credit, points, fact_text, response_text))
+        c.executemany("INSERT INTO return_lines (return_id, line_no, sku, name, qty, unit_price,"
+                      " gross, discount, net) VALUES (?,?,?,?,?,?,?,?,?)",
+                      [(return_id, i, sku, name, qty, up, g, g // 20, g - g // 20)
+                       for i, (sku, name, _div, qty, up, g) in enumerate(back)])
+        c.executemany("INSERT INTO ledger (seq, customer_id, kind, points, amount, at)"
+                      " VALUES (?,?,?,?,?,?)",
+                      [(seq, cid, "points_reversed", -points, 0, at),
+                       (seq, cid, "refund", 0, -value, at)])
+        # the customer restated (schema/salestore.py `holdings`, schema/tallystore.py `restate`)
+        c.execute("SELECT s.sale_id, s.at, s.total_net, l.sku, l.name, l.unit_price, l.qty"
+                  " FROM sales s JOIN sale_lines l ON l.sale_id = s.sale_id"
+                  " WHERE s.customer_id = ? ORDER BY s.sale_id, l.line_no", (cid,)).fetchall()
+        c.execute("SELECT sale_id, SUM(value) FROM returns WHERE customer_id = ?"
+                  " GROUP BY sale_id", (cid,)).fetchall()
+        c.execute("SELECT r.sale_id, l.line_no, l.sku, l.qty FROM returns r JOIN return_lines l"
+                  " ON l.return_id = r.return_id WHERE r.customer_id = ?", (cid,)).fetchall()
+        read = c.execute("SELECT * FROM customer_tally WHERE customer_id = ?", (cid,))
+        names = [d[0] for d in read.description]
+        tally = read.fetchone()
+        items = c.execute("SELECT sku, name, qty, max_unit_price FROM customer_items"
+                          " WHERE customer_id = ?", (cid,)).fetchall()
+        c.execute("SELECT sku, qty FROM customer_gifts WHERE customer_id = ?", (cid,)).fetchall()
+        for table in ("customer_tally", "customer_items", "customer_gifts"):
+            c.execute(f"DELETE FROM {table} WHERE customer_id = ?", (cid,))
+        c.execute(f"INSERT INTO customer_tally ({', '.join(names)})"
+                  f" VALUES ({', '.join('?' * len(names))})", tally)
+        c.executemany("INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)"
+                      " VALUES (?, ?, ?, ?, ?)", [(cid, *r) for r in items if r[2]])
         c.execute("COMMIT")
         return time.perf_counter_ns() - t0
 
@@ -579,24 +720,40 @@ class Floor:
 def run_domain_and_floor(db: Path, floor_db: Path, work: list[tuple[str, list[dict[str, Any]]]],
                          warmup: int, seed: int, profile: bool
                          ) -> tuple[dict[str, list[int]], dict[str, list[int]], dict[str, int], str | None]:
-    """(the domain steps' ns, the raw floor's visit and sale ns, sizes, the profile)."""
+    """(the domain steps' ns, the raw floor's visit, sale and return ns, sizes, the profile).
+    The return follows its sale on both sides: in `domain_iteration`, and here right after
+    the floor's sale (`Floor.both`, then `Floor.give_back`)."""
     outlet = Outlet(db, OUTLET)
     try:
         # Warm-up (untimed), also giving the real sizes the floor must write.
         for card, basket in work[:warmup]:
             domain_iteration(outlet, card, basket, None)
         floor = Floor.sized_like(db, floor_db)
+        floor.returns_like(db)
+        assert floor.return_texts is not None
         sizes = {"event_bytes": len(floor.event_text.encode()),
-                 "response_bytes": len(floor.response_text.encode())}
+                 "response_bytes": len(floor.response_text.encode()),
+                 "return_event_bytes": len(floor.return_texts[0].encode()),
+                 "return_fact_bytes": len(floor.return_texts[1].encode()),
+                 "return_response_bytes": len(floor.return_texts[2].encode())}
+
+        def on_floor(card: str, basket: list[dict[str, Any]],
+                     raw: dict[str, list[int]] | None) -> None:
+            floor.both(card, basket, raw)
+            took = floor.give_back()
+            if raw is not None:
+                raw["raw_return"].append(took)
+
         for card, basket in work[:warmup]:
-            floor.both(card, basket, None)
-        out: dict[str, list[int]] = {"identify": [], "quote": [], "sale": [], "total": []}
-        raw: dict[str, list[int]] = {"raw_visit": [], "raw_sale": []}
+            on_floor(card, basket, None)
+        out: dict[str, list[int]] = {"identify": [], "quote": [], "sale": [], "total": [],
+                                     "return": []}
+        raw: dict[str, list[int]] = {"raw_visit": [], "raw_sale": [], "raw_return": []}
         rng = random.Random(seed + 1)
         profiler = cProfile.Profile() if profile else None
         for card, basket in work[warmup:]:
             if rng.random() < 0.5:  # alternate the order so neither always follows the other
-                floor.both(card, basket, raw)
+                on_floor(card, basket, raw)
                 if profiler:
                     profiler.enable()
                 domain_iteration(outlet, card, basket, out)
@@ -608,7 +765,7 @@ def run_domain_and_floor(db: Path, floor_db: Path, work: list[tuple[str, list[di
                 domain_iteration(outlet, card, basket, out)
                 if profiler:
                     profiler.disable()
-                floor.both(card, basket, raw)
+                on_floor(card, basket, raw)
         floor.close()
     finally:
         outlet.close()
@@ -691,7 +848,10 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, load average {load_before:.2f} before the run,"
           f" {os.getloadavg()[0]:.2f} after (other processes' work lands in the tails)")
     print(f"stream: {iterations} iterations x {LINES} lines, {args.tills} HTTP till(s);"
-          f" sale event {sizes['event_bytes']} B, stored response {sizes['response_bytes']} B")
+          f" sale event {sizes['event_bytes']} B, stored response {sizes['response_bytes']} B;"
+          f" in process, a return of {RETURNED} lines after each sale: event"
+          f" {sizes['return_event_bytes']} B, fact {sizes['return_fact_bytes']} B, stored"
+          f" response {sizes['return_response_bytes']} B")
     print(f"{'step (ms)':<34} {'p50':>9} {'p99':>9} {'max':>9}")
     for step in ("identify", "quote", "sale", "total"):
         print(row(f"HTTP {step if step != 'total' else 'identify+quote+sale'}", http[step]))
@@ -702,8 +862,16 @@ def main() -> int:
     floor_ns = raw["raw_sale"]
     print(row("raw sqlite3 floor (same rows)", floor_ns))
     print(row("raw sqlite3 visit (same rows)", raw["raw_visit"]))
+    print(row("domain give_back (the return)", dom["return"]))
+    print(row("raw sqlite3 return (same rows)", raw["raw_return"]))
     domain_commit_p50, domain_commit_p99 = ms(pct(dom["sale"], 50)), ms(pct(dom["sale"], 99))
     floor_p50, floor_p99 = ms(pct(floor_ns, 50)), ms(pct(floor_ns, 99))
+    # issue 11: the return's commit beside its raw floor, same run, interleaved the same way
+    return_p50, return_p99 = ms(pct(dom["return"], 50)), ms(pct(dom["return"], 99))
+    return_floor_p50 = ms(pct(raw["raw_return"], 50))
+    return_floor_p99 = ms(pct(raw["raw_return"], 99))
+    return_floor_ratio = return_p50 / return_floor_p50
+    return_floor_ratio_p99 = return_p99 / return_floor_p99
     print(row("raw sqlite3 visit, in the HTTP run", http["raw_visit"]))
     print(row("raw sqlite3 sale, in the HTTP run", http["raw_sale"]))
     # The HTTP floor: what identify+quote+sale over HTTP cannot go below, from the HTTP run
@@ -729,7 +897,10 @@ def main() -> int:
           f" (<= 1.25x: {'met' if http_floor_ratio <= 1.25 else 'MISSED'});"
           f" domain commit / raw floor at p50 {domain_commit_p50 / floor_p50:.2f}x"
           f" (<= 3x: {'met' if domain_commit_p50 / floor_p50 <= 3 else 'MISSED'}),"
-          f" at p99 {domain_commit_p99 / floor_p99:.2f}x")
+          f" at p99 {domain_commit_p99 / floor_p99:.2f}x;"
+          f" return / its raw floor at p50 {return_floor_ratio:.2f}x"
+          f" (<= 3x: {'met' if return_floor_ratio <= 3 else 'MISSED'}),"
+          f" at p99 {return_floor_ratio_p99:.2f}x")
     if report:
         print(report)
     # floor_ratio uses the p50s (domain commit p50 / floor p50); floor_ratio_p99 the p99s.
@@ -738,6 +909,11 @@ def main() -> int:
           f" domain_commit_p99_ms={domain_commit_p99:.3f} floor_p50_ms={floor_p50:.3f}"
           f" floor_p99_ms={floor_p99:.3f} floor_ratio={domain_commit_p50 / floor_p50:.2f}"
           f" floor_ratio_p99={domain_commit_p99 / floor_p99:.2f}"
+          f" return_p50_ms={return_p50:.3f} return_p99_ms={return_p99:.3f}"
+          f" return_floor_p50_ms={return_floor_p50:.3f}"
+          f" return_floor_p99_ms={return_floor_p99:.3f}"
+          f" return_floor_ratio={return_floor_ratio:.2f}"
+          f" return_floor_ratio_p99={return_floor_ratio_p99:.2f}"
           f" noop_p50_ms={noop_p50:.3f} raw_sale_p50_ms={raw_sale_p50:.3f}"
           f" raw_visit_p50_ms={raw_visit_p50:.3f} http_floor_ms={http_floor:.3f}"
           f" http_floor_ratio={http_floor_ratio:.2f}"

@@ -170,8 +170,9 @@ OWNER = "agent/outbox.py"
 # if one of them stops needing its exemption, so this list cannot go stale.
 MAY_NAME_IN_SQL = {
     "schema/agent_tables.py": "the DDL: forward-only migrations declare every outlet table",
-    "bench/till.py": "the raw-SQLite floor writes a sale by hand on purpose (and reads one "
-                     "stored event to size it): it measures what the agent's code costs",
+    "bench/till.py": "the raw-SQLite floor writes a sale and a return by hand on purpose "
+                     "(and reads stored events to size them): it measures what the agent's "
+                     "code costs",
     "bench/modem.py": "reads a finished run's events from a closed file, read-only, to size "
                       "the JSON push it compares the modem's encoding with",
 }
