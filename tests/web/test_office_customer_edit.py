@@ -6,23 +6,20 @@ refused."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
+from testkit.office import PASSWORD, csrf_of, signed_in
 
 from agent.programme import default_documents
 from hq import admin, credentials, ingest, staff
-from hq.api import create_app
 from hq.chain import Chain
 from schema.events import CustomerRegistered, Profile, make_event
 from schema.roles import Role
 from schema.sync import PushRequest
 
-PASSWORD = "a long enough password"
 ANA = "ana-0001"
 
 
@@ -42,20 +39,6 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
     the_chain.close()
 
 
-def signed_in(chain: Chain, username: str) -> TestClient:
-    client = TestClient(create_app(chain), base_url="http://127.0.0.1")
-    answer = client.post("/office/login", data={"username": username, "password": PASSWORD},
-                         follow_redirects=False)
-    assert answer.status_code == 303
-    return client
-
-
-def csrf_of(client: TestClient, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found
-    return found.group(1)
 
 
 def form_of(chain: Chain, **typed: Any) -> dict[str, Any]:

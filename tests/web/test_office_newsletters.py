@@ -20,13 +20,12 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hq"))
 
 from invoicekit import Buyer, make_hq
+from testkit.office import PASSWORD, signed_in
 
 from hq import newsletters, settings, staff
-from hq.api import create_app
 from hq.chain import Chain
 from schema.roles import Role
 
-PASSWORD = "a long enough password"
 MAIL = {"mail.from": "Klub Zvestoba <klub@zvestoba.example>",
         "mail.public_url": "https://klub.zvestoba.example"}
 
@@ -46,13 +45,6 @@ def club(tmp_path: Path) -> Iterator[Chain]:
     yield chain
     chain.close()
 
-
-def signed_in(chain: Chain, username: str) -> TestClient:
-    client = TestClient(create_app(chain), base_url="http://127.0.0.1")
-    answer = client.post("/office/login", data={"username": username, "password": PASSWORD},
-                         follow_redirects=False)
-    assert answer.status_code == 303
-    return client
 
 
 def hidden(page: str, name: str) -> str:

@@ -22,13 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "banking"))
 from invoicekit import Buyer, make_hq
 from statementkit import mt940
 from test_statement_import import march, state
+from testkit.office import PASSWORD, csrf_of, signed_in
 
 from hq import invoices, staff
-from hq.api import create_app
 from hq.chain import Chain
 from schema.roles import Role
 
-PASSWORD = "a long enough password"
 BUYERS = (("Jürgen", "Müller", 123_450), ("Anna", "Svensson", 30_000),
           ("Łukasz", "Żółć", 15_000), ("Ana", "Kovač", 8_000))
 
@@ -44,20 +43,6 @@ def bank(tmp_path: Path) -> Iterator[tuple[Chain, dict[str, str]]]:
     chain.close()
 
 
-def signed_in(chain: Chain, username: str) -> TestClient:
-    client = TestClient(create_app(chain), base_url="http://127.0.0.1")
-    answer = client.post("/office/login", data={"username": username, "password": PASSWORD},
-                         follow_redirects=False)
-    assert answer.status_code == 303
-    return client
-
-
-def csrf_of(client: TestClient, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found
-    return found.group(1)
 
 
 def upload(client: TestClient, data: bytes, name: str = "camt053-20260315.xml"
