@@ -146,10 +146,11 @@ def rule_preview(chain: Any, form: dict[str, Any], today: Any) -> dict[str, Any]
 # The kinds edited field by field (a special action sale and a category rule have their
 # own forms): each field is text, a percentage (`_bp`), money or a whole number.
 EDITED = {"category": "Category", "promo_category": "Promotion category", "gift": "Gift"}
-MONEY_FIELDS = {"credit_limit", "floor_credit"}
+MONEY_FIELDS = {"credit_limit", "floor_credit", "floor_returns"}
 FIELD_LABELS = {"code": "Code", "sku": "SKU", "name": "Name", "discount_bp": "Discount %",
                 "points_per_100": "Points per 100.00", "credit_limit": "Credit limit",
                 "floor_points": "Offline floor: points", "floor_credit": "Offline floor: credit",
+                "floor_returns": "Offline floor: returns",
                 "points_bonus_bp": "Points bonus %", "points_cost": "Points value"}
 
 
