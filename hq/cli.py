@@ -325,8 +325,9 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
                 from None
         made = invoices.close_period(chain(db), start, end, issued)
         for m in made:
+            credits = f", {m['credits']} return credits" if m["credits"] else ""
             click.echo(f"{m['number']}  customer {m['customer_id']}  {money(m['amount'])}  "
-                       f"due {m['due_on']}  ({m['items']} credit purchases)")
+                       f"due {m['due_on']}  ({m['items']} credit purchases{credits})")
         last = (end - timedelta(days=1)).isoformat()
         click.echo(f"closed {start.isoformat()}..{last}: {len(made)} invoice(s)" if made
                    else f"no new invoices for {start.isoformat()}..{last}")

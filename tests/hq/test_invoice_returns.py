@@ -118,6 +118,20 @@ def test_a_return_in_its_sales_period_is_a_credit_line_naming_the_sale_on_that_i
         == [(ret.return_id, sale.sale_id, -3 * UNIT, "2026-10-10")]
 
 
+def test_close_invoices_says_how_many_return_credits_each_invoice_deducts(
+        shop: Shop, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from loyalty.cli import main
+
+    sale = shop.sell(10, "2026-10-05T12:00:00Z")
+    shop.give_back(sale, 3, "2026-10-10T12:00:00Z")
+    done = CliRunner().invoke(main, ["hq", "close-invoices", "--db", str(shop.chain.db.path),
+                                     "--period", "2026-10", "--issued-on", "2026-11-01"])
+    assert done.exit_code == 0, done.output
+    assert "70.00" in done.output and "(1 credit purchases, 1 return credits)" in done.output
+
+
 def test_the_invoice_pdf_lists_the_return_credit_by_its_receipt_and_totals_net(
         shop: Shop, tmp_path: Path) -> None:
     sale = shop.sell(10, "2026-10-05T12:00:00Z")

@@ -256,5 +256,9 @@ def test_every_chart_of_the_managers_dashboard_shows_the_outlets_reports(
     assert re.search(rf'id="today-net" data-value="{net}"', page.text)
     assert re.search(rf'id="week-net" data-value="{net}"', page.text)
     assert re.search(r'id="today-receipts" data-value="4"', page.text)
+    assert re.search(rf'id="today-returned" data-value="{back["value"]}"', page.text)
+    today = manager.get("/manager/sales").text  # today's sales: what came back, and the net
+    assert re.search(rf'id="today-returned" data-value="{back["value"]}"', today)
+    assert re.search(rf'id="today-net-of-returns" data-value="{net}"', today)
     # no HQ: the sync state says so in words
     assert "not connected to head office" in page.text

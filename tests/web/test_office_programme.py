@@ -174,11 +174,12 @@ def test_a_category_edit_shows_money_and_percentages_before_after_and_saves_audi
     form = client.get("/office/programme/doc/category/edit/B")
     assert form.status_code == 200
     assert 'id="d-credit_limit" value="2000.00"' in form.text  # 200,000 minor units
+    assert 'id="d-floor_returns" value="200.00"' in form.text  # returns of other outlets' sales
     assert 'id="d-discount_bp" value="7"' in form.text
     csrf = csrf_of(client, "/office/programme/doc/category/edit/B")
     typed = {"code": "B", "name": "Silver", "discount_bp": "8.5", "points_per_100": "150",
              "credit_limit": "2.500,00", "floor_points": "1500", "floor_credit": "200,00",
-             "reason": "competition", "csrf": csrf}
+             "floor_returns": "150,00", "reason": "competition", "csrf": csrf}
     before = admin.master_docs(chain, "category")["B"]
     shown = client.post("/office/programme/doc/category/preview", data=typed)
     assert "Changes category" in shown.text and "2,000.00" in shown.text \
@@ -188,8 +189,8 @@ def test_a_category_edit_shows_money_and_percentages_before_after_and_saves_audi
                         follow_redirects=False)
     assert saved.status_code == 303, saved.text
     after = admin.master_docs(chain, "category")["B"]
-    assert (after["discount_bp"], after["credit_limit"], after["floor_credit"]) == (
-        850, 250_000, 20_000)
+    assert (after["discount_bp"], after["credit_limit"], after["floor_credit"],
+            after["floor_returns"]) == (850, 250_000, 20_000, 15_000)
     [row] = [dict(r) for r in chain.db.all("SELECT * FROM audit WHERE action = 'category.put'")]
     assert (row["staff"], row["subject"], row["reason"]) == ("olga", "B", "competition")
 
