@@ -95,19 +95,27 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "", *,
 
 
 def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, reason: str = "",
-           corrects: str | None = None, *, by: Actor | None) -> dict[str, Any]:
+           corrects: str | None = None, *, by: Actor | None,
+           adjustment_id: str | None = None) -> dict[str, Any]:
     """A correction: `points` more (fewer when negative) and `credit` minor units less
     (more when negative) owed on internal credit, with its reason, as HQ's own fact. It
     reaches every outlet with the customer's next pull, like any change. A correction that
     changes nothing, or has no reason, is `invalid_request` and changes nothing. Made by
-    staff (`by`), audited with the balances before -> after in the same transaction."""
+    staff (`by`), audited with the balances before -> after in the same transaction.
+    `adjustment_id` (a form's token) makes it exactly once: the same id again books
+    nothing and answers the correction booked first (a double submit)."""
     try:
-        body = BalanceAdjusted(adjustment_id=new_id(), customer_id=customer_id, points=points,
-                               credit=credit, reason=reason, corrects=corrects)
+        body = BalanceAdjusted(adjustment_id=adjustment_id or new_id(), customer_id=customer_id,
+                               points=points, credit=credit, reason=reason, corrects=corrects)
     except ValidationError as exc:
         raise InvalidRequest(validation_message(exc.errors())) from None
     with chain.db.write() as conn:
         _customer(conn, customer_id)
+        booked = _adjustment(conn, customer_id, adjustment_id) if adjustment_id else None
+        if booked is not None:
+            tally = tallystore.load(conn, customer_id)
+            return {**booked, "points_balance": tally.points_balance,
+                    "credit_balance": tally.credit_outstanding}
         before = tallystore.load(conn, customer_id)
         event = record_hq_fact(chain, conn, body)
         tally = tallystore.load(conn, customer_id)
@@ -120,6 +128,17 @@ def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, rea
     chain.waiters.notify()
     return {**body.model_dump(), "event_id": event.event_id, "at": event.at,
             "points_balance": tally.points_balance, "credit_balance": tally.credit_outstanding}
+
+
+def _adjustment(conn: sqlite3.Connection, customer_id: str, adjustment_id: str) -> dict[str, Any] | None:
+    """The correction `adjustment_id` of the customer already booked (its body, event id and
+    time), or None. Read from the customer's own corrections: few, and no JSON in SQL."""
+    for row in conn.execute("SELECT event FROM events WHERE customer_id = ? AND type = ? "
+                            "ORDER BY hq_seq", (customer_id, "balance.adjusted")):
+        event = json.loads(row["event"])
+        if event["body"].get("adjustment_id") == adjustment_id:
+            return {**event["body"], "event_id": event["event_id"], "at": event["at"]}
+    return None
 
 
 def set_identifier_status(chain: Chain, kind: IdentifierKind, value: str, status: str, *,
