@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,8 +25,8 @@ from hq import audit, credentials
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
+from schema import lotstore, pin, salestore, tallystore, timing
 from schema import picture as pictures
-from schema import pin, salestore, tallystore, timing
 from schema.customerstore import display_name, identifiers_of, profile_of
 from schema.errors import (
     CardInUse,
@@ -49,6 +49,7 @@ from schema.events import (
     Profile,
     new_id,
 )
+from schema.lots import ExpiryRule
 from schema.masterdata import DOCS, PROGRAMME, AnnouncementDoc, key_of
 from web.barcode import check_digit
 from web.httperrors import validation_message
@@ -417,6 +418,33 @@ def master_change(chain: Chain, kind: str, doc: dict[str, Any]) -> dict[str, Any
     before = master_docs(chain, kind).get(key)
     return {"key": key, "before": before, "after": after,
             "changes": audit.changes(before, after)}
+
+
+def expiry_outlook(chain: Chain, rule: ExpiryRule, today: date, dates: int = 3
+                   ) -> dict[str, Any]:
+    """What an expiry rule would do to the points held now, unless they are spent first
+    (the settings page's preview): `at_once` (points, lots) whose last valid day under the
+    rule is already past (expired by the next nightly run: only a `since` set in the past
+    does that) and `next`, the first `dates` expiry days after it as (day, points, lots).
+    Reads every lot holding points; changes nothing."""
+    by_day: dict[date, list[int]] = {}
+    with chain.db.read() as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT DISTINCT customer_id FROM customer_lots WHERE points > 0")]
+        held = lotstore.load_many(conn, ids)
+        for customer_id, lots in held.items():
+            last = tallystore.load_last_purchase(conn, customer_id)
+            last_day = date.fromisoformat(last[:10]) if last else None
+            for lot in lots:
+                day = rule.expiry_of(lot, last_day) if lot.points > 0 else None
+                if day is not None:
+                    counted = by_day.setdefault(day, [0, 0])
+                    counted[0] += lot.points
+                    counted[1] += 1
+    past = [n for day, n in by_day.items() if day < today]
+    return {"at_once": (sum(n[0] for n in past), sum(n[1] for n in past)),
+            "next": [(day, n[0], n[1]) for day, n in sorted(by_day.items())
+                     if day >= today][:dates]}
 
 
 def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None,
