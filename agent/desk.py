@@ -21,7 +21,10 @@ Pages: sign in / out, find a customer (name, card, phone, room) and the customer
 register a person or an organisation and print the club card (its EAN-13 barcode drawn by
 web/barcode.py); hand out a gift (POST /v1/redemptions' call, agent/gifts.py `redeem`,
 the form token its Idempotency-Key) with its receipt and the card-status printout
-(GET /v1/customers/{id}/statement's lines); take a consolidated-invoice payment (POST
+(GET /v1/customers/{id}/statement's lines); take a gift back (a hand-out of this outlet
+listed on the gift page; POST /v1/redemptions/{id}/return's call, agent/returns.py
+`give_gift_back`, the form token its Idempotency-Key: stock back up, points back) with its
+receipt; take a consolidated-invoice payment (POST
 /v1/invoices/{number}/payments' call, agent/credit.py `pay`; the amount typed read by
 web/office.py `money_input`; overpayment refused) and print the card statement; report a
 card lost and issue a replacement keeping the balance and history (agent/customers.py
@@ -53,10 +56,10 @@ from jinja2 import ChoiceLoader, DictLoader
 from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
-from agent import credit, customers, gifts, history, smartcards
+from agent import credit, customers, gifts, history, returns, smartcards
 from agent.deskstaff import DeskLogins
 from schema import passwords
-from schema.api import CustomerIn, RedemptionIn, SmartcardIn
+from schema.api import CustomerIn, GiftReturnIn, RedemptionIn, SmartcardIn
 from schema.customerstore import display_name
 from schema.errors import InvalidRequest, LoginFailed, LoginLocked, NotFound
 from web.barcode import ean13_svg
@@ -280,7 +283,28 @@ def app(outlet: "Outlet") -> FastAPI:
                        session: Annotated[dict[str, Any], signed_in]) -> HTMLResponse:
         view = customers.profile(outlet, customer_id)
         return page(request, "desk_gifts.html", title=f"Gifts for {display_name(view)}",
-                    c=view, rows=gifts.stock(outlet), token=secrets.token_urlsafe(24))
+                    c=view, rows=gifts.stock(outlet), token=secrets.token_urlsafe(24),
+                    handouts=gifts.handouts(outlet, customer_id))
+
+    @desk.post("/customers/{customer_id}/gifts/return")
+    def take_back(request: Request, customer_id: str,
+                  session: Annotated[dict[str, Any], form],
+                  token: Annotated[str, Form(min_length=16, max_length=100)],
+                  redemption_id: Annotated[str, Form(min_length=1, max_length=64)],
+                  qty: Annotated[int, Form(gt=0, le=1000)] = 1,
+                  reason: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+        view = customers.profile(outlet, customer_id)
+        if redemption_id not in {h["redemption_id"] for h in gifts.handouts(
+                outlet, customer_id, limit=1000)}:
+            raise NotFound("no such hand-out of this customer at this outlet: a gift goes "
+                           "back where it was handed out")
+        body = GiftReturnIn(qty=qty, till_id="desk", reason=reason.strip())
+        # the form token is the Idempotency-Key of POST /v1/redemptions/{id}/return: a
+        # double-click replays the first return's answer
+        done, _ = returns.give_gift_back(outlet, redemption_id, body, f"desk-{token}")
+        return page(request, "desk_receipt.html", 201, title="Gift taken back", c=view,
+                    receipt=done["receipt_lines"],
+                    statement=customers.statement(outlet, customer_id))
 
     @desk.post("/customers/{customer_id}/gifts")
     def hand_out(request: Request, customer_id: str,

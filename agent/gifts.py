@@ -53,6 +53,19 @@ def stock(outlet: Outlet) -> list[dict[str, Any]]:
             for g in outlet.programme.gifts.values()]
 
 
+def handouts(outlet: Outlet, customer_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The customer's latest gift hand-outs at this outlet, newest first, each with how
+    many were given back already and how many may still come back (`returnable`): what
+    the desk offers to take back (a gift goes back where it was handed out)."""
+    with outlet.db.read() as conn:
+        rows = conn.execute(
+            "SELECT r.redemption_id, r.gift_sku, r.gift_name, r.qty, r.points_spent, r.at,"
+            " COALESCE((SELECT SUM(g.qty) FROM gift_returns g WHERE g.redemption_id ="
+            " r.redemption_id), 0) AS returned FROM redemptions r WHERE r.customer_id = ?"
+            " ORDER BY r.seq DESC LIMIT ?", (customer_id, limit)).fetchall()
+    return [{**dict(r), "returnable": r["qty"] - r["returned"]} for r in rows]
+
+
 def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None
            ) -> tuple[dict[str, Any], bool]:
     """(the hand-out's answer, True if it was recorded now / False if replayed for the

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,8 +25,8 @@ from hq import audit, credentials
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
+from schema import lotstore, pin, salestore, tallystore, timing
 from schema import picture as pictures
-from schema import pin, salestore, tallystore, timing
 from schema.customerstore import display_name, identifiers_of, profile_of
 from schema.errors import (
     CardInUse,
@@ -49,6 +49,7 @@ from schema.events import (
     Profile,
     new_id,
 )
+from schema.lots import ExpiryRule
 from schema.masterdata import DOCS, PROGRAMME, AnnouncementDoc, key_of
 from web.barcode import check_digit
 from web.httperrors import validation_message
@@ -95,19 +96,27 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "", *,
 
 
 def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, reason: str = "",
-           corrects: str | None = None, *, by: Actor | None) -> dict[str, Any]:
+           corrects: str | None = None, *, by: Actor | None,
+           adjustment_id: str | None = None) -> dict[str, Any]:
     """A correction: `points` more (fewer when negative) and `credit` minor units less
     (more when negative) owed on internal credit, with its reason, as HQ's own fact. It
     reaches every outlet with the customer's next pull, like any change. A correction that
     changes nothing, or has no reason, is `invalid_request` and changes nothing. Made by
-    staff (`by`), audited with the balances before -> after in the same transaction."""
+    staff (`by`), audited with the balances before -> after in the same transaction.
+    `adjustment_id` (a form's token) makes it exactly once: the same id again books
+    nothing and answers the correction booked first (a double submit)."""
     try:
-        body = BalanceAdjusted(adjustment_id=new_id(), customer_id=customer_id, points=points,
-                               credit=credit, reason=reason, corrects=corrects)
+        body = BalanceAdjusted(adjustment_id=adjustment_id or new_id(), customer_id=customer_id,
+                               points=points, credit=credit, reason=reason, corrects=corrects)
     except ValidationError as exc:
         raise InvalidRequest(validation_message(exc.errors())) from None
     with chain.db.write() as conn:
         _customer(conn, customer_id)
+        booked = _adjustment(conn, customer_id, adjustment_id) if adjustment_id else None
+        if booked is not None:
+            tally = tallystore.load(conn, customer_id)
+            return {**booked, "points_balance": tally.points_balance,
+                    "credit_balance": tally.credit_outstanding}
         before = tallystore.load(conn, customer_id)
         event = record_hq_fact(chain, conn, body)
         tally = tallystore.load(conn, customer_id)
@@ -120,6 +129,17 @@ def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, rea
     chain.waiters.notify()
     return {**body.model_dump(), "event_id": event.event_id, "at": event.at,
             "points_balance": tally.points_balance, "credit_balance": tally.credit_outstanding}
+
+
+def _adjustment(conn: sqlite3.Connection, customer_id: str, adjustment_id: str) -> dict[str, Any] | None:
+    """The correction `adjustment_id` of the customer already booked (its body, event id and
+    time), or None. Read from the customer's own corrections: few, and no JSON in SQL."""
+    for row in conn.execute("SELECT event FROM events WHERE customer_id = ? AND type = ? "
+                            "ORDER BY hq_seq", (customer_id, "balance.adjusted")):
+        event = json.loads(row["event"])
+        if event["body"].get("adjustment_id") == adjustment_id:
+            return {**event["body"], "event_id": event["event_id"], "at": event["at"]}
+    return None
 
 
 def set_identifier_status(chain: Chain, kind: IdentifierKind, value: str, status: str, *,
@@ -398,6 +418,33 @@ def master_change(chain: Chain, kind: str, doc: dict[str, Any]) -> dict[str, Any
     before = master_docs(chain, kind).get(key)
     return {"key": key, "before": before, "after": after,
             "changes": audit.changes(before, after)}
+
+
+def expiry_outlook(chain: Chain, rule: ExpiryRule, today: date, dates: int = 3
+                   ) -> dict[str, Any]:
+    """What an expiry rule would do to the points held now, unless they are spent first
+    (the settings page's preview): `at_once` (points, lots) whose last valid day under the
+    rule is already past (expired by the next nightly run: only a `since` set in the past
+    does that) and `next`, the first `dates` expiry days after it as (day, points, lots).
+    Reads every lot holding points; changes nothing."""
+    by_day: dict[date, list[int]] = {}
+    with chain.db.read() as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT DISTINCT customer_id FROM customer_lots WHERE points > 0")]
+        held = lotstore.load_many(conn, ids)
+        for customer_id, lots in held.items():
+            last = tallystore.load_last_purchase(conn, customer_id)
+            last_day = date.fromisoformat(last[:10]) if last else None
+            for lot in lots:
+                day = rule.expiry_of(lot, last_day) if lot.points > 0 else None
+                if day is not None:
+                    counted = by_day.setdefault(day, [0, 0])
+                    counted[0] += lot.points
+                    counted[1] += 1
+    past = [n for day, n in by_day.items() if day < today]
+    return {"at_once": (sum(n[0] for n in past), sum(n[1] for n in past)),
+            "next": [(day, n[0], n[1]) for day, n in sorted(by_day.items())
+                     if day >= today][:dates]}
 
 
 def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None,

@@ -9,7 +9,11 @@ outcome is `mailed` (queued in the same transaction, hq/mailqueue.py), `no_conse
 e-mail consent), `no_address` (consent but no usable address) or `unknown_customer` (a
 credit sale of a customer HQ has not seen registered). An invoice that is not
 mailed - or whose mail failed - is listed to print and post (`to_post`) until it is marked
-posted. Points-expiring notices come with expiry.
+posted. Points expiring (`queue_expiring`, once a day on HQ's schedule, after the night's
+expiry): "N points expire on DATE" to a consenting customer with points whose last valid
+day is within `EXPIRING_DAYS`, keyed by customer and that day (the lot-expiry period), so
+once per period whatever runs again; only consenting customers are looked at (the
+others get no row: there are many, and nothing to post).
 Unsubscribing: every mail carries a link `<mail.public_url>/unsubscribe/<token>`, the token
 signed with HQ's key (HMAC-SHA256), so nobody can unsubscribe another customer; the link
 does not expire. Withdrawing consent is HQ's own `customer.updated` fact, so it reaches
@@ -25,7 +29,7 @@ import binascii
 import hashlib
 import hmac
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -35,12 +39,16 @@ from banking import creditorref
 from banking.payee import Payee, printed_iban
 from hq import admin, invoicedoc, invoices, mailqueue, settings
 from hq.chain import Chain
+from schema import lotstore, tallystore
 from schema.customerstore import display_name
 from schema.errors import NotFound, mask_card
+from schema.lots import ExpiryRule, expiring
+from schema.masterdata import programme_of
 from schema.money import money
 from schema.timing import parse
 
-KINDS = ("invoice_issued", "invoice_overdue", "card_lost")
+KINDS = ("invoice_issued", "invoice_overdue", "card_lost", "points_expiring")
+EXPIRING_DAYS = 30  # points whose last valid day is at most this far are told about
 BATCH = 200  # notices decided per run at most (each may render a PDF)
 _PURPOSE = b"unsubscribe:"
 
@@ -198,6 +206,17 @@ def _message(chain: Chain, kind: str, about: str, customer: dict[str, Any], addr
                     f" {currency} {money(owed)} of it is still open.\n\n{pay}"
                     f"Payment reference: {reference}\n\nIf you have paid in the last few days,"
                     " thank you, and please disregard this reminder.\n")
+    message = _envelope(customer, address, mail, subject, f"{body}\nKind regards,\n{signature}\n",
+                        now)
+    if pdf is not None:
+        message.add_attachment(pdf, maintype="application", subtype="pdf",
+                               filename=f"invoice-{about}.pdf")
+    return message
+
+
+def _envelope(customer: dict[str, Any], address: str, mail: settings.Mail, subject: str,
+              text: str, now: str) -> EmailMessage:
+    """A notice's message: from the chain's sender to the customer, dated `now`."""
     sender = settings.sender_address(mail.sender)
     message = EmailMessage()
     message["From"] = sender
@@ -207,11 +226,79 @@ def _message(chain: Chain, kind: str, about: str, customer: dict[str, Any], addr
     message["Date"] = format_datetime(moment)
     message["Message-ID"] = mailqueue.message_id(sender.domain)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to it
-    message.set_content(f"{body}\nKind regards,\n{signature}\n")
-    if pdf is not None:
-        message.add_attachment(pdf, maintype="application", subtype="pdf",
-                               filename=f"invoice-{about}.pdf")
+    message.set_content(text)
     return message
+
+
+# --- points expiring -------------------------------------------------------------------------
+def queue_expiring(chain: Chain, today: date) -> dict[str, int]:
+    """Decides the points-expiring notices due on `today` (see the module's docstring):
+    how many of each outcome. Without mail settings nothing is decided (the next day's run
+    decides what is still due)."""
+    now = chain.clock()
+    counts: dict[str, int] = {}
+    with chain.db.read() as conn:
+        mail = settings.mail(conn)
+    if mail is None:
+        return counts
+    after = ""
+    while True:
+        with chain.db.read() as conn:
+            rule = programme_of(conn).expiry
+            # under "never" only a lot given its own date when it was earned can expire
+            dated = " AND l.expires_on IS NOT NULL" if rule.kind == "never" else ""
+            found = [r[0] for r in conn.execute(
+                "SELECT DISTINCT l.customer_id FROM customer_lots l JOIN customers c ON"
+                " c.customer_id = l.customer_id WHERE l.points > 0 AND c.email_consent = 1"
+                f"{dated} AND l.customer_id > ? ORDER BY l.customer_id LIMIT ?",
+                (after, BATCH))]
+        for customer_id in found:
+            for outcome in _expiring_for(chain, customer_id, today, rule, mail, now):
+                counts[outcome] = counts.get(outcome, 0) + 1
+        if len(found) < BATCH:
+            return counts
+        after = found[-1]
+
+
+def _expiring_for(chain: Chain, customer_id: str, today: date, rule: ExpiryRule,
+                  mail: settings.Mail, now: str) -> list[str]:
+    """One customer's points-expiring notices, each decided once (one transaction)."""
+    outcomes = []
+    with chain.db.write() as conn:
+        row = conn.execute("SELECT * FROM customers WHERE customer_id = ?",
+                           (customer_id,)).fetchone()
+        if row is None or not row["email_consent"]:
+            return []
+        customer = dict(row)
+        last = tallystore.load_last_purchase(conn, customer_id)
+        soon = expiring(lotstore.load(conn, customer_id), today, EXPIRING_DAYS, rule,
+                        date.fromisoformat(last[:10]) if last else None)
+        address = mailqueue.usable_address(customer["email"])
+        for day, points in soon:
+            about = day.isoformat()
+            outcome = "mailed" if address is not None else "no_address"
+            if conn.execute(
+                    "INSERT INTO notices (customer_id, kind, about, decided_at, outcome) "
+                    "VALUES (?, 'points_expiring', ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (customer_id, about, now, outcome)).rowcount == 0:
+                continue  # told already for this day
+            outcomes.append(outcome)
+            if address is None:
+                continue
+            name = display_name(customer) or "customer"
+            signature = (settings.sender_address(mail.sender).display_name
+                         or "Your loyalty club")
+            message = _envelope(
+                customer, address, mail, f"{points:,} points expire on {about}",
+                f"Dear {name},\n\n{points:,} of your club points expire on {about}: spend"
+                " them before then at any of our shops, or they are gone.\n\n"
+                f"Kind regards,\n{signature}\n", now)
+            add_unsubscribe(message, unsubscribe_link(conn, mail, customer_id))
+            mail_id = mailqueue.enqueue(conn, message, customer_id=customer_id,
+                                        kind="points_expiring", about=about, now=now)
+            conn.execute("UPDATE notices SET mail_id = ? WHERE customer_id = ? AND kind = ?"
+                         " AND about = ?", (mail_id, customer_id, "points_expiring", about))
+    return outcomes
 
 
 def unsubscribe_link(conn: sqlite3.Connection, mail: settings.Mail, customer_id: str) -> str:

@@ -5,7 +5,9 @@ start from.
 By default the period is a calendar month: on the 1st at 00:05 UTC the previous month is
 closed; every day at 00:15 UTC overdue and past-term invoices are moved on (and credit
 blocked per policy), at 00:30 UTC points past their last valid day expire (hq/expiry.py,
-as of HQ's own day: the chain's clock, which tests set) and announcements that have ended
+as of HQ's own day: the chain's clock, which tests set), at 00:45 UTC customers whose points
+expire within 30 days are told (hq/notices.py `queue_expiring`, mailed by the next mail
+run) and announcements that have ended
 everywhere are withdrawn (hq/announcements.py), and at 01:00 UTC the category rules are
 applied. Every `mail.interval` seconds (hq/settings.py, 15 by default) the notices that are
 due are decided, pending newsletters rendered (hq/newsletters.py) and the mail that is due
@@ -88,6 +90,15 @@ def expire_points(chain: Chain) -> None:
     log.info("point expiry: %s", expiry.run(chain, date.fromisoformat(chain.clock()[:10])))
 
 
+def expiring_notices(chain: Chain) -> None:
+    """Points-expiring notices as of HQ's day (`chain.clock`), after the night's expiry."""
+    today = date.fromisoformat(chain.clock()[:10])
+    told = once(chain, "points-expiring-notices", today.isoformat(),
+                lambda: notices.queue_expiring(chain, today))
+    if told:
+        log.info("points-expiring notices: %s", told)
+
+
 def assign_categories(chain: Chain) -> None:
     today = datetime.now(UTC).date()
     moved = once(chain, "category-assignment", today.isoformat(),
@@ -138,6 +149,8 @@ def start(chain: Chain, snapshots: Snapshots | None = None) -> BackgroundSchedul
                       id="announcements-ended", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(expire_points, "cron", hour=0, minute=30, args=[chain],
                       id="points-expiry", misfire_grace_time=6 * 3600, coalesce=True)
+    scheduler.add_job(expiring_notices, "cron", hour=0, minute=45, args=[chain],
+                      id="points-expiring-notices", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(assign_categories, "cron", hour=1, minute=0, args=[chain],
                       id="category-assignment", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(mail_run, "interval", seconds=settings.interval_s(chain), args=[chain],

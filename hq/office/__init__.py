@@ -5,7 +5,8 @@ signed sessions).
 
 Pages, one router per area (each module's `router(office)`), composed by `app()`:
 `login` (log in, log out), `home` (the start page), `dashboard` (the charts), `customers` (search, a customer's card,
-the picture), `stock` (gift stock moved between outlets, operators), `invoices` (the list,
+the picture), `corrections` (a points or credit correction, operators), `programme_settings` (the
+return and expiry settings, operators), `stock` (gift stock moved between outlets, operators), `invoices` (the list,
 one invoice, a bank payment), `statements` (uploading a bank statement, confirming suggested
 payments), `newsletters` (composing and sending one, past ones), `reports` (each report,
 the pack for printing), `chain` (gift stock, outlets and their sync health, flags),
@@ -53,6 +54,7 @@ from hq.chain import Chain
 from hq.office import audit as audit_pages
 from hq.office import chain as chain_pages
 from hq.office import (
+    corrections,
     customer_edit,
     customers,
     dashboard,
@@ -61,6 +63,7 @@ from hq.office import (
     login,
     outlet_admin,
     programme,
+    programme_settings,
     reports,
     stock,
 )
@@ -77,7 +80,8 @@ COOKIE = "loyalty_office"
 SESSION_S = 8 * 3600
 STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 
-AREAS = (login, home, dashboard, customers, customer_edit, programme, stock, outlet_admin,
+AREAS = (login, home, dashboard, customers, customer_edit, corrections, programme,
+         programme_settings, stock, outlet_admin,
          invoices, statement_pages, newsletter_pages, reports, chain_pages, staff_pages,
          audit_pages)
 
