@@ -55,6 +55,7 @@ batch only writes at `flush`, or commit (the caller's transaction holds the push
 
 from __future__ import annotations
 
+import json
 import operator
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -305,6 +306,16 @@ class Sums:
 _TALLY_ROW = operator.attrgetter(*tallystore.COLUMNS)  # an Acc's figures, in COLUMNS order
 
 
+def _reused_id(row: tuple[Any, ...]) -> tuple[str, str]:
+    """What a one-fact batch's UNIQUE failure was about: (kind of id, the id) from its
+    ledger row (the stored event names its body's id)."""
+    body = json.loads(row[9]).get("body", {})
+    for kind in ("sale", "redemption", "return", "gift_return"):
+        if isinstance(body, dict) and f"{kind}_id" in body:
+            return kind.replace("_", " "), str(body[f"{kind}_id"])
+    return "event", str(row[1])
+
+
 def stored(event: Envelope) -> str:
     """The event as the ledger keeps it (`events.event`): as received."""
     if isinstance(event, TypedEvent):
@@ -521,20 +532,9 @@ class Batch:
         stock, key = self.sums.stock, (outlet_id, sku)
         stock[key] = stock.get(key, 0) + qty
 
-    def flush(self) -> None:
-        """Writes the batch's rows, and its sums (or merges them into `under`); a reused
-        event id is the fact's ProtocolError when the batch is one fact (a larger batch
-        fails with the SQL error and ingest applies it fact by fact, which names the fact)."""
-        conn = self.conn
-        try:
-            conn.executemany(
-                "INSERT INTO events (hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
-                " at, received_at, event, result, reason, booked_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self.rows)
-        except sqlite3.IntegrityError as exc:
-            if len(self.rows) != 1:
-                raise
-            raise ProtocolError(f"event id {self.rows[0][1]} was already used") from exc
+    def _write_rows(self, conn: sqlite3.Connection) -> None:
+        """The facts' own rows (sales and lines, redemptions, returns, gift returns): a
+        reused id fails here."""
         if self.sales:
             conn.executemany(
                 "INSERT INTO sales (sale_id, hq_seq, outlet_id, customer_id, till_id, at,"
@@ -547,12 +547,6 @@ class Batch:
             conn.executemany(
                 "INSERT INTO redemptions (redemption_id, hq_seq, outlet_id, customer_id, gift_sku,"
                 " gift_name, qty, points_spent, at) VALUES (?,?,?,?,?,?,?,?,?)", self.redemptions)
-        changed = [(cid, self.books0[cid], book) for cid, book in sorted(self.books.items())
-                   if book is not self.books0.get(cid)]
-        if changed:
-            lotstore.write(conn, [(cid, old.lots, new.lots) for cid, old, new in changed])
-            lotstore.write_spends(conn, [(cid, old.spends, new.spends)
-                                         for cid, old, new in changed])
         if self.returns:
             conn.executemany(
                 "INSERT INTO returns (return_id, hq_seq, outlet_id, sale_id, customer_id, kind,"
@@ -563,14 +557,44 @@ class Batch:
             conn.executemany(
                 "INSERT INTO return_lines (return_id, line_no, sku, name, qty, unit_price,"
                 " gross, discount, net) VALUES (?,?,?,?,?,?,?,?,?)", self.return_lines)
-        if self.resolved:
-            conn.executemany("UPDATE returns SET sale_known = 1 WHERE sale_id = ?",
-                             [(sale_id,) for sale_id in self.resolved])
         if self.gift_returns:
             conn.executemany(
                 "INSERT INTO gift_returns (gift_return_id, hq_seq, outlet_id, redemption_id,"
                 " customer_id, gift_sku, gift_name, qty, points_returned, till_id, reason, at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self.gift_returns)
+
+    def flush(self) -> None:
+        """Writes the batch's rows, and its sums (or merges them into `under`); a reused
+        event id, or a sale, redemption or return id another fact already used, is the
+        fact's ProtocolError when the batch is one fact (a larger batch fails with the SQL
+        error and ingest applies it fact by fact, which names the fact): never a 500."""
+        conn = self.conn
+        try:
+            conn.executemany(
+                "INSERT INTO events (hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
+                " at, received_at, event, result, reason, booked_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self.rows)
+        except sqlite3.IntegrityError as exc:
+            if len(self.rows) != 1:
+                raise
+            raise ProtocolError(f"event id {self.rows[0][1]} was already used") from exc
+        try:
+            self._write_rows(conn)
+        except sqlite3.IntegrityError as exc:
+            if len(self.rows) != 1:
+                raise
+            kind, the_id = _reused_id(self.rows[0])
+            raise ProtocolError(f"{kind} id {the_id} was already used by another fact",
+                                event_id=self.rows[0][1]) from exc
+        changed = [(cid, self.books0[cid], book) for cid, book in sorted(self.books.items())
+                   if book is not self.books0.get(cid)]
+        if changed:
+            lotstore.write(conn, [(cid, old.lots, new.lots) for cid, old, new in changed])
+            lotstore.write_spends(conn, [(cid, old.spends, new.spends)
+                                         for cid, old, new in changed])
+        if self.resolved:
+            conn.executemany("UPDATE returns SET sale_known = 1 WHERE sale_id = ?",
+                             [(sale_id,) for sale_id in self.resolved])
         if self.flags:
             conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
                              "VALUES (?, ?, ?, ?, ?)", self.flags)

@@ -443,3 +443,20 @@ def test_a_body_that_does_not_parse_gets_the_reference_refusal() -> None:
             ingest.push_json(chain, OUTLET, wire([newer]))
         with pytest.raises(ProtocolError, match="malformed push batch"):
             ingest.push_json(chain, OUTLET, b'{"outlet_id": "X", "events": [')
+
+
+def test_a_sale_id_another_sale_already_used_refuses_the_push_with_a_code_never_a_500() -> None:
+    """Sale ids are UUIDv7 made at the till; one used again by another sale (a bug, a forged
+    push) is a protocol error naming it, like a reused event id: nothing of the push stays."""
+    with new_chain() as chain:
+        seed = [make_event(OUTLET, i + 1, body, at) for i, (body, at) in enumerate(seed_facts())]
+        ingest.push_json(chain, OUTLET, wire(seed))
+        line = SaleLine(sku="A", name="a", qty=1, unit_price=100, gross=100, discount=0, net=100)
+        first = _sale(SEEDED[0], [line], ["cash"], 100)
+        n = len(seed)
+        ingest.push_json(chain, OUTLET, wire([make_event(OUTLET, n + 1, first)]))
+        before = state(chain)
+        again = make_event(OUTLET, n + 2, first.model_copy(update={"customer_id": SEEDED[1]}))
+        with pytest.raises(ProtocolError, match=f"sale id {first.sale_id} was already used"):
+            ingest.push_json(chain, OUTLET, wire([again]))
+        assert state(chain) == before
