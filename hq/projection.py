@@ -242,9 +242,11 @@ class Sums:
         self.bump.merge(later.bump)
 
     def flush(self, conn: sqlite3.Connection) -> None:
+        # every table in key order: concurrent groups (several HQ processes on PostgreSQL)
+        # lock the rows they share in the same order, so they queue instead of deadlocking
         if self.stock:
             insert_rows(conn, "gift_stock", STOCK_COLUMNS,
-                        [(outlet, sku, qty) for (outlet, sku), qty in self.stock.items()],
+                        [(outlet, sku, qty) for (outlet, sku), qty in sorted(self.stock.items())],
                         "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET "
                         "qty = gift_stock.qty + excluded.qty")
         if self.accs:  # in customer order: neighbouring upserts land on the same pages
@@ -252,8 +254,9 @@ class Sums:
             tallystore.add_rows(
                 conn,
                 [(cid, *_TALLY_ROW(acc)) for cid, acc in ordered],
-                [(cid, sku, *item) for cid, acc in ordered for sku, item in acc.items.items()],
-                [(cid, sku, qty) for cid, acc in ordered for sku, qty in acc.gifts.items()])
+                [(cid, sku, *item) for cid, acc in ordered
+                 for sku, item in sorted(acc.items.items())],
+                [(cid, sku, qty) for cid, acc in ordered for sku, qty in sorted(acc.gifts.items())])
         self.bump.flush(conn)
 
 
