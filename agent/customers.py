@@ -15,10 +15,10 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from agent import cardnumber, outbox, picture, receipts
+from agent import cardnumber, outbox, points, receipts
 from agent.identification import normalise
 from agent.replica import meta_in, set_meta
-from schema import pin, tallystore
+from schema import lotstore, picture, pin, tallystore
 from schema.api import CustomerIn, CustomerPatch, IdentifierIn
 from schema.customerstore import (
     display_name,
@@ -196,14 +196,23 @@ def search(outlet: Outlet, text: str, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def statement(outlet: Outlet, customer_id: str) -> list[str]:
+    """The card status printout: with the points still pending and those that expire
+    within 60 days ("N points expire on DATE"), from this outlet's view of the lots."""
     view = profile(outlet, customer_id)
     card = next((i["value"] for i in view["identifiers"] if i["kind"] == "card"), "")
     invoices = outlet.db.all("SELECT number, status, amount, paid_amount FROM invoices "
                              "WHERE customer_id = ? AND status != 'paid' ORDER BY number",
                              (customer_id,))
-    return receipts.statement(outlet.outlet_id, card, utc_now(), display_name(view),
+    now = utc_now()
+    today = points.day_of(now)
+    with outlet.db.read() as conn:
+        held = lotstore.load(conn, customer_id)
+        notice = receipts.points_notice(
+            points.notice(conn, outlet.programme.settings, customer_id, held, today),
+            points.pending(held, today))
+    return receipts.statement(outlet.outlet_id, card, now, display_name(view),
                               view["category"], view["statistics"], view["points_balance"],
-                              view["credit_balance"], [dict(i) for i in invoices])
+                              view["credit_balance"], [dict(i) for i in invoices], notice)
 
 
 def find(outlet: Outlet, text: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -19,13 +19,16 @@ class CategoryLimits:
     """Per category: the internal-credit limit and the offline floor limits (docs/design.md invariant 5).
 
     `floor_points` and `floor_credit` bound how far an outlet may spend a card's points and
-    credit beyond what headquarters last confirmed.
+    credit beyond what headquarters last confirmed; `floor_returns` how much it may refund
+    per card, over the return window, on sales made at other outlets (docs/programme.md,
+    "A sale from another outlet").
     """
 
     category: str
     credit_limit: int
     floor_points: int
     floor_credit: int
+    floor_returns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +54,14 @@ CATEGORIES = (
 )
 
 LIMITS = (
-    CategoryLimits("A", credit_limit=500_000, floor_points=2_000, floor_credit=50_000),
-    CategoryLimits("B", credit_limit=200_000, floor_points=1_500, floor_credit=20_000),
-    CategoryLimits("C", credit_limit=50_000, floor_points=1_500, floor_credit=5_000),
-    CategoryLimits("D", credit_limit=0, floor_points=1_500, floor_credit=0),
+    CategoryLimits("A", credit_limit=500_000, floor_points=2_000, floor_credit=50_000,
+                   floor_returns=50_000),
+    CategoryLimits("B", credit_limit=200_000, floor_points=1_500, floor_credit=20_000,
+                   floor_returns=20_000),
+    CategoryLimits("C", credit_limit=50_000, floor_points=1_500, floor_credit=5_000,
+                   floor_returns=10_000),
+    CategoryLimits("D", credit_limit=0, floor_points=1_500, floor_credit=0,
+                   floor_returns=5_000),
 )
 
 PROMOTIONS = (

@@ -15,9 +15,9 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from agent import identification, outbox, receipts
+from agent import identification, outbox, points, receipts
 from agent.giftstock import receive, stock_in
-from schema import tallystore
+from schema import lotstore, tallystore
 from schema.api import RedemptionIn
 from schema.errors import (
     GiftUnknown,
@@ -26,7 +26,7 @@ from schema.errors import (
     InvalidRequest,
     OutOfStock,
 )
-from schema.events import GiftRedeemed, new_id, tally_of
+from schema.events import GiftRedeemed, new_id, tally_of, utc_now
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -76,6 +76,13 @@ def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None
         if balance < cost:
             raise InsufficientPoints(f"needs {cost} points, the card has {balance}",
                                      points_needed=cost, points_balance=balance)
+        waiting = points.pending(lotstore.load(conn, customer_id), points.day_of(utc_now()))
+        if balance - waiting < cost:
+            raise InsufficientPoints(
+                f"needs {cost} points, the card has {balance} of which {waiting} are pending "
+                "(spendable once the return window of their sale is over): "
+                f"{balance - waiting} may be spent now",
+                points_needed=cost, points_balance=balance, points_pending=waiting)
         outlet.check_offline_points(conn, customer, cost)
         have = stock_in(conn, gift.sku)
         if have < body.qty:
@@ -85,7 +92,12 @@ def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None
                             till_id=body.till_id)
         event = outbox.append(conn, outlet.outlet_id, fact)
         conn.execute("UPDATE gift_stock SET qty = qty - ? WHERE gift_sku = ?", (body.qty, gift.sku))
+        settings = outlet.programme.settings
+        held = points.record(conn, settings, customer_id, fact, event.at)
         tallystore.add(conn, customer_id, tally_of(fact, event.at))
+        today = points.day_of(event.at)
+        notice = receipts.points_notice(points.notice(conn, settings, customer_id, held, today),
+                                        points.pending(held, today))
         conn.execute("INSERT INTO ledger (seq, customer_id, kind, points, at) VALUES (?, ?, ?, ?, ?)",
                      (event.seq, customer_id, "points_spent", -cost, event.at))
         new_balance = balance - cost
@@ -96,7 +108,7 @@ def redeem(outlet: Outlet, body: RedemptionIn, idempotency_key: str | None
             "points_spent": cost,
             "points_balance": new_balance,
             "receipt_lines": receipts.redemption(outlet.outlet_id, body.card, gift.name, body.qty,
-                                                 cost, new_balance, event.at),
+                                                 cost, new_balance, event.at, notice),
         }
         conn.execute(
             "INSERT INTO redemptions (redemption_id, idempotency_key, seq, customer_id, gift_sku, "

@@ -42,6 +42,14 @@ class Day:
     net: int = 0
     points: int = 0
     paid_by: dict[str, int] = field(default_factory=dict)  # payment mode -> amount
+    returned: int = 0  # net value the returns and voids made since `since` gave back
+    returns: int = 0  # how many there were
+
+    @property
+    def net_of_returns(self) -> int:
+        """The turnover less what came back, counted when the return was made (as the
+        `turnover` report counts it, docs/reports.md)."""
+        return self.net - self.returned
 
 
 def day_sales(outlet: Outlet, since: str, limit: int = SALES_SHOWN) -> Day:
@@ -61,8 +69,11 @@ def day_sales(outlet: Outlet, since: str, limit: int = SALES_SHOWN) -> Day:
         paid_by = dict(conn.execute(
             "SELECT p.mode, SUM(p.amount) FROM payments p JOIN sales s USING (sale_id) "
             "WHERE s.at >= ? GROUP BY p.mode ORDER BY p.mode", (since,)).fetchall())
+        back = conn.execute("SELECT COALESCE(SUM(value), 0), COUNT(*) FROM returns "
+                            "WHERE at >= ?", (since,)).fetchone()
         salestore.attach_lines(conn, sales)
     for s in sales:
         s["actions"] = sorted({a for ln in s["lines"] for a in json.loads(ln["actions"] or "[]")})
     receipts, gross, discount, net, points = (int(v) for v in totals)
-    return Day(since, sales, receipts, gross, discount, net, points, paid_by)
+    return Day(since, sales, receipts, gross, discount, net, points, paid_by, int(back[0]),
+               int(back[1]))

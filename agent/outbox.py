@@ -25,7 +25,7 @@ reorder or renumber an acknowledged fact, or give a number twice.
 
 Why the log belongs to agent/ and not to sync/: every writer is an agent service, and
 each appends inside its own write transaction (the sale and its fact are one commit), so
-the log sits beside them; renumbering moves agent tables (sales, ledger, visits,
+the log sits beside them; renumbering moves agent tables (sales, ledger, visits, returns,
 redemptions) that the protocol layer has no business knowing; HQ has no outbox, and HQ's
 modem bank uses sync/ with no outlet at all. sync/ reaches the log only through the
 `sync.client.Replica` protocol, which agent/replication.py implements by calling this
@@ -43,7 +43,7 @@ from agent.replica import meta_in, set_meta
 from schema.events import Body, Event, make_event
 
 # Local tables whose rows carry the number of the fact that wrote them.
-SEQ_CARRIERS = ("sales", "ledger", "visits", "redemptions")
+SEQ_CARRIERS = ("sales", "ledger", "visits", "redemptions", "returns", "gift_returns")
 SEQ_FLOOR = "seq_floor"  # meta key: HQ holds this outlet's facts up to here
 
 

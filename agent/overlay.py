@@ -31,18 +31,24 @@ from typing import Any, Generic, TypeVar
 from schema.customerstore import put_identifier, upsert_customer
 from schema.events import (
     TYPE_OF,
+    BalanceAdjusted,
     Body,
     CreditRepaid,
     CustomerRegistered,
+    CustomersMerged,
     CustomerStatusChanged,
     CustomerUpdated,
     Event,
     GiftRedeemed,
+    GiftReturned,
     IdentifierAdded,
     IdentifierStatusChanged,
     PinSet,
+    PointsExpired,
+    ReturnRecorded,
     SaleRecorded,
     StockMoved,
+    StockTransferred,
     VisitRecorded,
 )
 
@@ -95,6 +101,8 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     OutletEntry(IdentifierAdded, reapply=_identifier),
     OutletEntry(IdentifierStatusChanged, reapply=_identifier_status),
     OutletEntry(PinSet, reapply=_pin),
+    # Only HQ merges profiles: an outlet never holds one pending.
+    OutletEntry(CustomersMerged),
     # Visits, sales and redemptions reach the customer only through the tally; their own
     # rows (visits, sales, redemptions, ledger) are local and HQ's rows never touch them.
     OutletEntry(VisitRecorded),
@@ -103,6 +111,17 @@ _ENTRIES = (  # no annotation: each entry is checked against its own body type
     OutletEntry(CreditRepaid, pays=_invoice_payment),  # the tally part is folded too
     # The outlet's own gift stock, no customer's: nothing HQ sends overwrites it.
     OutletEntry(StockMoved),
+    # HQ's own order (never in an outlet's outbox): applied when pulled (agent/giftstock.py).
+    OutletEntry(StockTransferred),
+    # Head office's own facts: an outlet never has one pending (HQ's row carries them).
+    OutletEntry(BalanceAdjusted),
+    OutletEntry(PointsExpired),
+    # Returns, voids and gift returns, like sales and redemptions: the tally (negative
+    # figures) and their own local rows (returns, gift_returns, gift stock), which HQ's
+    # rows never touch. The maxima a return changes stay as they were until HQ's restated
+    # row comes back (docs/programme.md, "Statistics after a return").
+    OutletEntry(ReturnRecorded),
+    OutletEntry(GiftReturned),
 )
 OUTLET: dict[str, OutletEntry[Any]] = {TYPE_OF[entry.body]: entry for entry in _ENTRIES}
 

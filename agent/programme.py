@@ -19,7 +19,17 @@ from agent import defaults, giftstock
 from agent.pricing import Action, Category, PromotionCategory, Rules
 from agent.replica import master, put_master
 from schema.database import Database
-from schema.masterdata import DOCS, ActionDoc, CategoryDoc, GiftDoc, PromoCategoryDoc, key_of
+from schema.masterdata import (
+    DEFAULT_PROGRAMME,
+    DOCS,
+    PROGRAMME,
+    ActionDoc,
+    CategoryDoc,
+    GiftDoc,
+    ProgrammeDoc,
+    PromoCategoryDoc,
+    key_of,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,7 @@ class Programme:
     categories: dict[str, CategoryDoc]
     gifts: dict[str, GiftDoc]
     default_category: str
+    settings: ProgrammeDoc = DEFAULT_PROGRAMME  # expiry, pending points, the way back
 
     @classmethod
     def load(cls, db: Database) -> Programme:
@@ -48,7 +59,9 @@ class Programme:
         gifts = {k: GiftDoc(**v) for k, v in master(db, "gift").items()}
         # The lowest-ranked category (last code) is where new customers start.
         default = max(categories) if categories else "D"
-        return cls(rules, categories, gifts, default)
+        settings = master(db, PROGRAMME).get(PROGRAMME)
+        return cls(rules, categories, gifts, default,
+                   DEFAULT_PROGRAMME if settings is None else ProgrammeDoc(**settings))
 
 
 def default_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -62,7 +75,8 @@ def default_documents() -> list[tuple[str, dict[str, Any]]]:
         docs.append(("category", CategoryDoc(
             code=c.code, name=c.name, discount_bp=c.discount_bp, points_per_100=c.points_per_100,
             credit_limit=lim.credit_limit, floor_points=lim.floor_points,
-            floor_credit=lim.floor_credit).model_dump(mode="json")))
+            floor_credit=lim.floor_credit, floor_returns=lim.floor_returns,
+        ).model_dump(mode="json")))
     for p in data.rules.promotions:
         docs.append(("promo_category", PromoCategoryDoc(
             code=p.code, name=p.name, discount_bp=p.discount_bp,

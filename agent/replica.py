@@ -2,9 +2,10 @@
 
 Promises: an outlet database belongs to exactly one outlet id (opening it as another is a
 ConfigError); master data (categories, promotion categories, actions, gifts, greeting
-settings, announcements) is stored as HQ publishes it, one JSON document per entity, and a
-new replica starts with the default programme so a fresh install already earns points.
-Must never: change a fact or a balance (those come only from events).
+settings, announcements, the programme's settings) is stored as HQ publishes it, one JSON
+document per entity, and a new replica starts with the default programme so a fresh
+install already earns points. Must never: change a fact or a balance (those come only from
+events).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from schema.errors import ConfigError
 
 # What an outlet keeps of HQ's master data (HQ's category rules are HQ's alone).
 MASTER_KINDS = ("category", "promo_category", "action", "division_promo", "gift", "greetings",
-                "announcement")
+                "announcement", "programme")
 
 
 def open_replica(path: str | Path, outlet_id: str | None = None) -> Database:

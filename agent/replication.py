@@ -8,7 +8,9 @@ Implements `sync.client.Replica`. Promises:
   commit after them makes them durable too);
 - a customer's view = HQ's confirmed state ⊕ this outlet's facts about the customer that
   HQ had not folded in (`seq > incorporated_through`); the confirmed part and its
-  `confirmed_through` are kept so the offline floor limits know what is unconfirmed;
+  `confirmed_through` are kept so the offline floor limits know what is unconfirmed; the
+  same for the customer's point lots (agent/points.py `overlay`: HQ's lots with those facts
+  applied in order);
 - when HQ went back in time (a new epoch, fewer of our events than it acknowledged, or a
   shorter change log than our cursor) every event after what HQ holds is queued again
   with its original id and the replica re-pulls from scratch;
@@ -29,12 +31,12 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-from agent import deskstaff, outbox
+from agent import deskstaff, giftstock, outbox, points
 from agent.overlay import OUTLET, paid_towards
 from agent.replica import MASTER_KINDS, delete_master, meta_in, put_master, set_meta
-from schema import tallystore
+from schema import lotstore, tallystore
 from schema.customerstore import apply_entities, apply_entity
-from schema.events import Event, tally_of, utc_now
+from schema.events import STOCK_TRANSFER_KIND, Event, tally_of, utc_now
 from schema.ledger import Tally
 from schema.roles import DESK_ACCOUNT_KIND
 from schema.sync import Change, Hello, PullResponse, PushResponse
@@ -215,6 +217,10 @@ class OutletReplica:
             self._cache_raised = True
         pending = outbox.customers_with_pending(conn, through, (
             c.data["customer_id"] for c in changes if c.kind == "customer" and c.data))
+        merges = _merges(conn, changes)
+        if merges:  # a merged profile's pending facts count for its survivor
+            absorbed = outbox.customers_with_pending(conn, through, merges)
+            pending |= absorbed | {merges[m] for m in absorbed}
         run: dict[str, dict[str, Any]] = {}
         for change in changes:
             doc = change.data
@@ -228,7 +234,7 @@ class OutletReplica:
             _apply_run(conn, list(run.values()), through)
             run = {}
             if change.kind == "customer":
-                self._apply_customer(conn, change, through)
+                self._apply_customer(conn, change, through, merges)
             elif change.kind == "invoice":
                 _apply_invoice(conn, change, through)
             elif change.kind in MASTER_KINDS:
@@ -236,6 +242,8 @@ class OutletReplica:
                 master_changed = True
             elif change.kind == DESK_ACCOUNT_KIND:
                 deskstaff.apply(conn, change.key, change.data)
+            elif change.kind == STOCK_TRANSFER_KIND:
+                giftstock.apply_transfer(conn, self.outlet_id, change.data)
         _apply_run(conn, list(run.values()), through)
         return master_changed
 
@@ -246,19 +254,37 @@ class OutletReplica:
         else:
             put_master(conn, change.kind, change.key, change.data)
 
-    def _apply_customer(self, conn: sqlite3.Connection, change: Change, through: int) -> None:
+    def _apply_customer(self, conn: sqlite3.Connection, change: Change, through: int,
+                        merges: dict[str, str] | None = None) -> None:
+        """HQ's row, and on top of it the customer's pending facts (invariant 4). A merged
+        profile shows what HQ confirmed only: its pending facts count for its survivor,
+        whose tally folds them in too (HQ applies them to the survivor as well)."""
         doc = change.data
         if doc is None:
             return
         customer_id = doc["customer_id"]
+        if merges is None:
+            merges = _merges(conn, [change])
         apply_entity(conn, doc)
         confirmed = Tally.from_dict(doc["tally"])
         view = confirmed
-        for event in outbox.events_for(conn, customer_id, through):
-            body = event.parsed()
+        own = [] if doc.get("merged_into") else outbox.events_for(conn, customer_id, through)
+        pending = [(event, event.parsed()) for event in own]
+        for event, body in pending:
             view = view.combine(tally_of(body, event.at))
             OUTLET[event.type].reapply(conn, body)
+        if not doc.get("merged_into"):
+            for merged in sorted(m for m, survivor in merges.items() if survivor == customer_id):
+                for event in outbox.events_for(conn, merged, through):
+                    body = event.parsed()
+                    view = view.combine(tally_of(body, event.at))
+                    pending.append((event, body))
+            pending.sort(key=lambda fact: fact[0].event_id)  # UUIDv7: the order they were made
         tallystore.replace(conn, customer_id, view)
+        held = points.overlay(self.outlet.programme.settings,
+                              lotstore.of_document(doc, confirmed.points_balance), confirmed,
+                              pending)
+        lotstore.replace_many(conn, [(customer_id, held)])
         conn.execute("UPDATE customers SET confirmed_through = ?, confirmed_tally = ? "
                      "WHERE customer_id = ?",
                      (through, json.dumps(confirmed.to_dict()), customer_id))
@@ -272,6 +298,21 @@ class OutletReplica:
                 set_meta(conn, "last_sync_error", f"{utc_now()} {error}"[:500])
 
 
+def _merges(conn: sqlite3.Connection, changes: list[Change]) -> dict[str, str]:
+    """Merged profile -> its survivor, as this page says and the replica holds (a
+    profile merged again names its last survivor)."""
+    merges = {r[0]: r[1] for r in conn.execute(
+        "SELECT customer_id, merged_into FROM customers WHERE merged_into IS NOT NULL")}
+    for change in changes:
+        if change.kind == "customer" and change.data is not None:
+            into = change.data.get("merged_into")
+            if into:
+                merges[change.data["customer_id"]] = into
+            else:
+                merges.pop(change.data["customer_id"], None)
+    return merges
+
+
 def _apply_run(conn: sqlite3.Connection, docs: list[dict[str, Any]], through: int) -> None:
     """`_apply_customer` for distinct customers without pending events: their view is what
     HQ confirmed."""
@@ -279,18 +320,23 @@ def _apply_run(conn: sqlite3.Connection, docs: list[dict[str, Any]], through: in
         return
     extra = []
     tallies: list[tuple[str, Tally | dict[str, Any]]] = []
+    held = []
     for doc in docs:
         wire = doc["tally"]
         if wire.get("items") == {} and wire.get("gifts") == {} and list(wire) == _CANONICAL:
             # already Tally.from_dict(wire).to_dict(), key for key: skip the round trip
             text, tally = json.dumps(wire), wire
+            balance = wire["points_earned"] - wire["points_used"]
         else:
             confirmed = Tally.from_dict(wire)
             text, tally = json.dumps(confirmed.to_dict()), confirmed
+            balance = confirmed.points_balance
         extra.append({"confirmed_through": through, "confirmed_tally": text})
         tallies.append((doc["customer_id"], tally))
+        held.append((doc["customer_id"], lotstore.of_document(doc, balance)))
     apply_entities(conn, docs, extra)
     tallystore.replace_many(conn, tallies)
+    lotstore.replace_many(conn, held)
 
 
 _CANONICAL = list(Tally().to_dict())  # the keys of a tally's wire form, in its order

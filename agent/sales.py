@@ -3,8 +3,9 @@
 Promises: a quote prices a basket for an identified customer; a sale writes the sale, its
 lines, its payments, its ledger entries (points earned, discount given, internal-credit
 charge), the customer's statistics and exactly one outbox fact in ONE transaction; its
-receipt ends with head office's announcements for the customer marked "print on the
-receipt" (docs/greetings.md). The
+answer carries the receipt reference and receipt code a return names it by
+(schema/receiptcode.py), and its receipt ends with head office's announcements for the
+customer marked "print on the receipt" (docs/greetings.md). The
 same Idempotency-Key returns the first answer, never a second sale. Refusals
 (`card_banned`, `credit_limit_exceeded`, `payment_mismatch`, ...) change nothing.
 Must never: sell to a banned customer, let payments differ from the total, or use floats.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from agent import identification, outbox, pricing, receipts
+from agent import identification, outbox, points, pricing, receipts
 from schema import tallystore
 from schema.api import LineIn, QuoteIn, Sale, SaleIn
 from schema.errors import (
@@ -34,6 +35,7 @@ from schema.errors import (
 from schema.events import Payment, SaleLine, SaleRecorded, new_id, tally_of
 from schema.ledger import credit_available
 from schema.money import money
+from schema.receiptcode import encode, reference
 
 if TYPE_CHECKING:
     from agent.outlet import Outlet
@@ -205,8 +207,14 @@ def _write(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, card
         total_net=priced.total_net, points_earned=priced.points_to_earn,
     )
     event = outbox.append(conn, outlet.outlet_id, fact)
+    settings = outlet.programme.settings
+    held = points.record(conn, settings, customer_id, fact, event.at)
     tallystore.add(conn, customer_id, tally_of(fact, event.at))
     balance = tallystore.points_balance(conn, customer_id)
+    today = points.day_of(event.at)
+    notice = receipts.points_notice(points.notice(conn, settings, customer_id, held, today),
+                                    points.pending(held, today))
+    printed = reference(fact.sale_id)
     answer = Sale(
         sale_id=fact.sale_id,
         customer_id=customer_id,
@@ -217,8 +225,11 @@ def _write(outlet: Outlet, conn: sqlite3.Connection, customer: sqlite3.Row, card
         points_balance=balance,
         receipt_lines=receipts.sale(outlet.outlet_id, card, event.at, priced.receipt_lines,
                                     fact.points_earned, balance,
-                                    [(p.mode, p.amount) for p in fact.payments],
-                                    identification.receipt_notes(outlet, conn, customer)),
+                                    [(p.mode, p.amount) for p in fact.payments], notice=notice,
+                                    reference=printed,
+                                    notes=identification.receipt_notes(outlet, conn, customer)),
+        receipt_reference=printed,
+        receipt_code=encode(outlet.outlet_id, event.at, fact),
     )
     sold = Sold(answer.model_dump_json(), fresh=True)
     _project(conn, fact, event.seq, event.at, key, digest, sold.text)

@@ -6,7 +6,9 @@ What it does (issue 6, bench/README.md):
 1. Builds (or reuses, from `--dir`) an HQ database with N customers (1,000,000; `--quick`
    20,000) and L sale lines (10,000,000; `--quick` 200,000) in 10-line receipts, spread over
    the year 2024 across 20 outlets and 4 tills each, plus one `customer_tally` row per
-   customer, redemptions (one per 10 receipts) and invoices (one per 10 customers). The
+   customer, redemptions (one per 10 receipts), invoices (one per 10 customers) and the
+   customers' point lots (one per receipt, the oldest spent by the redemptions; a deficit
+   where they overspent), under an expiry rule (end of the 12th month). The
    schema comes from `hq.chain.Chain(path)`; the rows are generated inside SQLite with
    recursive CTEs (synchronous=OFF, no journal, only while building). Figures are
    consistent: each receipt's totals are the sums of its lines. The built file is kept
@@ -144,6 +146,24 @@ def build(path: Path, customers: int, lines: int) -> None:
         UPDATE customer_tally SET points_used = r.p
         FROM (SELECT customer_id, SUM(points_spent) AS p FROM redemptions GROUP BY customer_id) r
         WHERE customer_tally.customer_id = r.customer_id""")
+    # point lots: one per receipt; what was spent comes off the oldest (their sum is the
+    # balance); a balance below zero is one deficit lot
+    conn.execute("""
+        INSERT INTO customer_lots (customer_id, lot_id, earned_on, points, expires_on)
+        SELECT customer_id, sale_id, day, kept,
+               date(day, 'start of month', '+13 months', '-1 day')
+        FROM (SELECT s.customer_id, s.sale_id, substr(s.at, 1, 10) AS day,
+                     MIN(s.points_earned, SUM(s.points_earned) OVER (
+                         PARTITION BY s.customer_id ORDER BY s.at, s.sale_id)
+                         - t.points_used) AS kept
+              FROM sales s JOIN customer_tally t ON t.customer_id = s.customer_id)
+        WHERE kept > 0""")
+    conn.execute("""
+        INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
+        SELECT customer_id, 'deficit', '0001-01-01', points_earned - points_used
+        FROM customer_tally WHERE points_earned < points_used""")
+    conn.execute("""INSERT INTO master (kind, key, data) VALUES ('programme', 'programme',
+        '{"expiry": {"kind": "end_of_month", "months": 12, "since": "2024-01-01"}}')""")
     iid = _ids("i", "v")
     conn.execute(f"""
         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {customers // 10})
@@ -191,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     customers = args.customers or (20_000 if args.quick else 1_000_000)
     lines = args.lines or (200_000 if args.quick else 10_000_000)
-    path = Path(args.dir) / f"reports-hq-{customers}-{lines}.db"
+    path = Path(args.dir) / f"reports-hq-lots-{customers}-{lines}.db"  # "lots": issue 11
     path.parent.mkdir(parents=True, exist_ok=True)
     log(f"load average before: {loadavg()}")
     if not path.exists():
@@ -267,6 +287,15 @@ def cases_for(customer: str) -> list[tuple[str, str, dict[str, Any], str, tuple[
                     "SUM(s.total_discount > 0) AS nd FROM sales s WHERE " + year +
                     " GROUP BY s.customer_id")
     cust = "customers c INDEXED BY customers_category"
+    balance = "t.points_earned - t.points_used - t.points_expired"
+    last = ("coalesce(l.expires_on, date(max(l.earned_on, '2024-01-01'), 'start of month', "
+            "'+13 months', '-1 day'))")
+    split = ("SUM(CASE WHEN l.points > 0 AND (l.spendable_on IS NULL OR l.spendable_on <= "
+             "'2024-12-31') THEN l.points ELSE 0 END), SUM(CASE WHEN l.points > 0 AND "
+             "l.spendable_on > '2024-12-31' THEN l.points ELSE 0 END), " + ", ".join(
+                 f"SUM(CASE WHEN l.points > 0 AND {last} <= '{day}' THEN l.points ELSE 0 END)"
+                 for day in ("2025-01-30", "2025-03-01", "2025-03-31"))
+             + ", SUM(MIN(l.points, 0))")
     return [
         ("turnover", "turnover", {"date_from": "2024-01-01", "date_to": "2024-12-31"},
          ("SELECT outlet_id, COUNT(*), SUM(total_gross), SUM(total_discount), SUM(total_net) "
@@ -310,10 +339,11 @@ def cases_for(customer: str) -> list[tuple[str, str, dict[str, Any], str, tuple[
          ("SELECT gift_sku, MAX(gift_name), outlet_id, COUNT(*), SUM(qty), SUM(points_spent) "
          "FROM redemptions WHERE at >= '2024-01-01' AND at < '2025-01-01' "
          "GROUP BY gift_sku, outlet_id"), ()),
-        ("points_liability", "points-liability", {},
-         ("SELECT (SELECT COUNT(*) FROM customers), SUM(points_earned > points_used), "
-         "SUM(points_earned), SUM(points_used), SUM(points_earned - points_used), "
-         "SUM(MIN(points_earned - points_used, 0)) FROM customer_tally"), ()),
+        ("points_liability", "points-liability", {"today": "2024-12-31"},
+         ("SELECT (SELECT COUNT(*) FROM customers), a.*, b.* FROM (SELECT "
+          f"SUM({balance} > 0), SUM(points_earned), SUM(points_used), SUM(points_expired), "
+          f"SUM({balance}) FROM customer_tally t) a, (SELECT {split} FROM customer_lots l) b"),
+         ()),
         # the dashboard's series and snapshots (web/dashboard.py)
         ("turnover_by_day", "turnover",
          {"date_from": "2024-01-01", "date_to": "2024-12-31", "by": "day"},
@@ -337,11 +367,14 @@ def cases_for(customer: str) -> list[tuple[str, str, dict[str, Any], str, tuple[
         ("invoice_ageing", "invoice-ageing", {},
          ("SELECT status, COUNT(*), SUM(amount), SUM(amount - paid_amount) FROM invoices "
           "WHERE status IN ('unpaid', 'overdue', 'past_term') GROUP BY status"), ()),
-        ("points_liability_by_category", "points-liability", {"by": "category"},
-         ("SELECT c.category, COUNT(*), SUM(t.points_earned > t.points_used), "
-         "SUM(t.points_earned), SUM(t.points_used), SUM(t.points_earned - t.points_used), "
-         f"SUM(MIN(t.points_earned - t.points_used, 0)) FROM {cust} LEFT JOIN customer_tally "
-         "t ON t.customer_id = c.customer_id GROUP BY 1"), ()),
+        ("points_liability_by_category", "points-liability",
+         {"by": "category", "today": "2024-12-31"},
+         ("SELECT a.*, b.* FROM (SELECT c.category, COUNT(*), SUM(t.points_earned > "
+          "t.points_used), SUM(t.points_earned), SUM(t.points_used), SUM(t.points_expired), "
+          f"SUM({balance}) FROM {cust} LEFT JOIN customer_tally t ON t.customer_id = "
+          f"c.customer_id GROUP BY 1) a LEFT JOIN (SELECT c.category AS k, {split} FROM "
+          f"customer_lots l JOIN {cust} ON c.customer_id = l.customer_id GROUP BY 1) b "
+          "ON b.k = a.category"), ()),
     ]
 
 

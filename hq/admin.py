@@ -1,35 +1,57 @@
-"""Head-office operations: outlets, bans, identifiers, profiles, master data, views, and the
-reads of the back office's pages (counts, search, receipts, gift stock, outlet health...).
+"""Head-office operations: outlets, bans, identifiers, profiles, corrections, master data,
+views, and the reads of the back office's pages (counts, search, receipts, gift stock, outlet
+health...).
 
 Every change bumps the entity in the change log so outlets receive it; bans and blocked
 or lost identifiers are urgent (they travel first). Promises: a ban takes effect at every
-online outlet with the next long-poll answer. Must never: edit a balance (balances are
-the fold of facts; a correction is a new fact).
+online outlet with the next long-poll answer; a correction of points or credit is HQ's own
+fact (`balance.adjusted`) with its reason, in the chain-wide ledger like a ban. Putting the
+programme's settings with an expiry rule but no `since` starts the rule today (HQ's
+clock): turning expiry on is never retroactive by surprise. Must never: edit a balance
+(balances are the fold of facts; a correction is a new fact).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from hq import audit, credentials
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
+from schema import picture as pictures
 from schema import pin, salestore, tallystore, timing
 from schema.customerstore import display_name, identifiers_of, profile_of
-from schema.errors import Conflict, CustomerUnknown, InvalidRequest, NotFound, mask_card
+from schema.errors import (
+    CardInUse,
+    Conflict,
+    CustomerMerged,
+    CustomerUnknown,
+    InvalidRequest,
+    NotFound,
+    mask_card,
+)
 from schema.events import (
+    BalanceAdjusted,
+    CustomersMerged,
     CustomerStatusChanged,
     CustomerUpdated,
     IdentifierAdded,
     IdentifierKind,
+    IdentifierStatusChanged,
     PinSet,
     Profile,
+    new_id,
 )
-from schema.masterdata import DOCS, AnnouncementDoc, key_of
+from schema.masterdata import DOCS, PROGRAMME, AnnouncementDoc, key_of
+from web.barcode import check_digit
+from web.httperrors import validation_message
 
 
 def _customer(conn: sqlite3.Connection, customer_id: str) -> sqlite3.Row:
@@ -55,8 +77,8 @@ def resolve_customer(chain: Chain, text: str) -> str:
     return str(row[0])
 
 
-def set_status(chain: Chain, customer_id: str, status: str, reason: str = "",
-               by: Actor | None = None) -> dict[str, Any]:
+def set_status(chain: Chain, customer_id: str, status: str, reason: str = "", *,
+               by: Actor | None) -> dict[str, Any]:
     """A ban (or its lifting) is HQ's own fact, in the chain-wide ledger with its reason;
     made by staff (`by`: the back office, the admin API, the command line), it is audited
     in the same transaction (before -> after, why, the fact's id)."""
@@ -72,10 +94,40 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "",
     return customer_view(chain, customer_id)
 
 
-def set_identifier_status(chain: Chain, kind: str, value: str, status: str,
-                          by: Actor | None = None, reason: str = "") -> None:
-    """Blocks an identifier, reports it lost, or makes it active again (urgent for outlets
-    unless active); made by staff (`by`), audited with the status before -> after."""
+def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, reason: str = "",
+           corrects: str | None = None, *, by: Actor | None) -> dict[str, Any]:
+    """A correction: `points` more (fewer when negative) and `credit` minor units less
+    (more when negative) owed on internal credit, with its reason, as HQ's own fact. It
+    reaches every outlet with the customer's next pull, like any change. A correction that
+    changes nothing, or has no reason, is `invalid_request` and changes nothing. Made by
+    staff (`by`), audited with the balances before -> after in the same transaction."""
+    try:
+        body = BalanceAdjusted(adjustment_id=new_id(), customer_id=customer_id, points=points,
+                               credit=credit, reason=reason, corrects=corrects)
+    except ValidationError as exc:
+        raise InvalidRequest(validation_message(exc.errors())) from None
+    with chain.db.write() as conn:
+        _customer(conn, customer_id)
+        before = tallystore.load(conn, customer_id)
+        event = record_hq_fact(chain, conn, body)
+        tally = tallystore.load(conn, customer_id)
+        if by is not None:
+            audit.record(conn, by, "customer.adjust", ("customer", customer_id),
+                         {"points": before.points_balance,
+                          "credit_owed": before.credit_outstanding},
+                         {"points": tally.points_balance, "credit_owed": tally.credit_outstanding},
+                         reason, customer_id=customer_id, event_id=event.event_id)
+    chain.waiters.notify()
+    return {**body.model_dump(), "event_id": event.event_id, "at": event.at,
+            "points_balance": tally.points_balance, "credit_balance": tally.credit_outstanding}
+
+
+def set_identifier_status(chain: Chain, kind: IdentifierKind, value: str, status: str, *,
+                          by: Actor | None, reason: str = "") -> None:
+    """Blocks an identifier, reports it lost, or makes it active again, as HQ's own
+    `identifier.status_changed` fact (urgent for outlets unless active); made by staff
+    (`by`), audited with the status before -> after. The same status again records
+    nothing (a double click)."""
     if status not in ("active", "blocked", "lost"):
         raise InvalidRequest("status is active, blocked or lost")
     with chain.db.write() as conn:
@@ -83,14 +135,142 @@ def set_identifier_status(chain: Chain, kind: str, value: str, status: str,
                            "value = ?", (kind, value)).fetchone()
         if row is None:
             raise NotFound(f"no such {kind}")
-        conn.execute("UPDATE identifiers SET status = ? WHERE kind = ? AND value = ?",
-                     (status, kind, value))
-        chain.bump(conn, "customer", row[0], urgent=status != "active")
-        if by is not None and row["status"] != status:
+        if row["status"] == status:
+            return
+        event = record_hq_fact(chain, conn, IdentifierStatusChanged(
+            kind=kind, value=value, status=status, customer_id=row["customer_id"]))
+        if by is not None:
             audit.record(conn, by, "identifier.status", (kind, _masked(kind, value)),
                          {"status": row["status"]}, {"status": status}, reason,
-                         customer_id=row["customer_id"])
+                         customer_id=row["customer_id"], event_id=event.event_id)
     chain.waiters.notify()
+
+
+def _new_card_number(value: str) -> str:
+    """A replacement card's number as typed, checked: digits only, and a 13-digit one (an
+    EAN-13, as the chain's own cards are) with its right check digit (a typo is caught)."""
+    card = value.strip().replace(" ", "")
+    if not card.isascii() or not card.isdigit() or not 4 <= len(card) <= 40:
+        raise InvalidRequest("New card number: type the digits printed on the new card",
+                             field="card")
+    if len(card) == 13 and check_digit(card[:12]) != card[12]:
+        raise InvalidRequest("New card number: the check digit is wrong: type it again",
+                             field="card")
+    return card
+
+
+def _not_merged(row: sqlite3.Row) -> None:
+    if row["merged_into"]:
+        raise CustomerMerged(f"customer {row['customer_id']} was merged into "
+                             f"{row['merged_into']}: work on that profile",
+                             survivor=row["merged_into"])
+
+
+def replace_card(chain: Chain, customer_id: str, lost: str, new_card: str, by: Actor,
+                 reason: str = "") -> str:
+    """Reports the customer's club card `lost` lost and issues the new card `new_card`
+    (the reception desk's replace-card, made at HQ): HQ's own `identifier.status_changed`
+    (lost, urgent for outlets) and `identifier.added` facts in one transaction, audited as
+    one change. Points, credit and history stay the customer's, so the new card has them
+    all. A number that already belongs to anyone is `card_in_use` and nothing is
+    recorded. The new card's number."""
+    card = _new_card_number(new_card)
+    with chain.db.write() as conn:
+        _not_merged(_customer(conn, customer_id))
+        old = conn.execute("SELECT customer_id, status FROM identifiers WHERE kind = 'card' "
+                           "AND value = ?", (lost,)).fetchone()
+        if old is None or old["customer_id"] != customer_id:
+            raise InvalidRequest("Lost card: choose one of this customer's cards", field="lost")
+        owner = conn.execute("SELECT customer_id FROM identifiers WHERE kind = 'card' "
+                             "AND value = ?", (card,)).fetchone()
+        if owner is not None:
+            whose = "this customer" if owner[0] == customer_id else f"customer {owner[0]}"
+            raise CardInUse(f"card {mask_card(card)} already belongs to {whose}: take another "
+                            "card", field="card")
+        if old["status"] != "lost":
+            record_hq_fact(chain, conn, IdentifierStatusChanged(
+                kind="card", value=lost, status="lost", customer_id=customer_id))
+        event = record_hq_fact(chain, conn, IdentifierAdded(
+            customer_id=customer_id, kind="card", value=card))
+        audit.record(conn, by, "card.replace", ("card", mask_card(card)),
+                     {"card": mask_card(lost), "status": old["status"]},
+                     {"card": mask_card(card), "lost": mask_card(lost)}, reason,
+                     customer_id=customer_id, event_id=event.event_id)
+    chain.waiters.notify()
+    return card
+
+
+def set_picture(chain: Chain, customer_id: str, raw: bytes, by: Actor,
+                reason: str = "") -> None:
+    """Stores the customer's picture (the back office's upload) as HQ's own
+    `customer.updated` fact, so it reaches every outlet as a picture set at a till does.
+    Checked by schema/picture.py (PNG or JPEG, at most 300x300 and 512 KiB): anything
+    else is `invalid_request` and nothing is recorded. Audited by its size, not its bytes."""
+    fmt, width, height = pictures.check(raw)
+    with chain.db.write() as conn:
+        row = _customer(conn, customer_id)
+        had = row["picture"] is not None
+        event = record_hq_fact(chain, conn, CustomerUpdated(
+            customer_id=customer_id,
+            changes=Profile(picture=base64.b64encode(raw).decode())))
+        audit.record(conn, by, "customer.picture", ("customer", customer_id),
+                     {"picture": "set" if had else None},
+                     {"picture": f"{fmt} {width}x{height}, {len(raw)} bytes"}, reason,
+                     customer_id=customer_id, event_id=event.event_id)
+    chain.waiters.notify()
+
+
+def merge_preview(chain: Chain, survivor: str, merged: str) -> dict[str, Any]:
+    """What merging `merged` into `survivor` would do, without doing it (the back
+    office's preview; `merge_customers` checks the same): both customers as
+    `customer_view` shows them, `moves` (the identifiers that go to the survivor) and
+    `after` (the survivor's points and credit balances, and purchase count, once merged:
+    the sums). Refused: the same profile twice (`invalid_request`), an unknown one
+    (`customer_unknown`), one merged already (`customer_merged`)."""
+    survivor, merged = survivor.strip(), merged.strip()
+    if not survivor or not merged or survivor == merged:
+        raise InvalidRequest("Merge: choose two different profiles of the same person",
+                             field="merged")
+    with chain.db.read() as conn:
+        for cid in (survivor, merged):
+            _not_merged(_customer(conn, cid))
+    keep, gone = customer_view(chain, survivor), customer_view(chain, merged)
+    return {"survivor": keep, "merged": gone, "moves": gone["identifiers"],
+            "after": {"points_balance": keep["points_balance"] + gone["points_balance"],
+                      "credit_balance": keep["credit_balance"] + gone["credit_balance"],
+                      "purchases_count": keep["statistics"]["purchases_count"]
+                      + gone["statistics"]["purchases_count"]}}
+
+
+def merge_customers(chain: Chain, survivor: str, merged: str, by: Actor,
+                    reason: str) -> dict[str, Any]:
+    """Merges two profiles of one person: HQ's own `customers.merged` fact (no earlier
+    fact is touched), folded by hq/projection.py (`merged`'s identifiers, points, credit
+    and statistics go to `survivor`; later facts about `merged` count for `survivor`),
+    audited on both customers' trails in the same transaction. A reason is required.
+    Refused as `merge_preview` refuses, and nothing is recorded. The survivor's view."""
+    survivor, merged = survivor.strip(), merged.strip()
+    if not reason.strip():
+        raise InvalidRequest("Why: a merge needs its reason (the audit trail keeps it)",
+                             field="reason")
+    merge_preview(chain, survivor, merged)  # the checks, with the operator's words
+    with chain.db.write() as conn:
+        rows = {cid: _customer(conn, cid) for cid in (survivor, merged)}
+        for row in rows.values():
+            _not_merged(row)  # again, inside the transaction: two operators at once
+        before = {cid: tallystore.points_balance(conn, cid) for cid in rows}
+        event = record_hq_fact(chain, conn, CustomersMerged(
+            customer_id=survivor, merged=merged, reason=reason.strip()))
+        audit.record(conn, by, "customer.merge", ("customer", merged),
+                     {"merged_into": None, "points": before[merged]},
+                     {"merged_into": survivor, "points": 0}, reason,
+                     customer_id=merged, event_id=event.event_id)
+        audit.record(conn, by, "customer.merge", ("customer", survivor),
+                     {"points": before[survivor]},
+                     {"merged": merged, "points": tallystore.points_balance(conn, survivor)},
+                     reason, customer_id=survivor, event_id=event.event_id)
+    chain.waiters.notify()
+    return customer_view(chain, survivor)
 
 
 def _masked(kind: str, value: str) -> str:
@@ -134,8 +314,8 @@ def reset_pin(chain: Chain, customer_id: str, new_pin: str, by: Actor, reason: s
     chain.waiters.notify()
 
 
-def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any],
-                  by: Actor | None = None, reason: str = "") -> dict[str, Any]:
+def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any], *,
+                  by: Actor | None, reason: str = "") -> dict[str, Any]:
     """Profile and category edits made at HQ: the latest applied at HQ wins, per field.
     Made by staff (`by`), the edit is audited with each changed field before -> after (an
     edit that changes nothing records no fact and no audit row)."""
@@ -147,6 +327,8 @@ def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any],
             raise InvalidRequest(f"unknown category {category!r}: choose one of the programme's "
                                  "categories", field="category")
         old = {**profile_of(row), "category": row["category"]}
+        if changes.get("picture"):
+            pictures.decode(changes["picture"])
         if by is not None:
             changes = {k: v for k, v in changes.items() if old.get(k) != v}
         if changes:
@@ -169,12 +351,17 @@ def customer_view(chain: Chain, customer_id: str) -> dict[str, Any]:
         open_flags = [dict(r) for r in conn.execute(
             "SELECT flag_id, reason, outlet_id, at FROM flags WHERE customer_id = ? "
             "AND resolved_at IS NULL ORDER BY flag_id", (customer_id,))]
+        merged_from = [r[0] for r in conn.execute(
+            "SELECT customer_id FROM customers WHERE merged_into = ? ORDER BY customer_id",
+            (customer_id,))]
     return {
         "customer_id": customer_id,
         **profile_of(row),
         "status": row["status"],
         "category": row["category"],
         "origin_outlet": row["origin_outlet"],
+        "merged_into": row["merged_into"],
+        "merged_from": merged_from,
         "identifiers": idents,
         "points_balance": tally.points_balance,
         "credit_balance": tally.credit_outstanding,
@@ -204,6 +391,8 @@ def master_change(chain: Chain, kind: str, doc: dict[str, Any]) -> dict[str, Any
     """What putting `doc` would do, without doing it (the back office's preview): `key`,
     `before` (the stored document, None for a new one), `after` and `changes`, the list of
     (field, before, after) that differ. Checked as `put_master` checks it."""
+    if kind == PROGRAMME:
+        doc = _starting_today(chain, doc)
     after = _valid_master(kind, doc)
     key = key_of(kind, DOCS[kind].model_validate(after))
     before = master_docs(chain, kind).get(key)
@@ -211,10 +400,14 @@ def master_change(chain: Chain, kind: str, doc: dict[str, Any]) -> dict[str, Any
             "changes": audit.changes(before, after)}
 
 
-def put_master(chain: Chain, kind: str, doc: dict[str, Any], by: Actor | None = None,
+def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None,
                reason: str = "") -> str:
     """Stores a master data document (it reaches every outlet as a bumped entity); made
-    by staff (`by`), audited with the document before -> after in the same transaction."""
+    by staff (`by`: the back office, the admin API, the command line; None only for HQ's
+    own scheduled work), audited with the document before -> after in the same
+    transaction."""
+    if kind == PROGRAMME:
+        doc = _starting_today(chain, doc)
     valid = _valid_master(kind, doc)
     with chain.db.write() as conn:
         model = DOCS[kind].model_validate(valid)
@@ -243,11 +436,29 @@ def _check_audience(conn: sqlite3.Connection, doc: AnnouncementDoc) -> None:
                              "stored")
 
 
-def delete_master(chain: Chain, kind: str, key: str) -> None:
+def _starting_today(chain: Chain, doc: dict[str, Any]) -> dict[str, Any]:
+    """The programme's settings with an expiry rule that says no `since` starting today:
+    points already held then get the rule's whole life (docs/programme.md)."""
+    rule = doc.get("expiry")
+    if isinstance(rule, dict) and rule.get("kind", "never") != "never" and "since" not in rule:
+        return {**doc, "expiry": {**rule, "since": chain.clock()[:10]}}
+    return doc
+
+
+def delete_master(chain: Chain, kind: str, key: str, *, by: Actor | None,
+                  reason: str = "") -> None:
+    """Withdraws a master data document at every outlet; made by staff (`by`), audited
+    with the document before -> nothing."""
     with chain.db.write() as conn:
-        if conn.execute("DELETE FROM master WHERE kind = ? AND key = ?", (kind, key)).rowcount == 0:
+        old = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?",
+                           (kind, key)).fetchone()
+        if old is None:
             raise NotFound(f"no {kind} {key}")
+        conn.execute("DELETE FROM master WHERE kind = ? AND key = ?", (kind, key))
         chain.bump(conn, kind, key)
+        if by is not None:
+            audit.record(conn, by, f"{kind}.delete", (kind, key), json.loads(old[0]), None,
+                         reason)
     chain.waiters.notify()
 
 
@@ -325,7 +536,8 @@ def find(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """The customers a person searching for `text` means: when it looks like an identifier
     (a card or phone number...), the owner of an identifier with exactly that value first;
     then those whose name starts with it (`search`). Each with its club `card` number
-    (`card_numbers`; "" without one), in full: the caller masks it for display."""
+    (`card_numbers`; "" without one), in full: the caller masks it for display, and the
+    survivor it was `merged_into` (None: not merged)."""
     wanted = text.strip()
     if not wanted:
         return []
@@ -337,10 +549,25 @@ def find(chain: Chain, text: str, limit: int = 50) -> list[dict[str, Any]]:
             "WHERE i.value = ? ORDER BY i.kind", (wanted,))]
     seen = {r["customer_id"] for r in found}
     found += [r for r in search(chain, wanted, limit) if r["customer_id"] not in seen]
-    cards = card_numbers(chain, [r["customer_id"] for r in found])
+    ids = [r["customer_id"] for r in found]
+    cards = card_numbers(chain, ids)
+    merged = merged_into(chain, ids)
     for r in found:
         r["card"] = cards.get(r["customer_id"], "")
+        r["merged_into"] = merged.get(r["customer_id"])
     return found
+
+
+def merged_into(chain: Chain, customer_ids: list[str]) -> dict[str, str]:
+    """The survivor of each of these customers that was merged into another; the others
+    are left out."""
+    out: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(customer_ids))):
+        marks = ",".join("?" for _ in chunk)
+        for r in chain.db.all(f"SELECT customer_id, merged_into FROM customers WHERE "
+                              f"merged_into IS NOT NULL AND customer_id IN ({marks})", chunk):
+            out[r[0]] = r[1]
+    return out
 
 
 def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
@@ -384,24 +611,32 @@ def has_picture(chain: Chain, customer_id: str) -> bool:
     return bool(row and row[0])
 
 
+# The customer and the profiles merged into it: their receipts and hand-outs are its own
+# history (a merge re-points no stored row: hq/projection.py `_merged`).
+_HISTORY_OF = ("(customer_id = ? OR customer_id IN "
+               "(SELECT customer_id FROM customers WHERE merged_into = ?))")
+
+
 def receipts(chain: Chain, customer_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """(how many sales HQ holds for the customer, the latest `limit` of them, newest first,
-    each with its `lines` in order), read at one moment."""
+    """(how many sales HQ holds for the customer and the profiles merged into it, the
+    latest `limit` of them, newest first, each with its `lines` in order), read at one
+    moment."""
     with chain.db.read() as conn:
-        total = int(conn.execute("SELECT COUNT(*) FROM sales WHERE customer_id = ?",
-                                 (customer_id,)).fetchone()[0])
+        total = int(conn.execute(f"SELECT COUNT(*) FROM sales WHERE {_HISTORY_OF}",
+                                 (customer_id, customer_id)).fetchone()[0])
         sales = [dict(r) for r in conn.execute(
-            "SELECT * FROM sales WHERE customer_id = ? ORDER BY at DESC, sale_id LIMIT ?",
-            (customer_id, limit))]
+            f"SELECT * FROM sales WHERE {_HISTORY_OF} ORDER BY at DESC, sale_id LIMIT ?",
+            (customer_id, customer_id, limit))]
         salestore.attach_lines(conn, sales)
     return total, sales
 
 
 def handouts(chain: Chain, customer_id: str, limit: int) -> list[dict[str, Any]]:
-    """The customer's latest `limit` gift hand-outs, newest first."""
+    """The latest `limit` gift hand-outs of the customer and the profiles merged into it,
+    newest first."""
     return [dict(r) for r in chain.db.all(
-        "SELECT * FROM redemptions WHERE customer_id = ? ORDER BY at DESC LIMIT ?",
-        (customer_id, limit))]
+        f"SELECT * FROM redemptions WHERE {_HISTORY_OF} ORDER BY at DESC LIMIT ?",
+        (customer_id, customer_id, limit))]
 
 
 def master_docs(chain: Chain, kind: str) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hq import admin
+from hq.audit import Actor
 from hq.chain import Chain
 from schema.errors import InvalidRequest
 from schema.events import new_id
@@ -42,8 +43,8 @@ def default_language(chain: Chain) -> str:
 
 def announce(chain: Chain, texts: dict[str, str], valid_from: date, valid_to: date, *,
              customer: str | None = None, category: str | None = None,
-             print_on_receipt: bool = False, announcement_id: str | None = None
-             ) -> dict[str, Any]:
+             print_on_receipt: bool = False, announcement_id: str | None = None,
+             by: Actor) -> dict[str, Any]:
     """Stores (or, with the id of an existing one, replaces) an announcement; `customer`
     is a customer id or a club card number. Returns the document as stored."""
     doc: dict[str, Any] = {
@@ -55,7 +56,7 @@ def announce(chain: Chain, texts: dict[str, str], valid_from: date, valid_to: da
     if category is not None:
         doc["category"] = category
     try:
-        key = admin.put_master(chain, "announcement", doc)
+        key = admin.put_master(chain, "announcement", doc, by=by)
     except ValidationError as exc:  # said as the admin API says it
         raise InvalidRequest(httperrors.validation_message(exc.errors())) from None
     return admin.master_docs(chain, "announcement")[key]
@@ -77,6 +78,7 @@ def withdraw_ended(chain: Chain, today: date) -> list[str]:
         except ValueError:
             continue  # not ours to judge: stored through the admin API, it was valid then
         if last <= today - ENDED_AFTER:
-            admin.delete_master(chain, "announcement", doc["announcement_id"])
+            admin.delete_master(chain, "announcement", doc["announcement_id"],
+                                by=None)  # HQ's scheduler: no member of staff
             ended.append(doc["announcement_id"])
     return ended

@@ -3,10 +3,13 @@ the back office - who, when, what it was before and after, why - kept at HQ, sea
 customer and per member of staff, and printable (hq/office/audit.py).
 
 How a change gets audited, by construction: an hq/ operation that staff run takes the
-`Actor` making it (the back office's `office.form(role)` dependency gives one; the command
-line and the admin API have their own, `COMMAND_LINE` and `ADMIN_API`) and calls
+`Actor` making it as a parameter with no default (a caller cannot forget it; None only where
+no member of staff acts: the scheduler, a customer's own unsubscribe link) and calls
 `record(conn, actor, ...)` inside the SAME write transaction as the change, so a change and
-its audit row are committed together or not at all. `before` / `after` are JSON objects of
+its audit row are committed together or not at all. Three places make an `Actor`: the back
+office's `office.form(role)` dependency (the signed-in member of staff), the admin API's
+token dependency (hq/api/auth.py: `api_actor`, the token's holder as its label names them)
+and the command line (`COMMAND_LINE`: `cli:` and the operating-system user running it). `before` / `after` are JSON objects of
 the fields the change touched (None: nothing before, as for a new account); an amount is in
 minor units under a name ending in `amount` (shown as money). A change that records an HQ
 fact names the fact's `event_id`, so the fact itself stays as the contract fixes it (no
@@ -19,6 +22,7 @@ hold a password or its hash (a new password is recorded as `"password": "set"`).
 
 from __future__ import annotations
 
+import getpass
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -43,9 +47,23 @@ class Actor:
     role: Role
 
 
-# Not valid usernames (hq/staff.py USERNAME), so no account can pass for them.
-COMMAND_LINE = Actor("(command line)", Role.administrator)  # someone on HQ's machine
-ADMIN_API = Actor("(admin API)", Role.administrator)  # a holder of an admin token
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a name (a container)
+        import os
+
+        return f"uid{os.getuid()}"
+
+
+# Not valid usernames (hq/staff.py USERNAME: no ':'), so no account can pass for them.
+COMMAND_LINE = Actor(f"cli:{_os_user()}", Role.administrator)  # someone on HQ's machine
+
+
+def api_actor(label: str) -> Actor:
+    """The holder of an admin token, as the label given when it was made names them
+    (`loyalty hq admin-token --label`); `api:(no label)` for a token made without one."""
+    return Actor(f"api:{label.strip() or '(no label)'}", Role.administrator)
 
 
 def record(conn: sqlite3.Connection, actor: Actor, action: str, subject: tuple[str, str],

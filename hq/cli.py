@@ -233,6 +233,67 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         customer_id = admin.resolve_customer(the_chain, customer)
         click.echo(json.dumps(admin.customer_view(the_chain, customer_id), indent=2))
 
+    @hq.command()
+    @click.option("--db", required=True)
+    @click.option("--points", default="0", metavar="N",
+                  help="Points to add; negative takes them away.")
+    @click.option("--credit", default="0", metavar="AMOUNT",
+                  help="Internal credit owed LESS by this much (e.g. 12.50); negative owes more.")
+    @click.option("--reason", help="Why (required; kept with the fact in the ledger).")
+    @click.argument("customer")
+    def adjust(db: str, customer: str, points: str, credit: str, reason: str | None) -> None:
+        """Correct a customer's points and/or internal credit (CUSTOMER: a customer id or a
+        club card number): HQ's own fact, with its reason, that reaches every outlet."""
+        import re
+
+        from hq import admin
+        from schema.errors import InvalidRequest, mask_card
+        from schema.money import money, parse_money
+
+        if not re.fullmatch(r"\s*-?\d{1,10}\s*", points):
+            raise InvalidRequest(f"--points: {points[:20]!r} is not a whole number of points: "
+                                 "give one such as 50, or -50 to take points away")
+        amount = parse_money(credit, field="--credit", negative=True)
+        if int(points) == 0 and amount == 0:
+            raise InvalidRequest("--points/--credit: a correction changes points or credit: "
+                                 "give --points N and/or --credit AMOUNT (not both 0)")
+        if reason is None or not reason.strip():
+            raise InvalidRequest("--reason: say why (it is kept with the correction in the "
+                                 "ledger), e.g. --reason \"receipt 0042 scanned twice\"")
+        the_chain = chain(db)
+        customer_id = admin.resolve_customer(the_chain, customer)
+        from hq.audit import COMMAND_LINE
+
+        made = admin.adjust(the_chain, customer_id, int(points), amount, reason,
+                            by=COMMAND_LINE)
+        shown = mask_card(customer) if customer.strip().isdigit() else customer_id
+        click.echo(f"customer {shown}: points {made['points']:+d}, credit {money(made['credit'])}"
+                   f" ({made['reason']}); now {made['points_balance']} points, "
+                   f"{money(made['credit_balance'])} owed on credit; every outlet gets it with "
+                   "its next pull")
+        click.echo(made["adjustment_id"])
+
+    @hq.command("expire-points")
+    @click.option("--db", required=True)
+    @click.option("--today", metavar="YYYY-MM-DD", help="Expire as of this day [today, UTC].")
+    def expire_points(db: str, today: str | None) -> None:
+        """Expire the points past their last valid day now, as HQ does every night at
+        00:30 UTC (and as POST /v1/admin/points/expire does)."""
+        from datetime import UTC, date, datetime
+
+        from hq import expiry
+        from schema.errors import InvalidRequest
+
+        try:
+            day = date.fromisoformat(today) if today else datetime.now(UTC).date()
+            if today is not None and len(today) != 10:
+                raise ValueError(today)
+        except ValueError:
+            raise InvalidRequest(f"--today: {today!r} is not a date: give YYYY-MM-DD") from None
+        ran = expiry.run(chain(db), day)
+        click.echo(f"expired as of {ran['on']}: {ran['points']} points in {ran['lots']} lot(s) "
+                   f"of {ran['customers']} customer(s)")
+
     @hq.command("close-invoices")
     @click.option("--db", required=True)
     @click.option("--period", metavar="YYYY-MM", help="The month to close [last month, UTC].")
@@ -487,6 +548,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         """Announce a message at the tills: to one customer, a category or everybody;
         every outlet shows it (offline too) while its days last. Prints its id last."""
         from hq import announcements
+        from hq.audit import COMMAND_LINE
         from schema.errors import InvalidRequest
 
         if customer and category:
@@ -497,7 +559,7 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         doc = announcements.announce(
             the_chain, by_language, day("--from", valid_from), day("--to", valid_to),
             customer=customer, category=category, print_on_receipt=receipt,
-            announcement_id=announcement_id)
+            announcement_id=announcement_id, by=COMMAND_LINE)
         audience = (f"customer {doc['customer_id']}" if doc.get("customer_id") else
                     f"category {doc['category']}" if doc.get("category") else "every customer")
         click.echo(f"announced to {audience}, {doc['valid_from']}..{doc['valid_to']}, in "
@@ -512,10 +574,11 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
     def announcements_command(db: str, withdrawn: tuple[str, ...]) -> None:
         """Head office's announcements, by their first day."""
         from hq import admin, announcements
+        from hq.audit import COMMAND_LINE
 
         the_chain = chain(db)
         for announcement_id in withdrawn:
-            admin.delete_master(the_chain, "announcement", announcement_id)
+            admin.delete_master(the_chain, "announcement", announcement_id, by=COMMAND_LINE)
             click.echo(f"withdrawn: {announcement_id}")
         rows = announcements.listing(the_chain)
         for doc in rows:

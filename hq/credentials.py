@@ -83,8 +83,11 @@ def is_admin(db: Database, token: str) -> bool:
     return _committed(db, "SELECT 1 FROM admin_tokens WHERE token_hash = ?", token) is not None
 
 
-def require_admin(db: Database, token: str) -> None:
-    if not is_admin(db, token):
+def require_admin(db: Database, token: str) -> str:
+    """The label of the admin token (who holds it), or Forbidden/Unauthorized."""
+    row = _committed(db, "SELECT label FROM admin_tokens WHERE token_hash = ?", token)
+    if row is None:
         if _committed(db, "SELECT 1 FROM outlets WHERE token_hash = ?", token):
             raise Forbidden("outlet tokens cannot use admin operations")
         raise Unauthorized("unknown admin token")
+    return str(row[0] or "")

@@ -5,9 +5,10 @@ Promises: entities come in HQ sequence order after the cursor, each as its lates
 blocked or lost cards) ride at the head of every page until the cursor passes them;
 `incorporated_through` and every entity in the page are read in ONE read transaction, so
 the page reflects exactly the outlet's events up to it (invariant 4). Outlets see master
-data, customers, invoices and the accounts that may use the reception desk (hq/staff.py
-`desk_account`: a password hash, never a password), never other outlets' tokens, stock or
-flags, nor any account of the back office.
+data, customers, invoices, the accounts that may use the reception desk (hq/staff.py
+`desk_account`: a password hash, never a password) and HQ's stock transfer orders that
+involve them (`stock_transfer`: rendered as withdrawn, None, for every other outlet), never
+other outlets' tokens, stock or flags, nor any account of the back office.
 Must never: write, except the outlet's last-pull time after the page is read and the
 clock offset a hello measured.
 """
@@ -22,10 +23,11 @@ from typing import Any
 
 from hq import clocks, staff
 from hq.chain import Chain
-from schema import tallystore
+from hq.projection import HQ_OUTLET
+from schema import lotstore, tallystore
 from schema.customerstore import PROFILE_COLUMNS, entity
 from schema.dialect import dialect_of
-from schema.events import utc_now
+from schema.events import STOCK_TRANSFER_KIND, StockTransferred, utc_now
 from schema.ledger import Tally
 from schema.roles import DESK_ACCOUNT_KIND
 from schema.sync import MAX_PAGE, PROTOCOL, Hello, PullResponse
@@ -36,19 +38,32 @@ URGENT_PER_PAGE = 200
 def tally_sql(schema: str = "") -> str:
     """A customer's tally in its wire form (`Tally.to_dict()`, key for key), rendered by
     SQLite for the customer row `c` and its `customer_tally` row `t` (either may be
-    missing: defaults); `schema` ("hq.") names an attached database holding the tables."""
+    missing: defaults); `schema` ("hq.") names an attached database holding the tables.
+    A sparse figure (`Tally.SPARSE`) is in the document only when it is not 0."""
     scalars = []
     for f in fields(Tally):
-        if f.name in ("items", "gifts"):
+        if f.name in ("items", "gifts", *Tally.SPARSE):
             continue
         scalars.append(f"'{f.name}', coalesce(t.{f.name}, {f.default!r})")
-    return f"""json_object({", ".join(scalars)},
+    sparse = ", ".join(f"'{name}', nullif(coalesce(t.{name}, 0), 0)" for name in Tally.SPARSE)
+    return f"""json_patch(json_object({", ".join(scalars)},
             'items', json((SELECT json_group_object(sku, json_array(name, qty, max_unit_price))
                 FROM (SELECT sku, name, qty, max_unit_price FROM {schema}customer_items
                       WHERE customer_id = c.customer_id ORDER BY sku))),
             'gifts', json((SELECT json_group_object(sku, qty)
                 FROM (SELECT sku, qty FROM {schema}customer_gifts
-                      WHERE customer_id = c.customer_id ORDER BY sku))))"""
+                      WHERE customer_id = c.customer_id ORDER BY sku)))),
+            json_object({sparse}))"""
+
+
+def lots_sql(schema: str = "") -> str:
+    """A customer's point lots in their wire form (schema/lotstore.py `of_document`), rendered
+    by SQLite for the customer row `c`; `schema` as for `tally_sql`."""
+    return f"""json((SELECT json_group_array(json_array(lot_id, earned_on, points, expires_on,
+                                                       spendable_on))
+            FROM (SELECT lot_id, earned_on, points, expires_on, spendable_on
+                  FROM {schema}customer_lots
+                  WHERE customer_id = c.customer_id ORDER BY lot_id)))"""
 
 
 def _customer_sql() -> str:
@@ -71,11 +86,13 @@ def _customer_sql() -> str:
         'origin_outlet', c.origin_outlet,
         'created_at', c.created_at,
         'first_visit_at', c.first_visit_at,
+        'merged_into', c.merged_into,
         'identifiers', json((SELECT json_group_array(json_object(
                 'kind', i.kind, 'value', i.value, 'status', i.status))
             FROM (SELECT kind, value, status FROM identifiers
                   WHERE customer_id = c.customer_id ORDER BY kind, value) i)),
-        'tally', {tally_sql()}))"""
+        'tally', {tally_sql()},
+        'lots', {lots_sql()}))"""
 
 
 _RENDER = f"""SELECT ch.kind, ch.key, ch.seq,
@@ -105,12 +122,17 @@ class RenderedPage:
     changes: int
 
 
-def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | None:
+def render(conn: sqlite3.Connection, kind: str, key: str,
+           outlet_id: str | None = None) -> dict[str, Any] | None:
+    """An entity as `outlet_id` is sent it (None: withdrawn, or not this outlet's)."""
+    if kind == STOCK_TRANSFER_KIND:
+        return _transfer(conn, key, outlet_id)
     if kind == "customer":
         row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (key,)).fetchone()
         if row is None:
             return None
-        return entity(conn, row, tallystore.load(conn, key).to_dict())
+        return entity(conn, row, tallystore.load(conn, key).to_dict(),
+                      lotstore.wire(sorted(lotstore.load(conn, key), key=lambda lot: lot.lot_id)))
     if kind == "invoice":
         from hq.invoices import document
 
@@ -119,6 +141,21 @@ def render(conn: sqlite3.Connection, kind: str, key: str) -> dict[str, Any] | No
         return staff.desk_account(conn, key)
     row = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?", (kind, key)).fetchone()
     return None if row is None else json.loads(row[0])
+
+
+def _transfer(conn: sqlite3.Connection, event_id: str,
+               outlet_id: str | None) -> dict[str, Any] | None:
+    """HQ's stock transfer order (its own `stock.transferred` fact) for the two outlets it
+    moves stock at: `transfer_id` (the fact's id), the body's fields, `at`."""
+    row = conn.execute("SELECT event FROM events WHERE event_id = ? AND outlet_id = ?",
+                       (event_id, HQ_OUTLET)).fetchone()
+    if row is None:
+        return None
+    event = json.loads(row[0])
+    body = StockTransferred.model_validate(event["body"])
+    if outlet_id not in (body.from_outlet, body.to_outlet):
+        return None
+    return {"transfer_id": event_id, **body.model_dump(), "at": event["at"]}
 
 
 def hello(chain: Chain, outlet_id: str, sent_at: str | None = None) -> Hello:
@@ -167,7 +204,7 @@ def _page(chain: Chain, conn: sqlite3.Connection, outlet_id: str, cursor: int,
     for kind, key, seq, text in [*urgent, *rows]:
         if text is None:  # master data, invoices, withdrawn entities, customers with a picture
             text = json.dumps({"kind": kind, "key": key, "seq": seq,
-                               "data": render(conn, kind, key)})
+                               "data": render(conn, kind, key, outlet_id)})
         parts.append(text)
     header = json.dumps({"protocol": PROTOCOL, "epoch": chain.epoch, "cursor": new_cursor,
                          "head": head, "incorporated_through": incorporated,

@@ -2,7 +2,8 @@
 attached to the "invoice issued" e-mail (docs/invoices.md).
 
 It shows what the seeds list - number, issue date, amount, payment term and due date, the
-period, every purchase on it (date, outlet, amount) - and how to pay: the RF creditor
+period, every purchase on it (date, outlet, amount), every return credited on it (date,
+outlet, the sale's receipt reference, a negative amount) - and how to pay: the RF creditor
 reference (`banking.creditorref.for_invoice`) and, once HQ's payee settings are complete
 (hq/settings.py), the bank account and an EPC QR code ("GiroCode", EPC069-12) drawn as
 vector squares, so a banking app fills in account, amount and reference. The QR pays what
@@ -111,6 +112,7 @@ def document(invoice: dict[str, Any], customer: dict[str, Any], payee: Payee | N
 
     pdf.set_font(FONT, "B", 11)
     count = len(invoice["items"])
+    credits = invoice.get("credits", [])
     pdf.cell(0, 7, f"Purchases on this invoice ({count})", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, "", 10)
     with pdf.table(col_widths=(40, 90, 40), text_align=("LEFT", "LEFT", "RIGHT"),
@@ -118,7 +120,24 @@ def document(invoice: dict[str, Any], customer: dict[str, Any], payee: Payee | N
         table.row(("Date", "Outlet", f"Amount ({currency})"))
         for item in invoice["items"]:
             table.row((item["at"][:10], item["outlet_id"], money(item["amount"])))
-        table.row(("", "Total", money(invoice["amount"])))
+        if credits:
+            table.row(("", "Purchases", money(sum(i["amount"] for i in invoice["items"]))))
+        else:
+            table.row(("", "Total", money(invoice["amount"])))
+    if credits:  # returns' credit refunds, each naming its sale's receipt (docs/invoices.md)
+        pdf.ln(3)
+        pdf.set_font(FONT, "B", 11)
+        pdf.cell(0, 7, f"Returns credited on this invoice ({len(credits)})",
+                 new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(FONT, "", 10)
+        with pdf.table(col_widths=(40, 90, 40), text_align=("LEFT", "LEFT", "RIGHT"),
+                       line_height=6, first_row_as_headings=True) as table:
+            table.row(("Date", "Returned at, for the sale", f"Amount ({currency})"))
+            for credit in credits:
+                table.row((credit["at"][:10],
+                           f"{credit['outlet_id']}, receipt {credit['receipt_reference']}",
+                           money(credit["amount"])))
+            table.row(("", "Total", money(invoice["amount"])))
     return bytes(pdf.output())
 
 

@@ -12,11 +12,23 @@ policy says so; the block travels to every till. Every invoice answer carries it
 (`banking.creditorref.for_invoice`: derived, so it is the same wherever it is shown), and
 `record_bank_payment` is the one way a bank payment is stamped: the back office's form, the
 admin API and a statement import (hq/statements.py) all go through it.
-Promises: a credit sale is on exactly one invoice; an invoice's amount is the sum of its
-items; closing a period invoices every credit sale dated before the period's end that is
-on no invoice yet, so a sale that reached HQ late (an outlet offline over a period's end,
-however long) is billed at the next close, dated as it was made; closing the same period
-twice adds nothing new except such late arrivals. Must never: read the wall clock itself.
+Returns (docs/invoices.md, "Returns on the invoice"): the internal credit a return or void
+refunded is a credit line on the customer's invoice, naming the return and its sale,
+deducted from the invoice of the close that first sees it: the period it was booked in
+(with its sale, when the sale is billed in the same period), or, when the sale's invoice
+is already issued, the next invoice. A credit waits for a close where the customer has
+purchases to bill, and for its sale to have reached HQ. An invoice never goes below zero:
+what a close's purchases cannot absorb stays carried, in return order, to the next one;
+an invoice the credits bring to zero is issued paid.
+Promises: a credit sale is on exactly one invoice; every credit refunded is deducted once,
+in total, over the invoices (`carried_credit` is what is not deducted yet), so the
+invoices less what is carried are the credit sales less the credit refunds; an invoice's
+amount is the sum of its items less its credits, never below zero; closing a period
+invoices every credit sale dated before the period's end that is on no invoice yet, so a
+sale that reached HQ late (an outlet offline over a period's end, however long) is billed
+at the next close, dated as it was made; closing the same period twice adds nothing new
+except such late arrivals. Must never: edit an issued invoice's amount or lines, or read
+the wall clock itself.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from schema.errors import InvalidRequest, NotFound
 from schema.events import CreditRepaid, new_id
 from schema.ledger import refuse_overpayment
 from schema.money import money
+from schema.receiptcode import reference
 
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9000, 12, 31)
 # Invoices are in the currency the tills sell in (agent/sales.py CURRENCY): one setting for
@@ -84,34 +97,83 @@ def close_period(chain: Chain, period_from: date, period_to: date, issued_on: da
         by_customer: dict[str, list[sqlite3.Row]] = {}
         for row in rows:
             by_customer.setdefault(row["customer_id"], []).append(row)
+        credits = _credits_left(conn, end, set(by_customer))
         for customer_id, items in by_customer.items():
-            made.append(_issue(chain, conn, customer_id, items, period_from, period_to,
-                               issued_on, policy))
+            made.append(_issue(chain, conn, customer_id, items, credits.get(customer_id, []),
+                               period_from, period_to, issued_on, policy))
     chain.waiters.notify()
     return made
 
 
+_CREDITS_LEFT = """
+    SELECT rt.return_id, rt.customer_id, rt.sale_id, rt.outlet_id, rt.at,
+           rt.refund_credit - COALESCE((SELECT SUM(c.amount) FROM invoice_credits c
+                                        WHERE c.return_id = rt.return_id), 0) AS left
+    FROM returns rt
+    WHERE rt.refund_credit > 0 AND rt.sale_known = 1 AND rt.at < ? {who}
+    ORDER BY rt.customer_id, rt.at, rt.return_id"""
+
+
+def _credits_left(conn: sqlite3.Connection, end: str,
+                  customers: set[str]) -> dict[str, list[tuple[sqlite3.Row, int]]]:
+    """Per customer among `customers`: the return credits booked before `end` not yet
+    deducted in full, oldest first, with what is left of each."""
+    found: dict[str, list[tuple[sqlite3.Row, int]]] = {}
+    if not customers:
+        return found
+    ids = sorted(customers)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        who = f"AND rt.customer_id IN ({', '.join('?' for _ in chunk)})"
+        for row in conn.execute(_CREDITS_LEFT.format(who=who), (end, *chunk)):
+            if row["left"] > 0:
+                found.setdefault(row["customer_id"], []).append((row, int(row["left"])))
+    return found
+
+
+def carried_credit(chain: Chain, customer_id: str) -> int:
+    """The return credits of `customer_id` no invoice has deducted yet (minor units): they
+    wait for the customer's next invoice."""
+    with chain.db.read() as conn:
+        rows = conn.execute(_CREDITS_LEFT.format(who="AND rt.customer_id = ?"),
+                            ("9999-12-31T23:59:59Z", customer_id)).fetchall()
+    return sum(max(int(r["left"]), 0) for r in rows)
+
+
 def _issue(chain: Chain, conn: sqlite3.Connection, customer_id: str, items: list[sqlite3.Row],
-           period_from: date, period_to: date, issued_on: date, policy: Policy) -> dict[str, Any]:
+           credits: list[tuple[sqlite3.Row, int]], period_from: date, period_to: date,
+           issued_on: date, policy: Policy) -> dict[str, Any]:
     year = issued_on.year
     count = conn.execute("SELECT COUNT(*) FROM invoices WHERE number LIKE ?",
                          (f"{year}-%",)).fetchone()[0]
     number = f"{year}-{count + 1:06d}"
     invoice_id = new_id()
     amount = sum(r["paid_credit"] for r in items)
+    deducted = []  # oldest return first, never below zero (the rest waits)
+    for row, left in credits:
+        take = min(left, amount)
+        if take <= 0:
+            break
+        deducted.append((invoice_id, row["return_id"], row["sale_id"], row["outlet_id"],
+                         row["at"], take))
+        amount -= take
     due_on = issued_on + timedelta(days=policy.term_days)
     conn.execute(
         "INSERT INTO invoices (invoice_id, number, customer_id, period_from, period_to, issued_on,"
-        " due_on, amount) VALUES (?,?,?,?,?,?,?,?)",
+        " due_on, amount, status, paid_on, paid_via) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (invoice_id, number, customer_id, period_from.isoformat(), period_to.isoformat(),
-         issued_on.isoformat(), due_on.isoformat(), amount))
+         issued_on.isoformat(), due_on.isoformat(), amount,
+         *(("paid", issued_on.isoformat(), "returns") if amount == 0 else ("unpaid", None, None))))
     conn.executemany("INSERT INTO invoice_items (invoice_id, sale_id, outlet_id, at, amount) "
                      "VALUES (?,?,?,?,?)",
                      [(invoice_id, r["sale_id"], r["outlet_id"], r["at"], r["paid_credit"])
                       for r in items])
+    conn.executemany("INSERT INTO invoice_credits (invoice_id, return_id, sale_id, outlet_id, at,"
+                     " amount) VALUES (?,?,?,?,?,?)", deducted)
     chain.bump(conn, "invoice", invoice_id)
     return {"invoice_id": invoice_id, "number": number, "customer_id": customer_id,
-            "amount": amount, "due_on": due_on.isoformat(), "items": len(items)}
+            "amount": amount, "due_on": due_on.isoformat(), "items": len(items),
+            "credits": len(deducted)}
 
 
 def pay_at_bank(chain: Chain, number: str, amount: int, reference: str, *,
@@ -196,7 +258,12 @@ def invoice(chain: Chain, number: str) -> dict[str, Any]:
             raise NotFound(f"no invoice {number}")
         items = conn.execute("SELECT sale_id, outlet_id, at, amount FROM invoice_items "
                              "WHERE invoice_id = ? ORDER BY at", (row["invoice_id"],)).fetchall()
-    return {**_answer(row), "items": [dict(i) for i in items]}
+        credits = conn.execute(
+            "SELECT return_id, sale_id, outlet_id, at, -amount AS amount FROM invoice_credits "
+            "WHERE invoice_id = ? ORDER BY at, return_id", (row["invoice_id"],)).fetchall()
+    return {**_answer(row), "items": [dict(i) for i in items],
+            "credits": [{**dict(c), "receipt_reference": reference(c["sale_id"])}
+                        for c in credits]}
 
 
 def _answer(row: sqlite3.Row) -> dict[str, Any]:

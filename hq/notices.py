@@ -83,7 +83,8 @@ def withdraw_consent(chain: Chain, customer_id: str) -> bool:
                            (customer_id,)).fetchone()
     if row is None or not row[0]:
         return False
-    admin.edit_customer(chain, customer_id, {"email_consent": False})
+    admin.edit_customer(chain, customer_id, {"email_consent": False},
+                        by=None)  # the customer's own link: no member of staff
     return True
 
 

@@ -1,13 +1,15 @@
-"""HQ's periodic work on APScheduler: invoice period closing, invoice status moves,
-category assignment, ended announcements, the mail run and the snapshot outlets start from.
+"""HQ's periodic work on APScheduler: invoice period closing, invoice status moves, point
+expiry, category assignment, ended announcements, the mail run and the snapshot outlets
+start from.
 
 By default the period is a calendar month: on the 1st at 00:05 UTC the previous month is
 closed; every day at 00:15 UTC overdue and past-term invoices are moved on (and credit
-blocked per policy), at 00:30 UTC announcements that have ended everywhere are withdrawn
-(hq/announcements.py), and at 01:00 UTC the category rules are applied. Every
-`mail.interval` seconds (hq/settings.py, 15 by default) the notices that are due are
-decided, pending newsletters rendered (hq/newsletters.py) and the mail that is due is sent
-(hq/notices.py, hq/mailqueue.py): the only place HQ sends mail from.
+blocked per policy), at 00:30 UTC points past their last valid day expire (hq/expiry.py,
+as of HQ's own day: the chain's clock, which tests set) and announcements that have ended
+everywhere are withdrawn (hq/announcements.py), and at 01:00 UTC the category rules are
+applied. Every `mail.interval` seconds (hq/settings.py, 15 by default) the notices that are
+due are decided, pending newsletters rendered (hq/newsletters.py) and the mail that is due
+is sent (hq/notices.py, hq/mailqueue.py): the only place HQ sends mail from.
 Every minute HQ looks whether a new snapshot is due (hq/snapshot.py).
 Every job is idempotent, so a missed or repeated run is harmless.
 
@@ -29,7 +31,16 @@ from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hq import announcements, categories, invoices, mailqueue, newsletters, notices, settings
+from hq import (
+    announcements,
+    categories,
+    expiry,
+    invoices,
+    mailqueue,
+    newsletters,
+    notices,
+    settings,
+)
 from hq.chain import Chain
 from hq.snapshot import CHECK_EVERY_S, Snapshots
 
@@ -70,6 +81,11 @@ def refresh_statuses(chain: Chain) -> None:
                  lambda: invoices.refresh(chain, today))
     if moved is not None:
         log.info("invoice statuses: %s", moved)
+
+
+def expire_points(chain: Chain) -> None:
+    """Points past their last valid day expire, as of HQ's day (`chain.clock`)."""
+    log.info("point expiry: %s", expiry.run(chain, date.fromisoformat(chain.clock()[:10])))
 
 
 def assign_categories(chain: Chain) -> None:
@@ -120,6 +136,8 @@ def start(chain: Chain, snapshots: Snapshots | None = None) -> BackgroundSchedul
                       id="invoice-refresh", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(withdraw_ended_announcements, "cron", hour=0, minute=30, args=[chain],
                       id="announcements-ended", misfire_grace_time=6 * 3600, coalesce=True)
+    scheduler.add_job(expire_points, "cron", hour=0, minute=30, args=[chain],
+                      id="points-expiry", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(assign_categories, "cron", hour=1, minute=0, args=[chain],
                       id="category-assignment", misfire_grace_time=6 * 3600, coalesce=True)
     scheduler.add_job(mail_run, "interval", seconds=settings.interval_s(chain), args=[chain],

@@ -1,7 +1,8 @@
 """HQ's snapshots: the chain as a ready outlet replica, as of one change-log cursor.
 
 A snapshot holds exactly what a pull from cursor 0 up to its cursor gives a new outlet
-(customers with identifiers, status, PIN hash and tally; master data; invoices), in the
+(customers with identifiers, status, PIN hash, tally and point lots; master data;
+invoices), in the
 outlet's own tables (schema/agent_tables.py), so an outlet opens it as its database
 (docs/sync.md, "Snapshot bootstrap"). How it is built, with SQLite's own machinery:
 - an empty outlet database gets the outlet's migrations; the secondary indexes of the
@@ -61,13 +62,13 @@ _CUSTOMER_COLUMNS = ("customer_id", "kind", "given_name", "surname", "name", "bu
                      "email_consent", "preferences", "room", "code", "status", "category",
                      "promo_category", "approved_actions", "note", "pin_hash",
                      "origin_outlet", "created_at", "search_name", "credit_blocked",
-                     "language", "first_visit_at")
+                     "language", "first_visit_at", "merged_into")
 _INVOICE_COLUMNS = ("invoice_id", "number", "customer_id", "period_from", "period_to",
                     "issued_on", "due_on", "amount", "paid_amount")
 _TALLY_COLUMNS = ("purchases_total", "purchases_count", "items_count", "points_earned",
                   "points_used", "discount_total", "paid_cash", "paid_card", "paid_credit",
                   "credit_repaid", "gifts_count", "last_purchase_at", "best_purchase_total",
-                  "best_purchase_id")
+                  "best_purchase_id", "points_expired")
 _MASTER = ", ".join(f"'{kind}'" for kind in DOCS)
 
 
@@ -178,6 +179,12 @@ def _copy(conn: sqlite3.Connection) -> None:
             INSERT INTO main.{table} ({cols}) SELECT {cols} FROM hq.{table}
             WHERE customer_id IN (SELECT customer_id FROM main.customers)
             ORDER BY customer_id, sku""")
+    conn.execute("""
+        INSERT INTO main.customer_lots (customer_id, lot_id, earned_on, points, expires_on,
+                                        spendable_on)
+        SELECT customer_id, lot_id, earned_on, points, expires_on, spendable_on
+        FROM hq.customer_lots WHERE customer_id IN (SELECT customer_id FROM main.customers)
+        ORDER BY customer_id, lot_id""")
     conn.execute(f"""
         INSERT INTO main.master (kind, key, data)
         SELECT m.kind, m.key, m.data FROM hq.master m

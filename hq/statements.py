@@ -11,6 +11,10 @@ holding the same bookings, changes nothing; a file that cannot be read changes n
 Suggestions (amount and name fit, no reference) stamp nothing: a clerk confirms one with
 `confirm` (admin API `POST /v1/admin/statement-matches/{id}/confirm`). Overpayments are
 never stamped, only listed; part payments are stamped and leave the invoice open.
+Both are made by someone (`by`: the admin token's holder, `cli:<user>`) and audited in the
+same transaction (hq/audit.py): an import that stored anything new as `statement.import`
+(what it stamped and suggested; an import that changed nothing records nothing), a
+confirmation as `statement.confirm` (the invoice, suggested -> matched).
 Promises: the report lists every entry of the file once. Must never: stamp an entry twice.
 """
 
@@ -24,11 +28,13 @@ from pydantic import BaseModel, RootModel
 
 from banking.matching import Allocation, Match, OpenInvoice, match
 from banking.reader import parse_statements
-from hq import invoices
+from banking.statement import Statement
+from hq import audit, invoices
 from hq.audit import Actor
 from hq.chain import Chain
 from schema.customerstore import display_name
 from schema.errors import Conflict, InvalidRequest, NotFound
+from schema.money import money
 from schema.timing import parse
 
 GROUPS = ("matched", "suggested", "overpayment", "unmatched", "not_a_payment", "duplicate")
@@ -100,7 +106,7 @@ def _seen(conn: sqlite3.Connection, identities: list[str]) -> dict[str, int]:
     return found
 
 
-def import_statement(chain: Chain, data: bytes, *, by: Actor | None = None) -> StatementReport:
+def import_statement(chain: Chain, data: bytes, by: Actor) -> StatementReport:
     """Imports a statement file (see the module's docstring); `invalid_statement` if it
     cannot be read, and then nothing changes. With `by` (who imports it: the back office's
     operator, the command line, the admin API) every payment it stamps is audited."""
@@ -128,6 +134,9 @@ def import_statement(chain: Chain, data: bytes, *, by: Actor | None = None) -> S
                 entry_id = _store(conn, found, now)
                 stored[found.identity] = entry_id
             reported.append(_reported(found, entry_id))
+        if stored:
+            _audit_import(conn, by, statements, [r for r in reported
+                                                 if r.status != "duplicate"])
     chain.waiters.notify()
     counts = {group: sum(1 for e in reported if e.status == group) for group in GROUPS}
     return StatementReport(
@@ -136,6 +145,20 @@ def import_statement(chain: Chain, data: bytes, *, by: Actor | None = None) -> S
             currency=s.currency, from_date=s.from_date, to_date=s.to_date,
             entries=len(s.entries)) for s in statements],
         entries=reported, counts=counts)
+
+
+def _audit_import(conn: sqlite3.Connection, by: Actor, statements: list[Statement],
+                  new: list[ReportEntry]) -> None:
+    """One audit row for an import that stored new entries: what it stamped (invoice
+    numbers, the amount), how many it suggested and left unmatched."""
+    stamped = sorted({a.number for e in new for a in e.allocations if e.status == "matched"})
+    paid = sum(a.amount for e in new for a in e.allocations if e.status == "matched")
+    audit.record(conn, by, "statement.import",
+                 ("statement", ", ".join(s.statement_id for s in statements)[:200]), None,
+                 {"entries": len(new), "stamped": stamped, "paid_amount": paid,
+                  "suggested": sum(1 for e in new if e.status == "suggested"),
+                  "overpayments": sum(1 for e in new if e.status == "overpayment"),
+                  "unmatched": sum(1 for e in new if e.status == "unmatched")})
 
 
 def _store(conn: sqlite3.Connection, found: Match, now: str) -> int:
@@ -225,6 +248,11 @@ def confirm(chain: Chain, entry_id: int, number: str | None = None, *,
              number, entry_id))
         done = conn.execute("SELECT * FROM statement_entries WHERE entry_id = ?",
                             (entry_id,)).fetchone()
+        audit.record(conn, by, "statement.confirm", ("statement_entry", str(entry_id)),
+                     {"status": "suggested", "invoice": None},
+                     {"status": "matched", "invoice": number},
+                     f"{money(row['amount'])} paid at the bank, reference "
+                     f"{row['statement_reference']}")
     chain.waiters.notify()
     return _row_entry(done)
 

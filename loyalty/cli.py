@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -68,11 +69,14 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--link", type=click.Choice(["router", "modem"]), default="router",
               show_default=True, help="How the demo outlets reach headquarters.")
-def demo(link: str) -> None:
+@click.option("--keep", metavar="DIR", type=click.Path(file_okay=True, path_type=Path),
+              help="Leave the chain's databases in DIR (new or empty) and print how to serve "
+                   "them, with a staff login.")
+def demo(link: str, keep: Path | None) -> None:
     """Run a scripted day of a small chain on temporary SQLite files."""
     from loyalty.demo import run_demo
 
-    run_demo(link=link, out=click.echo)
+    run_demo(link=link, out=click.echo, keep=keep)
 
 
 @main.command()
@@ -89,6 +93,8 @@ def demo(link: str) -> None:
 @click.option("--outlet", help="Only this outlet (HQ database).")
 @click.option("--category", help="Only customers now in this category.")
 @click.option("--customer", help="Only this customer (required by `receipts`).")
+@click.option("--today", metavar="DATE",
+              help="points-liability: the day to split the balance as of [today, UTC].")
 def report(name: str, db: str, fmt: str, **filters: Any) -> None:
     """A report on an HQ or outlet database (docs/reports.md)."""
     from agent.progress import Progress

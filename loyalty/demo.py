@@ -9,10 +9,12 @@ outlets. Promises: exits 0 only if every step gave the answer a real till would 
 
 from __future__ import annotations
 
+import secrets
+import shlex
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,14 @@ from agent.replication import OutletReplica
 from agent.runtime import modem_dialer
 from agent.sales import CURRENCY
 from agent.status import render_status
-from hq import credentials
+from hq import credentials, staff
 from hq.api import create_app as create_hq_app
+from hq.audit import COMMAND_LINE
 from hq.chain import Chain
 from hq.modembank import LineSettings, ModemBank
-from schema.errors import mask_card
+from schema.errors import DirectoryNotEmpty, mask_card
 from schema.money import money
+from schema.roles import Role
 from sync.client import run_once
 from sync.dialer import Dialer
 from sync.linesim import LineSimulator, Timing
@@ -99,6 +103,7 @@ class Chainlet:
         stack.callback(self.hq.stop)
         self.stack, self.tmp, self.link = stack, tmp, link
         self.outlets: dict[str, Outlet] = {}
+        self.tokens: dict[str, str] = {}
         self.dialers: list[Dialer] = []
         if link == "modem":
             self.line = LineSimulator(speed_bps=33_600, timing=Timing(
@@ -120,6 +125,7 @@ class Chainlet:
     def open_outlet(self, outlet_id: str) -> Client:
         with self.chain.db.write() as conn:
             token, _ = credentials.add_outlet(conn, outlet_id)
+        self.tokens[outlet_id] = token
         outlet = Outlet(self.tmp / f"{outlet_id.lower()}.db", outlet_id, chain=True)
         self.stack.callback(outlet.close)
         with outlet.db.write() as conn:
@@ -152,8 +158,26 @@ def _refuses(client: Client, card: str) -> Callable[[], bool]:
     return check
 
 
-def run_demo(link: str = "router", out: Out = print) -> None:
-    with tempfile.TemporaryDirectory(prefix="loyalty-demo-") as tmp, ExitStack() as stack:
+HQ_PORT = 8700
+AGENT_PORTS = {"NORTH": 8701, "SOUTH": 8702}
+
+
+@contextmanager
+def _directory(keep: Path | None) -> Iterator[str]:
+    """Where the chain's files go: `keep` (new or empty) or a temporary directory."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="loyalty-demo-") as tmp:
+            yield tmp
+        return
+    if keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        raise DirectoryNotEmpty(f"{keep} already exists and is not an empty directory: give "
+                                "--keep a new or empty directory (nothing was written)")
+    keep.mkdir(parents=True, exist_ok=True)
+    yield str(keep)
+
+
+def run_demo(link: str = "router", out: Out = print, keep: Path | None = None) -> None:
+    with _directory(keep) as tmp, ExitStack() as stack:
         chainlet = Chainlet(Path(tmp), stack, link)
         hq = Client(chainlet.hq.url, chainlet.admin_token)
         north, south = chainlet.open_outlet("NORTH"), chainlet.open_outlet("SOUTH")
@@ -163,6 +187,33 @@ def run_demo(link: str = "router", out: Out = print) -> None:
         for name, client in (("NORTH", north), ("SOUTH", south)):
             out(render_status(client.call("GET", "/v1/status", 200)))
             out("")
+        if keep is not None:
+            _keep(out, chainlet, keep)
+
+
+def _keep(out: Out, chainlet: Chainlet, where: Path) -> None:
+    """Makes the staff logins and prints how to serve the kept chain (docs/operations.md,
+    "The demo's chain, kept")."""
+    logins = {"admin": (Role.administrator, secrets.token_urlsafe(12)),
+              "desk": (Role.desk, secrets.token_urlsafe(12))}
+    with chainlet.chain.db.write() as conn:
+        for username, (role, password) in logins.items():
+            staff.add(conn, username, password, role=role, by=COMMAND_LINE,
+                      reason="loyalty demo --keep")
+    hq_url = f"http://127.0.0.1:{HQ_PORT}"
+    out(f"The demo's chain is kept in {where}. Serve it, each in a terminal of its own:")
+    out(f"  loyalty hq serve --db {shlex.quote(str(where / 'hq.db'))} --port {HQ_PORT}")
+    for outlet_id, token in chainlet.tokens.items():
+        db = shlex.quote(str(where / f"{outlet_id.lower()}.db"))
+        out(f"  loyalty agent serve --db {db} --outlet {outlet_id} --hq {hq_url} "
+            f"--token {token} --port {AGENT_PORTS[outlet_id]}")
+    out("Staff logins (passwords shown only now):")
+    role, password = logins["admin"]
+    out(f"  back office {hq_url}/office/ as an {role}: username admin, password {password}")
+    role, password = logins["desk"]
+    desks = ", ".join(f"http://127.0.0.1:{port}/desk/" for port in AGENT_PORTS.values())
+    out(f"  reception desks {desks} (once synced) as {role}: username desk, "
+        f"password {password}")
 
 
 def _day(out: Out, hq: Client, north: Client, south: Client, sync: Callable[[], None]) -> None:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from schema.api import MAX_AMOUNT, Cents, Day, ProfileIn, Strict
-from schema.events import IdentifierStatus
+from schema.events import MAX_POINTS, MAX_REASON, IdentifierStatus
 from schema.masterdata import CODE
+from schema.money import MAX_AMOUNT as MAX_CORRECTION
 
 # --- request bodies ---------------------------------------------------------------------
 
@@ -42,6 +43,22 @@ class BanIn(Strict):
     reason: str = Field("", max_length=500)
 
 
+class MergeIn(Strict):
+    """Merge the profile `merged` into the one in the path (docs/backoffice.md, "Merging
+    two profiles"); the reason is required."""
+
+    merged: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ReplaceCardIn(Strict):
+    """Report the club card `lost` lost and issue the card `card` in its place."""
+
+    lost: str = Field(min_length=1, max_length=40)
+    card: str = Field(min_length=1, max_length=40)
+    reason: str = Field("", max_length=500)
+
+
 class CloseIn(Strict):
     period_from: Day
     period_to: Day
@@ -54,6 +71,32 @@ class BankPaymentIn(Strict):
 
 
 class RefreshIn(Strict):
+    today: Day
+
+
+class AdjustmentIn(Strict):
+    """A correction by head office (`POST /v1/admin/customers/{id}/adjustments`): signed,
+    positive in the customer's favour. `points` more (or fewer) points; `credit` minor
+    units less (or more, when negative) owed on internal credit. A reason is required;
+    `corrects` may name the fact (an event id, a sale id...) it corrects."""
+
+    points: int = Field(0, ge=-MAX_POINTS, le=MAX_POINTS)
+    credit: Cents = Field(0, ge=-MAX_CORRECTION, le=MAX_CORRECTION)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    corrects: str | None = Field(None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _something(self) -> AdjustmentIn:
+        if self.points == 0 and self.credit == 0:
+            raise ValueError("a correction changes points or credit: give points and/or "
+                             "credit (signed integers, not both 0)")
+        return self
+
+
+class ExpireIn(Strict):
+    """`POST /v1/admin/points/expire`: run the expiry as of `today` (what HQ's schedule
+    does every night)."""
+
     today: Day
 
 
@@ -135,6 +178,7 @@ class Statistics(Answer):
     total_points_earned: int
     points_balance: int
     total_points_used: int
+    total_points_expired: int
     total_discount: int
     paid_by_mode: PaidByMode
     credit_outstanding: CreditOutstanding
@@ -176,6 +220,11 @@ class CustomerView(Answer):
     language: str | None = None
     status: str = Field(description="approved or banned")
     origin_outlet: str | None
+    merged_into: str | None = Field(
+        None, description="the profile this one was merged into (its cards, points and "
+                          "history are there); null when not merged")
+    merged_from: list[str] = Field(
+        default_factory=list, description="the profiles merged into this one")
     identifiers: list[IdentifierView]
     points_balance: int
     credit_balance: int = Field(description="credit purchases not yet repaid, in cents")
@@ -236,6 +285,32 @@ class Flags(RootModel[list[Flag]]):
     """Flags by id: the open ones, or every one with `all=true`."""
 
 
+class Adjustment(Answer):
+    """A correction recorded: HQ's fact `balance.adjusted` (its `event_id` in the ledger),
+    and the customer's balances after it."""
+
+    adjustment_id: str
+    event_id: str
+    customer_id: str
+    points: int
+    credit: int
+    reason: str
+    corrects: str | None
+    at: str
+    points_balance: int
+    credit_balance: int = Field(description="credit purchases not yet repaid, in cents")
+
+
+class ExpiryRun(Answer):
+    """What an expiry run did: per customer with points past their last valid day, one
+    `points.expired` fact naming the lots."""
+
+    on: str = Field(description="the day it ran as of, YYYY-MM-DD")
+    customers: int
+    lots: int
+    points: int
+
+
 class CategoriesAssigned(Answer):
     changed: int
     checked: int
@@ -255,6 +330,7 @@ class InvoiceMade(Answer):
     amount: int
     due_on: str
     items: int = Field(description="how many credit sales it lists")
+    credits: int = Field(description="how many return credits it deducts")
 
 
 class InvoicesMade(RootModel[list[InvoiceMade]]):
@@ -290,8 +366,21 @@ class InvoiceItem(Answer):
     amount: int
 
 
+class InvoiceCredit(Answer):
+    """A return's credit refund deducted on the invoice (docs/invoices.md, "Returns on the
+    invoice"): `amount` is negative."""
+
+    return_id: str
+    sale_id: str = Field(description="the sale the return gave back from")
+    receipt_reference: str = Field(description="that sale's printed receipt reference")
+    outlet_id: str
+    at: str
+    amount: int
+
+
 class InvoiceView(Invoice):
     items: list[InvoiceItem]
+    credits: list[InvoiceCredit]
 
 
 class ConfirmMatchIn(Strict):

@@ -10,8 +10,10 @@ What the tables hold:
 - `customer_tally`, `customer_items`, `customer_gifts`: the cashier's view of each
   customer = HQ-confirmed tally (kept as JSON in `customers.confirmed_tally`) ⊕ the tally
   of local events after `customers.confirmed_through`.
-- `master`: categories, promotion categories, actions, gifts, greeting settings and
-  announcements as HQ publishes them.
+- `customer_lots`: the view of each customer's points as dated lots (schema/lots.py) =
+  HQ-confirmed lots with the local events after `confirmed_through` applied in order.
+- `master`: categories, promotion categories, actions, gifts, greeting settings,
+  announcements and the programme's settings as HQ publishes them.
 - `desk_accounts`: the staff accounts HQ lets sign in at the reception desk (hashes only).
 - `sales`, `sale_lines`, `payments`, `ledger`, `redemptions`, `visits`, `gift_stock`:
   local projections of local facts, written in the same transaction as the fact.
@@ -233,5 +235,133 @@ def m004_greetings(db: Database) -> None:
         CREATE INDEX master_announcement_audience
             ON master (json_extract(data, '$.customer_id')) WHERE kind = 'announcement';
         CREATE INDEX visits_customer ON visits (customer_id);
+        """
+    )
+
+
+@migrations()
+def m005_stock_transfers(db: Database) -> None:
+    """HQ's stock transfer orders this outlet has applied to its gift stock, by the order's
+    id (agent/giftstock.py `apply_transfer`): an order pulled again (a pull from scratch
+    after HQ was restored, a retried page) moves nothing a second time."""
+    db.executescript(
+        """
+        CREATE TABLE stock_transfers (
+            transfer_id TEXT PRIMARY KEY,
+            gift_sku TEXT NOT NULL,
+            qty INTEGER NOT NULL,
+            applied_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+@migrations()
+def m006_customer_merges(db: Database) -> None:
+    """`customers.merged_into` as HQ publishes it (docs/backoffice.md, "Merging two
+    profiles"): a merged profile's cards belong to the survivor it names, and the facts
+    this outlet made about it that HQ has not folded in yet count for the survivor
+    (agent/replication.py). The partial index lists the merged profiles at each pull
+    from the index alone, without reading a row."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN merged_into TEXT;
+        CREATE INDEX customers_merged ON customers (customer_id, merged_into)
+            WHERE merged_into IS NOT NULL;
+        """
+    )
+
+
+@migrations()
+def m007_point_lots(db: Database) -> None:
+    """Points as dated lots (schema/lots.py): the view of each customer's lots, and the
+    expiry figure of the tally (the balance is earned - used - expired). Points held before
+    become one lot, `opening` (schema/lotstore.py), until HQ's lots replace it."""
+    db.executescript(
+        """
+        ALTER TABLE customer_tally ADD COLUMN points_expired INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE customer_lots (
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            earned_on TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            expires_on TEXT,
+            spendable_on TEXT,
+            PRIMARY KEY (customer_id, lot_id)
+        ) WITHOUT ROWID;
+        INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
+            SELECT customer_id, CASE WHEN points_earned - points_used > 0 THEN 'opening'
+                                     ELSE 'deficit' END,
+                   CASE WHEN points_earned - points_used > 0 THEN '1970-01-01'
+                        ELSE '0001-01-01' END,
+                   points_earned - points_used
+            FROM customer_tally WHERE points_earned != points_used;
+        """
+    )
+
+
+@migrations()
+def m008_returns(db: Database) -> None:
+    """The way back at the till (docs/programme.md): `returns` (one row per return or void,
+    with its Idempotency-Key, its fact's body in `fact`, and the answer given), its
+    `return_lines`, and `gift_returns` at the desk. A return of another outlet's sale
+    (`home` = 0) names a sale this outlet has no row for; those rows are what the card's
+    `floor_returns` counts, over the return window (`returns_abroad`)."""
+    db.executescript(
+        """
+        CREATE TABLE returns (
+            return_id TEXT PRIMARY KEY,
+            idempotency_key TEXT UNIQUE,
+            request_hash TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            sale_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            till_id TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            receipt TEXT,
+            home INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            gross INTEGER NOT NULL,
+            discount INTEGER NOT NULL,
+            value INTEGER NOT NULL,
+            refunded INTEGER NOT NULL,
+            refund_cash INTEGER NOT NULL DEFAULT 0,
+            refund_card INTEGER NOT NULL DEFAULT 0,
+            refund_credit INTEGER NOT NULL DEFAULT 0,
+            withheld INTEGER NOT NULL DEFAULT 0,
+            points_reversed INTEGER NOT NULL,
+            points_withheld INTEGER NOT NULL DEFAULT 0,
+            closes_sale INTEGER NOT NULL,
+            approved_by TEXT,
+            fact TEXT NOT NULL,
+            response TEXT NOT NULL
+        );
+        CREATE INDEX returns_sale ON returns (sale_id);
+        CREATE INDEX returns_at ON returns (at);
+        CREATE INDEX returns_abroad ON returns (customer_id, at) WHERE home = 0;
+        CREATE TABLE return_lines (
+            return_id TEXT NOT NULL,
+            line_no INTEGER NOT NULL,
+            sku TEXT NOT NULL, name TEXT NOT NULL,
+            qty INTEGER NOT NULL, unit_price INTEGER NOT NULL,
+            gross INTEGER NOT NULL, discount INTEGER NOT NULL, net INTEGER NOT NULL,
+            PRIMARY KEY (return_id, line_no)
+        ) WITHOUT ROWID;
+        CREATE TABLE gift_returns (
+            gift_return_id TEXT PRIMARY KEY,
+            idempotency_key TEXT UNIQUE,
+            request_hash TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            redemption_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            gift_sku TEXT NOT NULL, gift_name TEXT NOT NULL,
+            qty INTEGER NOT NULL, points_returned INTEGER NOT NULL,
+            till_id TEXT, reason TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL,
+            response TEXT NOT NULL
+        );
+        CREATE INDEX gift_returns_redemption ON gift_returns (redemption_id);
+        CREATE INDEX gift_returns_at ON gift_returns (at);
         """
     )

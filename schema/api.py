@@ -147,7 +147,7 @@ def _picture(value: str) -> str:
 
 
 # A customer's picture as sent: base64 text (the agent checks it is a PNG or JPEG of at most
-# 300x300 pixels, agent/picture.py). Checked here so that no service stores what it cannot
+# 300x300 pixels, schema/picture.py). Checked here so that no service stores what it cannot
 # decode.
 Picture = Annotated[str, Field(max_length=800_000, description="base64 PNG/JPEG, <=300x300"),
                     AfterValidator(_picture)]
@@ -268,6 +268,55 @@ class RedemptionIn(Strict):
     gift_sku: str = Field(min_length=1, max_length=64)
     qty: int = Field(1, gt=0, le=1000)
     till_id: str | None = Field(None, max_length=40)
+
+
+class ReturnLineIn(Strict):
+    sku: str = Field(min_length=1, max_length=64)
+    qty: int = Field(gt=0, le=100_000)
+    line: int | None = Field(None, ge=0, lt=MAX_LINES, description=(
+        "the line's number on the sale (from 0), when the sku is on several lines"))
+
+
+RECEIPT_TEXT = 4100  # a receipt code is at most 4,000 characters (schema/receiptcode.py)
+
+
+class ReturnIn(Strict):
+    """`POST /v1/returns`: goods given back against a sale named by its `sale_id` or by its
+    `receipt` (the printed reference, or the receipt code scanned from its QR code)."""
+
+    sale_id: str | None = Field(None, min_length=1, max_length=64)
+    receipt: str | None = Field(None, min_length=1, max_length=RECEIPT_TEXT, description=(
+        "the receipt reference printed on the sale's receipt (e.g. 068A-3CP3-TJNW-M), or "
+        "the receipt code read from its QR code (LR1:...)"))
+    card: str | None = Field(None, min_length=1, max_length=200, description=(
+        "the customer's club card: needed for a sale made at another outlet"))
+    lines: list[ReturnLineIn] = Field(min_length=1, max_length=MAX_LINES)
+    till_id: str | None = Field(None, max_length=40)
+    reason: str = Field("", max_length=200)
+    approved_by: str | None = Field(None, min_length=1, max_length=200, description=(
+        "the supervisor who approves taking back points already spent"))
+
+    @model_validator(mode="after")
+    def _one_sale(self) -> ReturnIn:
+        if (self.sale_id is None) == (self.receipt is None):
+            raise ValueError("name the sale: send sale_id or receipt (not both)")
+        return self
+
+
+class VoidIn(Strict):
+    """`POST /v1/sales/{sale_id}/void`: the sale cancelled at its till, with a reason."""
+
+    till_id: str = Field(min_length=1, max_length=40)
+    reason: str = Field(min_length=1, max_length=200)
+    approved_by: str | None = Field(None, min_length=1, max_length=200)
+
+
+class GiftReturnIn(Strict):
+    """`POST /v1/redemptions/{redemption_id}/return`: gifts given back at the desk."""
+
+    qty: int = Field(1, gt=0, le=1000)
+    till_id: str | None = Field(None, max_length=40)
+    reason: str = Field("", max_length=200)
 
 
 class PinIn(Strict):
@@ -404,6 +453,8 @@ class Statistics(Answer):
     total_points_earned: int
     points_balance: int
     total_points_used: int
+    total_points_expired: int = Field(description="points expired under the programme's "
+                                      "expiry rule (docs/programme.md)")
     total_discount: int
     paid_by_mode: dict[str, int]
     credit_outstanding: dict[str, int]
@@ -535,6 +586,12 @@ class Sale(Answer):
     points_earned: int
     points_balance: int = Field(description="after the sale")
     receipt_lines: list[str]
+    receipt_reference: str | None = Field(None, description=(
+        "the reference printed on the receipt (and as its barcode): a return names the sale "
+        "by it"))
+    receipt_code: str | None = Field(None, description=(
+        "the text of the receipt's QR code: the sale as recorded, so any outlet can take a "
+        "return of it offline; null for a sale too big for a code"))
 
 
 class Redemption(Answer):
@@ -545,6 +602,57 @@ class Redemption(Answer):
     qty: int
     points_spent: int
     points_balance: int
+    receipt_lines: list[str]
+
+
+class RefundView(Answer):
+    mode: str
+    amount: int = Field(description="money given back in this mode")
+    withheld: int = Field(description="this mode's share kept for points already spent")
+
+
+class ReturnedItem(Answer):
+    line: int = Field(description="the line's number on the sale (from 0)")
+    sku: str
+    name: str
+    qty: int
+    unit_price: int
+    gross: int
+    discount: int
+    net: int = Field(description="what these units paid: the value given back")
+
+
+class Reversal(Answer):
+    """`POST /v1/returns` and `POST /v1/sales/{sale_id}/void`: what came back, the money
+    refunded per payment mode and the points taken back (docs/programme.md)."""
+
+    return_id: str
+    kind: Literal["return", "void"]
+    sale_id: str
+    customer_id: str
+    receipt_reference: str | None
+    lines: list[ReturnedItem]
+    value: int = Field(description="the net value of the lines given back")
+    refunds: list[RefundView]
+    refunded: int = Field(description="the money given back, every mode together")
+    points_reversed: int
+    points_withheld: int = Field(description="points settled out of the refund instead")
+    points_balance: int = Field(description="after the return")
+    closes_sale: bool = Field(description="nothing of the sale is left to return")
+    receipt_lines: list[str]
+
+
+class GiftReturn(Answer):
+    """`POST /v1/redemptions/{redemption_id}/return`: the gifts back in stock, the points
+    back on the card."""
+
+    gift_return_id: str
+    redemption_id: str
+    gift_sku: str
+    qty: int
+    points_returned: int
+    points_balance: int
+    stock: int = Field(description="this outlet's stock of the gift after the return")
     receipt_lines: list[str]
 
 

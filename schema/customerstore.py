@@ -69,7 +69,8 @@ def column_values(fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-_WRITTEN = {*PROFILE_COLUMNS, "status", "pin_hash", "credit_blocked", "first_visit_at"}
+_WRITTEN = {*PROFILE_COLUMNS, "status", "pin_hash", "credit_blocked", "first_visit_at",
+            "merged_into"}
 
 
 def put_identifier(conn: sqlite3.Connection, customer_id: str, kind: str, value: str,
@@ -100,9 +101,11 @@ def identifiers_of(conn: sqlite3.Connection, customer_id: str) -> list[dict[str,
     return [dict(r) for r in rows]
 
 
-def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any]) -> dict[str, Any]:
+def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any],
+           lots: list[list[Any]] | None = None) -> dict[str, Any]:
     """The customer document HQ publishes: profile, status, identifiers, PIN hash, the
-    first visit HQ knows of (None: none yet), tally."""
+    first visit HQ knows of (None: none yet), the survivor it was merged into (None: not
+    merged), tally, point lots (schema/lotstore.py's wire form, by lot id)."""
     picture = row["picture"]
     return {
         "customer_id": row["customer_id"],
@@ -114,8 +117,10 @@ def entity(conn: sqlite3.Connection, row: sqlite3.Row, tally: dict[str, Any]) ->
         "origin_outlet": row["origin_outlet"],
         "created_at": row["created_at"],
         "first_visit_at": row["first_visit_at"],
+        "merged_into": row["merged_into"],
         "identifiers": identifiers_of(conn, row["customer_id"]),
         "tally": tally,
+        "lots": lots or [],
     }
 
 
@@ -138,6 +143,8 @@ def _fields_of(doc: dict[str, Any]) -> dict[str, Any]:
               "credit_blocked": int(doc.get("credit_blocked", False))}
     if "first_visit_at" in doc:  # an HQ from before greetings does not say: keep ours
         fields["first_visit_at"] = doc["first_visit_at"]
+    if "merged_into" in doc:  # an HQ from before merges does not say: none
+        fields["merged_into"] = doc["merged_into"]
     return fields
 
 

@@ -140,6 +140,21 @@ class CustomerUnknown(NotFound):
     code = "customer_unknown"
 
 
+class CustomerMerged(Conflict):
+    """A profile merged into another (docs/backoffice.md, "Merging two profiles"): it
+    cannot be merged again, merged into, or sold to; context `survivor`, the profile that
+    holds its cards, points and history now."""
+
+    code = "customer_merged"
+
+
+class CardInUse(Conflict):
+    """A replacement card whose number already belongs to a customer (this one or
+    another): take another card; nothing was changed."""
+
+    code = "card_in_use"
+
+
 class PinLocked(Forbidden):
     code = "pin_locked"
 
@@ -190,6 +205,13 @@ class GiftUnknown(NotFound):
 
 class OutOfStock(Conflict):
     code = "out_of_stock"
+
+
+class TransferExceedsStock(OutOfStock):
+    """A stock transfer ordered at HQ of more than HQ knows the sending outlet holds
+    (what its facts have told HQ so far): nothing is recorded."""
+
+    code = "transfer_exceeds_stock"
 
 
 class Overpayment(Conflict):
@@ -271,6 +293,13 @@ class SnapshotIncompatible(Conflict):
     """A snapshot with outlet tables of a newer version than this outlet's software."""
 
     code = "snapshot_incompatible"
+
+
+class DirectoryNotEmpty(Conflict):
+    """A command that fills a directory of its own (`loyalty demo --keep DIR`) was given one
+    that exists and holds something: nothing is written there."""
+
+    code = "directory_not_empty"
 
 
 class OutletNotEmpty(Conflict):
@@ -375,3 +404,18 @@ class ReceiptInvalid(InvalidRequest):
     catches, a damaged scan, a code of another version. Nothing is recorded."""
 
     code = "receipt_invalid"
+
+
+class SaleUnknown(NotFound):
+    """A return or void names a sale this outlet does not hold: another outlet's, or one not
+    yet in this outlet's replica. A return then needs the receipt's code (a void is only
+    ever of this outlet's own sale). Nothing is recorded."""
+
+    code = "sale_unknown"
+
+
+class RedemptionUnknown(NotFound):
+    """A gift return names a hand-out this outlet did not make (gifts go back where they
+    were handed out). Nothing is recorded."""
+
+    code = "redemption_unknown"

@@ -10,10 +10,14 @@
   authoritative state, derived from events (tallies) or owned by HQ (master data, bans).
 - `changes`: the compacted change log outlets pull: one row per entity, its `seq` bumped
   on every change, so a bootstrap reads the chain's current size, not its history.
-- `flags`: facts applied but needing review (overspent points, unknown customers...).
+- `flags`: facts applied but needing review (overspent points, unknown customers, returns
+  that together give back more than their sale...).
 - `hq_settings`, `mail_outbox`, `notices`, `statement_entries`: HQ's own settings, the mail
   it is to send, the notices it decided, the bank statement entries it imported (m007).
-- `newsletters`: the messages head office sent to a segment of customers (m009).
+- `newsletters`: the messages head office sent to a segment of customers (m010).
+- `customer_lots`, `lot_spends`: each customer's points as dated lots (m011).
+- `returns`, `return_lines`, `gift_returns`: the way back (m012), beside `sales` and
+  `redemptions`; `invoice_credits`: the return credits each invoice deducts (m013).
 """
 
 from __future__ import annotations
@@ -438,3 +442,158 @@ def m010_newsletters(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m011_customer_merges(db: Database) -> None:
+    """Merging two profiles of one person (docs/backoffice.md, "Merging two profiles"):
+    `customers.merged_into`, the profile that now holds a merged one's cards, points and
+    history (NULL for every profile not merged). Derived from the `customers.merged` facts
+    like the rest of the row; published to the outlets. Two partial indexes, holding the
+    merged profiles only: one finds those merged into a customer (its page lists them),
+    the other tells ingest which of a batch's customers are merged without reading their
+    rows (a picture makes a row long, and the new column is its last)."""
+    db.executescript(
+        """
+        ALTER TABLE customers ADD COLUMN merged_into TEXT;
+        CREATE INDEX customers_merged_into ON customers (merged_into)
+            WHERE merged_into IS NOT NULL;
+        CREATE INDEX customers_merged ON customers (customer_id, merged_into)
+            WHERE merged_into IS NOT NULL;
+        """
+    )
+
+
+@migrations()
+def m012_point_lots(db: Database) -> None:
+    """Points as dated lots (schema/lots.py, docs/programme.md "Points as lots") and the
+    expiry figure of the tally.
+
+    `customer_lots`: each customer's lots as HQ's fold of the facts leaves them (a lot per
+    earning, named by the fact; `deficit` a balance below zero), tidy (no empty lot).
+    `lot_spends`: per redemption, what it took from which lot and has not been given back
+    (a gift given back refills them). `customer_tally.points_expired`: points expired so
+    far (the balance is earned - used - expired).
+    Points held before lots existed become one lot, `opening` (schema/lotstore.py), dated
+    1970-01-01: exact for the balance; a rule turned on later counts it from its `since`."""
+    db.executescript(
+        """
+        ALTER TABLE customer_tally ADD COLUMN points_expired INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE customer_lots (
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            earned_on TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            expires_on TEXT,
+            spendable_on TEXT,
+            PRIMARY KEY (customer_id, lot_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE lot_spends (
+            redemption_id TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            earned_on TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            expires_on TEXT,
+            spendable_on TEXT,
+            PRIMARY KEY (redemption_id, n)
+        ) WITHOUT ROWID;
+        INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
+            SELECT customer_id, CASE WHEN points_earned - points_used > 0 THEN 'opening'
+                                     ELSE 'deficit' END,
+                   CASE WHEN points_earned - points_used > 0 THEN '1970-01-01'
+                        ELSE '0001-01-01' END,
+                   points_earned - points_used
+            FROM customer_tally WHERE points_earned != points_used;
+        """
+    )
+
+
+@migrations()
+def m013_returns(db: Database) -> None:
+    """The way back at HQ (docs/programme.md): `returns` (one row per return or void, from
+    any outlet, with the ledger row it came from: `hq_seq`), `return_lines`, and
+    `gift_returns`. `sale_known` = 0 marks a return that reached HQ before its sale (made
+    at another outlet that has not pushed yet): when the sale arrives its returns are
+    audited and its customer restated (`returns_waiting`)."""
+    db.executescript(
+        """
+        CREATE TABLE returns (
+            return_id TEXT PRIMARY KEY,
+            hq_seq INTEGER NOT NULL,
+            outlet_id TEXT NOT NULL,
+            sale_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            till_id TEXT,
+            reason TEXT NOT NULL DEFAULT '',
+            receipt TEXT,
+            home INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            gross INTEGER NOT NULL,
+            discount INTEGER NOT NULL,
+            value INTEGER NOT NULL,
+            refunded INTEGER NOT NULL,
+            refund_cash INTEGER NOT NULL DEFAULT 0,
+            refund_card INTEGER NOT NULL DEFAULT 0,
+            refund_credit INTEGER NOT NULL DEFAULT 0,
+            withheld INTEGER NOT NULL DEFAULT 0,
+            points_reversed INTEGER NOT NULL,
+            points_withheld INTEGER NOT NULL DEFAULT 0,
+            closes_sale INTEGER NOT NULL,
+            approved_by TEXT,
+            sale_known INTEGER NOT NULL
+        );
+        CREATE INDEX returns_sale ON returns (sale_id);
+        CREATE INDEX returns_customer ON returns (customer_id);
+        CREATE INDEX returns_at ON returns (at);
+        CREATE INDEX returns_waiting ON returns (sale_id) WHERE sale_known = 0;
+        CREATE TABLE return_lines (
+            return_id TEXT NOT NULL, line_no INTEGER NOT NULL,
+            sku TEXT NOT NULL, name TEXT NOT NULL,
+            qty INTEGER NOT NULL, unit_price INTEGER NOT NULL,
+            gross INTEGER NOT NULL, discount INTEGER NOT NULL, net INTEGER NOT NULL,
+            PRIMARY KEY (return_id, line_no)
+        ) WITHOUT ROWID;
+        CREATE TABLE gift_returns (
+            gift_return_id TEXT PRIMARY KEY,
+            hq_seq INTEGER NOT NULL,
+            outlet_id TEXT NOT NULL,
+            redemption_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL,
+            gift_sku TEXT NOT NULL, gift_name TEXT NOT NULL,
+            qty INTEGER NOT NULL, points_returned INTEGER NOT NULL,
+            till_id TEXT, reason TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL
+        );
+        CREATE INDEX gift_returns_at ON gift_returns (at);
+        CREATE INDEX gift_returns_redemption ON gift_returns (redemption_id);
+        """
+    )
+
+
+@migrations()
+def m014_invoice_credits(db: Database) -> None:
+    """Consolidated invoices net of returns (docs/invoices.md, "Returns on the invoice"):
+    `invoice_credits`, per invoice the return credits it deducts (`amount` in minor units,
+    positive, shown negative), each naming its return and the sale it gave back from. A
+    return's credit refund may be spread over several invoices when one could not absorb it
+    all (an invoice never goes below zero); what is left of it waits for the next one. The
+    partial index finds the returns that refunded internal credit."""
+    db.executescript(
+        """
+        CREATE TABLE invoice_credits (
+            invoice_id TEXT NOT NULL,
+            return_id TEXT NOT NULL,
+            sale_id TEXT NOT NULL,
+            outlet_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            PRIMARY KEY (invoice_id, return_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX invoice_credits_return ON invoice_credits (return_id);
+        CREATE INDEX returns_credit_refunds ON returns (customer_id, at) WHERE refund_credit > 0;
+        """
+    )
+

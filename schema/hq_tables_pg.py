@@ -357,6 +357,111 @@ CREATE TABLE newsletters (
 );
 """
 
+M011 = f"""
+ALTER TABLE customers ADD COLUMN merged_into {T};
+CREATE INDEX customers_merged_into ON customers (merged_into) WHERE merged_into IS NOT NULL;
+CREATE INDEX customers_merged ON customers (customer_id, merged_into)
+    WHERE merged_into IS NOT NULL;
+"""
+
+M012 = f"""
+ALTER TABLE customer_tally ADD COLUMN points_expired {INT} NOT NULL DEFAULT 0;
+CREATE TABLE customer_lots (
+    customer_id {T} NOT NULL,
+    lot_id {T} NOT NULL,
+    earned_on {T} NOT NULL,
+    points {INT} NOT NULL,
+    expires_on {T},
+    spendable_on {T},
+    PRIMARY KEY (customer_id, lot_id)
+);
+CREATE TABLE lot_spends (
+    redemption_id {T} NOT NULL,
+    n {INT} NOT NULL,
+    customer_id {T} NOT NULL,
+    lot_id {T} NOT NULL,
+    earned_on {T} NOT NULL,
+    points {INT} NOT NULL,
+    expires_on {T},
+    spendable_on {T},
+    PRIMARY KEY (redemption_id, n)
+);
+INSERT INTO customer_lots (customer_id, lot_id, earned_on, points)
+    SELECT customer_id, CASE WHEN points_earned - points_used > 0 THEN 'opening'
+                             ELSE 'deficit' END,
+           CASE WHEN points_earned - points_used > 0 THEN '1970-01-01'
+                ELSE '0001-01-01' END,
+           points_earned - points_used
+    FROM customer_tally WHERE points_earned != points_used;
+"""
+
+M013 = f"""
+CREATE TABLE returns (
+    return_id {T} PRIMARY KEY,
+    hq_seq {INT} NOT NULL,
+    outlet_id {T} NOT NULL,
+    sale_id {T} NOT NULL,
+    customer_id {T} NOT NULL,
+    kind {T} NOT NULL,
+    till_id {T},
+    reason {T} NOT NULL DEFAULT '',
+    receipt {T},
+    home {INT} NOT NULL,
+    at {T} NOT NULL,
+    gross {INT} NOT NULL,
+    discount {INT} NOT NULL,
+    value {INT} NOT NULL,
+    refunded {INT} NOT NULL,
+    refund_cash {INT} NOT NULL DEFAULT 0,
+    refund_card {INT} NOT NULL DEFAULT 0,
+    refund_credit {INT} NOT NULL DEFAULT 0,
+    withheld {INT} NOT NULL DEFAULT 0,
+    points_reversed {INT} NOT NULL,
+    points_withheld {INT} NOT NULL DEFAULT 0,
+    closes_sale {INT} NOT NULL,
+    approved_by {T},
+    sale_known {INT} NOT NULL
+);
+CREATE INDEX returns_sale ON returns (sale_id);
+CREATE INDEX returns_customer ON returns (customer_id);
+CREATE INDEX returns_at ON returns (at);
+CREATE INDEX returns_waiting ON returns (sale_id) WHERE sale_known = 0;
+CREATE TABLE return_lines (
+    return_id {T} NOT NULL, line_no {INT} NOT NULL,
+    sku {T} NOT NULL, name {T} NOT NULL,
+    qty {INT} NOT NULL, unit_price {INT} NOT NULL,
+    gross {INT} NOT NULL, discount {INT} NOT NULL, net {INT} NOT NULL,
+    PRIMARY KEY (return_id, line_no)
+);
+CREATE TABLE gift_returns (
+    gift_return_id {T} PRIMARY KEY,
+    hq_seq {INT} NOT NULL,
+    outlet_id {T} NOT NULL,
+    redemption_id {T} NOT NULL,
+    customer_id {T} NOT NULL,
+    gift_sku {T} NOT NULL, gift_name {T} NOT NULL,
+    qty {INT} NOT NULL, points_returned {INT} NOT NULL,
+    till_id {T}, reason {T} NOT NULL DEFAULT '',
+    at {T} NOT NULL
+);
+CREATE INDEX gift_returns_at ON gift_returns (at);
+CREATE INDEX gift_returns_redemption ON gift_returns (redemption_id);
+"""
+
+M014 = f"""
+CREATE TABLE invoice_credits (
+    invoice_id {T} NOT NULL,
+    return_id {T} NOT NULL,
+    sale_id {T} NOT NULL,
+    outlet_id {T} NOT NULL,
+    at {T} NOT NULL,
+    amount {INT} NOT NULL,
+    PRIMARY KEY (invoice_id, return_id)
+);
+CREATE INDEX invoice_credits_return ON invoice_credits (return_id);
+CREATE INDEX returns_credit_refunds ON returns (customer_id, at) WHERE refund_credit > 0;
+"""
+
 # (name, SQL): the names are schema/hq_tables.py's, in its order
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001),
@@ -369,6 +474,10 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m008_staff_roles_audit", M008),
     ("m009_greetings", M009),
     ("m010_newsletters", M010),
+    ("m011_customer_merges", M011),
+    ("m012_point_lots", M012),
+    ("m013_returns", M013),
+    ("m014_invoice_credits", M014),
 )
 
 # Tables only the PostgreSQL store has (numbering, its migration record).

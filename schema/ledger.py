@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from schema.errors import Overpayment
 from schema.money import money
@@ -43,11 +43,16 @@ def _merge(a: Mapping[str, Any], b: Mapping[str, Any], add: Any) -> dict[str, An
 
 @dataclass(frozen=True)
 class Tally:
+    SPARSE: ClassVar[tuple[str, ...]] = ("points_expired",)
+    """Figures the wire form carries only when they are not 0: added after outlets were in
+    the field, which read a tally with a figure they do not know as an error."""
+
     purchases_total: int = 0
     purchases_count: int = 0
     items_count: int = 0
     points_earned: int = 0
     points_used: int = 0
+    points_expired: int = 0
     discount_total: int = 0
     paid_cash: int = 0
     paid_card: int = 0
@@ -71,6 +76,7 @@ class Tally:
             items_count=self.items_count + other.items_count,
             points_earned=self.points_earned + other.points_earned,
             points_used=self.points_used + other.points_used,
+            points_expired=self.points_expired + other.points_expired,
             discount_total=self.discount_total + other.discount_total,
             paid_cash=self.paid_cash + other.paid_cash,
             paid_card=self.paid_card + other.paid_card,
@@ -87,7 +93,7 @@ class Tally:
     # --- derived figures ------------------------------------------------------------
     @property
     def points_balance(self) -> int:
-        return self.points_earned - self.points_used
+        return self.points_earned - self.points_used - self.points_expired
 
     @property
     def credit_outstanding(self) -> int:
@@ -100,11 +106,16 @@ class Tally:
             return 0
         return (2 * self.purchases_total + self.items_count) // (2 * self.items_count)
 
+    def held_items(self) -> list[tuple[str, ItemTally]]:
+        """The items the customer still holds some of: returns leave an item at a count of
+        0 (or below, until HQ has the sale a return names), which the lists leave out."""
+        return [(sku, item) for sku, item in self.items.items() if item.qty > 0]
+
     def top_expensive(self, n: int = TOP_N) -> list[tuple[str, ItemTally]]:
-        return sorted(self.items.items(), key=lambda kv: (-kv[1].max_unit_price, kv[0]))[:n]
+        return sorted(self.held_items(), key=lambda kv: (-kv[1].max_unit_price, kv[0]))[:n]
 
     def top_purchased(self, n: int = TOP_N) -> list[tuple[str, ItemTally]]:
-        return sorted(self.items.items(), key=lambda kv: (-kv[1].qty, kv[0]))[:n]
+        return sorted(self.held_items(), key=lambda kv: (-kv[1].qty, kv[0]))[:n]
 
     def statistics(self) -> dict[str, Any]:
         """The figures a customer's card shows (GET /v1/customers/{id})."""
@@ -114,6 +125,7 @@ class Tally:
             "total_points_earned": self.points_earned,
             "points_balance": self.points_balance,
             "total_points_used": self.points_used,
+            "total_points_expired": self.points_expired,
             "total_discount": self.discount_total,
             "paid_by_mode": {
                 "cash": self.paid_cash,
@@ -137,12 +149,13 @@ class Tally:
                 {"sku": sku, "name": t.name, "qty": t.qty} for sku, t in self.top_purchased()
             ],
             "gifts_collected": self.gifts_count,
-            "gifts": dict(sorted(self.gifts.items())),
+            "gifts": {sku: qty for sku, qty in sorted(self.gifts.items()) if qty > 0},
         }
 
     # --- wire form ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        scalars = {k: v for k, v in self.__dict__.items() if k not in ("items", "gifts")}
+        scalars = {k: v for k, v in self.__dict__.items() if k not in ("items", "gifts")
+                   and not (k in self.SPARSE and v == 0)}
         return {
             **scalars,
             "items": {

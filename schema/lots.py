@@ -31,20 +31,22 @@ twice, or read the clock.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schema.events import Body, GiftRedeemed, SaleRecorded
-from schema.reversal import (
+from schema.events import (
     BalanceAdjusted,
+    Body,
     ExpiredLot,
+    GiftRedeemed,
     GiftReturned,
     PointsExpired,
     ReturnRecorded,
+    SaleRecorded,
 )
 
 DEFICIT = "deficit"
@@ -139,6 +141,12 @@ def spendable(lots: Sequence[Lot], on: date) -> int:
 def pending(lots: Sequence[Lot], on: date) -> int:
     """Points earned but not spendable yet on `on` (the return window is still open)."""
     return sum(lot.points for lot in lots if lot.points > 0 and not _is_spendable(lot, on))
+
+
+def tidy(lots: Iterable[Lot]) -> Lots:
+    """`lots` in the canonical order, empty ones dropped, deficits as one lot (what every
+    function here returns: equal books compare equal)."""
+    return _tidy(list(lots))
 
 
 def _tidy(lots: Sequence[Lot]) -> Lots:

@@ -3,19 +3,25 @@
 One document per entity, keyed by its code: categories (discount, points rate, credit
 limit, offline floor limits), promotion categories, special actions, division promotions,
 gifts, category rules, the chain's greeting settings and head office's announcements
-(docs/greetings.md). These models validate master data at every boundary (HQ admin API,
+(docs/greetings.md); and one `programme` document, the programme's settings (expiry, pending
+points, the way back). These models validate master data at every boundary (HQ admin API,
 sync pull, the defaults); pricing gets them converted to its own pure types
-(agent.programme).
+(agent.programme). `programme_of` reads the settings from a database of either kind (both
+keep master data in a `master` table of the same shape).
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schema.language import ENGLISH, LanguageTag
+from schema.lots import ExpiryRule
+from schema.reversal import ReturnsSettings
 
 CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 
@@ -32,6 +38,9 @@ class CategoryDoc(Doc):
     credit_limit: int = Field(0, ge=0)
     floor_points: int = Field(0, ge=0, description="points an outlet may spend unconfirmed")
     floor_credit: int = Field(0, ge=0, description="credit an outlet may charge unconfirmed")
+    floor_returns: int = Field(0, ge=0, description=(
+        "what one outlet may refund per card, over the return window, on sales made at "
+        "other outlets (known only from the receipt's code); 0: none"))
 
 
 class PromoCategoryDoc(Doc):
@@ -124,6 +133,26 @@ class AnnouncementDoc(Doc):
         return self
 
 
+class ProgrammeDoc(Doc):
+    """The programme's settings: one document, key `programme` (docs/programme.md).
+
+    `expiry`: when points expire (`schema.lots.ExpiryRule`; default `never`). `returns`:
+    the way back (`schema.reversal.ReturnsSettings`): the points policy, the return window,
+    pending points (points earned become spendable only after the window), the limits on
+    returns an outlet cannot check. A chain without this document runs the defaults."""
+
+    expiry: ExpiryRule = ExpiryRule()
+    returns: ReturnsSettings = ReturnsSettings()
+
+    @property
+    def pending_days(self) -> int:
+        """How long a sale's points stay pending (0: spendable at once)."""
+        return self.returns.return_window_days if self.returns.pending_points else 0
+
+
+PROGRAMME = "programme"  # the kind and the key of the one programme document
+DEFAULT_PROGRAMME = ProgrammeDoc()
+
 DOCS: dict[str, type[Doc]] = {
     "category": CategoryDoc,
     "promo_category": PromoCategoryDoc,
@@ -133,11 +162,22 @@ DOCS: dict[str, type[Doc]] = {
     "category_rule": CategoryRuleDoc,
     "greetings": GreetingsDoc,
     "announcement": AnnouncementDoc,
+    PROGRAMME: ProgrammeDoc,
 }
 
 
 def key_of(kind: str, doc: Doc) -> str:
+    if kind == PROGRAMME:
+        return PROGRAMME
     field = {"category": "code", "promo_category": "code", "action": "action_id",
              "division_promo": "division", "gift": "sku", "category_rule": "category",
              "greetings": "scope", "announcement": "announcement_id"}[kind]
     return str(getattr(doc, field))
+
+
+def programme_of(conn: sqlite3.Connection) -> ProgrammeDoc:
+    """The programme's settings as stored in this database's master data (the defaults
+    without a document)."""
+    row = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?",
+                       (PROGRAMME, PROGRAMME)).fetchone()
+    return DEFAULT_PROGRAMME if row is None else ProgrammeDoc.model_validate(json.loads(row[0]))

@@ -6,16 +6,23 @@ the tables (HQ has `outlets` and `events`; an outlet has `outbox`).
 
 Reports (docs/reports.md has the details and examples):
 - `turnover`: receipts, gross, discount, net; by outlet at HQ, by till at an outlet; with
-  `by="category"` per customer category with buying customers and receipts per customer.
+  `by="category"` per customer category with buying customers and receipts per customer;
+  then what returns and voids in the period gave back and the net of returns.
 - `discounts`: discount given; by action at an outlet (sale_lines.actions), by outlet at HQ
-  (HQ keeps no per-line actions); or by category.
+  (HQ keeps no per-line actions); or by category; then the discount returned goods took
+  back and the discount net of returns.
 - `receipts`: one customer's receipts, line by line (needs `customer`).
 - `frequency`: how many customers made 0, 1, 2, ... receipts in the period; or by category.
 - `payment-discipline`: consolidated invoices per customer: issued, paid on time, paid
   late, unpaid, overdue, past term, outstanding.
 - `gifts`: gifts handed out, per gift and outlet (HQ) or per gift (outlet): qty and points.
-- `points-liability`: outstanding points now (customer_tally: earned - used); by day, week
-  or month: the points earned and used in each and the balance at its end.
+- `gift-handouts`: every hand-out, and every gift given back (negative qty and points).
+- `returns`: every return and void, one row each (where, which till, kind, the receipt's
+  reference, reason, who approved, value, refund, points), for fraud control.
+- `points-liability`: outstanding points now (customer_tally: earned - used - expired), and
+  from the point lots (customer_lots) split into active (spendable), pending, expiring
+  within 30/60/90 days of `today` under the programme's expiry rule, and negative; by day,
+  week or month: the points earned and used in each and the balance at its end.
 - `members`: customers joining per week (or day, month) and the running count.
 - `activity`: members active (a receipt in the last ACTIVE_DAYS days), lapsed and never
   buying, as of the end of a day.
@@ -27,7 +34,8 @@ report is the report itself; a week starts on Monday and is named by that day.
 
 Filters: period (`date_from`/`date_to`, both dates INCLUSIVE, UTC: rows with
 `date_from <= at < date_to + 1 day`), outlet (HQ only), category (the customer's CURRENT
-category), customer. A refusal names a filter the way the caller shows it: `--from` on the
+category), customer; `today`, the day a balance "now" is split as of (the UTC date when
+not given). A refusal names a filter the way the caller shows it: `--from` on the
 command line (`CLI_NAMES`), the form's "From" on a web page (`FORM_NAMES`), never a pattern.
 Amounts are integers in minor units; ratios are integers in
 hundredths (rendered with 2 decimals). Promises: every figure is one SQL aggregate over the
@@ -50,18 +58,21 @@ from typing import Any
 
 from schema.database import storage_error
 from schema.errors import InvalidRequest, NotFound, mask_card
+from schema.lots import ExpiryRule
+from schema.masterdata import programme_of
 from schema.money import hundredths, money
 
 NAMES = ("turnover", "discounts", "receipts", "frequency", "payment-discipline", "gifts",
-         "points-liability", "gift-handouts", "members", "activity", "invoice-ageing")
+         "points-liability", "gift-handouts", "returns", "members", "activity",
+         "invoice-ageing")
 GRAINS = ("day", "week", "month")  # the groupings over time
 GROUPINGS = ("category", *GRAINS)
-# the groupings each report takes besides its default (receipts and gift-handouts take none
-# and say why in their own words)
+# the groupings each report takes besides its default (receipts, gift-handouts and returns
+# take none and say why in their own words)
 GROUPS: dict[str, tuple[str, ...]] = {
     "turnover": GROUPINGS, "discounts": ("category",), "receipts": (),
     "frequency": ("category",), "payment-discipline": ("category",), "gifts": ("category",),
-    "points-liability": GROUPINGS, "gift-handouts": (), "members": GRAINS,
+    "points-liability": GROUPINGS, "gift-handouts": (), "returns": (), "members": GRAINS,
     "activity": ("category",), "invoice-ageing": ("category",)}
 ACTIVE_DAYS = 90  # a member with a receipt in the last 90 days is active (docs/reports.md)
 MAX_DAYS = 3700  # about ten years: a longer series is refused (choose a coarser grain)
@@ -81,13 +92,17 @@ class Filters:
     category: str | None = None
     customer: str | None = None
     by: str | None = None  # None, "category" or a grain over time: "day", "week", "month"
+    today: str | None = None  # YYYY-MM-DD: "now" for points-liability (default: UTC today)
 
 
 # How each filter is called where a person sets it: in a refusal's message
 CLI_NAMES = {"date_from": "--from", "date_to": "--to", "outlet": "--outlet",
-             "category": "--category", "customer": "--customer", "by": "--by"}
+             "category": "--category", "customer": "--customer", "by": "--by",
+             "today": "--today"}
 FORM_NAMES = {"date_from": "From", "date_to": "To", "outlet": "Outlet",
-              "category": "Category", "customer": "Customer id", "by": "Group"}
+              "category": "Category", "customer": "Customer id", "by": "Group",
+              "today": "Today"}
+EXPIRING_DAYS = (30, 60, 90)  # points-liability: what expires within these many days
 
 
 @dataclass(frozen=True)
@@ -158,6 +173,7 @@ class _Ctx:
                  progress: ProgressFn | None, names: Mapping[str, str] = CLI_NAMES) -> None:
         self.conn, self.kind, self.f, self.names = conn, kind, f, names
         self.lo, self.hi = _period(f, names)
+        self.today = _day(f.today, "today", names) or datetime.now(UTC).date()
         self.progress = progress
         self.started = time.monotonic()
         self.last = 0.0
@@ -186,6 +202,11 @@ class _Ctx:
         found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
                                   (name,)).fetchone()
         return f" INDEXED BY {name}" if found else ""
+
+    def has(self, table: str) -> bool:
+        """The database has `table` (one written before the way back has no `returns`)."""
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (table,)).fetchone() is not None
 
     def customers(self) -> str:
         """`customers c` read through the narrow (customer_id, category) index if present."""
@@ -262,17 +283,21 @@ class _Ctx:
         return join, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
+def _day(value: str | None, what: str, names: Mapping[str, str]) -> date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"{names[what]}: enter a date as YYYY-MM-DD (a real day), "
+                             f"not {value[:40]!r}") from None
+
+
 def _period(f: Filters, names: Mapping[str, str]) -> tuple[str | None, str | None]:
     def day(value: str | None, what: str) -> date | None:
-        if value is None:
-            return None
-        try:
-            if len(value) != 10:
-                raise ValueError
-            return date.fromisoformat(value)
-        except ValueError:
-            raise InvalidRequest(f"{names[what]}: enter a date as YYYY-MM-DD (a real day), "
-                                 f"not {value[:40]!r}") from None
+        return _day(value, what, names)
 
     lo, hi = day(f.date_from, "date_from"), day(f.date_to, "date_to")
     if lo and hi and hi < lo:
@@ -358,29 +383,59 @@ def _turnover(ctx: _Ctx) -> Report:
             f" FROM ({_per_customer(ctx)}) a JOIN {ctx.customers()}"
             " ON c.customer_id = a.customer_id GROUP BY c.category ORDER BY c.category",
             _per_customer_params(ctx))
-        out: list[tuple[Any, ...]] = [(cat, cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust))
-               for cat, cust, n, g, d, t in rows]
+        back = _returned_by(ctx, "c.category", category=True)
+        found = {r[0]: r[1:] for r in rows}
+        out: list[tuple[Any, ...]] = []
+        for cat in sorted(set(found) | set(back)):
+            cust, n, g, d, t = found.get(cat, (0, 0, 0, 0, 0))
+            r = back.get(cat, (0, 0, 0))[0]
+            out.append((cat, cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust), r, t - r))
         cust, n = sum(r[1] for r in out), sum(r[2] for r in out)
-        g, d, t = (sum(r[i] for r in out) for i in (4, 5, 6))
+        g, d, t, r = (sum(row[i] for row in out) for i in (4, 5, 6, 8))
         return Report("turnover", "Turnover by customer category", ctx.kind, [
             Column("category", "text"), Column("customers"), Column("receipts"),
             Column("receipts_per_customer", "ratio"), Column("gross", "money"),
             Column("discount", "money"), Column("net", "money"),
-            Column("net_per_customer", "money")],
-            out, ("TOTAL", cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust)),
+            Column("net_per_customer", "money"), Column("returned", "money"),
+            Column("net_of_returns", "money")],
+            out, ("TOTAL", cust, n, _hundredths(n, cust), g, d, t, _avg(t, cust), r, t - r),
             [("customers = customers with at least one receipt in the period, by their current "
-             "category; receipts_per_customer = buying frequency")])
+             "category; receipts_per_customer = buying frequency"), _RETURNS_NOTE])
     key, label = ("outlet_id", "outlet") if ctx.hq else ("COALESCE(till_id, '-')", "till")
     join, where, params = ctx.scope("s")
     rows = ctx.query(
         f"SELECT {key}, COUNT(*), SUM(s.total_gross), SUM(s.total_discount), SUM(s.total_net)"
         f" FROM sales s{join}{where} GROUP BY 1 ORDER BY 1", params)
-    out = [(k, n, g, d, t, _avg(t, n)) for k, n, g, d, t in rows]
-    n, g, d, t = (sum(r[i] for r in out) for i in (1, 2, 3, 4))
+    back = _returned_by(ctx, "rt.outlet_id" if ctx.hq else "COALESCE(rt.till_id, '-')")
+    found = {r[0]: r[1:] for r in rows}
+    out = []
+    for k in sorted(set(found) | set(back)):
+        n, g, d, t = found.get(k, (0, 0, 0, 0))
+        r = back.get(k, (0, 0, 0))[0]
+        out.append((k, n, g, d, t, _avg(t, n), r, t - r))
+    n, g, d, t, r = (sum(row[i] for row in out) for i in (1, 2, 3, 4, 6))
     return Report("turnover", f"Turnover by {label}", ctx.kind, [
         Column(label, "text"), Column("receipts"), Column("gross", "money"),
-        Column("discount", "money"), Column("net", "money"), Column("average_receipt", "money")],
-        out, ("TOTAL", n, g, d, t, _avg(t, n)))
+        Column("discount", "money"), Column("net", "money"), Column("average_receipt", "money"),
+        Column("returned", "money"), Column("net_of_returns", "money")],
+        out, ("TOTAL", n, g, d, t, _avg(t, n), r, t - r), [_RETURNS_NOTE])
+
+
+_RETURNS_NOTE = ("returned = the net value returns and voids made in the period gave back, "
+                 "where and when they were made (by the returning outlet or till); "
+                 "net_of_returns = net - returned")
+
+
+def _returned_by(ctx: _Ctx, key: str, category: bool = False) -> dict[Any, tuple[int, int, int]]:
+    """Per `key` (an expression over `rt`, the returns, or `c.category`): the value, the
+    discount and the number of the returns and voids in scope; {} when the database has
+    no returns table yet."""
+    if not ctx.has("returns"):
+        return {}
+    join, where, params = ctx.scope("rt", join_category=category)
+    return {r[0]: (r[1], r[2], r[3]) for r in ctx.query(
+        f"SELECT {key}, SUM(rt.value), SUM(rt.discount), COUNT(*) FROM returns rt{join}{where}"
+        " GROUP BY 1", params)}
 
 
 def _turnover_over_time(ctx: _Ctx, grain: str) -> Report:
@@ -392,15 +447,27 @@ def _turnover_over_time(ctx: _Ctx, grain: str) -> Report:
         f"SELECT {_bucket_sql('s.at', grain)}, {key}, COUNT(*), SUM(s.total_gross),"
         f" SUM(s.total_discount), SUM(s.total_net) FROM sales s{join}{where} GROUP BY 1, 2",
         params)}
-    keys = sorted({k for _, k in found})
-    out = [(b, k, *found.get((b, k), (0, 0, 0, 0)))
-           for b in _buckets(ctx, grain, {b for b, _ in found}) for k in keys]
-    totals = ("TOTAL", "", *(sum(r[i] for r in out) for i in (2, 3, 4, 5)))
+    back: dict[tuple[str, str], int] = {}
+    if ctx.has("returns"):
+        rkey = "rt.outlet_id" if ctx.hq else "COALESCE(rt.till_id, '-')"
+        join, where, params = ctx.scope("rt")
+        back = {(b, k): int(v) for b, k, v in ctx.query(
+            f"SELECT {_bucket_sql('rt.at', grain)}, {rkey}, SUM(rt.value) FROM returns rt"
+            f"{join}{where} GROUP BY 1, 2", params)}
+    keys = sorted({k for _, k in found} | {k for _, k in back})
+    out: list[tuple[Any, ...]] = []
+    for b in _buckets(ctx, grain, {b for b, _ in found} | {b for b, _ in back}):
+        for k in keys:
+            n, g, d, t = found.get((b, k), (0, 0, 0, 0))
+            r = back.get((b, k), 0)
+            out.append((b, k, n, g, d, t, r, t - r))
+    totals = ("TOTAL", "", *(sum(r[i] for r in out) for i in (2, 3, 4, 5, 6, 7)))
     return Report("turnover", f"Turnover per {grain} by {label}", ctx.kind, [
         Column(grain, "text"), Column(label, "text"), Column("receipts"),
-        Column("gross", "money"), Column("discount", "money"), Column("net", "money")],
+        Column("gross", "money"), Column("discount", "money"), Column("net", "money"),
+        Column("returned", "money"), Column("net_of_returns", "money")],
         out, totals, [_grain_note(grain) + f"; every {grain} is listed for each {label} with a "
-                      f"receipt in the period (0 when it had none)"])
+                      f"receipt or a return in the period (0 when it had none)", _RETURNS_NOTE])
 
 
 def _per_customer(ctx: _Ctx) -> str:
@@ -439,15 +506,21 @@ def _discounts(ctx: _Ctx) -> Report:
             rows = ctx.query(
                 "SELECT s.outlet_id, COUNT(*), SUM(s.total_discount > 0), SUM(s.total_gross),"
                 f" SUM(s.total_discount) FROM sales s{join}{where} GROUP BY 1", params)
-        out = sorted(((k, n, nd, g, d, _pct(d, g)) for k, n, nd, g, d in rows),
-                     key=lambda r: (-r[4], str(r[0])))
-        n, nd, g, d = (sum(r[i] for r in out) for i in (1, 2, 3, 4))
+        back = _returned_by(ctx, "c.category" if by_cat else "rt.outlet_id", category=by_cat)
+        found = {k: (n, nd, g, d) for k, n, nd, g, d in rows}
+        out = []
+        for k in set(found) | set(back):
+            n, nd, g, d = found.get(k, (0, 0, 0, 0))
+            dr = back.get(k, (0, 0, 0))[1]
+            out.append((k, n, nd, g, d, _pct(d, g), dr, d - dr))
+        out.sort(key=lambda r: (-r[4], str(r[0])))
+        n, nd, g, d, dr = (sum(r[i] for r in out) for i in (1, 2, 3, 4, 6))
         notes = [] if by_cat else [
             ("HQ keeps no per-line action names (sale_lines has no actions column): discounts "
             "are shown per outlet; an outlet's own report shows them per action")]
         return Report("discounts", f"Discounts by {label}", ctx.kind,
-                      [Column(label, "text"), *columns], out,
-                      ("TOTAL", n, nd, g, d, _pct(d, g)), notes)
+                      [Column(label, "text"), *columns, *_DISCOUNT_BACK], out,
+                      ("TOTAL", n, nd, g, d, _pct(d, g), dr, d - dr), [*notes, _DISCOUNT_NOTE])
     join, where, params = ctx.scope("s")
     rows = ctx.query(
         "SELECT l.actions, COUNT(*), COUNT(DISTINCT l.sale_id), SUM(l.gross), SUM(l.discount)"
@@ -455,19 +528,37 @@ def _discounts(ctx: _Ctx) -> Report:
         " GROUP BY l.actions", params)
     merged: dict[str, list[int]] = {}
     for actions, lines, receipts, g, d in rows:
-        acc = merged.setdefault(_action_label(actions), [0, 0, 0, 0])
+        acc = merged.setdefault(_action_label(actions), [0, 0, 0, 0, 0])
         for i, v in enumerate((lines, receipts, g, d)):
             acc[i] += v
-    out = sorted(((k, ln, r, g, d, _pct(d, g)) for k, (ln, r, g, d) in merged.items()),
-                 key=lambda r: (-r[4], r[0]))
+    if ctx.has("returns"):
+        rjoin, rwhere, rparams = ctx.scope("rt")
+        for actions, dr in ctx.query(
+                "SELECT l.actions, SUM(rl.discount) FROM returns rt"
+                " JOIN return_lines rl ON rl.return_id = rt.return_id"
+                " LEFT JOIN sale_lines l ON l.sale_id = rt.sale_id AND l.line_no = rl.line_no"
+                f"{rjoin}{rwhere} GROUP BY 1", rparams):
+            label = _OTHER_OUTLETS if actions is None else _action_label(actions)
+            merged.setdefault(label, [0, 0, 0, 0, 0])[4] += dr
+    out = sorted(((k, ln, r, g, d, _pct(d, g), dr, d - dr)
+                  for k, (ln, r, g, d, dr) in merged.items()), key=lambda r: (-r[4], r[0]))
     tot = ctx.one(f"SELECT COUNT(*), SUM(s.total_discount > 0), COALESCE(SUM(s.total_gross), 0),"
                   f" COALESCE(SUM(s.total_discount), 0) FROM sales s{join}{where}", params)
+    taken_back = sum(r[6] for r in out)
     return Report("discounts", "Discounts by action", ctx.kind, [
         Column("action", "text"), Column("lines"), Column("receipts"), Column("gross", "money"),
-        Column("discount", "money"), Column("discount_pct", "ratio")],
-        out, ("TOTAL", sum(r[1] for r in out), tot[0], tot[2], tot[3], _pct(tot[3], tot[2])),
+        Column("discount", "money"), Column("discount_pct", "ratio"), *_DISCOUNT_BACK],
+        out, ("TOTAL", sum(r[1] for r in out), tot[0], tot[2], tot[3], _pct(tot[3], tot[2]),
+              taken_back, tot[3] - taken_back),
         [("a line priced by several rules counts under their combination; "
-         f"receipts with a discount: {tot[1]}")])
+         f"receipts with a discount: {tot[1]}"), _DISCOUNT_NOTE])
+
+
+_DISCOUNT_BACK = (Column("discount_returned", "money"), Column("discount_net", "money"))
+_DISCOUNT_NOTE = ("discount_returned = the discount of the goods returns and voids in the period "
+                  "gave back (a returned unit takes its discount with it); discount_net = "
+                  "discount - discount_returned")
+_OTHER_OUTLETS = "(returned here, sold at another outlet)"
 
 
 def _receipts(ctx: _Ctx) -> Report:
@@ -636,21 +727,81 @@ def _gift_handouts(ctx: _Ctx) -> Report:
     if ctx.f.by:
         raise InvalidRequest("the hand-out evidence lists single hand-outs: "
                              f"{ctx.names['by']} does not apply")
-    join, where, params = ctx.scope("r")
-    outlet = "r.outlet_id" if ctx.hq else "(SELECT value FROM meta WHERE key = 'outlet_id')"
-    rows = ctx.query(
-        f"SELECT r.at, {outlet}, r.redemption_id, {_name_sql('c')},"
-        " (SELECT i.value FROM identifiers i WHERE i.customer_id = r.customer_id"
-        "   AND i.kind = 'card' ORDER BY i.value LIMIT 1),"
-        " r.gift_sku, r.gift_name, r.qty, r.points_spent"
-        f" FROM redemptions r LEFT JOIN customers c ON c.customer_id = r.customer_id{join}{where}"
-        " ORDER BY r.at, r.redemption_id", params)
+    def handouts(alias: str, table: str, qty: str, points: str, kind: str) -> tuple[str, list[Any]]:
+        join, where, params = ctx.scope(alias)
+        outlet = (f"{alias}.outlet_id" if ctx.hq
+                  else "(SELECT value FROM meta WHERE key = 'outlet_id')")
+        return ((f"SELECT {alias}.at, {outlet}, {alias}.redemption_id, {_name_sql('c')},"
+                " (SELECT i.value FROM identifiers i WHERE i.customer_id = "
+                f"{alias}.customer_id AND i.kind = 'card' ORDER BY i.value LIMIT 1),"
+                f" {alias}.gift_sku, {alias}.gift_name, {qty}, {points}, '{kind}'"
+                f" FROM {table} {alias} LEFT JOIN customers c ON c.customer_id ="
+                f" {alias}.customer_id{join}{where}"), params)
+
+    sql, params = handouts("r", "redemptions", "r.qty", "r.points_spent", "handout")
+    if ctx.has("gift_returns"):
+        back, more = handouts("g", "gift_returns", "-g.qty", "-g.points_returned", "return")
+        sql, params = f"{sql} UNION ALL {back}", [*params, *more]
+    rows = ctx.query(f"{sql} ORDER BY 1, 3, 10", params)
     rows = [(*r[:4], mask_card(r[4]) or None, *r[5:]) for r in rows]  # the one masked form
     cols = [Column("at", "text"), Column("outlet", "text"), Column("redemption_id", "text"),
             Column("customer", "text"), Column("card", "text"), Column("gift_sku", "text"),
-            Column("gift_name", "text"), Column("qty"), Column("points")]
-    totals = ("TOTAL", "", "", "", "", "", "", sum(r[7] for r in rows), sum(r[8] for r in rows))
-    return Report("gift-handouts", "Gift hand-outs (evidence)", ctx.kind, cols, rows, totals)
+            Column("gift_name", "text"), Column("qty"), Column("points"), Column("kind", "text")]
+    totals = ("TOTAL", "", "", "", "", "", "", sum(r[7] for r in rows), sum(r[8] for r in rows),
+              "")
+    return Report("gift-handouts", "Gift hand-outs (evidence)", ctx.kind, cols, rows, totals,
+                  [("a gift given back at the desk is a row of its own (kind return): negative "
+                   "qty and points, under the hand-out it returns")])
+
+
+def _returns(ctx: _Ctx) -> Report:
+    """Every return and void in scope, one row each: for fraud control (who gives back
+    what, where, on which receipt, why, and who approved points already spent)."""
+    if ctx.f.by:
+        raise InvalidRequest("the returns report lists single returns: "
+                             f"{ctx.names['by']} does not apply")
+    cols = [Column("at", "text"), Column("outlet", "text"), Column("till", "text"),
+            Column("kind", "text"), Column("receipt", "text"), Column("sale", "text"),
+            Column("reason", "text"), Column("approved_by", "text"), Column("lines"),
+            Column("value", "money"), Column("refunded", "money"), Column("withheld", "money"),
+            Column("points_reversed")]
+    if not ctx.has("returns"):
+        return Report("returns", "Returns and voids", ctx.kind, cols, [],
+                      ("TOTAL", "", "", "", "", "", "", "", 0, 0, 0, 0, 0))
+    join, where, params = ctx.scope("rt")
+    outlet = "rt.outlet_id" if ctx.hq else "(SELECT value FROM meta WHERE key = 'outlet_id')"
+    rows = ctx.query(
+        f"SELECT rt.at, {outlet}, COALESCE(rt.till_id, '-'), rt.kind, rt.receipt,"
+        " CASE WHEN rt.home THEN 'own' ELSE 'other outlet' END, rt.reason, rt.approved_by,"
+        " (SELECT COUNT(*) FROM return_lines rl WHERE rl.return_id = rt.return_id),"
+        " rt.value, rt.refunded, rt.withheld, rt.points_reversed"
+        f" FROM returns rt{join}{where} ORDER BY rt.at, rt.return_id", params)
+    totals = ("TOTAL", "", "", "", "", "", "", "", *(sum(r[i] for r in rows)
+                                                      for i in range(8, 13)))
+    kinds = {k: sum(1 for r in rows if r[3] == k) for k in ("return", "void")}
+    abroad = sum(r[10] for r in rows if r[5] == "other outlet")
+    return Report("returns", "Returns and voids", ctx.kind, cols, rows, totals, [
+        (f"{kinds['return']} returns, {kinds['void']} voids; refunded on other outlets' sales "
+        f"(known from the receipt's code, within floor_returns): {money(abroad)}"),
+        ("sale: own = a sale of the outlet that took it back; receipt = the reference printed "
+        "on the sale's receipt")])
+
+
+def _last_day_sql(rule: ExpiryRule) -> str:
+    """SQL for a lot's last valid day (`schema.lots.ExpiryRule.expiry_of`) over the lot `l`
+    and the customer's tally `t`: the day fixed on the lot, else the rule's. The months are
+    added as `schema.lots.add_months` does: a day the target month lacks is its last day."""
+    if rule.kind == "never":
+        return "l.expires_on"
+    since, months = f"'{rule.since.isoformat()}'", rule.months
+    if rule.kind == "end_of_month":
+        start = f"max(l.earned_on, {since})"
+        return (f"coalesce(l.expires_on, date({start}, 'start of month', '+{months + 1} months',"
+                " '-1 day'))")
+    start = f"max(l.earned_on, {since}, coalesce(substr(t.last_purchase_at, 1, 10), ''))"
+    return (f"coalesce(l.expires_on, CASE WHEN strftime('%d', date({start}, '+{months} months'))"
+            f" = strftime('%d', {start}) THEN date({start}, '+{months} months') ELSE"
+            f" date({start}, 'start of month', '+{months + 1} months', '-1 day') END)")
 
 
 def _points_liability(ctx: _Ctx) -> Report:
@@ -673,27 +824,57 @@ def _points_liability(ctx: _Ctx) -> Report:
     cw, cparams = _customer_filter(ctx)
     counts = dict(ctx.query(f"SELECT {key}, COUNT(*) FROM"
                             f" {ctx.customers()}{cw}{group}", cparams))
+    balance = "t.points_earned - t.points_used - t.points_expired"
     sums = {r[0]: tuple(v or 0 for v in r[1:]) for r in ctx.query(
-        f"SELECT {key}, SUM(t.points_earned > t.points_used), SUM(t.points_earned),"
-        " SUM(t.points_used), SUM(t.points_earned - t.points_used),"
-        " SUM(MIN(t.points_earned - t.points_used, 0))"
+        f"SELECT {key}, SUM({balance} > 0), SUM(t.points_earned), SUM(t.points_used),"
+        f" SUM(t.points_expired), SUM({balance})"
         f" FROM customer_tally t{join}{where}{group}", params)}
-    keys = sorted(k for k in set(counts) | set(sums) if counts.get(k) or any(sums.get(k, ())))
+    # the split, from the lots (their sum is the balance): spendable or pending on
+    # `today`, and what expires within 30/60/90 days of it (cumulative)
+    settings = programme_of(ctx.conn)
+    today = ctx.today
+    last = _last_day_sql(settings.expiry)
+    ljoin, lwhere, lparams = ctx.scope("l", at=None, outlet=False, join_category=by_cat)
+    tally = " LEFT JOIN customer_tally t ON t.customer_id = l.customer_id" if (
+        settings.expiry.kind == "inactivity") else ""
+    ahead = ", ".join(
+        f"SUM(CASE WHEN l.points > 0 AND {last} <= '{(today + timedelta(days=n)).isoformat()}'"
+        " THEN l.points ELSE 0 END)" for n in EXPIRING_DAYS)
+    day = f"'{today.isoformat()}'"
+    split = {r[0]: tuple(v or 0 for v in r[1:]) for r in ctx.query(
+        f"SELECT {key}, SUM(CASE WHEN l.points > 0 AND (l.spendable_on IS NULL OR"
+        f" l.spendable_on <= {day}) THEN l.points ELSE 0 END),"
+        f" SUM(CASE WHEN l.points > 0 AND l.spendable_on > {day} THEN l.points ELSE 0 END),"
+        f" {ahead}, SUM(MIN(l.points, 0))"
+        f" FROM customer_lots l{ljoin}{tally}{lwhere}{group}", lparams)}
+    keys = sorted(k for k in set(counts) | set(sums) | set(split)
+                  if counts.get(k) or any(sums.get(k, ())) or any(split.get(k, ())))
     if not by_cat:
         keys = ["all"]
-    rows = [(k, counts.get(k, 0), *sums.get(k, (0, 0, 0, 0, 0))) for k in keys]
-    totals = ("TOTAL", *(sum(r[i] for r in rows) for i in range(1, 7)))
+    rows = [(k, counts.get(k, 0), *sums.get(k, (0, 0, 0, 0, 0)),
+             *split.get(k, (0, 0, 0, 0, 0, 0))) for k in keys]
+    totals = ("TOTAL", *(sum(r[i] for r in rows) for i in range(1, 13)))
+    rule = settings.expiry
     notes = [("customers = every customer registered in this database, with or without "
               "points (as HQ's home page counts them); outstanding = points earned - points "
-              "used, summed over every customer (negative balances, i.e. overspent points "
-              "awaiting repayment, included and shown apart)")]
+              "used - points expired, summed over every customer = active + pending + "
+              "negative (negative balances, i.e. overspent points awaiting repayment, "
+              "included and shown apart)"),
+             (f"as of {today.isoformat()}: active = spendable now, pending = earned but "
+              "spendable only after the return window; expiring_30/60/90 = points whose last "
+              "valid day is at most 30/60/90 days after it (cumulative; points past their "
+              "last day that the nightly run has not expired yet included); expiry rule: "
+              f"{rule.kind}" + (f", {rule.months} months from {rule.since.isoformat()}"
+                                if rule.kind != "never" else ""))]
     if not ctx.hq:
         notes.append("an outlet's figures are its view: HQ-confirmed balances plus its own "
                      "pending events")
     return Report("points-liability", "Outstanding points liability", ctx.kind, [
         Column("category" if by_cat else "scope", "text"), Column("customers"),
         Column("customers_with_points"), Column("points_earned"), Column("points_used"),
-        Column("outstanding_points"), Column("negative_points")],
+        Column("points_expired"), Column("outstanding_points"), Column("active_points"),
+        Column("pending_points"), Column("expiring_30"), Column("expiring_60"),
+        Column("expiring_90"), Column("negative_points")],
         rows, totals if by_cat else None, notes)
 
 
@@ -720,7 +901,8 @@ def _points_over_time(ctx: _Ctx, grain: str) -> Report:
     notes = [_grain_note(grain)]
     if ctx.hq:
         _, who, params = ctx.scope("t", at=None, outlet=False)
-        balance = int(ctx.one("SELECT COALESCE(SUM(t.points_earned - t.points_used), 0)"
+        balance = int(ctx.one("SELECT COALESCE(SUM(t.points_earned - t.points_used"
+                              " - t.points_expired), 0)"
                               f" FROM customer_tally t{who}", params)[0])
         if ctx.hi:  # changes booked after the period are not in its balances
             for table, alias, column, sign in (("sales", "s", "points_earned", 1),
@@ -928,6 +1110,7 @@ _REPORTS: dict[str, Callable[[_Ctx], Report]] = {
     "members": _members,
     "activity": _activity,
     "invoice-ageing": _invoice_ageing,
+    "returns": _returns,
 }
 
 

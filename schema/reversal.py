@@ -5,7 +5,9 @@ Facts (pydantic bodies, version 1, listed in `BODIES` for the event registry): e
 what it reverses. `ReturnRecorded` names a sale and its lines (a void is a return of every
 line left, `kind="void"`); `GiftReturned` names a redemption; `BalanceAdjusted` is head
 office's points and/or credit correction, with a reason and optionally the fact it corrects;
-`PointsExpired` names the point lots it expires (schema/lots.py).
+`PointsExpired` names the point lots it expires (schema/lots.py). The last two are head
+office's own facts, declared in schema/events.py beside their registry entries (the
+registry cannot import this module, which imports it) and named here too.
 
 Maths (docs/programme.md has the rules and worked examples):
 
@@ -39,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schema.errors import (
     AlreadyReversed,
@@ -47,13 +49,21 @@ from schema.errors import (
     ReturnExceedsSale,
     SupervisorRequired,
 )
-from schema.events import Body, GiftRedeemed, PaymentMode, SaleRecorded
+from schema.events import (
+    BalanceAdjusted,
+    Body,
+    GiftRedeemed,
+    GiftReturned,
+    PaymentMode,
+    PointsExpired,
+    Refund,
+    ReturnedLine,
+    ReturnRecorded,
+    SaleRecorded,
+    tally_of,
+)
 from schema.ledger import ItemTally, Tally
 from schema.money import MAX_AMOUNT, money
-
-MAX_REASON = 200
-MAX_POINTS = 10**9
-DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 REFUND_ORDER: tuple[PaymentMode, ...] = ("credit", "card", "cash")
 """Internal credit first (it only lowers what the customer owes: buying on credit and
@@ -95,121 +105,6 @@ class ReturnsSettings(BaseModel):
 
 
 # --- the facts ------------------------------------------------------------------------
-
-
-class ReturnedLine(Body):
-    """One line of the sale given back: `line` is its index in the sale's `lines`."""
-
-    line: int = Field(ge=0)
-    sku: str = Field(min_length=1)
-    name: str = ""
-    qty: int = Field(gt=0)
-    unit_price: int = Field(ge=0)
-    gross: int = Field(ge=0)
-    discount: int = Field(ge=0)
-    net: int = Field(ge=0)
-
-
-class Refund(Body):
-    """Money given back in one payment mode; `withheld` is the part of this mode's share
-    kept for points already spent (policy `reduce_refund`)."""
-
-    mode: PaymentMode
-    amount: int = Field(ge=0)
-    withheld: int = Field(0, ge=0)
-
-
-class ReturnRecorded(Body):
-    """Goods given back against a sale (`kind="void"`: the whole rest of it, at its till).
-
-    `value` is the net value of the lines (the sum of their `net`); the refunds share it
-    out. `points_reversed` leave the balance; `points_withheld` were settled out of the
-    refund instead. `closes_sale`: nothing of the sale is left after this return. `home`:
-    the outlet returned its own sale (False: a sale it knew only from the receipt's code,
-    counted against `floor_returns`)."""
-
-    return_id: str = Field(min_length=1)
-    sale_id: str = Field(min_length=1)
-    customer_id: str = Field(min_length=1)
-    kind: Literal["return", "void"] = "return"
-    till_id: str | None = None
-    reason: str = Field("", max_length=MAX_REASON)
-    receipt: str | None = None
-    home: bool = True
-    lines: list[ReturnedLine] = Field(min_length=1)
-    refunds: list[Refund] = Field(default_factory=list)
-    value: int = Field(ge=0)
-    points_reversed: int = Field(ge=0)
-    points_withheld: int = Field(0, ge=0)
-    closes_sale: bool
-
-
-class GiftReturned(Body):
-    """Gifts given back at the desk against a redemption: back into the outlet's stock, and
-    `points_returned` back to the customer."""
-
-    gift_return_id: str = Field(min_length=1)
-    redemption_id: str = Field(min_length=1)
-    customer_id: str = Field(min_length=1)
-    gift_sku: str = Field(min_length=1)
-    gift_name: str = ""
-    qty: int = Field(gt=0)
-    points_returned: int = Field(ge=0)
-    till_id: str | None = None
-    reason: str = Field("", max_length=MAX_REASON)
-
-
-class BalanceAdjusted(Body):
-    """Head office's correction. Both amounts are signed and positive means in the
-    customer's favour: `points` more points, `credit` minor units less owed on internal
-    credit. `corrects` names the fact it corrects, when there is one."""
-
-    adjustment_id: str = Field(min_length=1)
-    customer_id: str = Field(min_length=1)
-    points: int = Field(0, ge=-MAX_POINTS, le=MAX_POINTS)
-    credit: int = Field(0, ge=-MAX_AMOUNT, le=MAX_AMOUNT)
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
-    corrects: str | None = None
-
-    @field_validator("reason")
-    @classmethod
-    def _said(cls, reason: str) -> str:
-        if not reason.strip():
-            raise ValueError("say why: a correction needs a reason")
-        return reason
-
-    @model_validator(mode="after")
-    def _something(self) -> BalanceAdjusted:
-        if self.points == 0 and self.credit == 0:
-            raise ValueError("a correction changes points or credit: both are 0")
-        return self
-
-
-class ExpiredLot(Body):
-    lot_id: str = Field(min_length=1)
-    points: int = Field(gt=0)
-    expired_on: str = Field(pattern=DATE)  # the lot's last valid day
-
-
-class PointsExpired(Body):
-    """Head office's expiry run for one customer on day `on`: the lots and points it
-    expires, each never more than the lot still held (schema/lots.py `due`)."""
-
-    expiry_id: str = Field(min_length=1)
-    customer_id: str = Field(min_length=1)
-    on: str = Field(pattern=DATE)
-    lots: list[ExpiredLot] = Field(min_length=1)
-
-    @field_validator("lots")
-    @classmethod
-    def _each_once(cls, lots: list[ExpiredLot]) -> list[ExpiredLot]:
-        if len({lot.lot_id for lot in lots}) != len(lots):
-            raise ValueError("an expiry names each lot once")
-        return lots
-
-    @property
-    def points(self) -> int:
-        return sum(lot.points for lot in self.lots)
 
 
 BODIES: dict[tuple[str, int], type[Body]] = {
@@ -319,11 +214,11 @@ def plan_return(sale: SaleRecorded, earlier: Sequence[ReturnRecorded], asked: Se
                 *, return_id: str, balance: int, settings: ReturnsSettings,
                 kind: Literal["return", "void"] = "return", till_id: str | None = None,
                 reason: str = "", receipt: str | None = None, home: bool = True,
-                approved: bool = False) -> ReturnRecorded:
+                approved: bool = False, approved_by: str | None = None) -> ReturnRecorded:
     """The return of `asked` against `sale`, after the returns `earlier` (all of them that
     this outlet knows). `balance` is the customer's points balance as the outlet sees it;
-    `approved` is a supervisor's approval, under which the balance may go below zero
-    whatever the policy. Raises `return_exceeds_sale`, `supervisor_required`,
+    `approved` (or a supervisor named in `approved_by`, recorded in the fact) is a
+    supervisor's approval, under which the balance may go below zero whatever the policy. Raises `return_exceeds_sale`, `supervisor_required`,
     `invalid_request`; changes nothing (there is nothing to change: it is pure)."""
     _check_sale(sale)
     done = returned_qty(sale, earlier)
@@ -340,19 +235,20 @@ def plan_return(sale: SaleRecorded, earlier: Sequence[ReturnRecorded], asked: Se
     closes = all(done[i] + taking.get(i, 0) == ln.qty for i, ln in enumerate(sale.lines))
     allocated = _allocate_refund(sale, earlier, value)
     due = _points_due(sale, earlier, value, closes)
-    reversed_, withheld_points, kept = _apply_policy(due, balance, value, settings, approved,
-                                                     sale.sale_id)
+    reversed_, withheld_points, kept = _apply_policy(
+        due, balance, value, settings, approved or approved_by is not None, sale.sale_id)
     refunds = _withhold(allocated, kept)
     return ReturnRecorded(
         return_id=return_id, sale_id=sale.sale_id, customer_id=sale.customer_id, kind=kind,
         till_id=till_id, reason=reason, receipt=receipt, home=home, lines=lines,
         refunds=refunds, value=value, points_reversed=reversed_,
-        points_withheld=withheld_points, closes_sale=closes)
+        points_withheld=withheld_points, closes_sale=closes, approved_by=approved_by)
 
 
 def plan_void(sale: SaleRecorded, earlier: Sequence[ReturnRecorded], *, return_id: str,
               balance: int, settings: ReturnsSettings, till_id: str | None = None,
-              reason: str = "", home: bool = True, approved: bool = False) -> ReturnRecorded:
+              reason: str = "", receipt: str | None = None, home: bool = True,
+              approved: bool = False, approved_by: str | None = None) -> ReturnRecorded:
     """The void of `sale`: a return of every line left, `kind="void"`. A sale voided or fully
     returned already is refused with `already_reversed`."""
     _check_sale(sale)
@@ -365,7 +261,7 @@ def plan_void(sale: SaleRecorded, earlier: Sequence[ReturnRecorded], *, return_i
                               " already: there is nothing left to void", sale_id=sale.sale_id)
     return plan_return(sale, earlier, left, return_id=return_id, balance=balance,
                        settings=settings, kind="void", till_id=till_id, reason=reason,
-                       home=home, approved=approved)
+                       receipt=receipt, home=home, approved=approved, approved_by=approved_by)
 
 
 def _allocate_refund(sale: SaleRecorded, earlier: Sequence[ReturnRecorded],
@@ -471,40 +367,24 @@ def plan_gift_return(redemption: GiftRedeemed, earlier: Sequence[GiftReturned], 
 class Delta:
     """What one fact of the way back does to its customer's tally.
 
-    `tally` combines with a `Tally` as it is (negative figures). `points_expired` is the one
-    figure `Tally` has no field for yet: the balance is `earned - used - expired`.
+    `tally` combines with a `Tally` as it is (negative figures; an expiry's points are
+    `Tally.points_expired`, and the balance is `earned - used - expired`).
     `restate` names the sale whose holding changed: its customer's most expensive purchase,
     items' dearest unit prices and last purchase are recomputed by `restate`."""
 
     tally: Tally = field(default_factory=Tally)
-    points_expired: int = 0
     restate: str | None = None
 
 
 def tally_delta(body: ReturnRecorded | GiftReturned | BalanceAdjusted | PointsExpired) -> Delta:
-    """The `Delta` of a fact of the way back (see `Delta`)."""
+    """The `Delta` of a fact of the way back (see `Delta`). A return's and a gift return's
+    sums are their event type's tally (schema/events.py: an item given back adds
+    ("", -qty, 0), which never wins `ItemTally.combine`'s max)."""
     if isinstance(body, ReturnRecorded):
-        refunded: dict[PaymentMode, int] = {"cash": 0, "card": 0, "credit": 0}
-        for x in body.refunds:
-            refunded[x.mode] += x.amount
-        items: dict[str, ItemTally] = {}
-        for ln in body.lines:
-            back = ItemTally("", -ln.qty, 0)  # ("", 0) never wins combine()'s max
-            items[ln.sku] = items[ln.sku].combine(back) if ln.sku in items else back
-        return Delta(Tally(
-            purchases_total=-body.value,
-            purchases_count=-1 if body.closes_sale else 0,
-            items_count=-sum(ln.qty for ln in body.lines),
-            points_earned=-body.points_reversed,
-            discount_total=-sum(ln.discount for ln in body.lines),
-            paid_cash=-refunded["cash"], paid_card=-refunded["card"],
-            paid_credit=-refunded["credit"], items=items), restate=body.sale_id)
+        return Delta(tally_of(body), restate=body.sale_id)
     if isinstance(body, GiftReturned):
-        return Delta(Tally(points_used=-body.points_returned, gifts_count=-body.qty,
-                           gifts={body.gift_sku: -body.qty}))
-    if isinstance(body, BalanceAdjusted):
-        return Delta(Tally(points_earned=body.points, credit_repaid=body.credit))
-    return Delta(points_expired=body.points)
+        return Delta(tally_of(body))
+    return Delta(tally_of(body))  # head office's facts: their registered tally
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,35 +406,81 @@ class Holding:
 
 
 def holding(sale: SaleRecorded, at: str, returns: Sequence[ReturnRecorded]) -> Holding | None:
-    """`sale` (made at `at`) less `returns`; None when nothing of it is held any more."""
-    done = returned_qty(sale, returns)
-    lines = tuple(HeldLine(ln.sku, ln.name, ln.unit_price, ln.qty - done[i])
-                  for i, ln in enumerate(sale.lines) if ln.qty > done[i])
+    """`sale` (made at `at`) less `returns`; None when nothing of it is held any more.
+    Never raises on what a return says: a return of another sale, and a returned line the
+    sale does not have (a damaged or forged code, which `audit` flags), give nothing back
+    here; a line returned more often than sold is simply not held."""
+    mine = [r for r in returns if r.sale_id == sale.sale_id]
+    return held(sale.sale_id, at, sale.total_net,
+                [HeldLine(ln.sku, ln.name, ln.unit_price, ln.qty) for ln in sale.lines],
+                [(x.line, x.sku, x.qty) for r in mine for x in r.lines],
+                sum(r.value for r in mine))
+
+
+def held(sale_id: str, at: str, total_net: int, sold: Sequence[HeldLine],
+         returned: Iterable[tuple[int, str, int]], value_returned: int) -> Holding | None:
+    """`holding` from a sale's figures as stored (schema/salestore.py `holdings` reads them
+    from HQ's or an outlet's tables): `sold` is its lines in order, `returned` the (line,
+    sku, qty) its returns gave back, `value_returned` their value."""
+    done = [0] * len(sold)
+    for line, sku, qty in returned:
+        if line < len(sold) and sold[line].sku == sku:
+            done[line] += qty
+    lines = tuple(replace(ln, qty=ln.qty - done[i]) for i, ln in enumerate(sold)
+                  if ln.qty > done[i])
     if not lines:
         return None
-    return Holding(sale.sale_id, at, sale.total_net - sum(r.value for r in returns), lines)
+    return Holding(sale_id, at, total_net - value_returned, lines)
 
 
 def restate(tally: Tally, holdings: Iterable[Holding]) -> Tally:
     """`tally` with the figures a sum cannot undo recomputed from `holdings`, every sale the
     customer still holds: the most expensive purchase (the largest net still held), the
     last purchase, and per item its name and dearest unit price among the units still
-    held; items no longer held at all leave the lists. The summed figures are untouched."""
-    held = list(holdings)
-    best = max(((h.net, h.sale_id) for h in held), default=(0, ""))
+    held. An item no longer held leaves the lists; one whose count no held sale explains
+    (a return HQ holds before its sale, or more returned than sold) keeps its count under
+    the neutral name and price ("", 0), so later sums carry on. The summed figures are
+    untouched. So restating, adding a sale, and restating again is restating once:
+    `restate(restate(t, h) + s, h') == restate(t + s, h')`, which is what lets HQ restate
+    only when a return arrives (`settle`)."""
+    held_ = list(holdings)
+    # a sale whose returns gave back more than it was worth (HQ flags it) shows as no
+    # purchase: below zero it would beat the empty tally's (0, "") in every later max
+    best = max(((h.net, h.sale_id) for h in held_ if h.net >= 0), default=(0, ""))
     dearest: dict[str, tuple[int, str]] = {}
-    for h in held:
+    for h in held_:
         for ln in h.lines:
             dearest[ln.sku] = max(dearest.get(ln.sku, (ln.unit_price, ln.name)),
                                   (ln.unit_price, ln.name))
     items = {}
     for sku, item in tally.items.items():
-        if item.qty <= 0:
-            continue
-        price, name = dearest.get(sku, (item.max_unit_price, item.name))
-        items[sku] = ItemTally(name, item.qty, price)
+        if sku in dearest:
+            price, name = dearest[sku]
+            items[sku] = ItemTally(name, item.qty, price)
+        elif item.qty:
+            items[sku] = ItemTally("", item.qty, 0)
     return replace(tally, best_purchase_total=best[0], best_purchase_id=best[1],
-                   last_purchase_at=max((h.at for h in held), default=""), items=items)
+                   last_purchase_at=max((h.at for h in held_), default=""), items=items)
+
+
+def settle(facts: Iterable[tuple[Body, str]]) -> Tally:
+    """One customer's tally as HQ holds it, from every fact about them with its booking
+    time: the sum of what each adds (`tally_of`), restated from what the customer still
+    holds when a return is among them. The same facts in any order give the same tally
+    (the reference HQ's projection is tested against)."""
+    total = Tally()
+    sales: list[tuple[SaleRecorded, str]] = []
+    returns: dict[str, list[ReturnRecorded]] = {}
+    for body, at in facts:
+        total = total.combine(tally_of(body, at))
+        if isinstance(body, SaleRecorded):
+            sales.append((body, at))
+        elif isinstance(body, ReturnRecorded):
+            returns.setdefault(body.sale_id, []).append(body)
+    if not returns:
+        return total
+    holdings = (holding(sale, at, returns.get(sale.sale_id, [])) for sale, at in sales)
+    return restate(total, [h for h in holdings if h is not None])
 
 
 # --- what HQ flags --------------------------------------------------------------------

@@ -19,6 +19,8 @@ from typing import Any
 from schema.bulk import BIGINT, TEXT, insert_rows
 from schema.dialect import Dialect, dialect_of
 from schema.ledger import ItemTally, Tally
+from schema.reversal import Holding
+from schema.reversal import restate as restated
 
 SUMMED = [
     f.name
@@ -129,6 +131,12 @@ def replace(conn: sqlite3.Connection, customer_id: str, tally: Tally) -> None:
     add(conn, customer_id, tally)
 
 
+def restate(conn: sqlite3.Connection, customer_id: str, holdings: Sequence[Holding]) -> None:
+    """The stored tally with what a sum cannot undo recomputed from `holdings` (every sale
+    the customer still holds, schema/salestore.py `holdings`): after a return."""
+    replace(conn, customer_id, restated(load(conn, customer_id), holdings))
+
+
 def replace_many(conn: sqlite3.Connection,
                  tallies: Sequence[tuple[str, Tally | Mapping[str, Any]]]) -> None:
     """`replace` for DISTINCT customers, one statement per table for all of them. A tally
@@ -145,7 +153,8 @@ def replace_many(conn: sqlite3.Connection,
         f"INSERT INTO customer_tally (customer_id, {', '.join(cols)}) "
         f"VALUES (?, {', '.join('?' for _ in cols)})",
         [[customer_id, *(getattr(tally, c) for c in cols)] if isinstance(tally, Tally)
-         else [customer_id, *(tally[c] for c in cols)] for customer_id, tally in tallies])
+         else [customer_id, *(tally.get(c, 0) if c in Tally.SPARSE else tally[c] for c in cols)]
+         for customer_id, tally in tallies])
     full = [(customer_id, tally) for customer_id, tally in tallies if isinstance(tally, Tally)]
     if len(full) < len(tallies) and any(t.get("items") or t.get("gifts") for _, t in tallies
                                         if not isinstance(t, Tally)):
@@ -164,7 +173,8 @@ def replace_many(conn: sqlite3.Connection,
 
 def points_balance(conn: sqlite3.Connection, customer_id: str) -> int:
     row = conn.execute(
-        "SELECT points_earned - points_used FROM customer_tally WHERE customer_id = ?",
+        "SELECT points_earned - points_used - points_expired FROM customer_tally"
+        " WHERE customer_id = ?",
         (customer_id,),
     ).fetchone()
     return 0 if row is None else int(row[0])
@@ -178,3 +188,10 @@ def credit_outstanding(conn: sqlite3.Connection, customer_id: str) -> int:
         (customer_id,),
     ).fetchone()
     return 0 if row is None else int(row[0])
+
+
+def load_last_purchase(conn: sqlite3.Connection, customer_id: str) -> str:
+    """The customer's last purchase time ("" for none)."""
+    row = conn.execute("SELECT last_purchase_at FROM customer_tally WHERE customer_id = ?",
+                       (customer_id,)).fetchone()
+    return "" if row is None else str(row[0])

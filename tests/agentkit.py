@@ -23,7 +23,8 @@ __all__ = ["COUNTED", "LOYALTY", "AgentProcess", "AnyAgent", "InProcessAgent", "
 
 # Tables whose row counts "nothing changed" compares before and after a refusal.
 COUNTED = ("outbox", "customers", "identifiers", "sales", "sale_lines", "payments", "ledger",
-           "redemptions", "visits", "customer_tally", "customer_items", "customer_gifts")
+           "redemptions", "visits", "customer_tally", "customer_items", "customer_gifts",
+           "returns", "return_lines", "gift_returns")
 
 
 class AgentProcess(Service):

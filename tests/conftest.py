@@ -66,6 +66,8 @@ SPAWNS: dict[str, set[str] | str] = {
     "tests/e2e/test_file_modes.py": EVERY_TEST,
     "tests/e2e/test_one_server_per_database.py": EVERY_TEST,
     "tests/hq/test_invoice_document.py": EVERY_TEST,  # loyalty hq ..., pdftotext, zbarimg
+    "tests/hq/test_invoice_returns.py": {  # pdftotext reads the PDF back
+        "test_the_invoice_pdf_lists_the_return_credit_by_its_receipt_and_totals_net"},
     "tests/hq/test_mail.py": EVERY_TEST,
     "tests/hq/test_statement_import.py": EVERY_TEST,  # loyalty hq import-statement
     "tests/web/test_card_barcode.py": {  # headless Chromium renders, zbarimg decodes
@@ -75,6 +77,8 @@ SPAWNS: dict[str, set[str] | str] = {
     "tests/agent/test_readers.py": EVERY_TEST,  # agents with serial and PC/SC readers
     "tests/hq/test_hq_cli.py": EVERY_TEST,  # `loyalty hq ...` as a subprocess
     "tests/hq/test_hq_processes.py": EVERY_TEST,  # several `loyalty hq serve` on PostgreSQL
+    "tests/loyalty/test_demo_keep.py": {  # HQ served on the kept database, as printed
+        "test_hq_started_as_printed_on_the_kept_database_lets_the_printed_staff_login_in"},
     "tests/sync/test_kill.py": EVERY_TEST,
     "tests/sync/test_linesim.py": {"test_cli_prints_paths_and_serves_modems"},
     "tests/agent/test_till_api.py": {

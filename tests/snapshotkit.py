@@ -32,6 +32,7 @@ REPLICA_TABLES = {
     "customer_tally": "customer_id",
     "customer_items": "customer_id, sku",
     "customer_gifts": "customer_id, sku",
+    "customer_lots": "customer_id, lot_id",
     "master": "kind, key",
     "invoices": "invoice_id",
 }
@@ -81,13 +82,16 @@ def hq_state(hq_db: Path) -> dict[str, Any]:
                                                 for f in scalars)
             + " FROM customers c LEFT JOIN customer_tally t USING (customer_id)"
             " ORDER BY c.customer_id")]
+        lots = [dict(r) for r in conn.execute(
+            "SELECT customer_id, lot_id, earned_on, points, expires_on, spendable_on "
+            "FROM customer_lots ORDER BY customer_id, lot_id")]
         master = [dict(r) for r in conn.execute(
             "SELECT kind, key, data FROM master ORDER BY kind, key")]
         invoices = [dict(r) for r in conn.execute(
             "SELECT invoice_id, number, customer_id, amount, paid_amount FROM invoices "
             "ORDER BY invoice_id")]
         return {"customers": customers, "identifiers": identifiers, "customer_tally": tallies,
-                "master": master, "invoices": invoices}
+                "customer_lots": lots, "master": master, "invoices": invoices}
     finally:
         conn.close()
 
@@ -101,6 +105,7 @@ def as_hq_sees_it(replica: dict[str, Any]) -> dict[str, Any]:
         "customers": [{c: r[c] for c in hq_columns} for r in replica["customers"]],
         "identifiers": replica["identifiers"],
         "customer_tally": replica["customer_tally"],
+        "customer_lots": replica["customer_lots"],
         "master": replica["master"],
         "invoices": [{c: r[c] for c in ("invoice_id", "number", "customer_id", "amount",
                                         "paid_amount")} for r in replica["invoices"]],

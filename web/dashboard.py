@@ -12,6 +12,8 @@ What each chart takes from its report (and nothing else):
   at an outlet), and the biggest outlets (tills) with the rest summed as "other";
 - outlets (tills) side by side: `turnover`, net per outlet, biggest first;
 - category mix: `turnover --by category`, net per customer category;
+every turnover figure (charts and the headline) is the report's `net_of_returns`: net
+less what returns and voids gave back, where and when they were made;
 - members joining per week: `members --by week` (the first and last week may be partial);
 - active and lapsed members: `activity --by category` as of today, the totals row first;
 - points over time: `points-liability --by day` (by week over 365 days): at HQ the
@@ -128,7 +130,7 @@ def _turnover_per_day(report: reports.Report, f: reports.Filters,
     for row in report.as_dicts():
         if not days or days[-1] != row["day"]:
             days.append(row["day"])
-        net[row[where]][row["day"]] = row["net"]
+        net[row[where]][row["day"]] = row["net_of_returns"]
     biggest = sorted(net, key=lambda k: (-sum(net[k].values()), k))
     total = [sum(net[k].get(d, 0) for k in net) for d in days]
     series: list[tuple[str, Sequence[int]]] = [("Total", total)]
@@ -143,19 +145,21 @@ def _turnover_per_day(report: reports.Report, f: reports.Filters,
     chart = charts.line("turnover-per-day", "Net turnover per day", days, series,
                         unit="money", x_label="Day (UTC)", y_label="Net turnover",
                         empty="No receipts in this period.")
-    about = (f"Net turnover of each day (receipts' totals after discount), in total and per "
+    about = (f"Net turnover of each day (receipts' totals after discount, less what returns "
+             f"gave back that day), in total and per "
              f"{where}" + (f"; the {LINES_SHOWN} biggest {where}s apart, the others summed"
                            if len(net) > LINES_SHOWN + 1 else "") + ".")
     return (Panel(chart, "turnover", f, about, wide=True),
-            {"net": _total(report, "net"), "receipts": _total(report, "receipts")})
+            {"net": _total(report, "net_of_returns"), "receipts": _total(report, "receipts")})
 
 
 def _side_by_side(report: reports.Report, f: reports.Filters,
                   kind: str) -> tuple[Panel, dict[str, int]]:
     where = "outlet" if kind == "hq" else "till"
-    rows = sorted(report.as_dicts(), key=lambda r: (-r["net"], r[where]))
+    rows = sorted(report.as_dicts(), key=lambda r: (-r["net_of_returns"], r[where]))
     chart = charts.bars(f"{where}s", f"{where.capitalize()}s side by side",
-                        [r[where] for r in rows], [r["net"] for r in rows], name="Net turnover",
+                        [r[where] for r in rows], [r["net_of_returns"] for r in rows],
+                        name="Net turnover",
                         unit="money", x_label=where.capitalize(),
                         y_label="Net turnover in the period",
                         empty="No receipts in this period.")
@@ -166,7 +170,7 @@ def _side_by_side(report: reports.Report, f: reports.Filters,
 def _category_mix(report: reports.Report, f: reports.Filters) -> tuple[Panel, dict[str, int]]:
     rows = report.as_dicts()
     chart = charts.bars("categories", "Category mix", [r["category"] for r in rows],
-                        [r["net"] for r in rows], name="Net turnover", unit="money",
+                        [r["net_of_returns"] for r in rows], name="Net turnover", unit="money",
                         x_label="Category", y_label="Net turnover in the period",
                         empty="No receipts in this period.")
     return Panel(chart, "turnover", f, "Net turnover over the period by the customer's "

@@ -7,9 +7,10 @@ publishes its answer's schema (schema.api) and each refusal it can answer, as th
 error body with its codes (tests/agent/test_till_openapi.py). Must never: call HQ in a
 request.
 
-The routes live in per-area routers (status, customers, till, credit, gifts), which share
-agent.api.deps; this module only assembles the app: the token, the error rendering, the
-documentation pages, the manager's pages and the reception desk (agent/desk.py).
+The routes live in per-area routers (status, customers, till, returns, credit, gifts),
+which share agent.api.deps; this module only assembles the app: the token, the error
+rendering, the documentation pages, the manager's pages and the reception desk
+(agent/desk.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 
 from agent import desk, manager
-from agent.api import credit, customers, gifts, status, till
+from agent.api import credit, customers, gifts, returns, status, till
 from agent.api.deps import TillToken
 from agent.outlet import Outlet
 from web import apidocs, httperrors
@@ -38,7 +39,8 @@ def create_app(outlet: Outlet, till_token: str | None = None,
     # The till's hot path (identify, quote, sell, the long poll) first: a request is matched
     # against the routes in this order, and each route passed costs it (bench/till.py).
     for routes in (till.router(outlet), status.router(outlet, extra_status),
-                   customers.router(outlet), credit.router(outlet), gifts.router(outlet)):
+                   customers.router(outlet), returns.router(outlet), credit.router(outlet),
+                   gifts.router(outlet)):
         app.include_router(routes)
 
     async def start_page(request: Request) -> Response:

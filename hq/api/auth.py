@@ -6,6 +6,12 @@ operations refuse outlet tokens (403) and unknown tokens (401 `unauthorized`), a
 every operation when no `Authorization: Bearer TOKEN` is sent. `ERRORS` is what any
 operation behind one of these may answer; `refusals` adds an operation's own errors to
 them for its OpenAPI document.
+
+Who changes something through the admin API is the token's holder: the admin routes'
+dependency (`admin_of`) keeps the `Actor` it found for the request (hq/audit.py
+`api_actor`), and a handler that changes something passes `actor(request)` to the hq/
+operation, which records it in the audit trail in the change's own transaction (as the back
+office's forms do with the `Actor` of theirs).
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 
 from hq import credentials
+from hq.audit import Actor, api_actor
 from hq.chain import Chain
 from schema.api import bearer
 from schema.errors import Forbidden, LoyaltyError, Unauthorized
@@ -34,12 +41,22 @@ def outlet_of(chain: Chain) -> Callable[..., str]:
 
 
 def admin_of(chain: Chain) -> Callable[..., None]:
-    """The dependency that lets only an administrator through (the admin routes)."""
+    """The dependency that lets only an administrator through (the admin routes) and keeps
+    who it is, the token's holder, for `actor(request)`."""
 
-    def admin_only(authorization: Annotated[str | None, Header()] = None) -> None:
-        credentials.require_admin(chain.db, bearer(authorization, "an admin token"))
+    def admin_only(request: Request,
+                   authorization: Annotated[str | None, Header()] = None) -> None:
+        request.state.admin_actor = api_actor(credentials.require_admin(
+            chain.db, bearer(authorization, "an admin token")))
 
     return admin_only
+
+
+def actor(request: Request) -> Actor:
+    """Who is calling an admin route (what an hq/ operation records as having made the
+    change). Only under `admin_routes`, whose dependency has run: anything else is a bug."""
+    found: Actor = request.state.admin_actor  # AttributeError outside them: a bug
+    return found
 
 
 def refusals(*errors: type[LoyaltyError]) -> dict[int | str, dict[str, Any]]:

@@ -9,12 +9,11 @@ than what is owed is 409 `overpayment` and records nothing.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from hq import invoicedoc, invoices
 from hq.api import auth
-from hq.audit import ADMIN_API
 from hq.chain import Chain
 from schema.adminapi import (
     BankPaymentIn,
@@ -54,9 +53,9 @@ def router(chain: Chain) -> APIRouter:
 
     @routes.post("/invoices/{number}/bank-payment", response_model=InvoiceView,
                  responses=auth.refusals(NotFound, Overpayment))
-    def bank_payment(number: str, body: BankPaymentIn) -> ModelResponse:
+    def bank_payment(number: str, body: BankPaymentIn, request: Request) -> ModelResponse:
         paid = invoices.pay_at_bank(chain, number, body.amount, body.reference,
-                                    by=ADMIN_API)
+                                    by=auth.actor(request))
         return ModelResponse(answer(InvoiceView, paid))
 
     @routes.get("/invoices/{number}/pdf", response_class=Response,

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from hq import newsletters
 from hq.api import auth
-from hq.audit import ADMIN_API
 from hq.chain import Chain
 from schema.adminapi import Newsletter, NewsletterIn, answer
 from schema.errors import Conflict, MailNotConfigured, NotFound
@@ -26,10 +25,10 @@ def router(chain: Chain) -> APIRouter:
 
     @routes.post("/newsletters", status_code=201, response_model=Newsletter,
                  responses=auth.refusals(MailNotConfigured, Conflict))
-    def send(body: NewsletterIn) -> ModelResponse:
+    def send(request: Request, body: NewsletterIn) -> ModelResponse:
         sent = newsletters.send(chain, body.subject, body.body, category=body.category,
                                 outlet=body.outlet, active_days=body.active_days,
-                                newsletter_id=body.newsletter_id, by=ADMIN_API)
+                                newsletter_id=body.newsletter_id, by=auth.actor(request))
         return ModelResponse(answer(Newsletter, sent), 201)
 
     @routes.get("/newsletters/{newsletter_id}", response_model=Newsletter,

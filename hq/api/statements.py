@@ -18,7 +18,6 @@ from fastapi.concurrency import run_in_threadpool
 
 from hq import admin, mailqueue, statements
 from hq.api import auth
-from hq.audit import ADMIN_API
 from hq.chain import Chain
 from schema.adminapi import ConfirmMatchIn, MailMessages, answer
 from schema.errors import Conflict, CustomerUnknown, InvalidStatement, NotFound, Overpayment
@@ -35,8 +34,8 @@ def router(chain: Chain) -> APIRouter:
     async def import_statement(request: Request) -> ModelResponse:
         # the file's bytes as the body, read as `loyalty hq import-statement` reads the file
         data = await request.body()
-        report = await run_in_threadpool(
-            lambda: statements.import_statement(chain, data, by=ADMIN_API))
+        by = auth.actor(request)
+        report = await run_in_threadpool(lambda: statements.import_statement(chain, data, by))
         return ModelResponse(report)
 
     @routes.get("/statement-matches", response_model=statements.StatementMatches,
@@ -46,10 +45,10 @@ def router(chain: Chain) -> APIRouter:
 
     @routes.post("/statement-matches/{entry_id}/confirm", response_model=statements.ReportEntry,
                  responses=auth.refusals(NotFound, Conflict, Overpayment))
-    def confirm_match(entry_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    def confirm_match(request: Request, entry_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                       body: ConfirmMatchIn | None = None) -> ModelResponse:
         return ModelResponse(statements.confirm(chain, entry_id, body.invoice if body else None,
-                                                 by=ADMIN_API))
+                                                by=auth.actor(request)))
 
     @routes.get("/mail", response_model=MailMessages, responses=auth.refusals(CustomerUnknown))
     def mail(customer: Annotated[str | None, Query(max_length=100)] = None) -> ModelResponse:

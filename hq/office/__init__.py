@@ -5,9 +5,9 @@ signed sessions).
 
 Pages, one router per area (each module's `router(office)`), composed by `app()`:
 `login` (log in, log out), `home` (the start page), `dashboard` (the charts), `customers` (search, a customer's card,
-the picture), `invoices` (the list, one invoice, a bank payment), `statements` (uploading a
-bank statement, confirming suggested payments), `newsletters` (composing and sending one,
-past ones), `reports` (each report,
+the picture), `stock` (gift stock moved between outlets, operators), `invoices` (the list,
+one invoice, a bank payment), `statements` (uploading a bank statement, confirming suggested
+payments), `newsletters` (composing and sending one, past ones), `reports` (each report,
 the pack for printing), `chain` (gift stock, outlets and their sync health, flags),
 `staff` (accounts and roles, for administrators), `audit` (the audit trail).
 `context.Office` is what a router is given: the chain, the page renderer, the session and
@@ -62,6 +62,7 @@ from hq.office import (
     outlet_admin,
     programme,
     reports,
+    stock,
 )
 from hq.office import newsletters as newsletter_pages
 from hq.office import staff as staff_pages
@@ -76,8 +77,9 @@ COOKIE = "loyalty_office"
 SESSION_S = 8 * 3600
 STALE_AFTER_S = 2 * 3600 + 15 * 60  # a modem outlet dials every 2 h by default
 
-AREAS = (login, home, dashboard, customers, customer_edit, programme, outlet_admin, invoices,
-         statement_pages, newsletter_pages, reports, chain_pages, staff_pages, audit_pages)
+AREAS = (login, home, dashboard, customers, customer_edit, programme, stock, outlet_admin,
+         invoices, statement_pages, newsletter_pages, reports, chain_pages, staff_pages,
+         audit_pages)
 
 
 def app(chain: Chain, stale_after_s: int = STALE_AFTER_S,

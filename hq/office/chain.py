@@ -20,8 +20,9 @@ def router(office: Office) -> APIRouter:
     Operator = Annotated[Actor, Depends(office.form(Role.operator))]
 
     @routes.get("/gifts")
-    def gift_stock(request: Request) -> HTMLResponse:
-        return office.page(request, "gifts.html", title="Gift stock", **admin.gift_stock(chain))
+    def gift_stock(request: Request, moved: str | None = None) -> HTMLResponse:
+        return office.page(request, "gifts.html", title="Gift stock", moved=bool(moved),
+                           **admin.gift_stock(chain))
 
     @routes.get("/outlets")
     def outlets(request: Request) -> HTMLResponse:

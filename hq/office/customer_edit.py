@@ -1,7 +1,10 @@
 """Editing a customer in the back office, for operators (docs/backoffice.md, "Editing a
 customer"): every profile field, the category, promotion category and approved special
 actions, the note, the status (approved or banned, with a reason), and identifiers
-(add one; block one, report it lost, or make it active again).
+(add one; block one, report it lost, or make it active again), the picture (upload a
+PNG or JPEG of at most 300x300), a lost club card replaced by a new one, and two profiles
+of one person merged (a preview of both and of what moves, then a confirmation with a
+reason).
 
 Promises: a form is checked exactly as the till API checks a profile (`AdminProfileIn`,
 built on schema/api.py `ProfileIn`: one declaration of the rules); a refused form is shown
@@ -15,7 +18,7 @@ unchanged form records nothing.
 from typing import Annotated, Any, cast, get_args
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
@@ -23,6 +26,7 @@ from pydantic import ValidationError
 from hq import admin, audit
 from hq.audit import Actor
 from hq.office.context import Office, see_other
+from schema import picture as pictures
 from schema.adminapi import AdminProfileIn
 from schema.customerstore import display_name
 from schema.errors import Conflict, InvalidRequest, NotFound
@@ -43,7 +47,12 @@ DONE = {"profile": "Saved: every outlet gets the change with its next pull.",
         "pin": "New PIN set: every outlet gets it with its next pull.",
         "identifier": "Identifier added: every outlet gets it with its next pull.",
         "identifier_status": "Identifier status changed: a blocked or lost one is refused at "
-                             "every online outlet with its next pull."}
+                             "every online outlet with its next pull.",
+        "picture": "Picture saved: every outlet gets it with its next pull.",
+        "card": "Card replaced: the lost one is refused at every online outlet with its next "
+                "pull; the new one has the customer's points and history.",
+        "merged": "Profiles merged: the duplicate's cards, points and history are this "
+                  "customer's now, at every outlet with its next pull."}
 IDENTIFIER_KINDS = get_args(IdentifierKind)
 IDENTIFIER_STATUSES = get_args(IdentifierStatus)
 Reason = Annotated[str, Form(max_length=500)]
@@ -95,7 +104,8 @@ def router(office: Office) -> APIRouter:
                            fields=TEXT_FIELDS, long_fields=LONG_FIELDS,
                            categories=admin.master_docs(chain, "category"),
                            actions=admin.master_docs(chain, "action"), error=error,
-                           done=DONE.get(done or ""), history=history)
+                           done=DONE.get(done or ""), history=history,
+                           has_picture=admin.has_picture(chain, customer_id))
 
     @routes.get("/customers/{customer_id}/edit")
     def customer_edit(request: Request, customer_id: str, done: str | None = None
@@ -187,10 +197,64 @@ def router(office: Office) -> APIRouter:
             if status not in IDENTIFIER_STATUSES:
                 raise InvalidRequest(f"Status: choose one of {', '.join(IDENTIFIER_STATUSES)}",
                                      field="status")
-            admin.set_identifier_status(chain, kind, value, status, by=actor, reason=reason)
+            admin.set_identifier_status(chain, cast(IdentifierKind, kind), value, status,
+                                        by=actor, reason=reason)
         except (InvalidRequest, NotFound) as exc:
             return edit_page(request, customer_id, exc.status, f"{exc.message} [{exc.code}]")
         return see_other(request,
                          f"/customers/{quote(customer_id)}/edit?done=identifier_status")
+
+    @routes.post("/customers/{customer_id}/picture")
+    async def customer_picture(request: Request, customer_id: str, actor: Operator,
+                               picture: UploadFile, reason: Reason = "") -> Response:
+        raw = await picture.read(pictures.MAX_BYTES + 1)  # one byte over is enough to refuse
+
+        def save() -> Response:
+            try:
+                admin.set_picture(chain, customer_id, raw, by=actor, reason=reason)
+            except InvalidRequest as exc:
+                return edit_page(request, customer_id, exc.status, f"{exc.message} [{exc.code}]")
+            return see_other(request, f"/customers/{quote(customer_id)}/edit?done=picture")
+
+        return await run_in_threadpool(save)
+
+    @routes.post("/customers/{customer_id}/replace-card")
+    def replace_card(request: Request, customer_id: str, actor: Operator,
+                     lost: Annotated[str, Form(max_length=200)],
+                     card: Annotated[str, Form(max_length=200)], reason: Reason = ""
+                     ) -> Response:
+        try:
+            admin.replace_card(chain, customer_id, lost, card, by=actor, reason=reason)
+        except (InvalidRequest, Conflict) as exc:
+            return edit_page(request, customer_id, exc.status, f"{exc.message} [{exc.code}]")
+        return see_other(request, f"/customers/{quote(customer_id)}/edit?done=card")
+
+    def merge_page(request: Request, survivor: str, duplicate: str, http_status: int = 200,
+                   error: str | None = None) -> HTMLResponse:
+        try:
+            merged = admin.resolve_customer(chain, duplicate)
+            preview = admin.merge_preview(chain, survivor, merged)
+        except (InvalidRequest, NotFound, Conflict) as exc:
+            return edit_page(request, survivor, exc.status, f"{exc.message} [{exc.code}]")
+        return office.page(request, "customer_merge.html", http_status,
+                           title=f"Merge into {display_name(preview['survivor']) or survivor}",
+                           p=preview, error=error)
+
+    @routes.get("/customers/{customer_id}/merge")
+    def customer_merge_preview(request: Request, customer_id: str,
+                               duplicate: Annotated[str, Query(max_length=100)] = ""
+                               ) -> HTMLResponse:
+        return merge_page(request, customer_id, duplicate)
+
+    @routes.post("/customers/{customer_id}/merge")
+    def customer_merge(request: Request, customer_id: str, actor: Operator,
+                       merged: Annotated[str, Form(max_length=100)], reason: Reason = ""
+                       ) -> Response:
+        try:
+            admin.merge_customers(chain, customer_id, merged, by=actor, reason=reason)
+        except (InvalidRequest, NotFound, Conflict) as exc:
+            return merge_page(request, customer_id, merged, exc.status,
+                              f"{exc.message} [{exc.code}]")
+        return see_other(request, f"/customers/{quote(customer_id)}/edit?done=merged")
 
     return routes

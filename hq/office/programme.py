@@ -146,10 +146,11 @@ def rule_preview(chain: Any, form: dict[str, Any], today: Any) -> dict[str, Any]
 # The kinds edited field by field (a special action sale and a category rule have their
 # own forms): each field is text, a percentage (`_bp`), money or a whole number.
 EDITED = {"category": "Category", "promo_category": "Promotion category", "gift": "Gift"}
-MONEY_FIELDS = {"credit_limit", "floor_credit"}
+MONEY_FIELDS = {"credit_limit", "floor_credit", "floor_returns"}
 FIELD_LABELS = {"code": "Code", "sku": "SKU", "name": "Name", "discount_bp": "Discount %",
                 "points_per_100": "Points per 100.00", "credit_limit": "Credit limit",
                 "floor_points": "Offline floor: points", "floor_credit": "Offline floor: credit",
+                "floor_returns": "Offline floor: refunds of other outlets' sales",
                 "points_bonus_bp": "Points bonus %", "points_cost": "Points value"}
 
 
@@ -163,7 +164,10 @@ def typed_doc(kind: str, form: dict[str, Any]) -> dict[str, Any]:
     for name in doc_fields(kind):
         text = str(form.get(name, "")).strip()
         label = FIELD_LABELS.get(name, name)
-        if DOCS[kind].model_fields[name].annotation is str:
+        field = DOCS[kind].model_fields[name]
+        if not text and not field.is_required():
+            doc[name] = field.default  # left empty: the document's default (e.g. 0)
+        elif field.annotation is str:
             doc[name] = text
         elif name in MONEY_FIELDS:
             doc[name] = money_input(text, label)

@@ -266,8 +266,10 @@ def test_an_announcement_to_print_is_on_the_sale_receipt_in_the_customers_langua
         ("QUIET", "en", False), ("TASTING", "sl", True)]  # same audience and start: by id
 
     receipt = shop.till.sold(mojca["card_number"], [line("W-1", 1_290)])["receipt_lines"]
+    # after the balance comes the receipt reference (docs/till-api.md), then the notes
     tail = receipt[receipt.index(next(ln for ln in receipt if ln.startswith("Points balance")))
-                   + 1:]
+                   + 2:]
+    assert receipt[-len(tail) - 1].startswith("Receipt")
     assert tail == ["", "Degustacija vin v petek ob 18.00 v naši", "trgovini: vabljeni, pripeljite",
                     "prijatelja!"]
     assert all(len(ln) <= 40 for ln in receipt)
@@ -277,7 +279,7 @@ def test_an_announcement_to_print_is_on_the_sale_receipt_in_the_customers_langua
     # after its window the receipt is back to what it was
     shop.at("2026-06-20 00:00:00")
     after = shop.till.sold(tom["card_number"], [line("W-1", 1_290)])["receipt_lines"]
-    assert after[-1].startswith("Points balance")
+    assert after[-2].startswith("Points balance") and after[-1].startswith("Receipt")
 
 
 # --- languages -----------------------------------------------------------------------------

@@ -8,9 +8,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agent import customers, gifts, identification, outbox, sales
+from agent import customers, gifts, identification, outbox, returns, sales
 from agent.outlet import Outlet
-from schema.api import CustomerIn, PaymentIn, QuoteIn, RedemptionIn, SaleIn
+from schema.api import (
+    CustomerIn,
+    GiftReturnIn,
+    PaymentIn,
+    QuoteIn,
+    RedemptionIn,
+    ReturnIn,
+    ReturnLineIn,
+    SaleIn,
+)
 from schema.events import Event, VisitRecorded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,11 +29,12 @@ def register(outlet: Outlet) -> dict[str, str]:
     return customers.register(outlet, CustomerIn(kind="person", given_name="A", surname="B"))
 
 
-def sell(outlet: Outlet, card: str, key: str, price: int = 60000) -> None:
+def sell(outlet: Outlet, card: str, key: str, price: int = 60000) -> str:
     quote = sales.quote(outlet, QuoteIn.model_validate(
         {"card": card, "lines": [{"sku": "X", "name": "X", "qty": 1, "unit_price": price}]}))
-    sales.sell(outlet, SaleIn(quote_id=quote["quote_id"],
-                              payments=[PaymentIn(mode="cash", amount=quote["total_net"])]), key)
+    sold, _ = sales.sell(outlet, SaleIn(quote_id=quote["quote_id"], payments=[
+        PaymentIn(mode="cash", amount=quote["total_net"])]), key)
+    return str(sold["sale_id"])
 
 
 def opening(outlet: Outlet) -> int:
@@ -59,27 +69,30 @@ def test_renumber_moves_pending_facts_past_hq_keeping_their_ids_and_the_rows_tha
     with outlet.db.write() as conn:
         outbox.mark_acked(conn, n + 2)                            # HQ has them
     identification.identify(outlet, "card", card, "T1")           # n + 3: a visit
-    gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), "r1")  # n + 4
-    sell(outlet, card, "k2")                                      # n + 5
+    handed, _ = gifts.redeem(outlet, RedemptionIn(card=card, gift_sku="GIFT-MUG"), "r1")  # n + 4
+    sale_id = sell(outlet, card, "k2")                            # n + 5
+    returns.give_back(outlet, ReturnIn(sale_id=sale_id, lines=[ReturnLineIn(sku="X", qty=1)]),
+                      "ret1")                                     # n + 6
+    returns.give_gift_back(outlet, handed["redemption_id"], GiftReturnIn(), "g1")  # n + 7
     before = log(outlet)
     carriers = {t: rows_of(outlet, t) for t in outbox.SEQ_CARRIERS}
     assert all(carriers.values()), "every carrier must hold a row for this test to mean much"
 
-    with outlet.db.write() as conn:  # HQ already holds up to n + 7 from the lost disk
-        moved = outbox.renumber(conn, first=n + 3, hq_last_seq=n + 7)
+    with outlet.db.write() as conn:  # HQ already holds up to n + 9 from the lost disk
+        moved = outbox.renumber(conn, first=n + 3, hq_last_seq=n + 9)
 
-    assert moved == 3
+    assert moved == 5
 
     def shift(seq: int) -> int:
-        return seq + 5 if seq >= n + 3 else seq
+        return seq + 7 if seq >= n + 3 else seq
 
     assert log(outlet) == [(shift(seq), event_id, shift(seq), acked)
                            for seq, event_id, _inner, acked in before]
     for table, rows in carriers.items():
         assert rows_of(outlet, table) == [dict(r, seq=shift(r["seq"])) for r in rows], table
     with outlet.db.write() as conn:
-        assert outbox.append(conn, "T", a_visit(outlet)).seq == n + 11
-        assert outbox.seq_floor(conn) == n + 7
+        assert outbox.append(conn, "T", a_visit(outlet)).seq == n + 15
+        assert outbox.seq_floor(conn) == n + 9
 
 
 def test_renumber_with_nothing_pending_from_there_changes_nothing(outlet: Outlet) -> None:

@@ -115,3 +115,47 @@ def test_a_payment_taken_here_counts_on_hqs_invoice_until_hq_has_it(outlet: Outl
     pull(outlet, n + 2, Change(kind="invoice", key="inv-1", seq=5,
                            data=dict(invoice, paid_amount=4000)))
     assert shown() == (4000, "unpaid")  # HQ says it has both: its word stands, nothing doubled
+
+
+def test_a_sale_pending_on_a_profile_hq_merged_counts_for_the_survivor_once(
+        outlet: Outlet) -> None:
+    """HQ merged B into A while this outlet sold to B offline: once the merge arrives, B's
+    card identifies A and A's view holds B's pending sale; when HQ has folded the sale in
+    (for A), A's row is HQ's word and the sale is not counted twice."""
+    from agent import identification, sales
+    from schema.api import LineIn, QuoteIn, SaleIn
+
+    _card_a, a = register(outlet)
+    card_b, b = register(outlet)
+    registered = last_seq(outlet)
+    hq_a, hq_b = hq_row(outlet, a), hq_row(outlet, b)  # before the sale: HQ's rows
+    lines = [LineIn(sku="S1", name="Wine", qty=2, unit_price=1250)]
+    total = sales.quote(outlet, QuoteIn(card=card_b, lines=lines))["total_net"]
+    sales.sell(outlet, SaleIn(card=card_b, lines=lines, payments=[
+        {"mode": "cash", "amount": total}]), None)  # type: ignore[list-item]
+
+    def purchases(cid: str) -> int:
+        with outlet.db.read() as conn:
+            return tallystore.load(conn, cid).purchases_total
+
+    assert a != b and purchases(b) == total
+    # HQ's merge: B's card and tally are A's, B names A (published in this order)
+    assert hq_a.data is not None and hq_b.data is not None
+    merged_b = dict(hq_b.data, merged_into=a, identifiers=[])
+    survivor = dict(hq_a.data, identifiers=hq_a.data["identifiers"] + hq_b.data["identifiers"])
+    page = [Change(kind="customer", key=b, seq=2, data=merged_b),
+            Change(kind="customer", key=a, seq=3, data=survivor)]
+
+    def pull_page(through: int, changes: list[Change]) -> None:
+        OutletReplica(outlet).apply(PullResponse(
+            epoch="e1", cursor=changes[-1].seq, head=changes[-1].seq, more=False,
+            incorporated_through=through, changes=changes))
+
+    pull_page(registered, page)
+    with outlet.db.read() as conn:
+        assert identification.resolve(conn, "card", card_b)["customer_id"] == a
+    assert (purchases(a), purchases(b)) == (total, 0)
+    # HQ folded the sale in, for A: its row is the truth, nothing counted twice
+    folded = dict(survivor, tally=dict(survivor["tally"], purchases_total=total))
+    pull_page(registered + 1, [Change(kind="customer", key=a, seq=4, data=folded)])
+    assert (purchases(a), purchases(b)) == (total, 0)

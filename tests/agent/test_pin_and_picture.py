@@ -1,4 +1,4 @@
-"""PINs (schema.pin, identification.check_pin) and customer pictures (agent.picture): on the
+"""PINs (schema.pin, identification.check_pin) and customer pictures (schema.picture): on the
 domain functions, and through the till API of the agent `loyalty agent serve` builds."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from agent import customers, identification, picture
+from agent import customers, identification
 from agent.outlet import Outlet
-from schema import pin
+from schema import picture, pin
 from schema.api import CustomerIn
 from schema.errors import InvalidRequest, PinInvalid, PinLocked
 

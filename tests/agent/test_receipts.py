@@ -84,7 +84,8 @@ def test_a_sale_receipt_shows_discount_actions_and_points(outlet: Outlet) -> Non
     assert any("Wine week" in x for x in text) and any("Category B" in x for x in text)
     assert any(x.startswith("Points earned") and x.endswith(str(answer["points_earned"]))
                for x in text)
-    assert text[-1].startswith("Points balance") and text[-1].endswith(
+    assert text[-2].startswith("Points balance") and text[-2].endswith(
         str(answer["points_balance"]))
+    assert text[-1].split() == ["Receipt", answer["receipt_reference"]]  # the barcode's text
     assert any(x.startswith("Paid card") and x.endswith(receipts.money(quote["total_net"]))
                for x in text)

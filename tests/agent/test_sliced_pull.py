@@ -155,7 +155,7 @@ def test_an_agent_stopped_between_slices_kept_every_change_below_its_cursor_and_
     before = world.cursor()
     world.sales_at_b()
     banned = world.ids[3]
-    admin.set_status(world.hq, banned, "banned")  # urgent: rides at the head of every page
+    admin.set_status(world.hq, banned, "banned", by=None)  # urgent: rides at the head of every page
     seqs = world.change_seqs()
     cursors: list[int] = []
 

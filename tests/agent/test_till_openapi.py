@@ -28,7 +28,7 @@ from agent.replication import OutletReplica
 from schema.sync import Change, PullResponse
 
 REF = "#/components/schemas/"
-OPERATIONS = 19
+OPERATIONS = 22
 # Personalising a smart card needs a PC/SC reader with a blank card (tests/hardware); here
 # only its refusal (no reader: 503 device_error) is exercised.
 NO_SUCCESS_HERE = {("post", "/v1/customers/{customer_id}/smartcard")}
@@ -246,6 +246,17 @@ def test_every_answer_of_every_route_is_exactly_what_the_document_declares(
     assert c.check("post", "/v1/redemptions", 201, replay) == handed
     assert replay.headers["Idempotent-Replayed"] == "true"
 
+    # the way back: a return by receipt reference (and its replay), a void, a gift return
+    back = {"receipt": first["receipt_reference"], "lines": [{"sku": "W-1", "qty": 1}],
+            "till_id": "T1", "reason": "corked"}
+    done = c.call("post", "/v1/returns", 201, back, headers={"Idempotency-Key": "ret-1"})
+    again = c.client.post("/v1/returns", json=back, headers={"Idempotency-Key": "ret-1"})
+    assert c.check("post", "/v1/returns", 201, again) == done
+    c.call("post", "/v1/sales/{sale_id}/void", 201, {"till_id": "T1", "reason": "wrong card"},
+           sale_id=first["sale_id"])
+    c.call("post", "/v1/redemptions/{redemption_id}/return", 201, {"qty": 1},
+           redemption_id=handed["redemption_id"])
+
     # credit: an invoice as HQ sends it, then paid at the desk
     OutletReplica(outlet).apply(PullResponse(epoch="E", cursor=1, head=1, incorporated_through=0,
                                              more=False, changes=[Change(
@@ -306,9 +317,12 @@ def test_every_refusal_is_the_documented_error_body_with_a_listed_code(
         ("post", "/v1/customers/{customer_id}/smartcard"): {}, ("post", "/v1/identify"): {},
         ("post", "/v1/quotes"): {}, ("post", "/v1/sales"): {}, ("post", "/v1/redemptions"): {},
         ("post", "/v1/invoices/{number}/payments"): {}, ("post", "/v1/gifts/{sku}/stock"): {},
+        ("post", "/v1/returns"): {}, ("post", "/v1/sales/{sale_id}/void"): {},
+        ("post", "/v1/redemptions/{redemption_id}/return"): {"qty": 0},
     }
     for (method, path), body in bodies.items():
-        c.call(method, path, 422, body, customer_id=cid, number="N", sku="GIFT-MUG")
+        c.call(method, path, 422, body, customer_id=cid, number="N", sku="GIFT-MUG",
+               sale_id="S", redemption_id="R")
     c.check("get", "/v1/customers", 422, c.client.get("/v1/customers"))
     c.check("get", "/v1/tills/{till_id}/identification", 422,
             c.client.get("/v1/tills/T1/identification", params={"wait": 61}))
@@ -332,6 +346,10 @@ def test_every_refusal_is_the_documented_error_body_with_a_listed_code(
     c.call("post", "/v1/redemptions", 404, {"card": card, "gift_sku": "NO-GIFT"})
     c.call("post", "/v1/gifts/{sku}/stock", 404, {"qty": 1, "reason": "receipt"}, sku="NO-GIFT")
     c.call("post", "/v1/invoices/{number}/payments", 404, {"amount": 1}, number="NO-INVOICE")
+    c.call("post", "/v1/returns", 404, {"sale_id": "gone", "lines": [{"sku": "S", "qty": 1}]})
+    c.call("post", "/v1/sales/{sale_id}/void", 404, {"till_id": "T1", "reason": "x"},
+           sale_id="gone")
+    c.call("post", "/v1/redemptions/{redemption_id}/return", 404, {}, redemption_id="gone")
 
     c.call("post", "/v1/identify", 401, {"kind": "card", "value": card, "pin": "9999"})
     for _ in range(2):
@@ -345,8 +363,23 @@ def test_every_refusal_is_the_documented_error_body_with_a_listed_code(
     key = {"Idempotency-Key": "k"}
     c.call("post", "/v1/sales", 201, {"card": card, "lines": line,
                                       "payments": [{"mode": "cash", "amount": 300}]}, headers=key)
-    c.call("post", "/v1/sales", 409, {"card": card, "lines": line * 2,
-                                      "payments": [{"mode": "cash", "amount": 600}]}, headers=key)
+    sold = c.call("post", "/v1/sales", 409, {"card": card, "lines": line * 2,
+                                             "payments": [{"mode": "cash", "amount": 600}]},
+                  headers=key)
+    assert sold["error"]["code"] == "idempotency_conflict"
+    sale_id = c.client.post("/v1/sales", json={"card": card, "lines": line, "payments": [
+        {"mode": "cash", "amount": 300}]}, headers=key).json()["sale_id"]
+    c.call("post", "/v1/returns", 409, {"sale_id": sale_id, "lines": [{"sku": "S", "qty": 2}]})
+    c.call("post", "/v1/sales/{sale_id}/void", 201, {"till_id": "T1", "reason": "x"},
+           sale_id=sale_id)
+    c.call("post", "/v1/sales/{sale_id}/void", 409, {"till_id": "T1", "reason": "x"},
+           sale_id=sale_id)
+    big = [{"sku": "B", "name": "Barrel", "qty": 1, "unit_price": 60_000}]
+    c.call("post", "/v1/sales", 201, {"card": card, "lines": big,
+                                      "payments": [{"mode": "cash", "amount": 60_000}]})
+    c.call("post", "/v1/redemptions/{redemption_id}/return", 409, {"qty": 2},
+           redemption_id=c.call("post", "/v1/redemptions", 201, {
+               "card": card, "gift_sku": "GIFT-MUG"})["redemption_id"])
     c.call("post", "/v1/gifts/{sku}/stock", 409, {"qty": -1000, "reason": "correction"},
            sku="GIFT-MUG")
     c.call("post", "/v1/customers/{customer_id}/identifiers", 409,

@@ -18,7 +18,7 @@ The convention every page follows (docs/README.md says it to writers):
   real subcommand with real options (and report names), and its `--help` works.
 - docs/till-api.md is replayed against the agent `loyalty agent serve` builds (in this
   process: testkit.inprocess): its curl examples are sent in order, the answers it shows
-  have the real answers' keys, its sale receipt is the real receipt.
+  have the real answers' keys, its sale and return receipts are the real receipts.
 """
 
 from __future__ import annotations
@@ -381,6 +381,18 @@ def json_blocks_after(heading: str) -> list[Any]:
     return [json.loads(b) for b in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
 
 
+# `01a2...` in a path stands for the id the previous answers gave, named by the segment
+# before it; a body's `receipt` stands for the sale's printed `receipt_reference`
+PATH_IDS = {"sales": "sale_id", "redemptions": "redemption_id", "customers": "customer_id"}
+BODY_FROM = {"receipt": "receipt_reference"}
+REFERENCE = re.compile(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]")
+
+
+def _with_ids(path: str, last: dict[str, Any]) -> str:
+    return re.sub(r"/(\w+)/([^/?]*)\.\.\.", lambda m: f"/{m[1]}/" + str(
+        last.get(PATH_IDS.get(m[1], ""), m[2] + "...")), path)
+
+
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Every curl example of docs/till-api.md sent, in order, to the agent of outlet NORTH."""
@@ -392,9 +404,10 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Any:
         for example in till_api_examples():
             body = example.body
             if isinstance(body, dict):
-                body = {k: (last.get(k, v) if isinstance(v, str) and v.endswith("...") else v)
+                body = {k: (last.get(BODY_FROM.get(k, k), v)
+                            if isinstance(v, str) and v.endswith("...") else v)
                         for k, v in body.items()}
-            path = re.sub(r"wait=\d+", "wait=0", example.path)
+            path = _with_ids(re.sub(r"wait=\d+", "wait=0", example.path), last)
             answer = http.request(example.method, agent.url + path, json=body,
                                   headers=example.headers, timeout=15)
             answers.append((example, answer))
@@ -435,9 +448,33 @@ def test_till_api_sale_receipt_is_the_real_receipt(replayed: Any) -> None:
     assert sale.status_code == 201, sale.text
     printed = next(b for b in blocks(ROOT / "docs" / "till-api.md")
                    if b.code.startswith("Club card"))
+    assert _printed(printed.code.splitlines()) == _printed(sale.json()["receipt_lines"])
+
+
+def _printed(lines: list[str]) -> list[str]:
+    """Receipt lines with what differs per run (the time, the receipt reference) marked."""
     stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
-    assert [stamp.sub("DATE", t) for t in printed.code.splitlines()] == \
-        [stamp.sub("DATE", t) for t in sale.json()["receipt_lines"]]
+    return [REFERENCE.sub("REFERENCE", stamp.sub("DATE", t)) for t in lines]
+
+
+def test_till_api_returns_are_real_and_the_return_receipt_is_the_real_one(replayed: Any) -> None:
+    _, _, answers = replayed
+    done = [a for e, a in answers if e.path == "/v1/returns"]
+    assert [a.status_code for a in done] == [201, 201], [a.text for a in done]
+    first = done[0].json()
+    (shown,) = [json.loads(b.code) for b in blocks(ROOT / "docs" / "till-api.md")
+                if b.lang == "json" and b.code.startswith('{"return_id"')]
+    assert shape(shown) == shape(first)
+    for key, value in shown.items():
+        if not (isinstance(value, str) and value.endswith("...")) and key not in (
+                "receipt_reference", "receipt_lines"):
+            assert first[key] == value, (key, first[key])
+    printed = next(b for b in blocks(ROOT / "docs" / "till-api.md")
+                   if b.code.startswith("Club card") and "Return of receipt" in b.code)
+    assert _printed(printed.code.splitlines()) == _printed(first["receipt_lines"])
+    voided = next(a for e, a in answers if e.path.endswith("/void"))
+    assert voided.status_code == 201, voided.text
+    assert voided.json()["closes_sale"] and voided.json()["kind"] == "void"
 
 
 def test_till_api_status_example_has_real_keys(replayed: Any) -> None:

@@ -122,7 +122,7 @@ def test_loyalty_hq_announce_keeps_the_text_in_the_chains_language_for_a_custome
     chain = Chain(path)
     try:  # the chain speaks Slovene: `--text` is in Slovene
         from hq import admin
-        admin.put_master(chain, "greetings", {"scope": "chain", "language": "sl"})
+        admin.put_master(chain, "greetings", {"scope": "chain", "language": "sl"}, by=None)
     finally:
         chain.close()
     done = cli("hq", "announce", "--db", db, "--text", "Vaše naročilo je prispelo",
@@ -173,7 +173,7 @@ def test_ended_announcements_are_withdrawn_once_ended_in_every_time_zone(
         for name, last in (("ENDED", "2026-06-08"), ("LAST-DAY-SOMEWHERE", "2026-06-09"),
                            ("RUNNING", "2026-06-30")):
             announcements.announce(chain, {"en": name}, date(2026, 6, 1), date.fromisoformat(last),
-                                   announcement_id=name)
+                                   announcement_id=name, by=None)
         head = chain.db.scalar("SELECT MAX(seq) FROM changes")
         # the 10th in UTC: the 9th still runs at UTC-12, the 8th has ended everywhere
         assert announcements.withdraw_ended(chain, date(2026, 6, 10)) == ["ENDED"]

@@ -29,7 +29,7 @@ def chain(hq_db: str) -> Iterator[Chain]:
         conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
     for category, threshold in (("A", 100_000), ("B", 50_000), ("C", 10_000)):
         admin.put_master(the_chain, "category_rule",
-                         {"category": category, "min_turnover": threshold, "window_days": 365})
+                         {"category": category, "min_turnover": threshold, "window_days": 365}, by=None)
     yield the_chain
     the_chain.close()
 

@@ -88,7 +88,8 @@ TALLIES = {
     "c-full": {"purchases_total": 123_456, "purchases_count": 7, "items_count": 19,
                "points_earned": 1234, "points_used": 234, "discount_total": 99,
                "paid_cash": 100, "paid_card": 200, "paid_credit": 300, "credit_repaid": 50,
-               "gifts_count": 3, "last_purchase_at": "2026-11-01T10:00:00.000000Z",
+               "gifts_count": 3, "points_expired": 100,
+               "last_purchase_at": "2026-11-01T10:00:00.000000Z",
                "best_purchase_total": 50_000, "best_purchase_id": "sale-9"},
     "c-banned": {"points_used": 500},  # negative balance
     "c-picture": {"purchases_count": 1},
@@ -99,6 +100,10 @@ ITEMS = [("c-full", "SKU-2", "Čaj \"zeleni\"", 3, 450), ("c-full", "SKU-1", "Ka
          ("c-full", "ß-ü", "Ünicode", 1, 5), ("c-picture", "SKU-1", "Kava", 1, 1299),
          ("c-banned", "SKU-3", "Mlijeko", 2, 99)]
 GIFTS = [("c-full", "GIFT-2", 2), ("c-full", "GIFT-1", 1), ("c-banned", "GIFT-1", 4)]
+LOTS = [("c-full", "sale-9", "2026-11-01", 600, "2027-11-30", "2026-12-01"),
+        ("c-full", "opening", "1970-01-01", 300, None, None),
+        ("c-full", "adj-1", "2026-11-02", 0 + 100, None, None),
+        ("c-banned", "deficit", "0001-01-01", -500, None, None)]
 
 
 def insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
@@ -124,13 +129,15 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
                          " VALUES (?, ?, ?, ?, ?)", ITEMS)
         conn.executemany("INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)",
                          GIFTS)
+        conn.executemany("INSERT INTO customer_lots (customer_id, lot_id, earned_on, points,"
+                         " expires_on, spendable_on) VALUES (?, ?, ?, ?, ?, ?)", LOTS)
         keys = [doc["customer_id"] for doc in CUSTOMERS] + ["c-withdrawn"]
         for i, key in enumerate(keys):
             conn.execute("INSERT INTO changes (kind, key, seq, urgent) VALUES (?, ?, ?, ?)",
                          ("customer", key, seq + 1 + i, int(key == "c-banned")))
     # master data after the customers, and the banned customer is urgent
     admin.put_master(the_chain, "category_rule",
-                     {"category": "A", "min_turnover": 100_000, "window_days": 365})
+                     {"category": "A", "min_turnover": 100_000, "window_days": 365}, by=None)
     with the_chain.db.write() as conn:
         conn.execute("UPDATE changes SET seq = (SELECT MAX(seq) + 1 FROM changes), urgent = 1 "
                      "WHERE key = 'c-banned'")
@@ -176,6 +183,13 @@ def test_the_documents_cover_every_shape(chain: Chain) -> None:
     assert full["tally"]["items"]["SKU-2"] == ["Čaj \"zeleni\"", 3, 450]
     assert full["tally"]["gifts"] == {"GIFT-1": 1, "GIFT-2": 2}
     assert full["credit_blocked"] is True
+    assert full["tally"]["points_expired"] == 100
+    assert full["lots"] == [["adj-1", "2026-11-02", 100, None, None],
+                            ["opening", "1970-01-01", 300, None, None],
+                            ["sale-9", "2026-11-01", 600, "2027-11-30", "2026-12-01"]]
+    assert docs["c-banned"] is not None
+    assert docs["c-banned"]["lots"] == [["deficit", "0001-01-01", -500, None, None]]
+    assert "points_expired" not in docs["c-banned"]["tally"]  # 0: left out (Tally.SPARSE)
     plain = docs["c-plain"]
     assert plain is not None and "email_consent" not in plain["profile"]
     assert "name" not in plain["profile"]
@@ -203,7 +217,7 @@ def apply_one_by_one(replica: OutletReplica, page: PullResponse) -> None:
 
 def dump(outlet: Outlet) -> dict[str, list[tuple[Any, ...]]]:
     tables = ["customers", "identifiers", "customer_tally", "customer_items", "customer_gifts",
-              "master", "invoices"]
+              "customer_lots", "master", "invoices"]
     out = {}
     for table in tables:
         rows = outlet.db.conn.execute(f"SELECT * FROM {table}").fetchall()

@@ -143,3 +143,60 @@ def test_close_invoices_refuses_a_bad_period_with_one_error_line(
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.startswith("error [invalid_request]: "), done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr
+
+
+def adjustments(db: Path) -> list[dict[str, object]]:
+    chain = Chain(db)
+    try:
+        return [json.loads(r[0])["body"] for r in chain.db.all(
+            "SELECT event FROM events WHERE type = 'balance.adjusted' AND outlet_id = 'HQ' "
+            "ORDER BY hq_seq")]
+    finally:
+        chain.close()
+
+
+def test_adjust_takes_a_card_number_signed_points_and_a_typed_amount(hq_db: Path) -> None:
+    done = loyalty("hq", "adjust", "--db", str(hq_db), CARD, "--points", "-40",
+                   "--credit", "-1.234,50", "--reason", "double scan, receipt 0042")
+    assert done.returncode == 0, done.stderr
+    assert CARD not in done.stdout and "0015" in done.stdout  # the card shown masked
+    assert "-40" in done.stdout and "-1,234.50" in done.stdout
+    done = loyalty("hq", "adjust", "--db", str(hq_db), CUSTOMER, "--credit", "12.50",
+                   "--reason", "goodwill")
+    assert done.returncode == 0, done.stderr
+    made = adjustments(hq_db)
+    assert [(a["customer_id"], a.get("points", 0), a.get("credit", 0), a["reason"])
+            for a in made] == [(CUSTOMER, -40, -123_450, "double scan, receipt 0042"),
+                               (CUSTOMER, 0, 1250, "goodwill")]
+    view = json.loads(loyalty("hq", "customer", "--db", str(hq_db), CARD).stdout)
+    # the credit sale of 123.45 was owed; -1,234.50 owes more, 12.50 owes less
+    assert view["credit_balance"] == 12_345 + 123_450 - 1250
+    assert view["points_balance"] == -40
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["--points", "10"], "invalid_request", "--reason"),
+    (["--points", "10", "--reason", "  "], "invalid_request", "--reason"),
+    (["--reason", "nothing to change"], "invalid_request", "--points"),
+    (["--points", "0", "--credit", "0", "--reason", "zero"], "invalid_request", "--points"),
+    (["--credit", "12.345", "--reason", "r"], "invalid_request", "--credit"),
+    (["--credit", "twelve", "--reason", "r"], "invalid_request", "--credit"),
+    (["--points", "ten", "--reason", "r"], "invalid_request", "--points"),
+])
+def test_adjust_refuses_bad_input_with_one_error_line_and_changes_nothing(
+        hq_db: Path, args: list[str], code: str, says: str) -> None:
+    done = loyalty("hq", "adjust", "--db", str(hq_db), CARD, *args)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith(f"error [{code}]: "), done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert adjustments(hq_db) == []
+
+
+def test_adjust_names_an_unknown_customer_masked(hq_db: Path) -> None:
+    done = loyalty("hq", "adjust", "--db", str(hq_db), "2900019999993", "--points", "5",
+                   "--reason", "r")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error [customer_unknown]: ") and "9993" in done.stderr
+    assert "2900019999993" not in done.stderr
+    assert adjustments(hq_db) == []

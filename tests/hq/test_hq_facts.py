@@ -38,8 +38,8 @@ def chain(hq_db: str) -> Iterator[Chain]:
 
 @pytest.mark.parametrize("hq_db", STORES, indirect=True)
 def test_a_ban_and_an_edit_at_hq_are_facts_with_their_reason(chain: Chain) -> None:
-    admin.set_status(chain, "c1", "banned", "fraud reported by outlet X")
-    admin.edit_customer(chain, "c1", {"category": "A", "note": "VIP until the ban"})
+    admin.set_status(chain, "c1", "banned", "fraud reported by outlet X", by=None)
+    admin.edit_customer(chain, "c1", {"category": "A", "note": "VIP until the ban"}, by=None)
     rows = chain.db.all("SELECT type, event FROM events WHERE outlet_id = 'HQ' ORDER BY seq")
     assert [r["type"] for r in rows] == ["customer.status_changed", "customer.updated"]
     assert '"fraud reported by outlet X"' in rows[0]["event"]
@@ -49,7 +49,7 @@ def test_a_ban_and_an_edit_at_hq_are_facts_with_their_reason(chain: Chain) -> No
 
 @pytest.mark.parametrize("hq_db", STORES, indirect=True)
 def test_an_outlet_cannot_make_a_lost_card_active_again(chain: Chain) -> None:
-    admin.set_identifier_status(chain, "card", CARD, "lost")
+    admin.set_identifier_status(chain, "card", CARD, "lost", by=None)
     found = IdentifierStatusChanged(kind="card", value=CARD, status="active", customer_id="c1")
     answer = ingest.push(chain, "X", PushRequest(outlet_id="X", events=[make_event("X", 2, found)]))
     assert answer.results[0].result == "flagged"

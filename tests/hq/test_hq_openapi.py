@@ -163,7 +163,7 @@ def facts() -> list[dict[str, Any]]:
 def test_every_operation_names_its_answer_and_documents_its_refusals_as_sent(hq: HQ) -> None:
     operations = [(method, path, op) for path, ops in hq.doc["paths"].items()
                   for method, op in ops.items()]
-    assert len(operations) == 29
+    assert len(operations) == 33  # merge and replace-card (issue 12), adjustments and points/expire (issue 11)
     assert "HTTPValidationError" not in hq.doc["components"]["schemas"]
     for method, path, op in operations:
         where = f"{method.upper()} {path}"
@@ -216,12 +216,26 @@ def test_every_answer_has_exactly_the_keys_its_schema_publishes(hq: HQ) -> None:
     hq.call("POST", customer + "/unban", template + "/unban")
     hq.call("POST", "/v1/admin/identifiers/status", "/v1/admin/identifiers/status",
             json={"kind": "card", "value": CARD, "status": "lost"})
+    hq.call("POST", customer + "/replace-card", template + "/replace-card",
+            json={"lost": CARD, "card": "2900010000039", "reason": "lost on the bus"})
+    twin = CustomerRegistered(customer_id="twin-1", card_number="2900010000046",
+                              profile=Profile(kind="person", given_name="Ana", surname="N."))
+    hq.call("POST", "/v1/sync/push", "/v1/sync/push", json={
+        "protocol": 1, "outlet_id": "X",
+        "events": [make_event("X", 4, twin).model_dump(mode="json")]})
+    merged = hq.call("POST", customer + "/merge", template + "/merge",
+                     json={"merged": "twin-1", "reason": "one person, two sign-ups"})
+    assert merged["merged_from"] == ["twin-1"]
     mint = {"code": "M", "name": "Mint", "discount_bp": 500, "points_per_100": 100}
     hq.call("PUT", "/v1/admin/master/category", "/v1/admin/master/{kind}", json=mint)
     hq.call("DELETE", "/v1/admin/master/category/M", "/v1/admin/master/{kind}/{key}", 204)
     hq.call("GET", "/v1/admin/outlets", "/v1/admin/outlets")
     hq.call("GET", "/v1/admin/flags?all=true", "/v1/admin/flags")
     hq.call("POST", "/v1/admin/categories/assign", "/v1/admin/categories/assign",
+            json={"today": "2026-09-30"})
+    hq.call("POST", customer + "/adjustments", template + "/adjustments", 201,
+            json={"points": -20, "credit": 150, "reason": "till error", "corrects": "sale-1"})
+    hq.call("POST", "/v1/admin/points/expire", "/v1/admin/points/expire",
             json={"today": "2026-09-30"})
     made = hq.call("POST", "/v1/admin/invoices/close", "/v1/admin/invoices/close", 201,
                    json={"period_from": "2026-09-01", "period_to": "2026-10-01",

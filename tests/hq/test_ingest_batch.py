@@ -10,9 +10,13 @@ unknown customers, visits, identifier and profile facts, stock, repayments), pus
 - one event per push through `push_json`,
 - in one push through the reference path (`push(..., batched=False)`: event by event),
 
-gives the same HQ state (tallies, items, gifts, sales and lines, redemptions, stock,
-customers, identifiers, flags, the ledger's rows and verdicts, the change log's order) and
-the same answers, on top of the same earlier history. Stamps include ones HQ cannot use
+gives the same HQ state (tallies, items, gifts, point lots and what redemptions took,
+sales and lines, redemptions, returns, stock, customers, identifiers, flags, the ledger's
+rows and verdicts, the change log's order) and the same answers, on top of the same earlier
+history, under the programme's expiry and pending-points settings. Corrections and
+expiries sent by an outlet are flagged and ignored on every path. Returns name the seeded
+sales (audited: more back than sold is flagged), a sale that comes later in the batch (HQ
+restates its customer when it arrives), or one HQ never gets. Stamps include ones HQ cannot use
 (after its receive time, before the outlet existed, not a time): both paths book those at
 HQ's receive time, on HQ's clock fixed here.
 
@@ -35,30 +39,42 @@ from testkit.postgres import Cluster
 from hq import credentials, ingest, projection
 from hq.chain import Chain
 from hq.projection import HQ
+from schema import tallystore
 from schema.errors import ProtocolError
 from schema.events import (
     EVENT_TYPE,
     TYPE_OF,
+    BalanceAdjusted,
     Body,
     CreditRepaid,
     CustomerRegistered,
+    CustomersMerged,
     CustomerStatusChanged,
     CustomerUpdated,
     Event,
+    ExpiredLot,
     GiftRedeemed,
+    GiftReturned,
     IdentifierAdded,
     IdentifierStatusChanged,
     Payment,
     PinSet,
+    PointsExpired,
     Profile,
+    Refund,
+    ReturnedLine,
+    ReturnRecorded,
     SaleLine,
     SaleRecorded,
     StockMoved,
+    StockTransferred,
     VisitRecorded,
+    counts,
     make_event,
     new_id,
     tally_of,
 )
+from schema.reversal import settle
 from schema.sync import PushRequest, PushResponse
 
 OUTLET = "X"
@@ -72,6 +88,9 @@ TIMES = ["2026-01-01T10:00:00Z", "2026-01-01T10:00:00.5Z", "2026-01-02T09:00:00Z
          "2031-01-01T00:00:00Z", "2001-01-01T00:00:00Z", "not-a-time"]
 HQ_NOW = "2026-06-01T12:00:00.000000Z"  # HQ's clock: receive time of every push
 VALUES = ["111", "222", "333"]
+SEED_SALES = [f"0190c0de-5a1e-7000-8000-00000000000{i}" for i in range(len(SEEDED))]
+LATE_SALE = "0190c0de-5a1e-7000-8000-0000000000aa"  # a sale the batch may bring after its return
+GHOST_SALE = "0190c0de-5a1e-7000-8000-0000000000bb"  # one HQ never gets
 
 customer = st.sampled_from(CUSTOMERS)
 line = st.builds(
@@ -82,11 +101,13 @@ line = st.builds(
     st.sampled_from([100, 250, 250, 900]), st.sampled_from([None, "food"]))
 
 
-def _sale(cid: str, lines: list[SaleLine], modes: list[str], points: int) -> SaleRecorded:
+def _sale(cid: str, lines: list[SaleLine], modes: list[str], points: int,
+          sale_id: str | None = None) -> SaleRecorded:
     net = sum(ln.net for ln in lines)
     share = [net // len(modes)] * len(modes)
     share[0] += net - sum(share)
-    return SaleRecorded(sale_id=new_id(), customer_id=cid, till_id="T1", currency="EUR",
+    return SaleRecorded(sale_id=sale_id or new_id(), customer_id=cid, till_id="T1",
+                        currency="EUR",
                         lines=lines,
                         payments=[Payment(mode=m, amount=a) for m, a in zip(modes, share, strict=True)],  # type: ignore[arg-type]
                         total_gross=net, total_discount=0, total_net=net, points_earned=points)
@@ -94,7 +115,39 @@ def _sale(cid: str, lines: list[SaleLine], modes: list[str], points: int) -> Sal
 
 sale = st.builds(_sale, customer, st.lists(line, min_size=1, max_size=4),
                  st.lists(st.sampled_from(["cash", "card", "credit"]), min_size=1, max_size=2),
-                 st.sampled_from([0, 40, 50, 90, 130]))
+                 st.sampled_from([0, 40, 50, 90, 130]),
+                 st.sampled_from([None, None, None, None, LATE_SALE]))
+
+
+def _return(sale_id: str, cid: str, sku: str, qty: int, price: int, points: int, mode: str,
+            kind: str, closes: bool) -> ReturnRecorded:
+    value = qty * price
+    return ReturnRecorded(
+        return_id=new_id(), sale_id=sale_id, customer_id=cid, kind=kind,  # type: ignore[arg-type]
+        till_id="T1", reason="model", lines=[ReturnedLine(
+            line=0, sku=sku, name="apple", qty=qty, unit_price=price, gross=value, discount=0,
+            net=value)],
+        refunds=[Refund(mode=mode, amount=value)],  # type: ignore[arg-type]
+        value=value, points_reversed=points, closes_sale=closes)
+
+
+returned = st.one_of(
+    # a seeded sale (1 x A at 100 * (i + 1)): as sold, or more than is left, or forged
+    st.integers(0, len(SEEDED) - 1).flatmap(lambda i: st.builds(
+        _return, st.just(SEED_SALES[i]), st.sampled_from([SEEDED[i], SEEDED[i], CUSTOMERS[4]]),
+        st.sampled_from(["A", "A", "B"]), st.integers(1, 2),
+        st.sampled_from([100 * (i + 1), 100 * (i + 1), 900]), st.integers(0, 60),
+        st.sampled_from(["cash", "card", "credit"]), st.sampled_from(["return", "void"]),
+        st.booleans())),
+    st.builds(_return, st.sampled_from([LATE_SALE, GHOST_SALE]), customer, st.sampled_from(SKUS),
+              st.integers(1, 3), st.sampled_from([100, 250, 900]), st.integers(0, 60),
+              st.sampled_from(["cash", "card", "credit"]), st.sampled_from(["return", "void"]),
+              st.booleans()))
+gift_returned = st.builds(
+    lambda cid, points, sku, qty: GiftReturned(gift_return_id=new_id(), redemption_id=new_id(),
+                                               customer_id=cid, gift_sku=sku, gift_name="gift",
+                                               qty=qty, points_returned=points),
+    customer, st.sampled_from([0, 40, 200]), st.sampled_from(["G1", "G2"]), st.integers(1, 2))
 redemption = st.builds(
     lambda cid, points, sku, qty: GiftRedeemed(redemption_id=new_id(), customer_id=cid,
                                                gift_sku=sku, gift_name="gift", qty=qty,
@@ -126,6 +179,23 @@ repaid = st.builds(
     st.sampled_from([None, "no-such-invoice", INVOICE, INVOICE]))
 stock = st.builds(lambda sku, qty: StockMoved(gift_sku=sku, qty=qty, reason="receipt"),
                   st.sampled_from(["G1", "G2"]), st.integers(1, 5))
+# An outlet's claim to order a transfer (only HQ's is applied: this one is flagged).
+transfer = st.builds(lambda sku, qty: StockTransferred(gift_sku=sku, qty=qty, from_outlet="Y",
+                                                       to_outlet=OUTLET),
+                     st.sampled_from(["G1", "G2"]), st.integers(1, 5))
+# an outlet cannot merge (flagged, ignored); HQ's merge of the seed is `merge_at_hq`
+merge = st.builds(lambda a, b: CustomersMerged(customer_id=a, merged=b, reason="twins"),
+                  customer, customer)
+# head office's own facts: an outlet that sends one has it flagged and ignored
+adjusted = st.builds(
+    lambda cid, points: BalanceAdjusted(adjustment_id=new_id(), customer_id=cid, points=points,
+                                        reason="an outlet's try"),
+    customer, st.sampled_from([-40, 90]))
+expired = st.builds(
+    lambda cid, points: PointsExpired(expiry_id=new_id(), customer_id=cid, on="2026-01-02",
+                                      lots=[ExpiredLot(lot_id="opening", points=points,
+                                                       expired_on="2026-01-01")]),
+    customer, st.sampled_from([1, 50]))
 # One strategy per registered event type (a new type fails the guard below until it has
 # one), drawn with the weight beside it: sales are most of HQ's traffic, redemptions are
 # what can overspend.
@@ -141,7 +211,20 @@ FACTS: dict[str, tuple[st.SearchStrategy[Body], int]] = {
     "customer.status_changed": (status, 1),
     "credit.repaid": (repaid, 1),
     "stock.moved": (stock, 1),
+    "stock.transferred": (transfer, 1),
+    "customers.merged": (merge, 1),
+    "balance.adjusted": (adjusted, 1),
+    "points.expired": (expired, 1),
+    "return.recorded": (returned, 2),
+    "gift.returned": (gift_returned, 1),
 }
+# The programme's settings the projection moves lots under (docs/programme.md)
+PROGRAMMES = [
+    {},  # the default: points never expire, no pending points
+    {"expiry": {"kind": "end_of_month", "months": 1, "since": "2025-12-01"}},
+    {"expiry": {"kind": "inactivity", "months": 2},
+     "returns": {"pending_points": True, "return_window_days": 1}},
+]
 fact = st.one_of(*(strategy for strategy, weight in FACTS.values() for _ in range(weight)))
 
 
@@ -167,13 +250,31 @@ def seed_facts() -> list[tuple[Body, str]]:
                       TIMES[0]))
         line = SaleLine(sku="A", name="apple", qty=1, unit_price=100 * (i + 1), gross=100 * (i + 1),
                         discount=0, net=100 * (i + 1))
-        facts.append((_sale(cid, [line], ["cash"], 50 * i), TIMES[0]))
+        facts.append((_sale(cid, [line], ["cash"], 50 * i, SEED_SALES[i]), TIMES[0]))
     return facts
 
 
+MERGE = make_event(projection.HQ_OUTLET, 1, CustomersMerged(
+    customer_id=SEEDED[1], merged=SEEDED[2], reason="one person"), at=HQ_NOW)
+
+
+def merge_at_hq(chain: Chain) -> None:
+    """HQ merged SEEDED[2] into SEEDED[1] before the push (the same fact in every chain,
+    as `ingest.record_hq_fact` folds one): the batch's facts about SEEDED[2] count for
+    SEEDED[1]."""
+    with chain.db.write() as conn:
+        batch = projection.Batch(conn, HQ_NOW, [MERGE])
+        assert batch.add(MERGE, MERGE.parsed(), HQ_NOW, None) == projection.APPLIED
+        batch.flush()
+
+
 @contextmanager
-def new_chain(where: str = ":memory:") -> Iterator[Chain]:
+def new_chain(programme: dict[str, Any] | None = None, where: str = ":memory:"
+              ) -> Iterator[Chain]:
     chain = Chain(where, clock=lambda: HQ_NOW)
+    if programme:
+        with chain.db.write() as conn:
+            chain.put_master(conn, "programme", programme)
     with chain.db.write() as conn:
         credentials.add_outlet(conn, OUTLET)
         # its facts are dated years back: the outlet has traded since 2020 (before that
@@ -230,6 +331,8 @@ def _state(conn: Any) -> dict[str, Any]:
         "customers": rows(conn, "SELECT * FROM customers ORDER BY customer_id"),
         "identifiers": rows(conn, "SELECT * FROM identifiers ORDER BY kind, value"),
         "tally": rows(conn, "SELECT * FROM customer_tally ORDER BY customer_id"),
+        "lots": rows(conn, "SELECT * FROM customer_lots ORDER BY customer_id, lot_id"),
+        "spends": rows(conn, "SELECT * FROM lot_spends ORDER BY redemption_id, n"),
         "items": rows(conn, "SELECT * FROM customer_items ORDER BY customer_id, sku"),
         "gifts": rows(conn, "SELECT * FROM customer_gifts ORDER BY customer_id, sku"),
         "sales": _ranked(rows(conn, "SELECT sale_id, hq_seq, outlet_id, customer_id, till_id,"
@@ -240,6 +343,11 @@ def _state(conn: Any) -> dict[str, Any]:
         "redemptions": _ranked(rows(conn, "SELECT redemption_id, hq_seq, outlet_id, customer_id,"
                                           " gift_sku, gift_name, qty, points_spent, at"
                                           " FROM redemptions ORDER BY redemption_id"), 1, rank),
+        # hq_seq is their second column
+        "returns": _ranked(rows(conn, "SELECT * FROM returns ORDER BY return_id"), 1, rank),
+        "return_lines": rows(conn, "SELECT * FROM return_lines ORDER BY return_id, line_no"),
+        "gift_returns": _ranked(rows(conn, "SELECT * FROM gift_returns ORDER BY gift_return_id"),
+                                1, rank),
         "stock": rows(conn, "SELECT * FROM gift_stock ORDER BY outlet_id, gift_sku"),
         # the outlet's one clock flag is raised by the push that needed it: last
         "flags": rows(conn, "SELECT event_id, customer_id, outlet_id, reason, detail, at,"
@@ -251,6 +359,12 @@ def _state(conn: Any) -> dict[str, Any]:
     }
 
 
+def _one_late_sale(fact: tuple[Body, str]) -> object:
+    """A batch holds the late sale at most once (a sale id is unique)."""
+    body = fact[0]
+    return LATE_SALE if isinstance(body, SaleRecorded) and body.sale_id == LATE_SALE else id(fact)
+
+
 def _paid(amount: int) -> tuple[Body, str]:
     return CreditRepaid(payment_id=new_id(), customer_id=SEEDED[0], amount=amount,
                         invoice_id=INVOICE), TIMES[1]
@@ -258,32 +372,35 @@ def _paid(amount: int) -> tuple[Body, str]:
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@example(facts=[_paid(500), _paid(500), _paid(100)], resend=0)  # an overpaid invoice
-@given(facts=st.lists(st.tuples(fact, st.sampled_from(TIMES)), min_size=1, max_size=25),
-       resend=st.integers(0, 2))
+@example(facts=[_paid(500), _paid(500), _paid(100)], resend=0, programme=0)  # overpaid
+@given(facts=st.lists(st.tuples(fact, st.sampled_from(TIMES)), min_size=1, max_size=25,
+                      unique_by=_one_late_sale), resend=st.integers(0, 2),
+       programme=st.integers(0, len(PROGRAMMES) - 1))
 def test_one_batched_push_equals_one_event_per_push_and_the_reference(
-        facts: list[tuple[Body, str]], resend: int) -> None:
-    batched_equals_reference(facts, resend, new_chain)
+        facts: list[tuple[Body, str]], resend: int, programme: int) -> None:
+    batched_equals_reference(facts, resend, programme, new_chain)
 
 
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@example(facts=[_paid(500), _paid(500), _paid(100)], resend=0)
-@given(facts=st.lists(st.tuples(fact, st.sampled_from(TIMES)), min_size=1, max_size=25),
-       resend=st.integers(0, 2))
+@example(facts=[_paid(500), _paid(500), _paid(100)], resend=0, programme=0)
+@given(facts=st.lists(st.tuples(fact, st.sampled_from(TIMES)), min_size=1, max_size=25,
+                      unique_by=_one_late_sale), resend=st.integers(0, 2),
+       programme=st.integers(0, len(PROGRAMMES) - 1))
 def test_on_postgresql_one_batched_push_equals_one_event_per_push_and_the_reference(
-        pg_cluster: Cluster, facts: list[tuple[Body, str]], resend: int) -> None:
+        pg_cluster: Cluster, facts: list[tuple[Body, str]], resend: int, programme: int
+        ) -> None:
     @contextmanager
-    def pg_chain() -> Iterator[Chain]:
+    def pg_chain(settings: dict[str, Any] | None) -> Iterator[Chain]:
         url = pg_cluster.database(template=pg_cluster.template("hq", _migrated))
         try:
-            with new_chain(url) as chain:
+            with new_chain(settings, url) as chain:
                 yield chain
         finally:
             pg_cluster.drop(url)
 
-    batched_equals_reference(facts, resend, pg_chain)
+    batched_equals_reference(facts, resend, programme, pg_chain)
 
 
 def _migrated(url: str) -> None:
@@ -292,16 +409,19 @@ def _migrated(url: str) -> None:
     PgStore(url).close()
 
 
-def batched_equals_reference(facts: list[tuple[Body, str]], resend: int,
-                             chain_of: Callable[[], AbstractContextManager[Chain]]) -> None:
+def batched_equals_reference(
+        facts: list[tuple[Body, str]], resend: int, programme: int,
+        chain_of: Callable[[dict[str, Any] | None], AbstractContextManager[Chain]]) -> None:
     seed = [make_event(OUTLET, i + 1, body, at) for i, (body, at) in enumerate(seed_facts())]
     first = len(seed) + 1
     batch = [make_event(OUTLET, first + i, body, at) for i, (body, at) in enumerate(facts)]
     # a batch may start with events HQ already has (a lost answer, at-least-once delivery)
     pushed = seed[len(seed) - resend:] + batch
-    with chain_of() as one, chain_of() as each, chain_of() as ref:
+    settings = PROGRAMMES[programme]
+    with chain_of(settings) as one, chain_of(settings) as each, chain_of(settings) as ref:
         for chain in (one, each, ref):
             ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=seed), batched=False)
+            merge_at_hq(chain)
         got_one = answers([ingest.push_json(one, OUTLET, wire(pushed))])
         got_each = answers([ingest.push_json(each, OUTLET, wire([e])) for e in pushed])
         got_ref = answers([ingest.push(ref, OUTLET, PushRequest(outlet_id=OUTLET, events=pushed),
@@ -311,6 +431,30 @@ def batched_equals_reference(facts: list[tuple[Body, str]], resend: int,
         want = state(ref)
         assert state(one) == want
         assert state(each) == want
+        assert_tallies_are_settled(one)
+
+
+def assert_tallies_are_settled(chain: Chain) -> None:
+    """HQ's tallies are schema.reversal.settle of each customer's facts (at their booking
+    times): the sum, restated from what the customer holds once a return is among them; a
+    head-office-only fact an outlet sent counts for nothing (`schema.events.counts`); a
+    merged profile's facts count for the profile it was merged into."""
+    with chain.db.read() as conn:
+        _assert_settled(conn)
+
+
+def _assert_settled(conn: Any) -> None:
+    into = dict(conn.execute("SELECT customer_id, merged_into FROM customers"
+                             " WHERE merged_into IS NOT NULL").fetchall())
+    facts: dict[str, list[tuple[Body, str]]] = {}
+    for r in conn.execute("SELECT customer_id, event, booked_at FROM events ORDER BY hq_seq"):
+        event = Event.model_validate_json(r["event"])
+        if r["customer_id"] and counts(event):  # a merged profile's count for its survivor
+            owner = into.get(r["customer_id"], r["customer_id"])
+            facts.setdefault(owner, []).append((event.parsed(), r["booked_at"]))
+    ids = set(facts) | {r[0] for r in conn.execute("SELECT customer_id FROM customer_tally")}
+    for cid in ids:
+        assert tallystore.load(conn, cid) == settle(facts.get(cid, [])), cid
 
 
 def acc_state(acc: projection.Acc) -> dict[str, Any]:

@@ -242,8 +242,8 @@ def test_mail_left_sending_by_a_run_that_died_is_sent_again_with_the_same_messag
 def test_a_card_reported_lost_is_told_to_the_customer_with_the_number_masked(
         hq: tuple[Chain, list[Buyer], dict[str, str]], smtp: SmtpServer) -> None:
     chain, (ziga, ana, _), _ = hq
-    admin.set_identifier_status(chain, "card", ziga.card, "lost")
-    admin.set_identifier_status(chain, "card", ana.card, "lost")  # no consent: no mail
+    admin.set_identifier_status(chain, "card", ziga.card, "lost", by=None)
+    admin.set_identifier_status(chain, "card", ana.card, "lost", by=None)  # no consent: no mail
     notices.queue_due(chain)
     mailqueue.send_due(chain, T0)
     lost = [r for r in smtp.received if "lost" in str(r.message["Subject"])]
@@ -283,7 +283,7 @@ def test_the_unsubscribe_link_withdraws_consent_as_an_hq_fact_and_nothing_else_d
     assert chain.db.scalar("SELECT COUNT(*) FROM events WHERE type = 'customer.updated'") == 1
     assert "no e-mails from us" in client.get(path).text
 
-    admin.set_identifier_status(chain, "card", ziga.card, "lost")  # no consent: no mail now
+    admin.set_identifier_status(chain, "card", ziga.card, "lost", by=None)  # no consent: no mail now
     assert notices.queue_due(chain) == {"no_consent": 1}
 
 

@@ -82,7 +82,7 @@ def make_chain(path: Path, people: dict[str, Member]) -> Chain:
                 events.append(make_event(outlet, len(events) + 1, VisitRecorded(
                     customer_id=m.customer_id, via="card"), m.visited))
         ingest.push(chain, outlet, PushRequest(outlet_id=outlet, events=events))
-    admin.set_status(chain, people["Banned"].customer_id, "banned", "fraud")
+    admin.set_status(chain, people["Banned"].customer_id, "banned", "fraud", by=None)
     return chain
 
 

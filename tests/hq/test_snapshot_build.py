@@ -2,7 +2,8 @@
 
 The property: whatever the chain went through (registrations, sales with items, gift
 redemptions, credit sales and their invoices and payments, bans, blocked cards, profile
-edits with pictures, master data added and withdrawn), and wherever in that history the
+edits with pictures, master data added and withdrawn, returns and voids, head office's
+corrections and point expiry), and wherever in that history the
 snapshot is taken, an outlet started from it that then pulls what changed after its
 cursor holds exactly what an outlet that pulled everything from cursor 0 holds, and that
 is HQ's state. The network is a `Transport` that calls hq/feed.py directly.
@@ -27,12 +28,13 @@ from agent import snapshot as outlet_snapshot
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
-from hq import admin, credentials, ingest, invoices
+from hq import admin, credentials, expiry, ingest, invoices
 from hq import snapshot as hq_snapshot
 from hq.audit import COMMAND_LINE
 from hq.chain import Chain
 from schema import snapshotfile
 from schema.events import Payment, SaleLine, SaleRecorded, make_event, new_id
+from schema.reversal import ReturnsSettings, plan_void
 from schema.sync import PushRequest
 from sync import client
 
@@ -58,7 +60,11 @@ class History:
                 credentials.add_outlet(conn, outlet)
         self.seq = dict.fromkeys(OUTLETS, 0)
         self.customers: list[tuple[str, str]] = []  # (customer id, card)
+        self.sales: list[tuple[str, SaleRecorded]] = []  # (outlet, sale) not returned yet
         self.gifts = 0
+        # points expire: the lots carry dates, and an expiry run has something to expire
+        admin.put_master(self.chain, "programme", {
+            "expiry": {"kind": "end_of_month", "months": 1, "since": "2020-01-01"}}, by=None)
 
     def push(self, outlet: str, *bodies: Any) -> None:
         events = []
@@ -79,7 +85,17 @@ class History:
             self.push(outlet, body)
             self.customers.append((body.customer_id, body.card_number))
         elif op == "sale":
-            self.push(outlet, sale(who[0], net=1000 + n, points=10 + n))
+            sold = sale(who[0], net=1000 + n, points=10 + n)
+            self.push(outlet, sold)
+            self.sales.append((outlet, sold))
+        elif op == "return" and self.sales:
+            where, sold = self.sales.pop(n % len(self.sales))
+            self.push(where, plan_void(sold, [], return_id=new_id(), balance=0,
+                                       settings=ReturnsSettings(), reason="test"))
+        elif op == "adjust":
+            admin.adjust(self.chain, who[0], points=(n % 7) - 3 or 5, reason="test", by=None)
+        elif op == "expire":
+            expiry.run(self.chain, datetime.now(UTC).date() + timedelta(days=40 + n))
         elif op == "credit_sale":
             net = 500 + n
             self.push(outlet, SaleRecorded(
@@ -91,25 +107,25 @@ class History:
         elif op == "redeem":
             self.push(outlet, redeemed(who[0], 5))
         elif op == "ban":
-            admin.set_status(self.chain, who[0], "banned" if n % 3 else "approved", "test")
+            admin.set_status(self.chain, who[0], "banned" if n % 3 else "approved", "test", by=None)
         elif op == "block_card":
             admin.set_identifier_status(self.chain, "card", who[1],
-                                        ("blocked", "lost", "active")[n % 3])
+                                        ("blocked", "lost", "active")[n % 3], by=None)
         elif op == "edit":
             changes: dict[str, Any] = {"phone": f"+385 1 {n}", "category": "ABCD"[n % 4]}
             if n % 2:
                 changes["picture"] = _png()
-            admin.edit_customer(self.chain, who[0], changes)
+            admin.edit_customer(self.chain, who[0], changes, by=None)
         elif op == "gift":
             self.gifts += 1
             admin.put_master(self.chain, "gift", {"sku": f"GIFT-T{self.gifts}",
-                                                  "name": f"Test {n}", "points_cost": 10 + n})
+                                                  "name": f"Test {n}", "points_cost": 10 + n}, by=None)
         elif op == "withdraw":
             key = "GIFT-MUG" if n % 2 else "HAPPY"
             kind = "gift" if n % 2 else "promo_category"
             if self.chain.db.scalar("SELECT 1 FROM master WHERE kind = ? AND key = ?",
                                     (kind, key)):
-                admin.delete_master(self.chain, kind, key)
+                admin.delete_master(self.chain, kind, key, by=None)
         elif op == "invoice":
             today = datetime.now(UTC).date()
             made = invoices.close_period(self.chain, today - timedelta(days=40),
@@ -143,7 +159,8 @@ class History:
 
 
 OPS = st.sampled_from(["register", "register", "sale", "sale", "credit_sale", "redeem",
-                       "ban", "block_card", "edit", "gift", "withdraw", "invoice"])
+                       "ban", "block_card", "edit", "gift", "withdraw", "invoice", "return",
+                       "adjust", "expire"])
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))

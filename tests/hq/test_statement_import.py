@@ -180,7 +180,7 @@ def test_a_suggestion_is_stamped_only_when_a_clerk_confirms_it_and_uploads_repor
     assert kovac["bank_reference"] == "STMT-20260315-001 2026031500004"
     audited = chain.db.all("SELECT staff, subject FROM audit WHERE action = "
                            "'invoice.bank_payment' ORDER BY audit_id")
-    assert [tuple(r) for r in audited][-1] == ("(admin API)", numbers["Kovač"])
+    assert [tuple(r) for r in audited][-1] == ("api:clerk", numbers["Kovač"])
     events = chain.db.scalar("SELECT COUNT(*) FROM events")
     again = client.post(f"/v1/admin/statement-matches/{suggested['entry_id']}/confirm")
     assert again.status_code == 200 and chain.db.scalar("SELECT COUNT(*) FROM events") == events

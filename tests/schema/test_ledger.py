@@ -14,10 +14,13 @@ from schema import tallystore
 from schema.agent_tables import migrations
 from schema.database import Database
 from schema.events import (
+    BalanceAdjusted,
     CreditRepaid,
     Event,
+    ExpiredLot,
     GiftRedeemed,
     Payment,
+    PointsExpired,
     SaleLine,
     SaleRecorded,
     VisitRecorded,
@@ -38,7 +41,7 @@ item_tallies = st.builds(ItemTally, name=names, qty=st.integers(1, 1000), max_un
 tallies = st.builds(
     Tally,
     purchases_total=small, purchases_count=small, items_count=small, points_earned=small,
-    points_used=small, discount_total=small, paid_cash=small, paid_card=small,
+    points_used=small, points_expired=small, discount_total=small, paid_cash=small, paid_card=small,
     paid_credit=small, credit_repaid=small, gifts_count=small, last_purchase_at=stamps,
     best_purchase_total=small, best_purchase_id=st.one_of(st.just(""), ids),
     items=st.dictionaries(skus, item_tallies, max_size=6),
@@ -78,7 +81,17 @@ repayments = st.builds(CreditRepaid, payment_id=ids, customer_id=st.just("C"),
                        amount=st.integers(1, 10**6))
 visits = st.builds(VisitRecorded, customer_id=st.just("C"),
                    till_id=st.sampled_from(["T1", None]), via=st.sampled_from(["card", "phone"]))
-bodies = st.one_of(sales(), redemptions, repayments, visits)
+adjustments = st.builds(
+    lambda aid, points, credit: BalanceAdjusted(adjustment_id=aid, customer_id="C",
+                                                points=points, credit=credit or 1,
+                                                reason="correction"),
+    ids, st.integers(-5000, 5000), st.integers(-10**6, 10**6))
+expiries = st.builds(
+    lambda eid, points: PointsExpired(expiry_id=eid, customer_id="C", on="2026-02-01", lots=[
+        ExpiredLot(lot_id=f"S-{i}", points=p, expired_on="2026-01-31")
+        for i, p in enumerate(points)]),
+    ids, st.lists(st.integers(1, 5000), min_size=1, max_size=3))
+bodies = st.one_of(sales(), redemptions, repayments, visits, adjustments, expiries)
 
 
 @given(bodies, stamps)
@@ -152,15 +165,25 @@ def test_redemptions_use_points_and_repayments_reduce_credit(gift: GiftRedeemed,
 
 
 @given(st.lists(bodies, max_size=10))
-def test_points_balance_is_earned_minus_used(facts: list[object]) -> None:
+def test_points_balance_is_earned_minus_used_minus_expired(facts: list[object]) -> None:
+    """A correction's points count as earned (negative ones too), its credit as repaid; an
+    expiry's points are a figure of their own, off the balance."""
     total = Tally()
     for body in facts:
         total = total.combine(tally_of(body))  # type: ignore[arg-type]
-    earned = sum(b.points_earned for b in facts if isinstance(b, SaleRecorded))
+    earned = sum(b.points_earned for b in facts if isinstance(b, SaleRecorded)) + sum(
+        b.points for b in facts if isinstance(b, BalanceAdjusted))
     used = sum(b.points_spent for b in facts if isinstance(b, GiftRedeemed))
-    assert total.points_earned == earned and total.points_used == used
-    assert total.points_balance == earned - used
-    assert total.statistics()["points_balance"] == earned - used
+    expired = sum(b.points for b in facts if isinstance(b, PointsExpired))
+    repaid = sum(b.amount for b in facts if isinstance(b, CreditRepaid)) + sum(
+        b.credit for b in facts if isinstance(b, BalanceAdjusted))
+    assert (total.points_earned, total.points_used, total.points_expired) == (earned, used,
+                                                                              expired)
+    assert total.points_balance == earned - used - expired
+    assert total.credit_repaid == repaid
+    stats = total.statistics()
+    assert stats["points_balance"] == earned - used - expired
+    assert stats["total_points_expired"] == expired
 
 
 @given(small, st.integers(1, 10**6))

@@ -7,11 +7,22 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from schema.errors import AlreadyReversed, SupervisorRequired
-from schema.events import GiftRedeemed, Payment, SaleLine, SaleRecorded, tally_of
+from schema.events import (
+    BalanceAdjusted,
+    CreditRepaid,
+    GiftRedeemed,
+    Payment,
+    PointsExpired,
+    SaleLine,
+    SaleRecorded,
+    tally_of,
+)
+from schema.ledger import Tally
 from schema.lots import (
     Book,
     ExpiryRule,
@@ -239,3 +250,70 @@ def test_docs_worked_example_11() -> None:
     assert doc_result(11) == {
         "per_card": ten_days.per_card, "per_chain": ten_days.per_chain,
         "per_card_45_days": worst_loss(outlets=4, floor_returns=20_000, days=45).per_card}
+
+
+def test_docs_worked_example_12() -> None:
+    """A correction: fewer points taken in spending order, more a lot of their own."""
+    rule = ExpiryRule()
+    book = apply(Book(), sale("S-1", [line("X", 1, 6000)], {"credit": 6000}, 60),
+                 date(2025, 1, 10), rule)
+    book = apply(book, sale("S-2", [line("Y", 1, 4000)], {"cash": 4000}, 40),
+                 date(2025, 2, 20), rule)
+    facts: list[Any] = [sale("S-1", [line("X", 1, 6000)], {"credit": 6000}, 60),
+                        sale("S-2", [line("Y", 1, 4000)], {"cash": 4000}, 40),
+                        CreditRepaid(payment_id="P-1", customer_id="C-1", amount=4000)]
+    wrong = BalanceAdjusted(adjustment_id="A-1", customer_id="C-1", points=-70, credit=1250,
+                            reason="receipt 0042 scanned twice")
+    kind = BalanceAdjusted(adjustment_id="A-2", customer_id="C-1", points=25,
+                           reason="goodwill")
+    book = apply(apply(book, wrong, date(2025, 3, 1), rule), kind, date(2025, 3, 1), rule)
+    tally = Tally()
+    for fact in [*facts, wrong, kind]:
+        tally = tally.combine(tally_of(fact))
+    held = {lot.lot_id: lot.points for lot in book.lots}
+    assert tally.credit_outstanding == 6000 - 4000 - 1250
+    assert doc_result(12) == {"s1_left": held.get("S-1", 0), "s2_left": held["S-2"],
+                              "goodwill_lot": held["A-2"], "balance": tally.points_balance,
+                              "credit_owed": tally.credit_outstanding,
+                              "points_earned": tally.points_earned}
+    assert book.balance == tally.points_balance
+
+
+def test_docs_worked_example_13() -> None:
+    """Expiry across a month end, run by head office day by day."""
+    rule = ExpiryRule(kind="end_of_month", months=1)
+    book = apply(Book(), sale("S-jan", [line("X", 1, 10_000)], {"cash": 10_000}, 100),
+                 date(2026, 1, 15), rule)
+    book = apply(book, sale("S-feb", [line("Y", 1, 5000)], {"cash": 5000}, 50),
+                 date(2026, 2, 3), rule)
+    book = apply(book, GiftRedeemed(redemption_id="G-1", customer_id="C-1", gift_sku="MUG",
+                                    gift_name="Mug", qty=1, points_spent=30),
+                 date(2026, 2, 3), rule)
+    expired: dict[str, int] = {}
+    for day, name in ((date(2026, 2, 28), "on_0228"), (date(2026, 3, 1), "on_0301"),
+                      (date(2026, 3, 1), "again_0301"), (date(2026, 4, 1), "on_0401")):
+        found = due(book.lots, day, rule)
+        expired[name] = sum(x.points for x in found)
+        if found:
+            book = apply(book, PointsExpired(expiry_id=name, customer_id="C-1",
+                                             on=day.isoformat(), lots=found), day, rule)
+        if name == "on_0301":
+            assert [(x.lot_id, x.points, x.expired_on) for x in found] == [
+                ("S-jan", 70, "2026-02-28")]
+    assert doc_result(13) == {**expired, "balance": book.balance,
+                              "expired": sum(expired.values())}
+
+
+def test_docs_worked_example_14() -> None:
+    """Pending points at the desk: only what is spendable may be spent."""
+    settings = ReturnsSettings(pending_points=True)
+    rule = ExpiryRule()
+    book = apply(Book(), sale("S-old", [line("X", 1, 3000)], {"cash": 3000}, 30),
+                 date(2025, 5, 1), rule, pending_days=settings.return_window_days)
+    book = apply(book, sale("S-new", [line("Y", 1, 5000)], {"cash": 5000}, 50),
+                 date(2025, 6, 1), rule, pending_days=settings.return_window_days)
+    mid, later = date(2025, 6, 15), date(2025, 7, 1)
+    assert spendable(book.lots, mid) < 60 <= spendable(book.lots, later)
+    assert doc_result(14) == {"balance": book.balance, "spendable_0615": spendable(book.lots, mid),
+                              "pending_0615": pending(book.lots, mid),
+                              "spendable_0701": spendable(book.lots, later)}

@@ -53,7 +53,7 @@ def test_turnover_by_day_has_every_day_of_the_period_for_each_outlet_that_sold(
         chain: SeriesChain, conn: sqlite3.Connection) -> None:
     report = reports.run(conn, "turnover", reports.Filters(by="day", **APRIL))
     assert [c.name for c in report.columns] == ["day", "outlet", "receipts", "gross", "discount",
-                                                "net"]
+                                                "net", "returned", "net_of_returns"]
     want: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for outlet, at, sale in chain.sales:
         if "2024-04-01" <= at < "2024-05-01":
@@ -214,8 +214,8 @@ def test_the_command_line_groups_by_day(chain: SeriesChain) -> None:
                                     "csv"])
     assert out.exit_code == 0, out.output
     lines = out.stdout.splitlines()
-    assert lines[0] == "day,outlet,receipts,gross,discount,net"
-    assert sum(int(x.split(",")[-1]) for x in lines[1:]) == sum(
+    assert lines[0] == "day,outlet,receipts,gross,discount,net,returned,net_of_returns"
+    assert sum(int(x.split(",")[5]) for x in lines[1:]) == sum(
         s.total_net for _, at, s in chain.sales if "2024-04-01" <= at < "2024-05-01")
     for name in ("members", "activity", "invoice-ageing"):
         done = CliRunner().invoke(main, ["report", name, "--db", str(chain.path)])

@@ -17,7 +17,7 @@ import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,17 @@ from schema.events import (
     CustomerUpdated,
     Event,
     GiftRedeemed,
+    GiftReturned,
     Payment,
     Profile,
+    ReturnRecorded,
     SaleLine,
     SaleRecorded,
     make_event,
     new_id,
 )
+from schema.receiptcode import reference
+from schema.reversal import Asked, ReturnsSettings, plan_gift_return, plan_return, plan_void
 
 CATEGORIES = ("A", "B", "C", "D")
 # Times around the April 2024 boundaries: the period --from 2024-04-01 --to 2024-04-30
@@ -61,6 +65,8 @@ class HQWorld:
     sales: list[tuple[str, str, SaleRecorded]] = field(default_factory=list)  # (outlet, at, sale)
     gifts: list[tuple[str, str, GiftRedeemed]] = field(default_factory=list)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)  # customer -> expectation
+    returns: list[tuple[str, str, ReturnRecorded]] = field(default_factory=list)
+    gift_returns: list[tuple[str, str, GiftReturned]] = field(default_factory=list)
 
     def sales_where(self, pred: Any) -> list[tuple[str, str, SaleRecorded]]:
         return [s for s in self.sales if pred(*s)]
@@ -140,6 +146,28 @@ def hq_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HQWorld]:
                             gift_name=sku.title(), qty=qty, points_spent=qty * 500)
         emit(outlet, gift, at)
         world.gifts.append((outlet, at, gift))
+        if n % 3 == 0:  # a mug given back at the desk, the day the edge falls on
+            back = plan_gift_return(gift, [], 1, gift_return_id=new_id(), reason="chipped")
+            emit(outlet, back, at)
+            world.gift_returns.append((outlet, at, back))
+    # Returns and voids: a third of the sales, partly or whole, at their outlet or the
+    # other one (from the receipt's code), some in April, some not.
+    for n, (sold_at, _at, sale) in enumerate(list(world.sales)[::3]):
+        outlet = sold_at if n % 4 else ("S" if sold_at == "N" else "N")
+        at = EDGES[n % len(EDGES)][0]
+        first = sale.lines[0]
+        ret = plan_return(sale, [], [Asked(first.sku, first.qty, line=0)], return_id=new_id(),
+                          balance=10**9, settings=ReturnsSettings(), till_id="T9",
+                          reason="damaged" if n % 2 else "wrong size",
+                          receipt=reference(sale.sale_id), home=outlet == sold_at)
+        done = [ret]
+        if n % 5 in (1, 2) and not ret.closes_sale:
+            done.append(plan_void(sale, done, return_id=new_id(), balance=10**9,
+                                  settings=ReturnsSettings(), till_id="T9", reason="void",
+                                  receipt=reference(sale.sale_id)))
+        for r in done:
+            emit(outlet, r, at)
+            world.returns.append((outlet, at, r))
     for outlet, events in queued.items():
         for start in range(0, len(events), 50):
             push(chain, outlet, PushRequest(outlet_id=outlet, events=events[start:start + 50]))
@@ -335,6 +363,10 @@ def test_points_liability_is_earned_minus_used(hq_world: HQWorld,
         balance[s.customer_id] += s.points_earned
     for _, _, g in hq_world.gifts:
         balance[g.customer_id] -= g.points_spent
+    for _, _, r in hq_world.returns:
+        balance[r.customer_id] -= r.points_reversed
+    for _, _, back in hq_world.gift_returns:
+        balance[back.customer_id] += back.points_returned
     report = reports.run(hq_conn, "points-liability")
     row = report.as_dicts()[0]
     assert row["outstanding_points"] == sum(balance.values())
@@ -357,6 +389,10 @@ def test_payment_discipline_tells_on_time_late_and_overdue(
         credit = sum(s.total_net for _, at, s in hq_world.sales
                      if s.customer_id == customer and in_april(at)
                      and any(p.mode == "credit" for p in s.payments))
+        # net of the credit the month's returns refunded (docs/invoices.md)
+        credit -= sum(f.amount for _, at, r in hq_world.returns
+                      if r.customer_id == customer and at < "2024-05-01"
+                      for f in r.refunds if f.mode == "credit")
         row = got[customer]
         assert row["amount"] == plan["amount"] == credit
         assert (row["paid_on_time"], row["paid_late"], row["overdue"]) == {
@@ -389,8 +425,8 @@ def test_the_table_shows_money_with_two_decimals_and_a_total(hq_conn: sqlite3.Co
     text = reports.render_table(report)
     assert report.totals is not None
     net = report.totals[4]
-    assert f"{net // 100:,}.{net % 100:02d}" in text.splitlines()[-2]
-    assert text.splitlines()[-2].startswith("TOTAL")
+    total = next(line for line in text.splitlines() if line.startswith("TOTAL"))
+    assert f"{net // 100:,}.{net % 100:02d}" in total
     assert reports.render_table(reports.Report("x", "X", "hq", [reports.Column("m", "money")],
                                                [(-5,)])).splitlines()[3] == "-0.05"
 
@@ -453,9 +489,9 @@ class OutletWorld:
 @pytest.fixture(scope="module")
 def outlet_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutletWorld]:
     import schema.events as ev
-    from agent import customers, gifts, sales
+    from agent import customers, gifts, returns, sales
     from agent.outlet import Outlet
-    from schema.api import CustomerIn, LineIn, QuoteIn, RedemptionIn, SaleIn
+    from schema.api import CustomerIn, LineIn, QuoteIn, RedemptionIn, ReturnIn, SaleIn
 
     path = tmp_path_factory.mktemp("outlet") / "outlet.db"
     shop = Outlet(path, "T")
@@ -480,6 +516,13 @@ def outlet_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutletWor
             sales.sell(shop, SaleIn(card=cards[customer], lines=lines, till_id=f"T{n % 2 + 1}",
                                     payments=[{"mode": "cash", "amount": quote["total_net"]}]),
                        None)
+        sold = [dict(json.loads(r[0])) for r in shop.db.all(
+            "SELECT response FROM sales ORDER BY seq")]
+        for n, sale in enumerate(sold[::4]):  # some goods come back, at either till
+            clock[0] = f"2024-04-{n + 10:02d}T18:00:00.000000Z"
+            returns.give_back(shop, ReturnIn.model_validate({
+                "sale_id": sale["sale_id"], "till_id": f"T{n % 2 + 1}", "reason": "damaged",
+                "lines": [{"sku": "S0", "qty": 1}]}), None)
         clock[0] = "2024-04-30T23:59:59.999999Z"
         gifts.redeem(shop, RedemptionIn(card=cards[ids[0]], gift_sku="GIFT-MUG", qty=1), None)
         clock[0] = "2024-05-01T00:00:00.000000Z"
@@ -505,6 +548,16 @@ def test_outlet_turnover_by_till_and_period(outlet_world: OutletWorld) -> None:
         want[body["till_id"]][0] += 1
         want[body["till_id"]][1] += body["total_net"]
     assert {k: [v["receipts"], v["net"]] for k, v in got.items()} == dict(want)
+    back: Counter[str] = Counter()
+    for e in outlet_world.events:
+        if e["type"] == "return.recorded" and in_april(e["at"]):
+            back[e["body"]["till_id"]] += e["body"]["value"]
+    assert back and {k: v["returned"] for k, v in got.items()} == {k: back[k] for k in got}
+    assert all(v["net_of_returns"] == v["net"] - v["returned"] for v in got.values())
+    listed = reports.run(conn, "returns").as_dicts()
+    assert sorted((d["till"], d["value"]) for d in listed) == sorted(
+        (e["body"]["till_id"], e["body"]["value"]) for e in outlet_world.events
+        if e["type"] == "return.recorded")
     with pytest.raises(InvalidRequest, match="HQ"):
         reports.run(conn, "turnover", reports.Filters(outlet="ELSEWHERE"))
     assert reports.run(conn, "turnover", reports.Filters(outlet="T")).rows
@@ -531,8 +584,10 @@ def test_outlet_gifts_liability_receipts_and_frequency(outlet_world: OutletWorld
         ("GIFT-MUG", 1, gifts[0]["body"]["points_spent"])]
     earned = sum(b["points_earned"] for _, b in outlet_sales(outlet_world))
     spent = sum(e["body"]["points_spent"] for e in gifts)
+    taken = sum(e["body"]["points_reversed"] for e in outlet_world.events
+                if e["type"] == "return.recorded")
     liability = reports.run(conn, "points-liability").as_dicts()[0]
-    assert liability["outstanding_points"] == earned - spent
+    assert liability["outstanding_points"] == earned - spent - taken
     customer = next(iter(outlet_world.cards))
     receipts = reports.run(conn, "receipts", reports.Filters(customer=customer))
     mine = [b for _, b in outlet_sales(outlet_world) if b["customer_id"] == customer]
@@ -548,11 +603,72 @@ def test_outlet_gifts_liability_receipts_and_frequency(outlet_world: OutletWorld
     assert pd.rows == [] and any("HQ's database" in n for n in pd.notes)
 
 
+def test_turnover_and_discounts_are_net_of_the_returns_made_in_the_period(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    april = [(o, at, r) for o, at, r in hq_world.returns if in_april(at)]
+    assert april and any(r.kind == "void" for _, _, r in april)
+    turnover = rows_by_key(reports.run(hq_conn, "turnover", reports.Filters(**APRIL)))
+    discounts = rows_by_key(reports.run(hq_conn, "discounts", reports.Filters(**APRIL)))
+    for outlet in ("N", "S"):
+        mine = [r for o, _, r in april if o == outlet]
+        back = sum(r.value for r in mine)
+        net = sum(s.total_net for o, at, s in hq_world.sales if o == outlet and in_april(at))
+        assert (turnover[outlet]["returned"], turnover[outlet]["net_of_returns"]) == (
+            back, net - back)
+        taken = sum(ln.discount for r in mine for ln in r.lines)
+        assert discounts[outlet]["discount_returned"] == taken
+        assert discounts[outlet]["discount_net"] == discounts[outlet]["discount"] - taken
+    by_cat = rows_by_key(reports.run(hq_conn, "turnover", reports.Filters(by="category")))
+    for cat, row in by_cat.items():
+        assert row["returned"] == sum(r.value for _, _, r in hq_world.returns
+                                      if hq_world.categories[r.customer_id] == cat)
+
+
+def test_turnover_over_time_is_net_of_the_returns_of_each_day_where_they_were_made(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "turnover", reports.Filters(**APRIL, by="day"))
+    rows = {(r["day"], r["outlet"]): r for r in report.as_dicts()}
+    back: dict[tuple[str, str], int] = {}
+    for outlet, at, r in hq_world.returns:
+        if in_april(at):
+            back[(at[:10], outlet)] = back.get((at[:10], outlet), 0) + r.value
+    assert back
+    for key, row in rows.items():
+        assert (row["returned"], row["net_of_returns"]) == (
+            back.get(key, 0), row["net"] - back.get(key, 0)), key
+    assert set(back) <= set(rows)
+    plain = reports.run(hq_conn, "turnover", reports.Filters(**APRIL))
+    names = [c.name for c in report.columns]
+    assert report.totals is not None and plain.totals is not None
+    assert report.totals[names.index("net_of_returns")] == \
+        plain.totals[[c.name for c in plain.columns].index("net_of_returns")]
+
+
+def test_the_returns_report_lists_every_return_and_void_with_its_receipt_reference(
+        hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
+    report = reports.run(hq_conn, "returns", reports.Filters(**APRIL))
+    want = sorted((at, o, r.kind, r.receipt, r.reason, r.value,
+                   sum(x.amount for x in r.refunds), r.points_reversed,
+                   "own" if r.home else "other outlet")
+                  for o, at, r in hq_world.returns if in_april(at))
+    got = sorted((d["at"], d["outlet"], d["kind"], d["receipt"], d["reason"], d["value"],
+                  d["refunded"], d["points_reversed"], d["sale"]) for d in report.as_dicts())
+    assert got == want
+    assert report.totals is not None and report.totals[9] == sum(w[5] for w in want)
+    only_s = reports.run(hq_conn, "returns", reports.Filters(outlet="S"))
+    assert {d["outlet"] for d in only_s.as_dicts()} == {"S"}
+    with pytest.raises(InvalidRequest, match="single returns"):
+        reports.run(hq_conn, "returns", reports.Filters(by="category"))
+
+
 def test_gift_handouts_lists_every_handout_with_a_masked_card(
         hq_world: HQWorld, hq_conn: sqlite3.Connection) -> None:
     report = reports.run(hq_conn, "gift-handouts", reports.Filters(**APRIL))
-    want = sorted((g.redemption_id, outlet, g.gift_sku, g.qty, g.points_spent)
-                  for outlet, at, g in hq_world.gifts if in_april(at))
+    want = sorted([(g.redemption_id, outlet, g.gift_sku, g.qty, g.points_spent)
+                   for outlet, at, g in hq_world.gifts if in_april(at)]
+                  + [(g.redemption_id, outlet, g.gift_sku, -g.qty, -g.points_returned)
+                     for outlet, at, g in hq_world.gift_returns if in_april(at)])
+    assert any(qty < 0 for *_, qty, _points in want)
     rows = report.as_dicts()
     got = sorted((r["redemption_id"], r["outlet"], r["gift_sku"], r["qty"], r["points"])
                  for r in rows)
@@ -619,3 +735,235 @@ def test_points_liability_counts_every_customer_the_same_at_hq_and_at_the_outlet
     assert figures["hq"][:2] == (5, 2)
     assert figures["hq"][3] == {"A": 2, "B": 1, "C": 1, "D": 1}
     assert figures["hq"][4] == 2
+
+
+# --- points liability split: lots, pending points, expiry (issue 11) -----------------------
+@dataclass
+class RefLot:
+    """A lot as the test's own small model keeps it (independent of schema.lots)."""
+
+    lot_id: str
+    earned_on: date
+    points: int
+    last_day: date | None
+    spendable_on: date
+
+
+def _end_of_month_after(day: date, months: int) -> date:
+    month = day.month - 1 + months + 1
+    first_after = date(day.year + month // 12, month % 12 + 1, 1)
+    return first_after - timedelta(days=1)
+
+
+class RefBook:
+    """Points earned, spent oldest-expiring first (spendable lots by last day, then
+    pending ones), a deficit repaid by the next earning; an expiry run takes what is left
+    of every lot past its last day."""
+
+    def __init__(self) -> None:
+        self.lots: list[RefLot] = []
+        self.deficit = 0
+
+    def earn(self, lot_id: str, on: date, points: int, last_day: date | None,
+             pending_days: int) -> None:
+        repaid = min(-self.deficit, points)
+        self.deficit += repaid
+        if points - repaid:
+            self.lots.append(RefLot(lot_id, on, points - repaid, last_day,
+                                    on + timedelta(days=pending_days)))
+
+    def spend(self, on: date, points: int) -> None:
+        far = date.max
+        ready = sorted((x for x in self.lots if x.spendable_on <= on),
+                       key=lambda x: (x.last_day or far, x.earned_on, x.lot_id))
+        waiting = sorted((x for x in self.lots if x.spendable_on > on),
+                         key=lambda x: (x.spendable_on, x.last_day or far, x.earned_on,
+                                        x.lot_id))
+        for lot in ready + waiting:
+            took = min(points, lot.points)
+            lot.points -= took
+            points -= took
+        self.lots = [x for x in self.lots if x.points]
+        self.deficit -= points
+
+    def expire(self, on: date) -> int:
+        gone = sum(x.points for x in self.lots if x.last_day and x.last_day < on)
+        self.lots = [x for x in self.lots if not (x.last_day and x.last_day < on)]
+        return gone
+
+    @property
+    def balance(self) -> int:
+        return sum(x.points for x in self.lots) + self.deficit
+
+
+def test_points_liability_splits_active_pending_expiring_and_expired_at_hq(
+        tmp_path: Path) -> None:
+    """End of the 2nd month after earning, 14 days pending; sales and hand-outs over half
+    a year, head office's corrections, an expiry run on 2024-06-01; split as of 06-10."""
+    from hq import admin, expiry
+    from hq.chain import Chain
+    from hq.credentials import add_outlet
+    from hq.ingest import push
+    from schema.sync import PushRequest
+
+    today, run_on = date(2024, 6, 10), date(2024, 6, 1)
+    chain = Chain(tmp_path / "hq.db", clock=lambda: "2024-06-10T12:00:00.000000Z")
+    admin.put_master(chain, "programme", {
+        "expiry": {"kind": "end_of_month", "months": 2, "since": "2024-01-01"},
+        "returns": {"pending_points": True, "return_window_days": 14}}, by=None)
+    with chain.db.write() as conn:
+        add_outlet(conn, "N")
+        conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
+    rng = random.Random(11)
+    customers = [new_id() for _ in range(6)]
+    category = {c: CATEGORIES[i % 4] for i, c in enumerate(customers)}
+    books = {c: RefBook() for c in customers}
+    earned: Counter[str] = Counter()
+    used: Counter[str] = Counter()
+    events: list[Event] = []
+
+    def emit(body: Any, at: str) -> None:
+        events.append(make_event("N", len(events) + 1, body, at=at))
+
+    for i, c in enumerate(customers):
+        emit(CustomerRegistered(customer_id=c, card_number=f"29{i:011d}", profile=Profile(
+            kind="person", given_name="L", surname=f"L{i}", category=category[c])),
+            "2024-01-01T08:00:00.000000Z")
+    days = sorted(date(2024, 1, 2) + timedelta(days=rng.randint(0, 158)) for _ in range(70))
+    for n, day in enumerate(days):
+        c = rng.choice(customers)
+        at = f"{day.isoformat()}T10:{n % 60:02d}:00.000000Z"
+        book = books[c]
+        spendable = sum(x.points for x in book.lots if x.spendable_on <= day) + book.deficit
+        if n % 5 == 4 and spendable > 0:
+            points = rng.randint(1, spendable) if n != 54 else spendable + 300  # one overspends
+            emit(GiftRedeemed(redemption_id=new_id(), customer_id=c, gift_sku="GIFT-MUG",
+                              gift_name="Mug", qty=1, points_spent=points), at)
+            book.spend(day, points)
+            used[c] += points
+        else:
+            sale = _sale(rng, c, credit=False)
+            emit(sale, at)
+            book.earn(sale.sale_id, day, sale.points_earned, _end_of_month_after(day, 2), 14)
+            earned[c] += sale.points_earned
+    push(chain, "N", PushRequest(outlet_id="N", events=events))
+    expired = sum(book.expire(run_on) for book in books.values())
+    assert expiry.run(chain, run_on)["points"] == expired > 0
+    plus, minus = customers[0], customers[1]
+    made = admin.adjust(chain, plus, points=77, reason="goodwill", by=None)
+    books[plus].earn(made["adjustment_id"], today, 77, _end_of_month_after(today, 2), 0)
+    earned[plus] += 77
+    admin.adjust(chain, minus, points=-30, reason="double scan", by=None)
+    books[minus].spend(today, 30)
+    earned[minus] -= 30
+    chain.close()
+
+    def split(which: list[str]) -> dict[str, int]:
+        lots = [x for c in which for x in books[c].lots]
+
+        def within(n: int) -> int:
+            return sum(x.points for x in lots if x.last_day and x.last_day <= today
+                       + timedelta(days=n))
+        return {"outstanding_points": sum(books[c].balance for c in which),
+                "points_earned": sum(earned[c] for c in which),
+                "points_used": sum(used[c] for c in which),
+                "active_points": sum(x.points for x in lots if x.spendable_on <= today),
+                "pending_points": sum(x.points for x in lots if x.spendable_on > today),
+                "expiring_30": within(30), "expiring_60": within(60), "expiring_90": within(90),
+                "negative_points": sum(min(books[c].deficit, 0) for c in which)}
+
+    conn = reports.connect(tmp_path / "hq.db")
+    try:
+        got = reports.run(conn, "points-liability", reports.Filters(today=today.isoformat()))
+        row = got.as_dicts()[0]
+        want = split(customers)
+        assert {k: row[k] for k in want} == want
+        assert row["points_expired"] == expired
+        assert row["outstanding_points"] == (row["active_points"] + row["pending_points"]
+                                             + row["negative_points"])
+        assert want["negative_points"] < 0 and want["pending_points"] > 0
+        assert 0 < want["expiring_30"] < want["expiring_60"] <= want["expiring_90"]
+        by_cat = rows_by_key(reports.run(conn, "points-liability", reports.Filters(
+            by="category", today=today.isoformat())))
+        for cat in CATEGORIES:
+            mine = split([c for c in customers if category[c] == cat])
+            assert {k: by_cat[cat][k] for k in mine} == mine, cat
+        later = reports.run(conn, "points-liability", reports.Filters(today="2024-08-01"))
+        assert later.as_dicts()[0]["pending_points"] == 0
+        with pytest.raises(InvalidRequest, match="--today"):
+            reports.run(conn, "points-liability", reports.Filters(today="2024-02-30"))
+    finally:
+        conn.close()
+
+
+def test_points_liability_at_an_outlet_is_its_view_and_hqs_once_synced(
+        tmp_path: Path) -> None:
+    """The same split on both databases once the outlet has synced; the outlet's counts
+    its own pending sale too. Expected figures from the outlet's outbox and HQ's facts."""
+    from agent import customers, sales
+    from agent.outlet import Outlet
+    from agent.programme import default_documents
+    from agent.replication import OutletReplica
+    from hq import admin, credentials
+    from hq.api import create_app
+    from hq.chain import Chain
+    from schema.api import CustomerIn, PaymentIn, QuoteIn, SaleIn
+    from sync.client import run_once
+    from sync.router import RouterTransport
+    from web.serving import Background
+
+    chain = Chain(tmp_path / "hq.db", seed=default_documents())
+    admin.put_master(chain, "programme", {
+        "expiry": {"kind": "inactivity", "months": 1, "since": "2020-01-01"},
+        "returns": {"pending_points": True, "return_window_days": 30}}, by=None)
+    with chain.db.write() as conn:
+        token, _ = credentials.add_outlet(conn, "NORTH")
+    server = Background(create_app(chain), on_exit=chain.waiters.close)
+    outlet = Outlet(tmp_path / "north.db", "NORTH", chain=True)
+    replica, link = OutletReplica(outlet), RouterTransport(server.url, token)
+
+    def sell(card: str, price: int) -> None:
+        quote = sales.quote(outlet, QuoteIn(card=card, lines=[
+            {"sku": "S", "name": "S", "qty": 1, "unit_price": price}]))  # type: ignore[list-item]
+        sales.sell(outlet, SaleIn(quote_id=quote["quote_id"], payments=[
+            PaymentIn(mode="cash", amount=quote["total_net"])]), None)
+
+    try:
+        run_once(replica, link)
+        made = [customers.register(outlet, CustomerIn(
+            kind="person", given_name=f"N{i}", surname="Lots", category="A")) for i in range(3)]
+        for i, card in enumerate(m["card_number"] for m in made):
+            sell(card, 10_000 * (i + 1))
+        run_once(replica, link)
+        admin.adjust(chain, made[0]["customer_id"], points=40, reason="welcome", by=None)
+        run_once(replica, link)
+        figures = {}
+        for place, path in (("hq", tmp_path / "hq.db"), ("outlet", tmp_path / "north.db")):
+            conn = reports.connect(path)
+            try:
+                figures[place] = reports.run(conn, "points-liability").as_dicts()[0]
+            finally:
+                conn.close()
+        assert figures["hq"] == figures["outlet"]
+        sell(made[1]["card_number"], 5_000)  # pending at the outlet: not at HQ yet
+        events = [Event.model_validate_json(r[0]) for r in outlet.db.all(
+            "SELECT event FROM outbox WHERE type = 'sale.recorded'")]
+    finally:
+        link.close()
+        server.stop()
+        outlet.close()
+        chain.close()
+    day = date.fromisoformat(events[-1].at[:10])
+    as_of = reports.Filters(today=(day + timedelta(days=5)).isoformat())
+    sold = sum(e.body["points_earned"] for e in events)
+    conn = reports.connect(tmp_path / "north.db")
+    try:
+        row = reports.run(conn, "points-liability", as_of).as_dicts()[0]
+    finally:
+        conn.close()
+    # every sale's points are pending (30 days); the correction's are spendable at once;
+    # a month without a purchase: all of them are due within 30 days
+    assert (row["outstanding_points"], row["pending_points"], row["active_points"]) == (
+        sold + 40, sold, 40)
+    assert row["expiring_30"] == row["expiring_90"] == sold + 40
+    assert row["points_expired"] == 0 and row["negative_points"] == 0

@@ -11,10 +11,14 @@
   (chainkit's `HQProcess` and `OutletProcess`), restartable on the same files (kill -9 and
   start again).
 - `Workload`: tills at every outlet registering cards, selling (Idempotency-Keys, retried
-  until answered), redeeming gifts and editing profiles, with hot customers every outlet
-  spends at once so the offline floor limits matter. Its `Till` wraps testkit's `Till`.
+  until answered), redeeming gifts, editing profiles, and taking goods back: returns at the
+  sale's outlet (by sale id or receipt reference) and at others (from the receipt's code,
+  within floor_returns), and voids. Hot customers every outlet spends at once make the
+  offline floor limits matter (their sales are never returned, so the balances
+  `BalanceWatch` sees stay within the floors). Its `Till` wraps testkit's `Till`.
 - `check_chain`: the invariants after healing (testkit's `check_files`: exactly once, HQ =
-  fold, convergence, the floor bound, every sale answered 201 exactly once everywhere).
+  fold, convergence, the floor bound, every sale, redemption, return and void answered 201
+  exactly once everywhere).
 
 A unique module name (test folders are not packages), imported as `import faultproxy`.
 """
@@ -41,7 +45,7 @@ from testkit import Ledger, check_files, read_only, wait_until
 from testkit.ledger import floor_points
 from testkit.processes import logs
 
-__all__ = ["FAULTS", "BalanceWatch", "Chain", "Down", "FaultProxy", "Ledger", "Till",
+__all__ = ["FAULTS", "BalanceWatch", "Chain", "Down", "FaultProxy", "Ledger", "Sold", "Till",
            "Workload", "check_chain", "check_files", "floor_points", "seeds"]
 
 FAULTS = ("drop", "delay", "dup", "replay", "cut_request", "cut_response", "drop_response",
@@ -316,14 +320,25 @@ class Down(Exception):
     """The agent did not answer (killed, restarting): the till retries later."""
 
 
+@dataclass(frozen=True)
+class Sold:
+    """A sale a till was answered 201 for, kept so a till may take it back later."""
+
+    outlet: str
+    card: str
+    answer: dict[str, Any]
+    lines: list[dict[str, Any]]
+
+
 class Till:
     """A till at one outlet; every call is retried until the agent answers (same body, same
     Idempotency-Key), so a sale whose answer was lost in a crash is never made twice."""
 
     def __init__(self, chain: Chain, outlet: str, rng: random.Random, ledger: Ledger,
-                 patience: float = 60.0) -> None:
+                 patience: float = 60.0, sold: list[Sold] | None = None) -> None:
         self.chain, self.outlet, self.rng, self.ledger = chain, outlet, rng, ledger
         self.patience = patience
+        self.sold = sold if sold is not None else []  # shared by the workload's tills
         self.client = testkit.Till(chain.agents[outlet].url, "T1")
 
     def call(self, method: str, path: str, body: Any = None,
@@ -392,6 +407,38 @@ class Till:
             assert again.status_code == 201 and again.json() == answer.json(), again.text
         with self.ledger.lock:
             self.ledger.sales[self.outlet].append(answer.json()["sale_id"])
+            self.sold.append(Sold(self.outlet, card, answer.json(), lines))
+
+    def give_back(self, sale: Sold) -> None:
+        """Part of a sale back: here by sale id or reference if it was sold here, else from
+        the receipt's code with the card (another outlet's sale)."""
+        item = self.rng.choice(sale.lines)
+        body: dict[str, Any] = {"lines": [{"sku": item["sku"],
+                                           "qty": self.rng.randint(1, item["qty"])}],
+                                "till_id": "T1", "reason": "workload"}
+        if sale.outlet == self.outlet:
+            which = "sale_id" if self.rng.random() < 0.5 else "receipt"
+            body[which] = sale.answer["sale_id" if which == "sale_id" else "receipt_reference"]
+        else:
+            body.update(receipt=sale.answer["receipt_code"], card=sale.card)
+        self._reversed(self.call("POST", "/v1/returns", body, key=str(uuid.uuid4())),
+                       "/v1/returns", body)
+
+    def void(self, sale: Sold) -> None:
+        body = {"till_id": "T1", "reason": "workload"}
+        path = f"/v1/sales/{sale.answer['sale_id']}/void"
+        self._reversed(self.call("POST", path, body, key=str(uuid.uuid4())), path, body)
+
+    def _reversed(self, answer: requests.Response, path: str, body: dict[str, Any]) -> None:
+        if answer.status_code != 201:
+            self.refused(answer)
+            return
+        if self.rng.random() < 0.1:  # a retry of an answered return: the same return again
+            key = answer.request.headers["Idempotency-Key"]
+            again = self.call("POST", path, body, key=str(key))
+            assert again.status_code == 201 and again.json() == answer.json(), again.text
+        with self.ledger.lock:
+            self.ledger.returns[self.outlet].append(answer.json()["return_id"])
 
     def redeem(self, card: str) -> None:
         sku = self.rng.choice(["GIFT-MUG", "GIFT-MUG", "GIFT-TOTE"])
@@ -422,9 +469,17 @@ class Workload:
         self.ledger = ledger or Ledger()
         self.hot: list[str] = []
         self.errors: list[BaseException] = []
+        self.sold: list[Sold] = []  # every till's sales, for returns anywhere
 
     def till(self, outlet: str, salt: int) -> Till:
-        return Till(self.chain, outlet, random.Random(f"{self.seed}/{outlet}/{salt}"), self.ledger)
+        return Till(self.chain, outlet, random.Random(f"{self.seed}/{outlet}/{salt}"), self.ledger,
+                    sold=self.sold)
+
+    def returnable(self, rng: random.Random) -> Sold | None:
+        """A sale of a customer who is not hot (their balances stay the floors' business)."""
+        with self.ledger.lock:
+            mine = [s for s in self.sold if s.card not in self.hot]
+        return rng.choice(mine) if mine else None
 
     def setup(self) -> None:
         first = self.chain.outlets[0]
@@ -465,12 +520,18 @@ class Workload:
                 roll = rng.random()
                 if roll < 0.07:
                     till.register(rng.choice("AABCD"))
-                elif roll < 0.45:
+                elif roll < 0.40:
                     till.sell(rng.choice(cards))
-                elif roll < 0.55:
+                elif roll < 0.50:
                     till.sell(rng.choice(self.hot), big=rng.random() < 0.3)
-                elif roll < 0.85:
+                elif roll < 0.75:
                     till.redeem(rng.choice(self.hot) if rng.random() < 0.7 else rng.choice(cards))
+                elif roll < 0.87:
+                    sale = self.returnable(rng)
+                    if sale is not None and rng.random() < 0.8:
+                        till.give_back(sale)
+                    elif sale is not None and sale.outlet == outlet:
+                        till.void(sale)
                 else:
                     till.edit(rng.choice(cards))
                 time.sleep(rng.uniform(0, 0.03))

@@ -34,7 +34,7 @@ def test_a_card_blocked_at_the_till_stays_blocked_when_an_older_hq_state_arrives
         joined = customers.register(outlet, CustomerIn(kind="person", given_name="A", surname="B"))
         run_once(replica, link)
         customers.set_identifier_status(outlet, "card", joined["card_number"], "blocked")
-        admin.edit_customer(chain, joined["customer_id"], {"note": "seen at HQ"})
+        admin.edit_customer(chain, joined["customer_id"], {"note": "seen at HQ"}, by=None)
         greet(replica, link)
         pull_new(replica, link, PassReport())  # HQ's state, without the block: not pushed yet
         status = outlet.db.scalar("SELECT status FROM identifiers WHERE value = ?",

@@ -4,18 +4,26 @@ In-process and single-threaded: HQ is an `hq.chain.Chain` on a real SQLite file,
 outlets are `agent.outlet.Outlet`s with their `agent.replication.OutletReplica`, and the
 network is `SimNet`, a `sync.transport.Transport` that calls `hq.ingest.push`,
 `hq.feed.pull` and a hello builder directly. Rules make local facts (register, sell,
-redeem), run sync passes whose requests or responses the network may lose (a lost
-response was applied at HQ; the outlet gets an exception), replay an old push, ban at HQ,
-snapshot HQ's file and later restore HQ from such a snapshot with a new epoch. Pulled
-pages are applied in slices (1 and 3 changes at A and B, fitted at C); between two
-slices the model checks invariant 4 at that outlet and may sell there, or stop the agent
-(the rest of the page comes again on a later pass).
+redeem; return part of a sale at its outlet or, from its receipt code, at another; void a
+sale at its outlet; give a gift back), run sync passes whose requests or responses the
+network may lose (a lost response was applied at HQ; the outlet gets an exception), replay
+an old push, ban at HQ, correct a balance at HQ, run HQ's point expiry as of a later day
+(the programme expires points at the end of the month after they were earned), snapshot
+HQ's file and later restore HQ from such a snapshot with a new epoch. One rule sells and
+voids at once between two clean syncs: HQ must then hold the customer exactly as before
+(balances and every statistic). Pulled pages are applied in slices (1 and 3 changes at A
+and B, fitted at C); between two slices the model checks invariant 4 at that outlet and
+may sell there, or stop the agent (the rest of the page comes again on a later pass).
 
 After every step: HQ's ledger holds each event once and, per outlet, exactly a prefix of
-that outlet's outbox (same ids); HQ's tallies are the fold of its events; every outlet
-shows HQ's confirmed state plus its own pending facts, each local fact counted once
-(invariant 4); every page HQ sends reflects exactly the outlet's events up to its
-`incorporated_through`. At teardown, after healing: full convergence
+that outlet's outbox (same ids); HQ's tallies are the fold of its events (restated from
+what each customer still holds once a return is among them: schema.reversal `settle`), and
+its point lots the fold of the same events in HQ's order (schema.lots.apply), adding up to
+the balance; every outlet shows HQ's confirmed state plus its own pending facts, each local
+fact counted once (invariant 4), its lots adding up to its balance; every page HQ sends
+reflects exactly the outlet's events up to its `incorporated_through`. So any interleaving
+of sales, returns, voids, redemptions, corrections and expiries folds to the same balances
+at HQ and at every outlet. At teardown, after healing: full convergence, lots included
 (`faultproxy.check_files`).
 
 Profile `LOYALTY_MODEL_PROFILE=long` runs many more examples. `TestPgProtocolModel` runs
@@ -29,6 +37,7 @@ import shutil
 import sqlite3
 import tempfile
 from collections import defaultdict
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,17 +48,29 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from testkit.postgres import Cluster, missing
 
-from agent import customers, gifts, giftstock, sales
+from agent import customers, gifts, giftstock, returns, sales
 from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replication import OutletReplica
-from hq import admin, credentials, feed, ingest
+from hq import admin, credentials, expiry, feed, ingest
 from hq.chain import Chain
-from schema import tallystore
-from schema.api import CustomerIn, RedemptionIn, SaleIn
+from schema import lots as lotmath
+from schema import lotstore, tallystore
+from schema.api import (
+    CustomerIn,
+    GiftReturnIn,
+    PaymentIn,
+    RedemptionIn,
+    ReturnIn,
+    SaleIn,
+    VoidIn,
+)
 from schema.errors import ConfigError, LoyaltyError
-from schema.events import Event, fold
+from schema.events import Event, counts, fold
 from schema.ledger import Tally
+from schema.lots import Book, Lots
+from schema.masterdata import programme_of
+from schema.reversal import settle
 from schema.sync import Hello, PullResponse, PushRequest, PushResponse
 from sync import client
 from sync.transport import LinkDown
@@ -85,6 +106,8 @@ class SlicedReplica(OutletReplica):
         elif step == "stop":
             raise LinkDown("the agent stopped between two slices of a page")
         super()._between_slices()
+# points expire at the end of the month after the month they were earned in
+PROGRAMME = {"expiry": {"kind": "end_of_month", "months": 1, "since": "2020-01-01"}}
 
 
 class SimNet:
@@ -140,6 +163,7 @@ class ProtocolModel(RuleBasedStateMachine):
         self.hq_path = self.dir / "hq.db"
         self.hq_db = self.new_hq_database()
         self.hq = Chain(self.hq_db, seed=default_documents())
+        admin.put_master(self.hq, "programme", PROGRAMME, by=None)
         with self.hq.db.write() as conn:
             for outlet in OUTLETS:
                 credentials.add_outlet(conn, outlet)
@@ -147,6 +171,8 @@ class ProtocolModel(RuleBasedStateMachine):
         self.replicas = {o: SlicedReplica(self, shop) for o, shop in self.outlets.items()}
         self.between: dict[str, list[str]] = {o: [] for o in OUTLETS}
         self.cards: list[str] = []
+        self.sold: list[tuple[str, dict[str, Any], str, str]] = []  # (outlet, answer, card, sku)
+        self.handed: list[tuple[str, str]] = []  # (outlet, redemption id)
         self.sent: list[tuple[str, str]] = []
         self.snapshots: list[Path] = []
         self.ledger = Ledger()
@@ -186,6 +212,7 @@ class ProtocolModel(RuleBasedStateMachine):
             return
         if fresh:
             self.ledger.sales[outlet].append(answer["sale_id"])
+            self.sold.append((outlet, answer, card, _lines(price)[0].sku))
 
     @precondition(lambda self: self.cards)
     @rule(outlet=st.sampled_from(OUTLETS), pick=st.integers(0, 10**6))
@@ -197,6 +224,85 @@ class ProtocolModel(RuleBasedStateMachine):
         except LoyaltyError:
             return
         self.ledger.redemptions[outlet].append(answer["redemption_id"])
+        self.handed.append((outlet, answer["redemption_id"]))
+
+    # --- the way back ------------------------------------------------------------------
+    @precondition(lambda self: self.sold)
+    @rule(outlet=st.sampled_from(OUTLETS), pick=st.integers(0, 10**6), qty=st.integers(1, 3),
+          by_code=st.booleans())
+    def give_back(self, outlet: str, pick: int, qty: int, by_code: bool) -> None:
+        """Part of a sale back: at its outlet by sale id, or anywhere from its code."""
+        home, sale, card, sku = self.sold[pick % len(self.sold)]
+        lines = [{"sku": sku, "qty": qty}]
+        if outlet == home and not by_code:
+            body = ReturnIn.model_validate({"sale_id": sale["sale_id"], "lines": lines})
+        else:
+            body = ReturnIn.model_validate({"receipt": sale["receipt_code"], "card": card,
+                                            "lines": lines})
+        try:
+            answer, fresh = returns.give_back(self.outlets[outlet], body, f"r{pick}-{qty}")
+        except LoyaltyError:
+            return
+        if fresh:
+            self.ledger.returns[outlet].append(answer["return_id"])
+
+    @precondition(lambda self: self.sold)
+    @rule(pick=st.integers(0, 10**6))
+    def void(self, pick: int) -> None:
+        home, sale, _card, _sku = self.sold[pick % len(self.sold)]
+        try:
+            answer, _ = returns.void(self.outlets[home], sale["sale_id"],
+                                     VoidIn(till_id="T1", reason="model"), None)
+        except LoyaltyError:
+            return
+        self.ledger.returns[home].append(answer["return_id"])
+
+    @precondition(lambda self: self.handed)
+    @rule(pick=st.integers(0, 10**6))
+    def give_gift_back(self, pick: int) -> None:
+        outlet, redemption_id = self.handed[pick % len(self.handed)]
+        try:
+            returns.give_gift_back(self.outlets[outlet], redemption_id, GiftReturnIn(), None)
+        except LoyaltyError:
+            pass
+
+    @precondition(lambda self: self.cards)
+    @rule(outlet=st.sampled_from(OUTLETS), pick=st.integers(0, 10**6),
+          price=st.integers(100, 80_000), credit=st.booleans())
+    def sell_and_void_leave_the_customer_as_they_were(self, outlet: str, pick: int, price: int,
+                                                      credit: bool) -> None:
+        """A full return with nothing spent in between: HQ holds the customer exactly as it
+        did before the sale (balances and every statistic), once both have reached it."""
+        card = self.cards[pick % len(self.cards)]
+        shop, replica = self.outlets[outlet], self.replicas[outlet]
+        try:
+            client.run_once(replica, SimNet(self, outlet, []))
+        except (LinkDown, client.EpochChanged, ingest.SyncGap):
+            return
+        with shop.db.read() as conn:
+            row = conn.execute("SELECT customer_id FROM identifiers WHERE kind = 'card' AND "
+                               "value = ?", (card,)).fetchone()
+        if row is None:
+            return
+        with self.hq.db.read() as conn:
+            before = tallystore.load(conn, row[0])
+        try:
+            quote = sales.quote(shop, _quote_in(card, price))
+            pay = [PaymentIn(mode="credit" if credit else "card", amount=quote["total_net"])]
+            answer, _ = sales.sell(shop, SaleIn(card=card, lines=_lines(price), payments=pay),
+                                   None)
+        except LoyaltyError:
+            return
+        self.ledger.sales[outlet].append(answer["sale_id"])
+        void, _ = returns.void(shop, answer["sale_id"], VoidIn(till_id="T1", reason="undo"),
+                               None)
+        self.ledger.returns[outlet].append(void["return_id"])
+        client.run_once(replica, SimNet(self, outlet, []))
+        with self.hq.db.read() as conn:
+            after = tallystore.load(conn, row[0])
+        assert after.statistics() == before.statistics()
+        assert (after.points_balance, after.credit_outstanding) == (
+            before.points_balance, before.credit_outstanding)
 
     # --- the network -------------------------------------------------------------------
     @rule(outlet=st.sampled_from(OUTLETS), faults=st.lists(FAULT, max_size=5),
@@ -232,7 +338,28 @@ class ProtocolModel(RuleBasedStateMachine):
         with self.hq.db.read() as conn:
             ids = [r[0] for r in conn.execute("SELECT customer_id FROM customers ORDER BY 1")]
         if ids:
-            admin.set_status(self.hq, ids[pick % len(ids)], "banned" if banned else "approved")
+            admin.set_status(self.hq, ids[pick % len(ids)], "banned" if banned else "approved", by=None)
+
+    @precondition(lambda self: self.cards)
+    @rule(pick=st.integers(0, 10**6), points=st.integers(-400, 400), credit=st.booleans())
+    def adjust(self, pick: int, points: int, credit: bool) -> None:
+        """Head office corrects a balance (it reaches the outlets with their next pull)."""
+        with self.hq.db.read() as conn:
+            ids = [r[0] for r in conn.execute("SELECT customer_id FROM customers ORDER BY 1")]
+        if ids and (points or credit):
+            admin.adjust(self.hq, ids[pick % len(ids)], points=points,
+                         credit=-250 if credit else 0, reason="model correction", by=None)
+
+    def _hq_holds_points(self) -> bool:
+        with self.hq.db.read() as conn:
+            return conn.execute("SELECT 1 FROM customer_lots WHERE points > 0").fetchone() \
+                is not None
+
+    @precondition(_hq_holds_points)
+    @rule(days=st.integers(0, 100))
+    def expire(self, days: int) -> None:
+        """HQ's expiry run, as of a day up to 100 days from today."""
+        expiry.run(self.hq, date.fromisoformat(self.hq.clock()[:10]) + timedelta(days=days))
 
     @rule()
     def snapshot(self) -> None:
@@ -262,11 +389,15 @@ class ProtocolModel(RuleBasedStateMachine):
             last = conn.execute("SELECT last_seq FROM outlets WHERE outlet_id = ?",
                                 (outlet,)).fetchone()[0]
             assert page.incorporated_through == last
+            settings = programme_of(conn)
             for change in page.changes:
                 if change.kind != "customer" or change.data is None:
                     continue
                 events = _hq_events(conn, change.key)
-                assert Tally.from_dict(change.data["tally"]) == fold(events)
+                assert Tally.from_dict(change.data["tally"]) == settle(
+                    (e.parsed(), e.at) for e in events if counts(e))
+                assert lotstore.from_wire(change.data["lots"]) == \
+                    _lots_fold(conn, change.key, settings)
                 mine = sorted(e.seq for e in events if e.outlet_id == outlet)
                 assert all(s <= page.incorporated_through for s in mine)
 
@@ -291,7 +422,26 @@ class ProtocolModel(RuleBasedStateMachine):
                 "SELECT customer_id FROM events WHERE customer_id IS NOT NULL")}
             ids |= {r[0] for r in conn.execute("SELECT customer_id FROM customer_tally")}
             for cid in ids:
-                assert tallystore.load(conn, cid) == fold(_hq_events(conn, cid)), cid
+                assert tallystore.load(conn, cid) == settle(
+                    (e.parsed(), e.at) for e in _hq_events(conn, cid) if counts(e)), cid
+
+    @invariant()
+    def hq_lots_are_the_fold_in_hqs_order(self) -> None:
+        with self.hq.db.read() as conn:
+            settings = programme_of(conn)
+            for (cid,) in conn.execute("SELECT customer_id FROM customers").fetchall():
+                held = lotstore.load(conn, cid)
+                assert held == _lots_fold(conn, cid, settings), cid
+                assert sum(lot.points for lot in held) == tallystore.points_balance(conn, cid)
+
+    @invariant()
+    def outlet_lots_add_up_to_its_balance(self) -> None:
+        for outlet, shop in self.outlets.items():
+            with shop.db.read() as conn:
+                for (cid,) in conn.execute("SELECT customer_id FROM customers").fetchall():
+                    held = lotstore.load(conn, cid)
+                    assert sum(lot.points for lot in held) == \
+                        tallystore.points_balance(conn, cid), (outlet, cid)
 
     @invariant()
     def outlet_view_is_confirmed_plus_pending(self) -> None:
@@ -342,6 +492,24 @@ class ProtocolModel(RuleBasedStateMachine):
 def _hq_events(conn: sqlite3.Connection, customer_id: str) -> list[Event]:
     return [Event.model_validate_json(r[0]) for r in conn.execute(
         "SELECT event FROM events WHERE customer_id = ? ORDER BY hq_seq", (customer_id,))]
+
+
+def _lots_fold(conn: sqlite3.Connection, customer_id: str, settings: Any) -> Lots:
+    """The customer's lots as schema.lots folds HQ's facts about them, in HQ's order, each
+    on its booking day (the model's settings never change after the start)."""
+    book, tally = Book(), Tally()
+    for (raw, booked) in conn.execute("SELECT event, booked_at FROM events WHERE customer_id = ?"
+                                      " ORDER BY hq_seq", (customer_id,)).fetchall():
+        event = Event.model_validate_json(raw)
+        if not counts(event):
+            continue
+        body = event.parsed()
+        last = tally.last_purchase_at
+        book = lotmath.apply(book, body, date.fromisoformat((booked or event.at)[:10]),
+                             settings.expiry, pending_days=settings.pending_days,
+                             last_purchase=date.fromisoformat(last[:10]) if last else None)
+        tally = tally.combine(fold([event]))
+    return book.lots
 
 
 def _lines(price: int) -> list[Any]:

@@ -5,14 +5,22 @@
 may be running or stopped):
 1. every outlet event is at HQ exactly once, in the outlet's order, `(outlet, seq)` gap-free
    from 1, and HQ's `last_seq` of the outlet is its count;
-2. HQ's tallies are the fold of its events, per customer;
+2. HQ's tallies are the fold of its events, per customer (schema.reversal `settle`: the
+   sum, restated from what the customer still holds once a return is among them; a
+   head-office-only fact an outlet sent counts for nothing, `schema.events.counts`; a
+   merged profile's events counted for the profile it was merged into), and its point
+   lots add up to the balance;
 3. with `floor_bound`: the lowest balance HQ ever held (and any in `lowest_seen`) stays above
    minus the sum of the outlets' offline floors (off when HQ was restored from a backup: its
-   order of events is then not one history);
+   order of events is then not one history). The floors bound spending: points HQ's own
+   corrections took away are not offline spending and are left out of it, and points a
+   return takes back may take a balance lower still (the default policy lets it go below
+   zero), by at most what their sale earned, so the running balance checked leaves them out;
 4. with `converged`: nothing is pending at any outlet, each has pulled up to HQ's head and
-   shows every customer as HQ does (off while the outlets may still be pulling);
-5. with a `ledger` (what the tills were answered): every sale and redemption answered 201
-   is once at its outlet and once at HQ.
+   shows every customer as HQ does, point lots included (off while the outlets may still
+   be pulling);
+5. with a `ledger` (what the tills were answered): every sale, redemption, return and void
+   answered 201 is once at its outlet and once at HQ.
 It returns figures for the test's log (`hq_events`, `events_by_outlet`, `customers`, ...).
 """
 
@@ -29,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.defaults import LIMITS
-from schema import tallystore
+from schema import lotstore, tallystore
 from schema.customerstore import identifiers_of, profile_of
-from schema.events import Event, tally_of
+from schema.events import HQ_OUTLET, Body, Event, ReturnRecorded, counts, tally_of
 from schema.ledger import Tally
+from schema.reversal import settle
 
 
 @dataclass
@@ -41,6 +50,7 @@ class Ledger:
 
     sales: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     redemptions: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    returns: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     cards: dict[str, tuple[str, str]] = field(default_factory=dict)  # card -> (id, category)
     refusals: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,15 +104,20 @@ def check_files(hq_db: Path | str, outlet_dbs: dict[str, Path], ledger: Ledger |
         _exactly_once(hq, rows, outlet_dbs, converged)
 
         # periods and "last purchase" go by HQ's booking time (docs/sync.md "Outlet clocks")
-        by_customer: dict[str, Tally] = defaultdict(Tally)
+        # a merged profile's facts count for the profile it was merged into (hq/projection.py)
+        into = dict(hq.execute("SELECT customer_id, merged_into FROM customers "
+                               "WHERE merged_into IS NOT NULL").fetchall())
+        by_customer: dict[str, list[tuple[Body, str]]] = defaultdict(list)
         for event, row in zip(events, rows, strict=True):
-            if event.customer_id:
-                by_customer[event.customer_id] = by_customer[event.customer_id].combine(
-                    tally_of(event.parsed(), row["booked_at"] or event.at))
+            if event.customer_id and counts(event):
+                owner = into.get(event.customer_id, event.customer_id)
+                by_customer[owner].append((event.parsed(), row["booked_at"] or event.at))
         customers = [r[0] for r in hq.execute("SELECT customer_id FROM customers ORDER BY 1")]
         for cid in set(customers) | set(by_customer):
-            assert tallystore.load(hq, cid) == by_customer.get(cid, Tally()), \
+            assert tallystore.load(hq, cid) == settle(by_customer.get(cid, [])), \
                 f"HQ tally of {cid} is not the fold of its events"
+            assert sum(lot.points for lot in lotstore.load(hq, cid)) == \
+                settle(by_customer.get(cid, [])).points_balance, f"HQ lots of {cid} != balance"
         figures["customers"] = len(customers)
         figures["flags"] = hq.execute("SELECT COUNT(*) FROM flags").fetchone()[0]
         figures["lowest_balance"] = _floor_bound(hq, events, len(outlet_dbs), floor_bound,
@@ -139,14 +154,20 @@ def _floor_bound(hq: sqlite3.Connection, events: list[Event], outlets: int, chec
     floors.update({key: int(json.loads(data).get("floor_points", 0)) for key, data in hq.execute(
         "SELECT key, data FROM master WHERE kind = 'category'")})
     categories = dict(hq.execute("SELECT customer_id, category FROM customers").fetchall())
-    bound = {cid: -outlets * floors[cat] for cid, cat in categories.items()}
+    bound = {cid: -outlets * floors.get(cat, 0) for cid, cat in categories.items()}
     lowest: dict[str, int] = {}
     running: dict[str, Tally] = defaultdict(Tally)
     for event in events:
         cid = event.customer_id
-        if not cid:
+        if not cid or not counts(event):
             continue
-        running[cid] = running[cid].combine(tally_of(event.parsed(), event.at))
+        body = event.parsed()
+        if isinstance(body, ReturnRecorded):
+            continue  # bounded by its sale's points, not by the floors (see the docstring)
+        delta = tally_of(body, event.at)
+        if event.outlet_id == HQ_OUTLET and delta.points_earned < 0:  # a correction took them
+            delta = Tally()
+        running[cid] = running[cid].combine(delta)
         lowest[cid] = min(lowest.get(cid, 0), running[cid].points_balance)
     for cid, low in lowest.items() if check else ():
         assert low >= bound[cid], f"{cid} reached {low} at HQ, bound {bound[cid]}"
@@ -159,7 +180,7 @@ def _converged(hq: sqlite3.Connection, customers: list[str], outlet_dbs: dict[st
     def view(conn: sqlite3.Connection, cid: str) -> tuple[Any, ...]:
         row = conn.execute("SELECT * FROM customers WHERE customer_id = ?", (cid,)).fetchone()
         return (profile_of(row), row["status"], row["category"], identifiers_of(conn, cid),
-                tallystore.load(conn, cid))
+                tallystore.load(conn, cid), lotstore.load(conn, cid))
 
     head = hq.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
     hq_view = {cid: view(hq, cid) for cid in customers}
@@ -179,6 +200,7 @@ def _told(hq: sqlite3.Connection, events: list[Event], outlet_dbs: dict[str, Pat
           ledger: Ledger) -> dict[str, Any]:
     hq_sales = Counter(r[0] for r in hq.execute("SELECT sale_id FROM sales"))
     hq_reds = Counter(r[0] for r in hq.execute("SELECT redemption_id FROM redemptions"))
+    hq_returns = Counter(r[0] for r in hq.execute("SELECT return_id FROM returns"))
     event_sales = Counter(e.body.get("sale_id") for e in events if e.type == "sale.recorded")
     assert all(n == 1 for n in hq_sales.values()), "a sale is at HQ twice"
     assert all(n == 1 for n in event_sales.values()), "a sale event is at HQ twice"
@@ -186,6 +208,7 @@ def _told(hq: sqlite3.Connection, events: list[Event], outlet_dbs: dict[str, Pat
         with read_only(path) as db:
             local = Counter(r[0] for r in db.execute("SELECT sale_id FROM sales"))
             local_reds = Counter(r[0] for r in db.execute("SELECT redemption_id FROM redemptions"))
+            local_returns = Counter(r[0] for r in db.execute("SELECT return_id FROM returns"))
             outbox_sales = Counter(json.loads(r[0])["body"]["sale_id"] for r in db.execute(
                 "SELECT event FROM outbox WHERE type = 'sale.recorded'"))
         told = ledger.sales[outlet]
@@ -195,7 +218,13 @@ def _told(hq: sqlite3.Connection, events: list[Event], outlet_dbs: dict[str, Pat
             assert hq_sales[sale_id] == 1 and event_sales[sale_id] == 1, (outlet, sale_id)
         for red in ledger.redemptions[outlet]:
             assert local_reds[red] == 1 and hq_reds[red] == 1, (outlet, red)
+        told_returns = ledger.returns[outlet]
+        assert len(told_returns) == len(set(told_returns)), f"{outlet} answered a return twice"
+        for ret in told_returns:
+            assert local_returns[ret] == 1 and hq_returns[ret] == 1, (outlet, ret)
+        assert set(local_returns) <= set(hq_returns), f"{outlet} has returns HQ lacks"
         assert set(local) <= set(hq_sales), f"{outlet} has sales HQ lacks"  # nothing missing
     return {"sales_told": sum(len(v) for v in ledger.sales.values()),
             "redemptions_told": sum(len(v) for v in ledger.redemptions.values()),
+            "returns_told": sum(len(v) for v in ledger.returns.values()),
             "refusals": dict(ledger.refusals)}

@@ -246,7 +246,8 @@ def test_a_report_shows_the_figures_and_prints_to_pdf(shop: Shop, browser: Any) 
            for c in table.find_elements(By.CSS_SELECTOR, "tbody tr:first-child td")}
     assert row == {"outlet": "A", "receipts": str(len(everything)), "gross": str(gross),
                    "discount": str(discount), "net": str(net),
-                   "average_receipt": str((2 * net + len(everything)) // (2 * len(everything)))}
+                   "average_receipt": str((2 * net + len(everything)) // (2 * len(everything))),
+                   "returned": "0", "net_of_returns": str(net)}
     shot(browser, "hq-report-turnover")
     pdf, text = print_pdf(browser, "hq-report-turnover")
     raw = pdf.read_bytes()

@@ -102,13 +102,14 @@ def test_a_double_clicked_gift_hand_out_at_the_desk_lowers_stock_and_points_once
     assert ARTEFACTS.is_dir()
 
 
-def test_the_desk_shows_a_customers_card_invoices_and_statement(shop: Shop,
-                                                                browser: Any) -> None:
+def test_the_desk_shows_a_customers_card_invoices_statement_and_smart_card_form(
+        shop: Shop, browser: Any) -> None:
     desk = desk_signed_in(browser, shop)
     ana = shop.customers["ana"]
     pages = {"desk-customer": f"{desk}/customers/{ana['customer_id']}",
              "desk-invoices": f"{desk}/customers/{ana['customer_id']}/invoices",
-             "desk-statement": f"{desk}/customers/{ana['customer_id']}/statement"}
+             "desk-statement": f"{desk}/customers/{ana['customer_id']}/statement",
+             "desk-smartcard": f"{desk}/customers/{ana['customer_id']}/smartcard"}
     for name, url in pages.items():
         browser.get(url)
         assert ana["card_number"] not in browser.page_source, name  # masked everywhere

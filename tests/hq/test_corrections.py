@@ -1,0 +1,329 @@
+"""Head office's side of the way back (issue 11): corrections, point lots, expiry and
+pending points at HQ, on a real SQLite file with HQ's clock under the test's control.
+
+- A correction (`balance.adjusted`) is HQ's own fact, in the ledger with its reason, like a
+  ban; through the admin API and in process alike. An outlet cannot make one, nor an
+  expiry: HQ flags it and applies nothing of it.
+- HQ keeps every customer's points as dated lots (schema/lots.py), spent oldest-expiring
+  first, in HQ's order.
+- Expiry runs on HQ's schedule, as of HQ's own day (`hq/schedule.py` takes it from the
+  chain's clock), or when asked (`POST /v1/admin/points/expire`): one `points.expired` fact
+  per customer naming the lots, across a month end exactly at the last valid day; again
+  the same day, nothing more.
+- Turning expiry on is never retroactive by surprise: a rule put without `since` starts
+  today.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agentkit import expect_error
+from fastapi.testclient import TestClient
+
+from agent.programme import default_documents
+from hq import admin, credentials, expiry, ingest, schedule
+from hq.api import create_app
+from hq.chain import Chain
+from schema import lotstore, tallystore
+from schema.events import (
+    BalanceAdjusted,
+    CustomerRegistered,
+    ExpiredLot,
+    GiftRedeemed,
+    Payment,
+    PointsExpired,
+    Profile,
+    SaleLine,
+    SaleRecorded,
+    make_event,
+    new_id,
+)
+from schema.lots import Lot
+from schema.masterdata import programme_of
+from schema.sync import PushRequest
+
+CUSTOMER = "c-0001"
+CARD = "2900010000015"
+
+
+class Clock:
+    """HQ's clock, set by the test (UTC ISO 8601, as `utc_now` gives it)."""
+
+    def __init__(self, now: str = "2026-01-15T10:00:00.000000Z") -> None:
+        self.now = now
+
+    def __call__(self) -> str:
+        return self.now
+
+    def day(self, day: str) -> None:
+        self.now = f"{day}T10:00:00.000000Z"
+
+
+class HQ:
+    def __init__(self, tmp_path: Path) -> None:
+        self.clock = Clock()
+        self.chain = Chain(tmp_path / "hq.db", seed=default_documents(), clock=self.clock)
+        with self.chain.db.write() as conn:
+            self.outlet_token, _ = credentials.add_outlet(conn, "X")
+            self.admin_token = credentials.add_admin(conn)
+            conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
+        self.seq = 0
+        self.push(CustomerRegistered(customer_id=CUSTOMER, card_number=CARD, profile=Profile(
+            kind="person", given_name="Ana", surname="Novak", category="A")))
+
+    def push(self, *bodies: Any) -> list[tuple[str, str | None]]:
+        """Outlet X's facts, stamped with HQ's clock."""
+        events = []
+        for body in bodies:
+            self.seq += 1
+            events.append(make_event("X", self.seq, body, self.clock()))
+        answer = ingest.push(self.chain, "X", PushRequest(outlet_id="X", events=events))
+        return [(r.result, r.reason) for r in answer.results]
+
+    def lots(self) -> dict[str, int]:
+        with self.chain.db.read() as conn:
+            return {lot.lot_id: lot.points for lot in lotstore.load(conn, CUSTOMER)}
+
+    def held(self) -> tuple[Lot, ...]:
+        with self.chain.db.read() as conn:
+            return lotstore.load(conn, CUSTOMER)
+
+    def balance(self) -> int:
+        with self.chain.db.read() as conn:
+            return tallystore.points_balance(conn, CUSTOMER)
+
+    def facts(self, kind: str) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.chain.db.all(
+            "SELECT event FROM events WHERE type = ? ORDER BY hq_seq", (kind,))]
+
+
+@pytest.fixture
+def hq(tmp_path: Path) -> Iterator[HQ]:
+    made = HQ(tmp_path)
+    yield made
+    made.chain.close()
+
+
+def sale(points: int, sale_id: str | None = None, amount: int = 1000) -> SaleRecorded:
+    line = SaleLine(sku="S", name="Stuff", qty=1, unit_price=amount, gross=amount, discount=0,
+                    net=amount)
+    return SaleRecorded(sale_id=sale_id or new_id(), customer_id=CUSTOMER, currency="EUR",
+                        lines=[line], payments=[Payment(mode="cash", amount=amount)],
+                        total_gross=amount, total_discount=0, total_net=amount,
+                        points_earned=points)
+
+
+def gift(points: int) -> GiftRedeemed:
+    return GiftRedeemed(redemption_id=new_id(), customer_id=CUSTOMER, gift_sku="GIFT-MUG",
+                        gift_name="Club mug", qty=1, points_spent=points)
+
+
+def expiry_on(hq: HQ, rule: dict[str, Any], **returns: Any) -> None:
+    admin.put_master(hq.chain, "programme", {"expiry": rule, "returns": returns}, by=None)
+
+
+# --- corrections ------------------------------------------------------------------------
+
+
+def test_an_adjustment_is_an_hq_fact_with_its_reason_in_the_audit_of_facts(hq: HQ) -> None:
+    hq.push(sale(100, "S-1"))
+    made = admin.adjust(hq.chain, CUSTOMER, points=-30, credit=1250,
+                        reason="receipt 0042 scanned twice", corrects="S-1", by=None)
+    (fact,) = hq.facts("balance.adjusted")
+    assert fact["outlet_id"] == "HQ" and fact["event_id"] == made["event_id"]
+    assert fact["body"] == {"adjustment_id": made["adjustment_id"], "customer_id": CUSTOMER,
+                            "points": -30, "credit": 1250,
+                            "reason": "receipt 0042 scanned twice", "corrects": "S-1"}
+    row = hq.chain.db.one("SELECT result, reason FROM events WHERE event_id = ?",
+                          (made["event_id"],))
+    assert tuple(row) == ("applied", None)
+    view = admin.customer_view(hq.chain, CUSTOMER)
+    assert (view["points_balance"], view["credit_balance"]) == (70, -1250)
+    assert (made["points_balance"], made["credit_balance"]) == (70, -1250)
+    assert view["statistics"]["total_points_earned"] == 70  # a correction counts as earned
+    assert hq.lots() == {"S-1": 70}  # fewer points are taken in spending order
+    admin.adjust(hq.chain, CUSTOMER, points=25, reason="goodwill", by=None)
+    assert hq.lots() == {"S-1": 70, hq.facts("balance.adjusted")[1]["body"]["adjustment_id"]: 25}
+    # outlets get the customer again: HQ bumped it in the change log
+    bumped = hq.chain.db.scalar("SELECT seq FROM changes WHERE kind = 'customer' AND key = ?",
+                                (CUSTOMER,))
+    assert bumped == hq.chain.db.scalar("SELECT MAX(seq) FROM changes")
+
+
+def test_an_adjustment_of_an_unknown_customer_or_without_a_reason_changes_nothing(
+        hq: HQ) -> None:
+    before = hq.chain.db.scalar("SELECT COUNT(*) FROM events")
+    with pytest.raises(Exception, match="no such customer"):
+        admin.adjust(hq.chain, "nobody", points=5, reason="r", by=None)
+    with pytest.raises(Exception, match="say why"):
+        admin.adjust(hq.chain, CUSTOMER, points=5, reason=" ", by=None)
+    with pytest.raises(Exception, match="both are 0"):
+        admin.adjust(hq.chain, CUSTOMER, reason="nothing", by=None)
+    assert hq.chain.db.scalar("SELECT COUNT(*) FROM events") == before
+
+
+def test_corrections_and_expiries_sent_by_an_outlet_are_flagged_and_ignored(hq: HQ) -> None:
+    hq.push(sale(100, "S-1"))
+    answers = hq.push(
+        BalanceAdjusted(adjustment_id="A-1", customer_id=CUSTOMER, points=10**6,
+                        reason="the outlet's own idea"),
+        PointsExpired(expiry_id="E-1", customer_id=CUSTOMER, on="2026-01-15",
+                      lots=[ExpiredLot(lot_id="S-1", points=100, expired_on="2026-01-14")]))
+    assert [result for result, _ in answers] == ["flagged", "flagged"]
+    assert all("only head office makes" in (why or "") for _, why in answers)
+    assert hq.balance() == 100 and hq.lots() == {"S-1": 100}
+    assert admin.customer_view(hq.chain, CUSTOMER)["statistics"]["total_points_expired"] == 0
+
+
+# --- lots -------------------------------------------------------------------------------
+
+
+def test_hq_keeps_points_as_lots_spent_oldest_expiring_first(hq: HQ) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"})
+    hq.push(sale(100, "S-jan"))                    # valid through 2026-02-28
+    hq.clock.day("2026-02-03")
+    hq.push(sale(50, "S-feb"))                     # valid through 2026-03-31
+    hq.push(gift(120))                              # all of S-jan, 20 of S-feb
+    assert hq.lots() == {"S-feb": 30}
+    assert {lot.lot_id: lot.expires_on for lot in hq.held()} == {"S-feb": date(2026, 3, 31)}
+    assert hq.balance() == 30
+    hq.push(gift(40))                              # more than held: a deficit, flagged
+    assert hq.lots() == {"deficit": -10} and hq.balance() == -10
+    hq.push(sale(25, "S-feb-2"))                   # repays the deficit first
+    assert hq.lots() == {"S-feb-2": 15} and hq.balance() == 15
+
+
+def test_pending_points_become_spendable_after_the_return_window(hq: HQ) -> None:
+    expiry_on(hq, {"kind": "never"}, pending_points=True, return_window_days=14)
+    hq.push(sale(100, "S-1"))
+    (lot,) = hq.held()
+    assert (lot.earned_on, lot.spendable_on) == (date(2026, 1, 15), date(2026, 1, 29))
+
+
+# --- expiry -----------------------------------------------------------------------------
+
+
+def test_expiry_runs_on_hqs_clock_across_a_month_end_exactly_once(hq: HQ) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"})
+    hq.push(sale(100, "S-jan"))                    # 2026-01-15: valid through 2026-02-28
+    hq.clock.day("2026-02-03")
+    hq.push(sale(50, "S-feb"), gift(30))           # 30 of S-jan spent first
+    hq.clock.day("2026-02-28")
+    schedule.expire_points(hq.chain)               # the last valid day: nothing yet
+    assert hq.facts("points.expired") == [] and hq.balance() == 120
+    hq.clock.day("2026-03-01")
+    schedule.expire_points(hq.chain)
+    (fact,) = hq.facts("points.expired")
+    assert fact["outlet_id"] == "HQ"
+    assert fact["body"]["on"] == "2026-03-01"
+    assert fact["body"]["lots"] == [{"lot_id": "S-jan", "points": 70, "expired_on": "2026-02-28"}]
+    assert hq.lots() == {"S-feb": 50} and hq.balance() == 50
+    view = admin.customer_view(hq.chain, CUSTOMER)
+    assert view["statistics"]["total_points_expired"] == 70
+    assert view["statistics"]["total_points_earned"] == 150  # earned stays earned
+    schedule.expire_points(hq.chain)               # the same day again: nothing more
+    assert len(hq.facts("points.expired")) == 1
+    ran = expiry.run(hq.chain, date(2026, 4, 1))   # as asked for a day
+    assert ran == {"on": "2026-04-01", "customers": 1, "lots": 1, "points": 50}
+    assert hq.lots() == {} and hq.balance() == 0
+
+
+def test_expiry_after_months_without_a_purchase(hq: HQ) -> None:
+    expiry_on(hq, {"kind": "inactivity", "months": 2, "since": "2025-01-01"})
+    hq.push(sale(100, "S-1"))                       # 2026-01-15
+    hq.clock.day("2026-03-10")
+    hq.push(sale(10, "S-2"))                        # a purchase: all lots valid to 05-10
+    assert expiry.run(hq.chain, date(2026, 3, 20))["points"] == 0
+    assert expiry.run(hq.chain, date(2026, 5, 10))["points"] == 0
+    assert expiry.run(hq.chain, date(2026, 5, 11))["points"] == 110
+    assert hq.balance() == 0
+
+
+def test_turning_expiry_on_counts_existing_points_from_today(hq: HQ) -> None:
+    hq.clock.day("2025-03-05")
+    hq.push(sale(100, "S-old"))                     # under `never`
+    hq.clock.day("2025-07-01")
+    expiry_on(hq, {"kind": "end_of_month", "months": 12})  # no `since`: from today
+    with hq.chain.db.read() as conn:
+        assert programme_of(conn).expiry.since == date(2025, 7, 1)
+    assert expiry.run(hq.chain, date(2026, 7, 31))["points"] == 0
+    assert expiry.run(hq.chain, date(2026, 8, 1))["points"] == 100
+
+
+def test_the_schedule_runs_the_expiry_every_night() -> None:
+    chain = Chain(":memory:")
+    try:
+        scheduler = schedule.start(chain)
+        try:
+            job = scheduler.get_job("points-expiry")
+            assert job is not None and job.func is schedule.expire_points
+            assert str(job.trigger) == "cron[hour='0', minute='30']"
+        finally:
+            scheduler.shutdown(wait=False)
+    finally:
+        chain.close()
+
+
+# --- the admin API ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def http(hq: HQ) -> Iterator[TestClient]:
+    client = TestClient(create_app(hq.chain))
+    client.headers["Authorization"] = f"Bearer {hq.admin_token}"
+    yield client
+    hq.chain.waiters.close()
+
+
+def test_an_adjustment_through_the_admin_api(hq: HQ, http: TestClient) -> None:
+    hq.push(sale(100, "S-1"))
+    answer = http.post(f"/v1/admin/customers/{CUSTOMER}/adjustments",
+                       json={"points": 40, "credit": -500, "reason": "missed promotion"})
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    assert made["points"] == 40 and made["credit"] == -500 and made["corrects"] is None
+    assert (made["points_balance"], made["credit_balance"]) == (140, 500)
+    (fact,) = hq.facts("balance.adjusted")
+    assert fact["event_id"] == made["event_id"] and fact["body"]["reason"] == "missed promotion"
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"points": 0, "credit": 0, "reason": "r"}, "a correction changes points or credit"),
+    ({"points": 5}, "reason: required"),
+    ({"points": 5, "reason": ""}, "reason: must not be empty"),
+    ({"credit": "12.50", "reason": "r"}, "credit: expected an integer amount in cents"),
+    ({"points": 1.5, "reason": "r"}, "points: expected an integer"),
+    ({"points": 10**10, "reason": "r"}, "points: expected a number at most 1000000000"),
+])
+def test_a_bad_adjustment_is_refused_and_changes_nothing(hq: HQ, http: TestClient,
+                                                         body: dict[str, Any],
+                                                         message: str) -> None:
+    before = hq.chain.db.scalar("SELECT COUNT(*) FROM events")
+    error = expect_error(http.post(f"/v1/admin/customers/{CUSTOMER}/adjustments", json=body),
+                         422, "invalid_request")
+    assert message in error["message"], error
+    assert hq.chain.db.scalar("SELECT COUNT(*) FROM events") == before
+
+
+def test_an_adjustment_of_an_unknown_customer_is_404(hq: HQ, http: TestClient) -> None:
+    expect_error(http.post("/v1/admin/customers/nobody/adjustments",
+                           json={"points": 5, "reason": "r"}), 404, "customer_unknown")
+
+
+def test_the_expiry_runs_through_the_admin_api(hq: HQ, http: TestClient) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"})
+    hq.push(sale(100, "S-1"))
+    answer = http.post("/v1/admin/points/expire", json={"today": "2026-03-01"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"on": "2026-03-01", "customers": 1, "lots": 1, "points": 100}
+    expect_error(http.post("/v1/admin/points/expire", json={"today": "2026-02-30"}), 422,
+                 "invalid_request")
+    outlet = http.post("/v1/admin/points/expire", json={"today": "2026-03-01"},
+                       headers={"Authorization": f"Bearer {hq.outlet_token}"})
+    assert outlet.status_code == 403
