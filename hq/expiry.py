@@ -62,24 +62,24 @@ def run(chain: Chain, today: date) -> dict[str, Any]:
 def _candidates(chain: Chain, settings: ProgrammeDoc, today: date) -> Iterator[str]:
     """Customers who may have points due on `today`, by id (a superset: `due` decides)."""
     rule = settings.expiry
-    where = ["(l.expires_on IS NOT NULL AND l.expires_on < :today)"]
-    params: dict[str, Any] = {"today": today.isoformat()}
+    greatest = chain.db.dialect.greatest  # SQLite's scalar max (schema/dialect.py)
+    where = ["(l.expires_on IS NOT NULL AND l.expires_on < ?)"]
+    params: list[Any] = [today.isoformat()]
     if rule.kind != "never":
         # a lot the rule dates lasts at least 28 days per month of the rule from the later
         # of its earning, the rule's start and (inactivity) the last purchase
-        params["old"] = (today - timedelta(days=28 * rule.months)).isoformat()
-        params["since"] = rule.since.isoformat()
-        start = "max(l.earned_on, :since)"
+        later = ["l.earned_on", "?"]
         if rule.kind == "inactivity":
-            start = ("max(l.earned_on, :since, coalesce(substr((SELECT t.last_purchase_at FROM"
-                     " customer_tally t WHERE t.customer_id = l.customer_id), 1, 10), ''))")
-        where.append(f"(l.expires_on IS NULL AND {start} < :old)")
+            later.append("coalesce(substr((SELECT t.last_purchase_at FROM customer_tally t"
+                         " WHERE t.customer_id = l.customer_id), 1, 10), '')")
+        where.append(f"(l.expires_on IS NULL AND {greatest(*later)} < ?)")
+        params += [rule.since.isoformat(), (today - timedelta(days=28 * rule.months)).isoformat()]
     sql = (f"SELECT DISTINCT l.customer_id FROM customer_lots l WHERE l.points > 0 AND "
-           f"({' OR '.join(where)}) AND l.customer_id > :after ORDER BY l.customer_id LIMIT {CHUNK}")
+           f"({' OR '.join(where)}) AND l.customer_id > ? ORDER BY l.customer_id LIMIT {CHUNK}")
     after = ""
     while True:
         with chain.db.read() as conn:
-            found = [r[0] for r in conn.execute(sql, {**params, "after": after})]
+            found = [r[0] for r in conn.execute(sql, [*params, after])]
         yield from found
         if len(found) < CHUNK:
             return

@@ -63,9 +63,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Generic, TypeVar
 
+from hq import store
 from hq.chain import Chain
 from schema import lots as lotmath
 from schema import lotstore, salestore, tallystore
+from schema.bulk import BIGINT, TEXT, insert_rows
 from schema.customerstore import put_identifier, upsert_customer
 from schema.errors import Conflict, ProtocolError
 from schema.events import (
@@ -286,24 +288,47 @@ class Sums:
         self.restate |= later.restate
 
     def flush(self, conn: sqlite3.Connection) -> None:
+        # every table in key order: concurrent groups (several HQ processes on PostgreSQL)
+        # lock the rows they share in the same order, so they queue instead of deadlocking
         if self.stock:
-            conn.executemany(
-                "INSERT INTO gift_stock (outlet_id, gift_sku, qty) VALUES (?, ?, ?) "
-                "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = qty + excluded.qty",
-                [(outlet, sku, qty) for (outlet, sku), qty in self.stock.items()])
+            insert_rows(conn, "gift_stock", STOCK_COLUMNS,
+                        [(outlet, sku, qty) for (outlet, sku), qty in sorted(self.stock.items())],
+                        "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET "
+                        "qty = gift_stock.qty + excluded.qty")
         if self.accs:  # in customer order: neighbouring upserts land on the same pages
             ordered = sorted(self.accs.items())
             tallystore.add_rows(
                 conn,
                 [(cid, *_TALLY_ROW(acc)) for cid, acc in ordered],
-                [(cid, sku, *item) for cid, acc in ordered for sku, item in acc.items.items()],
-                [(cid, sku, qty) for cid, acc in ordered for sku, qty in acc.gifts.items()])
+                [(cid, sku, *item) for cid, acc in ordered
+                 for sku, item in sorted(acc.items.items())],
+                [(cid, sku, qty) for cid, acc in ordered for sku, qty in sorted(acc.gifts.items())])
         for customer_id in sorted(self.restate):  # after the tallies they correct
             tallystore.restate(conn, customer_id, salestore.holdings(conn, customer_id))
         self.bump.flush(conn)
 
 
 _TALLY_ROW = operator.attrgetter(*tallystore.COLUMNS)  # an Acc's figures, in COLUMNS order
+
+# The rows a batch writes: (column, its PostgreSQL type), in the order of its row tuples
+# (schema/bulk.py: executemany on SQLite, one statement per table on PostgreSQL).
+EVENT_COLUMNS = (("hq_seq", BIGINT), ("event_id", TEXT), ("outlet_id", TEXT), ("seq", BIGINT),
+                 ("type", TEXT), ("version", BIGINT), ("customer_id", TEXT), ("at", TEXT),
+                 ("received_at", TEXT), ("event", TEXT), ("result", TEXT), ("reason", TEXT),
+                 ("booked_at", TEXT))
+SALE_COLUMNS = (("sale_id", TEXT), ("hq_seq", BIGINT), ("outlet_id", TEXT),
+                ("customer_id", TEXT), ("till_id", TEXT), ("at", TEXT),
+                ("total_gross", BIGINT), ("total_discount", BIGINT), ("total_net", BIGINT),
+                ("points_earned", BIGINT), ("paid_credit", BIGINT))
+LINE_COLUMNS = (("sale_id", TEXT), ("line_no", BIGINT), ("sku", TEXT), ("name", TEXT),
+                ("division", TEXT), ("qty", BIGINT), ("unit_price", BIGINT),
+                ("gross", BIGINT), ("discount", BIGINT), ("net", BIGINT))
+REDEMPTION_COLUMNS = (("redemption_id", TEXT), ("hq_seq", BIGINT), ("outlet_id", TEXT),
+                      ("customer_id", TEXT), ("gift_sku", TEXT), ("gift_name", TEXT),
+                      ("qty", BIGINT), ("points_spent", BIGINT), ("at", TEXT))
+FLAG_COLUMNS = (("event_id", TEXT), ("customer_id", TEXT), ("outlet_id", TEXT),
+                ("reason", TEXT), ("at", TEXT))
+STOCK_COLUMNS = (("outlet_id", TEXT), ("gift_sku", TEXT), ("qty", BIGINT))
 
 
 def _reused_id(row: tuple[Any, ...]) -> tuple[str, str]:
@@ -352,7 +377,8 @@ def _existing(conn: sqlite3.Connection, customer_ids: set[str]) -> dict[str, str
 
 class Batch:
     """New facts folded into HQ's state inside the caller's write transaction: `add` each
-    in HQ's order (their `hq_seq` follow the ledger's last), then `flush` once.
+    in HQ's order (their `hq_seq` are taken at once for the `events` given, increasing:
+    hq.store.ledger_numbers), then `flush` once; add no more facts than were given.
 
     `under`: the `Sums` this batch's sums go to at `flush` (not yet written: the overspent
     check counts them); without it, `flush` writes them too."""
@@ -361,8 +387,9 @@ class Batch:
                  under: Sums | None = None) -> None:
         self.conn = conn
         self.received = received  # HQ's receive time: the ledger's received_at, flag times
-        self.base = int(conn.execute("SELECT COALESCE(MAX(hq_seq), 0) FROM events").fetchone()[0])
-        existing = _existing(conn, {e.customer_id or "" for e in events})
+        self.events = list(events)
+        self.numbers = store.ledger_numbers(conn, len(self.events))  # their hq_seq, in order
+        existing = _existing(conn, {e.customer_id or "" for e in self.events})
         # a merged customer's facts count for the survivor (docs/design.md, "Merged profiles")
         self.merged = {cid: into for cid, into in existing.items() if into}
         self.known = set(existing) | set(self.merged.values())
@@ -413,7 +440,7 @@ class Batch:
     def add(self, event: Envelope, body: Body, booked: str, late: str | None) -> Verdict:
         """Folds one fact, booked at `booked` (`late`: why its own stamp was not used, if it
         was not); returns its verdict (applied|flagged, reason)."""
-        hq_seq = self.base + 1 + len(self.rows)
+        hq_seq = self.numbers[len(self.rows)]
         entry = HQ[event.type]
         customer_id = self.owner(event.customer_id)
         known = customer_id in self.known
@@ -535,18 +562,9 @@ class Batch:
     def _write_rows(self, conn: sqlite3.Connection) -> None:
         """The facts' own rows (sales and lines, redemptions, returns, gift returns): a
         reused id fails here."""
-        if self.sales:
-            conn.executemany(
-                "INSERT INTO sales (sale_id, hq_seq, outlet_id, customer_id, till_id, at,"
-                " total_gross, total_discount, total_net, points_earned, paid_credit)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.sales)
-            conn.executemany(
-                "INSERT INTO sale_lines (sale_id, line_no, sku, name, division, qty, unit_price,"
-                " gross, discount, net) VALUES (?,?,?,?,?,?,?,?,?,?)", self.lines)
-        if self.redemptions:
-            conn.executemany(
-                "INSERT INTO redemptions (redemption_id, hq_seq, outlet_id, customer_id, gift_sku,"
-                " gift_name, qty, points_spent, at) VALUES (?,?,?,?,?,?,?,?,?)", self.redemptions)
+        insert_rows(conn, "sales", SALE_COLUMNS, self.sales)
+        insert_rows(conn, "sale_lines", LINE_COLUMNS, self.lines)
+        insert_rows(conn, "redemptions", REDEMPTION_COLUMNS, self.redemptions)
         if self.returns:
             conn.executemany(
                 "INSERT INTO returns (return_id, hq_seq, outlet_id, sale_id, customer_id, kind,"
@@ -570,17 +588,14 @@ class Batch:
         error and ingest applies it fact by fact, which names the fact): never a 500."""
         conn = self.conn
         try:
-            conn.executemany(
-                "INSERT INTO events (hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
-                " at, received_at, event, result, reason, booked_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self.rows)
-        except sqlite3.IntegrityError as exc:
+            insert_rows(conn, "events", EVENT_COLUMNS, self.rows)
+        except store.INTEGRITY_ERRORS as exc:
             if len(self.rows) != 1:
                 raise
             raise ProtocolError(f"event id {self.rows[0][1]} was already used") from exc
         try:
             self._write_rows(conn)
-        except sqlite3.IntegrityError as exc:
+        except store.INTEGRITY_ERRORS as exc:
             if len(self.rows) != 1:
                 raise
             kind, the_id = _reused_id(self.rows[0])
@@ -595,9 +610,7 @@ class Batch:
         if self.resolved:
             conn.executemany("UPDATE returns SET sale_known = 1 WHERE sale_id = ?",
                              [(sale_id,) for sale_id in self.resolved])
-        if self.flags:
-            conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
-                             "VALUES (?, ?, ?, ?, ?)", self.flags)
+        insert_rows(conn, "flags", FLAG_COLUMNS, self.flags)
         self.sums.restate |= self.restate
         if self.under is None:
             self.sums.flush(conn)

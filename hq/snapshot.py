@@ -72,6 +72,11 @@ _TALLY_COLUMNS = ("purchases_total", "purchases_count", "items_count", "points_e
 _MASTER = ", ".join(f"'{kind}'" for kind in DOCS)
 
 
+# The snapshots of an HQ on PostgreSQL (not built there yet: `build` reads a SQLite file):
+# a folder that never exists, so none is served and `refresh` never builds.
+NOWHERE = Path("/nonexistent/loyalty-hq-snapshots")
+
+
 def directory(db: str | Path) -> Path:
     """Where HQ keeps the snapshots of the database at `db`."""
     return Path(f"{db}.snapshots")
@@ -222,7 +227,10 @@ class Snapshots:
                  where: str | Path | None = None, compression: Compression = "zstd") -> None:
         self.chain = chain
         self.every = every
-        self.dir = Path(where) if where is not None else directory(chain.db.path)
+        file = getattr(chain.db, "path", None)  # None: HQ on PostgreSQL, no file
+        if where is None and file is None:  # nothing to build from yet: none kept, none built
+            self.every, where = 0, NOWHERE
+        self.dir = Path(where) if where is not None else directory(file or "")
         self.compression = compression
         self._build_lock = threading.Lock()
         self._scan_lock = threading.Lock()

@@ -9,12 +9,15 @@ be called inside the caller's write transaction; never commits.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
+from schema.bulk import BIGINT, TEXT, insert_rows
+from schema.dialect import Dialect, dialect_of
 from schema.ledger import ItemTally, Tally
 from schema.reversal import Holding
 from schema.reversal import restate as restated
@@ -27,76 +30,75 @@ SUMMED = [
 
 
 def add(conn: sqlite3.Connection, customer_id: str, delta: Tally) -> None:
-    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMMED)
-    cols = [*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id"]
-    conn.execute(
-        f"""INSERT INTO customer_tally (customer_id, {", ".join(cols)})
-        VALUES (?, {", ".join("?" for _ in cols)})
-        ON CONFLICT (customer_id) DO UPDATE SET {sets},
-            last_purchase_at = max(last_purchase_at, excluded.last_purchase_at),
-            best_purchase_id = CASE WHEN (excluded.best_purchase_total, excluded.best_purchase_id)
-                > (best_purchase_total, best_purchase_id)
-                THEN excluded.best_purchase_id ELSE best_purchase_id END,
-            best_purchase_total = max(best_purchase_total, excluded.best_purchase_total)""",
-        [customer_id, *(getattr(delta, c) for c in cols)],
-    )
+    dialect = dialect_of(conn)
+    conn.execute(_one_row("customer_tally", TALLY_COLUMNS, _tally_conflict(dialect)),
+                 [customer_id, *(getattr(delta, c) for c in COLUMNS)])
     for sku, item in delta.items.items():
-        conn.execute(
-            """INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)
-            VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (customer_id, sku) DO UPDATE SET
-                qty = qty + excluded.qty,
-                name = CASE WHEN (excluded.max_unit_price, excluded.name) > (max_unit_price, name)
-                    THEN excluded.name ELSE name END,
-                max_unit_price = max(max_unit_price, excluded.max_unit_price)""",
-            (customer_id, sku, item.name, item.qty, item.max_unit_price),
-        )
+        conn.execute(_one_row("customer_items", ITEM_COLUMNS, _item_conflict(dialect)),
+                     (customer_id, sku, item.name, item.qty, item.max_unit_price))
     for sku, qty in delta.gifts.items():
-        conn.execute(
-            """INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)
-            ON CONFLICT (customer_id, sku) DO UPDATE SET qty = qty + excluded.qty""",
-            (customer_id, sku, qty),
-        )
+        conn.execute(_one_row("customer_gifts", GIFT_COLUMNS, GIFT_CONFLICT),
+                     (customer_id, sku, qty))
 
 
 # the scalar columns `add_rows` takes after customer_id, in this order
 COLUMNS = [*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id"]
+# (column, its PostgreSQL type) of each table, for schema/bulk.py
+TALLY_COLUMNS = (("customer_id", TEXT),
+                 *((c, TEXT if c in ("last_purchase_at", "best_purchase_id") else BIGINT)
+                   for c in COLUMNS))
+ITEM_COLUMNS = (("customer_id", TEXT), ("sku", TEXT), ("name", TEXT), ("qty", BIGINT),
+                ("max_unit_price", BIGINT))
+GIFT_COLUMNS = (("customer_id", TEXT), ("sku", TEXT), ("qty", BIGINT))
+GIFT_CONFLICT = ("ON CONFLICT (customer_id, sku) DO UPDATE SET "
+                 "qty = customer_gifts.qty + excluded.qty")
+
+
+@functools.cache
+def _one_row(table: str, columns: tuple[tuple[str, str], ...], conflict: str) -> str:
+    return (f"INSERT INTO {table} ({', '.join(c for c, _ in columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) {conflict}")
+
+
+@functools.cache
+def _tally_conflict(dialect: Dialect) -> str:
+    """The tally row's upsert; the stored row's columns are named with their table (in an
+    upsert PostgreSQL finds a bare name ambiguous), the larger of two by the dialect."""
+    greatest = dialect.greatest
+    old = "customer_tally"
+    sets = ", ".join(f"{c} = {old}.{c} + excluded.{c}" for c in SUMMED)
+    return f"""ON CONFLICT (customer_id) DO UPDATE SET {sets},
+            last_purchase_at = {greatest(f"{old}.last_purchase_at", "excluded.last_purchase_at")},
+            best_purchase_id = CASE WHEN (excluded.best_purchase_total, excluded.best_purchase_id)
+                > ({old}.best_purchase_total, {old}.best_purchase_id)
+                THEN excluded.best_purchase_id ELSE {old}.best_purchase_id END,
+            best_purchase_total = {greatest(f"{old}.best_purchase_total",
+                                            "excluded.best_purchase_total")}"""
+
+
+@functools.cache
+def _item_conflict(dialect: Dialect) -> str:
+    greatest = dialect.greatest
+    old = "customer_items"
+    return f"""ON CONFLICT (customer_id, sku) DO UPDATE SET
+            qty = {old}.qty + excluded.qty,
+            name = CASE WHEN (excluded.max_unit_price, excluded.name)
+                > ({old}.max_unit_price, {old}.name) THEN excluded.name ELSE {old}.name END,
+            max_unit_price = {greatest(f"{old}.max_unit_price", "excluded.max_unit_price")}"""
 
 
 def add_rows(conn: sqlite3.Connection, tallies: Sequence[Sequence[object]],
              items: Sequence[tuple[str, str, str, int, int]],
              gifts: Sequence[tuple[str, str, int]]) -> None:
-    """`add` for many customers at once (executemany, same upserts): `tallies` rows are
-    (customer_id, *COLUMNS), `items` (customer_id, sku, name, qty, max_unit_price), `gifts`
-    (customer_id, sku, qty). At most one row per key in each list, so each upsert sees
-    the stored state (combine the deltas first: Tally is a commutative monoid)."""
-    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMMED)
-    conn.executemany(
-        f"""INSERT INTO customer_tally (customer_id, {", ".join(COLUMNS)})
-        VALUES (?, {", ".join("?" for _ in COLUMNS)})
-        ON CONFLICT (customer_id) DO UPDATE SET {sets},
-            last_purchase_at = max(last_purchase_at, excluded.last_purchase_at),
-            best_purchase_id = CASE WHEN (excluded.best_purchase_total, excluded.best_purchase_id)
-                > (best_purchase_total, best_purchase_id)
-                THEN excluded.best_purchase_id ELSE best_purchase_id END,
-            best_purchase_total = max(best_purchase_total, excluded.best_purchase_total)""",
-        tallies,
-    )
-    conn.executemany(
-        """INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)
-        VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (customer_id, sku) DO UPDATE SET
-            qty = qty + excluded.qty,
-            name = CASE WHEN (excluded.max_unit_price, excluded.name) > (max_unit_price, name)
-                THEN excluded.name ELSE name END,
-            max_unit_price = max(max_unit_price, excluded.max_unit_price)""",
-        items,
-    )
-    conn.executemany(
-        """INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)
-        ON CONFLICT (customer_id, sku) DO UPDATE SET qty = qty + excluded.qty""",
-        gifts,
-    )
+    """`add` for many customers at once (schema/bulk.py: executemany on SQLite, one
+    statement per table on PostgreSQL; same upserts): `tallies` rows are (customer_id,
+    *COLUMNS), `items` (customer_id, sku, name, qty, max_unit_price), `gifts` (customer_id,
+    sku, qty). At most one row per key in each list, so each upsert sees the stored state
+    (combine the deltas first: Tally is a commutative monoid)."""
+    dialect = dialect_of(conn)
+    insert_rows(conn, "customer_tally", TALLY_COLUMNS, tallies, _tally_conflict(dialect))
+    insert_rows(conn, "customer_items", ITEM_COLUMNS, items, _item_conflict(dialect))
+    insert_rows(conn, "customer_gifts", GIFT_COLUMNS, gifts, GIFT_CONFLICT)
 
 
 def load(conn: sqlite3.Connection, customer_id: str) -> Tally:

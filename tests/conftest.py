@@ -76,6 +76,7 @@ SPAWNS: dict[str, set[str] | str] = {
     "tests/agent/test_crash.py": EVERY_TEST,  # kill -9 of a real agent
     "tests/agent/test_readers.py": EVERY_TEST,  # agents with serial and PC/SC readers
     "tests/hq/test_hq_cli.py": EVERY_TEST,  # `loyalty hq ...` as a subprocess
+    "tests/hq/test_hq_processes.py": EVERY_TEST,  # several `loyalty hq serve` on PostgreSQL
     "tests/loyalty/test_demo_keep.py": {  # HQ served on the kept database, as printed
         "test_hq_started_as_printed_on_the_kept_database_lets_the_printed_staff_login_in"},
     "tests/sync/test_kill.py": EVERY_TEST,

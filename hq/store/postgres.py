@@ -36,6 +36,7 @@ import contextlib
 import functools
 import hashlib
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -59,6 +60,7 @@ POOL_SIZE = 20
 POOL_WAIT_S = 10.0  # as long as SQLite's busy timeout: then storage_unavailable
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_lock key: "loyalty"
+_BINARY = re.compile(r"(?<!%)%s")  # a placeholder format_placeholders made (not a %%s)
 
 
 class Row(tuple[Any, ...]):
@@ -130,6 +132,11 @@ class PgConnection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self.raw.execute(format_placeholders(sql), tuple(params))
 
+    def execute_binary(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        """`execute` with every parameter sent in binary (schema/bulk.py: arrays of long
+        strings go ~30x faster than in text)."""
+        return self.raw.execute(_BINARY.sub("%b", format_placeholders(sql)), tuple(params))
+
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()
         cursor.executemany(format_placeholders(sql), [tuple(r) for r in rows])
@@ -151,6 +158,11 @@ class PgConnection:
         if row is None:
             raise ConfigError(f"the counter {counter!r} is missing from the counters table")
         return int(row[0]) - max(n, 0) + 1
+
+    def lock(self, name: str) -> None:
+        """Waits until no other transaction holds `name`, then holds it until this one ends
+        (hq.store.serialise)."""
+        self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(name),))
 
     def announce(self) -> None:
         """Wake every listener when this transaction commits (nothing if it rolls back)."""
@@ -319,6 +331,23 @@ class PgStore:
         return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "read")
 
     snapshot = read
+
+    @contextlib.contextmanager
+    def read_committed(self) -> Iterator[PgConnection]:
+        """A read that never waits for a running write: a pooled connection of its own, each
+        statement in its own transaction (autocommit), seeing what is committed. Inside a
+        block of this thread, that block (as on SQLite, a read beside the caller's write
+        would not see what it wrote, and nothing here waits for it anyway)."""
+        current: PgConnection | None = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self._connection() as conn:
+            yield conn
+
+    def writing_here(self) -> bool:
+        """True inside a `write()` block of this thread (a `write()` here would join it)."""
+        return getattr(self._local, "conn", None) is not None and self._local.mode == "write"
 
     @contextlib.contextmanager
     def read_now(self) -> Iterator[PgConnection | None]:
