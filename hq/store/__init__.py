@@ -12,6 +12,10 @@ so the code that writes a transaction says them once:
   with a cursor (`changes`: the change log). SQLite: the largest number so far plus one
   (one writer at a time: nothing can commit in between). PostgreSQL: the counter row,
   locked until the transaction ends, so take numbers as the last thing before committing.
+- `one_at_a_time(conn, name)`: the transaction waits for any other one that said `name`
+  to end, and holds `name` until it ends itself: for work whose reads decide its writes
+  (closing a period reads what is not yet invoiced) when two HQ processes may do it at
+  once. PostgreSQL: a transaction advisory lock; SQLite: nothing (one writer at a time).
 - `announce(conn)`: wake long polls in every HQ process once this transaction commits
   (PostgreSQL: NOTIFY; SQLite: nothing, this process's `Waiters` are woken by the caller
   and another process's changes are found by looking).
@@ -35,7 +39,8 @@ from hq.store.sqlite import SqliteStore
 from schema.dialect import dialect_of
 from schema.errors import ConfigError
 
-__all__ = ["SqliteStore", "Store", "announce", "is_url", "open_hq", "shown", "take"]
+__all__ = ["SqliteStore", "Store", "announce", "is_url", "one_at_a_time", "open_hq", "shown",
+           "take"]
 
 # The SQLite reading of each counter: the largest number given so far.
 LARGEST = {"changes": "SELECT COALESCE(MAX(seq), 0) FROM changes"}
@@ -65,3 +70,12 @@ def announce(conn: Any) -> None:
     """Wake every HQ process's long polls when this transaction commits (PostgreSQL)."""
     if dialect_of(conn).postgres:
         conn.announce()
+
+
+def one_at_a_time(conn: Any, name: str) -> None:
+    """Wait for, then hold until this transaction ends, the chain-wide `name` (see the
+    module's docstring); call it first in the transaction, before its reads."""
+    if dialect_of(conn).postgres:
+        from hq.store.postgres import lock_key
+
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(f"serial:{name}"),))

@@ -3,11 +3,13 @@ and past-term moves on a controlled clock, and the credit block reaching the til
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+from invoicekit import Buyer, make_hq
 
 from agent import credit, customers, sales
 from agent.outlet import Outlet
@@ -308,3 +310,38 @@ def test_credit_refusals_at_the_till_show_money_as_money(chain: Chain, tmp_path:
         link.close()
         server.stop()
         outlet.close()
+
+
+@pytest.mark.slow  # a PostgreSQL cluster is a process
+def test_two_hq_processes_closing_at_once_invoice_each_sale_once_with_numbers_never_given_twice(
+        tmp_path: Path, hq_pg: str) -> None:
+    buyers = [Buyer("Ana", f"Novak {n}", sales=(1000 + n,)) for n in range(12)]
+    first, _ = make_hq(tmp_path / "hq.db", buyers, url=hq_pg, close=False)
+    second = Chain(hq_pg)  # another HQ process on the same database
+    start, made, failed = threading.Barrier(2), [], []
+
+    def close(chain: Chain) -> None:
+        start.wait()
+        try:
+            made.extend(invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1),
+                                              date(2026, 11, 1)))
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            failed.append(error)
+
+    try:
+        closing = [threading.Thread(target=close, args=(c,)) for c in (first, second)]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join(timeout=60)
+        assert failed == []
+        numbers = sorted(m["number"] for m in made)
+        assert numbers == [f"2026-{n:06d}" for n in range(1, 13)]
+        assert sorted(m["customer_id"] for m in made) == sorted(b.customer_id for b in buyers)
+        assert first.db.scalar("SELECT COUNT(*) FROM invoice_items") == 12
+        later = invoices.close_period(second, date(2026, 10, 1), date(2026, 11, 1),
+                                      date(2026, 11, 1))
+        assert later == []
+    finally:
+        second.close()
+        first.close()
