@@ -31,6 +31,8 @@ ProgressFactory = Callable[[str, str], AbstractContextManager[Any]]
 # needs is ported and tested on both stores); the others connect, so an unreachable server
 # is said as such, and refuse with `config_error`.
 ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token"})
+# issue 15, phase 2 (the rest of HQ): invoices, mail, notices, statements, reports...
+ON_POSTGRES |= {"close-invoices", "invoice-pdf", "invoices-to-post", "mail"}
 
 
 def group(seed: SeedProvider, cls: type[click.Group] = click.Group,

@@ -42,8 +42,8 @@ def settle(conn: sqlite3.Connection, outlet_id: str, sent_at: str | None, receiv
         reason = _reason(latest if off else None, tolerance_s, count)
         if flag_id is None:
             flag_id = int(conn.execute(
-                "INSERT INTO flags (outlet_id, reason, at) VALUES (?, ?, ?)",
-                (outlet_id, reason, received)).lastrowid or 0)
+                "INSERT INTO flags (outlet_id, reason, at) VALUES (?, ?, ?) RETURNING flag_id",
+                (outlet_id, reason, received)).fetchone()[0])
         else:
             conn.execute("UPDATE flags SET reason = ? WHERE flag_id = ?", (reason, flag_id))
         conn.execute("UPDATE outlets SET clock_flag_id = ?, clock_redated = ? "

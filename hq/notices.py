@@ -89,7 +89,7 @@ def withdraw_consent(chain: Chain, customer_id: str) -> bool:
 
 # --- deciding notices ----------------------------------------------------------------------
 _CAUSES = {  # kind: (what happened, as rows of customer and what it is about)
-    "invoice_issued": "SELECT i.customer_id, i.number AS about FROM invoices i WHERE 1",
+    "invoice_issued": "SELECT i.customer_id, i.number AS about FROM invoices i WHERE 1 = 1",
     "invoice_overdue": "SELECT i.customer_id, i.number AS about FROM invoices i"
                        " WHERE i.status IN ('overdue', 'past_term')",
     "card_lost": "SELECT i.customer_id, i.value AS about FROM identifiers i"
@@ -278,7 +278,8 @@ def mark_posted(chain: Chain, numbers: list[str]) -> int:
                                invoice=number)
             conn.execute(
                 "INSERT INTO notices (customer_id, kind, about, decided_at, outcome, posted_at)"
-                " VALUES (?, 'invoice_issued', ?, ?, 'posted', ?) ON CONFLICT DO UPDATE SET"
+                " VALUES (?, 'invoice_issued', ?, ?, 'posted', ?)"
+                " ON CONFLICT (customer_id, kind, about) DO UPDATE SET"
                 " posted_at = excluded.posted_at", (row[0], number, now, now))
             done += 1
     return done
