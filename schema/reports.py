@@ -37,12 +37,13 @@ Must never: use floats for money, or count a receipt twice.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -132,6 +133,22 @@ def connect(path: str | Path) -> sqlite3.Connection:
                                  "the --db path") from exc
         raise storage_error(exc, where=str(path)) or exc
     return conn
+
+
+@contextlib.contextmanager
+def reading(database: str | Path | Any) -> Iterator[sqlite3.Connection]:
+    """A connection to run reports on: a database file's own read-only connection (closed
+    after), or, given HQ's store instead of a path (HQ on PostgreSQL), one snapshot of it
+    (`snapshot()`: every report of the block sees the same state)."""
+    if isinstance(database, (str, Path)):
+        conn = connect(database)
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
+    with database.snapshot() as conn:
+        yield conn
 
 
 def kind_of(conn: sqlite3.Connection) -> str:

@@ -39,8 +39,8 @@ from hq.store.sqlite import SqliteStore
 from schema.dialect import dialect_of
 from schema.errors import ConfigError
 
-__all__ = ["SqliteStore", "Store", "announce", "is_url", "one_at_a_time", "open_hq", "shown",
-           "take"]
+__all__ = ["SqliteStore", "Store", "announce", "is_url", "one_at_a_time", "open_hq",
+           "report_source", "shown", "take"]
 
 # The SQLite reading of each counter: the largest number given so far.
 LARGEST = {"changes": "SELECT COALESCE(MAX(seq), 0) FROM changes"}
@@ -79,3 +79,10 @@ def one_at_a_time(conn: Any, name: str) -> None:
         from hq.store.postgres import lock_key
 
         conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(f"serial:{name}"),))
+
+
+def report_source(db: Any) -> Any:
+    """What reports over HQ's store read (schema.reports.reading): the SQLite file's path
+    (reports open their own read-only connection, never HQ's writer) or the PostgreSQL
+    store itself (a REPEATABLE READ snapshot of it)."""
+    return db if db.dialect.postgres else db.path
