@@ -41,7 +41,7 @@ def settle(conn: sqlite3.Connection, outlet_id: str, sent_at: str | None, receiv
         count = (row[2] if flag_id is not None else 0) + redated
         reason = _reason(latest if off else None, tolerance_s, count)
         if flag_id is None:
-            flag_id = int(conn.execute(
+            flag_id = int(conn.execute(  # RETURNING: both stores (no lastrowid on PostgreSQL)
                 "INSERT INTO flags (outlet_id, reason, at) VALUES (?, ?, ?) RETURNING flag_id",
                 (outlet_id, reason, received)).fetchone()[0])
         else:

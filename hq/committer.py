@@ -19,7 +19,12 @@ Promises:
   `max_weight`), commits, answers the others, and hands the lead to the next caller
   waiting, whose group is what queued meanwhile;
 - a caller already inside a `write()` of the same database runs its job there (joined to
-  the outer transaction, which commits it).
+  the outer transaction, which commits it);
+- on PostgreSQL (several HQ processes writing at once), a group the server aborts to keep
+  concurrent transactions consistent (a deadlock, a serialization failure: `store.retryable`)
+  is run again whole, every job from the start, by the store's `transact`; such an error in
+  a job is the group's, never caught by the job's savepoint. So a job must be safe to run
+  again: everything it does is in the transaction it is handed.
 Must never: answer a job before its commit, keep any part of a job that raised, or let a
 job's failure undo another job.
 """
@@ -33,7 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+from hq import store
 from schema.database import Database
+from schema.dialect import dialect_of
 
 R = TypeVar("R")
 
@@ -127,16 +134,24 @@ class GroupCommit:
                 waiting.woken.set()
 
     def _commit(self, group: list[_Waiting[Any, Any]]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            tune = self.cache_kib and not dialect_of(conn).postgres  # SQLite's page cache
+            if tune:
+                default = conn.execute("PRAGMA cache_size").fetchone()[0]
+                conn.execute(f"PRAGMA cache_size = -{self.cache_kib}")
+            try:
+                self._run_jobs(conn, group)
+            finally:
+                if tune:
+                    conn.execute(f"PRAGMA cache_size = {int(default)}")
+
         try:
-            with self.db.write() as conn:
-                if self.cache_kib:
-                    default = conn.execute("PRAGMA cache_size").fetchone()[0]
-                    conn.execute(f"PRAGMA cache_size = -{self.cache_kib}")
-                try:
-                    self._run_jobs(conn, group)
-                finally:
-                    if self.cache_kib:
-                        conn.execute(f"PRAGMA cache_size = {int(default)}")
+            transact = getattr(self.db, "transact", None)  # HQ's stores (hq/store) have it
+            if transact is not None:
+                transact(write)  # run again whole when PostgreSQL aborted it
+            else:
+                with self.db.write() as conn:
+                    write(conn)
         except BaseException as exc:  # the transaction failed: nothing of the group stays
             for waiting in group:
                 waiting.answer, waiting.error = None, exc
@@ -150,6 +165,7 @@ class GroupCommit:
     def _run_jobs(conn: sqlite3.Connection, group: list[_Waiting[Any, Any]]) -> None:
         shared: dict[Callable[[], Any], Any] = {}  # per kind of job: its group's sums
         for waiting in group:
+            waiting.answer, waiting.error = None, None  # the group may be running again
             sums = shared.get(waiting.shared)
             if sums is None:
                 sums = shared[waiting.shared] = waiting.shared()
@@ -157,8 +173,8 @@ class GroupCommit:
             try:
                 answer, part = waiting.job(conn, sums)
             except Exception as exc:
-                if not conn.in_transaction:  # a storage fault undid the whole transaction
-                    raise
+                if not conn.in_transaction or store.retryable(exc):
+                    raise  # a storage fault undid the whole transaction, or it runs again
                 conn.execute("ROLLBACK TO grouped_job")
                 conn.execute("RELEASE grouped_job")
                 waiting.error = exc

@@ -14,7 +14,6 @@ import secrets
 import sqlite3
 
 from schema.database import Database
-from schema.dialect import dialect_of
 from schema.errors import Conflict, Forbidden, InvalidRequest, Unauthorized
 from schema.events import utc_now
 
@@ -63,10 +62,8 @@ def add_admin(conn: sqlite3.Connection, label: str = "") -> str:
 
 def _committed(db: Database, sql: str, token: str) -> sqlite3.Row | None:
     """A token lookup: on what is committed, never waiting for a running write (a push
-    must not wait for the group of pushes being committed before it may even be parsed).
-    On PostgreSQL every read is that already (MVCC: a reader never waits for a writer)."""
-    reading = db.read() if dialect_of(db).postgres else db.read_committed()
-    with reading as conn:
+    must not wait for the group of pushes being committed before it may even be parsed)."""
+    with db.read_committed() as conn:
         row: sqlite3.Row | None = conn.execute(sql, (digest(token),)).fetchone()
         return row
 

@@ -30,10 +30,11 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 
-from hq import clocks
+from hq import clocks, store
 from hq.chain import Chain
 from hq.projection import HQ_OUTLET, Batch, Envelope, Sums, Verdict
 from schema import typedpush
+from schema.dialect import dialect_of
 from schema.errors import (
     LoyaltyError,
     OutletMismatch,
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 # several at once only makes all of them ready late, together; one at a time, the first
 # is written (which mostly leaves the GIL free) while the next ones are read.
 _PARSING = threading.Lock()
+# What makes a batched push go event by event (a reused id: the store refused a row)
+_BATCH_FAILED: tuple[type[Exception], ...] = (*store.DB_ERRORS, LoyaltyError)
 
 
 # --- entry points ---------------------------------------------------------------------------
@@ -147,8 +150,11 @@ def _apply_push(chain: Chain, conn: sqlite3.Connection, group: Sums, outlet_id: 
     results: list[EventResult] = []
     tolerance = chain.clock_tolerance_s
     mine = Sums(group)
+    # locked until commit on PostgreSQL: the same outlet's retry, pushed to another HQ
+    # process meanwhile, waits here and then finds these events seen (duplicates)
     last, registered = conn.execute("SELECT last_seq, created_at FROM outlets WHERE "
-                                    "outlet_id = ?", (outlet_id,)).fetchone()
+                                    f"outlet_id = ?{dialect_of(conn).locked()}",
+                                    (outlet_id,)).fetchone()
     last = int(last)
     # sequences increase (checked), so what HQ has seen is a prefix of the batch...
     first = 0
@@ -189,7 +195,9 @@ def _apply_new(conn: sqlite3.Connection, events: Sequence[Envelope], bodies: Seq
         conn.execute("SAVEPOINT ingest_batch")
         try:
             done = _project(conn, events, bodies, booker, sums)
-        except (sqlite3.Error, LoyaltyError) as exc:
+        except _BATCH_FAILED as exc:
+            if store.retryable(exc):
+                raise  # the whole transaction runs again (hq/committer.py)
             log.info("batched ingest failed (%s): applying event by event", exc)
             conn.execute("ROLLBACK TO ingest_batch")
         else:
@@ -235,7 +243,9 @@ def _seen(conn: sqlite3.Connection, event: Envelope) -> EventResult:
 
 def record_hq_fact(chain: Chain, conn: sqlite3.Connection, body: Body) -> Event:
     """A fact made at HQ itself (a bank payment, a points correction): numbered in HQ's
-    own sequence under outlet id "HQ" and folded like any outlet's fact (a batch of one)."""
+    own sequence under outlet id "HQ" and folded like any outlet's fact (a batch of one).
+    HQ's sequence stays dense across HQ processes: its next number is read alone."""
+    store.serialise(conn, "hq-facts")
     seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE outlet_id = ?",
                            (HQ_OUTLET,)).fetchone()[0])
     now = chain.clock()

@@ -31,7 +31,7 @@ from hq import audit
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
-from hq.store import one_at_a_time, take
+from hq.store import serialise, take
 from schema.dialect import dialect_of
 from schema.errors import InvalidRequest, NotFound
 from schema.events import CreditRepaid, new_id
@@ -78,7 +78,7 @@ def close_period(chain: Chain, period_from: date, period_to: date, issued_on: da
     end = period_to.isoformat()
     made = []
     with chain.db.write() as conn:
-        one_at_a_time(conn, "invoice-close")  # another HQ process closing: after it, not beside
+        serialise(conn, "invoice-close")  # another HQ process closing: after it, not beside
         rows = conn.execute(
             "SELECT s.customer_id, s.sale_id, s.outlet_id, s.at, s.paid_credit FROM sales s "
             "LEFT JOIN invoice_items i ON i.sale_id = s.sale_id "

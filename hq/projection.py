@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from hq import store
 from hq.chain import Chain
 from schema import tallystore
 from schema.customerstore import put_identifier, upsert_customer
@@ -243,7 +244,7 @@ class Sums:
         if self.stock:
             conn.executemany(
                 "INSERT INTO gift_stock (outlet_id, gift_sku, qty) VALUES (?, ?, ?) "
-                "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = qty + excluded.qty",
+                "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = gift_stock.qty + excluded.qty",
                 [(outlet, sku, qty) for (outlet, sku), qty in self.stock.items()])
         if self.accs:  # in customer order: neighbouring upserts land on the same pages
             ordered = sorted(self.accs.items())
@@ -288,7 +289,8 @@ def _existing(conn: sqlite3.Connection, customer_ids: set[str]) -> set[str]:
 
 class Batch:
     """New facts folded into HQ's state inside the caller's write transaction: `add` each
-    in HQ's order (their `hq_seq` follow the ledger's last), then `flush` once.
+    in HQ's order (their `hq_seq` are taken at once for the `events` given, increasing:
+    hq.store.ledger_numbers), then `flush` once; add no more facts than were given.
 
     `under`: the `Sums` this batch's sums go to at `flush` (not yet written: the overspent
     check counts them); without it, `flush` writes them too."""
@@ -297,8 +299,9 @@ class Batch:
                  under: Sums | None = None) -> None:
         self.conn = conn
         self.received = received  # HQ's receive time: the ledger's received_at, flag times
-        self.base = int(conn.execute("SELECT COALESCE(MAX(hq_seq), 0) FROM events").fetchone()[0])
-        self.known = _existing(conn, {e.customer_id or "" for e in events})
+        self.events = list(events)
+        self.numbers = store.ledger_numbers(conn, len(self.events))  # their hq_seq, in order
+        self.known = _existing(conn, {e.customer_id or "" for e in self.events})
         self.under = under
         self.sums = Sums(under)
         self.bump = self.sums.bump
@@ -313,7 +316,7 @@ class Batch:
     def add(self, event: Envelope, body: Body, booked: str, late: str | None) -> Verdict:
         """Folds one fact, booked at `booked` (`late`: why its own stamp was not used, if it
         was not); returns its verdict (applied|flagged, reason)."""
-        hq_seq = self.base + 1 + len(self.rows)
+        hq_seq = self.numbers[len(self.rows)]
         entry = HQ[event.type]
         customer_id = event.customer_id or ""
         known = customer_id in self.known
@@ -372,7 +375,7 @@ class Batch:
                 "INSERT INTO events (hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
                 " at, received_at, event, result, reason, booked_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self.rows)
-        except sqlite3.IntegrityError as exc:
+        except store.INTEGRITY_ERRORS as exc:
             if len(self.rows) != 1:
                 raise
             raise ProtocolError(f"event id {self.rows[0][1]} was already used") from exc

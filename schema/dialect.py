@@ -34,6 +34,10 @@ stays one text for both stores. What cannot be translated mechanically is asked 
   `CASE WHEN` both read);
 - a day's bucket by week (`date(d, 'weekday 0', '-6 days')`, the Monday of `d`'s week):
   `monday_of(day_text)`, a YYYY-MM-DD text on both;
+- a row read to be updated by the same transaction, which another transaction may be
+  updating at the same time (an outlet's `last_seq`): `locked()` after the SELECT
+  (`FOR UPDATE`: the second reader waits for the first to commit and then reads its
+  row; SQLite has one writer, so nothing);
 - text order: PostgreSQL's follows a collation; HQ's PostgreSQL tables declare every text
   column `COLLATE "C"` (byte order, which is SQLite's) so `ORDER BY` agrees between stores.
 
@@ -67,6 +71,10 @@ class Dialect:
     def least(self, *exprs: str) -> str:
         """The smallest of several values in a row (SQLite's scalar min)."""
         return f"{'LEAST' if self.postgres else 'min'}({', '.join(exprs)})"
+
+    def locked(self) -> str:
+        """What ends a SELECT whose rows this transaction will update (see the module)."""
+        return " FOR UPDATE" if self.postgres else ""
 
     def last_chars(self, expr: str, n: int) -> str:
         """The last `n` characters of a text (`substr(x, -n)` in SQLite)."""

@@ -10,8 +10,9 @@ money in minor units, sequences); 0/1 flags stay integers (so `SUM(flag)` and `f
 read the same on both); TEXT is `COLLATE "C"` (byte order, SQLite's: `ORDER BY` agrees
 between the stores whatever the database's own collation); BLOB is BYTEA; REAL is DOUBLE
 PRECISION; WITHOUT ROWID has no counterpart. SQLite's rowid columns (`INTEGER PRIMARY
-KEY`) that HQ lets the database number are identity columns; `events.hq_seq` is numbered
-by HQ itself and is a plain key.
+KEY`) that HQ lets the database number are identity columns; so is `events.hq_seq`, which
+HQ numbers itself on SQLite (the largest plus one) and draws from the column's sequence
+here, so that concurrent transactions never take the same number (hq.store.ledger_numbers).
 
 One addition, in m001: `counters`, one row per sequence that a reader follows with a
 cursor (`changes`: the change log's `seq`). A writer takes its numbers with
@@ -46,7 +47,7 @@ CREATE TABLE outlets (
     link {T}
 );
 CREATE TABLE events (
-    hq_seq {INT} PRIMARY KEY,
+    hq_seq {ROWID},
     event_id {T} NOT NULL UNIQUE,
     outlet_id {T} NOT NULL,
     seq {INT} NOT NULL,

@@ -9,12 +9,14 @@ be called inside the caller's write transaction; never commits.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
+from schema.dialect import Dialect, dialect_of
 from schema.ledger import ItemTally, Tally
 
 SUMMED = [
@@ -25,36 +27,48 @@ SUMMED = [
 
 
 def add(conn: sqlite3.Connection, customer_id: str, delta: Tally) -> None:
-    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMMED)
     cols = [*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id"]
-    conn.execute(
-        f"""INSERT INTO customer_tally (customer_id, {", ".join(cols)})
-        VALUES (?, {", ".join("?" for _ in cols)})
-        ON CONFLICT (customer_id) DO UPDATE SET {sets},
-            last_purchase_at = max(last_purchase_at, excluded.last_purchase_at),
-            best_purchase_id = CASE WHEN (excluded.best_purchase_total, excluded.best_purchase_id)
-                > (best_purchase_total, best_purchase_id)
-                THEN excluded.best_purchase_id ELSE best_purchase_id END,
-            best_purchase_total = max(best_purchase_total, excluded.best_purchase_total)""",
-        [customer_id, *(getattr(delta, c) for c in cols)],
-    )
+    conn.execute(_tally_upsert(dialect_of(conn)), [customer_id, *(getattr(delta, c) for c in cols)])
     for sku, item in delta.items.items():
-        conn.execute(
-            """INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)
-            VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (customer_id, sku) DO UPDATE SET
-                qty = qty + excluded.qty,
-                name = CASE WHEN (excluded.max_unit_price, excluded.name) > (max_unit_price, name)
-                    THEN excluded.name ELSE name END,
-                max_unit_price = max(max_unit_price, excluded.max_unit_price)""",
-            (customer_id, sku, item.name, item.qty, item.max_unit_price),
-        )
+        conn.execute(_item_upsert(dialect_of(conn)),
+                     (customer_id, sku, item.name, item.qty, item.max_unit_price))
     for sku, qty in delta.gifts.items():
-        conn.execute(
-            """INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)
-            ON CONFLICT (customer_id, sku) DO UPDATE SET qty = qty + excluded.qty""",
-            (customer_id, sku, qty),
-        )
+        conn.execute(_GIFT_UPSERT, (customer_id, sku, qty))
+
+
+@functools.cache
+def _tally_upsert(dialect: Dialect) -> str:
+    """The tally row's upsert; the stored row's columns are named with their table (in an
+    upsert PostgreSQL finds a bare name ambiguous), the larger of two by the dialect."""
+    greatest = dialect.greatest
+    old = "customer_tally"
+    sets = ", ".join(f"{c} = {old}.{c} + excluded.{c}" for c in SUMMED)
+    return f"""INSERT INTO customer_tally (customer_id, {", ".join(COLUMNS)})
+        VALUES (?, {", ".join("?" for _ in COLUMNS)})
+        ON CONFLICT (customer_id) DO UPDATE SET {sets},
+            last_purchase_at = {greatest(f"{old}.last_purchase_at", "excluded.last_purchase_at")},
+            best_purchase_id = CASE WHEN (excluded.best_purchase_total, excluded.best_purchase_id)
+                > ({old}.best_purchase_total, {old}.best_purchase_id)
+                THEN excluded.best_purchase_id ELSE {old}.best_purchase_id END,
+            best_purchase_total = {greatest(f"{old}.best_purchase_total",
+                                            "excluded.best_purchase_total")}"""
+
+
+@functools.cache
+def _item_upsert(dialect: Dialect) -> str:
+    greatest = dialect.greatest
+    old = "customer_items"
+    return f"""INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)
+        VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (customer_id, sku) DO UPDATE SET
+            qty = {old}.qty + excluded.qty,
+            name = CASE WHEN (excluded.max_unit_price, excluded.name)
+                > ({old}.max_unit_price, {old}.name) THEN excluded.name ELSE {old}.name END,
+            max_unit_price = {greatest(f"{old}.max_unit_price", "excluded.max_unit_price")}"""
+
+
+_GIFT_UPSERT = """INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)
+    ON CONFLICT (customer_id, sku) DO UPDATE SET qty = customer_gifts.qty + excluded.qty"""
 
 
 # the scalar columns `add_rows` takes after customer_id, in this order
@@ -68,33 +82,9 @@ def add_rows(conn: sqlite3.Connection, tallies: Sequence[Sequence[object]],
     (customer_id, *COLUMNS), `items` (customer_id, sku, name, qty, max_unit_price), `gifts`
     (customer_id, sku, qty). At most one row per key in each list, so each upsert sees
     the stored state (combine the deltas first: Tally is a commutative monoid)."""
-    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMMED)
-    conn.executemany(
-        f"""INSERT INTO customer_tally (customer_id, {", ".join(COLUMNS)})
-        VALUES (?, {", ".join("?" for _ in COLUMNS)})
-        ON CONFLICT (customer_id) DO UPDATE SET {sets},
-            last_purchase_at = max(last_purchase_at, excluded.last_purchase_at),
-            best_purchase_id = CASE WHEN (excluded.best_purchase_total, excluded.best_purchase_id)
-                > (best_purchase_total, best_purchase_id)
-                THEN excluded.best_purchase_id ELSE best_purchase_id END,
-            best_purchase_total = max(best_purchase_total, excluded.best_purchase_total)""",
-        tallies,
-    )
-    conn.executemany(
-        """INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)
-        VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (customer_id, sku) DO UPDATE SET
-            qty = qty + excluded.qty,
-            name = CASE WHEN (excluded.max_unit_price, excluded.name) > (max_unit_price, name)
-                THEN excluded.name ELSE name END,
-            max_unit_price = max(max_unit_price, excluded.max_unit_price)""",
-        items,
-    )
-    conn.executemany(
-        """INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)
-        ON CONFLICT (customer_id, sku) DO UPDATE SET qty = qty + excluded.qty""",
-        gifts,
-    )
+    conn.executemany(_tally_upsert(dialect_of(conn)), tallies)
+    conn.executemany(_item_upsert(dialect_of(conn)), items)
+    conn.executemany(_GIFT_UPSERT, gifts)
 
 
 def load(conn: sqlite3.Connection, customer_id: str) -> Tally:

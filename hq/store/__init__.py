@@ -12,13 +12,23 @@ so the code that writes a transaction says them once:
   with a cursor (`changes`: the change log). SQLite: the largest number so far plus one
   (one writer at a time: nothing can commit in between). PostgreSQL: the counter row,
   locked until the transaction ends, so take numbers as the last thing before committing.
-- `one_at_a_time(conn, name)`: the transaction waits for any other one that said `name`
-  to end, and holds `name` until it ends itself: for work whose reads decide its writes
-  (closing a period reads what is not yet invoiced) when two HQ processes may do it at
-  once. PostgreSQL: a transaction advisory lock; SQLite: nothing (one writer at a time).
 - `announce(conn)`: wake long polls in every HQ process once this transaction commits
   (PostgreSQL: NOTIFY; SQLite: nothing, this process's `Waiters` are woken by the caller
   and another process's changes are found by looking).
+- `ledger_numbers(conn, n)`: `n` new `events.hq_seq`, increasing. SQLite: after the
+  largest. PostgreSQL: from the column's identity sequence, which concurrent transactions
+  (several HQ processes) draw from without waiting for each other: unique and increasing
+  in the order taken, with gaps where a transaction rolled back. Nothing follows `hq_seq`
+  with a cursor (pulls follow the change log, `take`), so neither gaps nor commit order
+  matter; a ledger number read as MAX()+1 would collide between concurrent transactions.
+- `serialise(conn, name)`: the rest of this transaction runs alone among the transactions
+  that serialise on `name` (PostgreSQL: a transaction-level advisory lock, held until
+  commit; SQLite: nothing, its one writer is alone anyway). For numbering that must stay
+  dense and is rare (HQ's own facts, card ranges): read the largest, then add one.
+- `DB_ERRORS` / `INTEGRITY_ERRORS`: what either store's driver raises (any error / a
+  constraint refused a row); `retryable(exc)`: the transaction was aborted to keep
+  concurrent ones consistent (a serialization failure, a deadlock) and is to be run again
+  whole (the store's `transact`, the committer's group), never swallowed by a savepoint.
 
 Phase 1 of issue 15 (docs/operations.md, "PostgreSQL at HQ (in progress)"): `Chain` opens
 either store, and the change log (numbering, wake-ups) and the pull page run on both; the
@@ -31,6 +41,7 @@ migrate`), verified.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,8 +50,21 @@ from hq.store.sqlite import SqliteStore
 from schema.dialect import dialect_of
 from schema.errors import ConfigError
 
-__all__ = ["SqliteStore", "Store", "announce", "is_url", "one_at_a_time", "open_hq",
-           "report_source", "shown", "take"]
+__all__ = ["DB_ERRORS", "INTEGRITY_ERRORS", "SqliteStore", "Store", "announce", "is_url",
+           "ledger_numbers", "open_hq", "report_source", "retryable", "serialise", "shown",
+           "take"]
+
+try:
+    import psycopg as _psycopg
+    from psycopg import errors as _pg_errors
+except ImportError:  # HQ on SQLite only: psycopg is the [postgres] extra
+    DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+    INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    _RETRYABLE: tuple[type[Exception], ...] = ()
+else:
+    DB_ERRORS = (sqlite3.Error, _psycopg.Error)
+    INTEGRITY_ERRORS = (sqlite3.IntegrityError, _psycopg.IntegrityError)
+    _RETRYABLE = (_pg_errors.SerializationFailure, _pg_errors.DeadlockDetected)
 
 # The SQLite reading of each counter: the largest number given so far.
 LARGEST = {"changes": "SELECT COALESCE(MAX(seq), 0) FROM changes"}
@@ -66,19 +90,33 @@ def take(conn: Any, counter: str, n: int = 1) -> int:
     return int(conn.execute(LARGEST[counter]).fetchone()[0]) + 1
 
 
+def ledger_numbers(conn: Any, n: int) -> list[int]:
+    """`n` new ledger numbers (`events.hq_seq`), increasing (see the module's docstring)."""
+    if n <= 0:
+        return []
+    if dialect_of(conn).postgres:
+        return sorted(int(r[0]) for r in conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('events', 'hq_seq')) "
+            "FROM generate_series(1, CAST(? AS INTEGER))", (n,)))
+    first = int(conn.execute("SELECT COALESCE(MAX(hq_seq), 0) FROM events").fetchone()[0]) + 1
+    return list(range(first, first + n))
+
+
+def serialise(conn: Any, name: str) -> None:
+    """The rest of this transaction alone among those serialising on `name`."""
+    if dialect_of(conn).postgres:
+        conn.lock(name)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether `exc` aborted a transaction that is to run again whole."""
+    return isinstance(exc, _RETRYABLE)
+
+
 def announce(conn: Any) -> None:
     """Wake every HQ process's long polls when this transaction commits (PostgreSQL)."""
     if dialect_of(conn).postgres:
         conn.announce()
-
-
-def one_at_a_time(conn: Any, name: str) -> None:
-    """Wait for, then hold until this transaction ends, the chain-wide `name` (see the
-    module's docstring); call it first in the transaction, before its reads."""
-    if dialect_of(conn).postgres:
-        from hq.store.postgres import lock_key
-
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(f"serial:{name}"),))
 
 
 def report_source(db: Any) -> Any:

@@ -152,6 +152,11 @@ class PgConnection:
             raise ConfigError(f"the counter {counter!r} is missing from the counters table")
         return int(row[0]) - max(n, 0) + 1
 
+    def lock(self, name: str) -> None:
+        """Waits until no other transaction holds `name`, then holds it until this one ends
+        (hq.store.serialise)."""
+        self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(name),))
+
     def announce(self) -> None:
         """Wake every listener when this transaction commits (nothing if it rolls back)."""
         self.raw.execute("SELECT pg_notify(%s, '')", (CHANGES,))
@@ -319,6 +324,23 @@ class PgStore:
         return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "read")
 
     snapshot = read
+
+    @contextlib.contextmanager
+    def read_committed(self) -> Iterator[PgConnection]:
+        """A read that never waits for a running write: a pooled connection of its own, each
+        statement in its own transaction (autocommit), seeing what is committed. Inside a
+        block of this thread, that block (as on SQLite, a read beside the caller's write
+        would not see what it wrote, and nothing here waits for it anyway)."""
+        current: PgConnection | None = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self._connection() as conn:
+            yield conn
+
+    def writing_here(self) -> bool:
+        """True inside a `write()` block of this thread (a `write()` here would join it)."""
+        return getattr(self._local, "conn", None) is not None and self._local.mode == "write"
 
     @contextlib.contextmanager
     def read_now(self) -> Iterator[PgConnection | None]:

@@ -5,7 +5,10 @@
 app `loyalty hq serve` serves, answered without uvicorn). Parametrized indirectly with
 "real process" (`@pytest.mark.parametrize("hq", TIERS, indirect=True)`), it is
 `hq_process` instead: the same HQ as a real process, whose stderr is attached to the report
-of a failing test (the slow tier).
+of a failing test (the slow tier); with "postgresql", the in-process HQ on a PostgreSQL
+database of the module (from the migrated template; slow tier: the cluster is a process).
+A module setting `HQ_ON_BOTH_STORES = True` runs each test using `hq` that does not
+parametrize it itself on both stores (hqkit.HQ_STORES; such tests take hqkit.HQ_TIERS).
 `outlet_a` / `outlet_b`: `HQClient`s that push hand-made events as that outlet.
 `hq_db`: HQ's `--db` for one test, on either store (`@pytest.mark.parametrize("hq_db",
 STORES, indirect=True)`, hqkit.STORES): a new SQLite file, or a new PostgreSQL database
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from chainkit import HQProcess
-from hqkit import AnyHQ, HQClient, InProcessHQ
+from hqkit import HQ_STORES, AnyHQ, HQClient, InProcessHQ
 from testkit.postgres import Cluster
 
 
@@ -37,16 +40,36 @@ def hq_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HQProcess]:
 @pytest.fixture(scope="module")
 def hq(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
        ) -> Iterator[AnyHQ]:
-    if getattr(request, "param", "in process") == "real process":
+    kind = getattr(request, "param", "in process")
+    if kind == "real process":
         yield request.getfixturevalue("hq_process")
         return
-    here = InProcessHQ(tmp_path_factory.mktemp("hq") / "hq.db")
+    folder = tmp_path_factory.mktemp("hq")
+    url = None
+    if kind == "postgresql":
+        cluster: Cluster = request.getfixturevalue("pg_cluster")
+        url = cluster.database(template=cluster.template("hq", _migrated_hq))
+        here = InProcessHQ(url, log=folder / "hq.log")
+    else:
+        here = InProcessHQ(folder / "hq.db")
     for outlet_id in ("A", "B"):
         here.outlet_add(outlet_id)
     _ = here.admin_token
     here.start()
     yield here
     here.close()
+    if url is not None:
+        cluster.drop(url)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`hq` on both stores in a module that asks (`HQ_ON_BOTH_STORES = True`)."""
+    if "hq" not in metafunc.fixturenames or not getattr(metafunc.module, "HQ_ON_BOTH_STORES",
+                                                           False):
+        return
+    if any(m.args and m.args[0] == "hq" for m in metafunc.definition.iter_markers("parametrize")):
+        return  # the test says its own (hqkit.HQ_TIERS)
+    metafunc.parametrize("hq", HQ_STORES, indirect=True, scope="module")
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ prove a refused request changed nothing. `AnyHQ`: either kind of HQ.
 from __future__ import annotations
 
 import random
-import sqlite3
 from typing import Any
 
 import pytest
 import requests
 from chainkit import HQProcess
 from testkit.hqadmin import HQAdmin
-from testkit.inprocess import InProcessHQ
+from testkit.inprocess import TIERS, InProcessHQ
 
 from schema.events import (
     Body,
@@ -31,7 +30,7 @@ from schema.events import (
     new_id,
 )
 
-__all__ = ["STORES", "AnyHQ", "HQClient", "InProcessHQ", "redeemed", "registered", "sale",
+__all__ = ["HQ_STORES", "HQ_TIERS", "STORES", "AnyHQ", "HQClient", "InProcessHQ", "redeemed", "registered", "sale",
            "snapshot"]
 
 # An HQ a test talks to: in this process (the fast tier) or a real `loyalty hq serve`.
@@ -40,6 +39,13 @@ AnyHQ = InProcessHQ | HQProcess
 # HQ's stores, for `@pytest.mark.parametrize("hq_db", STORES, indirect=True)`: PostgreSQL's
 # cluster is a process, so that case is in the slow tier.
 STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+# The module's `hq` (tests/hq/conftest.py) in this process on each store: a module that sets
+# `HQ_ON_BOTH_STORES = True` runs every test using `hq` on both (conftest's
+# pytest_generate_tests); a test parametrizing `hq` itself takes `HQ_TIERS`: in process on
+# each store, and the real process on SQLite.
+ON_POSTGRES = pytest.param("postgresql", marks=pytest.mark.slow)
+HQ_STORES = ["in process", ON_POSTGRES]
+HQ_TIERS = [*TIERS, ON_POSTGRES]
 
 
 class HQClient:
@@ -110,21 +116,18 @@ def redeemed(customer_id: str, points: int) -> GiftRedeemed:
 
 
 def snapshot(hq: HQAdmin) -> dict[str, Any]:
-    """Everything a refused push must leave alone."""
-    conn = sqlite3.connect(hq.db, timeout=10)
-    try:
-        return {
-            "events": conn.execute("SELECT COUNT(*) FROM events").fetchone()[0],
-            "flags": conn.execute("SELECT COUNT(*) FROM flags").fetchone()[0],
-            "customers": conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0],
-            "identifiers": conn.execute("SELECT COUNT(*) FROM identifiers").fetchone()[0],
-            "sales": conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0],
-            "tallies": conn.execute("SELECT * FROM customer_tally ORDER BY customer_id")
-            .fetchall(),
-            "last_seq": conn.execute("SELECT outlet_id, last_seq FROM outlets ORDER BY 1")
-            .fetchall(),
-            "changes": conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0],
-            "stock": conn.execute("SELECT * FROM gift_stock ORDER BY 1, 2").fetchall(),
-        }
-    finally:
-        conn.close()
+    """Everything a refused push must leave alone (on either store)."""
+    def one(sql: str) -> Any:
+        return hq.rows(sql)[0][0]
+
+    return {
+        "events": one("SELECT COUNT(*) FROM events"),
+        "flags": one("SELECT COUNT(*) FROM flags"),
+        "customers": one("SELECT COUNT(*) FROM customers"),
+        "identifiers": one("SELECT COUNT(*) FROM identifiers"),
+        "sales": one("SELECT COUNT(*) FROM sales"),
+        "tallies": hq.rows("SELECT * FROM customer_tally ORDER BY customer_id"),
+        "last_seq": hq.rows("SELECT outlet_id, last_seq FROM outlets ORDER BY 1"),
+        "changes": one("SELECT COALESCE(MAX(seq), 0) FROM changes"),
+        "stock": hq.rows("SELECT * FROM gift_stock ORDER BY 1, 2"),
+    }

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 from agentkit import expect_error
-from hqkit import AnyHQ, HQClient, registered, snapshot
+from hqkit import HQ_TIERS, AnyHQ, HQClient, registered, snapshot
 from testkit.inprocess import TIERS, cli, cli_last_line
 
 from schema.events import make_event
+
+HQ_ON_BOTH_STORES = True  # the tests using `hq` also against HQ on PostgreSQL
 
 SYNC = [("GET", "/v1/sync/hello"), ("GET", "/v1/sync/pull"), ("POST", "/v1/sync/push")]
 ADMIN = [("GET", "/v1/admin/flags"), ("GET", "/v1/admin/outlets"),
@@ -35,7 +37,7 @@ def call(hq: AnyHQ, method: str, path: str, token: str | None,
     return hq.session().request(method, hq.url + path, headers=headers, json={}, timeout=10)
 
 
-@pytest.mark.parametrize("hq", TIERS, indirect=True)
+@pytest.mark.parametrize("hq", HQ_TIERS, indirect=True)
 def test_no_or_unknown_token_is_401(hq: AnyHQ) -> None:
     before = snapshot(hq)
     fake = "lo_" + "0" * 48

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
+from hqkit import STORES
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,8 +19,9 @@ from schema.sync import PushRequest
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+def chain(hq_db: str) -> Iterator[Chain]:
+    """HQ on the store the test is parametrized with (hqkit.STORES)."""
+    the_chain = Chain(hq_db, seed=default_documents())
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "X")
         # its facts are dated years back: the outlet has traded since 2020 (before that
@@ -45,6 +46,7 @@ def register(n: int, customer_id: str) -> CustomerRegistered:
         kind="person", given_name="G", surname=f"S{n}", category="D"))
 
 
+@pytest.mark.parametrize("hq_db", STORES, indirect=True)
 def test_customers_move_to_the_highest_category_their_turnover_reaches(chain: Chain) -> None:
     facts = [(register(1, "big"), "2026-01-02T00:00:00Z"), (register(2, "mid"), "2026-01-02T00:00:00Z"),
              (register(3, "old"), "2026-01-02T00:00:00Z"),
@@ -53,7 +55,8 @@ def test_customers_move_to_the_highest_category_their_turnover_reaches(chain: Ch
              (sale(4, "old", 90_000), "2025-06-01T10:00:00Z")]  # outside the 365-day window
     events = [make_event("X", i + 1, body, at) for i, (body, at) in enumerate(facts)]
     ingest.push(chain, "X", PushRequest(outlet_id="X", events=events))
-    cursor = chain.head(chain.db.conn)
+    with chain.db.read() as conn:
+        cursor = chain.head(conn)
 
     assert categories.assign(chain, date(2026, 11, 22)) == {"changed": 2, "checked": 3}
     got = {r["customer_id"]: r["category"] for r in chain.db.all("SELECT * FROM customers")}

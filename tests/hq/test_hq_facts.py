@@ -4,9 +4,9 @@ outlet cannot undo what only HQ may decide."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from hqkit import STORES
 
 from agent.programme import default_documents
 from hq import admin, credentials, ingest
@@ -23,8 +23,9 @@ CARD = "2900010000015"
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+def chain(hq_db: str) -> Iterator[Chain]:
+    """HQ on the store the test is parametrized with (hqkit.STORES)."""
+    the_chain = Chain(hq_db, seed=default_documents())
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "X")
     registered = CustomerRegistered(customer_id="c1", card_number=CARD, profile=Profile(
@@ -35,6 +36,7 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
     the_chain.close()
 
 
+@pytest.mark.parametrize("hq_db", STORES, indirect=True)
 def test_a_ban_and_an_edit_at_hq_are_facts_with_their_reason(chain: Chain) -> None:
     admin.set_status(chain, "c1", "banned", "fraud reported by outlet X")
     admin.edit_customer(chain, "c1", {"category": "A", "note": "VIP until the ban"})
@@ -45,6 +47,7 @@ def test_a_ban_and_an_edit_at_hq_are_facts_with_their_reason(chain: Chain) -> No
     assert (view["status"], view["category"], view["note"]) == ("banned", "A", "VIP until the ban")
 
 
+@pytest.mark.parametrize("hq_db", STORES, indirect=True)
 def test_an_outlet_cannot_make_a_lost_card_active_again(chain: Chain) -> None:
     admin.set_identifier_status(chain, "card", CARD, "lost")
     found = IdentifierStatusChanged(kind="card", value=CARD, status="active", customer_id="c1")

@@ -15,18 +15,22 @@ customers, identifiers, flags, the ledger's rows and verdicts, the change log's 
 the same answers, on top of the same earlier history. Stamps include ones HQ cannot use
 (after its receive time, before the outlet existed, not a time): both paths book those at
 HQ's receive time, on HQ's clock fixed here.
+
+On PostgreSQL too (fewer examples: a database per chain): the ledger's numbers come from a
+sequence there, with gaps where a batch was undone, so the state compares the ledger's
+order (each `hq_seq` as its rank), which is what HQ promises on both stores.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from testkit.postgres import Cluster
 
 from hq import credentials, ingest, projection
 from hq.chain import Chain
@@ -168,8 +172,8 @@ def seed_facts() -> list[tuple[Body, str]]:
 
 
 @contextmanager
-def new_chain() -> Iterator[Chain]:
-    chain = Chain(":memory:", clock=lambda: HQ_NOW)
+def new_chain(where: str = ":memory:") -> Iterator[Chain]:
+    chain = Chain(where, clock=lambda: HQ_NOW)
     with chain.db.write() as conn:
         credentials.add_outlet(conn, OUTLET)
         # its facts are dated years back: the outlet has traded since 2020 (before that
@@ -194,21 +198,33 @@ def answers(responses: list[PushResponse]) -> tuple[int, list[tuple[Any, ...]]]:
     return responses[-1].acked_through, results
 
 
-def rows(conn: sqlite3.Connection, sql: str) -> list[tuple[Any, ...]]:
+def rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
 def state(chain: Chain) -> dict[str, Any]:
-    """Everything a push writes, without wall-clock times (received_at, flag times) and
-    with the change log as the order of entities (a batch's bumps are compacted)."""
-    conn = chain.db.conn
+    with chain.db.read() as conn:
+        return _state(conn)
+
+
+def _ranked(rows: list[tuple[Any, ...]], column: int, rank: dict[int, int]
+            ) -> list[tuple[Any, ...]]:
+    return [(*r[:column], rank[r[column]], *r[column + 1:]) for r in rows]
+
+
+def _state(conn: Any) -> dict[str, Any]:
+    """Everything a push writes, without wall-clock times (received_at, flag times), with
+    the change log as the order of entities (a batch's bumps are compacted) and each
+    ledger number as its rank (see the module's docstring)."""
     ledger = []
+    rank: dict[int, int] = {}
     for r in conn.execute("SELECT hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
                           " at, received_at, booked_at, result, reason, event FROM events"
                           " ORDER BY hq_seq"):
         stored = Event.model_validate_json(r["event"])
-        ledger.append((*tuple(r)[:-1], stored.event_id, stored.seq, stored.customer_id,
-                       stored.parsed()))
+        rank[r[0]] = len(rank) + 1
+        ledger.append((rank[r[0]], *tuple(r)[1:-1], stored.event_id, stored.seq,
+                       stored.customer_id, stored.parsed()))
     return {
         "ledger": ledger,
         "customers": rows(conn, "SELECT * FROM customers ORDER BY customer_id"),
@@ -216,9 +232,14 @@ def state(chain: Chain) -> dict[str, Any]:
         "tally": rows(conn, "SELECT * FROM customer_tally ORDER BY customer_id"),
         "items": rows(conn, "SELECT * FROM customer_items ORDER BY customer_id, sku"),
         "gifts": rows(conn, "SELECT * FROM customer_gifts ORDER BY customer_id, sku"),
-        "sales": rows(conn, "SELECT * FROM sales ORDER BY sale_id"),
+        "sales": _ranked(rows(conn, "SELECT sale_id, hq_seq, outlet_id, customer_id, till_id,"
+                                    " at, total_gross, total_discount, total_net,"
+                                    " points_earned, paid_credit FROM sales ORDER BY sale_id"),
+                         1, rank),
         "lines": rows(conn, "SELECT * FROM sale_lines ORDER BY sale_id, line_no"),
-        "redemptions": rows(conn, "SELECT * FROM redemptions ORDER BY redemption_id"),
+        "redemptions": _ranked(rows(conn, "SELECT redemption_id, hq_seq, outlet_id, customer_id,"
+                                          " gift_sku, gift_name, qty, points_spent, at"
+                                          " FROM redemptions ORDER BY redemption_id"), 1, rank),
         "stock": rows(conn, "SELECT * FROM gift_stock ORDER BY outlet_id, gift_sku"),
         # the outlet's one clock flag is raised by the push that needed it: last
         "flags": rows(conn, "SELECT event_id, customer_id, outlet_id, reason, detail, at,"
@@ -242,12 +263,43 @@ def _paid(amount: int) -> tuple[Body, str]:
        resend=st.integers(0, 2))
 def test_one_batched_push_equals_one_event_per_push_and_the_reference(
         facts: list[tuple[Body, str]], resend: int) -> None:
+    batched_equals_reference(facts, resend, new_chain)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@example(facts=[_paid(500), _paid(500), _paid(100)], resend=0)
+@given(facts=st.lists(st.tuples(fact, st.sampled_from(TIMES)), min_size=1, max_size=25),
+       resend=st.integers(0, 2))
+def test_on_postgresql_one_batched_push_equals_one_event_per_push_and_the_reference(
+        pg_cluster: Cluster, facts: list[tuple[Body, str]], resend: int) -> None:
+    @contextmanager
+    def pg_chain() -> Iterator[Chain]:
+        url = pg_cluster.database(template=pg_cluster.template("hq", _migrated))
+        try:
+            with new_chain(url) as chain:
+                yield chain
+        finally:
+            pg_cluster.drop(url)
+
+    batched_equals_reference(facts, resend, pg_chain)
+
+
+def _migrated(url: str) -> None:
+    from hq.store.postgres import PgStore
+
+    PgStore(url).close()
+
+
+def batched_equals_reference(facts: list[tuple[Body, str]], resend: int,
+                             chain_of: Callable[[], AbstractContextManager[Chain]]) -> None:
     seed = [make_event(OUTLET, i + 1, body, at) for i, (body, at) in enumerate(seed_facts())]
     first = len(seed) + 1
     batch = [make_event(OUTLET, first + i, body, at) for i, (body, at) in enumerate(facts)]
     # a batch may start with events HQ already has (a lost answer, at-least-once delivery)
     pushed = seed[len(seed) - resend:] + batch
-    with new_chain() as one, new_chain() as each, new_chain() as ref:
+    with chain_of() as one, chain_of() as each, chain_of() as ref:
         for chain in (one, each, ref):
             ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=seed), batched=False)
         got_one = answers([ingest.push_json(one, OUTLET, wire(pushed))])

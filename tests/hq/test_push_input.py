@@ -1,7 +1,8 @@
 """Bad input at HQ's push: a clear error and NOTHING applied (invariants 2, 5, 8, 9).
 
 One HQ per module (tests/hq/conftest.py `hq`: in this process; the tests parametrized with
-TIERS run again against a real `loyalty hq serve`, the slow tier); each test pushes
+HQ_TIERS run again against a real `loyalty hq serve`, the slow tier; every test runs on
+HQ's SQLite file and again on PostgreSQL, `HQ_ON_BOTH_STORES`); each test pushes
 hand-made events as outlet A or B and compares HQ's file before and after. Facts that merely look wrong are applied and flagged,
 never refused (invariant 5).
 """
@@ -13,11 +14,12 @@ from typing import Any
 
 import pytest
 from agentkit import expect_error
-from hqkit import AnyHQ, HQClient, redeemed, registered, sale, snapshot
-from testkit.inprocess import TIERS
+from hqkit import HQ_TIERS, AnyHQ, HQClient, redeemed, registered, sale, snapshot
 
 from schema.events import IdentifierStatusChanged, make_event
 from schema.sync import MAX_BATCH
+
+HQ_ON_BOTH_STORES = True  # every test also against HQ on PostgreSQL (tests/hq/conftest.py)
 
 
 def refused(client: HQClient, answer: Any, status: int, code: str,
@@ -28,7 +30,7 @@ def refused(client: HQClient, answer: Any, status: int, code: str,
 
 
 # --- a good batch, duplicates, flags ------------------------------------------------------
-@pytest.mark.parametrize("hq", TIERS, indirect=True)
+@pytest.mark.parametrize("hq", HQ_TIERS, indirect=True)
 def test_push_applies_a_batch_and_a_repush_is_all_duplicates(outlet_a: HQClient,
                                                              hq: AnyHQ) -> None:
     who = registered()
@@ -92,7 +94,7 @@ def test_malformed_json_is_refused(outlet_a: HQClient, hq: AnyHQ) -> None:
         assert error["message"].startswith("malformed push batch"), error
 
 
-@pytest.mark.parametrize("hq", TIERS, indirect=True)
+@pytest.mark.parametrize("hq", HQ_TIERS, indirect=True)
 def test_an_oversized_batch_is_refused_with_413(outlet_a: HQClient, hq: AnyHQ) -> None:
     before = snapshot(hq)
     who = registered()

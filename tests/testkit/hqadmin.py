@@ -4,12 +4,14 @@
 in this process (testkit.inprocess.InProcessHQ). It adds outlets and an admin token through
 `loyalty hq ...` (each token is the last line of the command's output; `run_cli` runs it as
 a process, or in process), calls the admin API with that token (`admin`, `customer`) and
-opens HQ's file (`db_conn`). The class using it gives `db`, `url` and `session()`.
+opens HQ's file (`db_conn`), or reads HQ's database on either store (`rows`: `db` is a
+file path or a postgresql:// URL). The class using it gives `db`, `url` and `session()`.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ __all__ = ["HQAdmin"]
 class HQAdmin:
     """Outlets, tokens, the admin API and the file of one HQ (see the module docstring)."""
 
-    db: Path
+    db: Path | str  # HQ's SQLite file, or a postgresql:// URL
     url: str
     tokens: dict[str, str]  # outlet id -> token, of the outlets added here
     _admin: str | None = None
@@ -64,6 +66,23 @@ class HQAdmin:
 
     def customer(self, customer_id: str) -> dict[str, Any]:
         return self.admin("GET", f"/v1/admin/customers/{customer_id}")
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query (`?` placeholders) on HQ's database, whichever the store,
+        as plain tuples (a whole number is an int on both)."""
+        if isinstance(self.db, str) and "://" in self.db:
+            from hq.store.postgres import PgStore
+
+            store = PgStore(self.db, pool_size=1)
+            try:
+                return [tuple(r) for r in store.all(sql, params)]
+            finally:
+                store.close()
+        conn = sqlite3.connect(self.db, timeout=10)
+        try:
+            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+        finally:
+            conn.close()
 
     def db_conn(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.db, timeout=10, isolation_level=None)

@@ -15,9 +15,11 @@ called through FastAPI's `TestClient` instead of uvicorn, over a real SQLite fil
   checkpointer), minus uvicorn. `.db`, `.url`, `.app`, `.outlet`, `.session()`, `.till()`,
   `close()`, so tests written against `AgentProcess` run unchanged.
 - `TIERS`: for the few tests that also run against the real process (see below).
-- `InProcessHQ(db, clock_tolerance=None)`: HQ's app from `hq.api.create_app` over a `Chain`
-  opened as `loyalty hq serve` opens it (the default programme as its seed, the clock
-  tolerance, the WAL checkpointer); the monthly schedule and the modem bank are not started.
+- `InProcessHQ(db, clock_tolerance=None, log=None)`: HQ's app from `hq.api.create_app` over
+  a `Chain` opened as `loyalty hq serve` opens it (the default programme as its seed, the
+  clock tolerance, the WAL checkpointer); the monthly schedule and the modem bank are not
+  started. `db` is HQ's SQLite file or a `postgresql://` URL (then give `log`, the file its
+  log goes to; on SQLite it is beside the database).
   With testkit's `HQAdmin`, whose `outlet_add` and `admin_token` run `loyalty hq ...` through
   `cli` below. `stderr()` is what the process logged (warnings and up) while it was up.
 - `cli(*args, input=None)`: `loyalty ARGS...` through click's `CliRunner`, on the command the
@@ -150,13 +152,17 @@ class InProcessHQ(HQAdmin):
     label = "HQ (in process)"
     url = URL
 
-    def __init__(self, db: Path, clock_tolerance: float | None = None) -> None:
-        self.db = Path(db)
+    def __init__(self, db: Path | str, clock_tolerance: float | None = None,
+                 log: Path | None = None) -> None:
+        self.db = db if isinstance(db, str) and "://" in db else Path(db)
         self.tokens = {}
         self.clock_tolerance = clock_tolerance
         self.client: TestClient | None = None
         self.chain: Any = None
-        self.log = self.db.with_name(self.db.name + ".log")
+        if log is None:
+            assert isinstance(self.db, Path), "an HQ on PostgreSQL needs log= (a file)"
+            log = self.db.with_name(self.db.name + ".log")
+        self.log = log
         self._handler: logging.Handler | None = None
 
     def start(self) -> InProcessHQ:
