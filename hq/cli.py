@@ -33,7 +33,7 @@ ProgressFactory = Callable[[str, str], AbstractContextManager[Any]]
 ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token"})
 # issue 15, phase 2 (the rest of HQ): invoices, mail, notices, statements, reports...
 ON_POSTGRES |= {"close-invoices", "import-statement", "invoice-pdf", "invoices-to-post", "mail",
-                "settings", "snapshot"}
+                "settings", "snapshot", "staff-add"}
 
 
 def group(seed: SeedProvider, cls: type[click.Group] = click.Group,

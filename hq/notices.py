@@ -248,7 +248,7 @@ def to_post(chain: Chain) -> list[dict[str, Any]]:
             " LEFT JOIN mail_outbox m ON m.mail_id = n.mail_id"
             " WHERE n.posted_at IS NULL AND (n.outcome IN ('no_consent', 'no_address',"
             " 'unknown_customer')"
-            " OR m.status = 'failed' OR (n.outcome IS NULL AND ?))"
+            " OR m.status = 'failed' OR (n.outcome IS NULL AND ? = 1))"
             " ORDER BY i.number", (not mail_ready,)).fetchall()
         listed = []
         for row in rows:

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hqkit import STORES
 from invoicekit import Buyer, make_hq
 
 from agent import credit, customers, sales
@@ -28,9 +29,12 @@ from sync.router import RouterTransport
 from web.serving import Background
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+@pytest.fixture(params=STORES)
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
+    """HQ on each store (hqkit.STORES): a SQLite file, or a PostgreSQL database."""
+    where = (request.getfixturevalue("hq_pg") if request.param == "postgresql"
+             else tmp_path / "hq.db")
+    the_chain = Chain(where, seed=default_documents())
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "X")
         # its facts are dated years back: the outlet has traded since 2020 (before that
