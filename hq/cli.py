@@ -32,7 +32,8 @@ ProgressFactory = Callable[[str, str], AbstractContextManager[Any]]
 # is said as such, and refuse with `config_error`.
 ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token"})
 # issue 15, phase 2 (the rest of HQ): invoices, mail, notices, statements, reports...
-ON_POSTGRES |= {"close-invoices", "import-statement", "invoice-pdf", "invoices-to-post", "mail",
+ON_POSTGRES |= {"announce", "announcements", "close-invoices", "import-statement", "invoice-pdf",
+                "invoices-to-post", "mail",
                 "settings", "snapshot", "staff-add"}
 
 
