@@ -32,9 +32,9 @@ ProgressFactory = Callable[[str, str], AbstractContextManager[Any]]
 # is said as such, and refuse with `config_error`.
 ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token"})
 # issue 15, phase 2 (the rest of HQ): invoices, mail, notices, statements, reports...
-ON_POSTGRES |= {"announce", "announcements", "close-invoices", "import-statement", "invoice-pdf",
-                "invoices-to-post", "mail",
-                "settings", "snapshot", "staff-add"}
+ON_POSTGRES |= {"announce", "announcements", "ban", "close-invoices", "customer", "flags",
+                "import-statement", "invoice-pdf", "invoices-to-post", "mail", "newsletter",
+                "outlets", "settings", "snapshot", "staff-add", "unban"}
 
 
 def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
