@@ -92,8 +92,7 @@ def test_outlets_and_tokens_are_issued_on_postgresql_and_serving_is_refused_for_
     token = added.stdout.strip().splitlines()[-1]
     assert token.startswith("lo_")
     assert cli("hq", "admin-token", "--db", hq_pg).stdout.strip().splitlines()[-1].startswith("la_")
-    for args in (["serve", "--db", hq_pg], ["ban", "--db", hq_pg, "C1"],
-                 ["restore-epoch", "--db", hq_pg]):
+    for args in (["serve", "--db", hq_pg], ["restore-epoch", "--db", hq_pg]):
         refused = cli("hq", *args)
         assert refused.returncode == 1
         assert refused.stderr.startswith(f"error [config_error]: loyalty hq {args[0]} does not "
