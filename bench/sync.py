@@ -43,6 +43,13 @@ What it does (issue 3, bench/README.md):
    all N customers (HQ re-bumps each in its change log, as a mass category change does).
    sale_p99_during_pull_ms beside sale_p99_without_pull_ms, the same stream before and
    after the pull (goal: <= 15 ms; docs/sync.md "Sliced pull application").
+5. `--store postgres` (issue 15): the same ingest (same customers, moved in with `loyalty hq
+   migrate`'s code, same outlets and batches) on a throwaway PostgreSQL cluster the bench
+   starts and removes itself (tests/testkit/postgres.py: a unix socket, fsync off like the
+   tests' clusters), served by 1 and then 4 `loyalty hq serve` processes (the 20 outlets
+   spread round-robin over them), and propagation with A pushing to one HQ process and B
+   pulling from another. Extra figures: sqlite_ingest_eps= (= ingest_eps), pg_ingest_eps=,
+   pg_4proc_ingest_eps=, pg_propagation_p99_s=. Goal: 4 processes >= the SQLite HQ.
 
 Last line:
 `sync: propagation_p50_s= propagation_p99_s= ban_p50_s= ban_p99_s= ingest_eps=
@@ -169,7 +176,7 @@ class Proc:
         self.log.close()
 
 
-def hq_proc(db: Path, where: Path, name: str, token: str) -> Proc:
+def hq_proc(db: Path | str, where: Path, name: str, token: str) -> Proc:
     return Proc(["hq", "serve", "--db", str(db)], free_port(), "/v1/sync/hello",
                 where / f"{name}.log", {"Authorization": f"Bearer {token}"})
 
@@ -179,7 +186,7 @@ def agent_proc(db: Path, outlet: str, hq_url: str, token: str, where: Path) -> P
                  "--token", token], free_port(), "/v1/status", where / f"agent-{outlet}.log")
 
 
-def new_chain(path: Path, outlets: Sequence[str]) -> tuple[dict[str, str], str]:
+def new_chain(path: Path | str, outlets: Sequence[str]) -> tuple[dict[str, str], str]:
     """Creates (or opens) HQ's database; registers outlets; returns their tokens and an admin token."""
     chain = Chain(path, seed=default_documents())
     try:
@@ -217,21 +224,32 @@ def until(check: Any, limit: float = GIVE_UP_S) -> tuple[float, bool]:
         time.sleep(POLL_S)
 
 
-def run_propagation(where: Path, cards: int, warmup: int) -> dict[str, Any]:
+def run_propagation(where: Path, cards: int, warmup: int, url: str | None = None,
+                    bans: bool = True) -> dict[str, Any]:
+    """On HQ's SQLite file; or with `url`, on that PostgreSQL database with TWO HQ
+    processes, A pushing to the first and B pulling from the second (a change crosses
+    processes: LISTEN/NOTIFY wakes B's long poll)."""
     import requests
 
-    db = where / "prop-hq.db"
-    remove_db(db)
+    label = "prop-pg" if url else "prop"
+    db: Path | str = url or where / "prop-hq.db"
+    if url is None:
+        remove_db(where / "prop-hq.db")
     tokens, admin = new_chain(db, ["A", "B"])
     procs: list[Proc] = []
     try:
-        hq = hq_proc(db, where, "prop-hq", tokens["A"])
+        hq = hq_proc(db, where, f"{label}-hq", tokens["A"])
         procs.append(hq)
-        for outlet in ("A", "B"):
-            remove_db(where / f"prop-{outlet}.db")
-            procs.append(agent_proc(where / f"prop-{outlet}.db", outlet, hq.url, tokens[outlet],
-                                    where))
-        a, b = procs[1].url, procs[2].url
+        hq_b = hq_proc(db, where, f"{label}-hq2", tokens["B"]) if url else hq
+        if url:
+            procs.append(hq_b)
+        agents = []
+        for outlet, at in (("A", hq), ("B", hq_b)):
+            remove_db(where / f"{label}-{outlet}.db")
+            agents.append(agent_proc(where / f"{label}-{outlet}.db", outlet, at.url,
+                                     tokens[outlet], where))
+            procs.append(agents[-1])
+        a, b = agents[0].url, agents[1].url
         sa, sb, shq = requests.Session(), requests.Session(), requests.Session()
         shq.headers["Authorization"] = f"Bearer {admin}"
         # A needs HQ's master data (categories) before it can issue cards.
@@ -278,7 +296,7 @@ def run_propagation(where: Path, cards: int, warmup: int) -> dict[str, Any]:
             f" p99 {pct(prop, 99) * 1000:.1f} ms")
         ban: list[float] = []
         ban_misses = 0
-        for card, cid in issued:
+        for card, cid in issued if bans else []:
             t0 = time.perf_counter()
             r = shq.post(hq.url + f"/v1/admin/customers/{cid}/ban", json={"reason": "bench"})
             t1 = time.perf_counter()
@@ -287,6 +305,7 @@ def run_propagation(where: Path, cards: int, warmup: int) -> dict[str, Any]:
             dt, ok = until(lambda card=card: at_b(card, 403, "card_banned"))
             ban.append(dt + (t1 - t0))
             ban_misses += not ok
+        ban = ban or [float("nan")]
         say(f"ban: {len(ban)} bans, p50 {pct(ban, 50) * 1000:.1f} ms,"
             f" p99 {pct(ban, 99) * 1000:.1f} ms")
         for s in (sa, sb, shq):
@@ -430,13 +449,17 @@ def build_batches(outlets: Sequence[str], per_outlet: int, customer_ids: Sequenc
     return out
 
 
-def push_all(url: str, tokens: dict[str, str], batches: dict[str, list[tuple[bytes, list[Any]]]]
+def push_all(url: str | dict[str, str], tokens: dict[str, str],
+             batches: dict[str, list[tuple[bytes, list[Any]]]]
              ) -> tuple[float, dict[str, int], list[float]]:
-    """Every outlet pushes its batches at once from its own thread; (wall s, results, batch s)."""
+    """Every outlet pushes its batches at once from its own thread, to `url` (or to its
+    own HQ process: `url[outlet]`); (wall s, results, batch s)."""
     import requests
 
+    urls = url if isinstance(url, dict) else dict.fromkeys(tokens, url)
     sessions = {}
     for outlet, token in tokens.items():
+        url = urls[outlet]
         s = requests.Session()
         s.headers["Authorization"] = f"Bearer {token}"
         s.headers["Content-Type"] = "application/json"
@@ -453,7 +476,8 @@ def push_all(url: str, tokens: dict[str, str], batches: dict[str, list[tuple[byt
             gate.wait()
             for body, _events in batches[outlet]:
                 t0 = time.perf_counter()
-                r = sessions[outlet].post(url + "/v1/sync/push", data=body, timeout=300)
+                r = sessions[outlet].post(urls[outlet] + "/v1/sync/push", data=body,
+                                          timeout=300)
                 dt = time.perf_counter() - t0
                 if r.status_code != 200:
                     raise RuntimeError(f"push from {outlet}: {r.status_code} {r.text[:300]}")
@@ -623,6 +647,58 @@ def run_ingest(where: Path, customers: int, per_outlet: int, seed: int,
             "batch_s": batch_s, "floor_eps": floor_n / floor_s,
             "proj_floor_eps": sum(proj_eps) / 2, "proj_floor_runs": proj_eps,
             "event_bytes": event_bytes, "customers": customers}
+
+
+def run_ingest_pg(where: Path, cluster: Any, customers: int, per_outlet: int, seed: int,
+                  processes: int) -> dict[str, Any]:
+    """The same ingest (`run_ingest`: the same customers, outlets and batches) on a fresh
+    PostgreSQL database of `cluster`, served by `processes` HQ processes, the outlets spread
+    over them round-robin; events/s as `run_ingest` counts them."""
+    from hq.store import migrate as moving
+
+    base = where / f"ingest-base-{customers}.db"
+    _took, ids = build_hq(base, customers, "building HQ for ingest")
+    url = cluster.database()
+    say(f"ingest on PostgreSQL ({processes} HQ process(es)): moving {customers:,} customers in")
+    moving.migrate(base, url)
+    outlets = [f"O{k:02d}" for k in range(1, OUTLETS + 1)]
+    tokens, _admin = new_chain(url, outlets)
+    batches = build_batches(outlets, per_outlet, ids, seed)
+    procs = []
+    try:
+        for k in range(processes):
+            procs.append(hq_proc(url, where, f"ingest-pg{processes}-hq{k + 1}", tokens[outlets[0]]))
+        urls = {o: procs[i % processes].url for i, o in enumerate(outlets)}
+        say(f"ingest on PostgreSQL: {OUTLETS} outlets over {processes} HQ process(es),"
+            f" {per_outlet:,} events each")
+        wall, counts, batch_s = push_all(urls, tokens, batches)
+    finally:
+        for proc in procs:
+            proc.stop()
+    events = OUTLETS * per_outlet
+    import psycopg
+
+    with psycopg.connect(url) as check:
+        row = check.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM events "
+                            "WHERE outlet_id LIKE 'O%'").fetchone()
+    cluster.drop(url)
+    if row is None or tuple(row) != (events, events) or counts["applied"] != events:
+        raise RuntimeError(f"ingest on PostgreSQL: {row} events stored, results {counts},"
+                           f" expected {events}")
+    say(f"ingest on PostgreSQL, {processes} HQ process(es): {events / wall:.0f} events/s")
+    return {"eps": events / wall, "wall": wall, "events": events, "counts": counts,
+            "batch_s": batch_s, "processes": processes}
+
+
+def pg_cluster() -> Any:
+    """A throwaway PostgreSQL cluster (tests/testkit/postgres.py), removed by the caller."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from testkit.postgres import Cluster, missing
+
+    reason = missing()
+    if reason is not None:
+        raise SystemExit(f"--store postgres: {reason}")
+    return Cluster.start()
 
 
 # --- 3. bootstrap ---------------------------------------------------------------------------
@@ -922,6 +998,10 @@ def main() -> int:
     ap.add_argument("--profile", metavar="NAME",
                     help="py-spy the HQ and outlet processes (raw folded stacks NAME-*.txt in --dir)")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite",
+                    help="postgres: also ingest with 1 and 4 HQ processes and propagation"
+                         " across two HQ processes on a throwaway PostgreSQL cluster the bench"
+                         " starts and removes, beside the SQLite HQ in the same run")
     args = ap.parse_args()
     cards = args.cards or (30 if args.quick else 200)
     per_outlet = args.events or (500 if args.quick else 2_500)
@@ -952,18 +1032,34 @@ def main() -> int:
                             "outlet_rss_mb": nan, "peak_rss_mb": nan}
     boot_small = dict(boot)
     stall: dict[str, Any] = {"during": [nan], "without": [nan], "changes": 0, "s": nan}
+    pg: dict[int, dict[str, Any]] = {n: {"eps": nan, "wall": nan, "events": 0, "counts": {},
+                                         "batch_s": [nan]} for n in (1, 4)}
+    pg_prop: dict[str, Any] = dict(prop)
+    cluster = pg_cluster() if args.store == "postgres" else None
     try:
         if "propagation" not in args.skip:
             say(f"propagation: HQ + agents A and B, {cards} cards issued at A")
             prop = run_propagation(where, cards, warmup=3)
         if "ingest" not in args.skip:
             ing = run_ingest(where, ingest_customers, per_outlet, args.seed, args.profile)
+            if cluster is not None:
+                for procs in (1, 4):
+                    pg[procs] = run_ingest_pg(where, cluster, ingest_customers, per_outlet,
+                                              args.seed, procs)
+        if cluster is not None and "propagation" not in args.skip:
+            say(f"propagation on PostgreSQL: two HQ processes, {cards} cards issued at A")
+            url = cluster.database()
+            # no bans: a ban is audited, and the audit trail is not on PostgreSQL yet
+            pg_prop = run_propagation(where, cards, warmup=3, url=url, bans=False)
+            cluster.drop(url)
         if "pull" not in args.skip:
             stall = run_pull_stall(where, pull_n, pull_sales, args.seed)
         if "bootstrap" not in args.skip:
             boot_small = run_bootstrap(where, small, None, pages=False)
             boot = run_bootstrap(where, n, args.profile)
     finally:
+        if cluster is not None:
+            cluster.stop()
         if tmp is not None:
             tmp.cleanup()
 
@@ -989,6 +1085,17 @@ def main() -> int:
           f" (sales, lines, tally, items, change log) {ing['proj_floor_eps']:.0f} events/s"
           f" (the mean of {', '.join(f'{v:.0f}' for v in ing['proj_floor_runs'])}: before and"
           f" after HQ's run); HQ / projection floor {ing['eps'] / ing['proj_floor_eps']:.2f}")
+    if args.store == "postgres":
+        for procs, run in pg.items():
+            print(f"ingest on PostgreSQL (throwaway cluster, fsync off like the tests'), {procs}"
+                  f" HQ process(es), the same batches: {run['eps']:.0f} events/s"
+                  f" ({run['wall']:.1f} s), {run['eps'] / ing['eps']:.2f}x the SQLite HQ;"
+                  f" batch round trip p50 {pct(run['batch_s'], 50):.2f} s,"
+                  f" p99 {pct(run['batch_s'], 99):.2f} s; results {run['counts']}")
+        pp = pg_prop["prop"]
+        print(f"propagation on PostgreSQL (A -> HQ process 1, HQ process 2 -> B; {len(pp)}"
+              f" cards): p50 {s(pct(pp, 50))} s, p99 {s(pct(pp, 99))} s; bans not measured"
+              f" (a ban is audited: the audit trail is not on PostgreSQL yet)")
     during, without = stall["during"], stall["without"]
     print(f"sales while the agent applies a re-pull of {stall['changes']:,} changes"
           f" ({stall['s']:.1f} s, {len(during)} sales, one till over HTTP): POST /v1/sales"
@@ -1030,6 +1137,13 @@ def main() -> int:
     measured = [not math.isnan(v)  # nan: that part was skipped
                 for v in (pct(p, 99), pct(b, 99), ing["eps"], ing["eps"], pct(during, 99),
                           boot["s"], flat, rss_growth)]
+    if args.store == "postgres":
+        goals.append(("PostgreSQL ingest with 4 HQ processes >= the SQLite HQ",
+                      pg[4]["eps"] >= ing["eps"]))
+        measured.append(not math.isnan(pg[4]["eps"]))
+        goals.append(("propagation p99 < 1 s across two HQ processes on PostgreSQL",
+                      pct(pg_prop["prop"], 99) < 1))
+        measured.append(not math.isnan(pct(pg_prop["prop"], 99)))
     print("goals: " + "; ".join(f"{g}: {('met' if ok else 'MISSED') if m else 'skipped'}"
                                 for (g, ok), m in zip(goals, measured, strict=True)))
     # ingest_floor_ratio = ingest_eps / ingest_floor_eps (HQ over HTTP vs bare sqlite3 inserting
@@ -1051,7 +1165,13 @@ def main() -> int:
           f" sale_p99_during_pull_ms={pct(during, 99):.1f}"
           f" sale_p99_without_pull_ms={pct(without, 99):.1f}"
           f" pull_changes={stall['changes']} pull_s={stall['s']:.2f} pull_sales={len(during)}"
-          f" cards={len(p)} ingest_events={ing['events']}")
+          f" cards={len(p)} ingest_events={ing['events']}"
+          + (f" sqlite_ingest_eps={ing['eps']:.0f} pg_ingest_eps={pg[1]['eps']:.0f}"
+             f" pg_4proc_ingest_eps={pg[4]['eps']:.0f}"
+             f" pg_4proc_ratio={pg[4]['eps'] / ing['eps']:.3f}"
+             f" pg_propagation_p50_s={s(pct(pg_prop['prop'], 50))}"
+             f" pg_propagation_p99_s={s(pct(pg_prop['prop'], 99))}"
+             if args.store == "postgres" else ""))
     return 0
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from hq import store
 from hq.committer import GroupCommit
+from schema.bulk import BIGINT, TEXT, insert_rows
 from schema.events import utc_now
 from schema.masterdata import DOCS, key_of
 from schema.timing import DEFAULT_TOLERANCE_S
@@ -121,9 +122,10 @@ class Chain:
         first = store.take(conn, "changes", len(wanted))
         rows = [(kind, key, first + i, int(urgent))
                 for i, (kind, key, urgent) in enumerate(wanted)]
-        conn.executemany("INSERT INTO changes (kind, key, seq, urgent) VALUES (?, ?, ?, ?) "
-                         "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq, "
-                         "urgent = excluded.urgent", rows)
+        insert_rows(conn, "changes", (("kind", TEXT), ("key", TEXT), ("seq", BIGINT),
+                                      ("urgent", BIGINT)), rows,
+                    "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq, "
+                    "urgent = excluded.urgent")
         if rows:
             store.announce(conn)
         return first + len(rows) - 1

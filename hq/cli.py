@@ -9,6 +9,7 @@ depend on the agent's code. Refusals are raised, never printed here: the root's
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 from collections.abc import Callable
@@ -30,7 +31,7 @@ ProgressFactory = Callable[[str, str], AbstractContextManager[Any]]
 # The commands that run on a PostgreSQL --db already (issue 15, phase 1: what their SQL
 # needs is ported and tested on both stores); the others connect, so an unreachable server
 # is said as such, and refuse with `config_error`.
-ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token"})
+ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token", "serve"})
 # issue 15, phase 2 (the rest of HQ): invoices, mail, notices, statements, reports...
 ON_POSTGRES |= {"announce", "announcements", "ban", "close-invoices", "customer", "flags",
                 "import-statement", "invoice-pdf", "invoices-to-post", "mail", "newsletter",
@@ -87,10 +88,13 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         # Ingest allocates many short-lived objects: the default GC thresholds cost 15-20 %
         # of HQ's CPU per event (measured by bench/sync.py); collect less often.
         gc.set_threshold(20_000, 50, 50)
-        if store.is_url(db):
-            chain(db)  # never a lock file named like the URL; refused for now (ON_POSTGRES)
-        lock = DatabaseLock(db, "loyalty hq serve", f"{host}:{port}")
-        with lock.held("one HQ per database: stop that one first"):  # for the process's life
+        # one HQ process per SQLite file (its lock file, for the process's life); several on
+        # one PostgreSQL database (docs/sync.md, "Several HQ processes"): no lock file there
+        lock: AbstractContextManager[Any] = (
+            contextlib.nullcontext() if store.is_url(db) else
+            DatabaseLock(db, "loyalty hq serve", f"{host}:{port}").held(
+                "one HQ per database: stop that one first"))
+        with lock:
             the_chain = chain(db)
             the_chain.clock_tolerance_s = clock_tolerance
             snapshots = Snapshots(the_chain, every=snapshot_changes)
@@ -99,7 +103,8 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
             init = tuple(c.strip() for c in modem_init.split(";") if c.strip())
             bank = ModemBank(the_chain, [LineSettings(m, init, modem_guard) for m in modems])
             bank.start()
-            click.echo(f"HQ serving {db} on http://{host}:{port} (epoch {the_chain.epoch}); "
+            click.echo(f"HQ serving {store.shown(db)} on http://{host}:{port} "
+                       f"(epoch {the_chain.epoch}); "
                        f"{len(modems)} modem line(s)", err=True)
             try:
                 serving.run(create_app(the_chain, snapshots), host, port,

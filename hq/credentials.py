@@ -13,6 +13,7 @@ import re
 import secrets
 import sqlite3
 
+from hq import store
 from schema.database import Database
 from schema.errors import Conflict, Forbidden, InvalidRequest, Unauthorized
 from schema.events import utc_now
@@ -33,6 +34,7 @@ def add_outlet(conn: sqlite3.Connection, outlet_id: str, card_range: int | None 
 
     if not re.match(OUTLET_ID, outlet_id) or outlet_id == "HQ":
         raise InvalidRequest("an outlet id is 1-40 letters, digits, _ or - (and not HQ)")
+    store.serialise(conn, "outlets")  # ranges stay dense when two HQ processes add outlets
     if conn.execute("SELECT 1 FROM outlets WHERE outlet_id = ?", (outlet_id,)).fetchone():
         raise Conflict(f"outlet {outlet_id} is registered already", outlet=outlet_id)
     if card_range is None:

@@ -51,6 +51,7 @@ from typing import Any, Generic, TypeVar
 from hq import store
 from hq.chain import Chain
 from schema import tallystore
+from schema.bulk import BIGINT, TEXT, insert_rows
 from schema.customerstore import put_identifier, upsert_customer
 from schema.errors import Conflict, ProtocolError
 from schema.events import (
@@ -241,22 +242,45 @@ class Sums:
         self.bump.merge(later.bump)
 
     def flush(self, conn: sqlite3.Connection) -> None:
+        # every table in key order: concurrent groups (several HQ processes on PostgreSQL)
+        # lock the rows they share in the same order, so they queue instead of deadlocking
         if self.stock:
-            conn.executemany(
-                "INSERT INTO gift_stock (outlet_id, gift_sku, qty) VALUES (?, ?, ?) "
-                "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET qty = gift_stock.qty + excluded.qty",
-                [(outlet, sku, qty) for (outlet, sku), qty in self.stock.items()])
+            insert_rows(conn, "gift_stock", STOCK_COLUMNS,
+                        [(outlet, sku, qty) for (outlet, sku), qty in sorted(self.stock.items())],
+                        "ON CONFLICT (outlet_id, gift_sku) DO UPDATE SET "
+                        "qty = gift_stock.qty + excluded.qty")
         if self.accs:  # in customer order: neighbouring upserts land on the same pages
             ordered = sorted(self.accs.items())
             tallystore.add_rows(
                 conn,
                 [(cid, *_TALLY_ROW(acc)) for cid, acc in ordered],
-                [(cid, sku, *item) for cid, acc in ordered for sku, item in acc.items.items()],
-                [(cid, sku, qty) for cid, acc in ordered for sku, qty in acc.gifts.items()])
+                [(cid, sku, *item) for cid, acc in ordered
+                 for sku, item in sorted(acc.items.items())],
+                [(cid, sku, qty) for cid, acc in ordered for sku, qty in sorted(acc.gifts.items())])
         self.bump.flush(conn)
 
 
 _TALLY_ROW = operator.attrgetter(*tallystore.COLUMNS)  # an Acc's figures, in COLUMNS order
+
+# The rows a batch writes: (column, its PostgreSQL type), in the order of its row tuples
+# (schema/bulk.py: executemany on SQLite, one statement per table on PostgreSQL).
+EVENT_COLUMNS = (("hq_seq", BIGINT), ("event_id", TEXT), ("outlet_id", TEXT), ("seq", BIGINT),
+                 ("type", TEXT), ("version", BIGINT), ("customer_id", TEXT), ("at", TEXT),
+                 ("received_at", TEXT), ("event", TEXT), ("result", TEXT), ("reason", TEXT),
+                 ("booked_at", TEXT))
+SALE_COLUMNS = (("sale_id", TEXT), ("hq_seq", BIGINT), ("outlet_id", TEXT),
+                ("customer_id", TEXT), ("till_id", TEXT), ("at", TEXT),
+                ("total_gross", BIGINT), ("total_discount", BIGINT), ("total_net", BIGINT),
+                ("points_earned", BIGINT), ("paid_credit", BIGINT))
+LINE_COLUMNS = (("sale_id", TEXT), ("line_no", BIGINT), ("sku", TEXT), ("name", TEXT),
+                ("division", TEXT), ("qty", BIGINT), ("unit_price", BIGINT),
+                ("gross", BIGINT), ("discount", BIGINT), ("net", BIGINT))
+REDEMPTION_COLUMNS = (("redemption_id", TEXT), ("hq_seq", BIGINT), ("outlet_id", TEXT),
+                      ("customer_id", TEXT), ("gift_sku", TEXT), ("gift_name", TEXT),
+                      ("qty", BIGINT), ("points_spent", BIGINT), ("at", TEXT))
+FLAG_COLUMNS = (("event_id", TEXT), ("customer_id", TEXT), ("outlet_id", TEXT),
+                ("reason", TEXT), ("at", TEXT))
+STOCK_COLUMNS = (("outlet_id", TEXT), ("gift_sku", TEXT), ("qty", BIGINT))
 
 
 def stored(event: Envelope) -> str:
@@ -371,29 +395,15 @@ class Batch:
         fails with the SQL error and ingest applies it fact by fact, which names the fact)."""
         conn = self.conn
         try:
-            conn.executemany(
-                "INSERT INTO events (hq_seq, event_id, outlet_id, seq, type, version, customer_id,"
-                " at, received_at, event, result, reason, booked_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self.rows)
+            insert_rows(conn, "events", EVENT_COLUMNS, self.rows)
         except store.INTEGRITY_ERRORS as exc:
             if len(self.rows) != 1:
                 raise
             raise ProtocolError(f"event id {self.rows[0][1]} was already used") from exc
-        if self.sales:
-            conn.executemany(
-                "INSERT INTO sales (sale_id, hq_seq, outlet_id, customer_id, till_id, at,"
-                " total_gross, total_discount, total_net, points_earned, paid_credit)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.sales)
-            conn.executemany(
-                "INSERT INTO sale_lines (sale_id, line_no, sku, name, division, qty, unit_price,"
-                " gross, discount, net) VALUES (?,?,?,?,?,?,?,?,?,?)", self.lines)
-        if self.redemptions:
-            conn.executemany(
-                "INSERT INTO redemptions (redemption_id, hq_seq, outlet_id, customer_id, gift_sku,"
-                " gift_name, qty, points_spent, at) VALUES (?,?,?,?,?,?,?,?,?)", self.redemptions)
-        if self.flags:
-            conn.executemany("INSERT INTO flags (event_id, customer_id, outlet_id, reason, at) "
-                             "VALUES (?, ?, ?, ?, ?)", self.flags)
+        insert_rows(conn, "sales", SALE_COLUMNS, self.sales)
+        insert_rows(conn, "sale_lines", LINE_COLUMNS, self.lines)
+        insert_rows(conn, "redemptions", REDEMPTION_COLUMNS, self.redemptions)
+        insert_rows(conn, "flags", FLAG_COLUMNS, self.flags)
         if self.under is None:
             self.sums.flush(conn)
         else:

@@ -57,8 +57,10 @@ def upsert_customer(conn: sqlite3.Connection, customer_id: str, fields: dict[str
 
 
 def column_values(fields: dict[str, Any]) -> dict[str, Any]:
-    """The columns `upsert_customer` writes for these fields (not `search_name`)."""
-    values = {k: v for k, v in fields.items() if k in _WRITTEN}
+    """The columns `upsert_customer` writes for these fields (not `search_name`); a flag
+    (`email_consent`) as 0/1, the integer both stores keep (PostgreSQL refuses a boolean)."""
+    values = {k: int(v) if isinstance(v, bool) else v for k, v in fields.items()
+              if k in _WRITTEN}
     if "approved_actions" in values:
         actions = values["approved_actions"]
         values["approved_actions"] = "[]" if actions == [] else json.dumps(actions)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
+from schema.bulk import BIGINT, TEXT, insert_rows
 from schema.dialect import Dialect, dialect_of
 from schema.ledger import ItemTally, Tally
 
@@ -27,25 +28,44 @@ SUMMED = [
 
 
 def add(conn: sqlite3.Connection, customer_id: str, delta: Tally) -> None:
-    cols = [*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id"]
-    conn.execute(_tally_upsert(dialect_of(conn)), [customer_id, *(getattr(delta, c) for c in cols)])
+    dialect = dialect_of(conn)
+    conn.execute(_one_row("customer_tally", TALLY_COLUMNS, _tally_conflict(dialect)),
+                 [customer_id, *(getattr(delta, c) for c in COLUMNS)])
     for sku, item in delta.items.items():
-        conn.execute(_item_upsert(dialect_of(conn)),
+        conn.execute(_one_row("customer_items", ITEM_COLUMNS, _item_conflict(dialect)),
                      (customer_id, sku, item.name, item.qty, item.max_unit_price))
     for sku, qty in delta.gifts.items():
-        conn.execute(_GIFT_UPSERT, (customer_id, sku, qty))
+        conn.execute(_one_row("customer_gifts", GIFT_COLUMNS, GIFT_CONFLICT),
+                     (customer_id, sku, qty))
+
+
+# the scalar columns `add_rows` takes after customer_id, in this order
+COLUMNS = [*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id"]
+# (column, its PostgreSQL type) of each table, for schema/bulk.py
+TALLY_COLUMNS = (("customer_id", TEXT),
+                 *((c, TEXT if c in ("last_purchase_at", "best_purchase_id") else BIGINT)
+                   for c in COLUMNS))
+ITEM_COLUMNS = (("customer_id", TEXT), ("sku", TEXT), ("name", TEXT), ("qty", BIGINT),
+                ("max_unit_price", BIGINT))
+GIFT_COLUMNS = (("customer_id", TEXT), ("sku", TEXT), ("qty", BIGINT))
+GIFT_CONFLICT = ("ON CONFLICT (customer_id, sku) DO UPDATE SET "
+                 "qty = customer_gifts.qty + excluded.qty")
 
 
 @functools.cache
-def _tally_upsert(dialect: Dialect) -> str:
+def _one_row(table: str, columns: tuple[tuple[str, str], ...], conflict: str) -> str:
+    return (f"INSERT INTO {table} ({', '.join(c for c, _ in columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) {conflict}")
+
+
+@functools.cache
+def _tally_conflict(dialect: Dialect) -> str:
     """The tally row's upsert; the stored row's columns are named with their table (in an
     upsert PostgreSQL finds a bare name ambiguous), the larger of two by the dialect."""
     greatest = dialect.greatest
     old = "customer_tally"
     sets = ", ".join(f"{c} = {old}.{c} + excluded.{c}" for c in SUMMED)
-    return f"""INSERT INTO customer_tally (customer_id, {", ".join(COLUMNS)})
-        VALUES (?, {", ".join("?" for _ in COLUMNS)})
-        ON CONFLICT (customer_id) DO UPDATE SET {sets},
+    return f"""ON CONFLICT (customer_id) DO UPDATE SET {sets},
             last_purchase_at = {greatest(f"{old}.last_purchase_at", "excluded.last_purchase_at")},
             best_purchase_id = CASE WHEN (excluded.best_purchase_total, excluded.best_purchase_id)
                 > ({old}.best_purchase_total, {old}.best_purchase_id)
@@ -55,36 +75,28 @@ def _tally_upsert(dialect: Dialect) -> str:
 
 
 @functools.cache
-def _item_upsert(dialect: Dialect) -> str:
+def _item_conflict(dialect: Dialect) -> str:
     greatest = dialect.greatest
     old = "customer_items"
-    return f"""INSERT INTO customer_items (customer_id, sku, name, qty, max_unit_price)
-        VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (customer_id, sku) DO UPDATE SET
+    return f"""ON CONFLICT (customer_id, sku) DO UPDATE SET
             qty = {old}.qty + excluded.qty,
             name = CASE WHEN (excluded.max_unit_price, excluded.name)
                 > ({old}.max_unit_price, {old}.name) THEN excluded.name ELSE {old}.name END,
             max_unit_price = {greatest(f"{old}.max_unit_price", "excluded.max_unit_price")}"""
 
 
-_GIFT_UPSERT = """INSERT INTO customer_gifts (customer_id, sku, qty) VALUES (?, ?, ?)
-    ON CONFLICT (customer_id, sku) DO UPDATE SET qty = customer_gifts.qty + excluded.qty"""
-
-
-# the scalar columns `add_rows` takes after customer_id, in this order
-COLUMNS = [*SUMMED, "last_purchase_at", "best_purchase_total", "best_purchase_id"]
-
-
 def add_rows(conn: sqlite3.Connection, tallies: Sequence[Sequence[object]],
              items: Sequence[tuple[str, str, str, int, int]],
              gifts: Sequence[tuple[str, str, int]]) -> None:
-    """`add` for many customers at once (executemany, same upserts): `tallies` rows are
-    (customer_id, *COLUMNS), `items` (customer_id, sku, name, qty, max_unit_price), `gifts`
-    (customer_id, sku, qty). At most one row per key in each list, so each upsert sees
-    the stored state (combine the deltas first: Tally is a commutative monoid)."""
-    conn.executemany(_tally_upsert(dialect_of(conn)), tallies)
-    conn.executemany(_item_upsert(dialect_of(conn)), items)
-    conn.executemany(_GIFT_UPSERT, gifts)
+    """`add` for many customers at once (schema/bulk.py: executemany on SQLite, one
+    statement per table on PostgreSQL; same upserts): `tallies` rows are (customer_id,
+    *COLUMNS), `items` (customer_id, sku, name, qty, max_unit_price), `gifts` (customer_id,
+    sku, qty). At most one row per key in each list, so each upsert sees the stored state
+    (combine the deltas first: Tally is a commutative monoid)."""
+    dialect = dialect_of(conn)
+    insert_rows(conn, "customer_tally", TALLY_COLUMNS, tallies, _tally_conflict(dialect))
+    insert_rows(conn, "customer_items", ITEM_COLUMNS, items, _item_conflict(dialect))
+    insert_rows(conn, "customer_gifts", GIFT_COLUMNS, gifts, GIFT_CONFLICT)
 
 
 def load(conn: sqlite3.Connection, customer_id: str) -> Tally:

@@ -7,7 +7,8 @@ goes to a file that tests/conftest.py attaches to the report of a failing test.
 
 - `HQProcess`: `loyalty hq serve` on its own file and port, with testkit's `HQAdmin`
   (outlets and tokens through `loyalty hq ...`, the admin API, its file); stop/start on the
-  same port simulates HQ going down and coming back.
+  same port simulates HQ going down and coming back. `db` may be a postgresql:// URL
+  (several HQ processes on one database), its stderr then in `stderr`.
 - `OutletProcess`: `loyalty agent serve --hq URL --token T` with a `Till` on it.
 - `ChainRig`: HQ plus outlets of one test.
 - `until(...)` (testkit's `wait_until`): polls a condition, returns (seconds it took, value).
@@ -42,9 +43,13 @@ class HQProcess(HQAdmin, Process):
     label = "HQ"
     ready_path = "/openapi.json"  # the sync and admin routes want a token
 
-    def __init__(self, db: Path, port: int | None = None) -> None:
+    def __init__(self, db: Path | str, port: int | None = None,
+                 stderr: Path | None = None) -> None:
         port = port or free_port()
-        super().__init__(db.with_name(db.name + ".stderr"), port,
+        if stderr is None:
+            assert isinstance(db, Path), "an HQ on PostgreSQL needs stderr= (a file)"
+            stderr = db.with_name(db.name + ".stderr")
+        super().__init__(stderr, port,
                          args=["hq", "serve", "--db", str(db), "--port", str(port)])
         self.db = db
         self.tokens = {}
@@ -154,7 +159,7 @@ def buy(till: Till, card: str, unit_price: int, sku: str = "SKU-1") -> dict[str,
 
 
 # --- looking into HQ's file ---------------------------------------------------------------
-def hq_ledger_check(hq_db: Path, outboxes: dict[str, Path]) -> dict[str, Any]:
+def hq_ledger_check(hq_db: Path | str, outboxes: dict[str, Path]) -> dict[str, Any]:
     """Asserts HQ holds every outlet event exactly once and balances = fold of events; the
     outlets may still be pulling and HQ may have been restored (no floor bound)."""
     figures = check_files(hq_db, outboxes, floor_bound=False, converged=False)

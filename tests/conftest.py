@@ -74,6 +74,7 @@ SPAWNS: dict[str, set[str] | str] = {
     "tests/agent/test_crash.py": EVERY_TEST,  # kill -9 of a real agent
     "tests/agent/test_readers.py": EVERY_TEST,  # agents with serial and PC/SC readers
     "tests/hq/test_hq_cli.py": EVERY_TEST,  # `loyalty hq ...` as a subprocess
+    "tests/hq/test_hq_processes.py": EVERY_TEST,  # several `loyalty hq serve` on PostgreSQL
     "tests/sync/test_kill.py": EVERY_TEST,
     "tests/sync/test_linesim.py": {"test_cli_prints_paths_and_serves_modems"},
     "tests/agent/test_till_api.py": {

@@ -37,6 +37,7 @@ import contextlib
 import functools
 import hashlib
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -62,6 +63,7 @@ POOL_SIZE = 20
 POOL_WAIT_S = 10.0  # as long as SQLite's busy timeout: then storage_unavailable
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_lock key: "loyalty"
+_BINARY = re.compile(r"(?<!%)%s")  # a placeholder format_placeholders made (not a %%s)
 
 
 class Row(tuple[Any, ...]):
@@ -143,6 +145,11 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self.raw.execute(format_placeholders(sql), tuple(params))
+
+    def execute_binary(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        """`execute` with every parameter sent in binary (schema/bulk.py: arrays of long
+        strings go ~30x faster than in text)."""
+        return self.raw.execute(_BINARY.sub("%b", format_placeholders(sql)), tuple(params))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()

@@ -18,7 +18,8 @@ shows HQ's confirmed state plus its own pending facts, each local fact counted o
 `incorporated_through`. At teardown, after healing: full convergence
 (`faultproxy.check_files`).
 
-Profile `LOYALTY_MODEL_PROFILE=long` runs many more examples.
+Profile `LOYALTY_MODEL_PROFILE=long` runs many more examples. `TestPgProtocolModel` runs
+the model with HQ on PostgreSQL (slow tier; see `PgProtocolModel` for what it leaves out).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ import sqlite3
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import hypothesis.strategies as st
+import pytest
 from faultproxy import Ledger, check_files
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from testkit.postgres import Cluster, missing
 
 from agent import customers, gifts, giftstock, sales
 from agent.outlet import Outlet
@@ -135,7 +138,8 @@ class ProtocolModel(RuleBasedStateMachine):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="loyalty-model-", dir=_tmp_root()))
         self.hq_path = self.dir / "hq.db"
-        self.hq = Chain(self.hq_path, seed=default_documents())
+        self.hq_db = self.new_hq_database()
+        self.hq = Chain(self.hq_db, seed=default_documents())
         with self.hq.db.write() as conn:
             for outlet in OUTLETS:
                 credentials.add_outlet(conn, outlet)
@@ -213,6 +217,13 @@ class ProtocolModel(RuleBasedStateMachine):
             ingest.push(self.hq, outlet, PushRequest.model_validate_json(wire))
         except ingest.SyncGap:
             pass  # the restored HQ lacks what comes before: refused whole, nothing applied
+
+    def new_hq_database(self) -> str:
+        """HQ's --db: its SQLite file (PgProtocolModel: a PostgreSQL database)."""
+        return str(self.hq_path)
+
+    def drop_hq_database(self) -> None:
+        """HQ's file goes with the model's folder."""
 
     # --- HQ ----------------------------------------------------------------------------
     @precondition(lambda self: self.cards)
@@ -318,12 +329,13 @@ class ProtocolModel(RuleBasedStateMachine):
             for shop in self.outlets.values():
                 shop.db.checkpoint()
             self.hq.db.checkpoint()
-            check_files(self.hq_path, {o: self.dir / f"{o}.db" for o in OUTLETS}, self.ledger,
+            check_files(self.hq_db, {o: self.dir / f"{o}.db" for o in OUTLETS}, self.ledger,
                         floor_bound=not self.restored)
         finally:
             for shop in self.outlets.values():
                 shop.close()
             self.hq.close()
+            self.drop_hq_database()
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -348,5 +360,44 @@ def _tmp_root() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
+class PgProtocolModel(ProtocolModel):
+    """The same model with HQ on PostgreSQL: a new database of a throwaway cluster (one
+    per test run, tests/testkit/postgres.py) per example. Without three rules: HQ's
+    snapshot and restore copy its file (on PostgreSQL that is its own tools' work,
+    docs/operations.md), and a ban is audited, which is not on PostgreSQL yet."""
+
+    cluster: ClassVar[Cluster | None] = None
+
+    def new_hq_database(self) -> str:
+        if PgProtocolModel.cluster is None:
+            reason = missing()
+            if reason is not None:
+                pytest.skip(reason)
+            PgProtocolModel.cluster = Cluster.start()  # stopped at exit
+        cluster = PgProtocolModel.cluster
+        return cluster.database(template=cluster.template("hq", _migrated_hq))
+
+    def drop_hq_database(self) -> None:
+        if PgProtocolModel.cluster is not None:
+            PgProtocolModel.cluster.drop(self.hq_db)
+
+    def ban(self, pick: int, banned: bool) -> None:  # not a rule here (see the class)
+        raise AssertionError("not a rule on PostgreSQL")
+
+    def snapshot(self) -> None:  # not a rule here
+        raise AssertionError("not a rule on PostgreSQL")
+
+    def restore_hq(self, pick: int) -> None:  # not a rule here
+        raise AssertionError("not a rule on PostgreSQL")
+
+
+def _migrated_hq(url: str) -> None:
+    from hq.store.postgres import PgStore
+
+    PgStore(url).close()
+
+
 ProtocolModel.TestCase.settings = settings.get_profile(PROFILE)
 TestProtocolModel = ProtocolModel.TestCase
+PgProtocolModel.TestCase.settings = settings.get_profile(PROFILE)
+TestPgProtocolModel = pytest.mark.slow(PgProtocolModel.TestCase)

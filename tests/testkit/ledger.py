@@ -1,7 +1,8 @@
 """The one ledger checker of the tests: a chain's files after the facts, read-only.
 
-`check_files(hq_db, outlet_dbs, ...)` asserts, from HQ's file and the outlets' files (the
-processes may be running or stopped):
+`check_files(hq_db, outlet_dbs, ...)` asserts, from HQ's file (or its PostgreSQL database:
+`hq_db` a postgresql:// URL, read in one snapshot) and the outlets' files (the processes
+may be running or stopped):
 1. every outlet event is at HQ exactly once, in the outlet's order, `(outlet, seq)` gap-free
    from 1, and HQ's `last_seq` of the outlet is its count;
 2. HQ's tallies are the fold of its events, per customer;
@@ -56,15 +57,33 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+@contextlib.contextmanager
+def hq_reader(hq_db: Path | str) -> Iterator[Any]:
+    """HQ's database read-only, on either store: `read_only` for its file; for a
+    postgresql:// URL, one read-only snapshot of it (rows read by name likewise)."""
+    if isinstance(hq_db, str) and "://" in hq_db:
+        from hq.store.postgres import PgStore
+
+        store = PgStore(hq_db, pool_size=1)
+        try:
+            with store.read() as conn:
+                yield conn
+        finally:
+            store.close()
+        return
+    with read_only(Path(hq_db)) as conn:
+        yield conn
+
+
 def floor_points() -> dict[str, int]:
     return {limit.category: limit.floor_points for limit in LIMITS}
 
 
-def check_files(hq_db: Path, outlet_dbs: dict[str, Path], ledger: Ledger | None = None,
+def check_files(hq_db: Path | str, outlet_dbs: dict[str, Path], ledger: Ledger | None = None,
                 lowest_seen: dict[str, int] | None = None, floor_bound: bool = True,
                 converged: bool = True) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    with read_only(hq_db) as hq:
+    with hq_reader(hq_db) as hq:
         rows = hq.execute("SELECT hq_seq, event_id, outlet_id, seq, customer_id, event, "
                           "booked_at FROM events ORDER BY hq_seq").fetchall()
         events = [Event.model_validate_json(r["event"]) for r in rows]
