@@ -349,3 +349,27 @@ def test_two_hq_processes_closing_at_once_invoice_each_sale_once_with_numbers_ne
     finally:
         second.close()
         first.close()
+
+
+@pytest.mark.slow  # a PostgreSQL cluster is a process
+def test_a_chain_moved_onto_postgresql_numbers_its_next_invoice_after_the_files_last(
+        tmp_path: Path, hq_pg: str) -> None:
+    from invoicekit import OUTLET
+
+    from hq.store.migrate import migrate
+
+    buyer = Buyer("Ana", "Novak", sales=(1000,))
+    on_file, numbers = make_hq(tmp_path / "hq.db", [buyer])
+    assert list(numbers.values()) == ["2026-000001"]
+    on_file.close()
+    migrate(tmp_path / "hq.db", hq_pg)
+    chain = Chain(hq_pg)
+    try:
+        late = make_event(OUTLET, 3, credit_sale(9, buyer.customer_id, "", 700),
+                          "2026-10-30T12:00:00Z")
+        ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=[late]))
+        made = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1),
+                                     date(2026, 11, 3))
+        assert [(m["number"], m["amount"]) for m in made] == [("2026-000002", 700)]
+    finally:
+        chain.close()
