@@ -78,10 +78,10 @@ def record(conn: sqlite3.Connection, actor: Actor, action: str, subject: tuple[s
         raise ValueError("an audited change names its action and subject")
     cursor = conn.execute(
         "INSERT INTO audit (at, staff, role, action, subject_kind, subject, customer_id, before,"
-        " after, reason, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " after, reason, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING audit_id",
         (utc_now(), actor.username, str(actor.role), action, subject[0], subject[1],
          customer_id, _json(before), _json(after), reason.strip(), event_id))
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchone()[0])
 
 
 def _json(doc: dict[str, Any] | None) -> str | None:

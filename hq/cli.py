@@ -32,6 +32,12 @@ ProgressFactory = Callable[[str, str], AbstractContextManager[Any]]
 # needs is ported and tested on both stores); the others connect, so an unreachable server
 # is said as such, and refuse with `config_error`.
 ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token", "serve"})
+# issue 15, phase 2 (the rest of HQ): invoices, mail, notices, statements, reports...
+ON_POSTGRES |= {"announce", "announcements", "ban", "close-invoices", "customer", "flags",
+                "import-statement", "invoice-pdf", "invoices-to-post", "mail", "newsletter",
+                "outlets", "settings", "snapshot", "staff-add", "unban"}
+# issue 11 on PostgreSQL: corrections go through the ingest path both stores run
+ON_POSTGRES |= {"adjust"}
 
 
 def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
@@ -132,23 +138,29 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
                    f"ledger fold of {moved.customers:,} customers ({moved.events:,} events)")
 
     @hq.command()
-    @click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False),
-                  help="HQ's SQLite file.")
+    @click.option("--db", required=True,
+                  help="HQ's SQLite file, or its postgresql:// URL.")
     @click.option("--out", metavar="FILE",
                   help="Where to write it [HQ's snapshot directory, DB.snapshots, which "
                        "`loyalty hq serve` serves from].")
     def snapshot(db: str, out: str | None) -> None:
         """Write a snapshot of the chain: a ready outlet database for new outlets
         (`loyalty agent bootstrap --from FILE`); safe while HQ serves."""
-        from hq import snapshot as snapshots
+        from pathlib import Path
 
+        from hq import snapshot as snapshots
+        from schema.errors import NotFound
+
+        if not store.is_url(db) and not Path(db).is_file():
+            raise NotFound(f"no HQ database {db}: give HQ's file (or its postgresql:// URL)")
         the_chain = chain(db)
         try:
             if out is None:
                 offer = snapshots.Snapshots(the_chain).build_now()
                 header, path = offer.header, str(offer.path)
             else:
-                header, path = snapshots.build(db, out), out
+                source = the_chain.db if store.is_url(db) else db
+                header, path = snapshots.build(source, out), out
         finally:
             the_chain.close()
         click.echo(f"snapshot at cursor {header.cursor} of epoch {header.epoch}: "

@@ -43,6 +43,8 @@ from hq import audit
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
+from hq.store import serialise, take
+from schema.dialect import dialect_of
 from schema.errors import InvalidRequest, NotFound
 from schema.events import CreditRepaid, new_id
 from schema.ledger import refuse_overpayment
@@ -89,6 +91,7 @@ def close_period(chain: Chain, period_from: date, period_to: date, issued_on: da
     end = period_to.isoformat()
     made = []
     with chain.db.write() as conn:
+        serialise(conn, "invoice-close")  # another HQ process closing: after it, not beside
         rows = conn.execute(
             "SELECT s.customer_id, s.sale_id, s.outlet_id, s.at, s.paid_credit FROM sales s "
             "LEFT JOIN invoice_items i ON i.sale_id = s.sale_id "
@@ -144,9 +147,7 @@ def _issue(chain: Chain, conn: sqlite3.Connection, customer_id: str, items: list
            credits: list[tuple[sqlite3.Row, int]], period_from: date, period_to: date,
            issued_on: date, policy: Policy) -> dict[str, Any]:
     year = issued_on.year
-    count = conn.execute("SELECT COUNT(*) FROM invoices WHERE number LIKE ?",
-                         (f"{year}-%",)).fetchone()[0]
-    number = f"{year}-{count + 1:06d}"
+    number = f"{year}-{_next_in_year(conn, year):06d}"
     invoice_id = new_id()
     amount = sum(r["paid_credit"] for r in items)
     deducted = []  # oldest return first, never below zero (the rest waits)
@@ -174,6 +175,21 @@ def _issue(chain: Chain, conn: sqlite3.Connection, customer_id: str, items: list
     return {"invoice_id": invoice_id, "number": number, "customer_id": customer_id,
             "amount": amount, "due_on": due_on.isoformat(), "items": len(items),
             "credits": len(deducted)}
+
+
+def _next_in_year(conn: Any, year: int) -> int:
+    """The next invoice number of `year` (1, 2, ...), inside the caller's write transaction.
+    SQLite: how many the year has, plus one (one writer: nothing commits in between).
+    PostgreSQL: the year's counter row (`invoices-YYYY`, started at the year's count the
+    first time), taken and so locked until the transaction ends: two HQ processes closing
+    at once never give one number twice, never fail on the unique number (never MAX()+1)."""
+    if dialect_of(conn).postgres:
+        conn.execute("INSERT INTO counters (name, value) SELECT ?, COUNT(*) FROM invoices "
+                     "WHERE number LIKE ? ON CONFLICT (name) DO NOTHING",
+                     (f"invoices-{year}", f"{year}-%"))
+        return take(conn, f"invoices-{year}")
+    return int(conn.execute("SELECT COUNT(*) FROM invoices WHERE number LIKE ?",
+                            (f"{year}-%",)).fetchone()[0]) + 1
 
 
 def pay_at_bank(chain: Chain, number: str, amount: int, reference: str, *,

@@ -23,6 +23,7 @@ never `sent` before the server accepted it. Must never: send from a request path
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 import socket
@@ -36,6 +37,7 @@ from typing import Any
 
 from hq import settings
 from hq.chain import Chain
+from schema.dialect import dialect_of
 from schema.events import new_id
 from schema.timing import canonical, parse
 
@@ -48,6 +50,7 @@ MAX_ATTEMPTS = 12  # 1 min, 2, 4 ... then every 6 h: about 26 hours of trying
 TIMEOUT_S = 30.0
 WITHDRAWN = "not sent: the customer withdrew e-mail consent after it was queued"
 BATCH = 200  # messages per run at most: a run stays short, the next run goes on
+OTHER_RUN = "(claimed_by IS NULL OR claimed_by <> ?)"  # `IS NOT ?`, which PostgreSQL refuses
 
 
 def backoff_s(attempts: int) -> int:
@@ -81,10 +84,11 @@ def enqueue(conn: Any, message: EmailMessage, *, customer_id: str | None, kind: 
     raw = message.as_bytes(policy=SMTP_POLICY)
     cur = conn.execute(
         "INSERT INTO mail_outbox (message_id, customer_id, kind, about, recipient, subject,"
-        " message, size, queued_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " message, size, queued_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        " RETURNING mail_id",
         (message["Message-ID"], customer_id, kind, about, message["To"].addresses[0].addr_spec,
          str(message["Subject"]), raw, len(raw), now, now))
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 @dataclass
@@ -102,7 +106,7 @@ class Run:
 def _due(conn: Any, now: str, run_id: str) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT mail_id FROM mail_outbox WHERE (status = 'queued' AND next_attempt_at <= ?) "
-        "OR (status = 'sending' AND claimed_by IS NOT ?) ORDER BY mail_id LIMIT ?",
+        f"OR (status = 'sending' AND {OTHER_RUN}) ORDER BY mail_id LIMIT ?",
         (now, run_id, BATCH))]
 
 
@@ -165,15 +169,41 @@ def _connect(server: settings.Smtp) -> smtplib.SMTP:
 
 def _send_one(chain: Chain, smtp: smtplib.SMTP, mail_id: int, sender: str, moment: datetime,
               run_id: str, run: Run) -> bool:
-    """One message: claim, submit, mark. False when the connection is gone."""
+    """One message: claim, submit, mark. False when the connection is gone.
+
+    On PostgreSQL, where several HQ processes share the queue, the claim is a row lock
+    (`FOR UPDATE SKIP LOCKED`) held from the claim until the outcome is marked, in one
+    transaction around the submission: another process's run passes the message over
+    instead of taking it too, and a process that dies mid-submission leaves the message
+    as it was before the claim (its transaction is rolled back), so the next run sends it
+    again, the same bytes - the same promise as a crash on SQLite. On SQLite the claim is
+    committed before the submission (one process per file: the write lock is never held
+    while the server talks)."""
+    holding = chain.db.dialect.postgres
+    with chain.db.write() if holding else contextlib.nullcontext():
+        return _claim_and_submit(chain, smtp, mail_id, sender, moment, run_id, run)
+
+
+def claim(conn: Any, mail_id: int, run_id: str, stamp: str) -> Any:
+    """Marks message `mail_id` `sending` by run `run_id` when it is due (queued and due, or
+    left `sending` by another run), inside the caller's write transaction; its message,
+    recipient, Message-ID and attempts, or None when it is not to be sent by this run now
+    (sent, not due, or - on PostgreSQL - claimed by another process's open transaction:
+    passed over, never waited for)."""
+    return conn.execute(
+        "UPDATE mail_outbox SET status = 'sending', attempts = attempts + 1,"
+        " claimed_by = ?, sending_since = ? WHERE mail_id = (SELECT mail_id FROM"
+        " mail_outbox WHERE mail_id = ? AND ((status = 'queued' AND next_attempt_at <= ?)"
+        f" OR (status = 'sending' AND {OTHER_RUN})){dialect_of(conn).skip_locked})"
+        " RETURNING message, recipient, message_id, attempts",
+        (run_id, stamp, mail_id, stamp, run_id)).fetchone()
+
+
+def _claim_and_submit(chain: Chain, smtp: smtplib.SMTP, mail_id: int, sender: str,
+                      moment: datetime, run_id: str, run: Run) -> bool:
     stamp = canonical(moment)
     with chain.db.write() as conn:
-        claimed = conn.execute(
-            "UPDATE mail_outbox SET status = 'sending', attempts = attempts + 1,"
-            " claimed_by = ?, sending_since = ? WHERE mail_id = ? AND ((status = 'queued'"
-            " AND next_attempt_at <= ?) OR (status = 'sending' AND claimed_by IS NOT ?))"
-            " RETURNING message, recipient, message_id, attempts",
-            (run_id, stamp, mail_id, stamp, run_id)).fetchone()
+        claimed = claim(conn, mail_id, run_id, stamp)
     if claimed is None:
         return True
     if not _consents(chain, mail_id):

@@ -98,7 +98,7 @@ def withdraw_consent(chain: Chain, customer_id: str) -> bool:
 
 # --- deciding notices ----------------------------------------------------------------------
 _CAUSES = {  # kind: (what happened, as rows of customer and what it is about)
-    "invoice_issued": "SELECT i.customer_id, i.number AS about FROM invoices i WHERE 1",
+    "invoice_issued": "SELECT i.customer_id, i.number AS about FROM invoices i WHERE 1 = 1",
     "invoice_overdue": "SELECT i.customer_id, i.number AS about FROM invoices i"
                        " WHERE i.status IN ('overdue', 'past_term')",
     "card_lost": "SELECT i.customer_id, i.value AS about FROM identifiers i"
@@ -336,7 +336,7 @@ def to_post(chain: Chain) -> list[dict[str, Any]]:
             " LEFT JOIN mail_outbox m ON m.mail_id = n.mail_id"
             " WHERE n.posted_at IS NULL AND (n.outcome IN ('no_consent', 'no_address',"
             " 'unknown_customer')"
-            " OR m.status = 'failed' OR (n.outcome IS NULL AND ?))"
+            " OR m.status = 'failed' OR (n.outcome IS NULL AND ? = 1))"
             " ORDER BY i.number", (not mail_ready,)).fetchall()
         listed = []
         for row in rows:
@@ -366,7 +366,8 @@ def mark_posted(chain: Chain, numbers: list[str]) -> int:
                                invoice=number)
             conn.execute(
                 "INSERT INTO notices (customer_id, kind, about, decided_at, outcome, posted_at)"
-                " VALUES (?, 'invoice_issued', ?, ?, 'posted', ?) ON CONFLICT DO UPDATE SET"
+                " VALUES (?, 'invoice_issued', ?, ?, 'posted', ?)"
+                " ON CONFLICT (customer_id, kind, about) DO UPDATE SET"
                 " posted_at = excluded.posted_at", (row[0], number, now, now))
             done += 1
     return done

@@ -13,11 +13,18 @@ outlet's own tables (schema/agent_tables.py), so an outlet opens it as its datab
   meanwhile (its WAL grows until the read ends);
 - rows come in primary-key order, so the file is laid out compactly; then it is packed
   with schema/snapshotfile.py (compressed, SHA-256).
+HQ on PostgreSQL (issue 15): the rows those statements read (the tables and columns
+`STAGED` names) are first copied, all in ONE REPEATABLE READ snapshot of PostgreSQL
+(`store.snapshot()`: the cursor and every row agree, HQ's writers go on), into a SQLite
+work file shaped like HQ's, which is then ATTACHed as above: the snapshot is built by the
+same statements from either store, and the output is still the outlet's SQLite file. The
+rows stream through a server-side cursor in chunks (memory does not grow with the chain).
 `confirmed_through` is 0 in a snapshot: it is applied only to an outlet with no facts of
 its own, so no pending fact of it sits on top of HQ's tallies, and every fact it makes
 later is numbered after what HQ holds (agent/snapshot.py).
 
-`Snapshots` keeps the recent ones in a directory beside HQ's file (`hq.db.snapshots`):
+`Snapshots` keeps the recent ones in a directory beside HQ's file (`hq.db.snapshots`; for
+HQ on PostgreSQL, under the user's cache folder, one per database: `directory`):
 the current one and the one before (a download that began before a rebuild can still
 finish or resume), of HQ's current epoch only. `refresh` (APScheduler, every minute,
 hq/schedule.py) builds a new one when the change log holds `every` changes past the
@@ -29,16 +36,18 @@ file is packed in chunks); one build at a time. Must never: write HQ's database.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
-from hq import staff
+from hq import staff, store
 from hq.chain import Chain
 from hq.feed import tally_sql
 from schema import snapshotfile
@@ -72,13 +81,31 @@ _TALLY_COLUMNS = ("purchases_total", "purchases_count", "items_count", "points_e
 _MASTER = ", ".join(f"'{kind}'" for kind in DOCS)
 
 
-# The snapshots of an HQ on PostgreSQL (not built there yet: `build` reads a SQLite file):
-# a folder that never exists, so none is served and `refresh` never builds.
-NOWHERE = Path("/nonexistent/loyalty-hq-snapshots")
+# What a snapshot reads of HQ (table: its columns, the keys the build's joins look up by):
+# for HQ on PostgreSQL these are copied into the SQLite work file the build ATTACHes.
+STAGED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "meta": ("key, value", ("key",)),
+    "changes": ("seq, kind, key", ("kind, key", "seq")),
+    "customers": ("*", ("customer_id",)),
+    "identifiers": ("kind, value, customer_id, status", ("customer_id",)),
+    "customer_tally": ("*", ("customer_id",)),
+    "customer_items": ("customer_id, sku, name, qty, max_unit_price", ("customer_id, sku",)),
+    "customer_gifts": ("customer_id, sku, qty", ("customer_id, sku",)),
+    "master": ("kind, key, data", ("kind, key",)),
+    "invoices": ("*", ("invoice_id",)),
+    "staff": ("*", ("username",)),
+}
+STAGE_CHUNK = 5_000  # rows per fetch from PostgreSQL
 
 
 def directory(db: str | Path) -> Path:
-    """Where HQ keeps the snapshots of the database at `db`."""
+    """Where HQ keeps the snapshots of the database at `db`: beside HQ's file, or for a
+    PostgreSQL URL a folder of the user's cache ($XDG_CACHE_HOME or ~/.cache) named by
+    the database (every HQ process on this machine for that database shares it)."""
+    if store.is_url(db):
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        name = hashlib.sha256(store.shown(str(db)).encode()).hexdigest()[:16]
+        return cache / "loyalty" / f"hq-{name}.snapshots"
     return Path(f"{db}.snapshots")
 
 
@@ -87,20 +114,56 @@ def _remove(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def build(db: str | Path, out: str | Path, compression: Compression = "zstd") -> SnapshotHeader:
-    """Builds a snapshot of the HQ database at `db` into the file `out` (replaced
-    atomically); the replica is assembled in a work file beside `out`, then removed."""
+def build(db: str | Path | Any, out: str | Path, compression: Compression = "zstd"
+          ) -> SnapshotHeader:
+    """Builds a snapshot of the HQ database at `db` (HQ's file, or HQ's open PostgreSQL
+    store) into the file `out` (replaced atomically); the replica is assembled in a work
+    file beside `out`, then removed."""
     out = Path(out)
     work = out.with_name(out.name + ".building.db")
+    staged = out.with_name(out.name + ".hq.db")
     _remove(work)
+    _remove(staged)
     try:
-        epoch, cursor, customers = _fill(Path(db), work)
+        if isinstance(db, (str, Path)):
+            source = Path(db)
+        else:
+            _stage(db, staged)
+            source = staged
+        epoch, cursor, customers = _fill(source, work)
         names = _migration_names(work)
         return snapshotfile.write(out, work, epoch=epoch, cursor=cursor, built_at=utc_now(),
                                   customers=customers, migrations=names,
                                   compression=compression)
     finally:
         _remove(work)
+        _remove(staged)
+
+
+def _stage(hq: Any, path: Path) -> None:
+    """Copies what a snapshot reads of HQ (`STAGED`) from HQ's PostgreSQL store `hq` into
+    a new SQLite file at `path`, all in one REPEATABLE READ snapshot, in chunks."""
+    out = sqlite3.connect(path, isolation_level=None)
+    try:
+        out.execute("PRAGMA journal_mode=OFF")  # a work file: thrown away whole on a crash
+        out.execute("PRAGMA synchronous=OFF")
+        out.execute("BEGIN")
+        with hq.snapshot() as conn:
+            for table, (columns, keys) in STAGED.items():
+                with conn.raw.cursor(name=f"snapshot_{table}") as rows:
+                    rows.itersize = STAGE_CHUNK
+                    rows.execute(f"SELECT {columns} FROM {table}")
+                    names = [c.name for c in rows.description or ()]
+                    out.execute(f"CREATE TABLE {table} ({', '.join(names)})")
+                    insert = (f"INSERT INTO {table} VALUES "
+                              f"({', '.join('?' for _ in names)})")
+                    while chunk := rows.fetchmany(STAGE_CHUNK):
+                        out.executemany(insert, chunk)
+                for n, key in enumerate(keys):
+                    out.execute(f"CREATE INDEX {table}_{n} ON {table} ({key})")
+        out.execute("COMMIT")
+    finally:
+        out.close()
 
 
 def _fill(hq_db: Path, work: Path) -> tuple[str, int, int]:
@@ -227,10 +290,7 @@ class Snapshots:
                  where: str | Path | None = None, compression: Compression = "zstd") -> None:
         self.chain = chain
         self.every = every
-        file = getattr(chain.db, "path", None)  # None: HQ on PostgreSQL, no file
-        if where is None and file is None:  # nothing to build from yet: none kept, none built
-            self.every, where = 0, NOWHERE
-        self.dir = Path(where) if where is not None else directory(file or "")
+        self.dir = Path(where) if where is not None else directory(chain.db.where)
         self.compression = compression
         self._build_lock = threading.Lock()
         self._scan_lock = threading.Lock()
@@ -300,8 +360,9 @@ class Snapshots:
         with self._build_lock:
             self.dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.dir, 0o700)
-            tmp = self.dir / "building.snapshot.tmp-out"
-            header = build(self.chain.db.path, tmp, self.compression)
+            tmp = self.dir / f"building-{os.getpid()}.snapshot.tmp-out"  # a process's own
+            source = self.chain.db if self.chain.db.dialect.postgres else self.chain.db.path
+            header = build(source, tmp, self.compression)
             final = self.dir / f"{header.cursor:012d}-{header.sha256}.snapshot"
             os.replace(tmp, final)
             with contextlib.suppress(OSError):

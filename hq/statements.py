@@ -167,7 +167,7 @@ def _store(conn: sqlite3.Connection, found: Match, now: str) -> int:
         "INSERT INTO statement_entries (identity, imported_at, statement_id, account, position,"
         " statement_reference, booking_date, amount, currency, direction, debtor_name,"
         " remittance, creditor_reference, status, via, invoices, allocations, part_payment,"
-        " reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING entry_id",
         (entry.identity, now, entry.statement_id, entry.account, entry.position,
          entry.statement_reference,
          entry.booking_date.isoformat() if entry.booking_date else None, entry.amount,
@@ -175,7 +175,7 @@ def _store(conn: sqlite3.Connection, found: Match, now: str) -> int:
          entry.creditor_reference, found.status, found.via, json.dumps(list(found.invoices)),
          json.dumps([a.model_dump() for a in found.allocations]), int(found.part_payment),
          found.reason))
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def _reported(found: Match, entry_id: int) -> ReportEntry:

@@ -82,7 +82,8 @@ def demo(link: str, keep: Path | None) -> None:
 @main.command()
 @click.argument("name", type=click.Choice(list(REPORT_NAMES)))
 @click.option("--db", required=True,  # a missing file is not_found (reports.connect)
-              help="An HQ or an outlet database (detected from its tables).")
+              help="An HQ or an outlet database (detected from its tables), or HQ's "
+                   "postgresql:// URL.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
               show_default=True, help="csv: a header row, amounts in minor units.")
 @click.option("--from", "date_from", metavar="DATE", help="First day, inclusive (YYYY-MM-DD, UTC).")
@@ -98,14 +99,25 @@ def demo(link: str, keep: Path | None) -> None:
 def report(name: str, db: str, fmt: str, **filters: Any) -> None:
     """A report on an HQ or outlet database (docs/reports.md)."""
     from agent.progress import Progress
+    from hq import store
     from schema import reports
 
-    conn = reports.connect(db)
-    try:
-        with Progress(f"report {name}", unit="rows") as progress:
-            result = reports.run(conn, name, reports.Filters(**filters), progress=progress.update)
-    finally:
-        conn.close()
+    if store.is_url(db):  # HQ on PostgreSQL: the report reads one REPEATABLE READ snapshot
+        hq_store = store.open_hq(db)
+        try:
+            with hq_store.snapshot() as conn, Progress(f"report {name}", unit="rows") as progress:
+                result = reports.run(conn, name, reports.Filters(**filters),
+                                     progress=progress.update)
+        finally:
+            hq_store.close()
+    else:
+        conn = reports.connect(db)
+        try:
+            with Progress(f"report {name}", unit="rows") as progress:
+                result = reports.run(conn, name, reports.Filters(**filters),
+                                     progress=progress.update)
+        finally:
+            conn.close()
     if fmt == "csv":
         click.echo(reports.render_csv(result), nl=False)
     else:

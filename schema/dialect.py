@@ -26,6 +26,14 @@ stays one text for both stores. What cannot be translated mechanically is asked 
   determine data type of parameter"): write `CAST(? AS TEXT)` (or INTEGER), which SQLite
   reads too; a `?` compared with a column takes the column's type, but PostgreSQL never
   compares text with a number as SQLite does: bind the column's own type;
+- claiming a row several workers may reach at once (the mail queue): `skip_locked`, a
+  subquery's `FOR UPDATE SKIP LOCKED` on PostgreSQL (a row another transaction holds is
+  passed over, never waited for nor taken twice); nothing on SQLite, whose one writer
+  makes the claim alone;
+- `SUM(condition)`: PostgreSQL has no sum of a boolean: `count_if(condition)` (a
+  `CASE WHEN` both read);
+- a day's bucket by week (`date(d, 'weekday 0', '-6 days')`, the Monday of `d`'s week):
+  `monday_of(day_text)`, a YYYY-MM-DD text on both;
 - a row read to be updated by the same transaction, which another transaction may be
   updating at the same time (an outlet's `last_seq`): `locked()` after the SELECT
   (`FOR UPDATE`: the second reader waits for the first to commit and then reads its
@@ -86,6 +94,24 @@ class Dialect:
         """An aggregate: the group's rows as one JSON object."""
         return (f"json_object_agg({key}, {value})" if self.postgres
                 else f"json_group_object({key}, {value})")
+
+
+    @property
+    def skip_locked(self) -> str:
+        """What ends a claiming subquery (`SELECT key ... WHERE key = ?{skip_locked}`): on
+        PostgreSQL a row locked by another transaction is not selected (not waited for)."""
+        return " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+
+    def monday_of(self, day: str) -> str:
+        """The Monday of the week of `day` (a YYYY-MM-DD text expression), as YYYY-MM-DD."""
+        if self.postgres:
+            return (f"to_char(date_trunc('week', CAST({day} AS DATE)), 'YYYY-MM-DD')")
+        return f"date({day}, 'weekday 0', '-6 days')"
+
+
+def count_if(condition: str) -> str:
+    """How many rows of the group meet `condition` (SQLite's `SUM(condition)`), for both."""
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
 
 SQLITE = Dialect("sqlite")

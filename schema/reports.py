@@ -45,18 +45,20 @@ Must never: use floats for money, or count a receipt twice.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from schema.database import storage_error
+from schema.dialect import count_if, dialect_of
 from schema.errors import InvalidRequest, NotFound, mask_card
 from schema.lots import ExpiryRule
 from schema.masterdata import programme_of
@@ -148,7 +150,25 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+@contextlib.contextmanager
+def reading(database: str | Path | Any) -> Iterator[sqlite3.Connection]:
+    """A connection to run reports on: a database file's own read-only connection (closed
+    after), or, given HQ's store instead of a path (HQ on PostgreSQL), one snapshot of it
+    (`snapshot()`: every report of the block sees the same state)."""
+    if isinstance(database, (str, Path)):
+        conn = connect(database)
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
+    with database.snapshot() as conn:
+        yield conn
+
+
 def kind_of(conn: sqlite3.Connection) -> str:
+    if dialect_of(conn).postgres:  # only HQ's store is ever PostgreSQL
+        return "hq"
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
@@ -181,7 +201,11 @@ class _Ctx:
         self.seen = 0  # rows read by the scan running (sampled)
         self.scan = 0  # rows in scope of the scan running
         self.counting: tuple[str, list[Any]] | None = None  # COUNT(*) of the next scan
-        if progress is not None:
+        self.dialect = dialect_of(conn)
+        # SQLite reports progress during a scan (a callback per sampled row, a progress
+        # handler); PostgreSQL, which has neither, after each step (rows in scope counted)
+        self.sampled = progress is not None and not self.dialect.postgres
+        if self.sampled:
             conn.create_function("_report_row", 1, self._row)
 
     def _row(self, _rowid: int) -> int:
@@ -198,13 +222,21 @@ class _Ctx:
         return self.kind == "hq"
 
     def indexed(self, name: str) -> str:
-        """`INDEXED BY name` when the database has that index (HQ after m003), else ''."""
+        """`INDEXED BY name` when the database has that index (HQ after m003), else ''
+        (always on PostgreSQL, which has no such clause and plans by itself)."""
+        if self.dialect.postgres:
+            return ""
         found = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
                                   (name,)).fetchone()
         return f" INDEXED BY {name}" if found else ""
 
     def has(self, table: str) -> bool:
-        """The database has `table` (one written before the way back has no `returns`)."""
+        """The database has `table` (one written before the way back has no `returns`;
+        HQ's PostgreSQL schema is always current)."""
+        if self.dialect.postgres:
+            return self.conn.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
+                " AND table_name = ?", (table,)).fetchone() is not None
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                                  (table,)).fetchone() is not None
 
@@ -227,11 +259,12 @@ class _Ctx:
             if counting is not None:
                 self.scan = int(self.conn.execute(*counting).fetchone()[0])
                 self.seen = 0
-            self.conn.set_progress_handler(self._tick, PROGRESS_EVERY_OPS)
+            if self.sampled:
+                self.conn.set_progress_handler(self._tick, PROGRESS_EVERY_OPS)
         try:
             rows = [tuple(r) for r in self.conn.execute(sql, list(params)).fetchall()]
         finally:
-            if self.progress is not None:
+            if self.sampled:
                 self.conn.set_progress_handler(None, 0)
         scanned, self.base, self.scan, self.seen = self.scan, self.base + self.scan, 0, 0
         if (self.progress is not None and scanned
@@ -252,7 +285,7 @@ class _Ctx:
         sales_customer_totals, instead of one table lookup per sale)."""
         where: list[str] = []
         params: list[Any] = []
-        plus = "+" if by_customer else ""
+        plus = "+" if by_customer and not self.dialect.postgres else ""
         if at and self.lo:
             where.append(f"{plus}{alias}.{at} >= ?")
             params.append(self.lo)
@@ -279,7 +312,9 @@ class _Ctx:
             clause = (" WHERE " + " AND ".join(where)) if where else ""
             self.counting = (f"SELECT COUNT(*) FROM {_COUNTED[alias]} {alias}{join}{clause}",
                              list(params))
-            where.append(f"({alias}.rowid % {ROW_SAMPLE} != 0 OR _report_row({alias}.rowid))")
+            if self.sampled:
+                where.append(f"({alias}.rowid % {ROW_SAMPLE} != 0 OR "
+                             f"_report_row({alias}.rowid))")
         return join, (" WHERE " + " AND ".join(where)) if where else "", params
 
 
@@ -444,7 +479,7 @@ def _turnover_over_time(ctx: _Ctx, grain: str) -> Report:
     key, label = ("s.outlet_id", "outlet") if ctx.hq else ("COALESCE(s.till_id, '-')", "till")
     join, where, params = ctx.scope("s")
     found = {(b, k): tuple(v) for b, k, *v in ctx.query(
-        f"SELECT {_bucket_sql('s.at', grain)}, {key}, COUNT(*), SUM(s.total_gross),"
+        f"SELECT {_bucket_sql(ctx, 's.at', grain)}, {key}, COUNT(*), SUM(s.total_gross),"
         f" SUM(s.total_discount), SUM(s.total_net) FROM sales s{join}{where} GROUP BY 1, 2",
         params)}
     back: dict[tuple[str, str], int] = {}
@@ -452,7 +487,7 @@ def _turnover_over_time(ctx: _Ctx, grain: str) -> Report:
         rkey = "rt.outlet_id" if ctx.hq else "COALESCE(rt.till_id, '-')"
         join, where, params = ctx.scope("rt")
         back = {(b, k): int(v) for b, k, v in ctx.query(
-            f"SELECT {_bucket_sql('rt.at', grain)}, {rkey}, SUM(rt.value) FROM returns rt"
+            f"SELECT {_bucket_sql(ctx, 'rt.at', grain)}, {rkey}, SUM(rt.value) FROM returns rt"
             f"{join}{where} GROUP BY 1, 2", params)}
     keys = sorted({k for _, k in found} | {k for _, k in back})
     out: list[tuple[Any, ...]] = []
@@ -474,7 +509,8 @@ def _per_customer(ctx: _Ctx) -> str:
     """Receipts and totals per customer in scope, read in customer order (covering index)."""
     _, where, _ = ctx.scope("s", by_customer=True)
     return ("SELECT s.customer_id, COUNT(*) AS n, SUM(s.total_gross) AS g,"
-            " SUM(s.total_discount) AS d, SUM(s.total_net) AS t, SUM(s.total_discount > 0) AS nd"
+            f" SUM(s.total_discount) AS d, SUM(s.total_net) AS t, {count_if('s.total_discount > 0')}"
+            " AS nd"
             f" FROM sales s{where} GROUP BY s.customer_id")
 
 
@@ -504,7 +540,8 @@ def _discounts(ctx: _Ctx) -> Report:
         else:
             join, where, params = ctx.scope("s")
             rows = ctx.query(
-                "SELECT s.outlet_id, COUNT(*), SUM(s.total_discount > 0), SUM(s.total_gross),"
+                f"SELECT s.outlet_id, COUNT(*), {count_if('s.total_discount > 0')},"
+                " SUM(s.total_gross),"
                 f" SUM(s.total_discount) FROM sales s{join}{where} GROUP BY 1", params)
         back = _returned_by(ctx, "c.category" if by_cat else "rt.outlet_id", category=by_cat)
         found = {k: (n, nd, g, d) for k, n, nd, g, d in rows}
@@ -542,7 +579,8 @@ def _discounts(ctx: _Ctx) -> Report:
             merged.setdefault(label, [0, 0, 0, 0, 0])[4] += dr
     out = sorted(((k, ln, r, g, d, _pct(d, g), dr, d - dr)
                   for k, (ln, r, g, d, dr) in merged.items()), key=lambda r: (-r[4], r[0]))
-    tot = ctx.one(f"SELECT COUNT(*), SUM(s.total_discount > 0), COALESCE(SUM(s.total_gross), 0),"
+    tot = ctx.one(f"SELECT COUNT(*), {count_if('s.total_discount > 0')},"
+                  " COALESCE(SUM(s.total_gross), 0),"
                   f" COALESCE(SUM(s.total_discount), 0) FROM sales s{join}{where}", params)
     taken_back = sum(r[6] for r in out)
     return Report("discounts", "Discounts by action", ctx.kind, [
@@ -616,7 +654,8 @@ def _frequency(ctx: _Ctx) -> Report:
             Column("receipts"), Column("receipts_per_buying_customer", "ratio"),
             Column("net", "money"), Column("net_per_buying_customer", "money")],
             out, ("TOTAL", tc, ta, tn, _hundredths(tn, ta), tt, _avg(tt, ta)))
-    rows = ctx.query(f"SELECT n, COUNT(*), SUM(t) FROM ({per_customer}) GROUP BY n ORDER BY n",
+    rows = ctx.query(f"SELECT n, COUNT(*), SUM(t) FROM ({per_customer}) a GROUP BY n"
+                     " ORDER BY n",
                      params)
     everyone = int(ctx.one(f"SELECT COUNT(*) FROM {ctx.customers()}{cw}", cparams)[0])
     active = sum(r[1] for r in rows)
@@ -651,13 +690,14 @@ def _payment_discipline(ctx: _Ctx) -> Report:
         raise InvalidRequest("invoices are consolidated over every outlet: "
                              f"{ctx.names['outlet']} does not apply to payment-discipline")
     has_paid_on = ctx.hq
-    on_time = ("SUM(i.status = 'paid' AND substr(i.paid_on, 1, 10) <= i.due_on), "
-               "SUM(i.status = 'paid' AND substr(i.paid_on, 1, 10) > i.due_on)"
+    settled = "i.status = 'paid' AND substr(i.paid_on, 1, 10)"
+    on_time = (f"{count_if(settled + ' <= i.due_on')}, {count_if(settled + ' > i.due_on')}"
                if has_paid_on else "NULL, NULL")
     key = "c.category" if by_cat else "i.customer_id"
-    figures = (f"SELECT {key} AS k, COUNT(*), SUM(i.amount), SUM(i.status = 'paid'), {on_time},"
-               " SUM(i.status = 'unpaid'), SUM(i.status = 'overdue'),"
-               " SUM(i.status = 'past_term'),"
+    paid, unpaid, overdue, past_term = (count_if(f"i.status = '{status}'") for status in (
+        "paid", "unpaid", "overdue", "past_term"))
+    figures = (f"SELECT {key} AS k, COUNT(*), SUM(i.amount), {paid}, {on_time},"
+               f" {unpaid}, {overdue}, {past_term},"
                " SUM(CASE WHEN i.status = 'paid' THEN 0 ELSE i.amount - i.paid_amount END)"
                f" FROM invoices i{join}{where} GROUP BY 1")
     if by_cat:
@@ -772,7 +812,7 @@ def _returns(ctx: _Ctx) -> Report:
     outlet = "rt.outlet_id" if ctx.hq else "(SELECT value FROM meta WHERE key = 'outlet_id')"
     rows = ctx.query(
         f"SELECT rt.at, {outlet}, COALESCE(rt.till_id, '-'), rt.kind, rt.receipt,"
-        " CASE WHEN rt.home THEN 'own' ELSE 'other outlet' END, rt.reason, rt.approved_by,"
+        " CASE WHEN rt.home = 1 THEN 'own' ELSE 'other outlet' END, rt.reason, rt.approved_by,"
         " (SELECT COUNT(*) FROM return_lines rl WHERE rl.return_id = rt.return_id),"
         " rt.value, rt.refunded, rt.withheld, rt.points_reversed"
         f" FROM returns rt{join}{where} ORDER BY rt.at, rt.return_id", params)
@@ -826,8 +866,8 @@ def _points_liability(ctx: _Ctx) -> Report:
                             f" {ctx.customers()}{cw}{group}", cparams))
     balance = "t.points_earned - t.points_used - t.points_expired"
     sums = {r[0]: tuple(v or 0 for v in r[1:]) for r in ctx.query(
-        f"SELECT {key}, SUM({balance} > 0), SUM(t.points_earned), SUM(t.points_used),"
-        f" SUM(t.points_expired), SUM({balance})"
+        f"SELECT {key}, {count_if(f'{balance} > 0')}, SUM(t.points_earned),"
+        f" SUM(t.points_used), SUM(t.points_expired), SUM({balance})"
         f" FROM customer_tally t{join}{where}{group}", params)}
     # the split, from the lots (their sum is the balance): spendable or pending on
     # `today`, and what expires within 30/60/90 days of it (cumulative)
@@ -845,7 +885,7 @@ def _points_liability(ctx: _Ctx) -> Report:
         f"SELECT {key}, SUM(CASE WHEN l.points > 0 AND (l.spendable_on IS NULL OR"
         f" l.spendable_on <= {day}) THEN l.points ELSE 0 END),"
         f" SUM(CASE WHEN l.points > 0 AND l.spendable_on > {day} THEN l.points ELSE 0 END),"
-        f" {ahead}, SUM(MIN(l.points, 0))"
+        f" {ahead}, SUM({ctx.dialect.least('l.points', '0')})"
         f" FROM customer_lots l{ljoin}{tally}{lwhere}{group}", lparams)}
     keys = sorted(k for k in set(counts) | set(sums) | set(split)
                   if counts.get(k) or any(sums.get(k, ())) or any(split.get(k, ())))
@@ -889,7 +929,7 @@ def _points_over_time(ctx: _Ctx, grain: str) -> Report:
     if ctx.f.outlet and ctx.hq:
         raise InvalidRequest(f"points are chain-wide: {ctx.names['outlet']} does not apply to "
                              "points-liability")
-    bucket_s, bucket_r = _bucket_sql("s.at", grain), _bucket_sql("r.at", grain)
+    bucket_s, bucket_r = _bucket_sql(ctx, "s.at", grain), _bucket_sql(ctx, "r.at", grain)
     join, where, params = ctx.scope("s")
     earned = dict(ctx.query(f"SELECT {bucket_s}, SUM(s.points_earned) FROM sales s{join}{where}"
                             " GROUP BY 1", params))
@@ -951,7 +991,7 @@ def _members(ctx: _Ctx) -> Report:
     if ctx.hi:
         period.append("c.created_at < ?")
         pparams.append(ctx.hi)
-    joined = dict(ctx.query(f"SELECT {_bucket_sql('c.created_at', grain)}, COUNT(*)"
+    joined = dict(ctx.query(f"SELECT {_bucket_sql(ctx, 'c.created_at', grain)}, COUNT(*)"
                             f" FROM customers c WHERE {' AND '.join([base, *period])}"
                             " GROUP BY 1", [*params, *pparams]))
     before = int(ctx.one(f"SELECT COUNT(*) FROM customers c WHERE {base} AND c.created_at < ?",
@@ -984,8 +1024,9 @@ def _activity(ctx: _Ctx) -> Report:
     cw, cparams = _customer_filter(ctx)
     cw = (cw + " AND " if cw else " WHERE ") + "c.created_at < ?"
     rows = ctx.query(
-        f"SELECT {key}, COUNT(*), COALESCE(SUM(l.last >= ?), 0), COALESCE(SUM(l.last < ?), 0),"
-        " COALESCE(SUM(l.last IS NULL), 0) FROM customers c LEFT JOIN (SELECT s.customer_id,"
+        f"SELECT {key}, COUNT(*), COALESCE({count_if('l.last >= ?')}, 0),"
+        f" COALESCE({count_if('l.last < ?')}, 0),"
+        f" COALESCE({count_if('l.last IS NULL')}, 0) FROM customers c LEFT JOIN (SELECT s.customer_id,"
         f" MAX(s.at) AS last FROM sales s{where} GROUP BY s.customer_id) l"
         f" ON l.customer_id = c.customer_id{cw} GROUP BY 1 ORDER BY 1",
         [since, since, *params, *cparams, end.isoformat()])
@@ -1040,14 +1081,14 @@ def _invoice_ageing(ctx: _Ctx) -> Report:
 
 
 # --- time buckets ---------------------------------------------------------------------------
-def _bucket_sql(column: str, grain: str) -> str:
+def _bucket_sql(ctx: _Ctx, column: str, grain: str) -> str:
     """SQL naming the bucket of a stored UTC time: its day, its week's Monday or its
     month's first day (YYYY-MM-DD)."""
     day = f"substr({column}, 1, 10)"
     if grain == "day":
         return day
     if grain == "week":
-        return f"date({day}, 'weekday 0', '-6 days')"
+        return ctx.dialect.monday_of(day)
     return f"substr({column}, 1, 7) || '-01'"
 
 

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from schema import reports
 from schema.errors import InvalidRequest
@@ -75,12 +76,11 @@ def period(days: int, today: date) -> tuple[str, str]:
     return (today - timedelta(days=days - 1)).isoformat(), today.isoformat()
 
 
-def build(database: str | Path, days: int, today: date, outlet: str | None = None) -> Dashboard:
+def build(database: str | Path | Any, days: int, today: date, outlet: str | None = None) -> Dashboard:
     """Every chart of the dashboard for the `days` days up to `today`; `outlet` (HQ) keeps
     one outlet's receipts and registrations (points and invoices stay chain-wide)."""
     first, last = period(days, today)
-    conn = reports.connect(database)
-    try:
+    with reports.reading(database) as conn:
         kind = reports.kind_of(conn)
 
         def run(name: str, f: reports.Filters) -> reports.Report:
@@ -103,8 +103,6 @@ def build(database: str | Path, days: int, today: date, outlet: str | None = Non
                     reports.Filters(date_from=first, date_to=last, by=grain), kind),
             _ageing(run("invoice-ageing", reports.Filters()), reports.Filters()),
         ]
-    finally:
-        conn.close()
     panels = [p for p, _ in made]
     figures: dict[str, int] = {}
     for _, found in made:

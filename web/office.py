@@ -196,17 +196,16 @@ Short = Annotated[str, Query(max_length=100)]  # an outlet, a category, a custom
 Grouping = Literal["", "category", "day", "week", "month"]
 
 
-def report_or_error(database: str | Path, name: str,
+def report_or_error(database: str | Path | Any, name: str,
                     filters: reports.Filters) -> tuple[reports.Report | None, str | None]:
     """(the report, None), or (None, why not) when a filter is wrong, naming the form's
-    fields (`From: enter a date as YYYY-MM-DD ...`). Reads its own connection to the file."""
-    conn = reports.connect(database)
-    try:
-        return reports.run(conn, name, filters, names=reports.FORM_NAMES), None
-    except InvalidRequest as exc:
-        return None, exc.message
-    finally:
-        conn.close()
+    fields (`From: enter a date as YYYY-MM-DD ...`). Reads its own connection to the file
+    (or a snapshot of HQ's store: `reports.reading`)."""
+    with reports.reading(database) as conn:
+        try:
+            return reports.run(conn, name, filters, names=reports.FORM_NAMES), None
+        except InvalidRequest as exc:
+            return None, exc.message
 
 
 # --- sessions ------------------------------------------------------------------------------

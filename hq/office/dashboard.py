@@ -6,6 +6,7 @@ from fastapi.responses import HTMLResponse
 
 from hq import admin
 from hq.office.context import Office
+from hq.store import report_source
 from schema.roles import Role
 from web import dashboard
 from web.office import Short
@@ -16,7 +17,7 @@ def router(office: Office) -> APIRouter:
 
     @routes.get("/dashboard")
     def charts(request: Request, days: int = 30, outlet: Short = "") -> HTMLResponse:
-        board = dashboard.build(office.chain.db.path, days, office.clock().date(),
+        board = dashboard.build(report_source(office.chain.db), days, office.clock().date(),
                                 outlet or None)
         return office.page(request, "dashboard.html", title="Dashboard", board=board,
                            figures=dashboard.figures_text(board), periods=dashboard.PERIODS,

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from hq import admin
 from hq.office.context import Office
+from hq.store import report_source
 from schema import reports
 from schema.errors import NotFound
 from schema.roles import Role
@@ -61,7 +62,7 @@ def router(office: Office) -> APIRouter:
         for name in reports.NAMES:
             if name == "receipts":
                 continue
-            report, error = report_or_error(chain.db.path, name, pack_filters(
+            report, error = report_or_error(report_source(chain.db), name, pack_filters(
                 name, date_from, date_to, outlet, category, by))
             done.append({"name": name, "report": report, "error": error})
         args = {"date_from": date_from, "date_to": date_to, "outlet": outlet,
@@ -77,7 +78,7 @@ def router(office: Office) -> APIRouter:
             raise NotFound(f"no report {name}")
         f = filters_from(date_from, date_to, outlet, category, customer, by)
         report, error = (None, "choose a customer (its id) to see its receipts") if (
-            name == "receipts" and not customer) else report_or_error(chain.db.path, name, f)
+            name == "receipts" and not customer) else report_or_error(report_source(chain.db), name, f)
         return office.page(request, "report.html", 200 if error is None else 422,
                            title=report.title if report else name, name=name, report=report,
                            error=error, args={"date_from": date_from, "date_to": date_to,

@@ -51,7 +51,8 @@ from schema.dialect import dialect_of
 from schema.errors import ConfigError
 
 __all__ = ["DB_ERRORS", "INTEGRITY_ERRORS", "SqliteStore", "Store", "announce", "is_url",
-           "ledger_numbers", "open_hq", "retryable", "serialise", "shown", "take"]
+           "ledger_numbers", "open_hq", "report_source", "retryable", "serialise", "shown",
+           "take"]
 
 try:
     import psycopg as _psycopg
@@ -116,3 +117,10 @@ def announce(conn: Any) -> None:
     """Wake every HQ process's long polls when this transaction commits (PostgreSQL)."""
     if dialect_of(conn).postgres:
         conn.announce()
+
+
+def report_source(db: Any) -> Any:
+    """What reports over HQ's store read (schema.reports.reading): the SQLite file's path
+    (reports open their own read-only connection, never HQ's writer) or the PostgreSQL
+    store itself (a REPEATABLE READ snapshot of it)."""
+    return db if db.dialect.postgres else db.path

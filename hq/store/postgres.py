@@ -10,7 +10,8 @@ HQ processes starting together migrate once; then a pool serves the threads.
   for the block. `one` / `all` / `scalar`: one statement in its own transaction.
 - Statements are SQLite's: `?` becomes `%s` (schema.dialect.format_placeholders); rows
   answer `row[0]`, `row["name"]`, `dict(row)` and `row.keys()` like `sqlite3.Row`; a whole
-  number PostgreSQL hands out as `numeric` (what `SUM(bigint)` is) comes back as `int`.
+  number PostgreSQL hands out as `numeric` (what `SUM(bigint)` is) comes back as `int`; a
+  Python bool is bound as the integer 1 or 0, as sqlite3 binds it.
 - Numbering (`PgConnection.take`): the counter row of `counters`, updated and so locked
   until the transaction ends: numbers become visible in the order they were taken, so a
   reader following `seq > cursor` never passes one that commits later.
@@ -44,6 +45,8 @@ from typing import Any, ClassVar, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.adapt import Dumper
+from psycopg.postgres import types as postgres_types
 from psycopg.rows import RowMaker
 from psycopg.types.numeric import NumericLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -101,8 +104,19 @@ class WholeNumbers(NumericLoader):
         return super().load(data)
 
 
+class BoolAsInteger(Dumper):
+    """A Python bool bound as the integer 1 or 0, as sqlite3 binds it: HQ's flags are
+    integer columns in both schemas (`email_consent = ?` with False)."""
+
+    oid = postgres_types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("numeric", WholeNumbers)
+    conn.adapters.register_dumper(bool, BoolAsInteger)
 
 
 def lock_key(name: str) -> int:

@@ -4,7 +4,10 @@ the invoice document, mail and bank statement tests (tests/hq).
 `Buyer`: a customer (name, e-mail, consent, postal address) and the credit purchases it
 made in October 2026 at outlet LJ-CENTER. `make_hq(path, buyers)` writes them and closes
 October (issued 2026-11-01, due 2026-11-15); it returns the open `Chain` and each buyer's
-invoice number. `PAYEE` is a complete set of payee settings; `pdf_text` / `qr_of` read a
+invoice number. With `url` (a PostgreSQL database with HQ's tables and no rows), the
+history written to `path` is then moved there as a running chain moves
+(`loyalty hq migrate`, hq/store/migrate.py) and the `Chain` returned is HQ on PostgreSQL;
+`close=False` leaves October open. `PAYEE` is a complete set of payee settings; `pdf_text` / `qr_of` read a
 PDF back with poppler (pdftotext) and zbar (pdftoppm + zbarimg).
 """
 
@@ -48,7 +51,8 @@ class Buyer:
     card: str = ""
 
 
-def make_hq(path: Path, buyers: list[Buyer]) -> tuple[Chain, dict[str, str]]:
+def make_hq(path: Path, buyers: list[Buyer], url: str | None = None, close: bool = True
+            ) -> tuple[Chain, dict[str, str]]:
     chain = Chain(path, seed=default_documents())
     with chain.db.write() as conn:
         credentials.add_outlet(conn, OUTLET)
@@ -71,6 +75,14 @@ def make_hq(path: Path, buyers: list[Buyer]) -> tuple[Chain, dict[str, str]]:
                 total_discount=0, total_net=amount, points_earned=0),
                 f"2026-10-{day:02d}T12:00:00Z"))
     ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=events))
+    if url is not None:
+        from hq.store.migrate import migrate  # psycopg: only where PostgreSQL is asked for
+
+        chain.close()
+        migrate(path, url)
+        chain = Chain(url, seed=default_documents())
+    if not close:
+        return chain, {}
     made = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1), date(2026, 11, 1))
     return chain, {m["customer_id"]: m["number"] for m in made}
 

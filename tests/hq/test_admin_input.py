@@ -14,17 +14,18 @@ import pytest
 from agentkit import expect_error
 from hqkit import AnyHQ, HQClient, registered, snapshot
 
+HQ_ON_BOTH_STORES = True  # the tests using `hq` also against HQ on PostgreSQL
+
 
 def refused(hq: AnyHQ, method: str, path: str, message: str, **kw: Any) -> None:
     before = snapshot(hq)
-    customers = hq.db_conn().execute("SELECT * FROM customers ORDER BY customer_id").fetchall()
-    master = hq.db_conn().execute("SELECT * FROM master ORDER BY kind, key").fetchall()
+    customers = hq.rows("SELECT * FROM customers ORDER BY customer_id")
+    master = hq.rows("SELECT * FROM master ORDER BY kind, key")
     error = expect_error(hq.admin(method, path, None, **kw), 422, "invalid_request")
     assert error["message"].startswith(message), error
     assert snapshot(hq) == before
-    assert hq.db_conn().execute("SELECT * FROM customers ORDER BY customer_id").fetchall() == \
-        customers
-    assert hq.db_conn().execute("SELECT * FROM master ORDER BY kind, key").fetchall() == master
+    assert hq.rows("SELECT * FROM customers ORDER BY customer_id") == customers
+    assert hq.rows("SELECT * FROM master ORDER BY kind, key") == master
 
 
 @pytest.fixture(scope="module")

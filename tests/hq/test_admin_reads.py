@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hqkit import STORES
 
 from agent.programme import default_documents
 from hq import admin, credentials, ingest, invoices
@@ -59,12 +60,14 @@ def push(chain: Chain, outlet_id: str, *bodies: Body, sent_at: str | None = None
                                               sent_at=sent_at))
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
+@pytest.fixture(params=STORES)
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
     """Outlets A and B; ana (a person with a picture, a card and a phone) with three
     sales (one on credit, invoiced) and a mug handed out at A; bor (an organisation) with
-    a card and no sales; one open flag at A (a sale for a customer HQ does not know)."""
-    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+    a card and no sales; one open flag at A (a sale for a customer HQ does not know). On
+    each store (hqkit.STORES)."""
+    the_chain = Chain(request.getfixturevalue("hq_pg") if request.param == "postgresql"
+                      else tmp_path / "hq.db", seed=default_documents())
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "A")
         credentials.add_outlet(conn, "B")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hqkit import AnyHQ, HQClient, registered
+from hqkit import STORES, AnyHQ, HQClient, registered
 from testkit.inprocess import cli
 
 from agent.programme import default_documents
@@ -85,10 +85,13 @@ def test_a_wrong_announcement_is_refused_with_its_reason_and_stores_nothing(
 
 # --- loyalty hq announce ---------------------------------------------------------------------
 
-@pytest.fixture
-def chain_file(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
-    """An HQ file with one customer registered at outlet LJ: (file, customer id, card)."""
-    path = tmp_path / "hq.db"
+@pytest.fixture(params=STORES)
+def chain_file(request: pytest.FixtureRequest, tmp_path: Path
+               ) -> Iterator[tuple[Path | str, str, str]]:
+    """An HQ with one customer registered at outlet LJ: (its file or PostgreSQL URL,
+    customer id, card)."""
+    path: Path | str = (request.getfixturevalue("hq_pg") if request.param == "postgresql"
+                        else tmp_path / "hq.db")
     chain = Chain(path, seed=default_documents())
     with chain.db.write() as conn:
         credentials.add_outlet(conn, "LJ")
@@ -98,7 +101,7 @@ def chain_file(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
     yield path, who.customer_id, who.card_number
 
 
-def stored(path: Path) -> list[dict[str, Any]]:
+def stored(path: Path | str) -> list[dict[str, Any]]:
     chain = Chain(path)
     try:
         return announcements.listing(chain)
@@ -107,7 +110,7 @@ def stored(path: Path) -> list[dict[str, Any]]:
 
 
 def test_loyalty_hq_announce_keeps_the_text_in_the_chains_language_for_a_customer_by_card(
-        chain_file: tuple[Path, str, str]) -> None:
+        chain_file: tuple[Path | str, str, str]) -> None:
     path, customer_id, card = chain_file
     db = str(path)
     done = cli("hq", "announce", "--db", db, "--text", "Good morning", "--from", "2026-06-01",
@@ -156,7 +159,7 @@ JUNE = ["--from", "2026-06-01", "--to", "2026-06-30"]
     ([*JUNE, "--id", "no spaces please"], "announcement_id"),
 ])
 def test_loyalty_hq_announce_refuses_what_is_wrong_in_one_line_and_stores_nothing(
-        chain_file: tuple[Path, str, str], args: list[str], words: str) -> None:
+        chain_file: tuple[Path | str, str, str], args: list[str], words: str) -> None:
     path, _, _ = chain_file
     done = cli("hq", "announce", "--db", str(path), "--text", "Hello", *args)
     assert done.returncode == 1, done.stdout
@@ -166,7 +169,7 @@ def test_loyalty_hq_announce_refuses_what_is_wrong_in_one_line_and_stores_nothin
 
 
 def test_ended_announcements_are_withdrawn_once_ended_in_every_time_zone(
-        chain_file: tuple[Path, str, str]) -> None:
+        chain_file: tuple[Path | str, str, str]) -> None:
     path, _, _ = chain_file
     chain = Chain(path)
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from agentkit import LOYALTY
+from hqkit import STORES
 
 from agent.programme import default_documents
 from hq import credentials, ingest, invoices
@@ -42,10 +43,12 @@ def credit_sale(amount: int) -> SaleRecorded:
                         total_discount=0, total_net=amount, points_earned=0)
 
 
-@pytest.fixture
-def hq_db(tmp_path: Path) -> Iterator[Path]:
-    """HQ's file with one customer (card CARD) and a credit sale of 123.45 in October 2026."""
-    path = tmp_path / "hq.db"
+@pytest.fixture(params=STORES)
+def hq_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """HQ's database (its file, or on PostgreSQL its URL: hqkit.STORES) with one customer
+    (card CARD) and a credit sale of 123.45 in October 2026."""
+    path: Path | str = (request.getfixturevalue("hq_pg") if request.param == "postgresql"
+                        else tmp_path / "hq.db")
     chain = Chain(path, seed=default_documents())
     try:
         with chain.db.write() as conn:
@@ -63,7 +66,7 @@ def hq_db(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
-def status_of(db: Path) -> tuple[str, list[str]]:
+def status_of(db: Path | str) -> tuple[str, list[str]]:
     chain = Chain(db)
     try:
         status = chain.db.scalar("SELECT status FROM customers WHERE customer_id = ?",
@@ -81,7 +84,7 @@ def test_version_prints_the_installed_version() -> None:
     assert done.stdout.strip() == f"loyalty {version('loyalty')}"
 
 
-def test_ban_and_unban_take_a_card_number_or_an_id_and_are_facts(hq_db: Path) -> None:
+def test_ban_and_unban_take_a_card_number_or_an_id_and_are_facts(hq_db: Path | str) -> None:
     done = loyalty("hq", "ban", "--db", str(hq_db), CARD, "--reason", "fraud at the desk")
     assert done.returncode == 0, done.stderr
     assert "banned" in done.stdout and CARD not in done.stdout  # the card shown masked
@@ -98,7 +101,7 @@ def test_ban_and_unban_take_a_card_number_or_an_id_and_are_facts(hq_db: Path) ->
     assert status_of(hq_db)[0] == "approved"
 
 
-def test_customer_shows_the_customer_named_by_card_number(hq_db: Path) -> None:
+def test_customer_shows_the_customer_named_by_card_number(hq_db: Path | str) -> None:
     done = loyalty("hq", "customer", "--db", str(hq_db), CARD)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["customer_id"] == CUSTOMER
@@ -106,7 +109,7 @@ def test_customer_shows_the_customer_named_by_card_number(hq_db: Path) -> None:
 
 @pytest.mark.parametrize("command", ["ban", "unban", "customer"])
 def test_an_unknown_customer_is_one_error_line_with_the_number_masked(
-        hq_db: Path, command: str) -> None:
+        hq_db: Path | str, command: str) -> None:
     done = loyalty("hq", command, "--db", str(hq_db), "2900019999993")
     assert done.returncode == 1
     assert done.stderr.startswith("error [customer_unknown]: "), done.stderr
@@ -116,7 +119,7 @@ def test_an_unknown_customer_is_one_error_line_with_the_number_masked(
 
 
 def test_close_invoices_closes_a_month_like_the_admin_api_and_adds_nothing_twice(
-        hq_db: Path) -> None:
+        hq_db: Path | str) -> None:
     done = loyalty("hq", "close-invoices", "--db", str(hq_db), "--period", "2026-10",
                    "--issued-on", "2026-11-01")
     assert done.returncode == 0, done.stderr
@@ -138,7 +141,7 @@ def test_close_invoices_closes_a_month_like_the_admin_api_and_adds_nothing_twice
     (["--issued-on", "2026-11-31"], "--issued-on"), (["--period", "0001-01"], "period_from"),
 ])
 def test_close_invoices_refuses_a_bad_period_with_one_error_line(
-        hq_db: Path, args: list[str], says: str) -> None:
+        hq_db: Path | str, args: list[str], says: str) -> None:
     done = loyalty("hq", "close-invoices", "--db", str(hq_db), *args)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.startswith("error [invalid_request]: "), done.stderr
@@ -200,3 +203,11 @@ def test_adjust_names_an_unknown_customer_masked(hq_db: Path) -> None:
     assert done.stderr.startswith("error [customer_unknown]: ") and "9993" in done.stderr
     assert "2900019999993" not in done.stderr
     assert adjustments(hq_db) == []
+
+
+def test_outlets_and_flags_list_what_hq_holds(hq_db: Path | str) -> None:
+    done = loyalty("hq", "outlets", "--db", str(hq_db))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("X ") and "last_seq 2" in done.stdout
+    done = loyalty("hq", "flags", "--db", str(hq_db))
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr

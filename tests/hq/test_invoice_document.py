@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hqkit import STORES
 from invoicekit import OUTLET, Buyer, make_hq, pdf_text, qr_of, with_payee
 from testkit.processes import cli
 
@@ -24,9 +25,11 @@ ZIGA = Buyer("Žiga", "Novak", address="Slovenska cesta 1; 1000 Ljubljana",
              sales=(1045, 2045, 3045, 4045, 5045))
 
 
-@pytest.fixture
-def hq(tmp_path: Path) -> Iterator[tuple[Chain, str]]:
-    chain, numbers = make_hq(tmp_path / "hq.db", [ZIGA])
+@pytest.fixture(params=STORES)
+def hq(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Chain, str]]:
+    """HQ with Žiga's October invoiced, on each store (hqkit.STORES)."""
+    url = request.getfixturevalue("hq_pg") if request.param == "postgresql" else None
+    chain, numbers = make_hq(tmp_path / "hq.db", [ZIGA], url)
     yield chain, numbers[ZIGA.customer_id]
     chain.close()
 
@@ -120,7 +123,7 @@ def test_payee_settings_are_checked_when_set_and_a_bad_one_changes_nothing(
 def test_invoice_pdf_command_writes_the_pdf_and_refuses_an_unknown_invoice(
         hq: tuple[Chain, str], tmp_path: Path) -> None:
     chain, number = hq
-    db = chain.db.path
+    db = chain.db.where
     done = cli("hq", "invoice-pdf", "--db", db, number, "--out", str(tmp_path / "i.pdf"))
     assert done.returncode == 0, done.stderr
     assert f"Invoice {number}" in pdf_text((tmp_path / "i.pdf").read_bytes(), tmp_path)
@@ -134,7 +137,7 @@ def test_invoice_pdf_command_writes_the_pdf_and_refuses_an_unknown_invoice(
 def test_settings_command_takes_the_password_on_stdin_only_and_never_shows_it(
         hq: tuple[Chain, str]) -> None:
     chain, _ = hq
-    db = chain.db.path
+    db = chain.db.where
     refused = cli("hq", "settings", "--db", db, "--set", "smtp.password=hunter2")
     assert refused.returncode == 1 and "stdin" in refused.stderr
     done = cli("hq", "settings", "--db", db, "--set", "smtp.host=mail.example.com",

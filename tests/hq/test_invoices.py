@@ -3,11 +3,14 @@ and past-term moves on a controlled clock, and the credit block reaching the til
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+from hqkit import STORES
+from invoicekit import Buyer, make_hq
 
 from agent import credit, customers, sales
 from agent.outlet import Outlet
@@ -26,9 +29,12 @@ from sync.router import RouterTransport
 from web.serving import Background
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+@pytest.fixture(params=STORES)
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
+    """HQ on each store (hqkit.STORES): a SQLite file, or a PostgreSQL database."""
+    where = (request.getfixturevalue("hq_pg") if request.param == "postgresql"
+             else tmp_path / "hq.db")
+    the_chain = Chain(where, seed=default_documents())
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "X")
         # its facts are dated years back: the outlet has traded since 2020 (before that
@@ -308,3 +314,62 @@ def test_credit_refusals_at_the_till_show_money_as_money(chain: Chain, tmp_path:
         link.close()
         server.stop()
         outlet.close()
+
+
+@pytest.mark.slow  # a PostgreSQL cluster is a process
+def test_two_hq_processes_closing_at_once_invoice_each_sale_once_with_numbers_never_given_twice(
+        tmp_path: Path, hq_pg: str) -> None:
+    buyers = [Buyer("Ana", f"Novak {n}", sales=(1000 + n,)) for n in range(12)]
+    first, _ = make_hq(tmp_path / "hq.db", buyers, url=hq_pg, close=False)
+    second = Chain(hq_pg)  # another HQ process on the same database
+    start, made, failed = threading.Barrier(2), [], []
+
+    def close(chain: Chain) -> None:
+        start.wait()
+        try:
+            made.extend(invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1),
+                                              date(2026, 11, 1)))
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            failed.append(error)
+
+    try:
+        closing = [threading.Thread(target=close, args=(c,)) for c in (first, second)]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join(timeout=60)
+        assert failed == []
+        numbers = sorted(m["number"] for m in made)
+        assert numbers == [f"2026-{n:06d}" for n in range(1, 13)]
+        assert sorted(m["customer_id"] for m in made) == sorted(b.customer_id for b in buyers)
+        assert first.db.scalar("SELECT COUNT(*) FROM invoice_items") == 12
+        later = invoices.close_period(second, date(2026, 10, 1), date(2026, 11, 1),
+                                      date(2026, 11, 1))
+        assert later == []
+    finally:
+        second.close()
+        first.close()
+
+
+@pytest.mark.slow  # a PostgreSQL cluster is a process
+def test_a_chain_moved_onto_postgresql_numbers_its_next_invoice_after_the_files_last(
+        tmp_path: Path, hq_pg: str) -> None:
+    from invoicekit import OUTLET
+
+    from hq.store.migrate import migrate
+
+    buyer = Buyer("Ana", "Novak", sales=(1000,))
+    on_file, numbers = make_hq(tmp_path / "hq.db", [buyer])
+    assert list(numbers.values()) == ["2026-000001"]
+    on_file.close()
+    migrate(tmp_path / "hq.db", hq_pg)
+    chain = Chain(hq_pg)
+    try:
+        late = make_event(OUTLET, 3, credit_sale(9, buyer.customer_id, "", 700),
+                          "2026-10-30T12:00:00Z")
+        ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=[late]))
+        made = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1),
+                                     date(2026, 11, 3))
+        assert [(m["number"], m["amount"]) for m in made] == [("2026-000002", 700)]
+    finally:
+        chain.close()

@@ -6,11 +6,13 @@ from __future__ import annotations
 import ast
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hqkit import STORES
 from invoicekit import OUTLET, Buyer, make_hq, pdf_text, with_payee
 from mailkit import PASSWORD, SmtpServer
 from testkit.processes import cli
@@ -20,6 +22,7 @@ from hq.api import create_app
 from hq.chain import Chain
 from schema.events import Payment, SaleLine, SaleRecorded, make_event, new_id
 from schema.sync import PushRequest
+from schema.timing import canonical
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
@@ -42,10 +45,13 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
     server.stop()
 
 
-@pytest.fixture
-def hq(tmp_path: Path, smtp: SmtpServer) -> Iterator[tuple[Chain, list[Buyer], dict[str, str]]]:
+@pytest.fixture(params=STORES)
+def hq(request: pytest.FixtureRequest, tmp_path: Path, smtp: SmtpServer
+       ) -> Iterator[tuple[Chain, list[Buyer], dict[str, str]]]:
+    """HQ with October invoiced, on each store (hqkit.STORES)."""
     people = buyers()
-    chain, numbers = make_hq(tmp_path / "hq.db", people)
+    url = request.getfixturevalue("hq_pg") if request.param == "postgresql" else None
+    chain, numbers = make_hq(tmp_path / "hq.db", people, url)
     chain.clock = lambda: "2026-11-01T05:00:00.000000Z"  # HQ's clock: notices are made then
     with_payee(chain)
     settings.change(chain, smtp.settings())
@@ -99,7 +105,7 @@ def test_one_notice_of_a_kind_per_invoice_however_often_anything_runs(
         invoices.refresh(chain, date(2026, 11, day))
         notices.queue_due(chain)
         mailqueue.send_due(chain, T0 + timedelta(days=day))
-    second = Chain(chain.db.path)  # another process's view of the same file
+    second = Chain(chain.db.where)  # another process's view of the same database
     try:
         assert notices.queue_due(second) == {}
     finally:
@@ -122,7 +128,7 @@ def test_customers_without_consent_or_address_get_their_invoice_by_post(
     mailqueue.send_due(chain, T0)
     assert [r.recipients for r in smtp.received] == [["ziga.novak@example.com"]]
 
-    db = chain.db.path
+    db = chain.db.where
     listed = cli("hq", "invoices-to-post", "--db", db, "--pdf-dir", str(tmp_path / "print"))
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
@@ -184,7 +190,7 @@ def test_a_permanent_refusal_is_a_failure_shown_for_the_customer_and_the_invoice
     smtp.reply = lambda _: "550 5.1.1 <ziga.novak@example.com>: no such mailbox"
     notices.queue_due(chain)
     assert mailqueue.send_due(chain, T0).failed == 1
-    shown = cli("hq", "mail", "--db", chain.db.path, "--customer", ziga.card)
+    shown = cli("hq", "mail", "--db", chain.db.where, "--customer", ziga.card)
     assert shown.returncode == 0, shown.stderr
     [line, total] = shown.stdout.splitlines()
     assert "failed" in line and "invoice_issued" in line and numbers[ziga.customer_id] in line
@@ -237,6 +243,38 @@ def test_mail_left_sending_by_a_run_that_died_is_sent_again_with_the_same_messag
     assert mailqueue.send_due(chain, T0).sent == 1
     assert smtp.message_ids() == [before["message_id"]]
     assert mailqueue.send_due(chain, T0, run_id="the next run").sent == 0  # sent is sent
+
+
+class Died(Exception):
+    """A process dying in the middle of a submission (its transaction is rolled back)."""
+
+
+@pytest.mark.slow  # a PostgreSQL cluster is a process
+def test_a_message_another_hq_process_is_submitting_is_passed_over_and_never_sent_twice(
+        tmp_path: Path, hq_pg: str, smtp: SmtpServer) -> None:
+    chain, _ = make_hq(tmp_path / "hq.db", buyers(), hq_pg)
+    chain.clock = lambda: "2026-11-01T05:00:00.000000Z"
+    with_payee(chain)
+    settings.change(chain, smtp.settings())
+    notices.queue_due(chain)
+    [queued] = outbox(chain)
+    other = Chain(hq_pg)  # a second HQ process on the same database
+    pool = ThreadPoolExecutor(1)
+    try:
+        with pytest.raises(Died), chain.db.write() as conn:
+            # the first process has claimed the message: the server is taking it
+            assert mailqueue.claim(conn, int(queued["mail_id"]), "run A", canonical(T0))
+            meanwhile = pool.submit(mailqueue.send_due, other, T0, "run B")
+            run = meanwhile.result(timeout=10)  # never waits for the first one
+            assert (run.sent, smtp.received) == (0, [])
+            raise Died
+        # the first process died before the server's answer: the message is sent again
+        assert mailqueue.send_due(other, T0, "run C").sent == 1
+        assert smtp.message_ids() == [queued["message_id"]]
+        assert mailqueue.send_due(chain, T0, "run D").sent == 0
+    finally:
+        pool.shutdown()
+        other.close()
 
 
 def test_a_card_reported_lost_is_told_to_the_customer_with_the_number_masked(

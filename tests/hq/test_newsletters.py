@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hqkit import STORES
 from mailkit import SmtpServer
 from testkit.inprocess import cli
 
@@ -63,7 +64,7 @@ def members() -> dict[str, Member]:
     )}
 
 
-def make_chain(path: Path, people: dict[str, Member]) -> Chain:
+def make_chain(path: Path | str, people: dict[str, Member]) -> Chain:
     chain = Chain(path, seed=default_documents())
     chain.clock = lambda: NOW
     with chain.db.write() as conn:
@@ -93,10 +94,13 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
     server.stop()
 
 
-@pytest.fixture
-def club(tmp_path: Path, smtp: SmtpServer) -> Iterator[tuple[Chain, dict[str, Member]]]:
+@pytest.fixture(params=STORES)
+def club(request: pytest.FixtureRequest, tmp_path: Path, smtp: SmtpServer
+         ) -> Iterator[tuple[Chain, dict[str, Member]]]:
+    """The club on each store (hqkit.STORES)."""
     people = members()
-    chain = make_chain(tmp_path / "hq.db", people)
+    chain = make_chain(request.getfixturevalue("hq_pg") if request.param == "postgresql"
+                       else tmp_path / "hq.db", people)
     settings.change(chain, smtp.settings())
     yield chain, people
     chain.close()

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from hqkit import redeemed, registered, sale
 from hypothesis import HealthCheck, given, settings
 from snapshotkit import Direct, as_hq_sees_it, hq_state, replica_state
+from testkit.processes import cli
 
 from agent import snapshot as outlet_snapshot
 from agent.outlet import Outlet
@@ -279,3 +281,37 @@ def test_an_outlet_started_from_a_snapshot_signs_in_the_desk_accounts_made_befor
         assert names == ["desk.ana"]  # back-office accounts never travel to outlets
     finally:
         shop.close()
+
+
+@pytest.mark.slow  # a PostgreSQL cluster is a process
+def test_a_snapshot_built_from_hq_on_postgresql_holds_what_one_built_from_its_file_holds(
+        tmp_path: Path, hq_pg: str) -> None:
+    from hq.store.migrate import migrate
+
+    history = History(tmp_path)
+    try:
+        for n, op in enumerate(["register", "register", "register", "sale", "credit_sale",
+                                "redeem", "ban", "block_card", "edit", "edit", "gift",
+                                "withdraw", "invoice", "register", "credit_sale", "invoice"]):
+            history.do(op, n)
+    finally:
+        history.close()
+    from_file = hq_snapshot.build(tmp_path / "hq.db", tmp_path / "file.snapshot")
+    migrate(tmp_path / "hq.db", hq_pg)  # the chain moves onto PostgreSQL
+    on_postgres = Chain(hq_pg)
+    try:
+        shots = hq_snapshot.Snapshots(on_postgres, every=1, where=tmp_path / "served")
+        offer = shots.build_now()
+    finally:
+        on_postgres.close()
+    assert (offer.header.epoch, offer.header.cursor, offer.header.customers) == (
+        from_file.epoch, from_file.cursor, from_file.customers)
+    made = cli("hq", "snapshot", "--db", hq_pg, "--out", str(tmp_path / "cli.snapshot"))
+    assert made.returncode == 0, made.stderr
+    replicas = []
+    for name, snap in (("F", tmp_path / "file.snapshot"), ("P", offer.path),
+                       ("C", tmp_path / "cli.snapshot")):
+        outlet_snapshot.apply(tmp_path / f"{name}.db", snap, outlet_id="NEW")
+        replicas.append(replica_state(tmp_path / f"{name}.db"))
+    assert replicas[0] == replicas[1] == replicas[2]
+    assert as_hq_sees_it(replicas[1]) == hq_state(tmp_path / "hq.db")

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import sqlite_utils
 from click.testing import CliRunner, Result
-from hqkit import registered, sale
+from hqkit import STORES, registered, sale
 
 from hq import admin, audit, credentials, feed, ingest, invoices, staff
 from hq import cli as hq_cli
 from hq.audit import COMMAND_LINE, Actor
 from hq.chain import Chain
+from hq.store import DB_ERRORS
 from schema.errors import Conflict, InvalidRequest, NotFound, Overpayment
 from schema.events import Payment, make_event
 from schema.hq_tables import migrations
@@ -33,11 +34,12 @@ ALICE = Actor("alice", Role.operator)
 ROOT = Actor("root", Role.administrator)
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
+@pytest.fixture(params=STORES)
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
     """Outlet A; a customer with a credit sale of 120.00 on an open invoice; an open flag
-    (a sale for a customer HQ does not know); administrator `root`."""
-    the_chain = Chain(tmp_path / "hq.db")
+    (a sale for a customer HQ does not know); administrator `root`. On each store."""
+    the_chain = Chain(request.getfixturevalue("hq_pg") if request.param == "postgresql"
+                      else tmp_path / "hq.db")
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "A")
         staff.add(conn, "root", PASSWORD)
@@ -79,7 +81,7 @@ def test_the_audit_trail_cannot_be_changed_or_deleted(chain: Chain) -> None:
         staff.add(conn, "bob", PASSWORD, role=Role.viewer, by=ROOT)
     (row,) = trail(chain, staff="root")
     for sql in ("UPDATE audit SET staff = 'mallory'", "DELETE FROM audit"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"), chain.db.write() as conn:
+        with pytest.raises(DB_ERRORS, match="append-only"), chain.db.write() as conn:
             conn.execute(sql)
     assert trail(chain, staff="root") == [row]
 
@@ -87,7 +89,7 @@ def test_the_audit_trail_cannot_be_changed_or_deleted(chain: Chain) -> None:
 def test_the_command_line_makes_an_administrator_unless_told_and_replace_keeps_the_role(
         chain: Chain) -> None:
     """`loyalty hq staff-add` (its click command, in this process)."""
-    command, db = hq_cli.group(lambda: ()), str(chain.db.path)
+    command, db = hq_cli.group(lambda: ()), chain.db.where
 
     def staff_add(*args: str, password: str = PASSWORD) -> Result:
         return CliRunner().invoke(command, ["staff-add", "--db", db, "--password-stdin", *args],

@@ -4,7 +4,6 @@ API, stamping HQ's invoices with the same payment facts as the bank-payment form
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hqkit import STORES
 from invoicekit import Buyer, make_hq
 from testkit.processes import cli
 
@@ -29,9 +29,11 @@ ZOLC = Buyer("Łukasz", "Żółć", sales=(15_000,))
 KOVAC = Buyer("Ana", "Kovač", sales=(8_000,))
 
 
-@pytest.fixture
-def hq(tmp_path: Path) -> Iterator[tuple[Chain, dict[str, str]]]:
-    chain, numbers = make_hq(tmp_path / "hq.db", [MUELLER, SVENSSON, ZOLC, KOVAC])
+@pytest.fixture(params=STORES)
+def hq(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Chain, dict[str, str]]]:
+    """HQ with October invoiced, on each store (hqkit.STORES)."""
+    url = request.getfixturevalue("hq_pg") if request.param == "postgresql" else None
+    chain, numbers = make_hq(tmp_path / "hq.db", [MUELLER, SVENSSON, ZOLC, KOVAC], url)
     named = {b.surname: numbers[b.customer_id] for b in (MUELLER, SVENSSON, ZOLC, KOVAC)}
     yield chain, named
     chain.close()
@@ -63,8 +65,7 @@ def march(numbers: dict[str, str]) -> bytes:
 
 def state(chain: Chain) -> dict[str, Any]:
     """Everything an import may change."""
-    conn = sqlite3.connect(chain.db.path)
-    try:
+    with chain.db.read() as conn:
         return {
             "invoices": conn.execute("SELECT number, paid_amount, status, paid_via,"
                                      " bank_reference FROM invoices ORDER BY number").fetchall(),
@@ -73,8 +74,6 @@ def state(chain: Chain) -> dict[str, Any]:
             .fetchall(),
             "changes": conn.execute("SELECT MAX(seq) FROM changes").fetchone()[0],
         }
-    finally:
-        conn.close()
 
 
 def group(stdout: str, title: str) -> list[str]:
@@ -90,7 +89,7 @@ def test_a_camt053_import_stamps_what_it_can_and_lists_the_rest(
     chain, numbers = hq
     statement = tmp_path / "camt053-20260315.xml"
     statement.write_bytes(march(numbers))
-    done = cli("hq", "import-statement", "--db", chain.db.path, str(statement))
+    done = cli("hq", "import-statement", "--db", chain.db.where, str(statement))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.splitlines()[0] == ("statement STMT-20260315-001 (camt.053), account"
@@ -126,9 +125,9 @@ def test_importing_the_same_statement_again_changes_nothing(
     chain, numbers = hq
     statement = tmp_path / "statement.xml"
     statement.write_bytes(march(numbers))
-    assert cli("hq", "import-statement", "--db", chain.db.path, str(statement)).returncode == 0
+    assert cli("hq", "import-statement", "--db", chain.db.where, str(statement)).returncode == 0
     before = state(chain)
-    again = cli("hq", "import-statement", "--db", chain.db.path, str(statement))
+    again = cli("hq", "import-statement", "--db", chain.db.where, str(statement))
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == ("0 stamped, 0 suggested, 0 overpaid,"
                                              " 0 not matched, 0 not payments, 7 already"
@@ -143,11 +142,11 @@ def test_a_file_that_cannot_be_read_is_refused_and_changes_nothing(
     truncated = tmp_path / "truncated.xml"
     truncated.write_bytes(march(numbers).replace(b"<Amt Ccy=\"EUR\">80.00</Amt>",
                                                  b"<Amt Ccy=\"EUR\">80.005</Amt>"))
-    refused = cli("hq", "import-statement", "--db", chain.db.path, str(truncated))
+    refused = cli("hq", "import-statement", "--db", chain.db.where, str(truncated))
     assert refused.returncode == 1
     assert refused.stderr.startswith("error [invalid_statement]: statement STMT-20260315-001,"
                                      " entry 4, <Amt>: '80.005' has more decimals than EUR")
-    missing = cli("hq", "import-statement", "--db", chain.db.path, str(tmp_path / "none.xml"))
+    missing = cli("hq", "import-statement", "--db", chain.db.where, str(tmp_path / "none.xml"))
     assert missing.returncode == 1 and missing.stderr.startswith("error [not_found]: no file")
     assert state(chain) == before
 
@@ -202,13 +201,13 @@ def test_an_mt940_file_pays_the_rest_and_the_same_booking_in_camt053_is_already_
     (tmp_path / "mt940.sta").write_text(mt940([Line(
         "C", "300,00", bank_reference="2026031600001",
         details=f"/EREF/E2E-1/REMI/STRD/CUR/{rest}/NAME/Anna Svensson/")]))
-    done = cli("hq", "import-statement", "--db", chain.db.path, str(tmp_path / "mt940.sta"))
+    done = cli("hq", "import-statement", "--db", chain.db.where, str(tmp_path / "mt940.sta"))
     assert done.returncode == 0, done.stderr
     assert invoices.invoice(chain, numbers["Svensson"])["status"] == "paid"
     again = camt053(8, [Ntry("300.00", acct_svcr_ref="2026031600001", direction="CRDT",
                              txs=[Tx(ref=rest, debtor="Anna Svensson")])])
     (tmp_path / "camt.xml").write_bytes(again)
-    later = cli("hq", "import-statement", "--db", chain.db.path, str(tmp_path / "camt.xml"))
+    later = cli("hq", "import-statement", "--db", chain.db.where, str(tmp_path / "camt.xml"))
     assert later.returncode == 0, later.stderr
     assert later.stdout.splitlines()[-1].endswith("1 already imported")
     assert invoices.invoice(chain, numbers["Svensson"])["paid_amount"] == 30_000

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from reportkit import SeriesChain, build
-from test_reports import HQWorld, hq_conn, hq_world, outlet_world  # noqa: F401  (fixtures)
+from test_reports import (  # noqa: F401  (fixtures)
+    STORES,
+    HQWorld,
+    hq_conn,
+    hq_world,
+    hq_world_pg,
+    outlet_world,
+)
 
 from schema import reports
 from schema.errors import InvalidRequest
@@ -30,8 +37,30 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> SeriesChain:
     return build(tmp_path_factory.mktemp("series") / "hq.db")
 
 
-@pytest.fixture
-def conn(chain: SeriesChain) -> Iterator[sqlite3.Connection]:
+@pytest.fixture(scope="module")
+def chain_pg(chain: SeriesChain, pg_cluster: Any) -> Iterator[str]:
+    """The same chain moved onto PostgreSQL (`loyalty hq migrate`): its database's URL."""
+    from hq.store.migrate import migrate
+
+    url = pg_cluster.database()
+    migrate(chain.path, url)
+    yield url
+    pg_cluster.drop(url)
+
+
+@pytest.fixture(params=STORES)
+def conn(request: pytest.FixtureRequest, chain: SeriesChain) -> Iterator[sqlite3.Connection]:
+    """HQ's database on each store (test_reports.hq_conn)."""
+    if request.param == "postgresql":
+        from hq.store.postgres import PgStore
+
+        store = PgStore(request.getfixturevalue("chain_pg"))
+        try:
+            with store.snapshot() as snapshot:
+                yield snapshot
+        finally:
+            store.close()
+        return
     c = reports.connect(chain.path)
     yield c
     c.close()

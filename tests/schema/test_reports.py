@@ -203,8 +203,35 @@ def hq_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HQWorld]:
     yield world
 
 
-@pytest.fixture
-def hq_conn(hq_world: HQWorld) -> Iterator[sqlite3.Connection]:
+# HQ's stores (as tests/hq/hqkit.py STORES): PostgreSQL's cluster is a process (slow tier)
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(scope="module")
+def hq_world_pg(hq_world: HQWorld, pg_cluster: Any) -> Iterator[str]:
+    """The same HQ moved onto PostgreSQL (`loyalty hq migrate`): its database's URL."""
+    from hq.store.migrate import migrate
+
+    url = pg_cluster.database()
+    migrate(hq_world.path, url)
+    yield url
+    pg_cluster.drop(url)
+
+
+@pytest.fixture(params=STORES)
+def hq_conn(request: pytest.FixtureRequest, hq_world: HQWorld) -> Iterator[sqlite3.Connection]:
+    """A connection to HQ's database on each store: its file, or one REPEATABLE READ
+    snapshot of HQ on PostgreSQL (what `loyalty report --db URL` reads)."""
+    if request.param == "postgresql":
+        from hq.store.postgres import PgStore
+
+        store = PgStore(request.getfixturevalue("hq_world_pg"))
+        try:
+            with store.snapshot() as snapshot:
+                yield snapshot
+        finally:
+            store.close()
+        return
     conn = reports.connect(hq_world.path)
     yield conn
     conn.close()
@@ -443,6 +470,9 @@ def test_progress_is_reported_for_long_reports(hq_world: HQWorld, hq_conn: sqlit
 
 def test_progress_counts_rows_read_out_of_the_rows_in_scope_during_the_scan(
         hq_world: HQWorld, hq_conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not isinstance(hq_conn, sqlite3.Connection):
+        pytest.skip("PostgreSQL has no progress handler: progress comes after each step "
+                    "(test_progress_is_reported_for_long_reports), docs/reports.md")
     plain = reports.run(hq_conn, "turnover", reports.Filters(**APRIL))
     monkeypatch.setattr(reports, "PROGRESS_AFTER_S", 0.0)
     monkeypatch.setattr(reports, "PROGRESS_EVERY_OPS", 20)  # the handler runs often...
@@ -476,6 +506,22 @@ def test_cli_prints_csv_and_tables_and_refuses_bad_filters(hq_world: HQWorld) ->
     assert out.exit_code == 1 and "error [invalid_request]" in out.stderr
     out = runner.invoke(main, ["report", "nonsense", "--db", db])
     assert out.exit_code == 2
+
+
+@pytest.mark.slow  # a PostgreSQL cluster is a process
+def test_cli_reports_on_hq_on_postgresql_what_it_reports_on_the_file(
+        hq_world: HQWorld, hq_world_pg: str) -> None:
+    from loyalty.cli import main
+
+    runner = CliRunner()
+    for args in (["turnover", "--from", "2024-04-01", "--to", "2024-04-30"],
+                 ["points-liability", "--by", "week"], ["payment-discipline"]):
+        on_file = runner.invoke(main, ["report", *args, "--db", str(hq_world.path),
+                                       "--format", "csv"])
+        on_postgres = runner.invoke(main, ["report", *args, "--db", hq_world_pg,
+                                           "--format", "csv"])
+        assert on_postgres.exit_code == 0, on_postgres.output
+        assert on_postgres.stdout == on_file.stdout and on_file.stdout.count("\n") > 1
 
 
 # --- an outlet built through the till's own code ------------------------------------------

@@ -34,6 +34,7 @@ from hq.chain import Chain as HQ
 from schema import reports
 from schema.api import CustomerIn, QuoteIn, ReturnIn, ReturnLineIn, SaleIn
 from schema.events import new_id
+from schema.money import money
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 PASSWORD = "a long enough password"
@@ -144,9 +145,24 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> SeriesChain:
     return build(tmp_path_factory.mktemp("dashboard") / "hq.db")
 
 
-@pytest.fixture
-def office(chain: SeriesChain) -> Iterator[TestClient]:
-    hq_chain = HQ(chain.path)
+@pytest.fixture(scope="module")
+def chain_pg(chain: SeriesChain, pg_cluster: Any) -> Iterator[str]:
+    """The same chain moved onto PostgreSQL (`loyalty hq migrate`): its database's URL."""
+    from hq.store.migrate import migrate
+
+    url = pg_cluster.database()
+    migrate(chain.path, url)
+    yield url
+    pg_cluster.drop(url)
+
+
+# HQ's stores (as tests/hq/hqkit.py STORES): PostgreSQL's cluster is a process (slow tier)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def office(request: pytest.FixtureRequest, chain: SeriesChain) -> Iterator[TestClient]:
+    """HQ's back office over the chain's file, or over the chain moved onto PostgreSQL
+    (the pages' figures are checked against the reports on the file either way)."""
+    hq_chain = HQ(request.getfixturevalue("chain_pg") if request.param == "postgresql"
+                  else chain.path)
     with hq_chain.db.write() as conn:
         if staff.session_gen(hq_chain.db, "alice") is None:
             staff.add(conn, "alice", PASSWORD)
@@ -194,6 +210,23 @@ def test_one_outlets_dashboard_and_the_headline_figures(chain: SeriesChain,
     assert turnover.totals is not None
     assert re.search(rf'id="figure-net" data-value="{turnover.totals[7]}"', page)
     assert re.search(rf'id="figure-receipts" data-value="{turnover.totals[1]}"', page)
+
+
+def test_the_report_pages_show_the_numbers_of_the_reports_on_the_file(
+        chain: SeriesChain, office: TestClient) -> None:
+    april = {"date_from": "2024-04-01", "date_to": "2024-04-30"}
+    conn = reports.connect(chain.path)
+    try:
+        want = {name: reports.run(conn, name, reports.Filters(**april))
+                for name in ("turnover", "discounts")}
+    finally:
+        conn.close()
+    for name, report in want.items():
+        page = office.get(f"/reports/{name}", params=april)
+        assert page.status_code == 200, page.text
+        assert report.totals is not None and money(report.totals[4]) in page.text
+    pack = office.get("/reports/print", params=april)
+    assert pack.status_code == 200 and money(want["turnover"].totals[4]) in pack.text  # type: ignore[index]
 
 
 def test_a_dashboard_for_a_period_it_does_not_offer_is_refused(office: TestClient) -> None:

@@ -30,14 +30,16 @@ MAIL = {"mail.from": "Klub Zvestoba <klub@zvestoba.example>",
         "mail.public_url": "https://klub.zvestoba.example"}
 
 
-@pytest.fixture
-def club(tmp_path: Path) -> Iterator[Chain]:
+# HQ's stores (as tests/hq/hqkit.py STORES): PostgreSQL's cluster is a process (slow tier)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def club(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
     buyers = [Buyer("Ana", "Novak", email="ana@example.com", consent=True),
               Buyer("Bor", "Kranjc", email="bor@example.com", consent=True),
               Buyer("Cene", "Horvat", email="cene@example.com", consent=True),
               Buyer("Dana", "Zupan", email="dana@example.com", consent=False),
               Buyer("Eva", "Kos", email=None, consent=True)]
-    chain, _ = make_hq(tmp_path / "hq.db", buyers)
+    url = request.getfixturevalue("pg_database") if request.param == "postgresql" else None
+    chain, _ = make_hq(tmp_path / "hq.db", buyers, url)
     with chain.db.write() as conn:
         staff.add(conn, "olga", PASSWORD, role=Role.operator)
         staff.add(conn, "vera", PASSWORD, role=Role.viewer)

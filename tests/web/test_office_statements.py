@@ -32,10 +32,13 @@ BUYERS = (("Jürgen", "Müller", 123_450), ("Anna", "Svensson", 30_000),
           ("Łukasz", "Żółć", 15_000), ("Ana", "Kovač", 8_000))
 
 
-@pytest.fixture
-def bank(tmp_path: Path) -> Iterator[tuple[Chain, dict[str, str]]]:
+# HQ's stores (as tests/hq/hqkit.py STORES): PostgreSQL's cluster is a process (slow tier)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def bank(request: pytest.FixtureRequest, tmp_path: Path
+         ) -> Iterator[tuple[Chain, dict[str, str]]]:
     buyers = [Buyer(given, surname, sales=(amount,)) for given, surname, amount in BUYERS]
-    chain, numbers = make_hq(tmp_path / "hq.db", buyers)
+    url = request.getfixturevalue("pg_database") if request.param == "postgresql" else None
+    chain, numbers = make_hq(tmp_path / "hq.db", buyers, url)
     with chain.db.write() as conn:
         staff.add(conn, "olga", PASSWORD, role=Role.operator)
         staff.add(conn, "vera", PASSWORD, role=Role.viewer)
