@@ -1,7 +1,7 @@
 """Point expiry at head office (docs/programme.md, "Points expire").
 
 `run(chain, today)` expires, for every customer, what remains of each point lot whose last
-valid day is before `today` under the programme's expiry rule (`schema.lots.due`), as one
+valid day plus the rule's `grace_days` is before `today` under the programme's expiry rule (`schema.lots.due`), as one
 head-office fact per customer, `points.expired`, naming the lots and the points: folded
 like any fact (hq/projection.py), so the lots, the tally and the change log move together
 and the customer reaches every outlet with the next pull. HQ's schedule runs it every
@@ -62,12 +62,13 @@ def run(chain: Chain, today: date) -> dict[str, Any]:
 def _candidates(chain: Chain, settings: ProgrammeDoc, today: date) -> Iterator[str]:
     """Customers who may have points due on `today`, by id (a superset: `due` decides)."""
     rule = settings.expiry
+    cutoff = today - timedelta(days=rule.grace_days)  # a last day before it is due
     where = ["(l.expires_on IS NOT NULL AND l.expires_on < :today)"]
-    params: dict[str, Any] = {"today": today.isoformat()}
+    params: dict[str, Any] = {"today": cutoff.isoformat()}
     if rule.kind != "never":
         # a lot the rule dates lasts at least 28 days per month of the rule from the later
         # of its earning, the rule's start and (inactivity) the last purchase
-        params["old"] = (today - timedelta(days=28 * rule.months)).isoformat()
+        params["old"] = (cutoff - timedelta(days=28 * rule.months)).isoformat()
         params["since"] = rule.since.isoformat()
         start = "max(l.earned_on, :since)"
         if rule.kind == "inactivity":

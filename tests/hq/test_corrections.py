@@ -210,7 +210,8 @@ def test_pending_points_become_spendable_after_the_return_window(hq: HQ) -> None
 
 
 def test_expiry_runs_on_hqs_clock_across_a_month_end_exactly_once(hq: HQ) -> None:
-    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"})
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 0})
     hq.push(sale(100, "S-jan"))                    # 2026-01-15: valid through 2026-02-28
     hq.clock.day("2026-02-03")
     hq.push(sale(50, "S-feb"), gift(30))           # 30 of S-jan spent first
@@ -234,8 +235,39 @@ def test_expiry_runs_on_hqs_clock_across_a_month_end_exactly_once(hq: HQ) -> Non
     assert hq.lots() == {} and hq.balance() == 0
 
 
+def test_a_redemption_made_offline_on_a_lots_last_day_and_pushed_after_the_nightly_run_keeps_the_outlets_balance(
+        hq: HQ) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2025-01-01"})
+    hq.clock.day("2025-01-10")
+    hq.push(sale(100, "S-1"))                       # valid through 2025-02-28
+    hq.clock.day("2025-02-15")
+    hq.push(sale(100, "S-2"))                       # valid through 2025-03-31
+    redeemed = gift(100)                            # made offline on 02-28: takes S-1
+    for night in ("2025-03-01", "2025-03-02", "2025-03-05"):
+        hq.clock.day(night)
+        schedule.expire_points(hq.chain)            # within the grace: nothing expires
+    hq.push(redeemed)                               # the outlet comes back on 03-05
+    for night in ("2025-03-08", "2025-03-09"):
+        hq.clock.day(night)
+        schedule.expire_points(hq.chain)
+    assert hq.balance() == 100 and hq.lots() == {"S-2": 100}   # as the outlet showed
+    assert hq.facts("points.expired") == []
+
+
+def test_a_lot_expires_after_its_last_day_plus_the_grace_and_keeps_its_printed_date(
+        hq: HQ) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 3})
+    hq.push(sale(100, "S-jan"))                     # valid through 2026-02-28
+    assert expiry.run(hq.chain, date(2026, 3, 3))["points"] == 0
+    assert expiry.run(hq.chain, date(2026, 3, 4))["points"] == 100
+    (fact,) = hq.facts("points.expired")
+    assert fact["body"]["lots"][0]["expired_on"] == "2026-02-28"
+
+
 def test_expiry_after_months_without_a_purchase(hq: HQ) -> None:
-    expiry_on(hq, {"kind": "inactivity", "months": 2, "since": "2025-01-01"})
+    expiry_on(hq, {"kind": "inactivity", "months": 2, "since": "2025-01-01",
+                   "grace_days": 0})
     hq.push(sale(100, "S-1"))                       # 2026-01-15
     hq.clock.day("2026-03-10")
     hq.push(sale(10, "S-2"))                        # a purchase: all lots valid to 05-10
@@ -249,7 +281,7 @@ def test_turning_expiry_on_counts_existing_points_from_today(hq: HQ) -> None:
     hq.clock.day("2025-03-05")
     hq.push(sale(100, "S-old"))                     # under `never`
     hq.clock.day("2025-07-01")
-    expiry_on(hq, {"kind": "end_of_month", "months": 12})  # no `since`: from today
+    expiry_on(hq, {"kind": "end_of_month", "months": 12, "grace_days": 0})  # from today
     with hq.chain.db.read() as conn:
         assert programme_of(conn).expiry.since == date(2025, 7, 1)
     assert expiry.run(hq.chain, date(2026, 7, 31))["points"] == 0
@@ -317,7 +349,7 @@ def test_an_adjustment_of_an_unknown_customer_is_404(hq: HQ, http: TestClient) -
 
 
 def test_the_expiry_runs_through_the_admin_api(hq: HQ, http: TestClient) -> None:
-    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"})
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01", "grace_days": 0})
     hq.push(sale(100, "S-1"))
     answer = http.post("/v1/admin/points/expire", json={"today": "2026-03-01"})
     assert answer.status_code == 200, answer.text

@@ -809,7 +809,8 @@ def test_points_liability_splits_active_pending_expiring_and_expired_at_hq(
     today, run_on = date(2024, 6, 10), date(2024, 6, 1)
     chain = Chain(tmp_path / "hq.db", clock=lambda: "2024-06-10T12:00:00.000000Z")
     admin.put_master(chain, "programme", {
-        "expiry": {"kind": "end_of_month", "months": 2, "since": "2024-01-01"},
+        "expiry": {"kind": "end_of_month", "months": 2, "since": "2024-01-01",
+                   "grace_days": 0},
         "returns": {"pending_points": True, "return_window_days": 14}}, by=None)
     with chain.db.write() as conn:
         add_outlet(conn, "N")
