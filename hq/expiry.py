@@ -13,7 +13,7 @@ nothing); never expires a point twice or more than a lot holds; only customers t
 have something due are read (a lot with a fixed last day before `today`, or, under a rule
 that dates lots itself, a lot old enough: any rule's life is at least 28 days a month),
 in transactions of `CHUNK` customers so outlets' pushes are not held up. Must never: read
-the clock (the day is given), or edit a lot outside a fact.
+the clock except HQ's own (`chain.clock`, to refuse a future day), or edit a lot outside a fact.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
 from schema import lotstore, tallystore
+from schema.errors import InvalidRequest
 from schema.events import PointsExpired, new_id
 from schema.lots import due
 from schema.masterdata import ProgrammeDoc, programme_of
@@ -34,7 +35,14 @@ CHUNK = 200
 
 def run(chain: Chain, today: date) -> dict[str, Any]:
     """Expires what is due on `today`; what it did: the day, how many customers, lots and
-    points."""
+    points. A day after HQ's own today is `invalid_request` and changes nothing: expiry
+    cannot be undone, and a typo must not wipe the chain's points (a past day is harmless:
+    what expired is gone)."""
+    hq_today = date.fromisoformat(chain.clock()[:10])
+    if today > hq_today:
+        raise InvalidRequest(f"today: {today.isoformat()} is after HQ's today "
+                             f"({hq_today.isoformat()}): points expire as of today or a past "
+                             "day, never ahead")
     with chain.db.read() as conn:
         settings = programme_of(conn)
     customers = lots = points = 0

@@ -200,3 +200,15 @@ def test_adjust_names_an_unknown_customer_masked(hq_db: Path) -> None:
     assert done.stderr.startswith("error [customer_unknown]: ") and "9993" in done.stderr
     assert "2900019999993" not in done.stderr
     assert adjustments(hq_db) == []
+
+
+def test_expire_points_refuses_a_day_after_hqs_today_and_changes_nothing(hq_db: Path) -> None:
+    done = loyalty("hq", "expire-points", "--db", str(hq_db), "--today", "2999-01-15")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [invalid_request]: "), done.stderr
+    assert "after HQ's today" in done.stderr and "Traceback" not in done.stderr
+    chain = Chain(hq_db)
+    try:
+        assert chain.db.scalar("SELECT COUNT(*) FROM events WHERE type = 'points.expired'") == 0
+    finally:
+        chain.close()
