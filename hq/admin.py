@@ -14,6 +14,7 @@ clock): turning expiry on is never retroactive by surprise. Must never: edit a b
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sqlite3
 from datetime import datetime
@@ -33,6 +34,7 @@ from schema.errors import (
     Conflict,
     CustomerMerged,
     CustomerUnknown,
+    IdempotencyConflict,
     InvalidRequest,
     NotFound,
     mask_card,
@@ -95,18 +97,31 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "", *,
 
 
 def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, reason: str = "",
-           corrects: str | None = None, *, by: Actor | None) -> dict[str, Any]:
+           corrects: str | None = None, *, by: Actor | None,
+           key: str | None = None) -> dict[str, Any]:
     """A correction: `points` more (fewer when negative) and `credit` minor units less
     (more when negative) owed on internal credit, with its reason, as HQ's own fact. It
     reaches every outlet with the customer's next pull, like any change. A correction that
     changes nothing, or has no reason, is `invalid_request` and changes nothing. Made by
-    staff (`by`), audited with the balances before -> after in the same transaction."""
+    staff (`by`), audited with the balances before -> after in the same transaction. With an
+    Idempotency-Key `key`, the same key again answers the first correction and books nothing;
+    the same key with another request is `idempotency_conflict`."""
+    digest = hashlib.sha256(json.dumps(
+        [customer_id, points, credit, reason, corrects]).encode()).hexdigest()
     try:
         body = BalanceAdjusted(adjustment_id=new_id(), customer_id=customer_id, points=points,
                                credit=credit, reason=reason, corrects=corrects)
     except ValidationError as exc:
         raise InvalidRequest(validation_message(exc.errors())) from None
     with chain.db.write() as conn:
+        if key is not None:
+            row = conn.execute("SELECT request_hash, response FROM adjustment_keys WHERE "
+                               "idempotency_key = ?", (key,)).fetchone()
+            if row is not None:
+                if row[0] != digest:
+                    raise IdempotencyConflict("this Idempotency-Key was used for another "
+                                              "correction: use a new key for a new one")
+                return dict(json.loads(row[1]))
         _customer(conn, customer_id)
         before = tallystore.load(conn, customer_id)
         event = record_hq_fact(chain, conn, body)
@@ -117,9 +132,14 @@ def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, rea
                           "credit_owed": before.credit_outstanding},
                          {"points": tally.points_balance, "credit_owed": tally.credit_outstanding},
                          reason, customer_id=customer_id, event_id=event.event_id)
+        made = {**body.model_dump(), "event_id": event.event_id, "at": event.at,
+                "points_balance": tally.points_balance,
+                "credit_balance": tally.credit_outstanding}
+        if key is not None:
+            conn.execute("INSERT INTO adjustment_keys (idempotency_key, request_hash, response,"
+                         " at) VALUES (?, ?, ?, ?)", (key, digest, json.dumps(made), event.at))
     chain.waiters.notify()
-    return {**body.model_dump(), "event_id": event.event_id, "at": event.at,
-            "points_balance": tally.points_balance, "credit_balance": tally.credit_outstanding}
+    return made
 
 
 def set_identifier_status(chain: Chain, kind: IdentifierKind, value: str, status: str, *,

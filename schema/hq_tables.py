@@ -597,3 +597,20 @@ def m014_invoice_credits(db: Database) -> None:
         """
     )
 
+
+@migrations()
+def m015_adjustment_keys(db: Database) -> None:
+    """Corrections are idempotent like sales (review 11, finding 6): `adjustment_keys` maps
+    an admin's Idempotency-Key to the request's hash and the answer given, written in the
+    correction's own transaction; the same key again answers the same correction, another
+    body with it is `idempotency_conflict`."""
+    db.executescript(
+        """
+        CREATE TABLE adjustment_keys (
+            idempotency_key TEXT PRIMARY KEY,
+            request_hash TEXT NOT NULL,
+            response TEXT NOT NULL,
+            at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )

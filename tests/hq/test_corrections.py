@@ -31,6 +31,7 @@ from hq import admin, credentials, expiry, ingest, schedule
 from hq.api import create_app
 from hq.chain import Chain
 from schema import lotstore, tallystore
+from schema.errors import InvalidRequest
 from schema.events import (
     BalanceAdjusted,
     CustomerRegistered,
@@ -122,6 +123,12 @@ def sale(points: int, sale_id: str | None = None, amount: int = 1000) -> SaleRec
 def gift(points: int) -> GiftRedeemed:
     return GiftRedeemed(redemption_id=new_id(), customer_id=CUSTOMER, gift_sku="GIFT-MUG",
                         gift_name="Club mug", qty=1, points_spent=points)
+
+
+def run_on(hq: HQ, day: date) -> dict[str, Any]:
+    """The expiry run as of `day`, on that day at HQ (a day after HQ's today is refused)."""
+    hq.clock.day(day.isoformat())
+    return expiry.run(hq.chain, day)
 
 
 def expiry_on(hq: HQ, rule: dict[str, Any], **returns: Any) -> None:
@@ -230,7 +237,7 @@ def test_expiry_runs_on_hqs_clock_across_a_month_end_exactly_once(hq: HQ) -> Non
     assert view["statistics"]["total_points_earned"] == 150  # earned stays earned
     schedule.expire_points(hq.chain)               # the same day again: nothing more
     assert len(hq.facts("points.expired")) == 1
-    ran = expiry.run(hq.chain, date(2026, 4, 1))   # as asked for a day
+    ran = run_on(hq, date(2026, 4, 1))   # as asked for a day
     assert ran == {"on": "2026-04-01", "customers": 1, "lots": 1, "points": 50}
     assert hq.lots() == {} and hq.balance() == 0
 
@@ -259,8 +266,8 @@ def test_a_lot_expires_after_its_last_day_plus_the_grace_and_keeps_its_printed_d
     expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
                    "grace_days": 3})
     hq.push(sale(100, "S-jan"))                     # valid through 2026-02-28
-    assert expiry.run(hq.chain, date(2026, 3, 3))["points"] == 0
-    assert expiry.run(hq.chain, date(2026, 3, 4))["points"] == 100
+    assert run_on(hq, date(2026, 3, 3))["points"] == 0
+    assert run_on(hq, date(2026, 3, 4))["points"] == 100
     (fact,) = hq.facts("points.expired")
     assert fact["body"]["lots"][0]["expired_on"] == "2026-02-28"
 
@@ -271,9 +278,9 @@ def test_expiry_after_months_without_a_purchase(hq: HQ) -> None:
     hq.push(sale(100, "S-1"))                       # 2026-01-15
     hq.clock.day("2026-03-10")
     hq.push(sale(10, "S-2"))                        # a purchase: all lots valid to 05-10
-    assert expiry.run(hq.chain, date(2026, 3, 20))["points"] == 0
-    assert expiry.run(hq.chain, date(2026, 5, 10))["points"] == 0
-    assert expiry.run(hq.chain, date(2026, 5, 11))["points"] == 110
+    assert run_on(hq, date(2026, 3, 20))["points"] == 0
+    assert run_on(hq, date(2026, 5, 10))["points"] == 0
+    assert run_on(hq, date(2026, 5, 11))["points"] == 110
     assert hq.balance() == 0
 
 
@@ -284,8 +291,8 @@ def test_turning_expiry_on_counts_existing_points_from_today(hq: HQ) -> None:
     expiry_on(hq, {"kind": "end_of_month", "months": 12, "grace_days": 0})  # from today
     with hq.chain.db.read() as conn:
         assert programme_of(conn).expiry.since == date(2025, 7, 1)
-    assert expiry.run(hq.chain, date(2026, 7, 31))["points"] == 0
-    assert expiry.run(hq.chain, date(2026, 8, 1))["points"] == 100
+    assert run_on(hq, date(2026, 7, 31))["points"] == 0
+    assert run_on(hq, date(2026, 8, 1))["points"] == 100
 
 
 def test_the_schedule_runs_the_expiry_every_night() -> None:
@@ -325,6 +332,23 @@ def test_an_adjustment_through_the_admin_api(hq: HQ, http: TestClient) -> None:
     assert fact["event_id"] == made["event_id"] and fact["body"]["reason"] == "missed promotion"
 
 
+def test_the_same_idempotency_key_answers_the_same_correction_and_another_body_conflicts(
+        hq: HQ, http: TestClient) -> None:
+    hq.push(sale(100, "S-1"))
+    url, key = f"/v1/admin/customers/{CUSTOMER}/adjustments", {"Idempotency-Key": "corr-1"}
+    body = {"points": 40, "reason": "missed promotion"}
+    first = http.post(url, json=body, headers=key)
+    again = http.post(url, json=body, headers=key)      # a retry after a timeout
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
+    expect_error(http.post(url, json={**body, "points": 41}, headers=key), 409,
+                 "idempotency_conflict")
+    assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
+    other = http.post(url, json=body, headers={"Idempotency-Key": "corr-2"})
+    assert other.status_code == 201 and hq.balance() == 180
+
+
 @pytest.mark.parametrize("body, message", [
     ({"points": 0, "credit": 0, "reason": "r"}, "a correction changes points or credit"),
     ({"points": 5}, "reason: required"),
@@ -348,9 +372,22 @@ def test_an_adjustment_of_an_unknown_customer_is_404(hq: HQ, http: TestClient) -
                            json={"points": 5, "reason": "r"}), 404, "customer_unknown")
 
 
+def test_the_admin_expiry_refuses_a_day_after_hqs_today_and_changes_nothing(
+        hq: HQ, http: TestClient) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"})
+    hq.push(sale(100, "S-1"))                       # HQ's today: 2026-01-15
+    expect_error(http.post("/v1/admin/points/expire", json={"today": "2062-01-15"}), 422,
+                 "invalid_request")
+    with pytest.raises(InvalidRequest):
+        expiry.run(hq.chain, date(2026, 1, 16))
+    assert hq.balance() == 100 and hq.facts("points.expired") == []
+    assert run_on(hq, date(2026, 1, 15))["points"] == 0   # today is fine
+
+
 def test_the_expiry_runs_through_the_admin_api(hq: HQ, http: TestClient) -> None:
     expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01", "grace_days": 0})
     hq.push(sale(100, "S-1"))
+    hq.clock.day("2026-03-01")
     answer = http.post("/v1/admin/points/expire", json={"today": "2026-03-01"})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"on": "2026-03-01", "customers": 1, "lots": 1, "points": 100}
