@@ -614,3 +614,20 @@ def m015_adjustment_keys(db: Database) -> None:
         ) WITHOUT ROWID;
         """
     )
+
+
+@migrations()
+def m016_lot_expiries(db: Database) -> None:
+    """An expiry per customer, lot and day is recorded once (review 11, finding 7):
+    `lot_expiries` is claimed in the expiry's own transaction (hq/expiry.py `claim`), so two
+    HQ processes computing the same expiry on PostgreSQL record one `points.expired`."""
+    db.executescript(
+        """
+        CREATE TABLE lot_expiries (
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            on_day TEXT NOT NULL,
+            PRIMARY KEY (customer_id, lot_id, on_day)
+        ) WITHOUT ROWID;
+        """
+    )

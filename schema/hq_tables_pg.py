@@ -470,6 +470,15 @@ CREATE TABLE adjustment_keys (
 );
 """
 
+M016 = f"""
+CREATE TABLE lot_expiries (
+    customer_id {T} NOT NULL,
+    lot_id {T} NOT NULL,
+    on_day {T} NOT NULL,
+    PRIMARY KEY (customer_id, lot_id, on_day)
+);
+"""
+
 # (name, SQL): the names are schema/hq_tables.py's, in its order
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001),
@@ -487,6 +496,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m013_returns", M013),
     ("m014_invoice_credits", M014),
     ("m015_adjustment_keys", M015),
+    ("m016_lot_expiries", M016),
 )
 
 # Tables only the PostgreSQL store has (numbering, its migration record).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,44 @@ def test_a_lot_expires_after_its_last_day_plus_the_grace_and_keeps_its_printed_d
     assert run_on(hq, date(2026, 3, 4))["points"] == 100
     (fact,) = hq.facts("points.expired")
     assert fact["body"]["lots"][0]["expired_on"] == "2026-02-28"
+
+
+def test_an_expiry_per_customer_lot_and_day_is_recorded_once_even_if_two_runs_race(
+        hq: HQ) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED) may both compute what is due: the
+    second one's expiry of the same lot on the same day records nothing."""
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 0})
+    hq.push(sale(100, "S-jan"))
+    hq.clock.day("2026-03-01")
+    with hq.chain.db.write() as conn:       # what the other process recorded meanwhile
+        assert expiry.claim(conn, CUSTOMER, "2026-03-01", ["S-jan"]) == ["S-jan"]
+        assert expiry.claim(conn, CUSTOMER, "2026-03-01", ["S-jan"]) == []
+    assert expiry.run(hq.chain, date(2026, 3, 1))["points"] == 0
+    assert hq.facts("points.expired") == [] and hq.balance() == 100
+
+
+def test_the_nightly_expiry_runs_once_chain_wide(hq: HQ,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through `schedule.once`: while another HQ process holds the day's expiry (the
+    PostgreSQL store's advisory lock; SQLite has one process), this one skips it."""
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 0})
+    hq.push(sale(100, "S-jan"))
+    hq.clock.day("2026-03-01")
+    asked: list[str] = []
+
+    @contextmanager
+    def held_elsewhere(name: str) -> Iterator[bool]:
+        asked.append(name)
+        yield False
+
+    monkeypatch.setattr(hq.chain.db, "exclusive", held_elsewhere)
+    schedule.expire_points(hq.chain)
+    assert asked == ["points-expiry:2026-03-01"] and hq.facts("points.expired") == []
+    monkeypatch.undo()
+    schedule.expire_points(hq.chain)
+    assert len(hq.facts("points.expired")) == 1
 
 
 def test_expiry_after_months_without_a_purchase(hq: HQ) -> None:
