@@ -51,7 +51,7 @@ from schema.events import (
     Profile,
     new_id,
 )
-from schema.masterdata import DOCS, PROGRAMME, AnnouncementDoc, key_of
+from schema.masterdata import DOCS, PROGRAMME, AnnouncementDoc, ProgrammeDoc, key_of
 from web.barcode import check_digit
 from web.httperrors import validation_message
 
@@ -433,6 +433,8 @@ def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None
         model = DOCS[kind].model_validate(valid)
         if isinstance(model, AnnouncementDoc):
             _check_audience(conn, model)
+        if isinstance(model, ProgrammeDoc):
+            _check_programme(model)
         key = key_of(kind, model)
         old = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?",
                            (kind, key)).fetchone()
@@ -442,6 +444,19 @@ def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None
                          json.loads(old[0]) if old else None, valid, reason)
     chain.waiters.notify()
     return key
+
+
+def _check_programme(doc: ProgrammeDoc) -> None:
+    """Points must outlive their pending time: a rule that dates lots lasts at least 28 days
+    a month, and that must be longer than the return window when points are pending, or a
+    lot could expire before it can be spent (review 11, finding 10)."""
+    rule = doc.expiry
+    if doc.pending_days and rule.kind != "never" and 28 * rule.months <= doc.pending_days:
+        raise InvalidRequest(
+            f"expiry: {rule.months} month(s) may be as short as {28 * rule.months} days, not "
+            f"longer than the {doc.pending_days} days points stay pending (return_window_days"
+            "): points could expire before they can be spent; give more months, a shorter "
+            "window, or turn pending_points off")
 
 
 def _check_audience(conn: sqlite3.Connection, doc: AnnouncementDoc) -> None:

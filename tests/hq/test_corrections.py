@@ -435,3 +435,20 @@ def test_the_expiry_runs_through_the_admin_api(hq: HQ, http: TestClient) -> None
     outlet = http.post("/v1/admin/points/expire", json={"today": "2026-03-01"},
                        headers={"Authorization": f"Bearer {hq.outlet_token}"})
     assert outlet.status_code == 403
+
+
+def test_a_programme_whose_points_would_expire_while_still_pending_is_refused(
+        hq: HQ) -> None:
+    """Review 11 finding 10: end of the next month, pending for 60 days: a lot earned on
+    31 January would expire on 28 February and only become spendable on 1 April."""
+    with hq.chain.db.read() as conn:
+        before = programme_of(conn)
+    with pytest.raises(InvalidRequest) as caught:
+        expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"},
+                  pending_points=True, return_window_days=60)
+    assert caught.value.code == "invalid_request"
+    assert "pending" in str(caught.value)
+    with hq.chain.db.read() as conn:
+        assert programme_of(conn) == before
+    expiry_on(hq, {"kind": "end_of_month", "months": 3, "since": "2026-01-01"},
+              pending_points=True, return_window_days=60)           # 84 days > 60: fine
