@@ -20,6 +20,9 @@ Promises:
   (most expensive purchase, item prices, last purchase) are HQ's to restate, and reach a
   chain outlet with HQ's row. A standalone outlet (no HQ) holds every sale and restates
   them itself.
+- A sale older than the programme's return window (its row's time at home, its code's time
+  abroad) is refused with `return_window_closed` unless a supervisor approves
+  (`approved_by`, recorded in the fact).
 - Every refusal changes nothing.
 Must never: refund more than the sale's payments, take back more points than it earned,
 write a fact for a sale it cannot see (no code, no row), or call HQ.
@@ -47,6 +50,7 @@ from schema.errors import (
     IdempotencyConflict,
     InvalidRequest,
     RedemptionUnknown,
+    ReturnWindowClosed,
     SaleUnknown,
 )
 from schema.events import (
@@ -80,6 +84,8 @@ class Found:
 
     sale: SaleRecorded
     home: bool
+    at: str
+    """When the sale was made: its row's time at home, its receipt code's time abroad."""
 
 
 def _digest(what: str, target: str, body: BaseModel) -> str:
@@ -104,6 +110,11 @@ def _replay(conn: sqlite3.Connection, table: str, key: str | None,
 
 
 # --- finding the sale ---------------------------------------------------------------------
+
+
+def _sale_time(conn: sqlite3.Connection, sale_id: str) -> str:
+    row = conn.execute("SELECT at FROM sales WHERE sale_id = ?", (sale_id,)).fetchone()
+    return str(row[0])
 
 
 def _local_sale(conn: sqlite3.Connection, sale_id: str) -> SaleRecorded | None:
@@ -148,16 +159,29 @@ def find_sale(outlet: Outlet, conn: sqlite3.Connection, sale_id: str | None,
             raise SaleUnknown(f"sale {sale_id} is not in this outlet's records (made at "
                               "another outlet, or not yet here): scan the receipt's QR code",
                               sale_id=sale_id)
-        return Found(sale, True)
+        return Found(sale, True, _sale_time(conn, sale_id))
     text = (receipt or "").strip()
     if not text.upper().startswith(CODE_PREFIX):
-        return Found(_by_reference(conn, text), True)
+        sale = _by_reference(conn, text)
+        return Found(sale, True, _sale_time(conn, sale.sale_id))
     data = decode(text)
     if data.outlet_id == outlet.outlet_id:
         mine = _local_sale(conn, data.sale.sale_id)
         if mine is not None:
-            return Found(mine, True)
-    return Found(data.sale, False)
+            return Found(mine, True, _sale_time(conn, mine.sale_id))
+    return Found(data.sale, False, data.at)
+
+
+def _check_window(found: Found, at: str, days: int, approved_by: str | None) -> None:
+    """A sale older than the return window comes back only with a supervisor's approval."""
+    made = parse(found.at)
+    if approved_by is not None or made is None:  # no readable time: the floor bounds it
+        return
+    if canonical(made) < _window_start(at, days):
+        raise ReturnWindowClosed(
+            f"this sale was made on {found.at[:10]}, more than {days} days ago (the return "
+            "window): a supervisor must approve the return (send it again with approved_by)",
+            sale_at=found.at, return_window_days=days)
 
 
 def _customer(conn: sqlite3.Connection, found: Found, card: str | None) -> sqlite3.Row:
@@ -271,6 +295,8 @@ def _reverse(outlet: Outlet, kind: str, digest: str, key: str | None, sale_id: s
         else:
             fact = plan_return(sale, earlier, asked, **common)
         at = events.utc_now()  # the fact's stamp, so the window it checks is its own
+        _check_window(found, at, outlet.programme.settings.returns.return_window_days,
+                      approved_by)
         if not found.home:
             _check_abroad(outlet, conn, customer, fact, at)
         event = outbox.append(conn, outlet.outlet_id, fact, at)

@@ -14,6 +14,7 @@ clock): turning expiry on is never retroactive by surprise. Must never: edit a b
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sqlite3
 from datetime import date, datetime
@@ -33,6 +34,7 @@ from schema.errors import (
     Conflict,
     CustomerMerged,
     CustomerUnknown,
+    IdempotencyConflict,
     InvalidRequest,
     NotFound,
     mask_card,
@@ -50,7 +52,7 @@ from schema.events import (
     new_id,
 )
 from schema.lots import ExpiryRule
-from schema.masterdata import DOCS, PROGRAMME, AnnouncementDoc, key_of
+from schema.masterdata import DOCS, PROGRAMME, AnnouncementDoc, ProgrammeDoc, key_of
 from web.barcode import check_digit
 from web.httperrors import validation_message
 
@@ -97,26 +99,32 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "", *,
 
 def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, reason: str = "",
            corrects: str | None = None, *, by: Actor | None,
-           adjustment_id: str | None = None) -> dict[str, Any]:
+           key: str | None = None) -> dict[str, Any]:
     """A correction: `points` more (fewer when negative) and `credit` minor units less
     (more when negative) owed on internal credit, with its reason, as HQ's own fact. It
     reaches every outlet with the customer's next pull, like any change. A correction that
     changes nothing, or has no reason, is `invalid_request` and changes nothing. Made by
-    staff (`by`), audited with the balances before -> after in the same transaction.
-    `adjustment_id` (a form's token) makes it exactly once: the same id again books
-    nothing and answers the correction booked first (a double submit)."""
+    staff (`by`), audited with the balances before -> after in the same transaction. With an
+    Idempotency-Key `key`, the same key again answers the first correction and books nothing;
+    the same key with another request is `idempotency_conflict` (the admin API's header;
+    the back office's form sends its token, so a double submit books once)."""
+    digest = hashlib.sha256(json.dumps(
+        [customer_id, points, credit, reason, corrects]).encode()).hexdigest()
     try:
-        body = BalanceAdjusted(adjustment_id=adjustment_id or new_id(), customer_id=customer_id,
-                               points=points, credit=credit, reason=reason, corrects=corrects)
+        body = BalanceAdjusted(adjustment_id=new_id(), customer_id=customer_id, points=points,
+                               credit=credit, reason=reason, corrects=corrects)
     except ValidationError as exc:
         raise InvalidRequest(validation_message(exc.errors())) from None
     with chain.db.write() as conn:
+        if key is not None:
+            row = conn.execute("SELECT request_hash, response FROM adjustment_keys WHERE "
+                               "idempotency_key = ?", (key,)).fetchone()
+            if row is not None:
+                if row[0] != digest:
+                    raise IdempotencyConflict("this Idempotency-Key was used for another "
+                                              "correction: use a new key for a new one")
+                return dict(json.loads(row[1]))
         _customer(conn, customer_id)
-        booked = _adjustment(conn, customer_id, adjustment_id) if adjustment_id else None
-        if booked is not None:
-            tally = tallystore.load(conn, customer_id)
-            return {**booked, "points_balance": tally.points_balance,
-                    "credit_balance": tally.credit_outstanding}
         before = tallystore.load(conn, customer_id)
         event = record_hq_fact(chain, conn, body)
         tally = tallystore.load(conn, customer_id)
@@ -126,20 +134,14 @@ def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, rea
                           "credit_owed": before.credit_outstanding},
                          {"points": tally.points_balance, "credit_owed": tally.credit_outstanding},
                          reason, customer_id=customer_id, event_id=event.event_id)
+        made = {**body.model_dump(), "event_id": event.event_id, "at": event.at,
+                "points_balance": tally.points_balance,
+                "credit_balance": tally.credit_outstanding}
+        if key is not None:
+            conn.execute("INSERT INTO adjustment_keys (idempotency_key, request_hash, response,"
+                         " at) VALUES (?, ?, ?, ?)", (key, digest, json.dumps(made), event.at))
     chain.waiters.notify()
-    return {**body.model_dump(), "event_id": event.event_id, "at": event.at,
-            "points_balance": tally.points_balance, "credit_balance": tally.credit_outstanding}
-
-
-def _adjustment(conn: sqlite3.Connection, customer_id: str, adjustment_id: str) -> dict[str, Any] | None:
-    """The correction `adjustment_id` of the customer already booked (its body, event id and
-    time), or None. Read from the customer's own corrections: few, and no JSON in SQL."""
-    for row in conn.execute("SELECT event FROM events WHERE customer_id = ? AND type = ? "
-                            "ORDER BY hq_seq", (customer_id, "balance.adjusted")):
-        event = json.loads(row["event"])
-        if event["body"].get("adjustment_id") == adjustment_id:
-            return {**event["body"], "event_id": event["event_id"], "at": event["at"]}
-    return None
+    return made
 
 
 def set_identifier_status(chain: Chain, kind: IdentifierKind, value: str, status: str, *,
@@ -460,6 +462,8 @@ def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None
         model = DOCS[kind].model_validate(valid)
         if isinstance(model, AnnouncementDoc):
             _check_audience(conn, model)
+        if isinstance(model, ProgrammeDoc):
+            _check_programme(model)
         key = key_of(kind, model)
         old = conn.execute("SELECT data FROM master WHERE kind = ? AND key = ?",
                            (kind, key)).fetchone()
@@ -469,6 +473,19 @@ def put_master(chain: Chain, kind: str, doc: dict[str, Any], *, by: Actor | None
                          json.loads(old[0]) if old else None, valid, reason)
     chain.waiters.notify()
     return key
+
+
+def _check_programme(doc: ProgrammeDoc) -> None:
+    """Points must outlive their pending time: a rule that dates lots lasts at least 28 days
+    a month, and that must be longer than the return window when points are pending, or a
+    lot could expire before it can be spent (review 11, finding 10)."""
+    rule = doc.expiry
+    if doc.pending_days and rule.kind != "never" and 28 * rule.months <= doc.pending_days:
+        raise InvalidRequest(
+            f"expiry: {rule.months} month(s) may be as short as {28 * rule.months} days, not "
+            f"longer than the {doc.pending_days} days points stay pending (return_window_days"
+            "): points could expire before they can be spent; give more months, a shorter "
+            "window, or turn pending_points off")
 
 
 def _check_audience(conn: sqlite3.Connection, doc: AnnouncementDoc) -> None:

@@ -36,8 +36,8 @@ ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token", "serve"})
 ON_POSTGRES |= {"announce", "announcements", "ban", "close-invoices", "customer", "flags",
                 "import-statement", "invoice-pdf", "invoices-to-post", "mail", "newsletter",
                 "outlets", "settings", "snapshot", "staff-add", "unban"}
-# issue 11 on PostgreSQL: corrections go through the ingest path both stores run
-ON_POSTGRES |= {"adjust"}
+# issue 11 on PostgreSQL: corrections and expiry go through the ingest path both stores run
+ON_POSTGRES |= {"adjust", "expire-points"}
 
 
 def group(seed: SeedProvider, cls: type[click.Group] = click.Group,

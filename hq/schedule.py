@@ -87,7 +87,10 @@ def refresh_statuses(chain: Chain) -> None:
 
 def expire_points(chain: Chain) -> None:
     """Points past their last valid day expire, as of HQ's day (`chain.clock`)."""
-    log.info("point expiry: %s", expiry.run(chain, date.fromisoformat(chain.clock()[:10])))
+    today = date.fromisoformat(chain.clock()[:10])
+    ran = once(chain, "points-expiry", today.isoformat(), lambda: expiry.run(chain, today))
+    if ran is not None:
+        log.info("point expiry: %s", ran)
 
 
 def expiring_notices(chain: Chain) -> None:

@@ -91,6 +91,8 @@ STAGED: dict[str, tuple[str, tuple[str, ...]]] = {
     "customer_tally": ("*", ("customer_id",)),
     "customer_items": ("customer_id, sku, name, qty, max_unit_price", ("customer_id, sku",)),
     "customer_gifts": ("customer_id, sku, qty", ("customer_id, sku",)),
+    "customer_lots": ("customer_id, lot_id, earned_on, points, expires_on, spendable_on",
+                      ("customer_id, lot_id",)),
     "master": ("kind, key, data", ("kind, key",)),
     "invoices": ("*", ("invoice_id",)),
     "staff": ("*", ("username",)),

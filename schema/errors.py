@@ -392,6 +392,14 @@ class AlreadyReversed(Conflict):
     code = "already_reversed"
 
 
+class ReturnWindowClosed(Forbidden):
+    """A return or void of a sale older than the programme's `return_window_days` (the sale
+    row's time at its own outlet, the receipt code's time elsewhere), without a supervisor's
+    approval (`approved_by`). Nothing is recorded (docs/programme.md, "The return window")."""
+
+    code = "return_window_closed"
+
+
 class SupervisorRequired(Forbidden):
     """Taking back a return's points would leave the customer below zero and the programme
     sends that decision to a supervisor (docs/programme.md, "Points already spent")."""

@@ -15,7 +15,7 @@
 - `hq_settings`, `mail_outbox`, `notices`, `statement_entries`: HQ's own settings, the mail
   it is to send, the notices it decided, the bank statement entries it imported (m007).
 - `newsletters`: the messages head office sent to a segment of customers (m010).
-- `customer_lots`, `lot_spends`: each customer's points as dated lots (m011).
+- `customer_lots`, `lot_spends`: each customer's points as dated lots (m012).
 - `returns`, `return_lines`, `gift_returns`: the way back (m012), beside `sales` and
   `redemptions`; `invoice_credits`: the return credits each invoice deducts (m013).
 """
@@ -597,3 +597,37 @@ def m014_invoice_credits(db: Database) -> None:
         """
     )
 
+
+@migrations()
+def m015_adjustment_keys(db: Database) -> None:
+    """Corrections are idempotent like sales (review 11, finding 6): `adjustment_keys` maps
+    an admin's Idempotency-Key to the request's hash and the answer given, written in the
+    correction's own transaction; the same key again answers the same correction, another
+    body with it is `idempotency_conflict`."""
+    db.executescript(
+        """
+        CREATE TABLE adjustment_keys (
+            idempotency_key TEXT PRIMARY KEY,
+            request_hash TEXT NOT NULL,
+            response TEXT NOT NULL,
+            at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+@migrations()
+def m016_lot_expiries(db: Database) -> None:
+    """An expiry per customer, lot and day is recorded once (review 11, finding 7):
+    `lot_expiries` is claimed in the expiry's own transaction (hq/expiry.py `claim`), so two
+    HQ processes computing the same expiry on PostgreSQL record one `points.expired`."""
+    db.executescript(
+        """
+        CREATE TABLE lot_expiries (
+            customer_id TEXT NOT NULL,
+            lot_id TEXT NOT NULL,
+            on_day TEXT NOT NULL,
+            PRIMARY KEY (customer_id, lot_id, on_day)
+        ) WITHOUT ROWID;
+        """
+    )

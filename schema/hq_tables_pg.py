@@ -462,6 +462,24 @@ CREATE INDEX invoice_credits_return ON invoice_credits (return_id);
 CREATE INDEX returns_credit_refunds ON returns (customer_id, at) WHERE refund_credit > 0;
 """
 
+M015 = f"""
+CREATE TABLE adjustment_keys (
+    idempotency_key {T} PRIMARY KEY,
+    request_hash {T} NOT NULL,
+    response {T} NOT NULL,
+    at {T} NOT NULL
+);
+"""
+
+M016 = f"""
+CREATE TABLE lot_expiries (
+    customer_id {T} NOT NULL,
+    lot_id {T} NOT NULL,
+    on_day {T} NOT NULL,
+    PRIMARY KEY (customer_id, lot_id, on_day)
+);
+"""
+
 # (name, SQL): the names are schema/hq_tables.py's, in its order
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", M001),
@@ -478,6 +496,8 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m012_point_lots", M012),
     ("m013_returns", M013),
     ("m014_invoice_credits", M014),
+    ("m015_adjustment_keys", M015),
+    ("m016_lot_expiries", M016),
 )
 
 # Tables only the PostgreSQL store has (numbering, its migration record).

@@ -77,6 +77,10 @@ class ExpiryRule(BaseModel):
     kind: ExpiryKind = "never"
     months: int = Field(0, ge=0, le=120)
     since: date = date(1970, 1, 1)
+    grace_days: int = Field(7, ge=0, le=90)
+    """Days after a lot's last valid day before HQ expires it: an outlet offline (or a modem
+    outlet between dials) may have spent the lot, or kept it alive, on or before that day
+    without HQ knowing yet (review 11, finding 1). Receipts still print the last day."""
 
     @model_validator(mode="after")
     def _months(self) -> ExpiryRule:
@@ -277,12 +281,14 @@ def adjust(lots: Sequence[Lot], adjustment_id: str, points: int, on: date, rule:
 
 def due(lots: Sequence[Lot], on: date, rule: ExpiryRule,
         last_purchase: date | None = None) -> list[ExpiredLot]:
-    """What expires on `on`: every lot still holding points whose last valid day is before
-    `on`, with exactly what it holds (the body of a `PointsExpired`)."""
+    """What expires on `on`: every lot still holding points whose last valid day plus the
+    rule's `grace_days` is before `on`, with exactly what it holds (the body of a
+    `PointsExpired`; `expired_on` is the last valid day, as receipts printed it)."""
     found = []
     for lot in lots:
         last_day = rule.expiry_of(lot, last_purchase)
-        if lot.points > 0 and last_day is not None and last_day < on:
+        if (lot.points > 0 and last_day is not None
+                and last_day + timedelta(days=rule.grace_days) < on):
             found.append(ExpiredLot(lot_id=lot.lot_id, points=lot.points,
                                     expired_on=last_day.isoformat()))
     return found

@@ -21,7 +21,8 @@ decision and the arithmetic.
   `worst_loss` is what those limits promise: the most a chain can lose to returns that
   outlets could not check.
 
-Must never: accept a code whose check fails, inflate a code beyond `MAX_INFLATED` bytes, or
+Must never: accept a code whose check fails, compute on a field before checking its type
+and bounds (a forged code is refused as `receipt_invalid`, never a 500), inflate a code beyond `MAX_INFLATED` bytes, or
 read the clock.
 """
 
@@ -39,8 +40,8 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from schema.errors import OfflineLimitExceeded, ReceiptInvalid
-from schema.events import Payment, SaleLine, SaleRecorded
-from schema.money import money
+from schema.events import MAX_POINTS, Payment, SaleLine, SaleRecorded
+from schema.money import MAX_AMOUNT, money
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Crockford's base32: no I, L, O (read as 1, 1, 0) and no U."""
@@ -160,8 +161,33 @@ def decode(text: str) -> ReceiptData:
         raise _unreadable("it is bigger than any sale")
     try:
         return _sale_of(json.loads(data))
-    except (ValueError, TypeError, IndexError, ValidationError):
+    except (ValueError, TypeError, IndexError, ValidationError, RecursionError, MemoryError):
         raise _unreadable("what it says is not a sale") from None
+
+
+MAX_QTY = 100_000
+"""Units on one line, as a sale at the till allows."""
+
+
+def _whole(value: Any, low: int, high: int, what: str) -> int:
+    """`value` when it is an integer (not a bool) in [low, high]: checked before any
+    arithmetic, so a forged code can neither crash nor allocate (review 11, finding 2)."""
+    if type(value) is not int or not low <= value <= high:
+        raise ValueError(f"{what} is not a whole number from {low} to {high}")
+    return value
+
+
+def _text(value: Any, what: str, *, optional: bool = False) -> Any:
+    if not (isinstance(value, str) or (optional and value is None)) or (
+            isinstance(value, str) and len(value) > 200):
+        raise ValueError(f"{what} is not text")
+    return value
+
+
+def _row(value: Any, size: int) -> list[Any]:
+    if not isinstance(value, list) or len(value) != size:
+        raise ValueError(f"not a list of {size}")
+    return value
 
 
 def _sale_of(payload: Any) -> ReceiptData:
@@ -169,16 +195,30 @@ def _sale_of(payload: Any) -> ReceiptData:
         raise ValueError("not a version 1 receipt")
     (_v, outlet_id, at, sale_id, customer_id, till_id, currency, points, lines,
      payments) = payload
-    sold = [SaleLine(sku=sku, name=name, qty=qty, unit_price=price, division=division,
-                     gross=qty * price, discount=discount, net=qty * price - discount)
-            for sku, name, qty, price, discount, division in lines]
+    _text(outlet_id, "outlet")
+    _text(at, "time")
+    if not isinstance(lines, list) or not isinstance(payments, list):
+        raise TypeError("lines and payments are lists")
+    sold = []
+    for row in lines:
+        sku, name, qty, price, discount, division = _row(row, 6)
+        qty = _whole(qty, 1, MAX_QTY, "qty")
+        price = _whole(price, 0, MAX_AMOUNT, "unit price")
+        discount = _whole(discount, 0, MAX_AMOUNT, "discount")
+        sold.append(SaleLine(sku=_text(sku, "sku"), name=_text(name, "name"), qty=qty,
+                             unit_price=price, division=_text(division, "division",
+                                                              optional=True),
+                             gross=qty * price, discount=discount, net=qty * price - discount))
+    paid = []
+    for row in payments:
+        mode, amount = _row(row, 2)
+        paid.append(Payment(mode=mode, amount=_whole(amount, 0, MAX_AMOUNT, "payment")))
     sale = SaleRecorded(
         sale_id=sale_id, customer_id=customer_id, till_id=till_id, currency=currency,
-        lines=sold, payments=[Payment(mode=mode, amount=amount) for mode, amount in payments],
+        lines=sold, payments=paid,
         total_gross=sum(ln.gross for ln in sold), total_discount=sum(ln.discount for ln in sold),
-        total_net=sum(ln.net for ln in sold), points_earned=points)
-    if not isinstance(outlet_id, str) or not isinstance(at, str):
-        raise TypeError("outlet and time are text")
+        total_net=sum(ln.net for ln in sold),
+        points_earned=_whole(points, 0, MAX_POINTS, "points"))
     return ReceiptData(outlet_id, at, sale)
 
 

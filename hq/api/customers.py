@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 
 from hq import admin, categories, expiry
 from hq.api import auth
@@ -34,8 +34,16 @@ from schema.adminapi import (
     answer,
 )
 from schema.api import IdentifierStatusIn
-from schema.errors import CardInUse, CustomerMerged, CustomerUnknown, NotFound
+from schema.errors import (
+    CardInUse,
+    CustomerMerged,
+    CustomerUnknown,
+    IdempotencyConflict,
+    NotFound,
+)
 from web.responses import ModelResponse
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def router(chain: Chain) -> APIRouter:
@@ -55,10 +63,12 @@ def router(chain: Chain) -> APIRouter:
         return ModelResponse(answer(CustomerView, view))
 
     @routes.post("/customers/{customer_id}/adjustments", status_code=201,
-                 response_model=Adjustment, responses=auth.refusals(CustomerUnknown))
-    def adjust(customer_id: str, body: AdjustmentIn, request: Request) -> ModelResponse:
+                 response_model=Adjustment,
+                 responses=auth.refusals(CustomerUnknown, IdempotencyConflict))
+    def adjust(customer_id: str, body: AdjustmentIn, request: Request,
+               key: IdempotencyKey = None) -> ModelResponse:
         made = admin.adjust(chain, customer_id, body.points, body.credit, body.reason,
-                            body.corrects, by=auth.actor(request))
+                            body.corrects, by=auth.actor(request), key=key)
         return ModelResponse(answer(Adjustment, made), status_code=201)
 
     @routes.get("/customers/{customer_id}", response_model=CustomerView,

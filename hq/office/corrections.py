@@ -111,7 +111,7 @@ def router(office: Office) -> APIRouter:
                 raise InvalidRequest("Preview the correction first, then confirm it")
             made = admin.adjust(chain, customer_id, points_input(points),
                                 credit_input(credit), reason, by=actor,
-                                adjustment_id=token)
+                                key=f"office:{token}")
         except LoyaltyError as exc:
             return page(request, customer_id, form, exc.status, f"{exc.message} [{exc.code}]")
         return see_other(request, f"/customers/{customer_id}/correction?done={made['event_id']}")

@@ -40,14 +40,15 @@ Reason = Annotated[str, Form(max_length=500)]
 LABELS = {"points_policy": "Points already spent", "point_value_per_100": "Value of 100 points",
           "return_window_days": "Return window (days)", "pending_points": "Pending points",
           "outlet_floor_returns": "Outlet limit on other outlets' returns",
-          "kind": "Points expire", "months": "Months", "since": "Counted from"}
+          "kind": "Points expire", "months": "Months", "since": "Counted from",
+          "grace_days": "Days of grace before HQ expires a lot"}
 POLICIES = {"negative": "the balance goes negative (future earnings repay it)",
             "reduce_refund": "the refund is reduced by the points' value",
             "supervisor": "refused: a supervisor decides"}
 EXPIRY = {"never": "never", "end_of_month": "at the end of the Nth month after earning",
           "inactivity": "after N months without a purchase"}
 FIELDS = ("points_policy", "point_value_per_100", "return_window_days", "pending_points",
-          "outlet_floor_returns", "kind", "months", "since")
+          "outlet_floor_returns", "kind", "months", "since", "grace_days")
 
 
 def _whole(text: str, name: str) -> int:
@@ -74,7 +75,8 @@ def form_of(doc: dict[str, Any]) -> dict[str, str]:
             "pending_points": "on" if returns.get("pending_points") else "",
             "outlet_floor_returns": "" if floor is None else money(int(floor), grouped=False),
             "kind": kind, "months": str(expiry.get("months", 0) or ""),
-            "since": str(expiry.get("since", "")) if kind != "never" else ""}
+            "since": str(expiry.get("since", "")) if kind != "never" else "",
+            "grace_days": str(expiry.get("grace_days", 7))}
 
 
 def doc_of(current: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
@@ -103,6 +105,8 @@ def doc_of(current: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
                 raise InvalidRequest(f"{LABELS['since']}: choose a day (YYYY-MM-DD) or leave "
                                      "it empty for today", field="since") from None
             expiry["since"] = since
+        grace = form.get("grace_days", "").strip()
+        expiry["grace_days"] = _whole(grace, "grace_days") if grace else 7
     return {**current, "returns": returns, "expiry": expiry}
 
 
@@ -160,20 +164,20 @@ def router(office: Office) -> APIRouter:
 
     def typed(points_policy: str, point_value_per_100: str, return_window_days: str,
               pending_points: str, outlet_floor_returns: str, kind: str, months: str,
-              since: str, reason: str) -> dict[str, str]:
+              since: str, grace_days: str, reason: str) -> dict[str, str]:
         return {"points_policy": points_policy, "point_value_per_100": point_value_per_100,
                 "return_window_days": return_window_days, "pending_points": pending_points,
                 "outlet_floor_returns": outlet_floor_returns, "kind": kind, "months": months,
-                "since": since, "reason": reason}
+                "since": since, "grace_days": grace_days, "reason": reason}
 
     @routes.post("/programme/settings/preview")
     def settings_preview(request: Request, actor: Operator, points_policy: Text = "negative",
                          point_value_per_100: Text = "", return_window_days: Text = "",
                          pending_points: Text = "", outlet_floor_returns: Text = "",
                          kind: Text = "never", months: Text = "", since: Text = "",
-                         reason: Reason = "") -> Response:
+                         grace_days: Text = "", reason: Reason = "") -> Response:
         form = typed(points_policy, point_value_per_100, return_window_days, pending_points,
-                     outlet_floor_returns, kind, months, since, reason)
+                     outlet_floor_returns, kind, months, since, grace_days, reason)
         try:
             preview = previewed(form)
         except LoyaltyError as exc:
@@ -185,9 +189,9 @@ def router(office: Office) -> APIRouter:
                       point_value_per_100: Text = "", return_window_days: Text = "",
                       pending_points: Text = "", outlet_floor_returns: Text = "",
                       kind: Text = "never", months: Text = "", since: Text = "",
-                      reason: Reason = "") -> Response:
+                      grace_days: Text = "", reason: Reason = "") -> Response:
         form = typed(points_policy, point_value_per_100, return_window_days, pending_points,
-                     outlet_floor_returns, kind, months, since, reason)
+                     outlet_floor_returns, kind, months, since, grace_days, reason)
         try:
             if not reason.strip():
                 raise InvalidRequest("Why: say why the settings change (it is kept in the "

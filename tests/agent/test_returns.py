@@ -353,3 +353,79 @@ def test_points_already_spent_are_kept_out_of_the_cash_refund_under_reduce_refun
         assert any(t.startswith(f"Kept for {short} points spent") for t in done["receipt_lines"])
     finally:
         shop.close()
+
+
+def _shop_with_a_sale(tmp_path: Path, days_ago: int) -> tuple[Outlet, str, dict[str, Any]]:
+    """An outlet with one sale of `days_ago` days back (its row's time moved back: the
+    till's clock is the system's) and a 30-day return window."""
+    from datetime import UTC, datetime, timedelta
+
+    shop = Outlet(tmp_path / "outlet.db", "T")
+    with shop.db.write() as conn:
+        put_master(conn, "programme", "programme", {"returns": {"return_window_days": 30}})
+    shop.reload_programme()
+    card = customers.register(shop, CustomerIn(kind="person", given_name="W",
+                                               surname="Window", category="B"))["card_number"]
+    lines = [LineIn(sku="TV", name="Radio", qty=2, unit_price=1_000)]
+    net = sales.quote(shop, QuoteIn(card=card, lines=lines))["total_net"]
+    sold, _ = sales.sell(shop, SaleIn(card=card, lines=lines, payments=[
+        PaymentIn(mode="cash", amount=net)]), "s-old")
+    then = (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with shop.db.write() as conn:
+        conn.execute("UPDATE sales SET at = ? WHERE sale_id = ?", (then, sold["sale_id"]))
+    return shop, card, {**sold, "at": then}
+
+
+def test_a_return_after_the_return_window_is_refused_unless_a_supervisor_approves(
+        tmp_path: Path) -> None:
+    from schema.errors import ReturnWindowClosed
+
+    shop, _card, sold = _shop_with_a_sale(tmp_path, days_ago=31)
+    try:
+        ask = {"sale_id": sold["sale_id"], "lines": [{"sku": "TV", "qty": 1}]}
+        before = db_state(tmp_path / "outlet.db")
+        with pytest.raises(ReturnWindowClosed) as caught:
+            returns.give_back(shop, ReturnIn.model_validate(ask), "k-1")
+        assert caught.value.code == "return_window_closed"
+        assert db_state(tmp_path / "outlet.db") == before
+        done, _ = returns.give_back(shop, ReturnIn.model_validate(
+            {**ask, "approved_by": "Maja (supervisor)"}), "k-2")
+        assert done["refunded"] > 0
+    finally:
+        shop.close()
+
+
+def test_a_return_within_the_return_window_needs_no_approval(tmp_path: Path) -> None:
+    shop, _card, sold = _shop_with_a_sale(tmp_path, days_ago=29)
+    try:
+        done, _ = returns.give_back(shop, ReturnIn.model_validate(
+            {"sale_id": sold["sale_id"], "lines": [{"sku": "TV", "qty": 1}]}), None)
+        assert done["refunded"] > 0
+    finally:
+        shop.close()
+
+
+def test_another_outlets_sale_is_judged_by_the_time_its_receipt_code_carries(
+        tmp_path: Path) -> None:
+    from schema.errors import ReturnWindowClosed
+    from schema.events import SaleRecorded
+    from schema.receiptcode import encode
+
+    shop, card, sold = _shop_with_a_sale(tmp_path, days_ago=0)
+    try:
+        with shop.db.read() as conn:
+            (fact,) = [json.loads(r[0])["body"] for r in conn.execute(
+                "SELECT event FROM outbox WHERE type = 'sale.recorded'")]
+        sale = SaleRecorded.model_validate(fact)
+        sale = sale.model_copy(update={"sale_id": str(uuid.uuid4())})
+        old = encode("SOUTH", "2020-01-01T10:00:00.000000Z", sale)
+        fresh = encode("SOUTH", sold["at"], sale.model_copy(update={"sale_id": str(uuid.uuid4())}))
+        assert old and fresh
+        with pytest.raises(ReturnWindowClosed):
+            returns.give_back(shop, ReturnIn.model_validate(
+                {"receipt": old, "card": card, "lines": [{"sku": "TV", "qty": 1}]}), None)
+        done, _ = returns.give_back(shop, ReturnIn.model_validate(
+            {"receipt": fresh, "card": card, "lines": [{"sku": "TV", "qty": 1}]}), None)
+        assert done["refunded"] > 0
+    finally:
+        shop.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from hq import admin, credentials, expiry, ingest, schedule
 from hq.api import create_app
 from hq.chain import Chain
 from schema import lotstore, tallystore
+from schema.errors import InvalidRequest
 from schema.events import (
     BalanceAdjusted,
     CustomerRegistered,
@@ -124,6 +126,12 @@ def gift(points: int) -> GiftRedeemed:
                         gift_name="Club mug", qty=1, points_spent=points)
 
 
+def run_on(hq: HQ, day: date) -> dict[str, Any]:
+    """The expiry run as of `day`, on that day at HQ (a day after HQ's today is refused)."""
+    hq.clock.day(day.isoformat())
+    return expiry.run(hq.chain, day)
+
+
 def expiry_on(hq: HQ, rule: dict[str, Any], **returns: Any) -> None:
     admin.put_master(hq.chain, "programme", {"expiry": rule, "returns": returns}, by=None)
 
@@ -210,7 +218,8 @@ def test_pending_points_become_spendable_after_the_return_window(hq: HQ) -> None
 
 
 def test_expiry_runs_on_hqs_clock_across_a_month_end_exactly_once(hq: HQ) -> None:
-    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"})
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 0})
     hq.push(sale(100, "S-jan"))                    # 2026-01-15: valid through 2026-02-28
     hq.clock.day("2026-02-03")
     hq.push(sale(50, "S-feb"), gift(30))           # 30 of S-jan spent first
@@ -229,19 +238,88 @@ def test_expiry_runs_on_hqs_clock_across_a_month_end_exactly_once(hq: HQ) -> Non
     assert view["statistics"]["total_points_earned"] == 150  # earned stays earned
     schedule.expire_points(hq.chain)               # the same day again: nothing more
     assert len(hq.facts("points.expired")) == 1
-    ran = expiry.run(hq.chain, date(2026, 4, 1))   # as asked for a day
+    ran = run_on(hq, date(2026, 4, 1))   # as asked for a day
     assert ran == {"on": "2026-04-01", "customers": 1, "lots": 1, "points": 50}
     assert hq.lots() == {} and hq.balance() == 0
 
 
+def test_a_redemption_made_offline_on_a_lots_last_day_and_pushed_after_the_nightly_run_keeps_the_outlets_balance(
+        hq: HQ) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2025-01-01"})
+    hq.clock.day("2025-01-10")
+    hq.push(sale(100, "S-1"))                       # valid through 2025-02-28
+    hq.clock.day("2025-02-15")
+    hq.push(sale(100, "S-2"))                       # valid through 2025-03-31
+    redeemed = gift(100)                            # made offline on 02-28: takes S-1
+    for night in ("2025-03-01", "2025-03-02", "2025-03-05"):
+        hq.clock.day(night)
+        schedule.expire_points(hq.chain)            # within the grace: nothing expires
+    hq.push(redeemed)                               # the outlet comes back on 03-05
+    for night in ("2025-03-08", "2025-03-09"):
+        hq.clock.day(night)
+        schedule.expire_points(hq.chain)
+    assert hq.balance() == 100 and hq.lots() == {"S-2": 100}   # as the outlet showed
+    assert hq.facts("points.expired") == []
+
+
+def test_a_lot_expires_after_its_last_day_plus_the_grace_and_keeps_its_printed_date(
+        hq: HQ) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 3})
+    hq.push(sale(100, "S-jan"))                     # valid through 2026-02-28
+    assert run_on(hq, date(2026, 3, 3))["points"] == 0
+    assert run_on(hq, date(2026, 3, 4))["points"] == 100
+    (fact,) = hq.facts("points.expired")
+    assert fact["body"]["lots"][0]["expired_on"] == "2026-02-28"
+
+
+def test_an_expiry_per_customer_lot_and_day_is_recorded_once_even_if_two_runs_race(
+        hq: HQ) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED) may both compute what is due: the
+    second one's expiry of the same lot on the same day records nothing."""
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 0})
+    hq.push(sale(100, "S-jan"))
+    hq.clock.day("2026-03-01")
+    with hq.chain.db.write() as conn:       # what the other process recorded meanwhile
+        assert expiry.claim(conn, CUSTOMER, "2026-03-01", ["S-jan"]) == ["S-jan"]
+        assert expiry.claim(conn, CUSTOMER, "2026-03-01", ["S-jan"]) == []
+    assert expiry.run(hq.chain, date(2026, 3, 1))["points"] == 0
+    assert hq.facts("points.expired") == [] and hq.balance() == 100
+
+
+def test_the_nightly_expiry_runs_once_chain_wide(hq: HQ,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through `schedule.once`: while another HQ process holds the day's expiry (the
+    PostgreSQL store's advisory lock; SQLite has one process), this one skips it."""
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 0})
+    hq.push(sale(100, "S-jan"))
+    hq.clock.day("2026-03-01")
+    asked: list[str] = []
+
+    @contextmanager
+    def held_elsewhere(name: str) -> Iterator[bool]:
+        asked.append(name)
+        yield False
+
+    monkeypatch.setattr(hq.chain.db, "exclusive", held_elsewhere)
+    schedule.expire_points(hq.chain)
+    assert asked == ["points-expiry:2026-03-01"] and hq.facts("points.expired") == []
+    monkeypatch.undo()
+    schedule.expire_points(hq.chain)
+    assert len(hq.facts("points.expired")) == 1
+
+
 def test_expiry_after_months_without_a_purchase(hq: HQ) -> None:
-    expiry_on(hq, {"kind": "inactivity", "months": 2, "since": "2025-01-01"})
+    expiry_on(hq, {"kind": "inactivity", "months": 2, "since": "2025-01-01",
+                   "grace_days": 0})
     hq.push(sale(100, "S-1"))                       # 2026-01-15
     hq.clock.day("2026-03-10")
     hq.push(sale(10, "S-2"))                        # a purchase: all lots valid to 05-10
-    assert expiry.run(hq.chain, date(2026, 3, 20))["points"] == 0
-    assert expiry.run(hq.chain, date(2026, 5, 10))["points"] == 0
-    assert expiry.run(hq.chain, date(2026, 5, 11))["points"] == 110
+    assert run_on(hq, date(2026, 3, 20))["points"] == 0
+    assert run_on(hq, date(2026, 5, 10))["points"] == 0
+    assert run_on(hq, date(2026, 5, 11))["points"] == 110
     assert hq.balance() == 0
 
 
@@ -249,11 +327,11 @@ def test_turning_expiry_on_counts_existing_points_from_today(hq: HQ) -> None:
     hq.clock.day("2025-03-05")
     hq.push(sale(100, "S-old"))                     # under `never`
     hq.clock.day("2025-07-01")
-    expiry_on(hq, {"kind": "end_of_month", "months": 12})  # no `since`: from today
+    expiry_on(hq, {"kind": "end_of_month", "months": 12, "grace_days": 0})  # from today
     with hq.chain.db.read() as conn:
         assert programme_of(conn).expiry.since == date(2025, 7, 1)
-    assert expiry.run(hq.chain, date(2026, 7, 31))["points"] == 0
-    assert expiry.run(hq.chain, date(2026, 8, 1))["points"] == 100
+    assert run_on(hq, date(2026, 7, 31))["points"] == 0
+    assert run_on(hq, date(2026, 8, 1))["points"] == 100
 
 
 def test_the_schedule_runs_the_expiry_every_night() -> None:
@@ -293,6 +371,23 @@ def test_an_adjustment_through_the_admin_api(hq: HQ, http: TestClient) -> None:
     assert fact["event_id"] == made["event_id"] and fact["body"]["reason"] == "missed promotion"
 
 
+def test_the_same_idempotency_key_answers_the_same_correction_and_another_body_conflicts(
+        hq: HQ, http: TestClient) -> None:
+    hq.push(sale(100, "S-1"))
+    url, key = f"/v1/admin/customers/{CUSTOMER}/adjustments", {"Idempotency-Key": "corr-1"}
+    body = {"points": 40, "reason": "missed promotion"}
+    first = http.post(url, json=body, headers=key)
+    again = http.post(url, json=body, headers=key)      # a retry after a timeout
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
+    expect_error(http.post(url, json={**body, "points": 41}, headers=key), 409,
+                 "idempotency_conflict")
+    assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
+    other = http.post(url, json=body, headers={"Idempotency-Key": "corr-2"})
+    assert other.status_code == 201 and hq.balance() == 180
+
+
 @pytest.mark.parametrize("body, message", [
     ({"points": 0, "credit": 0, "reason": "r"}, "a correction changes points or credit"),
     ({"points": 5}, "reason: required"),
@@ -316,9 +411,22 @@ def test_an_adjustment_of_an_unknown_customer_is_404(hq: HQ, http: TestClient) -
                            json={"points": 5, "reason": "r"}), 404, "customer_unknown")
 
 
-def test_the_expiry_runs_through_the_admin_api(hq: HQ, http: TestClient) -> None:
+def test_the_admin_expiry_refuses_a_day_after_hqs_today_and_changes_nothing(
+        hq: HQ, http: TestClient) -> None:
     expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"})
+    hq.push(sale(100, "S-1"))                       # HQ's today: 2026-01-15
+    expect_error(http.post("/v1/admin/points/expire", json={"today": "2062-01-15"}), 422,
+                 "invalid_request")
+    with pytest.raises(InvalidRequest):
+        expiry.run(hq.chain, date(2026, 1, 16))
+    assert hq.balance() == 100 and hq.facts("points.expired") == []
+    assert run_on(hq, date(2026, 1, 15))["points"] == 0   # today is fine
+
+
+def test_the_expiry_runs_through_the_admin_api(hq: HQ, http: TestClient) -> None:
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01", "grace_days": 0})
     hq.push(sale(100, "S-1"))
+    hq.clock.day("2026-03-01")
     answer = http.post("/v1/admin/points/expire", json={"today": "2026-03-01"})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"on": "2026-03-01", "customers": 1, "lots": 1, "points": 100}
@@ -327,3 +435,20 @@ def test_the_expiry_runs_through_the_admin_api(hq: HQ, http: TestClient) -> None
     outlet = http.post("/v1/admin/points/expire", json={"today": "2026-03-01"},
                        headers={"Authorization": f"Bearer {hq.outlet_token}"})
     assert outlet.status_code == 403
+
+
+def test_a_programme_whose_points_would_expire_while_still_pending_is_refused(
+        hq: HQ) -> None:
+    """Review 11 finding 10: end of the next month, pending for 60 days: a lot earned on
+    31 January would expire on 28 February and only become spendable on 1 April."""
+    with hq.chain.db.read() as conn:
+        before = programme_of(conn)
+    with pytest.raises(InvalidRequest) as caught:
+        expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01"},
+                  pending_points=True, return_window_days=60)
+    assert caught.value.code == "invalid_request"
+    assert "pending" in str(caught.value)
+    with hq.chain.db.read() as conn:
+        assert programme_of(conn) == before
+    expiry_on(hq, {"kind": "end_of_month", "months": 3, "since": "2026-01-01"},
+              pending_points=True, return_window_days=60)           # 84 days > 60: fine

@@ -211,3 +211,15 @@ def test_outlets_and_flags_list_what_hq_holds(hq_db: Path | str) -> None:
     assert done.stdout.startswith("X ") and "last_seq 2" in done.stdout
     done = loyalty("hq", "flags", "--db", str(hq_db))
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
+
+
+def test_expire_points_refuses_a_day_after_hqs_today_and_changes_nothing(hq_db: Path | str) -> None:
+    done = loyalty("hq", "expire-points", "--db", str(hq_db), "--today", "2999-01-15")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("error [invalid_request]: "), done.stderr
+    assert "after HQ's today" in done.stderr and "Traceback" not in done.stderr
+    chain = Chain(hq_db)
+    try:
+        assert chain.db.scalar("SELECT COUNT(*) FROM events WHERE type = 'points.expired'") == 0
+    finally:
+        chain.close()

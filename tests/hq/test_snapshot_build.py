@@ -97,7 +97,13 @@ class History:
         elif op == "adjust":
             admin.adjust(self.chain, who[0], points=(n % 7) - 3 or 5, reason="test", by=None)
         elif op == "expire":
-            expiry.run(self.chain, datetime.now(UTC).date() + timedelta(days=40 + n))
+            day = datetime.now(UTC).date() + timedelta(days=40 + n)
+            real = self.chain.clock                 # HQ's day moves on to the run's day
+            self.chain.clock = lambda: f"{day.isoformat()}T23:59:59.000000Z"
+            try:
+                expiry.run(self.chain, day)
+            finally:
+                self.chain.clock = real
         elif op == "credit_sale":
             net = 500 + n
             self.push(outlet, SaleRecorded(

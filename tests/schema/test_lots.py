@@ -48,7 +48,7 @@ from schema.reversal import (
 )
 
 NEVER = ExpiryRule()
-YEAR = ExpiryRule(kind="end_of_month", months=12)
+YEAR = ExpiryRule(kind="end_of_month", months=12, grace_days=0)
 IDLE = ExpiryRule(kind="inactivity", months=6)
 D = date(2025, 1, 15)
 

@@ -206,8 +206,8 @@ def test_docs_worked_example_8() -> None:
     assert expiring(lots, date(2025, 12, 1), 60, rule) == []
     shown = expiring(lots, date(2025, 12, 2), 60, rule)
     assert shown == expiring(lots, date(2025, 12, 5), 60, rule)
-    assert due(lots, date(2026, 1, 31), rule) == []
-    (expired,) = due(lots, date(2026, 2, 1), rule)
+    assert due(lots, date(2026, 2, 7), rule) == []  # the last day + the 7 days' grace
+    (expired,) = due(lots, date(2026, 2, 8), rule)
     turned_on = ExpiryRule(kind="end_of_month", months=12, since=date(2025, 7, 1))
     (old,) = earn((), "S-old", 100, date(2024, 3, 5), ExpiryRule())
     assert doc_result(8) == {"last_day": ymd(lots[0].expires_on), "expiring": shown[0][1],
@@ -290,14 +290,14 @@ def test_docs_worked_example_13() -> None:
                                     gift_name="Mug", qty=1, points_spent=30),
                  date(2026, 2, 3), rule)
     expired: dict[str, int] = {}
-    for day, name in ((date(2026, 2, 28), "on_0228"), (date(2026, 3, 1), "on_0301"),
-                      (date(2026, 3, 1), "again_0301"), (date(2026, 4, 1), "on_0401")):
+    for day, name in ((date(2026, 3, 7), "on_0307"), (date(2026, 3, 8), "on_0308"),
+                      (date(2026, 3, 8), "again_0308"), (date(2026, 4, 8), "on_0408")):
         found = due(book.lots, day, rule)
         expired[name] = sum(x.points for x in found)
         if found:
             book = apply(book, PointsExpired(expiry_id=name, customer_id="C-1",
                                              on=day.isoformat(), lots=found), day, rule)
-        if name == "on_0301":
+        if name == "on_0308":
             assert [(x.lot_id, x.points, x.expired_on) for x in found] == [
                 ("S-jan", 70, "2026-02-28")]
     assert doc_result(13) == {**expired, "balance": book.balance,

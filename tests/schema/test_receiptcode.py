@@ -211,3 +211,60 @@ def test_the_worst_loss_is_every_outlets_floor_once_per_window() -> None:
     chain = worst_loss(outlets=4, floor_returns=20_000, days=10, cards=3, outlet_floor=50_000)
     assert chain.per_chain == 200_000  # each outlet: min(3 x 200.00, 500.00)
     assert worst_loss(outlets=4, floor_returns=20_000, days=10, cards=3).per_chain == 240_000
+
+
+# --- forged codes: a correct check, anything inside -------------------------------------
+
+
+def _forged(payload: object, text: str | None = None) -> str:
+    """A code whose check matches `payload` (or JSON `text`): the check is not a signature."""
+    import hashlib
+    import json
+
+    raw = zlib.compress((json.dumps(payload) if text is None else text).encode(), 9)
+    body = raw + hashlib.sha256(raw).digest()[:5]
+    return CODE_PREFIX + base64.b32encode(body).decode().rstrip("=")
+
+
+def _receipt(lines: object, points: object = 5, payments: object = None) -> list[object]:
+    return [1, "O2", "2026-01-01T00:00:00Z", SALE_ID, "c1", "T1", "EUR", points, lines,
+            [["cash", 1]] if payments is None else payments]
+
+
+@pytest.mark.parametrize("qty,price", [("x" * 1000, 10**9), ([0] * 100, 10**9),
+                                       (10**9, "x" * 1000), (10**30, "x"), (True, 5),
+                                       (2.5, 4), (0, 100), (-3, 100), (100_001, 1)])
+def test_a_forged_line_is_receipt_invalid_before_any_arithmetic(qty: object,
+                                                                  price: object) -> None:
+    with pytest.raises(ReceiptInvalid) as caught:
+        decode(_forged(_receipt([["sku", "n", qty, price, 0, None]])))
+    assert caught.value.code == "receipt_invalid"
+
+
+def test_a_deeply_nested_forged_code_is_receipt_invalid() -> None:
+    with pytest.raises(ReceiptInvalid):
+        decode(_forged(None, "[" * 100_000 + "]" * 100_000))
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False)
+    | st.sampled_from([0, 1, -1, 7, 10**9, 10**12 + 1, 2**63, 10**30, -(10**30)])
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=7) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=4),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(outlet=_JSONISH, at=_JSONISH, points=_JSONISH, lines=_JSONISH, payments=_JSONISH,
+       line=st.lists(_JSONISH, min_size=6, max_size=6))
+def test_any_forged_code_is_a_sale_or_receipt_invalid_and_never_anything_else(
+        outlet: object, at: object, points: object, lines: object, payments: object,
+        line: list[object]) -> None:
+    for payload in ([1, outlet, at, SALE_ID, "c1", "T1", "EUR", points, lines, payments],
+                    _receipt([line], points, payments), _receipt([line])):
+        try:
+            data = decode(_forged(payload))
+        except ReceiptInvalid:
+            continue
+        assert all(0 < ln.qty <= 100_000 for ln in data.sale.lines)

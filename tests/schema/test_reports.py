@@ -855,7 +855,8 @@ def test_points_liability_splits_active_pending_expiring_and_expired_at_hq(
     today, run_on = date(2024, 6, 10), date(2024, 6, 1)
     chain = Chain(tmp_path / "hq.db", clock=lambda: "2024-06-10T12:00:00.000000Z")
     admin.put_master(chain, "programme", {
-        "expiry": {"kind": "end_of_month", "months": 2, "since": "2024-01-01"},
+        "expiry": {"kind": "end_of_month", "months": 2, "since": "2024-01-01",
+                   "grace_days": 0},
         "returns": {"pending_points": True, "return_window_days": 14}}, by=None)
     with chain.db.write() as conn:
         add_outlet(conn, "N")
@@ -961,7 +962,7 @@ def test_points_liability_at_an_outlet_is_its_view_and_hqs_once_synced(
     chain = Chain(tmp_path / "hq.db", seed=default_documents())
     admin.put_master(chain, "programme", {
         "expiry": {"kind": "inactivity", "months": 1, "since": "2020-01-01"},
-        "returns": {"pending_points": True, "return_window_days": 30}}, by=None)
+        "returns": {"pending_points": True, "return_window_days": 20}}, by=None)
     with chain.db.write() as conn:
         token, _ = credentials.add_outlet(conn, "NORTH")
     server = Background(create_app(chain), on_exit=chain.waiters.close)
@@ -1007,7 +1008,7 @@ def test_points_liability_at_an_outlet_is_its_view_and_hqs_once_synced(
         row = reports.run(conn, "points-liability", as_of).as_dicts()[0]
     finally:
         conn.close()
-    # every sale's points are pending (30 days); the correction's are spendable at once;
+    # every sale's points are pending (20 days); the correction's are spendable at once;
     # a month without a purchase: all of them are due within 30 days
     assert (row["outstanding_points"], row["pending_points"], row["active_points"]) == (
         sold + 40, sold, 40)

@@ -626,3 +626,21 @@ def test_a_return_that_reaches_hq_before_its_sale_keeps_its_count_until_the_sale
     assert both.best_purchase_total == BREAD.total_net - r.value
     assert [i["sku"] for i in both.statistics()["top_purchased_items"]] == ["BREAD"]
     assert early.statistics()["top_purchased_items"] == []
+
+
+def test_an_honest_return_split_across_two_outlets_is_not_flagged_for_rounding_alone() -> None:
+    """Review 11 finding 4: each outlet rounds its own part (value half up, points up), so
+    two halves may refund a cent and take a point more than the sale: not fraud."""
+    ln = SaleLine(sku="a", name="", qty=2, unit_price=5, gross=10, discount=5, net=5)
+    sale = SaleRecorded(sale_id="s", customer_id="c", till_id="t", currency="EUR", lines=[ln],
+                        payments=[Payment(mode="cash", amount=5)], total_gross=10,
+                        total_discount=5, total_net=5, points_earned=3)
+    rules = ReturnsSettings()
+    home = plan_return(sale, [], [Asked("a", 1)], return_id="rA", balance=100, settings=rules,
+                       home=True)
+    abroad = plan_return(sale, [], [Asked("a", 1)], return_id="rB", balance=100,
+                         settings=rules, home=False)
+    assert audit(sale, [home, abroad]) == []
+    again = plan_return(sale, [], [Asked("a", 1)], return_id="rC", balance=100, settings=rules,
+                        home=False)
+    assert audit(sale, [home, abroad, again])  # a unit returned twice is still flagged

@@ -51,10 +51,10 @@ def test_a_correction_previews_then_books_once_even_when_submitted_twice(chain: 
     assert '"points": 1200' in row["before"] and '"points": 1000' in row["after"]
 
 
-def test_the_same_adjustment_id_books_once_through_the_domain_call(chain: Chain) -> None:
+def test_the_same_form_token_books_once_through_the_domain_call(chain: Chain) -> None:
     by = Actor("olga", "operator")
-    first = admin.adjust(chain, ANA, 300, 0, "goodwill", by=by, adjustment_id="form-1")
-    again = admin.adjust(chain, ANA, 300, 0, "goodwill", by=by, adjustment_id="form-1")
+    first = admin.adjust(chain, ANA, 300, 0, "goodwill", by=by, key="office:form-1")
+    again = admin.adjust(chain, ANA, 300, 0, "goodwill", by=by, key="office:form-1")
     assert again["event_id"] == first["event_id"] and again["points_balance"] == 300
     assert admin.customer_view(chain, ANA)["points_balance"] == 300
 

@@ -23,7 +23,7 @@ chain = edit_tests.chain  # the fixture: a chain with customer ANA, operator olg
 PAGE = "/office/programme/settings"
 FORM = {"points_policy": "negative", "point_value_per_100": "", "return_window_days": "30",
         "outlet_floor_returns": "5000.00", "kind": "end_of_month", "months": "2", "since": "",
-        "reason": "expiry from the new year's terms"}
+        "grace_days": "3", "reason": "expiry from the new year's terms"}
 
 
 def post(client: TestClient, path: str, **typed: str) -> str:
@@ -52,7 +52,8 @@ def test_turning_expiry_on_previews_the_points_it_would_expire_and_saves_from_to
 
     assert post(client, PAGE) == "303"
     saved = programme(chain)
-    assert saved["expiry"] == {"kind": "end_of_month", "months": 2, "since": today.isoformat()}
+    assert saved["expiry"] == {"kind": "end_of_month", "months": 2, "since": today.isoformat(),
+                              "grace_days": 3}
     assert saved["returns"]["outlet_floor_returns"] == 500_000  # type: ignore[index]
     [row] = chain.db.all("SELECT staff, reason FROM audit WHERE action = 'programme.put' "
                          "AND subject = 'programme'")
