@@ -384,3 +384,40 @@ def test_only_the_mail_worker_speaks_smtp_and_only_the_scheduler_runs_it() -> No
                     callers.add(name)
     assert importers == {"hq/mailqueue.py"}
     assert callers == {"hq/schedule.py"}
+
+
+def test_an_invoice_its_returns_bring_to_zero_says_there_is_nothing_to_pay(
+        tmp_path: Path, smtp: SmtpServer) -> None:
+    from schema.reversal import Asked, ReturnsSettings, plan_return
+
+    ziga = buyers()[0]
+    ziga.sales = ()
+    chain, _ = make_hq(tmp_path / "hq.db", [ziga], close=False)
+    try:
+        line = SaleLine(sku="S", name="Stuff", qty=1, unit_price=4_990, gross=4_990,
+                        discount=0, net=4_990)
+        sale = SaleRecorded(sale_id=new_id(), customer_id=ziga.customer_id, currency="EUR",
+                            lines=[line], payments=[Payment(mode="credit", amount=4_990)],
+                            total_gross=4_990, total_discount=0, total_net=4_990,
+                            points_earned=0)
+        back = plan_return(sale, [], [Asked("S", 1)], return_id=new_id(), balance=0,
+                           settings=ReturnsSettings(), reason="wrong size")
+        ingest.push(chain, OUTLET, PushRequest(outlet_id=OUTLET, events=[
+            make_event(OUTLET, 2, sale, "2026-10-05T12:00:00Z"),
+            make_event(OUTLET, 3, back, "2026-10-06T12:00:00Z")]))
+        [made] = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1),
+                                       date(2026, 11, 1))
+        assert made["amount"] == 0
+        chain.clock = lambda: "2026-11-01T05:00:00.000000Z"
+        with_payee(chain)
+        settings.change(chain, smtp.settings())
+        assert notices.queue_due(chain) == {"mailed": 1}
+        mailqueue.send_due(chain, T0)
+        [got] = smtp.received
+        assert str(got.message["Subject"]) == f"Invoice {made['number']}: nothing to pay"
+        text = got.text()
+        assert "nothing to pay" in text and "Due on" not in text
+        assert "Payment reference" not in text and "IBAN" not in text
+        assert got.attachment()  # the invoice itself still goes: the purchases and credits
+    finally:
+        chain.close()
