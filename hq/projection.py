@@ -109,6 +109,8 @@ Bump = Callable[[sqlite3.Connection, str, str, bool], object]  # Chain.bump's sh
 APPLIED: Verdict = ("applied", None)
 UNKNOWN_CUSTOMER: Verdict = ("flagged", "unknown customer")
 OVERSPENT: Verdict = ("flagged", "points overspent: balance below zero")
+RETURN_OVERSPENT: Verdict = ("flagged", ("return took back points already spent elsewhere: "
+                                         "balance below zero"))
 STATUS_IGNORED: Verdict = ("flagged", "outlets cannot change a customer's status; ignored")
 TRANSFER_IGNORED: Verdict = ("flagged", "only HQ orders a stock transfer between outlets; ignored")
 MERGE_IGNORED: Verdict = ("flagged", "only head office merges customers; ignored")
@@ -348,6 +350,15 @@ def stored(event: Envelope) -> str:
     return event.model_dump_json()
 
 
+def _also(verdict: Verdict, more: Verdict) -> Verdict:
+    """Both verdicts' reasons: flagged when either is."""
+    if more[0] != "flagged":
+        return verdict
+    if verdict[0] != "flagged":
+        return more
+    return ("flagged", f"{verdict[1]}; {more[1]}")
+
+
 def timed(verdict: Verdict, late: str | None) -> Verdict:
     """The verdict with why the fact's stamp was not used, if it was not: flagged for that
     reason in the ledger; the review is one flag per outlet (hq/clocks.py)."""
@@ -466,6 +477,9 @@ class Batch:
                 acc.add(delta)
                 if delta.points_used > 0:  # a gift given back never overspends
                     verdict = self._overspent(customer_id, acc, verdict)
+                elif delta.points_earned < 0 and self._guards_balance(body):
+                    verdict = _also(verdict, self._overspent(customer_id, acc, APPLIED,
+                                                             RETURN_OVERSPENT))
         if known and entry.about_customer and entry.bumps_customer:
             self.bump(self.conn, "customer", customer_id, False)
         return self._record(event, hq_seq, booked, late, verdict)
@@ -521,14 +535,23 @@ class Batch:
         acc = self.accs[customer_id] = Acc()
         return acc
 
-    def _overspent(self, customer_id: str, acc: Acc, verdict: Verdict) -> Verdict:
-        """For a fact that spent points: overspent if it left the customer's balance
-        (stored, plus the batch so far: `acc`) below zero."""
+    def _guards_balance(self, body: Body) -> bool:
+        """A return under a policy that keeps balances at or above zero (`reduce_refund`,
+        `supervisor`), not approved below it by a supervisor: the outlet let it through
+        because its view covered the points, so HQ seeing the balance below zero means
+        another outlet spent them meanwhile (review 11, finding 8)."""
+        return (isinstance(body, ReturnRecorded) and not body.approved_by
+                and self.settings.returns.points_policy != "negative")
+
+    def _overspent(self, customer_id: str, acc: Acc, verdict: Verdict,
+                   why: Verdict = OVERSPENT) -> Verdict:
+        """For a fact that spent points (or took back points earned): `why` if it left the
+        customer's balance (stored, plus the batch so far: `acc`) below zero."""
         if customer_id not in self.balance0:  # stored, plus what is summed but not written
             self.balance0[customer_id] = tallystore.points_balance(self.conn, customer_id) + (
                 0 if self.under is None else self.under.points(customer_id))
         held = acc.points_earned - acc.points_used - acc.points_expired
-        return OVERSPENT if self.balance0[customer_id] + held < 0 else verdict
+        return why if self.balance0[customer_id] + held < 0 else verdict
 
     # --- the way back: what a return reads (see the module docstring) -----------------
     def waiting(self) -> set[str]:
