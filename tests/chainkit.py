@@ -10,26 +10,39 @@ goes to a file that tests/conftest.py attaches to the report of a failing test.
   same port simulates HQ going down and coming back. `db` may be a postgresql:// URL
   (several HQ processes on one database), its stderr then in `stderr`.
 - `OutletProcess`: `loyalty agent serve --hq URL --token T` with a `Till` on it.
-- `ChainRig`: HQ plus outlets of one test.
+- `ChainRig`: HQ plus outlets of one test; HQ on a SQLite file in the rig's folder, or on
+  the postgresql:// URL given as `db`.
+- `STORES` / `hq_store(request, store)`: the chain suites run on both of HQ's stores
+  (ids "sqlite", "postgresql"): `hq_store` gives None (a file) or the URL of a new database
+  with HQ's tables in the test run's cluster (tests/conftest.py `pg_cluster`), dropped after.
 - `until(...)` (testkit's `wait_until`): polls a condition, returns (seconds it took, value).
+- `hq_reports(db)`: a connection to run schema.reports on HQ's database, either store.
 - `hq_ledger_check(...)`: testkit's `check_files` on a live chain: every outlet event at HQ
   exactly once, HQ's balances = the fold of its events.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from agentkit import Till
 from testkit import Service, check_files, cli, cli_last_line, free_port, line, read_only
 from testkit import wait_until as until
 from testkit.hqadmin import HQAdmin
+from testkit.postgres import hq_database
 
-__all__ = ["ChainRig", "HQAdmin", "HQProcess", "OutletProcess", "Process", "Till", "buy", "cli",
-           "cli_last_line", "free_port", "hq_ledger_check", "until", "wal_safe_copy"]
+__all__ = ["STORES", "ChainRig", "HQAdmin", "HQProcess", "OutletProcess", "Process", "Till", "buy",
+           "cli", "cli_last_line", "free_port", "hq_ledger_check", "hq_reports", "hq_store", "until",
+           "wal_safe_copy"]
+
+# HQ's stores the chain suites run on, as parameter ids
+STORES = ["sqlite", "postgresql"]
 
 
 class Process(Service):
@@ -100,11 +113,14 @@ class OutletProcess(Process):
 
 
 class ChainRig:
-    """HQ plus outlets of one test, all real processes; everything killed at `close`."""
+    """HQ plus outlets of one test, all real processes; everything killed at `close`.
+    HQ serves `db` (a postgresql:// URL, its stderr in the rig's folder) or, without one,
+    a SQLite file in the rig's folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, db: str | None = None) -> None:
         self.root = root
-        self.hq = HQProcess(root / "hq.db")
+        self.hq = (HQProcess(root / "hq.db") if db is None
+                   else HQProcess(db, stderr=root / "hq.stderr"))
         self.tokens: dict[str, str] = {}
         self.outlets: dict[str, OutletProcess] = {}
 
@@ -152,18 +168,54 @@ class ChainRig:
                       what=f"outlet {agent.outlet} pushed everything")
 
 
+@contextlib.contextmanager
+def hq_store(request: pytest.FixtureRequest, store: str) -> Iterator[str | None]:
+    """HQ's `db` for a chain on `store` (one of STORES): None for a SQLite file, or the URL
+    of a new database with HQ's tables, dropped after the block (its processes killed)."""
+    if store == "sqlite":
+        yield None
+        return
+    assert store == "postgresql", store
+    cluster = request.getfixturevalue("pg_cluster")
+    url = hq_database(cluster)
+    try:
+        yield url
+    finally:
+        cluster.drop(url)
+
+
 # --- sales ------------------------------------------------------------------------------
 def buy(till: Till, card: str, unit_price: int, sku: str = "SKU-1") -> dict[str, Any]:
     """A cash sale of one line (priced through a quote); returns the sale answer."""
     return till.sold(card, [line(sku, unit_price)])
 
 
-# --- looking into HQ's file ---------------------------------------------------------------
+# --- looking into HQ's database ---------------------------------------------------------------
 def hq_ledger_check(hq_db: Path | str, outboxes: dict[str, Path]) -> dict[str, Any]:
     """Asserts HQ holds every outlet event exactly once and balances = fold of events; the
     outlets may still be pulling and HQ may have been restored (no floor bound)."""
     figures = check_files(hq_db, outboxes, floor_bound=False, converged=False)
     return {"events": figures["events_by_outlet"], "customers": figures["customers"]}
+
+
+@contextlib.contextmanager
+def hq_reports(db: Path | str) -> Iterator[Any]:
+    """A connection to run `schema.reports` on HQ's database, either store (`reading`: the
+    file read-only, or one snapshot of the PostgreSQL database)."""
+    from schema import reports
+
+    if isinstance(db, str) and "://" in db:
+        from hq.store.postgres import PgStore
+
+        store = PgStore(db, pool_size=1)
+        try:
+            with reports.reading(store) as conn:
+                yield conn
+        finally:
+            store.close()
+        return
+    with reports.reading(db) as conn:
+        yield conn
 
 
 def wal_safe_copy(src: Path, dst: Path) -> None:

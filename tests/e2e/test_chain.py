@@ -1,7 +1,8 @@
 """End to end: HQ and outlet agents as real processes on loopback (issue 3, "Done means").
 
 Every test drives the tills over HTTP and HQ over its admin API, as a POS and head office
-do, and stops the HQ process to take the network away. Latencies are printed (`-s`).
+do, and stops the HQ process to take the network away. Latencies are printed (`-s`). Every test runs
+with HQ on a SQLite file and on PostgreSQL (tests/e2e/conftest.py `chain_store`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 from agentkit import expect_error
 from chainkit import ChainRig, OutletProcess, buy, cli, hq_ledger_check, until
+
+CHAIN_ON_BOTH_STORES = True
 
 # Category A (the default "Gold"): 10 % off, 200 points per 100.00 net, floor_points 2000.
 PRICE = 100_000          # 1000.00 -> 900.00 net -> 1800 points
@@ -283,15 +286,13 @@ def test_new_outlet_bootstraps_the_whole_chain(chain: ChainRig) -> None:
 
     elapsed, _ = until(c_has_everything, 10, every=0.05, what="every card at C")
     print(f"\nC bootstrapped {len(cards)} customers in {elapsed:.3f}s after start")
-    hq = chain.hq.db_conn()
+    hq_master = {(r[0], r[1]) for r in chain.hq.rows("SELECT kind, key FROM master")}
+    hq_customers = {r[0] for r in chain.hq.rows("SELECT customer_id FROM customers")}
     cc = sqlite3.connect(c.db)
     try:
-        hq_master = {(r[0], r[1]) for r in hq.execute("SELECT kind, key FROM master")}
         c_master = {(r[0], r[1]) for r in cc.execute("SELECT kind, key FROM master")}
-        hq_customers = {r[0] for r in hq.execute("SELECT customer_id FROM customers")}
         c_customers = {r[0] for r in cc.execute("SELECT customer_id FROM customers")}
     finally:
-        hq.close()
         cc.close()
     assert ("category", "P") in c_master and ("gift", "GIFT-BIKE") in c_master
     assert c_master == hq_master

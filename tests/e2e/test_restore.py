@@ -4,6 +4,8 @@ Two ways HQ goes back in time: the documented one (copy the backup, then
 `loyalty hq restore-epoch`: a new epoch) and a careless one (a plain file copy, same
 epoch: the outlets see HQ holding fewer of their events than it acknowledged). Either way,
 every event ends at HQ exactly once and HQ's balances are the fold of its events.
+SQLite only: restoring HQ from a file backup is SQLite's; PostgreSQL's is PITR with its own
+tools (its equivalent here, HQ killed and restarted on the same URL, is tests/sync/test_kill.py).
 """
 
 from __future__ import annotations

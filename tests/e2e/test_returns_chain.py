@@ -6,7 +6,8 @@ at A works at B from the receipt's code alone, within the card's `floor_returns`
 receipt twice at one outlet is refused; returned at A and at B while both are offline, both
 apply and HQ flags it, the loss within the bound. HQ applies every return once and restates
 the statistics every outlet then shows; a supervisor approves taking back points already
-spent when the programme says so.
+spent when the programme says so. Every test runs with HQ on a SQLite file and on PostgreSQL
+(tests/e2e/conftest.py `chain_store`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import sqlite3
 from typing import Any
 
 from agentkit import expect_error, line
-from chainkit import ChainRig, OutletProcess, hq_ledger_check, until
+from chainkit import ChainRig, OutletProcess, hq_ledger_check, hq_reports, until
 
 from agent.defaults import LIMITS
 from schema import reports
+
+CHAIN_ON_BOTH_STORES = True
 
 FLOOR_B = next(limit.floor_returns for limit in LIMITS if limit.category == "B")  # 200.00
 
@@ -35,11 +38,7 @@ def give_back(agent: OutletProcess, body: dict[str, Any]) -> Any:
 def synced(chain: ChainRig) -> None:
     """Every outlet has pushed everything and pulled HQ's last change."""
     chain.settled()
-    hq = chain.hq.db_conn()
-    try:
-        head = hq.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-    finally:
-        hq.close()
+    head = chain.hq.rows("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0]
     for agent in chain.outlets.values():
         until(lambda a=agent: a.status()["cursor"] >= head, 15, every=0.05,
               what=f"{agent.outlet} pulled HQ's head")
@@ -91,16 +90,12 @@ def test_a_sale_made_at_a_is_returned_at_b_offline_from_its_code_within_the_floo
 
     chain.hq.start()
     synced(chain)
-    hq = chain.hq.db_conn()
-    try:
-        flags = [r["reason"] for r in hq.execute(
-            "SELECT f.reason FROM flags f JOIN events e ON e.event_id = f.event_id"
-            " WHERE e.type = 'return.recorded'")]
-        rows = hq.execute("SELECT outlet_id, home, refunded FROM returns WHERE sale_id = ?"
-                          " ORDER BY outlet_id", (sale["sale_id"],)).fetchall()
-    finally:
-        hq.close()
-    assert [tuple(r) for r in rows] == [("A", 1, radio["value"]), ("B", 0, radio["value"])]
+    flags = [r[0] for r in chain.hq.rows(
+        "SELECT f.reason FROM flags f JOIN events e ON e.event_id = f.event_id"
+        " WHERE e.type = 'return.recorded'")]
+    rows = chain.hq.rows("SELECT outlet_id, home, refunded FROM returns WHERE sale_id = ?"
+                         " ORDER BY outlet_id", (sale["sale_id"],))
+    assert rows == [("A", 1, radio["value"]), ("B", 0, radio["value"])]
     assert len(flags) == 1 and "line 0 (TV): 2 returned of 1 sold" in flags[0], flags
     lost = radio["value"]  # the second refund: what no outlet could check
     assert lost <= FLOOR_B
@@ -139,13 +134,10 @@ def test_hq_restates_the_statistics_after_a_return_and_every_outlet_shows_them(
     expect_error(a.till.post(f"/v1/sales/{big['sale_id']}/void",
                              {"till_id": "A-T1", "reason": "again"}), 409, "already_reversed")
 
-    conn = reports.connect(chain.hq.db)
-    try:
+    with hq_reports(chain.hq.db) as conn:
         listed = [d for d in reports.run(conn, "returns").as_dicts()
                   if d["receipt"] == big["receipt_reference"]]
         turnover = {d["outlet"]: d for d in reports.run(conn, "turnover").as_dicts()}
-    finally:
-        conn.close()
     assert [(d["outlet"], d["till"], d["kind"], d["reason"], d["value"]) for d in listed] == [
         ("A", "A-T1", "void", "customer changed their mind", big["total_net"])]
     assert turnover["A"]["returned"] >= big["total_net"]
@@ -171,12 +163,9 @@ def test_points_already_spent_go_to_a_supervisor_when_the_programme_says_so(
         assert approved.json()["points_balance"] == -500
         synced(chain)
         assert chain.hq.customer(cid)["points_balance"] == -500
-        conn = reports.connect(chain.hq.db)
-        try:
+        with hq_reports(chain.hq.db) as conn:
             listed = [d for d in reports.run(conn, "returns").as_dicts()
                       if d["receipt"] == sale["receipt_reference"]]
-        finally:
-            conn.close()
         assert [d["approved_by"] for d in listed] == ["Maja (shift lead)"]
     finally:
         chain.hq.admin("PUT", "/v1/admin/master/programme", json={})

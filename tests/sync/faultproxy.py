@@ -9,7 +9,7 @@
   (`drop_response`: HQ applied it, the agent never learns), or answers 502 itself (`bad_gateway`).
 - `Chain`: HQ (`loyalty hq serve`) and N agents (`loyalty agent serve`) as real processes
   (chainkit's `HQProcess` and `OutletProcess`), restartable on the same files (kill -9 and
-  start again).
+  start again); HQ on a file in the chain's folder, or on PostgreSQL (`db`, a URL).
 - `Workload`: tills at every outlet registering cards, selling (Idempotency-Keys, retried
   until answered), redeeming gifts, editing profiles, and taking goods back: returns at the
   sale's outlet (by sale id or receipt reference) and at others (from the receipt's code,
@@ -19,6 +19,8 @@
 - `check_chain`: the invariants after healing (testkit's `check_files`: exactly once, HQ =
   fold, convergence, the floor bound, every sale, redemption, return and void answered 201
   exactly once everywhere).
+
+`store_seeds`: the (store, seed) cases of a soak: HQ on a SQLite file or on PostgreSQL.
 
 A unique module name (test folders are not packages), imported as `import faultproxy`.
 """
@@ -38,11 +40,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
+import pytest
 import requests
 import testkit
 from chainkit import HQProcess, OutletProcess, Process
-from testkit import Ledger, check_files, read_only, wait_until
-from testkit.ledger import floor_points
+from testkit import Ledger, check_files, wait_until
+from testkit.ledger import floor_points, hq_reader
 from testkit.processes import logs
 
 __all__ = ["FAULTS", "BalanceWatch", "Chain", "Down", "FaultProxy", "Ledger", "Sold", "Till",
@@ -60,6 +63,17 @@ def seeds(default: int) -> list[int]:
     if "," in raw:
         return [int(s) for s in raw.split(",") if s.strip()]
     return list(range(1, int(raw) + 1))
+
+
+def store_seeds(default: int, on_postgres: int | None = None) -> list[Any]:
+    """The cases of a chain soak, as (store, seed) parameters with ids like "postgresql-1":
+    every seed of `seeds(default)` with HQ on SQLite and with HQ on PostgreSQL; without
+    LOYALTY_FAULT_SEEDS, only the first `on_postgres` seeds on PostgreSQL (the CI budget)."""
+    chosen = seeds(default)
+    on_pg = chosen if on_postgres is None or os.environ.get("LOYALTY_FAULT_SEEDS", "").strip() \
+        else chosen[:on_postgres]
+    return [pytest.param(store, seed, id=f"{store}-{seed}")
+            for store, some in (("sqlite", chosen), ("postgresql", on_pg)) for seed in some]
 
 
 # --- the proxy --------------------------------------------------------------------------
@@ -214,16 +228,19 @@ class Chain:
     outlets: list[str]
     proxy_seed: int | None = None
     fault_rate: float = 0.3
+    db: str | None = None  # HQ on this postgresql:// URL; None: on a file in `root`
     hq: HQProcess = field(init=False)
     agents: dict[str, OutletProcess] = field(init=False, default_factory=dict)
     proxy: FaultProxy | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.hq = HQProcess(self.hq_db)
+        self.hq = (HQProcess(self.root / "hq.db") if self.db is None
+                   else HQProcess(self.db, stderr=self.root / "hq.stderr"))
 
     @property
-    def hq_db(self) -> Path:
-        return self.root / "hq.db"
+    def hq_db(self) -> Path | str:
+        """HQ's `--db`: its file, or its PostgreSQL URL."""
+        return self.root / "hq.db" if self.db is None else self.db
 
     def agent_db(self, outlet: str) -> Path:
         return self.root / f"{outlet}.db"
@@ -283,7 +300,7 @@ class Chain:
                              headers={"Authorization": f"Bearer {self.hq.admin_token}"})
 
     def hq_head(self) -> int:
-        with read_only(self.hq_db) as conn:
+        with hq_reader(self.hq_db) as conn:
             return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
 
     def status(self, outlet: str) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ drops responses HQ already acted on, and answers 502. The tills keep selling, re
 and registering meanwhile; HQ bans a customer. After healing (faults off) the chain must
 satisfy docs/design.md §2 invariants 2, 4 and 5 (see `faultproxy.check_chain`).
 
+The soak runs with HQ on a SQLite file and on PostgreSQL (chainkit.hq_store).
 Seeds: 3 by default; `LOYALTY_FAULT_SEEDS=20` (a count) or `=3,17` (a list) for more.
 """
 
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultproxy import FAULTS, BalanceWatch, Chain, FaultProxy, Workload, check_chain, seeds
+from chainkit import hq_store
+from faultproxy import FAULTS, BalanceWatch, Chain, FaultProxy, Workload, check_chain, store_seeds
 
 from schema.events import Event
 from schema.sync import PushRequest
@@ -27,13 +29,22 @@ from sync.router import RouterTransport
 from sync.transport import LinkDown
 
 OUTLETS = ["A", "B", "C"]
+PG_SEEDS = 2  # on PostgreSQL 2 of the default 3 seeds: ~17 s each, the CI budget
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", seeds(3))
-def test_faulty_network_heals_to_one_truth(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("store", "seed"), store_seeds(3, on_postgres=PG_SEEDS))
+def test_faulty_network_heals_to_one_truth(request: pytest.FixtureRequest, tmp_path: Path,
+                                           store: str, seed: int) -> None:
+    """HQ on SQLite and on PostgreSQL (on PostgreSQL the first PG_SEEDS seeds only, unless
+    LOYALTY_FAULT_SEEDS is set)."""
+    with hq_store(request, store) as db:
+        heals_to_one_truth(tmp_path, seed, db)
+
+
+def heals_to_one_truth(tmp_path: Path, seed: int, db: str | None) -> None:
     clock = [time.monotonic()]
-    chain = Chain(tmp_path, OUTLETS, proxy_seed=seed, fault_rate=0.35).start()
+    chain = Chain(tmp_path, OUTLETS, proxy_seed=seed, fault_rate=0.35, db=db).start()
     try:
         work = Workload(chain, seed)
         work.setup()
@@ -73,15 +84,21 @@ def test_faulty_network_heals_to_one_truth(tmp_path: Path, seed: int) -> None:
 
 
 # --- each fault alone, on the router transport, against an in-process HQ ------------------
-@pytest.fixture
-def hq_behind_proxy(tmp_path: Path):  # type: ignore[no-untyped-def]
+# on both stores; on PostgreSQL in the slow tier (the cluster is a process)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def hq_behind_proxy(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    with hq_store(request, request.param) as db:
+        yield from _hq_behind_proxy(db or tmp_path / "hq.db")
+
+
+def _hq_behind_proxy(db: Path | str):  # type: ignore[no-untyped-def]
     from agent.programme import default_documents
     from hq import credentials
     from hq.api import create_app
     from hq.chain import Chain as HQChain
     from web import serving
 
-    chain = HQChain(tmp_path / "hq.db", seed=default_documents())
+    chain = HQChain(db, seed=default_documents())
     with chain.db.write() as conn:
         token, _ = credentials.add_outlet(conn, "A")
     server = serving.Background(create_app(chain))

@@ -12,6 +12,9 @@ As root (CI runs as root) initdb and the server refuse to run, so both run as th
 - `cluster.database(template=None)`: a new database of its own (from `template`, a
   database prepared once with `cluster.template(name, prepare)`: ~0.1-0.3 s instead of
   migrating again), dropped by `drop`.
+- `hq_database(cluster)`: a new database with HQ's tables (a copy of the template "hq",
+  migrated once per cluster), for `loyalty hq serve --db URL`; no epoch yet, so each is a
+  new HQ. Dropped by `cluster.drop(url)` like any other.
 - `cluster.stop()`: stops the server at once (SIGQUIT: an immediate shutdown) and removes
   the folder.
 
@@ -201,6 +204,18 @@ class Cluster:
         with self._lock:
             self._templates[name] = f"tpl_{name}"
         return name
+
+
+def migrated_hq(url: str) -> None:
+    """Prepares the template "hq": HQ's migrations applied, nothing else (no epoch)."""
+    from hq.store.postgres import PgStore
+
+    PgStore(url).close()
+
+
+def hq_database(cluster: Cluster) -> str:
+    """A new database of HQ's tables (see the module docstring); returns its URL."""
+    return cluster.database(template=cluster.template("hq", migrated_hq))
 
 
 def sweep() -> None:
