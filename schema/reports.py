@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from schema.database import storage_error
-from schema.dialect import count_if, dialect_of
+from schema.dialect import Dialect, count_if, dialect_of
 from schema.errors import InvalidRequest, NotFound, mask_card
 from schema.lots import ExpiryRule
 from schema.masterdata import programme_of
@@ -827,21 +827,21 @@ def _returns(ctx: _Ctx) -> Report:
         "on the sale's receipt")])
 
 
-def _last_day_sql(rule: ExpiryRule) -> str:
+def _last_day_sql(rule: ExpiryRule, dialect: Dialect) -> str:
     """SQL for a lot's last valid day (`schema.lots.ExpiryRule.expiry_of`) over the lot `l`
     and the customer's tally `t`: the day fixed on the lot, else the rule's. The months are
-    added as `schema.lots.add_months` does: a day the target month lacks is its last day."""
+    added as `schema.lots.add_months` does: a day the target month lacks is its last day
+    (the dialect's date arithmetic: schema/dialect.py)."""
     if rule.kind == "never":
         return "l.expires_on"
     since, months = f"'{rule.since.isoformat()}'", rule.months
     if rule.kind == "end_of_month":
-        start = f"max(l.earned_on, {since})"
-        return (f"coalesce(l.expires_on, date({start}, 'start of month', '+{months + 1} months',"
-                " '-1 day'))")
-    start = f"max(l.earned_on, {since}, coalesce(substr(t.last_purchase_at, 1, 10), ''))"
-    return (f"coalesce(l.expires_on, CASE WHEN strftime('%d', date({start}, '+{months} months'))"
-            f" = strftime('%d', {start}) THEN date({start}, '+{months} months') ELSE"
-            f" date({start}, 'start of month', '+{months + 1} months', '-1 day') END)")
+        start = dialect.greatest("l.earned_on", since)
+        return f"coalesce(l.expires_on, {dialect.end_of_month_after(start, months)})"
+    # a customer who never bought has '' (or NULL): the lot's own day or `since` is later
+    start = dialect.greatest("l.earned_on", since,
+                             "coalesce(substr(t.last_purchase_at, 1, 10), '')")
+    return f"coalesce(l.expires_on, {dialect.add_months(start, months)})"
 
 
 def _points_liability(ctx: _Ctx) -> Report:
@@ -873,7 +873,7 @@ def _points_liability(ctx: _Ctx) -> Report:
     # `today`, and what expires within 30/60/90 days of it (cumulative)
     settings = programme_of(ctx.conn)
     today = ctx.today
-    last = _last_day_sql(settings.expiry)
+    last = _last_day_sql(settings.expiry, ctx.dialect)
     ljoin, lwhere, lparams = ctx.scope("l", at=None, outlet=False, join_category=by_cat)
     tally = " LEFT JOIN customer_tally t ON t.customer_id = l.customer_id" if (
         settings.expiry.kind == "inactivity") else ""
