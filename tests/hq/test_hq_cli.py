@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
+import psycopg
 import pytest
 from agentkit import LOYALTY
 from chainkit import HQProcess
 from hqkit import STORES
+from testkit.waiting import wait_until
 
 from agent.programme import default_documents
 from hq import credentials, ingest, invoices
@@ -261,6 +263,25 @@ def test_restore_epoch_is_refused_while_hq_processes_serve_the_url_and_changes_n
         for hq in (one, two):  # each serving process named, as a file's lock names its one
             assert f"pid {hq.proc.pid}" in lines[0] and f"127.0.0.1:{hq.port}" in lines[0]
         assert "stop" in lines[0]
+        assert epoch_of(hq_pg) == before
+        # the server dropping the serving processes' connections (a restart, a failover):
+        # each marks itself again, and a restore is still refused
+        with psycopg.connect(hq_pg, autocommit=True) as conn:
+            dropped = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "application_name LIKE 'loyalty hq serve pid %'").fetchall()
+        assert len(dropped) == 2
+
+        def marked_again() -> bool:
+            with psycopg.connect(hq_pg) as conn:
+                return conn.execute(
+                    "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE l.locktype = 'advisory' AND l.mode = 'ShareLock' AND "
+                    "a.application_name LIKE 'loyalty hq serve pid %'").fetchone() == (2,)
+
+        wait_until(marked_again, timeout=15, what="both HQ processes serving again")
+        done = loyalty("hq", "restore-epoch", "--db", hq_pg)
+        assert done.returncode == 1 and "database_in_use" in done.stderr, done.stderr
         assert epoch_of(hq_pg) == before
         one.kill()  # kill -9: the server drops what the process held with its connection
         two.stop()
