@@ -370,15 +370,15 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         """After restoring HQ's database from a backup: start a new epoch so every outlet
         re-sends what the backup lacks and re-pulls."""
         # a serving HQ keeps announcing the epoch it read at start: restore only while stopped
-        hint = "stop HQ before restoring its database (docs/operations.md, Backups)"
         if store.is_url(db):  # no lock file named like the URL: the server tells who serves
             the_chain = chain(db)
-            with postgres(the_chain).alone("stop every HQ process serving it before restoring "
-                                           "its database (docs/operations.md, \"PostgreSQL at "
-                                           "HQ\", Backups)"):
+            with postgres(the_chain).alone(
+                    "stop every HQ process serving it before restoring its database "
+                    "(docs/operations.md, \"Backups and point-in-time recovery\")"):
                 epoch = the_chain.restore_epoch()
         else:
-            with DatabaseLock(db, "loyalty hq restore-epoch").held(hint):
+            with DatabaseLock(db, "loyalty hq restore-epoch").held(
+                    "stop HQ before restoring its database (docs/operations.md, Backups)"):
                 epoch = chain(db).restore_epoch()
         click.echo(f"new epoch {epoch}")
 
