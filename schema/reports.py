@@ -931,17 +931,22 @@ HQ_POINT_FACTS = ("balance.adjusted", "points.expired")
 
 
 def _hq_point_facts(ctx: _Ctx) -> list[tuple[str, int, int, int]]:
-    """Head office's corrections and expiries in scope: (booked time, earned, used, expired)
-    each, from its fact (a correction's points count as earned, fewer when negative)."""
+    """Head office's corrections and expiries in scope, from the period's first day on:
+    (booked time, earned, used, expired) each, from its fact (a correction's points count
+    as earned, fewer when negative)."""
     from schema.events import HQ_OUTLET, Event, tally_of
 
     _, who, params = ctx.scope("e", at=None, outlet=False)
     glue = " AND " if who else " WHERE "
     marks = ", ".join("?" for _ in HQ_POINT_FACTS)
+    since, after = "", []
+    if ctx.lo:  # facts before the period move none of its figures (the balance walks back)
+        since, after = " AND COALESCE(e.booked_at, e.at) >= ?", [ctx.lo]
     out = []
     for booked, event in ctx.query(
             f"SELECT COALESCE(e.booked_at, e.at), e.event FROM events e{who}{glue}"
-            f"e.outlet_id = ? AND e.type IN ({marks})", [*params, HQ_OUTLET, *HQ_POINT_FACTS]):
+            f"e.outlet_id = ? AND e.type IN ({marks}){since}",
+            [*params, HQ_OUTLET, *HQ_POINT_FACTS, *after]):
         delta = tally_of(Event.model_validate_json(event).parsed())
         out.append((str(booked), delta.points_earned, delta.points_used, delta.points_expired))
     return out

@@ -350,13 +350,13 @@ def test_points_liability_over_time_counts_returns_corrections_and_expiries(
         pg = PgStore(url)
         try:
             with pg.snapshot() as snapshot:
-                whole, cut, now = series_of(snapshot)
+                whole, cut, april, now = series_of(snapshot)
         finally:
             pg.close()
     else:
         conn = reports.connect(tmp_path / "hq.db")
         try:
-            whole, cut, now = series_of(conn)
+            whole, cut, april, now = series_of(conn)
         finally:
             conn.close()
     ends = {"2024-01-01": "2024-02-01", "2024-02-01": "2024-03-01",
@@ -369,13 +369,19 @@ def test_points_liability_over_time_counts_returns_corrections_and_expiries(
     assert cut[-1]["outstanding_points"] == month("2024-02-01", "2024-03-01")[
         "outstanding_points"]
     assert whole[-1]["outstanding_points"] == now
+    # a period starting after earlier corrections: the same April
+    assert april == whole[-1:]
 
 
-def series_of(conn: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """points-liability by month over January-April, over January-February, and now."""
-    whole = reports.run(conn, "points-liability", reports.Filters(
-        by="month", date_from="2024-01-01", date_to="2024-04-30")).as_dicts()
-    cut = reports.run(conn, "points-liability", reports.Filters(
-        by="month", date_from="2024-01-01", date_to="2024-02-29")).as_dicts()
+Rows = list[dict[str, Any]]
+
+
+def series_of(conn: Any) -> tuple[Rows, Rows, Rows, int]:
+    """points-liability by month over January-April, January-February and April, and now."""
+    def by_month(first: str, last: str) -> Rows:
+        return reports.run(conn, "points-liability", reports.Filters(
+            by="month", date_from=first, date_to=last)).as_dicts()
+
     now = reports.run(conn, "points-liability").as_dicts()[0]["outstanding_points"]
-    return whole, cut, int(now)
+    return (by_month("2024-01-01", "2024-04-30"), by_month("2024-01-01", "2024-02-29"),
+            by_month("2024-04-01", "2024-04-30"), int(now))
