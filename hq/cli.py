@@ -12,32 +12,25 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from hq import store
 from hq.chain import Chain, MasterSeed
 from schema.dblock import DatabaseLock
-from schema.errors import ConfigError
 from schema.roles import Role
+
+if TYPE_CHECKING:
+    from hq.store.postgres import PgStore
 
 SeedProvider = Callable[[], MasterSeed]
 # `progress(name, unit)`: long work's progress display, handed in by the composition root
 ProgressFactory = Callable[[str, str], AbstractContextManager[Any]]
 
-# The commands that run on a PostgreSQL --db already (issue 15, phase 1: what their SQL
-# needs is ported and tested on both stores); the others connect, so an unreachable server
-# is said as such, and refuse with `config_error`.
-ON_POSTGRES = frozenset({"outlet-add", "outlet-token", "admin-token", "serve"})
-# issue 15, phase 2 (the rest of HQ): invoices, mail, notices, statements, reports...
-ON_POSTGRES |= {"announce", "announcements", "ban", "close-invoices", "customer", "flags",
-                "import-statement", "invoice-pdf", "invoices-to-post", "mail", "newsletter",
-                "outlets", "settings", "snapshot", "staff-add", "unban"}
-# issue 11 on PostgreSQL: corrections and expiry go through the ingest path both stores run
-ON_POSTGRES |= {"adjust", "expire-points"}
 
 
 def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
@@ -47,13 +40,6 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         """Headquarters: the server and head-office operations."""
 
     def chain(db: str) -> Chain:
-        if store.is_url(db) and click.get_current_context().info_name not in ON_POSTGRES:
-            Chain(db, seed=seed()).close()  # reachable? then its tables are in place
-            command = click.get_current_context().info_name
-            raise ConfigError(f"loyalty hq {command} does not run on PostgreSQL yet: HQ's move to "
-                              "PostgreSQL is in progress (docs/operations.md, \"PostgreSQL at "
-                              f"HQ (in progress)\"); {store.shown(db)} now holds HQ's tables. "
-                              "Give --db a SQLite file meanwhile")
         made = Chain(db, seed=seed())
         # closed when the command ends: a PostgreSQL store holds a pool and a listener
         click.get_current_context().call_on_close(made.close)
@@ -98,6 +84,14 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
                 "one HQ per database: stop that one first"))
         with lock:
             the_chain = chain(db)
+            if store.is_url(db):
+                # marked as served for the process's life, so `restore-epoch` waits for none
+                # of the HQ processes (it refuses while one serves); the epoch read again, as
+                # one may have been restored while this process was marking
+                postgres(the_chain).serving(
+                    f"loyalty hq serve pid {os.getpid()} at {host}:{port}")
+                with the_chain.db.read() as conn:
+                    the_chain.epoch = str(the_chain.meta(conn, "epoch"))
             the_chain.clock_tolerance_s = clock_tolerance
             snapshots = Snapshots(the_chain, every=snapshot_changes)
             scheduler = schedule.start(the_chain, snapshots)
@@ -376,11 +370,16 @@ def group(seed: SeedProvider, cls: type[click.Group] = click.Group,
         """After restoring HQ's database from a backup: start a new epoch so every outlet
         re-sends what the backup lacks and re-pulls."""
         # a serving HQ keeps announcing the epoch it read at start: restore only while stopped
-        if store.is_url(db):
-            chain(db)  # never a lock file named like the URL; refused for now (ON_POSTGRES)
-        with DatabaseLock(db, "loyalty hq restore-epoch").held(
-                "stop HQ before restoring its database (docs/operations.md, Backups)"):
-            epoch = chain(db).restore_epoch()
+        if store.is_url(db):  # no lock file named like the URL: the server tells who serves
+            the_chain = chain(db)
+            with postgres(the_chain).alone(
+                    "stop every HQ process serving it before restoring its database "
+                    "(docs/operations.md, \"Backups and point-in-time recovery\")"):
+                epoch = the_chain.restore_epoch()
+        else:
+            with DatabaseLock(db, "loyalty hq restore-epoch").held(
+                    "stop HQ before restoring its database (docs/operations.md, Backups)"):
+                epoch = chain(db).restore_epoch()
         click.echo(f"new epoch {epoch}")
 
     @hq.command("staff-add")
@@ -653,6 +652,12 @@ TITLES = {
     "not_a_payment": "not payments",
     "duplicate": "already imported: nothing changed",
 }
+
+
+def postgres(chain: Chain) -> PgStore:
+    """The PostgreSQL store of a chain opened on a URL (`Chain.db` is typed as SQLite's)."""
+    assert store.is_url(chain.db.where)
+    return cast("PgStore", chain.db)
 
 
 def statement_lines(report: Any) -> list[str]:

@@ -34,6 +34,11 @@ stays one text for both stores. What cannot be translated mechanically is asked 
   `CASE WHEN` both read);
 - a day's bucket by week (`date(d, 'weekday 0', '-6 days')`, the Monday of `d`'s week):
   `monday_of(day_text)`, a YYYY-MM-DD text on both;
+- date arithmetic on YYYY-MM-DD texts (a lot's last valid day in the reports):
+  `add_months(day, n)` (a day the target month lacks is its last day, as
+  `schema.lots.add_months`; SQLite's `date(d, '+n months')` would roll over into the next
+  month, PostgreSQL's `date + interval` clamps) and `end_of_month_after(day, n)` (the last
+  day of the n-th month after `day`'s), both YYYY-MM-DD texts, compared as text on both;
 - a row read to be updated by the same transaction, which another transaction may be
   updating at the same time (an outlet's `last_seq`): `locked()` after the SELECT
   (`FOR UPDATE`: the second reader waits for the first to commit and then reads its
@@ -95,6 +100,24 @@ class Dialect:
         return (f"json_object_agg({key}, {value})" if self.postgres
                 else f"json_group_object({key}, {value})")
 
+    def add_months(self, day: str, months: int) -> str:
+        """`day` (a YYYY-MM-DD text expression) plus `months` months, as YYYY-MM-DD; a day
+        the target month lacks becomes its last day (31 Jan + 1 month: 28/29 Feb)."""
+        n = int(months)
+        if self.postgres:
+            return (f"to_char(CAST({day} AS DATE) + make_interval(months => {n}), "
+                    "'YYYY-MM-DD')")
+        return (f"CASE WHEN strftime('%d', date({day}, '+{n} months')) = strftime('%d', {day})"
+                f" THEN date({day}, '+{n} months') ELSE"
+                f" date({day}, 'start of month', '+{n + 1} months', '-1 day') END")
+
+    def end_of_month_after(self, day: str, months: int) -> str:
+        """The last day of the month `months` after the month of `day` (YYYY-MM-DD texts)."""
+        n = int(months)
+        if self.postgres:
+            return (f"to_char(date_trunc('month', CAST({day} AS DATE)) + "
+                    f"make_interval(months => {n + 1}) - interval '1 day', 'YYYY-MM-DD')")
+        return f"date({day}, 'start of month', '+{n + 1} months', '-1 day')"
 
     @property
     def skip_locked(self) -> str:

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from schema.database import storage_error
-from schema.dialect import count_if, dialect_of
+from schema.dialect import Dialect, count_if, dialect_of
 from schema.errors import InvalidRequest, NotFound, mask_card
 from schema.lots import ExpiryRule
 from schema.masterdata import programme_of
@@ -827,21 +827,21 @@ def _returns(ctx: _Ctx) -> Report:
         "on the sale's receipt")])
 
 
-def _last_day_sql(rule: ExpiryRule) -> str:
+def _last_day_sql(rule: ExpiryRule, dialect: Dialect) -> str:
     """SQL for a lot's last valid day (`schema.lots.ExpiryRule.expiry_of`) over the lot `l`
     and the customer's tally `t`: the day fixed on the lot, else the rule's. The months are
-    added as `schema.lots.add_months` does: a day the target month lacks is its last day."""
+    added as `schema.lots.add_months` does: a day the target month lacks is its last day
+    (the dialect's date arithmetic: schema/dialect.py)."""
     if rule.kind == "never":
         return "l.expires_on"
     since, months = f"'{rule.since.isoformat()}'", rule.months
     if rule.kind == "end_of_month":
-        start = f"max(l.earned_on, {since})"
-        return (f"coalesce(l.expires_on, date({start}, 'start of month', '+{months + 1} months',"
-                " '-1 day'))")
-    start = f"max(l.earned_on, {since}, coalesce(substr(t.last_purchase_at, 1, 10), ''))"
-    return (f"coalesce(l.expires_on, CASE WHEN strftime('%d', date({start}, '+{months} months'))"
-            f" = strftime('%d', {start}) THEN date({start}, '+{months} months') ELSE"
-            f" date({start}, 'start of month', '+{months + 1} months', '-1 day') END)")
+        start = dialect.greatest("l.earned_on", since)
+        return f"coalesce(l.expires_on, {dialect.end_of_month_after(start, months)})"
+    # a customer who never bought has '' (or NULL): the lot's own day or `since` is later
+    start = dialect.greatest("l.earned_on", since,
+                             "coalesce(substr(t.last_purchase_at, 1, 10), '')")
+    return f"coalesce(l.expires_on, {dialect.add_months(start, months)})"
 
 
 def _points_liability(ctx: _Ctx) -> Report:
@@ -873,7 +873,7 @@ def _points_liability(ctx: _Ctx) -> Report:
     # `today`, and what expires within 30/60/90 days of it (cumulative)
     settings = programme_of(ctx.conn)
     today = ctx.today
-    last = _last_day_sql(settings.expiry)
+    last = _last_day_sql(settings.expiry, ctx.dialect)
     ljoin, lwhere, lparams = ctx.scope("l", at=None, outlet=False, join_category=by_cat)
     tally = " LEFT JOIN customer_tally t ON t.customer_id = l.customer_id" if (
         settings.expiry.kind == "inactivity") else ""
@@ -918,55 +918,113 @@ def _points_liability(ctx: _Ctx) -> Report:
         rows, totals if by_cat else None, notes)
 
 
-def _points_over_time(ctx: _Ctx, grain: str) -> Report:
-    """Points earned and used per bucket and, at HQ, the liability at each bucket's end (or
-    at the period's end, for a last bucket cut by it).
+# What moves a points balance, by table, as the tallies count it (schema.events tally_of):
+# (table, alias, points column, figure, sign). Head office's corrections and expiries are
+# facts of the ledger only (`_hq_point_facts`).
+POINT_MOVES = (("sales", "s", "points_earned", "earned", 1),
+               ("returns", "rt", "points_reversed", "earned", -1),
+               ("redemptions", "r", "points_spent", "used", 1),
+               ("gift_returns", "gr", "points_returned", "used", -1))
+# Head office's own facts that move points (made only at HQ: one an outlet sent counts for
+# nothing, as in the tallies).
+HQ_POINT_FACTS = ("balance.adjusted", "points.expired")
 
-    HQ computes the balance backwards from the tallies (today's points-liability): the
-    balance at time T is today's minus every change booked at or after T, so the series
-    ends exactly on the liability the plain report shows. An outlet holds only its own sales
-    and hand-outs, not the chain's balances: there the balance column stays empty."""
+
+def _hq_point_facts(ctx: _Ctx) -> list[tuple[str, int, int, int]]:
+    """Head office's corrections and expiries in scope, from the period's first day on:
+    (booked time, earned, used, expired) each, from its fact (a correction's points count
+    as earned, fewer when negative)."""
+    from schema.events import HQ_OUTLET, Event, tally_of
+
+    _, who, params = ctx.scope("e", at=None, outlet=False)
+    glue = " AND " if who else " WHERE "
+    marks = ", ".join("?" for _ in HQ_POINT_FACTS)
+    since, after = "", []
+    if ctx.lo:  # facts before the period move none of its figures (the balance walks back)
+        since, after = " AND COALESCE(e.booked_at, e.at) >= ?", [ctx.lo]
+    out = []
+    for booked, event in ctx.query(
+            f"SELECT COALESCE(e.booked_at, e.at), e.event FROM events e{who}{glue}"
+            f"e.outlet_id = ? AND e.type IN ({marks}){since}",
+            [*params, HQ_OUTLET, *HQ_POINT_FACTS, *after]):
+        delta = tally_of(Event.model_validate_json(event).parsed())
+        out.append((str(booked), delta.points_earned, delta.points_used, delta.points_expired))
+    return out
+
+
+def _points_over_time(ctx: _Ctx, grain: str) -> Report:
+    """Points earned, used and (at HQ) expired per bucket and, at HQ, the liability at each
+    bucket's end (or at the period's end, for a last bucket cut by it).
+
+    At HQ the figures are the tallies' (what the plain report sums): earned net of the
+    points returns took back and of head office's corrections, used net of gifts given
+    back, expired by HQ's expiry runs. HQ computes the balance backwards from the tallies
+    (today's points-liability): the balance at time T is today's minus every change booked
+    at or after T, so the series ends exactly on the liability the plain report shows. An
+    outlet holds only its own sales and hand-outs, not the chain's balances: there the
+    balance and expired columns stay empty."""
     if ctx.f.outlet and ctx.hq:
         raise InvalidRequest(f"points are chain-wide: {ctx.names['outlet']} does not apply to "
                              "points-liability")
-    bucket_s, bucket_r = _bucket_sql(ctx, "s.at", grain), _bucket_sql(ctx, "r.at", grain)
-    join, where, params = ctx.scope("s")
-    earned = dict(ctx.query(f"SELECT {bucket_s}, SUM(s.points_earned) FROM sales s{join}{where}"
-                            " GROUP BY 1", params))
-    join, where, params = ctx.scope("r")
-    used = dict(ctx.query(f"SELECT {bucket_r}, SUM(r.points_spent) FROM redemptions r{join}"
-                          f"{where} GROUP BY 1", params))
-    buckets = _buckets(ctx, grain, set(earned) | set(used))
+    figures: dict[str, dict[str, int]] = {"earned": {}, "used": {}, "expired": {}}
+    later = 0  # at HQ: the balance's change booked after the period
+    for table, alias, column, figure, sign in POINT_MOVES:
+        if not ctx.hq and table not in ("sales", "redemptions"):
+            continue  # an outlet's own receipts and hand-outs (see the docstring)
+        if not ctx.has(table):
+            continue
+        bucket = _bucket_sql(ctx, f"{alias}.at", grain)
+        join, where, params = ctx.scope(alias)
+        into = figures[figure]
+        for b, n in ctx.query(f"SELECT {bucket}, SUM({alias}.{column}) FROM {table} {alias}"
+                              f"{join}{where} GROUP BY 1", params):
+            into[b] = into.get(b, 0) + sign * int(n or 0)
+        if ctx.hq and ctx.hi:  # changes booked after the period are not in its balances
+            _, who, params = ctx.scope(alias, at=None, outlet=False)
+            glue = " AND " if who else " WHERE "
+            n = ctx.one(f"SELECT COALESCE(SUM({alias}.{column}), 0) FROM {table} {alias}"
+                        f"{who}{glue}{alias}.at >= ?", [*params, ctx.hi])[0]
+            later += sign * int(n) * (1 if figure == "earned" else -1)
+    if ctx.hq:
+        for booked, earned_, used_, expired_ in _hq_point_facts(ctx):
+            if ctx.hi and booked >= ctx.hi:
+                later += earned_ - used_ - expired_
+            elif not ctx.lo or booked >= ctx.lo:
+                b = bucket_start(date.fromisoformat(booked[:10]), grain).isoformat()
+                for figure, n in (("earned", earned_), ("used", used_), ("expired", expired_)):
+                    if n:
+                        figures[figure][b] = figures[figure].get(b, 0) + n
+    earned, used, expired = figures["earned"], figures["used"], figures["expired"]
+    buckets = _buckets(ctx, grain, set(earned) | set(used) | set(expired))
     balances: list[int | None] = [None] * len(buckets)
     notes = [_grain_note(grain)]
     if ctx.hq:
         _, who, params = ctx.scope("t", at=None, outlet=False)
         balance = int(ctx.one("SELECT COALESCE(SUM(t.points_earned - t.points_used"
                               " - t.points_expired), 0)"
-                              f" FROM customer_tally t{who}", params)[0])
-        if ctx.hi:  # changes booked after the period are not in its balances
-            for table, alias, column, sign in (("sales", "s", "points_earned", 1),
-                                               ("redemptions", "r", "points_spent", -1)):
-                _, who, params = ctx.scope(alias, at=None, outlet=False)
-                glue = " AND " if who else " WHERE "
-                later = ctx.one(f"SELECT COALESCE(SUM({alias}.{column}), 0) FROM {table}"
-                                f" {alias}{who}{glue}{alias}.at >= ?", [*params, ctx.hi])[0]
-                balance -= sign * int(later)
+                              f" FROM customer_tally t{who}", params)[0]) - later
         for i in range(len(buckets) - 1, -1, -1):  # backwards from the period's end
             balances[i] = balance
-            balance -= earned.get(buckets[i], 0) - used.get(buckets[i], 0)
+            b = buckets[i]
+            balance -= earned.get(b, 0) - used.get(b, 0) - expired.get(b, 0)
         notes.append("outstanding = the points liability at the end of each "
                      f"{grain} (today's liability minus every change booked after it)")
+        notes.append("earned = net of the points returns took back and of head office's "
+                     "corrections; used = net of gifts given back; expired = HQ's expiry runs "
+                     "(the tallies' figures: each bucket's outstanding is the one before plus "
+                     "earned - used - expired)")
     else:
         notes.append("an outlet's database holds its own sales and hand-outs, not the chain's "
                      "balances: outstanding points over time need HQ's database")
-    rows = [(b, earned.get(b, 0), used.get(b, 0), balances[i]) for i, b in enumerate(buckets)]
+    rows = [(b, earned.get(b, 0), used.get(b, 0), expired.get(b, 0) if ctx.hq else None,
+             balances[i]) for i, b in enumerate(buckets)]
     return Report("points-liability", f"Points earned and used per {grain}" + (
         ", and the liability" if ctx.hq else ""), ctx.kind, [
         Column(grain, "text"), Column("points_earned"), Column("points_used"),
-        Column("outstanding_points")], rows,
+        Column("points_expired"), Column("outstanding_points")], rows,
         ("TOTAL", sum(r[1] for r in rows), sum(r[2] for r in rows),
-         rows[-1][3] if rows else None), notes)
+         sum(r[3] or 0 for r in rows) if ctx.hq else None,
+         rows[-1][4] if rows else None), notes)
 
 
 def _members(ctx: _Ctx) -> Report:

@@ -13,7 +13,7 @@ the real process), `make_agent` (agents of one test, in process, with their own 
 `loyalty agent serve` for the session) and `start_agent` (real agents of one test). Every
 process's stderr is attached to the report of a failing test that used it. `pg_cluster`: a
 throwaway PostgreSQL cluster for the session (tests/testkit/postgres.py), `pg_database` a
-new empty database of one test in it.
+new empty database of one test in it, `hq_pg` one with HQ's tables (copied from a template).
 
 `pytest_collection_modifyitems` puts a test in the slow tier (marker `slow`) when it uses a
 process fixture (PROCESS_FIXTURES, directly or through another fixture), starts processes
@@ -256,6 +256,21 @@ def pg_cluster() -> Iterator[postgres.Cluster]:
     cluster = postgres.Cluster.start()
     yield cluster
     cluster.stop()
+
+
+def _migrated_hq(url: str) -> None:
+    from hq.store.postgres import PgStore
+
+    PgStore(url).close()
+
+
+@pytest.fixture
+def hq_pg(pg_cluster: postgres.Cluster) -> Iterator[str]:
+    """The URL of a new PostgreSQL database with HQ's tables (from a template made once:
+    ~0.1-0.3 s instead of migrating again), dropped after."""
+    url = pg_cluster.database(template=pg_cluster.template("hq", _migrated_hq))
+    yield url
+    pg_cluster.drop(url)
 
 
 @pytest.fixture

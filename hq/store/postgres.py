@@ -18,6 +18,12 @@ HQ processes starting together migrate once; then a pool serves the threads.
 - Chain-wide work (`exclusive(name)`): a session advisory lock per name, tried, never
   waited for: of several HQ processes reaching the same scheduled job for the same period,
   one runs it (hq/schedule.py `once`).
+- Serving (`serving(label)` / `alone(hint)`): a serving HQ process holds the shared
+  advisory lock "hq serve" for its life on a connection of its own named `label` (its
+  application_name: the command, its pid and address), taken again after a reconnect; a
+  command that must run with no HQ serving (`loyalty hq restore-epoch`) takes it exclusively,
+  tried, never waited for, and otherwise is refused (`database_in_use`) naming each serving
+  process, as a SQLite file's lock names its one.
 - Wake-ups: `announce` queues a NOTIFY on `loyalty_changes` (sent at commit, once per
   transaction); `listen(callback)` keeps a connection LISTENing in a thread and calls
   `callback` on each one (and after reconnecting, for what it may have missed). LISTEN does
@@ -53,7 +59,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hq.store.base import CHANGES, shown
 from schema.dialect import POSTGRES, format_placeholders
-from schema.errors import ConfigError, StorageUnavailable
+from schema.errors import ConfigError, DatabaseInUse, StorageUnavailable
 from schema.hq_tables_pg import MIGRATION_SET, MIGRATIONS
 
 T = TypeVar("T")
@@ -63,6 +69,8 @@ POOL_SIZE = 20
 POOL_WAIT_S = 10.0  # as long as SQLite's busy timeout: then storage_unavailable
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 MIGRATION_LOCK = 0x6C6F79616C7479  # pg_advisory_lock key: "loyalty"
+SERVING = "hq serve"  # the advisory lock every serving HQ process holds shared
+SERVING_WAIT_S = 60.0
 _BINARY = re.compile(r"(?<!%)%s")  # a placeholder format_placeholders made (not a %%s)
 
 
@@ -333,6 +341,68 @@ class PgStore:
                 yield mine
             finally:
                 if mine and not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def serving(self, label: str) -> None:
+        """Marks this process as serving the database until `close`: the shared advisory
+        lock SERVING on a connection of its own whose application_name is `label` (at most
+        63 bytes: PostgreSQL cuts it there), taken again after the connection was lost.
+        Returns once it is held (waiting while an `alone` block runs)."""
+        held = threading.Event()
+        thread = threading.Thread(target=self._serve, args=(label, held), daemon=True,
+                                  name="pg-serving")
+        self._listeners.append(thread)
+        thread.start()
+        deadline = time.monotonic() + SERVING_WAIT_S
+        while not held.wait(0.1):
+            if self._closing.is_set():
+                return
+            if time.monotonic() > deadline:
+                raise StorageUnavailable(
+                    f"PostgreSQL at {self._where} did not let this process mark it as served "
+                    f"within {SERVING_WAIT_S:g} s (a long `loyalty hq restore-epoch`, or the "
+                    "server is down): try again", fault="unreachable")
+
+    def _serve(self, label: str, held: threading.Event) -> None:
+        key = lock_key(SERVING)
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(**{**self._params, "application_name": label},
+                                     autocommit=True) as conn:
+                    conn.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
+                    held.set()
+                    while not self._closing.wait(1.0):
+                        conn.execute("SELECT 1")  # a lost connection is found, and re-made
+            except psycopg.Error:
+                self._closing.wait(1.0)
+
+    @contextlib.contextmanager
+    def alone(self, hint: str) -> Iterator[None]:
+        """A block no HQ process serves this database in (none holds SERVING; one starting
+        meanwhile waits for the block to end); else `DatabaseInUse` naming every serving
+        process by its label, and `hint` saying what to do."""
+        key = lock_key(SERVING)
+        with self.session() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if not (row and row[0]):
+                # a bigint key is held as (classid, objid): its high and low 32 bits
+                labels = [str(r[0]) for r in conn.execute(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                    "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
+                    "l.objsubid = 1 AND l.classid = %s::bigint::oid AND "
+                    "l.objid = %s::bigint::oid AND l.database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) ORDER BY a.backend_start",
+                    ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchall()]
+                named = "; ".join(label or "a process whose name this role may not read"
+                                  for label in labels) or "an HQ process"
+                raise DatabaseInUse(f"{self._where} is in use by {len(labels) or 1} HQ "
+                                    f"process(es) ({named}): {hint}",
+                                    holder="loyalty hq serve", serving=len(labels))
+            try:
+                yield
+            finally:
+                if not conn.closed:
                     with contextlib.suppress(psycopg.Error):
                         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 

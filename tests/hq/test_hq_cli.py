@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
+import psycopg
 import pytest
 from agentkit import LOYALTY
+from chainkit import HQProcess
 from hqkit import STORES
+from testkit.waiting import wait_until
 
 from agent.programme import default_documents
 from hq import credentials, ingest, invoices
@@ -221,5 +224,82 @@ def test_expire_points_refuses_a_day_after_hqs_today_and_changes_nothing(hq_db: 
     chain = Chain(hq_db)
     try:
         assert chain.db.scalar("SELECT COUNT(*) FROM events WHERE type = 'points.expired'") == 0
+    finally:
+        chain.close()
+
+
+def epoch_of(db: Path | str) -> str:
+    chain = Chain(db)
+    try:
+        return chain.epoch
+    finally:
+        chain.close()
+
+
+def test_restore_epoch_starts_a_new_epoch_on_a_file_and_on_a_url(hq_db: Path | str) -> None:
+    # restoring PostgreSQL by point-in-time recovery takes HQ back in time just like a file
+    # copy: outlets must be told by a new epoch on either store
+    before = epoch_of(hq_db)
+    done = loyalty("hq", "restore-epoch", "--db", str(hq_db))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("new epoch ")
+    after = done.stdout.split()[-1]
+    assert after != before and epoch_of(hq_db) == after
+
+
+def test_restore_epoch_is_refused_while_hq_processes_serve_the_url_and_changes_nothing(
+        hq_pg: str, tmp_path: Path) -> None:
+    before = epoch_of(hq_pg)
+    one = HQProcess(hq_pg, stderr=tmp_path / "hq1.stderr")
+    two = HQProcess(hq_pg, stderr=tmp_path / "hq2.stderr")
+    try:
+        one.start()
+        two.start()
+        assert one.proc is not None and two.proc is not None
+        done = loyalty("hq", "restore-epoch", "--db", hq_pg)
+        assert done.returncode == 1, done.stdout + done.stderr
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error [database_in_use]: "), done.stderr
+        for hq in (one, two):  # each serving process named, as a file's lock names its one
+            assert f"pid {hq.proc.pid}" in lines[0] and f"127.0.0.1:{hq.port}" in lines[0]
+        assert "stop" in lines[0]
+        assert epoch_of(hq_pg) == before
+        # the server dropping the serving processes' connections (a restart, a failover):
+        # each marks itself again, and a restore is still refused
+        with psycopg.connect(hq_pg, autocommit=True) as conn:
+            dropped = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "application_name LIKE 'loyalty hq serve pid %'").fetchall()
+        assert len(dropped) == 2
+
+        def marked_again() -> bool:
+            with psycopg.connect(hq_pg) as conn:
+                return conn.execute(
+                    "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE l.locktype = 'advisory' AND l.mode = 'ShareLock' AND "
+                    "a.application_name LIKE 'loyalty hq serve pid %'").fetchone() == (2,)
+
+        wait_until(marked_again, timeout=15, what="both HQ processes serving again")
+        done = loyalty("hq", "restore-epoch", "--db", hq_pg)
+        assert done.returncode == 1 and "database_in_use" in done.stderr, done.stderr
+        assert epoch_of(hq_pg) == before
+        one.kill()  # kill -9: the server drops what the process held with its connection
+        two.stop()
+        done = loyalty("hq", "restore-epoch", "--db", hq_pg)
+        assert done.returncode == 0, done.stderr
+        assert epoch_of(hq_pg) == done.stdout.split()[-1] != before
+    finally:
+        one.kill()
+        two.kill()
+
+
+def test_outlet_token_replaces_the_token_on_a_file_and_on_a_url(hq_db: Path | str) -> None:
+    done = loyalty("hq", "outlet-token", "--db", str(hq_db), "X")
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip().splitlines()[-1]
+    assert token.startswith("lo_")
+    chain = Chain(hq_db)
+    try:
+        assert credentials.outlet_for(chain.db, token) == "X"
     finally:
         chain.close()

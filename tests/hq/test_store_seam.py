@@ -84,7 +84,7 @@ def test_both_stores_offer_every_member_of_the_store_interface() -> None:
 
 
 # --- the commands on a real PostgreSQL ---------------------------------------------------
-def test_outlets_and_tokens_are_issued_on_postgresql_and_restore_epoch_is_refused_for_now(
+def test_outlets_and_tokens_are_issued_on_postgresql(
         hq_pg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     added = cli("hq", "outlet-add", "--db", hq_pg, "A")
@@ -92,11 +92,7 @@ def test_outlets_and_tokens_are_issued_on_postgresql_and_restore_epoch_is_refuse
     token = added.stdout.strip().splitlines()[-1]
     assert token.startswith("lo_")
     assert cli("hq", "admin-token", "--db", hq_pg).stdout.strip().splitlines()[-1].startswith("la_")
-    for args in (["restore-epoch", "--db", hq_pg],):  # serve runs there now (i15-serve)
-        refused = cli("hq", *args)
-        assert refused.returncode == 1
-        assert refused.stderr.startswith(f"error [config_error]: loyalty hq {args[0]} does not "
-                                         "run on PostgreSQL yet"), refused.stderr
+    # every `loyalty hq` command runs on a URL now, restore-epoch too (tests/hq/test_hq_cli.py)
     assert list(tmp_path.iterdir()) == []
     with psycopg.connect(hq_pg) as conn:
         assert conn.execute("SELECT outlet_id, card_range FROM outlets").fetchall() == [("A", 1)]

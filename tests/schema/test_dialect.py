@@ -57,3 +57,27 @@ def test_the_hooks_run_on_sqlite_as_sqlites_own_words_do() -> None:
     row = conn.execute(f"SELECT a, b, {SQLITE.greatest('a', '5')}, {SQLITE.last_chars('b', 2)} "
                        "FROM t").fetchall()
     assert row == [(2, "two", 5, "wo")]
+
+
+@pytest.mark.parametrize(("day", "months", "added", "month_end"), [
+    ("2024-01-31", 1, "2024-02-29", "2024-02-29"),  # a day February lacks: its last day
+    ("2023-12-31", 2, "2024-02-29", "2024-02-29"),
+    ("2023-01-31", 1, "2023-02-28", "2023-02-28"),
+    ("2024-03-31", 1, "2024-04-30", "2024-04-30"),
+    ("2024-01-15", 1, "2024-02-15", "2024-02-29"),
+    ("2024-11-30", 3, "2025-02-28", "2025-02-28"),
+    ("2024-02-29", 12, "2025-02-28", "2025-02-28"),
+])
+def test_months_are_added_to_a_day_as_schema_lots_adds_them(
+        day: str, months: int, added: str, month_end: str) -> None:
+    from datetime import date
+
+    from schema.lots import add_months, end_of_month_after
+
+    assert add_months(date.fromisoformat(day), months).isoformat() == added
+    assert end_of_month_after(date.fromisoformat(day), months).isoformat() == month_end
+    conn = sqlite3.connect(":memory:")
+    got = conn.execute(f"SELECT {SQLITE.add_months('x.d', months)}, "
+                       f"{SQLITE.end_of_month_after('x.d', months)} FROM (SELECT ? AS d) x",
+                       (day,)).fetchone()
+    assert got == (added, month_end)

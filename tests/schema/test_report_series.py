@@ -10,10 +10,12 @@ hand-outs over March and April 2024, pushed as the outlets would send them).
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from test_reports import (  # noqa: F401  (fixtures)
 
 from schema import reports
 from schema.errors import InvalidRequest
+from schema.events import new_id
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +181,7 @@ def test_points_liability_over_time_is_the_balance_at_the_end_of_each_bucket(
     changes += [(at, -g.points_spent) for _, at, g in chain.gifts]
     report = reports.run(conn, "points-liability", reports.Filters(by="week", **APRIL))
     assert [c.name for c in report.columns] == ["week", "points_earned", "points_used",
-                                                "outstanding_points"]
+                                                "points_expired", "outstanding_points"]
     rows = report.as_dicts()
     assert [r["week"] for r in rows] == ["2024-04-01", "2024-04-08", "2024-04-15",
                                          "2024-04-22", "2024-04-29"]
@@ -249,3 +252,136 @@ def test_the_command_line_groups_by_day(chain: SeriesChain) -> None:
     for name in ("members", "activity", "invoice-ageing"):
         done = CliRunner().invoke(main, ["report", name, "--db", str(chain.path)])
         assert done.exit_code == 0, (name, done.output)
+
+
+# --- points over time with every kind of fact that moves a balance ------------------------------
+def ledger_chain(path: Path) -> None:
+    """HQ on `path` where points move by every kind of fact between January and April 2024:
+    sales, a return taking points back, a hand-out and a gift given back, head office's
+    corrections (March and April) and an expiry run (1 April: what was left of the
+    January lots, under "end of the month after")."""
+    from test_reports import _sale
+
+    from hq import admin, expiry
+    from hq.chain import Chain
+    from hq.credentials import add_outlet
+    from hq.ingest import push
+    from schema.events import CustomerRegistered, GiftRedeemed, Profile, make_event
+    from schema.receiptcode import reference
+    from schema.reversal import Asked, ReturnsSettings, plan_gift_return, plan_return
+    from schema.sync import PushRequest
+
+    now = ["2024-01-01T08:00:00.000000Z"]
+    chain = Chain(path, clock=lambda: now[0])
+    admin.put_master(chain, "programme", {
+        "expiry": {"kind": "end_of_month", "months": 1, "since": "2024-01-01",
+                   "grace_days": 0}, "returns": {"pending_points": False}}, by=None)
+    with chain.db.write() as conn:
+        add_outlet(conn, "N")
+        conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
+    rng = random.Random(3)
+    ana, ben = "0190c0de-0000-7000-8000-00000000a001", "0190c0de-0000-7000-8000-00000000b001"
+    events = [make_event("N", i + 1, CustomerRegistered(
+        customer_id=c, card_number=f"29000100{i:05d}", profile=Profile(
+            kind="person", given_name="P", surname=f"P{i}", category="A")),
+        at="2024-01-02T08:00:00.000000Z") for i, c in enumerate((ana, ben))]
+
+    def emit(body: Any, at: str) -> None:
+        events.append(make_event("N", len(events) + 1, body, at=at))
+
+    sales = []
+    for customer, day in ((ana, "2024-01-10"), (ben, "2024-01-20"), (ana, "2024-02-03"),
+                          (ben, "2024-03-07")):
+        sale = _sale(rng, customer, credit=False)
+        emit(sale, f"{day}T10:00:00.000000Z")
+        sales.append(sale)
+    first = sales[1].lines[0]
+    emit(plan_return(sales[1], [], [Asked(first.sku, first.qty, line=0)], return_id=new_id(),
+                     balance=10**9, settings=ReturnsSettings(), till_id="T1", reason="broken",
+                     receipt=reference(sales[1].sale_id)), "2024-02-05T10:00:00.000000Z")
+    gift = GiftRedeemed(redemption_id=new_id(), customer_id=ana, gift_sku="MUG", gift_name="Mug",
+                        qty=2, points_spent=2 * max(1, sales[0].points_earned // 4))
+    emit(gift, "2024-02-10T10:00:00.000000Z")
+    emit(plan_gift_return(gift, [], 1, gift_return_id=new_id(), reason="chipped"),
+         "2024-02-12T10:00:00.000000Z")
+    now[0] = "2024-03-08T09:00:00.000000Z"  # HQ's clock when the outlet pushes them
+    push(chain, "N", PushRequest(outlet_id="N", events=events))
+    now[0] = "2024-03-08T09:00:01.000000Z"
+    admin.adjust(chain, ben, points=-7, reason="double scan", by=None)
+    now[0] = "2024-04-01T01:00:00.000000Z"
+    assert expiry.run(chain, date(2024, 4, 1))["points"] > 0
+    now[0] = "2024-04-03T09:00:00.000000Z"
+    admin.adjust(chain, ana, points=25, reason="goodwill", by=None)
+    chain.close()
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_points_liability_over_time_counts_returns_corrections_and_expiries(
+        store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The balance at each month's end, and each month's figures, as the tallies count
+    them: earned net of returns and corrections, used net of gifts given back, expired;
+    checked against the ledger's facts (schema.events.tally_of), on both stores."""
+    from schema.events import Event, tally_of
+
+    ledger_chain(tmp_path / "hq.db")
+    raw = sqlite3.connect(tmp_path / "hq.db")
+    moves = []  # (booked day, earned, used, expired)
+    for event, booked in raw.execute("SELECT event, COALESCE(booked_at, at) FROM events"):
+        t = tally_of(Event.model_validate_json(event).parsed())
+        if t.points_earned or t.points_used or t.points_expired:
+            moves.append((booked[:10], t.points_earned, t.points_used, t.points_expired))
+    raw.close()
+    assert {m[0][:7] for m in moves if m[3]} == {"2024-04"}  # the expiry
+    assert any(m[1] < 0 for m in moves)  # the return and the negative correction
+
+    def month(first: str, end: str) -> dict[str, int]:
+        inside = [m for m in moves if first <= m[0] < end]
+        return {"points_earned": sum(m[1] for m in inside),
+                "points_used": sum(m[2] for m in inside),
+                "points_expired": sum(m[3] for m in inside),
+                "outstanding_points": sum(m[1] - m[2] - m[3] for m in moves if m[0] < end)}
+
+    if store == "postgresql":
+        from hq.store.migrate import migrate
+        from hq.store.postgres import PgStore
+
+        url = request.getfixturevalue("pg_database")
+        migrate(tmp_path / "hq.db", url)
+        pg = PgStore(url)
+        try:
+            with pg.snapshot() as snapshot:
+                whole, cut, april, now = series_of(snapshot)
+        finally:
+            pg.close()
+    else:
+        conn = reports.connect(tmp_path / "hq.db")
+        try:
+            whole, cut, april, now = series_of(conn)
+        finally:
+            conn.close()
+    ends = {"2024-01-01": "2024-02-01", "2024-02-01": "2024-03-01",
+            "2024-03-01": "2024-04-01", "2024-04-01": "2024-05-01"}
+    assert [r["month"] for r in whole] == list(ends)
+    for r in whole:
+        want = month(r["month"], ends[r["month"]])
+        assert {k: r.get(k) for k in want} == want, r["month"]
+    # a period ending before the corrections and the expiry: the balance then
+    assert cut[-1]["outstanding_points"] == month("2024-02-01", "2024-03-01")[
+        "outstanding_points"]
+    assert whole[-1]["outstanding_points"] == now
+    # a period starting after earlier corrections: the same April
+    assert april == whole[-1:]
+
+
+Rows = list[dict[str, Any]]
+
+
+def series_of(conn: Any) -> tuple[Rows, Rows, Rows, int]:
+    """points-liability by month over January-April, January-February and April, and now."""
+    def by_month(first: str, last: str) -> Rows:
+        return reports.run(conn, "points-liability", reports.Filters(
+            by="month", date_from=first, date_to=last)).as_dicts()
+
+    now = reports.run(conn, "points-liability").as_dicts()[0]["outstanding_points"]
+    return (by_month("2024-01-01", "2024-04-30"), by_month("2024-01-01", "2024-02-29"),
+            by_month("2024-04-01", "2024-04-30"), int(now))

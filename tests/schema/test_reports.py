@@ -943,6 +943,89 @@ def test_points_liability_splits_active_pending_expiring_and_expired_at_hq(
         conn.close()
 
 
+# (customer, day earned) of each lot, and its last valid day under each rule turned on
+# after the points were earned (so no lot carries a fixed day: the SQL decides), months=2
+EXPIRY_LOTS = [
+    (0, "2024-01-31", {"end_of_month": "2024-03-31", "inactivity": "2024-03-31"}),
+    # the day a month lacks is its last day: 31 Dec + 2 months is 29 Feb (a leap year)
+    (1, "2023-12-31", {"end_of_month": "2024-02-29", "inactivity": "2024-02-29"}),
+    (2, "2024-02-10", {"end_of_month": "2024-04-30", "inactivity": "2024-04-10"}),
+    # inactivity counts from the customer's last purchase: both lots live to 30 Mar
+    (3, "2023-12-30", {"end_of_month": "2024-02-29", "inactivity": "2024-03-30"}),
+    (3, "2024-01-30", {"end_of_month": "2024-03-31", "inactivity": "2024-03-30"}),
+    (4, "2024-02-19", {"end_of_month": "2024-04-30", "inactivity": "2024-04-19"}),
+]
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("kind", ["end_of_month", "inactivity"])
+def test_points_liability_splits_expiring_points_by_the_rule_on_either_store(
+        kind: str, store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The expiry date is computed in SQL for lots without a fixed day (the rule turned on
+    after they were earned): the same days, months added to a month-end, on both stores."""
+    from hq import admin
+    from hq.chain import Chain
+    from hq.credentials import add_outlet
+    from hq.ingest import push
+    from schema.sync import PushRequest
+
+    today = date(2024, 2, 20)
+    chain = Chain(tmp_path / "hq.db", clock=lambda: "2024-02-20T12:00:00.000000Z")
+    with chain.db.write() as conn:
+        add_outlet(conn, "N")
+        conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
+    rng = random.Random(5)
+    customers = [new_id() for _ in range(5)]
+    events: list[Event] = []
+    for i, c in enumerate(customers):
+        events.append(make_event("N", len(events) + 1, CustomerRegistered(
+            customer_id=c, card_number=f"29{i:011d}", profile=Profile(
+                kind="person", given_name="E", surname=f"E{i}", category="A")),
+            at="2023-12-01T08:00:00.000000Z"))
+    points: list[int] = []
+    for i, day, _ in EXPIRY_LOTS:
+        sale = _sale(rng, customers[i], credit=False)
+        events.append(make_event("N", len(events) + 1, sale, at=f"{day}T10:00:00.000000Z"))
+        points.append(sale.points_earned)
+    push(chain, "N", PushRequest(outlet_id="N", events=events))
+    admin.put_master(chain, "programme", {
+        "expiry": {"kind": kind, "months": 2, "since": "2020-01-01", "grace_days": 0},
+        "returns": {"pending_points": False}}, by=None)
+    chain.close()
+    assert all(points)
+
+    def within(n: int) -> int:
+        end = (today + timedelta(days=n)).isoformat()
+        return sum(p for p, (_, _, last) in zip(points, EXPIRY_LOTS, strict=True)
+                   if last[kind] <= end)
+
+    want = {"outstanding_points": sum(points), "active_points": sum(points),
+            "pending_points": 0, "expiring_30": within(30), "expiring_60": within(60),
+            "expiring_90": within(90)}
+    assert 0 < want["expiring_30"] < want["expiring_60"]
+    if store == "postgresql":
+        from hq.store.migrate import migrate
+        from hq.store.postgres import PgStore
+
+        url = request.getfixturevalue("pg_database")
+        migrate(tmp_path / "hq.db", url)
+        pg = PgStore(url)
+        try:
+            with pg.snapshot() as snapshot:
+                row = reports.run(snapshot, "points-liability", reports.Filters(
+                    today=today.isoformat())).as_dicts()[0]
+        finally:
+            pg.close()
+    else:
+        conn = reports.connect(tmp_path / "hq.db")
+        try:
+            row = reports.run(conn, "points-liability", reports.Filters(
+                today=today.isoformat())).as_dicts()[0]
+        finally:
+            conn.close()
+    assert {k: row[k] for k in want} == want
+
+
 def test_points_liability_at_an_outlet_is_its_view_and_hqs_once_synced(
         tmp_path: Path) -> None:
     """The same split on both databases once the outlet has synced; the outlet's counts

@@ -23,9 +23,14 @@ from schema.sync import PushRequest
 ANA = "ana-0001"
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+# HQ's stores (as tests/hq/hqkit.py STORES): PostgreSQL's cluster is a process (slow tier)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
+    """HQ with customer ANA, operator olga and viewer vera, on each of HQ's stores (shared
+    by the other back-office modules that import it)."""
+    where = (request.getfixturevalue("hq_pg") if request.param == "postgresql"
+             else tmp_path / "hq.db")
+    the_chain = Chain(where, seed=default_documents())
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "A")
         staff.add(conn, "olga", PASSWORD, role=Role.operator)

@@ -32,9 +32,9 @@ def png(width: int, height: int, fmt: str = "PNG") -> bytes:
 
 
 def state(chain: Chain) -> dict[str, Any]:
-    conn = chain.db.conn
-    return {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in (
-        "events", "customers", "identifiers", "customer_tally", "audit")}
+    # through the store (either one), in an order that does not depend on the store's
+    return {t: sorted((tuple(r) for r in chain.db.all(f"SELECT * FROM {t}")), key=repr)
+            for t in ("events", "customers", "identifiers", "customer_tally", "audit")}
 
 
 def add_twin(chain: Chain) -> None:

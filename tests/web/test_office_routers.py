@@ -36,9 +36,11 @@ PUBLIC = {"/login", "/static/{name}"}
 PASSWORD = "a long enough password"
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain = Chain(tmp_path / "hq.db")
+# HQ's stores (as tests/hq/hqkit.py STORES): PostgreSQL's cluster is a process (slow tier)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
+    the_chain = Chain(request.getfixturevalue("hq_pg") if request.param == "postgresql"
+                      else tmp_path / "hq.db")
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "A")
     yield the_chain

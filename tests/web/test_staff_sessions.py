@@ -21,9 +21,11 @@ from web import office
 PASSWORD = "a long enough password"
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain = Chain(tmp_path / "hq.db")
+# HQ's stores (as tests/hq/hqkit.py STORES): PostgreSQL's cluster is a process (slow tier)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chain]:
+    the_chain = Chain(request.getfixturevalue("hq_pg") if request.param == "postgresql"
+                      else tmp_path / "hq.db")
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "A")
         staff.add(conn, "alice", PASSWORD)
@@ -109,7 +111,8 @@ def test_pages_carry_strict_security_headers(client: TestClient) -> None:
 def test_the_session_key_is_made_once_per_database_and_kept(chain: Chain, tmp_path: Path) -> None:
     key = staff.session_key(chain)
     assert len(key) == 32 and staff.session_key(chain) == key
-    again = Chain(chain.db.path)  # HQ restarted: its sessions still open
+    # HQ restarted (on its file, or its PostgreSQL URL): its sessions still open
+    again = Chain(getattr(chain.db, "url", None) or chain.db.path)
     try:
         assert staff.session_key(again) == key
     finally:
