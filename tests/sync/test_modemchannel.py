@@ -129,7 +129,9 @@ def test_corrupt_frame_is_retransmitted() -> None:
     sent = in_thread(lambda: sender.send_message(message))
     assert receiver.receive_message(timeout=10) == message
     sent(10)
-    assert receiver.stats.bad_frames == 1 and receiver.stats.naks_sent >= 1
+    # the flip lands on a random payload byte: now and then it invents a FLAG (0x7A ^ 0x04),
+    # which splits the damaged frame into two pieces, both rejected
+    assert receiver.stats.bad_frames in (1, 2) and receiver.stats.naks_sent >= 1
     assert sender.stats.retransmissions >= 1
 
 
