@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hq import audit, credentials
+from hq import audit, credentials, store
 from hq.audit import Actor
 from hq.chain import Chain
 from hq.ingest import record_hq_fact
@@ -117,6 +117,9 @@ def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, rea
         raise InvalidRequest(validation_message(exc.errors())) from None
     with chain.db.write() as conn:
         if key is not None:
+            # another HQ process (PostgreSQL) booking this key now: wait for it, then
+            # answer what it booked (READ COMMITTED: the SELECT below sees its commit)
+            store.serialise(conn, f"adjustment-key:{key}")
             row = conn.execute("SELECT request_hash, response FROM adjustment_keys WHERE "
                                "idempotency_key = ?", (key,)).fetchone()
             if row is not None:

@@ -8,7 +8,8 @@ app `loyalty hq serve` serves, answered without uvicorn). Parametrized indirectl
 of a failing test (the slow tier); with "postgresql", the in-process HQ on a PostgreSQL
 database of the module (from the migrated template; slow tier: the cluster is a process).
 A module setting `HQ_ON_BOTH_STORES = True` runs each test using `hq` that does not
-parametrize it itself on both stores (hqkit.HQ_STORES; such tests take hqkit.HQ_TIERS).
+parametrize it itself on both stores (hqkit.HQ_STORES; such tests take hqkit.HQ_TIERS); a
+test there using `hq_db` (a module making its own HQ on it) gets `hq_db` on both instead.
 `outlet_a` / `outlet_b`: `HQClient`s that push hand-made events as that outlet.
 `hq_db`: HQ's `--db` for one test, on either store (`@pytest.mark.parametrize("hq_db",
 STORES, indirect=True)`, hqkit.STORES): a new SQLite file, or a new PostgreSQL database
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from chainkit import HQProcess
-from hqkit import HQ_STORES, AnyHQ, HQClient, InProcessHQ
+from hqkit import HQ_STORES, STORES, AnyHQ, HQClient, InProcessHQ
 from testkit.postgres import Cluster
 
 
@@ -63,11 +64,16 @@ def hq(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`hq` on both stores in a module that asks (`HQ_ON_BOTH_STORES = True`)."""
-    if "hq" not in metafunc.fixturenames or not getattr(metafunc.module, "HQ_ON_BOTH_STORES",
-                                                           False):
+    """`hq` (or `hq_db`) on both stores in a module that asks (`HQ_ON_BOTH_STORES = True`)."""
+    if not getattr(metafunc.module, "HQ_ON_BOTH_STORES", False):
         return
-    if any(m.args and m.args[0] == "hq" for m in metafunc.definition.iter_markers("parametrize")):
+    said = {m.args[0] for m in metafunc.definition.iter_markers("parametrize") if m.args}
+    if "hq_db" in metafunc.fixturenames:
+        # a module building its own HQ on `hq_db` (even under a fixture named `hq`)
+        if "hq_db" not in said:
+            metafunc.parametrize("hq_db", STORES, indirect=True)
+        return
+    if "hq" not in metafunc.fixturenames or "hq" in said:
         return  # the test says its own (hqkit.HQ_TIERS)
     metafunc.parametrize("hq", HQ_STORES, indirect=True, scope="module")
 

@@ -1,5 +1,6 @@
 """Head office's side of the way back (issue 11): corrections, point lots, expiry and
-pending points at HQ, on a real SQLite file with HQ's clock under the test's control.
+pending points at HQ, on a real SQLite file and on PostgreSQL (tests/hq/conftest.py), with
+HQ's clock under the test's control.
 
 - A correction (`balance.adjusted`) is HQ's own fact, in the ledger with its reason, like a
   ban; through the admin API and in process alike. An outlet cannot make one, nor an
@@ -17,18 +18,20 @@ pending points at HQ, on a real SQLite file with HQ's clock under the test's con
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from agentkit import expect_error
 from fastapi.testclient import TestClient
+from testkit.waiting import wait_until
 
 from agent.programme import default_documents
-from hq import admin, credentials, expiry, ingest, schedule
+from hq import admin, credentials, expiry, ingest, schedule, store
 from hq.api import create_app
 from hq.chain import Chain
 from schema import lotstore, tallystore
@@ -50,6 +53,7 @@ from schema.lots import Lot
 from schema.masterdata import programme_of
 from schema.sync import PushRequest
 
+HQ_ON_BOTH_STORES = True  # every test using `hq` on a SQLite file and on PostgreSQL
 CUSTOMER = "c-0001"
 CARD = "2900010000015"
 
@@ -68,9 +72,9 @@ class Clock:
 
 
 class HQ:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, db: str) -> None:
         self.clock = Clock()
-        self.chain = Chain(tmp_path / "hq.db", seed=default_documents(), clock=self.clock)
+        self.chain = Chain(db, seed=default_documents(), clock=self.clock)
         with self.chain.db.write() as conn:
             self.outlet_token, _ = credentials.add_outlet(conn, "X")
             self.admin_token = credentials.add_admin(conn)
@@ -106,8 +110,8 @@ class HQ:
 
 
 @pytest.fixture
-def hq(tmp_path: Path) -> Iterator[HQ]:
-    made = HQ(tmp_path)
+def hq(hq_db: str) -> Iterator[HQ]:
+    made = HQ(hq_db)
     yield made
     made.chain.close()
 
@@ -150,7 +154,7 @@ def test_an_adjustment_is_an_hq_fact_with_its_reason_in_the_audit_of_facts(hq: H
                             "reason": "receipt 0042 scanned twice", "corrects": "S-1"}
     row = hq.chain.db.one("SELECT result, reason FROM events WHERE event_id = ?",
                           (made["event_id"],))
-    assert tuple(row) == ("applied", None)
+    assert row is not None and tuple(row) == ("applied", None)
     view = admin.customer_view(hq.chain, CUSTOMER)
     assert (view["points_balance"], view["credit_balance"]) == (70, -1250)
     assert (made["points_balance"], made["credit_balance"]) == (70, -1250)
@@ -386,6 +390,43 @@ def test_the_same_idempotency_key_answers_the_same_correction_and_another_body_c
     assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
     other = http.post(url, json=body, headers={"Idempotency-Key": "corr-2"})
     assert other.status_code == 201 and hq.balance() == 180
+
+
+def test_two_concurrent_corrections_with_one_idempotency_key_book_one_and_answer_the_same(
+        hq_pg: str) -> None:
+    """PostgreSQL, two HQ threads (connections) at once, READ COMMITTED: both look the key
+    up before either has booked; the second must then answer the first's correction, not
+    book another nor fail on the key's unique index. Both are held at HQ's fact numbering
+    (the lock the test takes first) until both wait, then let go together."""
+    hq = HQ(hq_pg)
+    try:
+        hq.push(sale(100, "S-1"))
+        answers: list[dict[str, Any]] = []
+        failures: list[BaseException] = []
+
+        def correct() -> None:
+            try:
+                answers.append(admin.adjust(hq.chain, CUSTOMER, points=40, reason="missed",
+                                            by=None, key="corr-race"))
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                failures.append(exc)
+
+        waiting = ("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        with hq.chain.db.write() as conn:
+            store.serialise(conn, "hq-facts")
+            threads = [threading.Thread(target=correct) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            with psycopg.connect(hq_pg, autocommit=True) as watcher:
+                wait_until(lambda: watcher.execute(waiting).fetchone()[0] >= 2,  # type: ignore[index]
+                           what="both corrections waiting")
+        for thread in threads:
+            thread.join(30)
+        assert failures == [] and len(answers) == 2
+        assert answers[0] == answers[1]
+        assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
+    finally:
+        hq.chain.close()
 
 
 @pytest.mark.parametrize("body, message", [
