@@ -13,12 +13,13 @@ test there using `hq_db` (a module making its own HQ on it) gets `hq_db` on both
 `outlet_a` / `outlet_b`: `HQClient`s that push hand-made events as that outlet.
 `hq_db`: HQ's `--db` for one test, on either store (`@pytest.mark.parametrize("hq_db",
 STORES, indirect=True)`, hqkit.STORES): a new SQLite file, or a new PostgreSQL database
-copied from one HQ's migrations were applied to once (`hq_pg` alone gives the latter).
+copied from one HQ's migrations were applied to once (`hq_pg` alone gives the latter;
+`hq_pg_dbs` a new one per call, for a property test's examples).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,21 @@ def hq_pg(pg_cluster: Cluster) -> Iterator[str]:
     url = pg_cluster.database(template=pg_cluster.template("hq", _migrated_hq))
     yield url
     pg_cluster.drop(url)
+
+
+@pytest.fixture
+def hq_pg_dbs(pg_cluster: Cluster) -> Iterator[Callable[[], str]]:
+    """New PostgreSQL databases with HQ's tables, one per call (each example of a property
+    test on an HQ of its own), all dropped after the test."""
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(pg_cluster.database(template=pg_cluster.template("hq", _migrated_hq)))
+        return made[-1]
+
+    yield new
+    for url in made:
+        pg_cluster.drop(url)
 
 
 @pytest.fixture
