@@ -14,7 +14,8 @@ test there using `hq_db` (a module making its own HQ on it) gets `hq_db` on both
 `hq_db`: HQ's `--db` for one test, on either store (`@pytest.mark.parametrize("hq_db",
 STORES, indirect=True)`, hqkit.STORES): a new SQLite file, or a new PostgreSQL database
 copied from one HQ's migrations were applied to once (`hq_pg` alone gives the latter;
-`hq_pg_dbs` a new one per call, for a property test's examples).
+`hq_pg_dbs` a new one per call, for a property test's examples); `hq_dbs`: new ones on
+`hq_db`'s store, one per call.
 """
 
 from __future__ import annotations
@@ -124,3 +125,13 @@ def hq_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if getattr(request, "param", "sqlite") == "postgresql":
         return str(request.getfixturevalue("hq_pg"))
     return str(tmp_path / "hq.db")
+
+
+@pytest.fixture
+def hq_dbs(hq_db: str, request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Callable[[], str]:
+    """New HQ --db's on `hq_db`'s store, one per call (a test comparing HQs side by side)."""
+    if not hq_db.startswith("postgresql"):
+        return lambda: str(tmp_path_factory.mktemp("hq") / "hq.db")
+    made: Callable[[], str] = request.getfixturevalue("hq_pg_dbs")
+    return made

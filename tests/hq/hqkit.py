@@ -17,6 +17,7 @@ from chainkit import HQProcess
 from testkit.hqadmin import HQAdmin
 from testkit.inprocess import TIERS, InProcessHQ
 
+from schema.dialect import dialect_of
 from schema.events import (
     Body,
     CustomerRegistered,
@@ -30,8 +31,8 @@ from schema.events import (
     new_id,
 )
 
-__all__ = ["HQ_STORES", "HQ_TIERS", "STORES", "AnyHQ", "HQClient", "InProcessHQ", "redeemed", "registered", "sale",
-           "snapshot"]
+__all__ = ["HQ_STORES", "HQ_TIERS", "STORES", "AnyHQ", "HQClient", "InProcessHQ", "hold_the_writer",
+           "redeemed", "registered", "sale", "snapshot"]
 
 # An HQ a test talks to: in this process (the fast tier) or a real `loyalty hq serve`.
 AnyHQ = InProcessHQ | HQProcess
@@ -113,6 +114,15 @@ def sale(customer_id: str, net: int = 10_000, points: int = 200) -> SaleRecorded
 def redeemed(customer_id: str, points: int) -> GiftRedeemed:
     return GiftRedeemed(redemption_id=new_id(), customer_id=customer_id, gift_sku="GIFT-MUG",
                         gift_name="Club mug", qty=1, points_spent=points)
+
+
+def hold_the_writer(conn: Any) -> None:
+    """Makes the caller's open write transaction hold HQ's writer until it ends, on either
+    store: on SQLite it does already (one writer per file); on PostgreSQL it locks
+    `outlets` against every other writer, so a push waits at its first statement (which
+    locks its outlet's row), as on SQLite, while reads (a token's check) go on."""
+    if dialect_of(conn).postgres:
+        conn.execute("LOCK TABLE outlets IN EXCLUSIVE MODE")
 
 
 def snapshot(hq: HQAdmin) -> dict[str, Any]:
