@@ -3,7 +3,8 @@ order is HQ's own fact (`stock.transferred`), so an outlet speaks only for itsel
 the stock at HQ at once and at the two outlets when they next pull, once each, and no other
 outlet learns of it; more than HQ knows the sender holds is refused and changes nothing.
 
-In process, on real files: HQ served over loopback, three outlets syncing with it.
+In process, on real files: HQ served over loopback (on a SQLite file and on PostgreSQL),
+three outlets syncing with it.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ from sync.client import run_once
 from sync.router import RouterTransport
 from web.serving import Background
 
+HQ_ON_BOTH_STORES = True  # every test on HQ's SQLite file and on PostgreSQL (conftest.py)
 MUG = "GIFT-MUG"
 OLGA = Actor("olga", Role.operator)
 
 
 class Rig:
-    def __init__(self, tmp: Path) -> None:
-        self.chain = Chain(tmp / "hq.db", seed=default_documents())
+    def __init__(self, db: str, tmp: Path) -> None:
+        self.chain = Chain(db, seed=default_documents())
         self.server = Background(create_app(self.chain), on_exit=self.chain.waiters.close)
         self.outlets: dict[str, tuple[Outlet, OutletReplica, RouterTransport]] = {}
         for outlet_id in ("NORTH", "SOUTH", "EAST"):
@@ -73,9 +75,9 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+def rig(hq_db: str, tmp_path: Path) -> Iterator[Rig]:
     """NORTH holds 12 more mugs than it started with, SOUTH 3 more; HQ has heard of both."""
-    the_rig = Rig(tmp_path)
+    the_rig = Rig(hq_db, tmp_path)
     try:
         for outlet_id, qty in (("NORTH", 12), ("SOUTH", 3)):
             gifts.move_stock(the_rig.outlet(outlet_id), MUG, qty - the_rig.stock_at(outlet_id),
