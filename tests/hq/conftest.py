@@ -1,7 +1,7 @@
 """Fixtures of the HQ tests: HQ in this process, or a real `loyalty hq serve` process.
 
-`hq`: HQ with outlets A and B registered through `loyalty hq outlet-add` (their tokens in
-`hq.tokens`) and an admin token, one per module, in this process (hqkit.InProcessHQ: the
+`hq`: HQ with outlets A and B (or the module's `HQ_OUTLETS`) registered through `loyalty hq
+outlet-add` (their tokens in `hq.tokens`) and an admin token, one per module, in this process (hqkit.InProcessHQ: the
 app `loyalty hq serve` serves, answered without uvicorn). Parametrized indirectly with
 "real process" (`@pytest.mark.parametrize("hq", TIERS, indirect=True)`), it is
 `hq_process` instead: the same HQ as a real process, whose stderr is attached to the report
@@ -55,7 +55,7 @@ def hq(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         here = InProcessHQ(url, log=folder / "hq.log")
     else:
         here = InProcessHQ(folder / "hq.db")
-    for outlet_id in ("A", "B"):
+    for outlet_id in getattr(request.module, "HQ_OUTLETS", ("A", "B")):
         here.outlet_add(outlet_id)
     _ = here.admin_token
     here.start()
