@@ -26,7 +26,7 @@ from typing import Any
 from hq import audit
 from hq.audit import Actor
 from hq.chain import Chain
-from hq.ingest import record_hq_fact
+from hq.ingest import making_hq_facts, record_hq_fact
 from schema.errors import InvalidRequest, TransferExceedsStock
 from schema.events import StockTransferred
 
@@ -89,7 +89,7 @@ def preview(chain: Chain, sku: str, sender: str, receiver: str, qty: int,
 def transfer(chain: Chain, sku: str, sender: str, receiver: str, qty: int, *, reason: str,
              by: Actor) -> str:
     """Records the order as HQ's fact with its audit row; the fact's id (the transfer's)."""
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:  # two operators at once: the second sees the first
         order, held = _order(conn, sku, sender, receiver, qty, reason)
         event = record_hq_fact(chain, conn, order)
         audit.record(conn, by, "stock.transfer", ("gift", order.gift_sku), held,

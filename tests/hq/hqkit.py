@@ -9,6 +9,8 @@ prove a refused request changed nothing. `AnyHQ`: either kind of HQ.
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +18,10 @@ import requests
 from chainkit import HQProcess
 from testkit.hqadmin import HQAdmin
 from testkit.inprocess import TIERS, InProcessHQ
+from testkit.waiting import wait_until
 
+from hq import store
+from hq.chain import Chain
 from schema.dialect import dialect_of
 from schema.events import (
     Body,
@@ -31,8 +36,8 @@ from schema.events import (
     new_id,
 )
 
-__all__ = ["HQ_STORES", "HQ_TIERS", "STORES", "AnyHQ", "HQClient", "InProcessHQ", "hold_the_writer",
-           "redeemed", "registered", "sale", "snapshot"]
+__all__ = ["HQ_STORES", "HQ_TIERS", "ON_POSTGRES", "STORES", "AnyHQ", "HQClient", "InProcessHQ",
+           "at_once", "hold_the_writer", "redeemed", "registered", "sale", "snapshot"]
 
 # An HQ a test talks to: in this process (the fast tier) or a real `loyalty hq serve`.
 AnyHQ = InProcessHQ | HQProcess
@@ -123,6 +128,33 @@ def hold_the_writer(conn: Any) -> None:
     locks its outlet's row), as on SQLite, while reads (a token's check) go on."""
     if dialect_of(conn).postgres:
         conn.execute("LOCK TABLE outlets IN EXCLUSIVE MODE")
+
+
+def at_once(chain: Chain, *calls: Callable[[], Any]) -> list[Any]:
+    """Runs `calls` together as several HQ processes would (PostgreSQL only): each in a
+    thread of its own (a connection of its own), all held at HQ's fact numbering (the
+    `hq-facts` lock, which this takes first) until every one of them waits on a lock, then
+    let go at once. Each call's answer, or the exception it raised."""
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            outcomes[i] = calls[i]()
+        except Exception as exc:  # noqa: BLE001 - the caller checks what each one gave
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    with chain.db.write() as conn:
+        store.serialise(conn, "hq-facts")
+        for thread in threads:
+            thread.start()
+        with chain.db.session() as watcher:
+            wait_until(lambda: watcher.execute(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()[0] >= len(calls), what="every call waiting on a lock")
+    for thread in threads:
+        thread.join(30)
+    return outcomes
 
 
 def snapshot(hq: HQAdmin) -> dict[str, Any]:

@@ -18,20 +18,18 @@ HQ's clock under the test's control.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-import psycopg
 import pytest
 from agentkit import expect_error
 from fastapi.testclient import TestClient
-from testkit.waiting import wait_until
+from hqkit import at_once
 
 from agent.programme import default_documents
-from hq import admin, credentials, expiry, ingest, schedule, store
+from hq import admin, credentials, expiry, ingest, schedule
 from hq.api import create_app
 from hq.chain import Chain
 from schema import lotstore, tallystore
@@ -394,35 +392,15 @@ def test_the_same_idempotency_key_answers_the_same_correction_and_another_body_c
 
 def test_two_concurrent_corrections_with_one_idempotency_key_book_one_and_answer_the_same(
         hq_pg: str) -> None:
-    """PostgreSQL, two HQ threads (connections) at once, READ COMMITTED: both look the key
-    up before either has booked; the second must then answer the first's correction, not
-    book another nor fail on the key's unique index. Both are held at HQ's fact numbering
-    (the lock the test takes first) until both wait, then let go together."""
+    """PostgreSQL, two HQ processes at once (hqkit.at_once), READ COMMITTED: neither may
+    look the key up before the other has booked; the second answers the first's
+    correction, books none and does not fail on the key's unique index."""
     hq = HQ(hq_pg)
     try:
         hq.push(sale(100, "S-1"))
-        answers: list[dict[str, Any]] = []
-        failures: list[BaseException] = []
-
-        def correct() -> None:
-            try:
-                answers.append(admin.adjust(hq.chain, CUSTOMER, points=40, reason="missed",
-                                            by=None, key="corr-race"))
-            except BaseException as exc:  # noqa: BLE001 - reported by the test below
-                failures.append(exc)
-
-        waiting = ("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-        with hq.chain.db.write() as conn:
-            store.serialise(conn, "hq-facts")
-            threads = [threading.Thread(target=correct) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            with psycopg.connect(hq_pg, autocommit=True) as watcher:
-                wait_until(lambda: watcher.execute(waiting).fetchone()[0] >= 2,  # type: ignore[index]
-                           what="both corrections waiting")
-        for thread in threads:
-            thread.join(30)
-        assert failures == [] and len(answers) == 2
+        answers = at_once(hq.chain, *[lambda: admin.adjust(
+            hq.chain, CUSTOMER, points=40, reason="missed", by=None, key="corr-race")] * 2)
+        assert all(isinstance(a, dict) for a in answers), answers
         assert answers[0] == answers[1]
         assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
     finally:

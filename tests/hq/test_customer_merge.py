@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hqkit import ON_POSTGRES, at_once
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -249,6 +250,34 @@ def test_a_merged_profile_cannot_be_merged_again_or_merged_into(shop: Shop) -> N
     with pytest.raises(CustomerMerged):
         admin.replace_card(shop.chain, "ana2", CARDS["ana2"], NEW_CARD, by=OLGA)
     assert shop.state() == before
+
+
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_two_operators_merging_the_same_profiles_at_once_merge_them_once(shop: Shop) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once): one merges ana2 into
+    ana, the other ana into ana2. One merge is made; the other is refused as merged
+    already, records nothing and audits nothing (never two merges making a cycle)."""
+    shop.push(sale("ana", 1000, 100), sale("ana2", 500, 50))
+    done = at_once(shop.chain,
+                   lambda: admin.merge_customers(shop.chain, "ana", "ana2", by=OLGA, reason="x"),
+                   lambda: admin.merge_customers(shop.chain, "ana2", "ana", by=OLGA, reason="y"))
+    assert sorted(type(d).__name__ for d in done) == ["CustomerMerged", "dict"], done
+    facts = shop.chain.db.all("SELECT result FROM events WHERE type = 'customers.merged'")
+    assert [f["result"] for f in facts] == ["applied"]
+    assert len(shop.chain.db.all("SELECT 1 FROM audit")) == 2  # one merge, on both trails
+    (view,) = [d for d in done if isinstance(d, dict)]
+    assert view["points_balance"] == 150
+
+
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_one_new_card_given_to_two_customers_at_once_goes_to_one(shop: Shop) -> None:
+    done = at_once(shop.chain,
+                   lambda: admin.replace_card(shop.chain, "ana", CARDS["ana"], NEW_CARD, by=OLGA),
+                   lambda: admin.replace_card(shop.chain, "iva", CARDS["iva"], NEW_CARD, by=OLGA))
+    assert sorted(type(d).__name__ for d in done) == ["CardInUse", "str"], done
+    assert shop.chain.db.all("SELECT result FROM events WHERE type = 'identifier.added'"
+                             ) == [("applied",)]
+    assert len(shop.chain.db.all("SELECT 1 FROM audit")) == 1
 
 
 def test_a_merge_made_twice_over_merges_follows_to_the_last_survivor(shop: Shop) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hqkit import ON_POSTGRES, at_once
 
 from agent import gifts
 from agent.outlet import Outlet
@@ -133,6 +134,17 @@ def test_more_than_hq_knows_the_sender_holds_is_refused_and_changes_nothing(rig:
     with pytest.raises(TransferExceedsStock):
         transfers.preview(rig.chain, MUG, "EAST", "SOUTH", 1)
     assert state(rig.chain) == before
+
+
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_two_transfers_at_once_never_take_more_than_the_sender_holds(rig: Rig) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once) each send 10 of
+    NORTH's 12 mugs: one transfer is made, the other is refused and records nothing."""
+    done = at_once(rig.chain, *[lambda: transfers.transfer(
+        rig.chain, MUG, "NORTH", "SOUTH", 10, reason="rush", by=OLGA)] * 2)
+    assert sorted(type(d).__name__ for d in done) == ["TransferExceedsStock", "str"], done
+    assert rig.stock_at_hq() == {"EAST": 0, "NORTH": 2, "SOUTH": 13}
+    assert len(audit.search(rig.chain, audit.Search(action="stock.transfer"))) == 1
 
 
 @pytest.mark.parametrize(("sku", "sender", "receiver", "qty", "reason", "field"), [
