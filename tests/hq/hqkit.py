@@ -150,7 +150,7 @@ def at_once(chain: Chain, *calls: Callable[[], Any]) -> list[Any]:
             thread.start()
         with chain.db.session() as watcher:
             wait_until(lambda: watcher.execute(
-                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                "SELECT COUNT(DISTINCT pid) FROM pg_locks WHERE NOT granted"
             ).fetchone()[0] >= len(calls), what="every call waiting on a lock")
     for thread in threads:
         thread.join(30)

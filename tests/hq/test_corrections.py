@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from agentkit import expect_error
 from fastapi.testclient import TestClient
-from hqkit import at_once
+from hqkit import ON_POSTGRES, at_once
 
 from agent.programme import default_documents
 from hq import admin, credentials, expiry, ingest, schedule
@@ -288,6 +288,19 @@ def test_an_expiry_per_customer_lot_and_day_is_recorded_once_even_if_two_runs_ra
         assert expiry.claim(conn, CUSTOMER, "2026-03-01", ["S-jan"]) == []
     assert expiry.run(hq.chain, date(2026, 3, 1))["points"] == 0
     assert hq.facts("points.expired") == [] and hq.balance() == 100
+
+
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_two_expiry_runs_at_once_expire_each_lot_once(hq: HQ) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once) run the day's expiry
+    together, say the schedule's and an operator's: one `points.expired` per lot."""
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 0})
+    hq.push(sale(100, "S-jan"))
+    hq.clock.day("2026-03-01")
+    done = at_once(hq.chain, *[lambda: expiry.run(hq.chain, date(2026, 3, 1))] * 2)
+    assert sorted(d["points"] for d in done) == [0, 100], done
+    assert len(hq.facts("points.expired")) == 1 and hq.balance() == 0
 
 
 def test_the_nightly_expiry_runs_once_chain_wide(hq: HQ,
