@@ -22,6 +22,7 @@ from testkit.waiting import wait_until
 
 from hq import store
 from hq.chain import Chain
+from hq.ingest import HQ_FACTS
 from schema.dialect import dialect_of
 from schema.events import (
     Body,
@@ -37,7 +38,7 @@ from schema.events import (
 )
 
 __all__ = ["HQ_STORES", "HQ_TIERS", "ON_POSTGRES", "STORES", "AnyHQ", "HQClient", "InProcessHQ",
-           "at_once", "hold_the_writer", "redeemed", "registered", "sale", "snapshot"]
+           "at_once", "hold_hq_facts", "hold_the_change_log", "hold_the_writer", "redeemed", "registered", "sale", "snapshot"]
 
 # An HQ a test talks to: in this process (the fast tier) or a real `loyalty hq serve`.
 AnyHQ = InProcessHQ | HQProcess
@@ -130,11 +131,22 @@ def hold_the_writer(conn: Any) -> None:
         conn.execute("LOCK TABLE outlets IN EXCLUSIVE MODE")
 
 
-def at_once(chain: Chain, *calls: Callable[[], Any]) -> list[Any]:
+def hold_hq_facts(conn: Any) -> None:
+    """What HQ's own facts wait for: HQ's fact numbering (ingest.making_hq_facts)."""
+    store.serialise(conn, HQ_FACTS)
+
+
+def hold_the_change_log(conn: Any) -> None:
+    """What every writing transaction waits for last: the change log's counter row."""
+    conn.execute("UPDATE counters SET value = value WHERE name = 'changes'")
+
+
+def at_once(chain: Chain, *calls: Callable[[], Any],
+            hold: Callable[[Any], None] = hold_hq_facts) -> list[Any]:
     """Runs `calls` together as several HQ processes would (PostgreSQL only): each in a
-    thread of its own (a connection of its own), all held at HQ's fact numbering (the
-    `hq-facts` lock, which this takes first) until every one of them waits on a lock, then
-    let go at once. Each call's answer, or the exception it raised."""
+    thread of its own (a connection of its own), all held by what `hold` locks in this
+    thread's transaction (HQ's fact numbering unless said) until every one of them waits
+    on a lock, then let go at once. Each call's answer, or the exception it raised."""
     outcomes: list[Any] = [None] * len(calls)
 
     def run(i: int) -> None:
@@ -145,7 +157,7 @@ def at_once(chain: Chain, *calls: Callable[[], Any]) -> list[Any]:
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     with chain.db.write() as conn:
-        store.serialise(conn, "hq-facts")
+        hold(conn)
         for thread in threads:
             thread.start()
         with chain.db.session() as watcher:
