@@ -7,8 +7,11 @@ or lost identifiers are urgent (they travel first). Promises: a ban takes effect
 online outlet with the next long-poll answer; a correction of points or credit is HQ's own
 fact (`balance.adjusted`) with its reason, in the chain-wide ledger like a ban. Putting the
 programme's settings with an expiry rule but no `since` starts the rule today (HQ's
-clock): turning expiry on is never retroactive by surprise. Must never: edit a balance
-(balances are the fold of facts; a correction is a new fact).
+clock): turning expiry on is never retroactive by surprise. A change that records HQ's own
+fact checks what it depends on inside `ingest.making_hq_facts`: two operators at once, on
+several HQ processes, act one after the other, the second seeing the first (a merged
+profile, a card given, a used Idempotency-Key). Must never: edit a balance (balances are
+the fold of facts; a correction is a new fact).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ anything back for it, so HQ never counts it twice.
 
 `preview` says what the order would do ("NORTH: 12 → 7", "SOUTH: 3 → 8") and changes
 nothing; `transfer` records it with its audit row (who, each outlet's stock before ->
-after, why) in one transaction. Both check the same: a known gift, two different registered
+after, why) in one transaction, its checks made under HQ's fact numbering
+(`ingest.making_hq_facts`): two transfers ordered at once never take the same stock twice. Both check the same: a known gift, two different registered
 outlets, a whole quantity of at least 1, a reason (InvalidRequest naming the field), and
 no more than HQ knows the sender holds (TransferExceedsStock): what the sender's facts have
 told HQ so far; a hand-out HQ has not heard of yet may take the outlet below zero when it
