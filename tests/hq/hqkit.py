@@ -145,8 +145,9 @@ def at_once(chain: Chain, *calls: Callable[[], Any],
             hold: Callable[[Any], None] = hold_hq_facts) -> list[Any]:
     """Runs `calls` together as several HQ processes would (PostgreSQL only): each in a
     thread of its own (a connection of its own), all held by what `hold` locks in this
-    thread's transaction (HQ's fact numbering unless said) until every one of them waits
-    on a lock, then let go at once. Each call's answer, or the exception it raised."""
+    thread's transaction (HQ's fact numbering unless said) until every one of them still
+    running waits on a lock, then let go at once. Each call's answer, or the exception it
+    raised."""
     outcomes: list[Any] = [None] * len(calls)
 
     def run(i: int) -> None:
@@ -163,7 +164,8 @@ def at_once(chain: Chain, *calls: Callable[[], Any],
         with chain.db.session() as watcher:
             wait_until(lambda: watcher.execute(
                 "SELECT COUNT(DISTINCT pid) FROM pg_locks WHERE NOT granted"
-            ).fetchone()[0] >= len(calls), what="every call waiting on a lock")
+            ).fetchone()[0] >= sum(t.is_alive() for t in threads),
+                what="every call still running waiting on a lock")
     for thread in threads:
         thread.join(30)
     return outcomes
