@@ -142,12 +142,13 @@ def hold_the_change_log(conn: Any) -> None:
 
 
 def at_once(chain: Chain, *calls: Callable[[], Any],
-            hold: Callable[[Any], None] = hold_hq_facts) -> list[Any]:
+            hold: Callable[[Any], None] = hold_hq_facts, in_order: bool = False) -> list[Any]:
     """Runs `calls` together as several HQ processes would (PostgreSQL only): each in a
     thread of its own (a connection of its own), all held by what `hold` locks in this
     thread's transaction (HQ's fact numbering unless said) until every one of them still
-    running waits on a lock, then let go at once. Each call's answer, or the exception it
-    raised."""
+    running waits on a lock, then let go at once. `in_order`: each call is started once the
+    one before it waits, so they queue for the same lock in the order given (PostgreSQL
+    grants it in that order). Each call's answer, or the exception it raised."""
     outcomes: list[Any] = [None] * len(calls)
 
     def run(i: int) -> None:
@@ -159,13 +160,17 @@ def at_once(chain: Chain, *calls: Callable[[], Any],
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     with chain.db.write() as conn:
         hold(conn)
-        for thread in threads:
-            thread.start()
         with chain.db.session() as watcher:
-            wait_until(lambda: watcher.execute(
-                "SELECT COUNT(DISTINCT pid) FROM pg_locks WHERE NOT granted"
-            ).fetchone()[0] >= sum(t.is_alive() for t in threads),
-                what="every call still running waiting on a lock")
+            def all_wait(started: list[threading.Thread]) -> bool:
+                row = watcher.execute(
+                    "SELECT COUNT(DISTINCT pid) FROM pg_locks WHERE NOT granted").fetchone()
+                return bool(row[0] >= sum(t.is_alive() for t in started))
+
+            for n, thread in enumerate(threads, start=1):
+                thread.start()
+                if in_order or n == len(threads):
+                    wait_until(lambda n=n: all_wait(threads[:n]),  # type: ignore[misc]
+                               what="every call still running waiting on a lock")
     for thread in threads:
         thread.join(30)
     return outcomes
