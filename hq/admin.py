@@ -7,8 +7,11 @@ or lost identifiers are urgent (they travel first). Promises: a ban takes effect
 online outlet with the next long-poll answer; a correction of points or credit is HQ's own
 fact (`balance.adjusted`) with its reason, in the chain-wide ledger like a ban. Putting the
 programme's settings with an expiry rule but no `since` starts the rule today (HQ's
-clock): turning expiry on is never retroactive by surprise. Must never: edit a balance
-(balances are the fold of facts; a correction is a new fact).
+clock): turning expiry on is never retroactive by surprise. A change that records HQ's own
+fact checks what it depends on inside `ingest.making_hq_facts`: two operators at once, on
+several HQ processes, act one after the other, the second seeing the first (a merged
+profile, a card given, a used Idempotency-Key). Must never: edit a balance (balances are
+the fold of facts; a correction is a new fact).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pydantic import ValidationError
 from hq import audit, credentials
 from hq.audit import Actor
 from hq.chain import Chain
-from hq.ingest import record_hq_fact
+from hq.ingest import making_hq_facts, record_hq_fact
 from schema import lotstore, pin, salestore, tallystore, timing
 from schema import picture as pictures
 from schema.customerstore import display_name, identifiers_of, profile_of
@@ -85,7 +88,7 @@ def set_status(chain: Chain, customer_id: str, status: str, reason: str = "", *,
     """A ban (or its lifting) is HQ's own fact, in the chain-wide ledger with its reason;
     made by staff (`by`: the back office, the admin API, the command line), it is audited
     in the same transaction (before -> after, why, the fact's id)."""
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         before = _customer(conn, customer_id)["status"]
         event = record_hq_fact(chain, conn, CustomerStatusChanged(
             customer_id=customer_id, status=status, reason=reason))
@@ -115,8 +118,9 @@ def adjust(chain: Chain, customer_id: str, points: int = 0, credit: int = 0, rea
                                credit=credit, reason=reason, corrects=corrects)
     except ValidationError as exc:
         raise InvalidRequest(validation_message(exc.errors())) from None
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         if key is not None:
+            # another HQ process booking this key now committed first: this sees it
             row = conn.execute("SELECT request_hash, response FROM adjustment_keys WHERE "
                                "idempotency_key = ?", (key,)).fetchone()
             if row is not None:
@@ -152,7 +156,7 @@ def set_identifier_status(chain: Chain, kind: IdentifierKind, value: str, status
     nothing (a double click)."""
     if status not in ("active", "blocked", "lost"):
         raise InvalidRequest("status is active, blocked or lost")
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         row = conn.execute("SELECT customer_id, status FROM identifiers WHERE kind = ? AND "
                            "value = ?", (kind, value)).fetchone()
         if row is None:
@@ -197,7 +201,7 @@ def replace_card(chain: Chain, customer_id: str, lost: str, new_card: str, by: A
     all. A number that already belongs to anyone is `card_in_use` and nothing is
     recorded. The new card's number."""
     card = _new_card_number(new_card)
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         _not_merged(_customer(conn, customer_id))
         old = conn.execute("SELECT customer_id, status FROM identifiers WHERE kind = 'card' "
                            "AND value = ?", (lost,)).fetchone()
@@ -229,7 +233,7 @@ def set_picture(chain: Chain, customer_id: str, raw: bytes, by: Actor,
     Checked by schema/picture.py (PNG or JPEG, at most 300x300 and 512 KiB): anything
     else is `invalid_request` and nothing is recorded. Audited by its size, not its bytes."""
     fmt, width, height = pictures.check(raw)
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         row = _customer(conn, customer_id)
         had = row["picture"] is not None
         event = record_hq_fact(chain, conn, CustomerUpdated(
@@ -276,7 +280,7 @@ def merge_customers(chain: Chain, survivor: str, merged: str, by: Actor,
         raise InvalidRequest("Why: a merge needs its reason (the audit trail keeps it)",
                              field="reason")
     merge_preview(chain, survivor, merged)  # the checks, with the operator's words
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         rows = {cid: _customer(conn, cid) for cid in (survivor, merged)}
         for row in rows.values():
             _not_merged(row)  # again, inside the transaction: two operators at once
@@ -306,7 +310,7 @@ def add_identifier(chain: Chain, customer_id: str, kind: IdentifierKind, value: 
     `identifier.added` fact, audited. One that already belongs to a customer is refused
     (Conflict, naming whose) and nothing is recorded: HQ flags such a fact from an
     outlet, but staff at HQ can be told at once."""
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         _customer(conn, customer_id)
         owner = conn.execute("SELECT customer_id FROM identifiers WHERE kind = ? AND value = ?",
                              (kind, value)).fetchone()
@@ -328,7 +332,7 @@ def reset_pin(chain: Chain, customer_id: str, new_pin: str, by: Actor, reason: s
         pin_hash = pin.hash_pin(new_pin)
     except pin.PinFormatError as exc:
         raise InvalidRequest(f"New PIN: {exc}", field="pin") from None
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         _customer(conn, customer_id)
         event = record_hq_fact(chain, conn, PinSet(customer_id=customer_id, pin_hash=pin_hash))
         audit.record(conn, by, "customer.pin", ("customer", customer_id), None,
@@ -342,7 +346,7 @@ def edit_customer(chain: Chain, customer_id: str, changes: dict[str, Any], *,
     Made by staff (`by`), the edit is audited with each changed field before -> after (an
     edit that changes nothing records no fact and no audit row)."""
     category = changes.get("category")
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:
         row = _customer(conn, customer_id)
         if category is not None and conn.execute(
                 "SELECT 1 FROM master WHERE kind = 'category' AND key = ?", (category,)).fetchone() is None:

@@ -15,7 +15,7 @@ import json
 from datetime import date, timedelta
 
 from hq.chain import Chain
-from hq.ingest import record_hq_fact
+from hq.ingest import making_hq_facts, record_hq_fact
 from hq.invoices import business_day
 from schema.events import CustomerUpdated, Profile
 from schema.masterdata import CategoryRuleDoc
@@ -73,8 +73,9 @@ def assign(chain: Chain, today: date) -> dict[str, int]:
         return {"changed": 0, "checked": 0}
     checked = int(chain.db.scalar("SELECT COUNT(*) FROM customers WHERE status != 'banned'"))
     changed = 0
-    with chain.db.write() as conn:
-        # moves() read before this transaction: re-check each under it (a ban may have come)
+    with making_hq_facts(chain) as conn:
+        # moves() read before this transaction: re-check each under it (a ban may have
+        # come; one made by another HQ process at once committed before this reads)
         for customer_id, _, wanted in moves(chain, today, ordered):
             row = conn.execute("SELECT status FROM customers WHERE customer_id = ?",
                                (customer_id,)).fetchone()

@@ -25,10 +25,11 @@ outlet speak for another.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from hq import clocks, store
 from hq.chain import Chain
@@ -241,11 +242,30 @@ def _seen(conn: sqlite3.Connection, event: Envelope) -> EventResult:
 # --- HQ's own facts -------------------------------------------------------------------------
 
 
+# HQ's own facts are made one transaction at a time, chain-wide (`store.serialise`)
+HQ_FACTS = "hq-facts"
+
+
+@contextlib.contextmanager
+def making_hq_facts(chain: Chain) -> Iterator[sqlite3.Connection]:
+    """A write transaction that checks, then records HQ's own facts: it takes HQ's fact
+    numbering first, so what it checks (a profile not merged yet, the stock a transfer
+    takes, a card nobody holds, an Idempotency-Key not used yet) is what every HQ fact
+    committed before it says, and no other HQ process records one until it commits. On
+    PostgreSQL (READ COMMITTED, several HQ processes) two operators at once would both
+    pass their checks otherwise; SQLite's one writer does this anyway. Nested in a write,
+    it joins it (the numbering held from here on)."""
+    with chain.db.write() as conn:
+        store.serialise(conn, HQ_FACTS)
+        yield conn
+
+
 def record_hq_fact(chain: Chain, conn: sqlite3.Connection, body: Body) -> Event:
     """A fact made at HQ itself (a bank payment, a points correction): numbered in HQ's
     own sequence under outlet id "HQ" and folded like any outlet's fact (a batch of one).
-    HQ's sequence stays dense across HQ processes: its next number is read alone."""
-    store.serialise(conn, "hq-facts")
+    HQ's sequence stays dense across HQ processes: its next number is read alone. Check
+    what the fact depends on inside `making_hq_facts`, not before it."""
+    store.serialise(conn, HQ_FACTS)
     seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE outlet_id = ?",
                            (HQ_OUTLET,)).fetchone()[0])
     now = chain.clock()

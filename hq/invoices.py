@@ -42,7 +42,7 @@ from banking import creditorref
 from hq import audit
 from hq.audit import Actor
 from hq.chain import Chain
-from hq.ingest import record_hq_fact
+from hq.ingest import HQ_FACTS, record_hq_fact
 from hq.store import serialise, take
 from schema.dialect import dialect_of
 from schema.errors import InvalidRequest, NotFound
@@ -222,6 +222,7 @@ def record_bank_payment(chain: Chain, conn: sqlite3.Connection, number: str, amo
         raise InvalidRequest("a payment is a positive amount")
     if not reference.strip():
         raise InvalidRequest("a bank payment needs the bank statement reference")
+    serialise(conn, HQ_FACTS)  # what is owed, read after any payment another HQ process made
     row = conn.execute("SELECT invoice_id, customer_id, amount, paid_amount FROM invoices "
                        "WHERE number = ?", (number,)).fetchone()
     if row is None:

@@ -725,7 +725,10 @@ def _returned(batch: Batch, event: Envelope, body: ReturnRecorded, hq_seq: int,
     """A return or void: its rows, its customer restated at the flush, and the audit of
     every return of its sale HQ holds (flagged when together they give back more than the
     sale, or do not match it: returns at outlets that could not see each other, or a
-    damaged or forged receipt code). A return before its sale waits for it."""
+    damaged or forged receipt code). A return before its sale waits for it. Returns of one
+    sale are folded one transaction at a time (on PostgreSQL, HQ processes at once): each
+    audits the ones committed before it."""
+    store.serialise(batch.conn, f"sale-returns:{body.sale_id}")
     sale = batch.sale(body.sale_id)
     earlier = batch.returns_of(body.sale_id)
     batch.returned.setdefault(body.sale_id, []).append(body)

@@ -1,7 +1,9 @@
 """Bank statements imported at HQ: read, matched against the invoices, stamped, remembered.
 
 `import_statement(chain, data)` reads a camt.053 or MT940 file (`banking.reader`), and in
-ONE write transaction: looks up which of its entries were imported before (by identity),
+ONE write transaction (under HQ's fact numbering, `ingest.making_hq_facts`: the same file
+imported through two HQ processes at once is imported once, the other import finding it
+imported): looks up which of its entries were imported before (by identity),
 matches the rest against HQ's invoices (`banking.matching.match`: what each still owes,
 paid ones as owing nothing so a payment to them is an overpayment), stamps every matched
 payment through `hq.invoices.record_bank_payment` - the same function as the back office's
@@ -32,6 +34,7 @@ from banking.statement import Statement
 from hq import audit, invoices
 from hq.audit import Actor
 from hq.chain import Chain
+from hq.ingest import making_hq_facts
 from schema.customerstore import display_name
 from schema.errors import Conflict, InvalidRequest, NotFound
 from schema.money import money
@@ -117,7 +120,8 @@ def import_statement(chain: Chain, data: bytes, by: Actor) -> StatementReport:
     days = [e.booking_date for e in entries if e.booking_date] or [
         today.date() if today else date.min + PAID_HORIZON]
     reported: list[ReportEntry] = []
-    with chain.db.write() as conn:
+    # the same file imported through another HQ process at once: after it, seeing it
+    with making_hq_facts(chain) as conn:
         seen = _seen(conn, [e.identity for e in entries])
         matches = match(entries, _open_invoices(conn, min(days) - PAID_HORIZON),
                         currency=invoices.CURRENCY, seen=seen)
@@ -216,7 +220,7 @@ def confirm(chain: Chain, entry_id: int, number: str | None = None, *,
     may be left out when one invoice was suggested) like any bank payment, audited with
     who confirmed it. Confirming the same again answers the same and changes nothing; an
     invoice paid meanwhile is `overpayment` and nothing changes."""
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:  # a double click reaching two HQ processes: once
         row = conn.execute("SELECT * FROM statement_entries WHERE entry_id = ?",
                            (entry_id,)).fetchone()
         if row is None:

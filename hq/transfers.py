@@ -11,7 +11,8 @@ anything back for it, so HQ never counts it twice.
 
 `preview` says what the order would do ("NORTH: 12 → 7", "SOUTH: 3 → 8") and changes
 nothing; `transfer` records it with its audit row (who, each outlet's stock before ->
-after, why) in one transaction. Both check the same: a known gift, two different registered
+after, why) in one transaction, its checks made under HQ's fact numbering
+(`ingest.making_hq_facts`): two transfers ordered at once never take the same stock twice. Both check the same: a known gift, two different registered
 outlets, a whole quantity of at least 1, a reason (InvalidRequest naming the field), and
 no more than HQ knows the sender holds (TransferExceedsStock): what the sender's facts have
 told HQ so far; a hand-out HQ has not heard of yet may take the outlet below zero when it
@@ -26,7 +27,7 @@ from typing import Any
 from hq import audit
 from hq.audit import Actor
 from hq.chain import Chain
-from hq.ingest import record_hq_fact
+from hq.ingest import making_hq_facts, record_hq_fact
 from schema.errors import InvalidRequest, TransferExceedsStock
 from schema.events import StockTransferred
 
@@ -89,7 +90,7 @@ def preview(chain: Chain, sku: str, sender: str, receiver: str, qty: int,
 def transfer(chain: Chain, sku: str, sender: str, receiver: str, qty: int, *, reason: str,
              by: Actor) -> str:
     """Records the order as HQ's fact with its audit row; the fact's id (the transfer's)."""
-    with chain.db.write() as conn:
+    with making_hq_facts(chain) as conn:  # two operators at once: the second sees the first
         order, held = _order(conn, sku, sender, receiver, qty, reason)
         event = record_hq_fact(chain, conn, order)
         audit.record(conn, by, "stock.transfer", ("gift", order.gift_sku), held,

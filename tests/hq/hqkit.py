@@ -9,6 +9,8 @@ prove a refused request changed nothing. `AnyHQ`: either kind of HQ.
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +18,12 @@ import requests
 from chainkit import HQProcess
 from testkit.hqadmin import HQAdmin
 from testkit.inprocess import TIERS, InProcessHQ
+from testkit.waiting import wait_until
 
+from hq import store
+from hq.chain import Chain
+from hq.ingest import HQ_FACTS
+from schema.dialect import dialect_of
 from schema.events import (
     Body,
     CustomerRegistered,
@@ -30,8 +37,8 @@ from schema.events import (
     new_id,
 )
 
-__all__ = ["HQ_STORES", "HQ_TIERS", "STORES", "AnyHQ", "HQClient", "InProcessHQ", "redeemed", "registered", "sale",
-           "snapshot"]
+__all__ = ["HQ_STORES", "HQ_TIERS", "ON_POSTGRES", "STORES", "AnyHQ", "HQClient", "InProcessHQ",
+           "at_once", "hold_hq_facts", "hold_the_change_log", "hold_the_writer", "redeemed", "registered", "sale", "snapshot"]
 
 # An HQ a test talks to: in this process (the fast tier) or a real `loyalty hq serve`.
 AnyHQ = InProcessHQ | HQProcess
@@ -113,6 +120,60 @@ def sale(customer_id: str, net: int = 10_000, points: int = 200) -> SaleRecorded
 def redeemed(customer_id: str, points: int) -> GiftRedeemed:
     return GiftRedeemed(redemption_id=new_id(), customer_id=customer_id, gift_sku="GIFT-MUG",
                         gift_name="Club mug", qty=1, points_spent=points)
+
+
+def hold_the_writer(conn: Any) -> None:
+    """Makes the caller's open write transaction hold HQ's writer until it ends, on either
+    store: on SQLite it does already (one writer per file); on PostgreSQL it locks
+    `outlets` against every other writer, so a push waits at its first statement (which
+    locks its outlet's row), as on SQLite, while reads (a token's check) go on."""
+    if dialect_of(conn).postgres:
+        conn.execute("LOCK TABLE outlets IN EXCLUSIVE MODE")
+
+
+def hold_hq_facts(conn: Any) -> None:
+    """What HQ's own facts wait for: HQ's fact numbering (ingest.making_hq_facts)."""
+    store.serialise(conn, HQ_FACTS)
+
+
+def hold_the_change_log(conn: Any) -> None:
+    """What every writing transaction waits for last: the change log's counter row."""
+    conn.execute("UPDATE counters SET value = value WHERE name = 'changes'")
+
+
+def at_once(chain: Chain, *calls: Callable[[], Any],
+            hold: Callable[[Any], None] = hold_hq_facts, in_order: bool = False) -> list[Any]:
+    """Runs `calls` together as several HQ processes would (PostgreSQL only): each in a
+    thread of its own (a connection of its own), all held by what `hold` locks in this
+    thread's transaction (HQ's fact numbering unless said) until every one of them still
+    running waits on a lock, then let go at once. `in_order`: each call is started once the
+    one before it waits, so they queue for the same lock in the order given (PostgreSQL
+    grants it in that order). Each call's answer, or the exception it raised."""
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            outcomes[i] = calls[i]()
+        except Exception as exc:  # noqa: BLE001 - the caller checks what each one gave
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    with chain.db.write() as conn:
+        hold(conn)
+        with chain.db.session() as watcher:
+            def all_wait(started: list[threading.Thread]) -> bool:
+                row = watcher.execute(
+                    "SELECT COUNT(DISTINCT pid) FROM pg_locks WHERE NOT granted").fetchone()
+                return bool(row[0] >= sum(t.is_alive() for t in started))
+
+            for n, thread in enumerate(threads, start=1):
+                thread.start()
+                if in_order or n == len(threads):
+                    wait_until(lambda n=n: all_wait(threads[:n]),  # type: ignore[misc]
+                               what="every call still running waiting on a lock")
+    for thread in threads:
+        thread.join(30)
+    return outcomes
 
 
 def snapshot(hq: HQAdmin) -> dict[str, Any]:

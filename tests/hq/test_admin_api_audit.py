@@ -2,7 +2,8 @@
 admin API's master data (put and withdrawn) under the admin token's holder (`api:<label>`),
 bank statements imported through the API or `loyalty hq import-statement` (`cli:<user>`)
 and a suggested match confirmed, each with what it was before -> after. In process: the
-admin API through TestClient, the command through click's runner, on real SQLite files."""
+admin API through TestClient, the command through click's runner, on real SQLite files and
+on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,13 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "banking"))
 
 from statementkit import Ntry, Tx, camt053
 
+HQ_ON_BOTH_STORES = True  # every test on a SQLite file and on PostgreSQL (conftest.py)
 ANA = Buyer("Ana", "Kovač", sales=(8_000,))
 BOB = Buyer("Bob", "Marley", sales=(5_000,))
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain, _ = make_hq(tmp_path / "hq.db", [ANA, BOB])
+def chain(hq_db: str, tmp_path: Path) -> Iterator[Chain]:
+    """HQ at `hq_db` (made on SQLite, then moved there when it is PostgreSQL)."""
+    url = hq_db if "://" in hq_db else None
+    the_chain, _ = make_hq(tmp_path / "made.db" if url else Path(hq_db), [ANA, BOB], url)
     yield the_chain
     the_chain.close()
 
@@ -112,11 +116,11 @@ def test_a_statement_imported_through_the_api_and_a_confirmed_match_are_audited(
 
 
 def test_a_statement_imported_on_the_command_line_is_audited_as_the_users(
-        chain: Chain, tmp_path: Path) -> None:
+        chain: Chain, hq_db: str, tmp_path: Path) -> None:
     file = tmp_path / "march.xml"
     file.write_bytes(statement(_numbers(chain)))
     done = CliRunner().invoke(hq_cli.group(lambda: ()),
-                              ["import-statement", "--db", str(chain.db.path), str(file)])
+                              ["import-statement", "--db", hq_db, str(file)])
     assert done.exit_code == 0, done.output
     [row] = trail(chain, action="statement.import")
     assert row["staff"] == f"cli:{getpass.getuser()}"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from hqkit import STORES
+from hqkit import ON_POSTGRES, STORES, at_once
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,6 +69,25 @@ def test_customers_move_to_the_highest_category_their_turnover_reaches(chain: Ch
               if c.kind == "customer" and c.data}
     assert pushed == {"big": "A", "mid": "B"}
     assert categories.assign(chain, date(2026, 11, 22)) == {"changed": 0, "checked": 3}
+
+
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_a_ban_made_while_categories_are_assigned_is_never_overwritten_by_a_move(
+        chain: Chain) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once in order): an operator
+    bans a customer while the nightly category run, reaching HQ's fact numbering just
+    after, is about to move them. The run must see the ban and move nobody banned."""
+    facts = [(register(1, "big"), "2026-01-02T00:00:00Z"),
+             (sale(1, "big", 160_000), "2026-10-01T10:00:00Z")]
+    ingest.push(chain, "X", PushRequest(outlet_id="X", events=[
+        make_event("X", i + 1, body, at) for i, (body, at) in enumerate(facts)]))
+    done = at_once(chain, lambda: admin.set_status(chain, "big", "banned", "fraud", by=None),
+                   lambda: categories.assign(chain, date(2026, 11, 22)), in_order=True)
+    assert not any(isinstance(d, Exception) for d in done), done
+    assert done[1] == {"changed": 0, "checked": 1}
+    moved = chain.db.all("SELECT 1 FROM events WHERE type = 'customer.updated'")
+    assert moved == [] and chain.db.scalar(
+        "SELECT category FROM customers WHERE customer_id = 'big'") == "D"
 
 
 @given(st.integers(min_value=0, max_value=10**7))

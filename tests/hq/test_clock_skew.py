@@ -5,41 +5,30 @@ years off (2031, 2001) or are not times at all, each push carrying that clock's 
 as a current outlet does. HQ must book such facts at its own receive time (this month's
 invoice close, today's turnover, a sane "last purchase"), keep the stamps as sent in its
 ledger, measure each outlet's clock offset and raise ONE flag per outlet while it lasts.
-HQ answers in this process (hqkit.InProcessHQ) and `loyalty report` runs in process; the
-tolerance option is checked on a real `loyalty hq serve --clock-tolerance` (the slow tier).
+HQ answers in this process (hqkit.InProcessHQ, on each store) and `loyalty report` runs in
+process; the tolerance option is checked on a real `loyalty hq serve --clock-tolerance`
+(the slow tier).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from chainkit import HQProcess
-from hqkit import AnyHQ, HQClient, InProcessHQ, registered
+from hqkit import AnyHQ, HQClient, registered
 from testkit.inprocess import cli
 
 from schema.events import Event, Payment, SaleLine, SaleRecorded, make_event, new_id
 
+HQ_ON_BOTH_STORES = True  # `hq` (tests/hq/conftest.py) in process on SQLite and PostgreSQL
+HQ_OUTLETS = ("FUTURE", "PAST", "OLD", "BACK")
 YEAR = timedelta(days=365)
 AHEAD = 5 * YEAR + timedelta(days=1)  # a clock saying 2031
 BEHIND = -(26 * YEAR)  # a clock saying 2000/2001
-
-
-@pytest.fixture(scope="module")
-def hq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHQ]:
-    here = InProcessHQ(tmp_path_factory.mktemp("hq") / "hq.db")
-    for outlet_id in ("FUTURE", "PAST", "OLD", "BACK"):
-        here.outlet_add(outlet_id)
-    _ = here.admin_token
-    here.start()
-    yield here
-    here.close()
 
 
 def client(hq: AnyHQ, outlet_id: str) -> HQClient:
@@ -156,12 +145,8 @@ def test_a_2031_clock_credit_sale_is_billed_this_month_counted_today_and_flagged
     assert view["statistics"]["last_purchase_at"][:10] == today().isoformat()
     assert view["credit_balance"] == 7_500
     # the ledger keeps the facts as they were sent
-    conn = sqlite3.connect(hq.db)
-    try:
-        kept = {r[0]: (r[1], r[2]) for r in conn.execute(
-            "SELECT event_id, at, booked_at FROM events WHERE outlet_id = 'FUTURE'")}
-    finally:
-        conn.close()
+    kept = {r[0]: (r[1], r[2]) for r in hq.rows(
+        "SELECT event_id, at, booked_at FROM events WHERE outlet_id = 'FUTURE'")}
     for event in first + second:
         at, booked = kept[event.event_id]
         assert at == event.at and at[:4] > "2030" and booked[:10] == today().isoformat()

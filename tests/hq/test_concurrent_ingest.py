@@ -15,16 +15,26 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from hqkit import registered, sale
+from hqkit import at_once, hold_the_change_log, registered, sale
 
 from agent.programme import default_documents
 from hq import credentials, ingest
 from hq.chain import Chain
 from schema import tallystore
-from schema.events import Event, fold, make_event
-from schema.sync import PushRequest
+from schema.events import (
+    Event,
+    Payment,
+    SaleLine,
+    SaleRecorded,
+    fold,
+    make_event,
+    new_id,
+)
+from schema.reversal import Asked, ReturnsSettings, plan_return
+from schema.sync import PushRequest, PushResponse
 
 OUTLETS = ("P1", "P2", "P3", "P4", "P5")
 RACER = "P5"  # pushes each batch through both HQs at once
@@ -108,3 +118,46 @@ def test_concurrent_pushes_through_two_hqs_apply_every_event_once_and_keep_the_f
         for person in people:
             mine = [e for e in events if e.customer_id == person.customer_id]
             assert tallystore.load(conn, person.customer_id) == fold(mine), person.customer_id
+
+
+def test_two_returns_of_one_sale_through_two_hqs_at_once_fold_as_one_after_the_other(
+        two_hqs: tuple[Chain, Chain], tmp_path: Path) -> None:
+    """Outlets P1 and P2 each take back part of one sale, their pushes reaching two HQ
+    processes at once (both held at the change log's counter, which each takes last, until
+    both wait): each restates the customer from what it holds, so neither may lose the
+    other's return. HQ must end as it would after the two pushes one after the other: the
+    customer's tally, and the second return flagged for giving back more than was sold."""
+    one, two = two_hqs
+    alone = Chain(tmp_path / "alone.db", seed=default_documents())
+    who = registered("Ret")
+    line = SaleLine(sku="W", name="Wine", qty=4, unit_price=1000, gross=4000, discount=0,
+                    net=4000)
+    sold = SaleRecorded(sale_id=new_id(), customer_id=who.customer_id, currency="EUR",
+                        lines=[line], payments=[Payment(mode="cash", amount=4000)],
+                        total_gross=4000, total_discount=0, total_net=4000, points_earned=40)
+    back = [plan_return(sold, [], [Asked("W", 3)], return_id=new_id(), balance=40,
+                        settings=ReturnsSettings(), reason="broken") for _ in OUTLETS[:2]]
+    pushes = [(outlet, [make_event(outlet, 1, ret)]) for outlet, ret in zip(OUTLETS, back,
+                                                                            strict=False)]
+    try:
+        for chain in (one, alone):
+            with chain.db.write() as conn:
+                for outlet in ("P0", *OUTLETS[:2]):
+                    credentials.add_outlet(conn, outlet)
+                conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
+            ingest.push(chain, "P0", PushRequest(outlet_id="P0", events=[
+                make_event("P0", 1, who), make_event("P0", 2, sold)]))
+        answers = at_once(one, *[lambda chain=chain, outlet=outlet, events=events: ingest.push(
+            chain, outlet, PushRequest(outlet_id=outlet, events=events))
+            for chain, (outlet, events) in zip((one, two), pushes, strict=True)],
+            hold=hold_the_change_log)
+        assert all(isinstance(a, PushResponse) for a in answers), answers
+        for outlet, events in pushes:
+            ingest.push(alone, outlet, PushRequest(outlet_id=outlet, events=events))
+        verdicts = sorted(a.results[0].result for a in answers)
+        assert verdicts == ["applied", "flagged"]
+        with one.db.read() as conn, alone.db.read() as ref:
+            assert tallystore.load(conn, who.customer_id) == tallystore.load(
+                ref, who.customer_id)
+    finally:
+        alone.close()

@@ -1,5 +1,6 @@
 """Head office's side of the way back (issue 11): corrections, point lots, expiry and
-pending points at HQ, on a real SQLite file with HQ's clock under the test's control.
+pending points at HQ, on a real SQLite file and on PostgreSQL (tests/hq/conftest.py), with
+HQ's clock under the test's control.
 
 - A correction (`balance.adjusted`) is HQ's own fact, in the ledger with its reason, like a
   ban; through the admin API and in process alike. An outlet cannot make one, nor an
@@ -20,12 +21,12 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
 from agentkit import expect_error
 from fastapi.testclient import TestClient
+from hqkit import ON_POSTGRES, at_once
 
 from agent.programme import default_documents
 from hq import admin, credentials, expiry, ingest, schedule
@@ -50,6 +51,7 @@ from schema.lots import Lot
 from schema.masterdata import programme_of
 from schema.sync import PushRequest
 
+HQ_ON_BOTH_STORES = True  # every test using `hq` on a SQLite file and on PostgreSQL
 CUSTOMER = "c-0001"
 CARD = "2900010000015"
 
@@ -68,9 +70,9 @@ class Clock:
 
 
 class HQ:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, db: str) -> None:
         self.clock = Clock()
-        self.chain = Chain(tmp_path / "hq.db", seed=default_documents(), clock=self.clock)
+        self.chain = Chain(db, seed=default_documents(), clock=self.clock)
         with self.chain.db.write() as conn:
             self.outlet_token, _ = credentials.add_outlet(conn, "X")
             self.admin_token = credentials.add_admin(conn)
@@ -106,8 +108,8 @@ class HQ:
 
 
 @pytest.fixture
-def hq(tmp_path: Path) -> Iterator[HQ]:
-    made = HQ(tmp_path)
+def hq(hq_db: str) -> Iterator[HQ]:
+    made = HQ(hq_db)
     yield made
     made.chain.close()
 
@@ -150,7 +152,7 @@ def test_an_adjustment_is_an_hq_fact_with_its_reason_in_the_audit_of_facts(hq: H
                             "reason": "receipt 0042 scanned twice", "corrects": "S-1"}
     row = hq.chain.db.one("SELECT result, reason FROM events WHERE event_id = ?",
                           (made["event_id"],))
-    assert tuple(row) == ("applied", None)
+    assert row is not None and tuple(row) == ("applied", None)
     view = admin.customer_view(hq.chain, CUSTOMER)
     assert (view["points_balance"], view["credit_balance"]) == (70, -1250)
     assert (made["points_balance"], made["credit_balance"]) == (70, -1250)
@@ -288,6 +290,19 @@ def test_an_expiry_per_customer_lot_and_day_is_recorded_once_even_if_two_runs_ra
     assert hq.facts("points.expired") == [] and hq.balance() == 100
 
 
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_two_expiry_runs_at_once_expire_each_lot_once(hq: HQ) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once) run the day's expiry
+    together, say the schedule's and an operator's: one `points.expired` per lot."""
+    expiry_on(hq, {"kind": "end_of_month", "months": 1, "since": "2026-01-01",
+                   "grace_days": 0})
+    hq.push(sale(100, "S-jan"))
+    hq.clock.day("2026-03-01")
+    done = at_once(hq.chain, *[lambda: expiry.run(hq.chain, date(2026, 3, 1))] * 2)
+    assert sorted(d["points"] for d in done) == [0, 100], done
+    assert len(hq.facts("points.expired")) == 1 and hq.balance() == 0
+
+
 def test_the_nightly_expiry_runs_once_chain_wide(hq: HQ,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Through `schedule.once`: while another HQ process holds the day's expiry (the
@@ -386,6 +401,23 @@ def test_the_same_idempotency_key_answers_the_same_correction_and_another_body_c
     assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
     other = http.post(url, json=body, headers={"Idempotency-Key": "corr-2"})
     assert other.status_code == 201 and hq.balance() == 180
+
+
+def test_two_concurrent_corrections_with_one_idempotency_key_book_one_and_answer_the_same(
+        hq_pg: str) -> None:
+    """PostgreSQL, two HQ processes at once (hqkit.at_once), READ COMMITTED: neither may
+    look the key up before the other has booked; the second answers the first's
+    correction, books none and does not fail on the key's unique index."""
+    hq = HQ(hq_pg)
+    try:
+        hq.push(sale(100, "S-1"))
+        answers = at_once(hq.chain, *[lambda: admin.adjust(
+            hq.chain, CUSTOMER, points=40, reason="missed", by=None, key="corr-race")] * 2)
+        assert all(isinstance(a, dict) for a in answers), answers
+        assert answers[0] == answers[1]
+        assert len(hq.facts("balance.adjusted")) == 1 and hq.balance() == 140
+    finally:
+        hq.chain.close()
 
 
 @pytest.mark.parametrize("body, message", [

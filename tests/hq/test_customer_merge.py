@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import base64
 import io
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hqkit import ON_POSTGRES, at_once
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -47,6 +46,7 @@ from schema.ledger import Tally
 from schema.roles import Role
 from schema.sync import PushRequest
 
+HQ_ON_BOTH_STORES = True  # every test on a SQLite file and on PostgreSQL (tests/hq/conftest.py)
 OLGA = Actor("olga", Role.operator)
 CARDS = {"ana": "2900010000015", "ana2": "2900010000022", "iva": "2900010000039"}
 NEW_CARD = "2900010000046"
@@ -83,15 +83,13 @@ class Shop:
 
     def state(self) -> dict[str, Any]:
         """What a refused change must leave alone."""
-        conn = self.chain.db.conn
-        return {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in (
+        return {t: [tuple(r) for r in self.chain.db.all(f"SELECT * FROM {t}")] for t in (
             "events", "customers", "identifiers", "customer_tally", "audit", "changes")}
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    chain = Chain(tmp_path / "hq.db", seed=default_documents())
-    chain.db.conn.row_factory = sqlite3.Row
+def shop(hq_db: str) -> Iterator[Shop]:
+    chain = Chain(hq_db, seed=default_documents())
     yield Shop(chain)
     chain.close()
 
@@ -101,7 +99,7 @@ def sale(cid: str, net: int, points: int, mode: str = "cash") -> SaleRecorded:
                     discount=0, net=net)
     return SaleRecorded(sale_id=new_id(), customer_id=cid, currency="EUR", lines=[line],
                         payments=[Payment(mode=mode, amount=net)], total_gross=net,
-                        total_discount=0, total_net=net, points_earned=points)  # type: ignore[arg-type]
+                        total_discount=0, total_net=net, points_earned=points)
 
 
 def gift(cid: str, points: int) -> GiftRedeemed:
@@ -138,17 +136,32 @@ def stored_tallies(chain: Chain) -> dict[str, Tally]:
         return {cid: tallystore.load(conn, cid) for cid in ids}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
-@given(before=st.lists(st.tuples(st.sampled_from(["ana", "ana2", "iva"]),
-                                 st.integers(100, 5000), st.integers(0, 300),
-                                 st.booleans()), max_size=8),
-       after=st.lists(st.tuples(st.sampled_from(["ana", "ana2"]), st.integers(100, 900),
-                                st.integers(0, 90)), max_size=4))
+BEFORE = st.lists(st.tuples(st.sampled_from(["ana", "ana2", "iva"]), st.integers(100, 5000),
+                           st.integers(0, 300), st.booleans()), max_size=8)
+AFTER = st.lists(st.tuples(st.sampled_from(["ana", "ana2"]), st.integers(100, 900),
+                          st.integers(0, 90)), max_size=4)
+CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=CHECKS)
+@given(before=BEFORE, after=AFTER)
 def test_after_a_merge_the_survivors_balance_is_the_sum_and_its_tally_the_fold_of_both(
         tmp_path_factory: pytest.TempPathFactory,
         before: list[tuple[str, int, int, bool]], after: list[tuple[str, int, int]]) -> None:
-    chain = Chain(tmp_path_factory.mktemp("hq") / "hq.db", seed=default_documents())
+    merged_balance_is_the_sum(str(tmp_path_factory.mktemp("hq") / "hq.db"), before, after)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=CHECKS)  # ~0.5 s each
+@given(before=BEFORE, after=AFTER)
+def test_on_postgresql_after_a_merge_the_survivors_balance_is_the_sum_and_its_tally_the_fold(
+        hq_pg_dbs: Callable[[], str],
+        before: list[tuple[str, int, int, bool]], after: list[tuple[str, int, int]]) -> None:
+    merged_balance_is_the_sum(hq_pg_dbs(), before, after)
+
+
+def merged_balance_is_the_sum(db: str, before: list[tuple[str, int, int, bool]],
+                              after: list[tuple[str, int, int]]) -> None:
+    chain = Chain(db, seed=default_documents())
     try:
         shop = Shop(chain)
         shop.push(*(sale(cid, net, points) if not spend else gift(cid, points)
@@ -237,6 +250,34 @@ def test_a_merged_profile_cannot_be_merged_again_or_merged_into(shop: Shop) -> N
     with pytest.raises(CustomerMerged):
         admin.replace_card(shop.chain, "ana2", CARDS["ana2"], NEW_CARD, by=OLGA)
     assert shop.state() == before
+
+
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_two_operators_merging_the_same_profiles_at_once_merge_them_once(shop: Shop) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once): one merges ana2 into
+    ana, the other ana into ana2. One merge is made; the other is refused as merged
+    already, records nothing and audits nothing (never two merges making a cycle)."""
+    shop.push(sale("ana", 1000, 100), sale("ana2", 500, 50))
+    done = at_once(shop.chain,
+                   lambda: admin.merge_customers(shop.chain, "ana", "ana2", by=OLGA, reason="x"),
+                   lambda: admin.merge_customers(shop.chain, "ana2", "ana", by=OLGA, reason="y"))
+    assert sorted(type(d).__name__ for d in done) == ["CustomerMerged", "dict"], done
+    facts = shop.chain.db.all("SELECT result FROM events WHERE type = 'customers.merged'")
+    assert [f["result"] for f in facts] == ["applied"]
+    assert len(shop.chain.db.all("SELECT 1 FROM audit")) == 2  # one merge, on both trails
+    (view,) = [d for d in done if isinstance(d, dict)]
+    assert view["points_balance"] == 150
+
+
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_one_new_card_given_to_two_customers_at_once_goes_to_one(shop: Shop) -> None:
+    done = at_once(shop.chain,
+                   lambda: admin.replace_card(shop.chain, "ana", CARDS["ana"], NEW_CARD, by=OLGA),
+                   lambda: admin.replace_card(shop.chain, "iva", CARDS["iva"], NEW_CARD, by=OLGA))
+    assert sorted(type(d).__name__ for d in done) == ["CardInUse", "str"], done
+    assert shop.chain.db.all("SELECT result FROM events WHERE type = 'identifier.added'"
+                             ) == [("applied",)]
+    assert len(shop.chain.db.all("SELECT 1 FROM audit")) == 1
 
 
 def test_a_merge_made_twice_over_merges_follows_to_the_last_survivor(shop: Shop) -> None:

@@ -3,7 +3,8 @@
 HQ renders a page of customers in SQL (hq.feed) and the outlet writes a page in bulk
 (agent.replication): both must give exactly what rendering each entity on its own
 (`feed.render`, the reference kept below as it was) and applying each change on its own
-(`OutletReplica._apply_customer`) give.
+(`OutletReplica._apply_customer`) give. HQ on a SQLite file and on PostgreSQL (where the
+page's SQL is the dialect's own).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from agent.outlet import Outlet
 from agent.programme import default_documents
 from agent.replica import MASTER_KINDS, set_meta
 from agent.replication import OutletReplica, _apply_invoice
-from hq import admin, credentials, feed
+from hq import admin, credentials, feed, store
 from hq.chain import Chain
 from schema.sync import Change, PullResponse
 
+HQ_ON_BOTH_STORES = True  # HQ's pages rendered on SQLite and on PostgreSQL (conftest.py)
 PNG = bytes(range(256)) * 3
 
 
@@ -112,12 +114,11 @@ def insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def chain(tmp_path: Path) -> Iterator[Chain]:
-    the_chain = Chain(tmp_path / "hq.db", seed=default_documents())
+def chain(hq_db: str) -> Iterator[Chain]:
+    the_chain = Chain(hq_db, seed=default_documents())
     with the_chain.db.write() as conn:
         credentials.add_outlet(conn, "X")
         conn.execute("UPDATE outlets SET last_seq = 42 WHERE outlet_id = 'X'")
-        seq = the_chain.head(conn)
         for doc in CUSTOMERS:
             insert(conn, "customers", {"created_at": "2026-01-01T00:00:00.000000Z", **doc})
         for ident in IDENTIFIERS:
@@ -132,6 +133,7 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
         conn.executemany("INSERT INTO customer_lots (customer_id, lot_id, earned_on, points,"
                          " expires_on, spendable_on) VALUES (?, ?, ?, ?, ?, ?)", LOTS)
         keys = [doc["customer_id"] for doc in CUSTOMERS] + ["c-withdrawn"]
+        seq = store.take(conn, "changes", len(keys)) - 1  # HQ's own numbering, on each store
         for i, key in enumerate(keys):
             conn.execute("INSERT INTO changes (kind, key, seq, urgent) VALUES (?, ?, ?, ?)",
                          ("customer", key, seq + 1 + i, int(key == "c-banned")))
@@ -139,8 +141,7 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
     admin.put_master(the_chain, "category_rule",
                      {"category": "A", "min_turnover": 100_000, "window_days": 365}, by=None)
     with the_chain.db.write() as conn:
-        conn.execute("UPDATE changes SET seq = (SELECT MAX(seq) + 1 FROM changes), urgent = 1 "
-                     "WHERE key = 'c-banned'")
+        the_chain.bump(conn, "customer", "c-banned", urgent=True)
     yield the_chain
     the_chain.close()
 

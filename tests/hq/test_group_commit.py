@@ -4,8 +4,9 @@ Pushes from several outlets that wait at the same time share one write transacti
 must get exactly the answer it would get alone, pushed in the same order, and leave the
 same state; a push that is refused (a gap, a reused event id, an outlet speaking for
 another) changes nothing and refuses no other push of its group. The pushes are made to
-wait together deterministically: the test holds HQ's database (a read holds the writer)
-while they queue, one after another, then lets them go.
+wait together deterministically: the test holds HQ's writer (hqkit.hold_the_writer) while
+they queue, one after another, then lets them go. On both stores (HQ_ON_BOTH_STORES; the
+property with fewer examples on PostgreSQL); the committer's own failure test is SQLite's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hqkit import hold_the_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_ingest_batch import CARDS, HQ_NOW, SEEDED, TIMES, _sale, fact, seed_facts, state
@@ -41,6 +43,7 @@ from schema.events import (
 from schema.hq_tables import migrations
 from schema.sync import PushRequest, PushResponse
 
+HQ_ON_BOTH_STORES = True  # tests taking `hq_db` run on SQLite and PostgreSQL (conftest.py)
 OUTLETS = ("A", "B", "C", "D", "E", "L")
 Push = tuple[str, bytes]  # (the token's outlet, the request as it came over HTTP)
 Outcome = tuple[str, Any]  # ("answer", the answer's fields) or ("refused", type, message)
@@ -88,7 +91,8 @@ def together(chain: Chain, pushes: list[Push]) -> list[Outcome]:
 
     threads = []
     queued = 0
-    with chain.db.read():  # holds the writer: the first push's group cannot start
+    with chain.db.write() as conn:  # holds the writer: the first push's group cannot commit
+        hold_the_writer(conn)
         for i in range(len(pushes)):
             threads.append(threading.Thread(target=send, args=(i,)))
             threads[-1].start()
@@ -131,7 +135,7 @@ def sale(outlet: str, seq: int, customer: str, points: int) -> Event:
 
 
 def test_pushes_grouped_in_one_transaction_each_get_their_own_answer_and_refusals_stay_alone(
-        tmp_path: Path) -> None:
+        hq_dbs: Callable[[], str]) -> None:
     first = seed()
     n = len(first)
     reused = make_event("C", 2, VisitRecorded(customer_id=SEEDED[1], via="card"))
@@ -161,8 +165,7 @@ def test_pushes_grouped_in_one_transaction_each_get_their_own_answer_and_refusal
         # A again: the rest of its seed, then more (its earlier push is in the group)
         request("A", [*first[:2], sale("A", n + 3, SEEDED[1], 10)]),
     ]
-    with chain_of(str(tmp_path / "grouped.db")) as grouped, \
-            chain_of(str(tmp_path / "alone.db")) as alone:
+    with chain_of(hq_dbs()) as grouped, chain_of(hq_dbs()) as alone:
         for chain in (grouped, alone):
             ingest.push_json(chain, *request("A", first[:-2]))
         got = together(grouped, pushes)
@@ -197,6 +200,21 @@ def test_any_pushes_grouped_leave_the_state_and_answers_of_the_same_pushes_one_b
         plan: list[tuple[str, list[tuple[Body, str]], str]]) -> None:
     """Random pushes of every event type from three outlets, some starting past a gap,
     some sending again what the outlet sent before: grouped == one by one."""
+    grouped_equals_one_by_one(plan, lambda: ":memory:")
+
+
+@settings(max_examples=8, deadline=None,  # two HQ databases per example: ~1 s each
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(plan=pushes_of_outlets)
+def test_on_postgresql_any_pushes_grouped_leave_the_state_and_answers_of_one_by_one(
+        hq_pg_dbs: Callable[[], str], plan: list[tuple[str, list[tuple[Body, str]], str]]
+        ) -> None:
+    grouped_equals_one_by_one(plan, hq_pg_dbs)
+
+
+def grouped_equals_one_by_one(plan: list[tuple[str, list[tuple[Body, str]], str]],
+                              new_db: Callable[[], str]) -> None:
     sent: dict[str, list[Event]] = {o: [] for o in OUTLETS}
     pushes = [lead()]
     for outlet, facts, how in plan:
@@ -207,7 +225,7 @@ def test_any_pushes_grouped_leave_the_state_and_answers_of_the_same_pushes_one_b
         if how != "gap":
             log += new
     seeded = request("E", seed("E"))
-    with chain_of(":memory:") as grouped, chain_of(":memory:") as alone:
+    with chain_of(new_db()) as grouped, chain_of(new_db()) as alone:
         for chain in (grouped, alone):
             ingest.push_json(chain, *seeded)
         assert together(grouped, pushes) == one_by_one(alone, pushes)
@@ -274,14 +292,15 @@ def test_when_the_transaction_itself_fails_every_job_of_the_group_fails_and_noth
 
 
 def test_a_push_made_inside_an_open_write_joins_it_instead_of_queueing_behind_a_group(
-        tmp_path: Path) -> None:
+        hq_db: str) -> None:
     """Another outlet's push leads a group that waits for the writer this thread holds:
     queueing behind it would wait forever."""
-    with chain_of(str(tmp_path / "hq.db")) as chain:
+    with chain_of(hq_db) as chain:
         other: list[Outcome] = []
         leader = threading.Thread(target=lambda: other.append(
             outcome(chain, request("B", seed("B")[:1]))))
-        with chain.db.write():
+        with chain.db.write() as conn:
+            hold_the_writer(conn)
             leader.start()
             wait_for(lambda: chain.pushes.pending() == 1)
             answer = ingest.push_json(chain, *request("A", seed()[:1]))
@@ -292,8 +311,8 @@ def test_a_push_made_inside_an_open_write_joins_it_instead_of_queueing_behind_a_
 
 
 @pytest.mark.parametrize("bad", ["gap", "reused"])
-def test_a_refused_push_alone_changes_nothing(tmp_path: Path, bad: str) -> None:
-    with chain_of(str(tmp_path / "hq.db")) as chain:
+def test_a_refused_push_alone_changes_nothing(hq_db: str, bad: str) -> None:
+    with chain_of(hq_db) as chain:
         first = seed()
         ingest.push_json(chain, *request("A", first))
         before = state(chain)
@@ -307,10 +326,10 @@ def test_a_refused_push_alone_changes_nothing(tmp_path: Path, bad: str) -> None:
         assert state(chain) == before
 
 
-def test_an_outlets_token_is_checked_while_a_group_is_being_written(tmp_path: Path) -> None:
+def test_an_outlets_token_is_checked_while_a_group_is_being_written(hq_db: str) -> None:
     """A push's token is looked up on what is committed, beside the writer: pushes that
     arrive while a group commits are parsed and ready for the next group meanwhile."""
-    with chain_of(str(tmp_path / "hq.db")) as chain:
+    with chain_of(hq_db) as chain:
         with chain.db.write() as conn:
             token, _ = credentials.add_outlet(conn, "N")
         found: list[str] = []

@@ -24,7 +24,6 @@ made by the test, not by threads racing for the writer: `Gathering` keeps each p
 from __future__ import annotations
 
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,8 +98,8 @@ class Gathering(GroupCommit):
 
 
 @contextmanager
-def chain_at(path: Path, programme: dict[str, Any]) -> Iterator[Chain]:
-    """HQ on a real file, its outlets registered, an invoice to pay, the programme's
+def chain_at(path: Path | str, programme: dict[str, Any]) -> Iterator[Chain]:
+    """HQ on a real file (or PostgreSQL database), its outlets registered, an invoice to pay, the programme's
     settings, and the seeded customers with their sales (pushed by SEEDER)."""
     chain = Chain(path, clock=lambda: HQ_NOW)
     with chain.db.write() as conn:
@@ -289,12 +288,11 @@ def scratch() -> str | None:
 
 def note_what_happened(chain: Chain, base: int, outcomes: list[Outcome]) -> None:
     """What the group held, for `--hypothesis-show-statistics`."""
-    conn = chain.db.conn
-    if conn.execute("SELECT 1 FROM returns r JOIN sales s USING (sale_id) WHERE r.hq_seq > ?"
-                    " AND s.hq_seq > ? AND s.hq_seq < r.hq_seq", (base, base)).fetchone():
+    if chain.db.one("SELECT 1 FROM returns r JOIN sales s USING (sale_id) WHERE r.hq_seq > ?"
+                    " AND s.hq_seq > ? AND s.hq_seq < r.hq_seq", (base, base)):
         event("a return of a sale made earlier in its group")
-    if conn.execute("SELECT 1 FROM returns r JOIN sales s USING (sale_id) WHERE r.hq_seq > ?"
-                    " AND s.hq_seq > r.hq_seq", (base,)).fetchone():
+    if chain.db.one("SELECT 1 FROM returns r JOIN sales s USING (sale_id) WHERE r.hq_seq > ?"
+                    " AND s.hq_seq > r.hq_seq", (base,)):
         event("a return in the group before its sale")
     kinds = {o[0] for o in outcomes}
     if kinds == {"answer", "refused"}:
@@ -303,11 +301,10 @@ def note_what_happened(chain: Chain, base: int, outcomes: list[Outcome]) -> None
 
 def lots_add_up(chain: Chain) -> None:
     """Every customer's lots hold exactly its balance (and a merged profile's nothing)."""
-    conn: sqlite3.Connection = chain.db.conn
-    lots = dict(conn.execute("SELECT customer_id, SUM(points) FROM customer_lots"
-                             " GROUP BY customer_id").fetchall())
-    balances = dict(conn.execute("SELECT customer_id, points_earned - points_used"
-                                 " - points_expired FROM customer_tally").fetchall())
+    lots = {r[0]: r[1] for r in chain.db.all("SELECT customer_id, SUM(points) FROM customer_lots"
+                                             " GROUP BY customer_id")}
+    balances = {r[0]: r[1] for r in chain.db.all("SELECT customer_id, points_earned - points_used"
+                                                 " - points_expired FROM customer_tally")}
     for cid in set(lots) | set(balances):
         assert lots.get(cid, 0) == balances.get(cid, 0), cid
 
@@ -317,11 +314,25 @@ def lots_add_up(chain: Chain) -> None:
 @given(plan=plans())
 def test_groups_of_pushes_with_returns_lots_merges_and_corrections_fold_as_one_by_one(
         plan: tuple[int, list[Step]]) -> None:
+    with tempfile.TemporaryDirectory(dir=scratch()) as tmp:
+        names = iter(("grouped.db", "alone.db"))
+        groups_fold_as_one_by_one(plan, lambda: Path(tmp) / next(names))
+
+
+@settings(max_examples=8, deadline=None,  # two HQ databases per example: ~1 s each
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(plan=plans())
+def test_on_postgresql_groups_with_returns_lots_merges_and_corrections_fold_as_one_by_one(
+        hq_pg_dbs: Callable[[], str], plan: tuple[int, list[Step]]) -> None:
+    groups_fold_as_one_by_one(plan, hq_pg_dbs)
+
+
+def groups_fold_as_one_by_one(plan: tuple[int, list[Step]],
+                              new_db: Callable[[], Path | str]) -> None:
     programme, steps = plan
     settings_ = cast(dict[str, Any], PROGRAMMES[programme])
-    with tempfile.TemporaryDirectory(dir=scratch()) as tmp, \
-            chain_at(Path(tmp) / "grouped.db", settings_) as together, \
-            chain_at(Path(tmp) / "alone.db", settings_) as alone:
+    with chain_at(new_db(), settings_) as together, chain_at(new_db(), settings_) as alone:
         for chain in (together, alone):
             ingest.push_json(chain, SEEDER, request(SEEDER, SEED)[1])
         together.pushes = Gathering(together.db)

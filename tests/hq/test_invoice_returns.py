@@ -7,12 +7,13 @@ carried as a credit to the customer's next invoice, and an issued invoice never 
 invoice never goes below zero: what a period's purchases cannot absorb waits for the next
 one. The property: over any run of periods, what the invoices bill less the credit still
 carried (owed back to the customer, deducted from a later invoice) is exactly the credit
-sales minus the credit refunds.
+sales minus the credit refunds. On both stores (the property with fewer examples on
+PostgreSQL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from schema.receiptcode import reference
 from schema.reversal import Asked, ReturnsSettings, plan_return
 from schema.sync import PushRequest
 
+HQ_ON_BOTH_STORES = True  # tests taking `hq_db` run on SQLite and PostgreSQL (conftest.py)
 OUTLET = "LJ-CENTER"
 UNIT = 1_000  # 10.00 a unit
 
@@ -47,8 +49,9 @@ UNIT = 1_000  # 10.00 a unit
 class Shop:
     """One customer buying on credit at one outlet, and HQ closing months."""
 
-    def __init__(self, path: Path) -> None:
-        self.chain = Chain(path, seed=default_documents())
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.chain = Chain(db, seed=default_documents())
         with self.chain.db.write() as conn:
             credentials.add_outlet(conn, OUTLET)
             conn.execute("UPDATE outlets SET created_at = '2020-01-01T00:00:00.000000Z'")
@@ -98,8 +101,8 @@ def refund_credit(ret: ReturnRecorded) -> int:
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    made = Shop(tmp_path / "hq.db")
+def shop(hq_db: str) -> Iterator[Shop]:
+    made = Shop(hq_db)
     yield made
     made.chain.close()
 
@@ -126,7 +129,7 @@ def test_close_invoices_says_how_many_return_credits_each_invoice_deducts(
 
     sale = shop.sell(10, "2026-10-05T12:00:00Z")
     shop.give_back(sale, 3, "2026-10-10T12:00:00Z")
-    done = CliRunner().invoke(main, ["hq", "close-invoices", "--db", str(shop.chain.db.path),
+    done = CliRunner().invoke(main, ["hq", "close-invoices", "--db", shop.db,
                                      "--period", "2026-10", "--issued-on", "2026-11-01"])
     assert done.exit_code == 0, done.output
     assert "70.00" in done.output and "(1 credit purchases, 1 return credits)" in done.output
@@ -190,15 +193,31 @@ def test_a_credit_bigger_than_the_next_purchases_never_makes_an_invoice_negative
 MONTHS = [date(2026, m, 1) for m in range(1, 13)] + [date(2027, 1, 1)]
 
 
+PERIODS = st.lists(st.tuples(st.lists(st.integers(1, 6), max_size=3),
+                             st.lists(st.tuples(st.integers(0, 50), st.integers(1, 6)),
+                                      max_size=3)),
+                   min_size=1, max_size=len(MONTHS) - 1)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(months=st.lists(st.tuples(st.lists(st.integers(1, 6), max_size=3),
-                                 st.lists(st.tuples(st.integers(0, 50), st.integers(1, 6)),
-                                          max_size=3)),
-                       min_size=1, max_size=len(MONTHS) - 1))
+@given(months=PERIODS)
 def test_invoices_over_periods_bill_credit_sales_less_credit_refunds_and_never_change(
         tmp_path_factory: pytest.TempPathFactory,
         months: list[tuple[list[int], list[tuple[int, int]]]]) -> None:
-    shop = Shop(tmp_path_factory.mktemp("inv") / "hq.db")
+    invoices_net_of_returns(str(tmp_path_factory.mktemp("inv") / "hq.db"), months)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(months=PERIODS)
+def test_on_postgresql_invoices_over_periods_bill_credit_sales_less_credit_refunds(
+        hq_pg_dbs: Callable[[], str], months: list[tuple[list[int], list[tuple[int, int]]]]
+        ) -> None:
+    invoices_net_of_returns(hq_pg_dbs(), months)
+
+
+def invoices_net_of_returns(db: str, months: list[tuple[list[int], list[tuple[int, int]]]]
+                            ) -> None:
+    shop = Shop(db)
     try:
         sold: list[tuple[SaleRecorded, int]] = []  # (sale, units not returned yet)
         sales = refunds = 0

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from hqkit import STORES
+from hqkit import ON_POSTGRES, STORES, at_once
 from invoicekit import Buyer, make_hq
 
 from agent import credit, customers, sales
@@ -130,6 +130,20 @@ def test_invoice_moves_overdue_then_past_term_and_credit_is_blocked_until_paid(c
     view = chain.db.one("SELECT paid_credit, credit_repaid FROM customer_tally WHERE customer_id = ?",
                         (CUSTOMER,))
     assert (view["paid_credit"], view["credit_repaid"]) == (5000, 5000)
+
+
+@pytest.mark.parametrize("chain", [ON_POSTGRES], indirect=True)
+def test_one_invoice_stamped_paid_at_the_bank_twice_at_once_is_paid_once(chain: Chain) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once) stamp the same bank
+    payment of the whole invoice: one is recorded, the other is an overpayment."""
+    push_facts(chain, [registered(), (credit_sale(2, CUSTOMER, "", 5000), "2026-10-10T12:00:00Z")])
+    number = invoices.close_period(chain, date(2026, 10, 1), date(2026, 11, 1),
+                                   date(2026, 11, 1))[0]["number"]
+    done = at_once(chain, *[lambda: invoices.pay_at_bank(chain, number, 5000, "STMT-1",
+                                                         by=COMMAND_LINE)] * 2)
+    assert sorted(type(d).__name__ for d in done) == ["Overpayment", "dict"], done
+    assert invoices.invoice(chain, number)["paid_amount"] == 5000
+    assert chain.db.scalar("SELECT COUNT(*) FROM events WHERE type = 'credit.repaid'") == 1
 
 
 def test_invoice_paid_at_the_till_is_marked_paid_at_hq_and_a_block_reaches_the_till(

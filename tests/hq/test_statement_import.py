@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hqkit import STORES
+from hqkit import ON_POSTGRES, STORES, at_once
 from invoicekit import Buyer, make_hq
 from testkit.processes import cli
 
@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "banking"))
 
 from statementkit import Line, Ntry, Tx, camt053, mt940
 
-from hq import credentials, invoices
+from hq import credentials, invoices, statements
 from hq.api import create_app
+from hq.audit import COMMAND_LINE
 from hq.chain import Chain
 
 MUELLER = Buyer("Jürgen", "Müller", sales=(123_450,))
@@ -133,6 +134,27 @@ def test_importing_the_same_statement_again_changes_nothing(
                                              " 0 not matched, 0 not payments, 7 already"
                                              " imported")
     assert state(chain) == before
+
+
+@pytest.mark.parametrize("hq", [ON_POSTGRES], indirect=True)
+def test_one_statement_imported_twice_at_once_stamps_once_and_the_other_is_already_imported(
+        hq: tuple[Chain, dict[str, str]]) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once) import the same file:
+    one stamps what it can, the other finds every entry already imported (never an
+    overpayment, never a payment twice)."""
+    chain, numbers = hq
+    data = march(numbers)
+    done = at_once(chain, *[lambda: statements.import_statement(chain, data, COMMAND_LINE)] * 2)
+    assert all(not isinstance(d, Exception) for d in done), done
+    assert sorted(d.counts["duplicate"] for d in done) == [0, 7]
+    assert chain.db.scalar("SELECT COUNT(*) FROM events WHERE type = 'credit.repaid'") == 2
+    # and a clerk's confirmation of the suggested match clicked twice at once: paid once
+    [suggested] = [e for d in done for e in d.entries if e.status == "suggested"]
+    twice = at_once(chain, *[lambda: statements.confirm(chain, suggested.entry_id,
+                                                        by=COMMAND_LINE)] * 2)
+    assert all(not isinstance(d, Exception) for d in twice), twice
+    assert twice[0] == twice[1]
+    assert chain.db.scalar("SELECT COUNT(*) FROM events WHERE type = 'credit.repaid'") == 3
 
 
 def test_a_file_that_cannot_be_read_is_refused_and_changes_nothing(

@@ -3,7 +3,8 @@ order is HQ's own fact (`stock.transferred`), so an outlet speaks only for itsel
 the stock at HQ at once and at the two outlets when they next pull, once each, and no other
 outlet learns of it; more than HQ knows the sender holds is refused and changes nothing.
 
-In process, on real files: HQ served over loopback, three outlets syncing with it.
+In process, on real files: HQ served over loopback (on a SQLite file and on PostgreSQL),
+three outlets syncing with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hqkit import ON_POSTGRES, at_once
 
 from agent import gifts
 from agent.outlet import Outlet
@@ -31,13 +33,14 @@ from sync.client import run_once
 from sync.router import RouterTransport
 from web.serving import Background
 
+HQ_ON_BOTH_STORES = True  # every test on HQ's SQLite file and on PostgreSQL (conftest.py)
 MUG = "GIFT-MUG"
 OLGA = Actor("olga", Role.operator)
 
 
 class Rig:
-    def __init__(self, tmp: Path) -> None:
-        self.chain = Chain(tmp / "hq.db", seed=default_documents())
+    def __init__(self, db: str, tmp: Path) -> None:
+        self.chain = Chain(db, seed=default_documents())
         self.server = Background(create_app(self.chain), on_exit=self.chain.waiters.close)
         self.outlets: dict[str, tuple[Outlet, OutletReplica, RouterTransport]] = {}
         for outlet_id in ("NORTH", "SOUTH", "EAST"):
@@ -73,9 +76,9 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+def rig(hq_db: str, tmp_path: Path) -> Iterator[Rig]:
     """NORTH holds 12 more mugs than it started with, SOUTH 3 more; HQ has heard of both."""
-    the_rig = Rig(tmp_path)
+    the_rig = Rig(hq_db, tmp_path)
     try:
         for outlet_id, qty in (("NORTH", 12), ("SOUTH", 3)):
             gifts.move_stock(the_rig.outlet(outlet_id), MUG, qty - the_rig.stock_at(outlet_id),
@@ -131,6 +134,17 @@ def test_more_than_hq_knows_the_sender_holds_is_refused_and_changes_nothing(rig:
     with pytest.raises(TransferExceedsStock):
         transfers.preview(rig.chain, MUG, "EAST", "SOUTH", 1)
     assert state(rig.chain) == before
+
+
+@pytest.mark.parametrize("hq_db", [ON_POSTGRES], indirect=True)
+def test_two_transfers_at_once_never_take_more_than_the_sender_holds(rig: Rig) -> None:
+    """Two HQ processes (PostgreSQL, READ COMMITTED; hqkit.at_once) each send 10 of
+    NORTH's 12 mugs: one transfer is made, the other is refused and records nothing."""
+    done = at_once(rig.chain, *[lambda: transfers.transfer(
+        rig.chain, MUG, "NORTH", "SOUTH", 10, reason="rush", by=OLGA)] * 2)
+    assert sorted(type(d).__name__ for d in done) == ["TransferExceedsStock", "str"], done
+    assert rig.stock_at_hq() == {"EAST": 0, "NORTH": 2, "SOUTH": 13}
+    assert len(audit.search(rig.chain, audit.Search(action="stock.transfer"))) == 1
 
 
 @pytest.mark.parametrize(("sku", "sender", "receiver", "qty", "reason", "field"), [
