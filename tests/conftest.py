@@ -48,6 +48,7 @@ PROCESS_FIXTURES: dict[str, set[str]] = {
     "tests/web/conftest.py": {"shop", "browser"},
     "tests/web/test_bank_payments.py": {"shop"},
     "tests/web/test_bank_pages_browser.py": {"bank_hq"},
+    "tests/web/test_office_browser_postgresql.py": {"pg_shop"},
     "tests/web/test_roles_and_audit.py": {"shop"},
     "tests/hardware/conftest.py": {"pcscd"},
     "tests/sync/modem_fixtures.py": {"modem_line"},  # the modem line runs in real time

@@ -49,7 +49,7 @@ class Shop:
         return self.rig.processes()
 
 
-def staff_add(db: Path, username: str, password: str, role: str | None = None) -> None:
+def staff_add(db: Path | str, username: str, password: str, role: str | None = None) -> None:
     """`loyalty hq staff-add --password-stdin [--role ROLE]`, as an operator runs it (an
     administrator unless `role` says otherwise)."""
     done = cli("hq", "staff-add", "--db", str(db), "--password-stdin", username,
