@@ -30,11 +30,11 @@ so the code that writes a transaction says them once:
   concurrent ones consistent (a serialization failure, a deadlock) and is to be run again
   whole (the store's `transact`, the committer's group), never swallowed by a savepoint.
 
-Phase 1 of issue 15 (docs/operations.md, "PostgreSQL at HQ (in progress)"): `Chain` opens
-either store, and the change log (numbering, wake-ups) and the pull page run on both; the
-rest of HQ still speaks to SQLite. `open_hq` is typed as returning the SQLite store because
-HQ's modules are typed against `sqlite3.Connection`; a `PgStore` offers the same surface at
-run time (tests/hq/test_store_seam.py checks it) until phase 2 retypes the connections.
+Every part of HQ runs on either store (docs/operations.md, "PostgreSQL at HQ"). `open_hq`
+is typed as returning the SQLite store because HQ's modules are typed against
+`sqlite3.Connection`; a `PgStore` offers the same surface at run time
+(tests/hq/test_store_seam.py checks it): retyping the connections to one protocol is
+left to do.
 hq/store/migrate.py moves a chain's HQ from its SQLite file into PostgreSQL (`loyalty hq
 migrate`), verified.
 """
