@@ -186,22 +186,20 @@ def _message(chain: Chain, kind: str, about: str, customer: dict[str, Any], addr
         pay = (f"Pay to: {payee.name}, IBAN {printed_iban(payee.iban)}"
                + (f", BIC {payee.bic}" if payee.bic else "") + "\n") if payee else ""
         currency = invoices.CURRENCY
+        attached = (f"Dear {name},\n\nattached is your invoice {about} for your purchases on"
+                    f" account from {invoice['period_from']} to"
+                    f" {invoicedoc.last_day(invoice).isoformat()}.\n\n")
         if kind == "invoice_issued" and invoice["amount"] == 0:
             # the period's returns credited all of it: the invoice is issued paid (tax
             # evidence of the purchases and credits), and nothing asks for a payment
             subject = f"Invoice {about}: nothing to pay"
-            body = (f"Dear {name},\n\nattached is your invoice {about} for your purchases on"
-                    f" account from {invoice['period_from']} to"
-                    f" {invoicedoc.last_day(invoice).isoformat()}.\n\n"
-                    "The goods you returned are credited against them in full: there is"
-                    " nothing to pay, and nothing for you to do.\n")
+            body = (attached + "The goods you returned are credited against them in full:"
+                    " there is nothing to pay, and nothing for you to do.\n")
             pdf = invoicedoc.document(invoice, customer, payee)
         elif kind == "invoice_issued":
             subject = (f"Invoice {about}: {currency} {money(invoice['amount'])}, due"
                        f" {invoice['due_on']}")
-            body = (f"Dear {name},\n\nattached is your invoice {about} for your purchases on"
-                    f" account from {invoice['period_from']} to"
-                    f" {invoicedoc.last_day(invoice).isoformat()}.\n\n"
+            body = (attached +
                     f"Amount: {currency} {money(invoice['amount'])}\n"
                     f"Due on: {invoice['due_on']}\n{pay}"
                     f"Payment reference: {reference}\n\n"

@@ -7,6 +7,9 @@ the facts kept here, never from HQ's tables."""
 from __future__ import annotations
 
 import random
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -101,3 +104,31 @@ def build(path: Path) -> SeriesChain:
     return world
 
 
+
+
+@contextmanager
+def hq_reading(path: Path, store: str, request: Any) -> Iterator[sqlite3.Connection]:
+    """HQ's database at `path` as a report reads it: the file (`store` "sqlite"), or the same
+    HQ moved onto a new PostgreSQL database (`loyalty hq migrate`; `request` gives the
+    `pg_database` fixture) read in one REPEATABLE READ snapshot, as `loyalty report --db
+    URL` reads it."""
+    from schema import reports
+
+    if store != "postgresql":
+        conn = reports.connect(path)
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
+    from hq.store.migrate import migrate
+    from hq.store.postgres import PgStore
+
+    url = request.getfixturevalue("pg_database")
+    migrate(path, url)
+    pg = PgStore(url)
+    try:
+        with pg.snapshot() as snapshot:
+            yield snapshot
+    finally:
+        pg.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from reportkit import SeriesChain, build
+from reportkit import SeriesChain, build, hq_reading
 from test_reports import (  # noqa: F401  (fixtures)
     STORES,
     HQWorld,
@@ -341,24 +341,8 @@ def test_points_liability_over_time_counts_returns_corrections_and_expiries(
                 "points_expired": sum(m[3] for m in inside),
                 "outstanding_points": sum(m[1] - m[2] - m[3] for m in moves if m[0] < end)}
 
-    if store == "postgresql":
-        from hq.store.migrate import migrate
-        from hq.store.postgres import PgStore
-
-        url = request.getfixturevalue("pg_database")
-        migrate(tmp_path / "hq.db", url)
-        pg = PgStore(url)
-        try:
-            with pg.snapshot() as snapshot:
-                whole, cut, april, now = series_of(snapshot)
-        finally:
-            pg.close()
-    else:
-        conn = reports.connect(tmp_path / "hq.db")
-        try:
-            whole, cut, april, now = series_of(conn)
-        finally:
-            conn.close()
+    with hq_reading(tmp_path / "hq.db", store, request) as conn:
+        whole, cut, april, now = series_of(conn)
     ends = {"2024-01-01": "2024-02-01", "2024-02-01": "2024-03-01",
             "2024-03-01": "2024-04-01", "2024-04-01": "2024-05-01"}
     assert [r["month"] for r in whole] == list(ends)

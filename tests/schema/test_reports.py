@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from reportkit import hq_reading
 
 from schema import reports
 from schema.errors import InvalidRequest, NotFound
@@ -1003,26 +1004,9 @@ def test_points_liability_splits_expiring_points_by_the_rule_on_either_store(
             "pending_points": 0, "expiring_30": within(30), "expiring_60": within(60),
             "expiring_90": within(90)}
     assert 0 < want["expiring_30"] < want["expiring_60"]
-    if store == "postgresql":
-        from hq.store.migrate import migrate
-        from hq.store.postgres import PgStore
-
-        url = request.getfixturevalue("pg_database")
-        migrate(tmp_path / "hq.db", url)
-        pg = PgStore(url)
-        try:
-            with pg.snapshot() as snapshot:
-                row = reports.run(snapshot, "points-liability", reports.Filters(
-                    today=today.isoformat())).as_dicts()[0]
-        finally:
-            pg.close()
-    else:
-        conn = reports.connect(tmp_path / "hq.db")
-        try:
-            row = reports.run(conn, "points-liability", reports.Filters(
-                today=today.isoformat())).as_dicts()[0]
-        finally:
-            conn.close()
+    with hq_reading(tmp_path / "hq.db", store, request) as conn:
+        row = reports.run(conn, "points-liability", reports.Filters(
+            today=today.isoformat())).as_dicts()[0]
     assert {k: row[k] for k in want} == want
 
 
